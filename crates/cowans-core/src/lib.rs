@@ -1,0 +1,13 @@
+//! IO-free vocabulary of the Cowans job queue: identifiers, the job state machine, retry maths and
+//! the closed set of outcomes a handler can produce.
+//!
+//! **Architecture Invariant:** this crate depends on no IO crate (no sqlx, axum, redis, reqwest,
+//! tokio); everything here is pure and unit-tested.
+
+mod job;
+mod outcome;
+mod retry_policy;
+
+pub use job::{AttemptError, JobId, JobState, NameError, QueueName, validate_kind};
+pub use outcome::{Failure, JobError, JobOutcome};
+pub use retry_policy::RetryPolicy;

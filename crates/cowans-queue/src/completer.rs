@@ -1,0 +1,133 @@
+//! The batched completer: attempts end in the handlers, their acks queue here and are written
+//! many per statement.
+//!
+//! Each flush is one `complete` statement and one `settle_failures` statement, each row
+//! conditional on the claim's lease. While a flush is in progress new acks pile up in the
+//! channel and form the next batch, so at low load an ack is written at once and at high load
+//! batches grow by themselves.
+//!
+//! Crash window: a handler's work is done but its ack is still in this channel or in a flush
+//! that has not committed. If the process dies then, the job's lease expires, the rescuer makes
+//! it runnable again and it runs a second time. That is the at-least-once contract; handlers that
+//! need exactly-once effects complete the job in their own transaction (`JobMeta::complete_in_tx`).
+
+use std::{sync::Arc, time::Duration};
+
+use cowans_core::JobOutcome;
+use cowans_store::{Failed, LeaseRef};
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::{listener::Signals, metrics};
+
+/// The end of one attempt, on its way to the database.
+#[derive(Debug)]
+pub(crate) struct Ack {
+    pub(crate) lease: LeaseRef,
+    pub(crate) queue: Arc<str>,
+    pub(crate) kind: Arc<str>,
+    pub(crate) attempt: i32,
+    /// The handler completed the job in its own transaction; this ack will be fenced off.
+    pub(crate) completed_in_tx: bool,
+    pub(crate) outcome: JobOutcome,
+}
+
+pub(crate) async fn run(
+    pool: PgPool,
+    worker_id: Uuid,
+    signals: Arc<Signals>,
+    mut rx: mpsc::Receiver<Ack>,
+    max_batch: usize,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        flush(&pool, worker_id, &signals, &batch).await;
+        batch.clear();
+    }
+    tracing::debug!("completer drained");
+}
+
+/// Writes one batch, retrying on database errors: an accepted ack is never dropped.
+async fn flush(pool: &PgPool, worker_id: Uuid, signals: &Signals, batch: &[Ack]) {
+    let completed: Vec<LeaseRef> = batch
+        .iter()
+        .filter(|a| a.outcome == JobOutcome::Completed)
+        .map(|a| a.lease)
+        .collect();
+    let failed: Vec<Failed> = batch
+        .iter()
+        .filter_map(|a| match &a.outcome {
+            JobOutcome::Completed => None,
+            JobOutcome::Retry { error, delay } => Some(Failed {
+                lease: a.lease,
+                attempt: a.attempt,
+                error: error.clone(),
+                retry_in: Some(*delay),
+            }),
+            JobOutcome::Dead { error } => Some(Failed {
+                lease: a.lease,
+                attempt: a.attempt,
+                error: error.clone(),
+                retry_in: None,
+            }),
+        })
+        .collect();
+
+    let mut backoff = Duration::from_millis(50);
+    let (done, settled) = loop {
+        let result = tokio::try_join!(
+            cowans_store::complete(pool, &completed),
+            cowans_store::settle_failures(pool, worker_id, &failed),
+        );
+        match result {
+            Ok(r) => break r,
+            Err(e) => {
+                tracing::warn!(error = %e, acks = batch.len(), "ack flush failed, retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
+
+    let accepted: std::collections::HashSet<_> = done
+        .iter()
+        .copied()
+        .chain(settled.iter().map(|(id, ..)| *id))
+        .collect();
+    let mut fenced = 0u64;
+    for ack in batch {
+        if !accepted.contains(&ack.lease.id) {
+            if ack.completed_in_tx && ack.outcome == JobOutcome::Completed {
+                metrics::outcome(metrics::COMPLETED, &ack.queue, &ack.kind);
+            } else {
+                fenced += 1;
+            }
+            continue;
+        }
+        match &ack.outcome {
+            JobOutcome::Completed => metrics::outcome(metrics::COMPLETED, &ack.queue, &ack.kind),
+            JobOutcome::Retry { .. } => {
+                metrics::outcome(metrics::FAILED, &ack.queue, &ack.kind);
+                metrics::outcome(metrics::RETRIED, &ack.queue, &ack.kind);
+            }
+            JobOutcome::Dead { .. } => {
+                metrics::outcome(metrics::FAILED, &ack.queue, &ack.kind);
+                metrics::outcome(metrics::DEAD, &ack.queue, &ack.kind);
+            }
+        }
+    }
+    if fenced > 0 {
+        // Rescued, cancelled or handed back while running: the result is discarded.
+        tracing::debug!(fenced, "acks fenced off (lease no longer held)");
+        metrics::stale_acks(fenced);
+    }
+    // Retries of our own: wake the producers so a short backoff is honoured to the millisecond.
+    for (_, queue, state, run_at) in &settled {
+        match state.as_str() {
+            "available" => signals.each(queue, |s| s.runnable()),
+            "scheduled" => signals.each(queue, |s| s.scheduled(Some(*run_at))),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Runtime settings of the engine and of each consumed queue.
+
+use std::time::Duration;
+
+use cowans_core::{QueueName, RetryPolicy};
+use serde::{Deserialize, Serialize};
+
+/// Process-wide engine settings. Defaults suit production; tests shorten the timings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// How long a claim stays valid without a heartbeat.
+    #[serde(with = "humantime_ms")]
+    pub lease_ttl: Duration,
+    /// How often the process extends the leases of its running jobs (well under `lease_ttl`).
+    #[serde(with = "humantime_ms")]
+    pub heartbeat_interval: Duration,
+    /// Poll fallback: a producer claims at least this often even without a notification.
+    #[serde(with = "humantime_ms")]
+    pub poll_interval: Duration,
+    /// Use LISTEN/NOTIFY for wake-ups (turn off behind poolers that do not support LISTEN).
+    pub listen: bool,
+    /// Leader lease for the maintenance services.
+    #[serde(with = "humantime_ms")]
+    pub leader_ttl: Duration,
+    /// How often the leader looks for expired leases.
+    #[serde(with = "humantime_ms")]
+    pub rescue_interval: Duration,
+    /// Graceful shutdown: how long in-flight jobs may run on before they are handed back.
+    #[serde(with = "humantime_ms")]
+    pub shutdown_timeout: Duration,
+    /// Most acks written by one completer statement.
+    pub ack_batch: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(5),
+            poll_interval: Duration::from_secs(1),
+            listen: true,
+            leader_ttl: Duration::from_secs(15),
+            rescue_interval: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(30),
+            ack_batch: 2000,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Checks the settings; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.heartbeat_interval.is_zero() || self.heartbeat_interval * 2 > self.lease_ttl {
+            return Err(format!(
+                "heartbeat_interval ({:?}) must be non-zero and at most half of lease_ttl ({:?})",
+                self.heartbeat_interval, self.lease_ttl
+            ));
+        }
+        if self.poll_interval.is_zero() {
+            return Err("poll_interval must be non-zero".to_owned());
+        }
+        if self.rescue_interval.is_zero() || self.leader_ttl.is_zero() {
+            return Err("rescue_interval and leader_ttl must be non-zero".to_owned());
+        }
+        if self.ack_batch == 0 {
+            return Err("ack_batch must be at least 1".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// One consumed queue.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    pub queue: QueueName,
+    /// Most jobs of this queue running at once in this process.
+    pub concurrency: usize,
+    /// Most jobs one claim statement takes (the claim never exceeds free slots either).
+    pub claim_batch: usize,
+    pub retry: RetryPolicy,
+}
+
+impl QueueConfig {
+    pub fn new(queue: QueueName) -> Self {
+        Self {
+            queue,
+            concurrency: 10,
+            claim_batch: 500,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+}
+
+mod humantime_ms {
+    //! Durations as whole milliseconds in settings files and env (`COWANS__ENGINE__LEASE_TTL=30000`).
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}

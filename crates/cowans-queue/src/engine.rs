@@ -1,0 +1,265 @@
+//! The per-process engine: registration, background services, the ack intake, and graceful
+//! shutdown.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use apalis_core::worker::context::WorkerContext;
+use cowans_store::{PgPool, WorkerInfo};
+use serde::de::DeserializeOwned;
+use tokio::{
+    sync::{Notify, RwLock, mpsc},
+    task::JoinHandle,
+};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    EngineConfig, PgBackend, QueueConfig,
+    completer::{self, Ack},
+    heartbeat,
+    in_flight::InFlight,
+    listener::{self, Signals},
+    maintenance,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("invalid engine setting: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] cowans_store::StoreError),
+}
+
+/// What a shutdown did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Every worker finished its in-flight jobs before the deadline.
+    pub drained: bool,
+    /// Jobs handed back as available without counting the attempt.
+    pub released: usize,
+}
+
+pub(crate) struct EngineInner {
+    pub(crate) pool: PgPool,
+    pub(crate) worker_id: Uuid,
+    pub(crate) config: EngineConfig,
+    pub(crate) in_flight: InFlight,
+    pub(crate) signals: Arc<Signals>,
+    /// Producers stop claiming when this fires.
+    pub(crate) stop_claiming: CancellationToken,
+    /// `None` once the engine has stopped taking acks (shutdown past its deadline).
+    acks: RwLock<Option<mpsc::Sender<Ack>>>,
+    workers: Mutex<Vec<WorkerContext>>,
+    open_backends: AtomicUsize,
+    backend_closed: Notify,
+    stop_services: CancellationToken,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    completer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl EngineInner {
+    /// Hands an ack to the completer and forgets the job. If the engine no longer takes acks
+    /// (shutdown past its deadline) the job stays registered so shutdown hands it back.
+    pub(crate) async fn ack(&self, ack: Ack) {
+        let intake = self.acks.read().await;
+        if let Some(tx) = intake.as_ref() {
+            let lease = ack.lease;
+            if tx.send(ack).await.is_ok() {
+                self.in_flight.remove(lease);
+            }
+        }
+    }
+
+    pub(crate) fn backend_opened(&self, worker: &WorkerContext) {
+        self.open_backends.fetch_add(1, Ordering::AcqRel);
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(worker.clone());
+    }
+
+    pub(crate) fn backend_closed(&self) {
+        self.open_backends.fetch_sub(1, Ordering::AcqRel);
+        self.backend_closed.notify_waiters();
+    }
+
+    pub(crate) fn spawn(&self, task: JoinHandle<()>) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task);
+    }
+}
+
+/// One per process. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<EngineInner>,
+}
+
+impl Engine {
+    /// Registers this process and starts the listener, heartbeat, completer and maintenance.
+    /// `queues` and `concurrency` are what the process will consume, for the worker registry.
+    pub async fn start(
+        pool: PgPool,
+        config: EngineConfig,
+        queues: Vec<String>,
+        concurrency: u32,
+    ) -> Result<Engine, EngineError> {
+        config.validate().map_err(EngineError::Config)?;
+        let worker_id = Uuid::new_v4();
+        cowans_store::register_worker(
+            &pool,
+            &WorkerInfo {
+                id: worker_id,
+                hostname: hostname(),
+                pid: std::process::id(),
+                queues,
+                concurrency,
+            },
+        )
+        .await?;
+        let (tx, rx) = mpsc::channel(config.ack_batch * 4);
+        let signals = Arc::new(Signals::default());
+        let inner = Arc::new(EngineInner {
+            pool: pool.clone(),
+            worker_id,
+            config: config.clone(),
+            in_flight: InFlight::default(),
+            signals: signals.clone(),
+            stop_claiming: CancellationToken::new(),
+            acks: RwLock::new(Some(tx)),
+            workers: Mutex::new(Vec::new()),
+            open_backends: AtomicUsize::new(0),
+            backend_closed: Notify::new(),
+            stop_services: CancellationToken::new(),
+            tasks: Mutex::new(Vec::new()),
+            completer: Mutex::new(None),
+        });
+        let completer = tokio::spawn(completer::run(
+            pool.clone(),
+            worker_id,
+            signals.clone(),
+            rx,
+            config.ack_batch,
+        ));
+        *inner.completer.lock().unwrap_or_else(|p| p.into_inner()) = Some(completer);
+        let stop = inner.stop_services.clone();
+        if config.listen {
+            inner.spawn(tokio::spawn(listener::run(
+                pool.clone(),
+                signals,
+                stop.clone(),
+            )));
+        }
+        inner.spawn(tokio::spawn(heartbeat::run(inner.clone(), stop.clone())));
+        inner.spawn(tokio::spawn(maintenance::run(inner.clone(), stop)));
+        tracing::info!(%worker_id, "engine started");
+        Ok(Engine { inner })
+    }
+
+    /// A backend for one apalis worker consuming `queue.queue`, decoding payloads into `Args`.
+    pub fn backend<Args>(&self, queue: QueueConfig) -> PgBackend<Args>
+    where
+        Args: DeserializeOwned + Send + Sync + 'static,
+    {
+        PgBackend::new(self.inner.clone(), queue)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    pub fn worker_id(&self) -> Uuid {
+        self.inner.worker_id
+    }
+
+    /// Graceful shutdown: stop claiming, let running jobs finish until `shutdown_timeout`, hand
+    /// back the rest (buffered or still running) as available without counting the attempt,
+    /// flush every ack, resign leadership and deregister. Call once; returns when done.
+    pub async fn shutdown(&self) -> ShutdownReport {
+        let inner = &self.inner;
+        inner.stop_claiming.cancel();
+        for w in inner
+            .workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            // Errors only mean the worker was not running (never started, or already stopped).
+            let _ = w.stop();
+        }
+        let drained = tokio::time::timeout(inner.config.shutdown_timeout, async {
+            loop {
+                let closed = inner.backend_closed.notified();
+                if inner.open_backends.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                closed.await;
+            }
+        })
+        .await
+        .is_ok();
+        if !drained {
+            tracing::warn!(
+                still_held = inner.in_flight.len(),
+                "shutdown deadline passed, handing unfinished jobs back"
+            );
+        }
+        // Stop taking acks: waits for acks being sent right now, so every job is either in the
+        // completer's channel (and will be written) or still registered (and will be released).
+        inner.acks.write().await.take();
+        let completer = inner
+            .completer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(c) = completer {
+            let _ = c.await;
+        }
+        let leftovers = inner.in_flight.snapshot();
+        let released = release_with_retry(&inner.pool, &leftovers)
+            .await
+            .unwrap_or_default();
+        inner.stop_services.cancel();
+        let tasks: Vec<_> =
+            std::mem::take(&mut *inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
+            let _ = t.await;
+        }
+        if let Err(e) = cowans_store::deregister_worker(&inner.pool, inner.worker_id).await {
+            tracing::warn!(error = %e, "could not deregister worker");
+        }
+        tracing::info!(drained, released, "engine stopped");
+        ShutdownReport { drained, released }
+    }
+}
+
+async fn release_with_retry(pool: &PgPool, refs: &[cowans_store::LeaseRef]) -> Option<usize> {
+    if refs.is_empty() {
+        return Some(0);
+    }
+    for attempt in 1..=3 {
+        match cowans_store::release(pool, refs).await {
+            Ok(ids) => return Some(ids.len()),
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "could not hand jobs back; their leases will expire");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    None
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}

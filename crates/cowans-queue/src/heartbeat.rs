@@ -1,0 +1,40 @@
+//! The heartbeat: one statement every interval marks the process alive and extends the leases
+//! of every job it holds.
+
+use std::{collections::HashSet, sync::Arc};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::EngineInner;
+
+pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(engine.config.heartbeat_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let held = engine.in_flight.snapshot();
+        match cowans_store::heartbeat(
+            &engine.pool,
+            engine.worker_id,
+            &held,
+            engine.config.lease_ttl,
+        )
+        .await
+        {
+            Ok(kept) => {
+                if kept.len() < held.len() {
+                    let kept: HashSet<_> = kept.into_iter().collect();
+                    // Acked meanwhile (normal), or rescued/cancelled (the ack will be fenced).
+                    let lost = held.iter().filter(|r| !kept.contains(&r.id)).count();
+                    tracing::debug!(lost, "some held jobs no longer have their lease");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat failed; leases expire if this persists")
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! What a handler may know about the job it runs, as an apalis extractor.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use apalis_core::task::{Task, from_request::FromRequest};
+use chrono::{DateTime, Utc};
+use cowans_core::JobId;
+use cowans_store::LeaseRef;
+
+/// The job behind a task: identity, attempt and the lease that fences its acks. Take it as a
+/// handler argument (`async fn handle(args: MyArgs, job: JobMeta)`).
+#[derive(Debug, Clone)]
+pub struct JobMeta {
+    pub id: JobId,
+    pub queue: Arc<str>,
+    pub kind: Arc<str>,
+    /// This attempt, 1-based.
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub priority: i16,
+    pub lease: i64,
+    pub created_at: DateTime<Utc>,
+    /// When the job became runnable.
+    pub run_at: DateTime<Utc>,
+    pub attempted_at: DateTime<Utc>,
+    /// Set when the handler completed the job in its own transaction (for the metrics: the
+    /// completer's own ack is then fenced off, as it should be).
+    pub(crate) completed_in_tx: Arc<AtomicBool>,
+}
+
+impl JobMeta {
+    pub fn lease_ref(&self) -> LeaseRef {
+        LeaseRef {
+            id: self.id,
+            lease: self.lease,
+        }
+    }
+
+    /// Completes this job inside the handler's own transaction, so its effect and its completion
+    /// commit together. `Ok(false)` means the lease was lost (another worker owns the job now):
+    /// roll back.
+    pub async fn complete_in_tx<'e>(
+        &self,
+        executor: impl sqlx::PgExecutor<'e>,
+    ) -> Result<bool, cowans_store::StoreError> {
+        let done = cowans_store::complete_in_tx(executor, self.lease_ref()).await?;
+        if done {
+            self.completed_in_tx.store(true, Ordering::Release);
+        }
+        Ok(done)
+    }
+
+    pub(crate) fn was_completed_in_tx(&self) -> bool {
+        self.completed_in_tx.load(Ordering::Acquire)
+    }
+}
+
+/// The task did not come from a Cowans backend.
+#[derive(Debug, thiserror::Error)]
+#[error("this task carries no Cowans job metadata (was it produced by PgBackend?)")]
+pub struct MissingJobMeta;
+
+impl<Args: Sync> FromRequest<Task<Args>> for JobMeta {
+    type Error = MissingJobMeta;
+    async fn from_request(task: &Task<Args>) -> Result<Self, Self::Error> {
+        task.data().get::<JobMeta>().cloned().ok_or(MissingJobMeta)
+    }
+}

@@ -1,0 +1,38 @@
+//! The Cowans worker runtime: an apalis `Backend` over the Postgres store, with the machinery
+//! around it that makes a queue fast and safe.
+//!
+//! - [`Engine`]: one per process. Registers the process, listens for NOTIFY, heart-beats the
+//!   leases of running jobs, runs the batched completer and, when elected, the maintenance
+//!   services (rescuer). Its [`Engine::shutdown`] drains to a deadline and hands back the rest.
+//! - [`PgBackend`]: what an apalis `WorkerBuilder` consumes. Each backend owns a producer task
+//!   that claims at most as many jobs as the worker has free slots, decodes them (a payload
+//!   that does not decode is dead-lettered, the worker keeps going) and hands them to apalis.
+//! - The backend's middleware observes every attempt's result (panics included) and turns it
+//!   into an ack: complete, retry with backoff, or dead-letter.
+//!
+//! **Architecture Invariant:** no SQL here; every statement is a `cowans_store` function. No
+//! global state: the engine is passed around, metrics go through the `metrics` facade.
+
+mod backend;
+mod client;
+mod completer;
+mod config;
+pub mod demo;
+mod engine;
+mod heartbeat;
+mod in_flight;
+mod job_meta;
+mod listener;
+mod maintenance;
+pub mod metrics;
+mod process;
+mod producer;
+mod router;
+
+pub use backend::{AckLayer, AckService, PgBackend};
+pub use client::Client;
+pub use config::{EngineConfig, QueueConfig};
+pub use engine::{Engine, EngineError, ShutdownReport};
+pub use job_meta::{JobMeta, MissingJobMeta};
+pub use process::run_queues;
+pub use router::KindRouter;

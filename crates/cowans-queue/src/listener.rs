@@ -1,0 +1,136 @@
+//! Wake-ups: one LISTEN connection per process fans NOTIFY payloads out to the producers of the
+//! named queue. Losing the connection loses notifications, so on reconnect every producer is
+//! woken; the poll fallback covers anything else.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, postgres::PgListener};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// The wake-up channel of one producer. Several notifications before the producer looks
+/// coalesce into one claim: that is the per-queue debounce.
+#[derive(Default)]
+pub(crate) struct QueueSignal {
+    pub(crate) notify: Notify,
+    /// Scheduled jobs may have become due: run a promotion pass.
+    pub(crate) promote: AtomicBool,
+    /// The earliest known run_at of a scheduled job (from our own retries).
+    pub(crate) due_hint: Mutex<Option<DateTime<Utc>>>,
+}
+
+impl QueueSignal {
+    pub(crate) fn runnable(&self) {
+        self.notify.notify_one();
+    }
+
+    pub(crate) fn scheduled(&self, at: Option<DateTime<Utc>>) {
+        if let Some(at) = at {
+            let mut hint = self.due_hint.lock().unwrap_or_else(|p| p.into_inner());
+            *hint = Some(hint.map_or(at, |h| h.min(at)));
+        }
+        self.promote.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    pub(crate) fn take_due_hint(&self) -> Option<DateTime<Utc>> {
+        self.due_hint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
+/// Producers by queue name.
+#[derive(Default)]
+pub(crate) struct Signals {
+    by_queue: Mutex<HashMap<String, Vec<Arc<QueueSignal>>>>,
+}
+
+impl Signals {
+    pub(crate) fn subscribe(&self, queue: &str) -> Arc<QueueSignal> {
+        let signal = Arc::new(QueueSignal::default());
+        self.by_queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(queue.to_owned())
+            .or_default()
+            .push(signal.clone());
+        signal
+    }
+
+    pub(crate) fn each(&self, queue: &str, f: impl Fn(&QueueSignal)) {
+        let map = self.by_queue.lock().unwrap_or_else(|p| p.into_inner());
+        for s in map.get(queue).into_iter().flatten() {
+            f(s);
+        }
+    }
+
+    fn all(&self, f: impl Fn(&QueueSignal)) {
+        let map = self.by_queue.lock().unwrap_or_else(|p| p.into_inner());
+        for s in map.values().flatten() {
+            f(s);
+        }
+    }
+
+    /// Routes one NOTIFY payload (`a:<queue>` or `s:<queue>`).
+    pub(crate) fn dispatch(&self, payload: &str) {
+        match payload.split_once(':') {
+            Some(("a", queue)) => self.each(queue, QueueSignal::runnable),
+            Some(("s", queue)) => self.each(queue, |s| s.scheduled(None)),
+            _ => tracing::debug!(payload, "ignoring unknown notification"),
+        }
+    }
+}
+
+pub(crate) async fn run(pool: PgPool, signals: Arc<Signals>, stop: CancellationToken) {
+    let mut listener: Option<PgListener> = None;
+    loop {
+        let current = match listener.as_mut() {
+            Some(l) => l,
+            None => match connect(&pool).await {
+                Ok(l) => {
+                    // Anything sent while we were not listening is lost: look now.
+                    signals.all(|s| s.scheduled(None));
+                    listener.insert(l)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for job notifications, polling meanwhile");
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            },
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            msg = current.try_recv() => match msg {
+                Ok(Some(n)) => signals.dispatch(n.payload()),
+                Ok(None) => {
+                    // The connection dropped; sqlx reconnects on the next call.
+                    tracing::warn!("notification connection lost, reconnecting");
+                    signals.all(|s| s.scheduled(None));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "notification listener failed, reconnecting");
+                    listener = None;
+                }
+            },
+        }
+    }
+}
+
+async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut l = PgListener::connect_with(pool).await?;
+    l.listen(cowans_store::NOTIFY_CHANNEL).await?;
+    Ok(l)
+}

@@ -1,0 +1,74 @@
+//! Connecting to Postgres with errors that say where and what to do, password hidden.
+
+use std::str::FromStr;
+
+use sqlx::{PgPool, postgres::PgConnectOptions};
+
+use crate::settings::DatabaseSettings;
+
+/// The URL with its password replaced by `***`, safe to print.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparseable database.url>".to_owned(),
+    }
+}
+
+/// Opens the pool and, if configured, migrates.
+pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    let shown = redact(&settings.url);
+    let options = PgConnectOptions::from_str(&settings.url).map_err(|e| {
+        anyhow::anyhow!(
+            "database.url {shown} is not a valid Postgres URL: {}",
+            root_cause(&e)
+        )
+    })?;
+    let pool = cowans_store::connect(options, settings.max_connections)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot connect to Postgres at {shown}: {}; start the server or fix database.url (COWANS__DATABASE__URL)",
+                root_cause(&e)
+            )
+        })?;
+    if settings.auto_migrate {
+        cowans_store::migrate(&pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("migrating {shown} failed: {}", root_cause(&e)))?;
+    }
+    Ok(pool)
+}
+
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg = format!("{msg}: {text}");
+        }
+        source = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        let shown = redact("postgres://app:s3cret@db.example:5432/cowans");
+        assert!(!shown.contains("s3cret"));
+        assert!(shown.contains("app:***@db.example"));
+        assert_eq!(
+            redact("postgres://postgres@localhost/x"),
+            "postgres://postgres@localhost/x"
+        );
+    }
+}

@@ -1,0 +1,59 @@
+//! The ops endpoints every Cowans process serves: `/health` (alive), `/ready` (database
+//! reachable and migrations current) and `/metrics` (Prometheus text).
+
+use std::future::Future;
+
+use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+#[derive(Clone)]
+struct OpsState {
+    pool: PgPool,
+    metrics: PrometheusHandle,
+}
+
+pub fn router(pool: PgPool, metrics: PrometheusHandle) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(render_metrics))
+        .with_state(OpsState { pool, metrics })
+}
+
+async fn ready(State(s): State<OpsState>) -> impl IntoResponse {
+    match cowans_store::migrations_pending(&s.pool).await {
+        Ok(0) => (StatusCode::OK, "ready".to_owned()),
+        Ok(n) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{n} migrations pending; run cowans-worker migrate"),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database unreachable".to_owned(),
+            )
+        }
+    }
+}
+
+async fn render_metrics(State(s): State<OpsState>) -> impl IntoResponse {
+    s.metrics.run_upkeep();
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

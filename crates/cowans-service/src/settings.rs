@@ -1,0 +1,198 @@
+//! One typed settings tree: defaults, then an optional TOML file, then `COWANS__SECTION__KEY`
+//! environment variables (`COWANS__DATABASE__URL`, `COWANS__WORKER__CONCURRENCY`, ...).
+
+use std::path::Path;
+
+use cowans_core::RetryPolicy;
+use cowans_queue::EngineConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub engine: EngineConfig,
+    pub worker: WorkerSettings,
+    pub api: ApiSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://user:password@host:port/database`; the password never appears in logs.
+    pub url: String,
+    pub max_connections: u32,
+    /// Apply pending migrations at start-up (under sqlx's advisory lock).
+    pub auto_migrate: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/cowans".to_owned(),
+            max_connections: 20,
+            auto_migrate: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSettings {
+    pub queues: Vec<String>,
+    /// Jobs running at once per queue in one process.
+    pub concurrency: usize,
+    /// Most jobs taken by one claim statement.
+    pub claim_batch: usize,
+    pub retry: RetryPolicy,
+    /// Address of `/metrics`, `/health` and `/ready`.
+    pub ops_listen: String,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            queues: vec!["default".to_owned()],
+            concurrency: 10,
+            claim_batch: 500,
+            retry: RetryPolicy::default(),
+            ops_listen: "127.0.0.1:9464".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    pub listen: String,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// A tracing filter, e.g. `info` or `cowans_queue=debug,info`. `RUST_LOG` wins when set.
+    pub filter: String,
+    pub json: bool,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            filter: "info".to_owned(),
+            json: false,
+        }
+    }
+}
+
+/// A setting that could not be loaded; the message names the key and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(String);
+
+/// Loads settings: defaults, then `file` if given (it must exist), then the environment.
+/// `DATABASE_URL` is honoured when `COWANS__DATABASE__URL` is not set.
+pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+    let defaults = config::Config::try_from(&Settings::default())
+        .map_err(|e| SettingsError(format!("internal: default settings do not serialise: {e}")))?;
+    let mut builder = config::Config::builder().add_source(defaults);
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(SettingsError(format!(
+                "settings file {} does not exist (given with --config)",
+                path.display()
+            )));
+        }
+        builder = builder.add_source(config::File::from(path));
+    }
+    builder = builder.add_source(
+        config::Environment::with_prefix("COWANS")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("worker.queues"),
+    );
+    if std::env::var_os("COWANS__DATABASE__URL").is_none()
+        && let Ok(url) = std::env::var("DATABASE_URL")
+    {
+        builder = builder
+            .set_override("database.url", url)
+            .map_err(|e| SettingsError(e.to_string()))?;
+    }
+    let settings: Settings = builder
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| {
+            SettingsError(format!(
+                "bad setting: {e} (settings come from defaults, --config FILE and COWANS__SECTION__KEY variables)"
+            ))
+        })?;
+    settings.validate()?;
+    Ok(settings)
+}
+
+impl Settings {
+    /// Cross-field checks; messages name the setting.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let bad = |key: &str, msg: String| Err(SettingsError(format!("bad setting {key}: {msg}")));
+        if self.database.max_connections == 0 {
+            return bad("database.max_connections", "must be at least 1".into());
+        }
+        if let Err(e) = url::Url::parse(&self.database.url) {
+            return bad("database.url", format!("not a URL ({e})"));
+        }
+        if self.worker.concurrency == 0 {
+            return bad("worker.concurrency", "must be at least 1".into());
+        }
+        if self.worker.claim_batch == 0 {
+            return bad("worker.claim_batch", "must be at least 1".into());
+        }
+        for q in &self.worker.queues {
+            if let Err(e) = cowans_core::QueueName::new(q.clone()) {
+                return bad("worker.queues", e.to_string());
+            }
+        }
+        if let Err(e) = self.worker.retry.validate() {
+            return bad("worker.retry", e);
+        }
+        if let Err(e) = self.engine.validate() {
+            return bad("engine", e);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        let mut s = Settings::default();
+        s.worker.queues = vec!["Bad Name".into()];
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("worker.queues"), "{e}");
+        let mut s = Settings::default();
+        s.database.url = "not a url".into();
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("database.url")
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! Claiming runnable jobs and promoting scheduled ones whose time has come.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use cowans_core::{JobId, QueueName};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::Result;
+
+/// A job this worker now holds. `lease` must accompany every ack.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub queue: String,
+    pub kind: String,
+    /// The payload as JSON text: decoded once, straight into the handler's type.
+    pub args: String,
+    pub priority: i16,
+    /// This attempt, 1-based (the claim counted it).
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub lease: i64,
+    /// When the job became runnable; `attempted_at - run_at` is its queue wait.
+    pub run_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub attempted_at: DateTime<Utc>,
+}
+
+impl ClaimedJob {
+    pub fn job_id(&self) -> JobId {
+        JobId(self.id)
+    }
+}
+
+// The CTE picks at most $2 rows in claim-index order and locks them, skipping rows another
+// claimer holds; the UPDATE then marks exactly those. One fencing token per statement.
+const CLAIM: &str = r#"
+WITH picked AS (
+    SELECT id FROM cowans_jobs
+    WHERE state = 'available' AND queue = $1
+    ORDER BY priority DESC, run_at, id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE cowans_jobs j
+SET state = 'running',
+    attempt = j.attempt + 1,
+    attempted_at = now(),
+    lease = (SELECT nextval('cowans_lease_seq')),
+    lease_expires_at = now() + $3 * interval '1 millisecond',
+    worker_id = $4
+FROM picked
+WHERE j.id = picked.id
+RETURNING j.id, j.queue, j.kind, j.args::text AS args, j.priority, j.attempt, j.max_attempts,
+          j.lease, j.run_at, j.created_at, j.attempted_at
+"#;
+
+/// Claims up to `limit` runnable jobs of `queue`, highest priority first and oldest first within
+/// a priority. The caller passes its free slots as `limit`, so it never holds more than it can run.
+pub async fn claim(
+    pool: &PgPool,
+    queue: &QueueName,
+    limit: usize,
+    worker_id: Uuid,
+    lease_ttl: Duration,
+) -> Result<Vec<ClaimedJob>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut jobs: Vec<ClaimedJob> = sqlx::query_as(CLAIM)
+        .bind(queue.as_str())
+        .bind(limit as i64)
+        .bind(lease_ttl.as_millis() as f64)
+        .bind(worker_id)
+        .fetch_all(pool)
+        .await?;
+    // RETURNING order is unspecified; hand jobs out in claim order.
+    jobs.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.run_at.cmp(&b.run_at))
+            .then(a.id.cmp(&b.id))
+    });
+    Ok(jobs)
+}
+
+/// The result of a promotion pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Promotion {
+    /// Scheduled jobs that became available.
+    pub promoted: u64,
+    /// The earliest `run_at` still in the future among these queues, if any.
+    pub next_due: Option<DateTime<Utc>>,
+}
+
+const PROMOTE: &str = r#"
+WITH due AS (
+    SELECT id FROM cowans_jobs
+    WHERE state = 'scheduled' AND queue = ANY($1) AND run_at <= now()
+    ORDER BY run_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE cowans_jobs j SET state = 'available'
+    FROM due WHERE j.id = due.id
+    RETURNING j.queue
+), notified AS (
+    SELECT count(pg_notify('cowans_jobs', 'a:' || queue)) AS n
+    FROM (SELECT DISTINCT queue FROM moved) q
+)
+SELECT (SELECT count(*) FROM moved) AS promoted,
+       (SELECT min(run_at) FROM cowans_jobs
+        WHERE state = 'scheduled' AND queue = ANY($1) AND run_at > now()) AS next_due,
+       (SELECT n FROM notified) AS notified
+"#;
+
+/// Makes due scheduled jobs of `queues` available (at most `limit` per call; call again while
+/// `promoted == limit`) and reports when the next one falls due. Any worker may run this: rows
+/// are locked with SKIP LOCKED, so concurrent promoters never collide.
+pub async fn promote_due(pool: &PgPool, queues: &[QueueName], limit: i64) -> Result<Promotion> {
+    let names: Vec<&str> = queues.iter().map(QueueName::as_str).collect();
+    let (promoted, next_due, _notified): (i64, Option<DateTime<Utc>>, Option<i64>) =
+        sqlx::query_as(PROMOTE)
+            .bind(names)
+            .bind(limit)
+            .fetch_one(pool)
+            .await?;
+    Ok(Promotion {
+        promoted: promoted as u64,
+        next_due,
+    })
+}

@@ -1,0 +1,88 @@
+//! The dead-letter set: list, re-drive (one, many, or all matching a filter) and purge.
+
+use cowans_core::JobId;
+use sqlx::PgPool;
+
+use crate::{JobRecord, Result, jobs::JobRow, jobs::job_columns};
+
+/// Which dead letters an operation applies to. Empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct DeadLetterFilter {
+    pub queue: Option<String>,
+    pub kind: Option<String>,
+}
+
+/// A page of dead letters, oldest id first, after `after` (keyset pagination).
+pub async fn list_dead(
+    pool: &PgPool,
+    filter: &DeadLetterFilter,
+    after: Option<JobId>,
+    limit: i64,
+) -> Result<Vec<JobRecord>> {
+    let rows: Vec<JobRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM cowans_jobs \
+         WHERE state = 'dead' AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR kind = $2) \
+           AND id > $3 \
+         ORDER BY id LIMIT $4"
+    ))
+    .bind(&filter.queue)
+    .bind(&filter.kind)
+    .bind(after.map_or(0, |a| a.0))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(JobRecord::try_from).collect()
+}
+
+// Re-driven jobs start over: attempt 0, runnable now. Their error history stays.
+macro_rules! redrive_set {
+    () => {
+        "SET state = 'available', attempt = 0, run_at = now(), finalized_at = NULL"
+    };
+}
+
+/// Re-drives the listed dead letters; ids that are not dead letters are ignored. Returns the ids
+/// re-driven.
+pub async fn redrive_ids(pool: &PgPool, ids: &[JobId]) -> Result<Vec<JobId>> {
+    let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
+    let done: Vec<i64> = sqlx::query_scalar(concat!(
+        "WITH moved AS (UPDATE cowans_jobs ", redrive_set!(), " WHERE id = ANY($1) AND state = 'dead' RETURNING id, queue), \
+         notified AS (SELECT count(pg_notify('cowans_jobs', 'a:' || queue)) AS n FROM (SELECT DISTINCT queue FROM moved) q) \
+         SELECT id FROM moved CROSS JOIN notified ORDER BY id"
+    ))
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(done.into_iter().map(JobId).collect())
+}
+
+/// Re-drives every dead letter matching the filter; returns how many.
+pub async fn redrive_matching(pool: &PgPool, filter: &DeadLetterFilter) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(concat!(
+        "WITH moved AS (UPDATE cowans_jobs ", redrive_set!(), " \
+           WHERE state = 'dead' AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR kind = $2) \
+           RETURNING queue), \
+         notified AS (SELECT count(pg_notify('cowans_jobs', 'a:' || queue)) AS n FROM (SELECT DISTINCT queue FROM moved) q) \
+         SELECT (SELECT count(*) FROM moved) FROM notified"
+    ))
+    .bind(&filter.queue)
+    .bind(&filter.kind)
+    .fetch_one(pool)
+    .await?;
+    Ok(n as u64)
+}
+
+/// Deletes every dead letter matching the filter; returns how many.
+pub async fn purge_dead(pool: &PgPool, filter: &DeadLetterFilter) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM cowans_jobs WHERE state = 'dead' \
+         AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR kind = $2)",
+    )
+    .bind(&filter.queue)
+    .bind(&filter.kind)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

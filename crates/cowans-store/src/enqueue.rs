@@ -1,0 +1,139 @@
+//! Enqueue: one job, or many in one statement, on any executor (so inside the caller's own
+//! transaction the jobs become visible, and runnable, only when it commits).
+
+use chrono::{DateTime, Utc};
+use cowans_core::{JobId, QueueName, validate_kind};
+use serde_json::Value;
+use sqlx::PgExecutor;
+
+use crate::{Result, StoreError};
+
+/// The NOTIFY channel; the payload is `a:<queue>` when runnable jobs arrived in a queue and
+/// `s:<queue>` when only scheduled ones did. One notification per queue per statement.
+pub const NOTIFY_CHANNEL: &str = "cowans_jobs";
+
+/// A job to insert.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub queue: QueueName,
+    pub kind: String,
+    pub args: Value,
+    /// Higher runs first; default 0.
+    pub priority: i16,
+    /// Not before this time; `None` = now.
+    pub run_at: Option<DateTime<Utc>>,
+    pub max_attempts: i32,
+}
+
+impl NewJob {
+    pub fn new(queue: QueueName, kind: impl Into<String>, args: Value) -> Self {
+        Self {
+            queue,
+            kind: kind.into(),
+            args,
+            priority: 0,
+            run_at: None,
+            max_attempts: cowans_core::RetryPolicy::default().max_attempts,
+        }
+    }
+
+    pub fn priority(mut self, priority: i16) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    pub fn run_at(mut self, run_at: DateTime<Utc>) -> Self {
+        self.run_at = Some(run_at);
+        self
+    }
+
+    pub fn max_attempts(mut self, max_attempts: i32) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    fn validate(&self, index: Option<usize>) -> Result<()> {
+        let at = |field: &str| match index {
+            Some(i) => format!("jobs[{i}].{field}"),
+            None => field.to_owned(),
+        };
+        validate_kind(&self.kind).map_err(|e| StoreError::invalid(at("kind"), e.to_string()))?;
+        if self.max_attempts < 1 {
+            return Err(StoreError::invalid(
+                at("max_attempts"),
+                format!("is {}; it must be at least 1", self.max_attempts),
+            ));
+        }
+        Ok(())
+    }
+}
+
+// One statement for one job or ten thousand: arrays in, unnest, one pg_notify per distinct
+// queue. The notify CTE is joined into the result so Postgres cannot skip it. Ids come from an
+// identity column, so ordering by id returns them in input order.
+const INSERT_MANY: &str = r#"
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::timestamptz[], $6::integer[])
+        AS t(queue, kind, args, priority, run_at, max_attempts)
+), ins AS (
+    INSERT INTO cowans_jobs (queue, kind, args, state, priority, run_at, max_attempts)
+    SELECT queue, kind, args::jsonb,
+           CASE WHEN run_at IS NULL OR run_at <= now() THEN 'available' ELSE 'scheduled' END::cowans_job_state,
+           priority, COALESCE(run_at, now()), max_attempts
+    FROM input
+    RETURNING id, queue, state
+), notified AS (
+    SELECT count(pg_notify('cowans_jobs', tag)) AS n
+    FROM (SELECT DISTINCT CASE WHEN state = 'available' THEN 'a:' ELSE 's:' END || queue AS tag FROM ins) q
+)
+SELECT ins.id FROM ins CROSS JOIN notified ORDER BY ins.id
+"#;
+
+/// Inserts one job and returns its id.
+pub async fn enqueue<'e>(executor: impl PgExecutor<'e>, job: &NewJob) -> Result<JobId> {
+    job.validate(None)?;
+    let ids = insert(executor, std::slice::from_ref(job)).await?;
+    Ok(ids[0])
+}
+
+/// Inserts many jobs in one statement and returns their ids in input order.
+pub async fn enqueue_many<'e>(
+    executor: impl PgExecutor<'e>,
+    jobs: &[NewJob],
+) -> Result<Vec<JobId>> {
+    for (i, job) in jobs.iter().enumerate() {
+        job.validate(Some(i))?;
+    }
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    insert(executor, jobs).await
+}
+
+async fn insert<'e>(executor: impl PgExecutor<'e>, jobs: &[NewJob]) -> Result<Vec<JobId>> {
+    let n = jobs.len();
+    let mut queues = Vec::with_capacity(n);
+    let mut kinds = Vec::with_capacity(n);
+    let mut args = Vec::with_capacity(n);
+    let mut priorities = Vec::with_capacity(n);
+    let mut run_ats = Vec::with_capacity(n);
+    let mut max_attempts = Vec::with_capacity(n);
+    for job in jobs {
+        queues.push(job.queue.as_str());
+        kinds.push(job.kind.as_str());
+        args.push(job.args.to_string());
+        priorities.push(job.priority);
+        run_ats.push(job.run_at);
+        max_attempts.push(job.max_attempts);
+    }
+    let ids: Vec<i64> = sqlx::query_scalar(INSERT_MANY)
+        .bind(queues)
+        .bind(kinds)
+        .bind(args)
+        .bind(priorities)
+        .bind(run_ats)
+        .bind(max_attempts)
+        .fetch_all(executor)
+        .await?;
+    Ok(ids.into_iter().map(JobId).collect())
+}

@@ -1,0 +1,118 @@
+//! Reading jobs back: one job in full, and counts by state.
+
+use chrono::{DateTime, Utc};
+use cowans_core::{AttemptError, JobId, JobState};
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{Result, StoreError};
+
+/// A job as stored, for admin views and tests.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub queue: String,
+    pub kind: String,
+    pub args: Value,
+    pub state: JobState,
+    pub priority: i16,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub attempted_at: Option<DateTime<Utc>>,
+    pub finalized_at: Option<DateTime<Utc>>,
+    pub lease: Option<i64>,
+    pub worker_id: Option<Uuid>,
+    pub errors: Vec<AttemptError>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct JobRow {
+    id: i64,
+    queue: String,
+    kind: String,
+    args: Value,
+    state: String,
+    priority: i16,
+    attempt: i32,
+    max_attempts: i32,
+    run_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    attempted_at: Option<DateTime<Utc>>,
+    finalized_at: Option<DateTime<Utc>>,
+    lease: Option<i64>,
+    worker_id: Option<Uuid>,
+    errors: Value,
+}
+
+/// The column list of `JobRow`, as a literal so statements stay static strings.
+macro_rules! job_columns {
+    () => {
+        "id, queue, kind, args, state::text AS state, priority, attempt, max_attempts, run_at, \
+         created_at, attempted_at, finalized_at, lease, worker_id, errors"
+    };
+}
+pub(crate) use job_columns;
+
+impl TryFrom<JobRow> for JobRecord {
+    type Error = StoreError;
+    fn try_from(row: JobRow) -> Result<Self> {
+        let state = JobState::parse(&row.state).ok_or_else(|| {
+            StoreError::invalid("state", format!("unknown state {:?}", row.state))
+        })?;
+        let errors = serde_json::from_value(row.errors)
+            .map_err(|e| StoreError::invalid("errors", e.to_string()))?;
+        Ok(JobRecord {
+            id: JobId(row.id),
+            queue: row.queue,
+            kind: row.kind,
+            args: row.args,
+            state,
+            priority: row.priority,
+            attempt: row.attempt,
+            max_attempts: row.max_attempts,
+            run_at: row.run_at,
+            created_at: row.created_at,
+            attempted_at: row.attempted_at,
+            finalized_at: row.finalized_at,
+            lease: row.lease,
+            worker_id: row.worker_id,
+            errors,
+        })
+    }
+}
+
+pub async fn get_job(pool: &PgPool, id: JobId) -> Result<Option<JobRecord>> {
+    let row: Option<JobRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM cowans_jobs WHERE id = $1"
+    ))
+    .bind(id.0)
+    .fetch_optional(pool)
+    .await?;
+    row.map(JobRecord::try_from).transpose()
+}
+
+/// Jobs per state in `queue` (every state listed, zero included). This counts rows: fine for
+/// tests and small queues; the cheap summary for dashboards is the leader's stats job.
+pub async fn count_by_state(pool: &PgPool, queue: &str) -> Result<Vec<(JobState, i64)>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT state::text, count(*) FROM cowans_jobs WHERE queue = $1 GROUP BY state",
+    )
+    .bind(queue)
+    .fetch_all(pool)
+    .await?;
+    Ok(JobState::ALL
+        .into_iter()
+        .map(|s| {
+            let n = rows
+                .iter()
+                .find(|(name, _)| name == s.as_str())
+                .map_or(0, |(_, n)| *n);
+            (s, n)
+        })
+        .collect())
+}

@@ -1,0 +1,99 @@
+//! Leases: the heartbeat that keeps a worker's jobs its own, and the rescuer that takes jobs back
+//! from workers that stopped heart-beating.
+
+use std::time::Duration;
+
+use cowans_core::JobId;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{LeaseRef, Result};
+
+const EXTEND: &str = r#"
+UPDATE cowans_jobs j
+SET lease_expires_at = now() + $3 * interval '1 millisecond'
+FROM unnest($1::bigint[], $2::bigint[]) AS h(id, lease)
+WHERE j.id = h.id AND j.state = 'running' AND j.lease = h.lease
+RETURNING j.id
+"#;
+
+/// One heartbeat of a worker process: marks the process alive and extends the lease of every
+/// job it still runs. Returns the ids whose lease it still holds; a job missing from the answer
+/// was rescued or cancelled meanwhile, and its result will be discarded by the fencing.
+pub async fn heartbeat(
+    pool: &PgPool,
+    worker_id: Uuid,
+    running: &[LeaseRef],
+    lease_ttl: Duration,
+) -> Result<Vec<JobId>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("UPDATE cowans_workers SET last_seen = now() WHERE id = $1")
+        .bind(worker_id)
+        .execute(&mut *tx)
+        .await?;
+    let held: Vec<i64> = if running.is_empty() {
+        Vec::new()
+    } else {
+        let (ids, leases): (Vec<i64>, Vec<i64>) = running.iter().map(|r| (r.id.0, r.lease)).unzip();
+        sqlx::query_scalar(EXTEND)
+            .bind(ids)
+            .bind(leases)
+            .bind(lease_ttl.as_millis() as f64)
+            .fetch_all(&mut *tx)
+            .await?
+    };
+    tx.commit().await?;
+    Ok(held.into_iter().map(JobId).collect())
+}
+
+/// What one rescue pass did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rescued {
+    /// `(queue, kind)` of jobs made available again (the lost attempt counts).
+    pub retried: Vec<(String, String)>,
+    /// `(queue, kind)` of jobs whose lost attempt was their last: now dead letters.
+    pub dead: Vec<(String, String)>,
+}
+
+// Rescued jobs are runnable at once rather than after a backoff: a crashed worker is rarely the
+// job's fault, and the rescuer (which may run in a process that does not know the job's kind)
+// has no retry policy for it.
+const RESCUE: &str = r#"
+WITH expired AS (
+    SELECT id FROM cowans_jobs
+    WHERE state = 'running' AND lease_expires_at < now()
+    ORDER BY lease_expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE cowans_jobs j
+    SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'dead' ELSE 'available' END::cowans_job_state,
+        run_at = CASE WHEN j.attempt >= j.max_attempts THEN j.run_at ELSE now() END,
+        finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
+        lease_expires_at = NULL,
+        errors = j.errors || jsonb_build_array(jsonb_build_object(
+            'attempt', j.attempt, 'at', now(), 'worker', j.worker_id::text,
+            'error', 'lease expired: the worker stopped heart-beating while running this job'))
+    FROM expired WHERE j.id = expired.id
+    RETURNING j.queue, j.kind, j.state
+), notified AS (
+    SELECT count(pg_notify('cowans_jobs', 'a:' || queue)) AS n
+    FROM (SELECT DISTINCT queue FROM moved WHERE state = 'available') q
+)
+SELECT queue, kind, state::text FROM moved CROSS JOIN notified
+"#;
+
+/// Turns up to `limit` expired leases into retries or dead letters. Run by the leader only.
+pub async fn rescue_expired(pool: &PgPool, limit: i64) -> Result<Rescued> {
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as(RESCUE).bind(limit).fetch_all(pool).await?;
+    let mut out = Rescued::default();
+    for (queue, kind, state) in rows {
+        if state == "dead" {
+            out.dead.push((queue, kind));
+        } else {
+            out.retried.push((queue, kind));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,9 @@
+//! One integration test binary: the store against real Postgres, the engine (apalis workers in
+//! process), and real `cowans-worker` processes. Every test makes its own database.
+
+// Test helpers may unwrap: a failure there is a test failure with its location.
+#![allow(clippy::unwrap_used)]
+
+mod engine;
+mod process;
+mod store;

@@ -1,0 +1,120 @@
+//! Helpers for the integration tests: spawning real `cowans-worker` processes against a test
+//! database, and small builders.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use cowans_core::QueueName;
+
+pub fn queue(name: &str) -> QueueName {
+    QueueName::new(name).expect("test queue names are valid")
+}
+
+/// The `cowans-worker` binary built next to this test executable.
+pub fn worker_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("test executable lives in target/<profile>/deps");
+    let bin = dir.join("cowans-worker");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p cowans-worker, or run the whole workspace's tests)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `cowans-worker run` process.
+pub struct WorkerProcess {
+    pub child: Child,
+    /// `http://127.0.0.1:<port>` of its ops endpoints.
+    pub ops: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl WorkerProcess {
+    /// Starts `cowans-worker run` on `db_url` with extra `COWANS__...` env settings and waits
+    /// until it says it is ready.
+    pub fn spawn(db_url: &str, queues: &str, concurrency: usize, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(worker_binary());
+        cmd.args([
+            "run",
+            "--queues",
+            queues,
+            "--concurrency",
+            &concurrency.to_string(),
+            "--ops-listen",
+            "127.0.0.1:0",
+        ])
+        .env("COWANS__DATABASE__URL", db_url)
+        .env("COWANS__LOG__FILTER", "warn")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn cowans-worker");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let ready = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("cowans-worker printed its ready line within 30 s");
+        let ops = ready
+            .split("ops=")
+            .nth(1)
+            .unwrap_or_else(|| panic!("unexpected first line: {ready}"))
+            .trim()
+            .to_owned();
+        WorkerProcess {
+            child,
+            ops,
+            lines: rx,
+        }
+    }
+
+    /// SIGKILL: the process dies with its jobs in hand.
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("SIGKILL the worker");
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the exit; returns its exit code and last stdout line.
+    pub fn terminate(mut self, within: Duration) -> (Option<i32>, String) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                let last = self.lines.try_iter().last().unwrap_or_default();
+                return (status.code(), last);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "worker did not exit within {within:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
