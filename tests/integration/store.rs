@@ -67,7 +67,7 @@ async fn enqueue_in_a_rolled_back_transaction_never_appears() {
     let mut tx = db.pool.begin().await.unwrap();
     let id = store::enqueue(&mut *tx, &job("tx", 1)).await.unwrap();
     // Not visible to workers before commit.
-    let claimed = store::claim(&db.pool, &q, 10, Uuid::new_v4(), TTL)
+    let claimed = store::claim(&db.pool, &q, 10, Uuid::new_v4(), TTL, None)
         .await
         .unwrap();
     assert!(claimed.is_empty());
@@ -77,7 +77,7 @@ async fn enqueue_in_a_rolled_back_transaction_never_appears() {
     let mut tx = db.pool.begin().await.unwrap();
     let id = store::enqueue(&mut *tx, &job("tx", 2)).await.unwrap();
     tx.commit().await.unwrap();
-    let claimed = store::claim(&db.pool, &q, 10, Uuid::new_v4(), TTL)
+    let claimed = store::claim(&db.pool, &q, 10, Uuid::new_v4(), TTL, None)
         .await
         .unwrap();
     assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![id.0]);
@@ -93,16 +93,55 @@ async fn claims_take_higher_priority_first_fifo_within_and_never_more_than_asked
     }
     let ids = store::enqueue_many(&db.pool, &jobs).await.unwrap();
     let w = Uuid::new_v4();
-    let first = store::claim(&db.pool, &q, 4, w, TTL).await.unwrap();
+    let first = store::claim(&db.pool, &q, 4, w, TTL, None).await.unwrap();
     assert_eq!(first.len(), 4, "never more than the free slots asked for");
     let order: Vec<i64> = first.iter().map(|j| j.id).collect();
     // priority 2: n=2,5; priority 1: n=1,4 — oldest first within each.
     assert_eq!(order, vec![ids[2].0, ids[5].0, ids[1].0, ids[4].0]);
     assert!(first.iter().all(|j| j.attempt == 1));
-    let rest = store::claim(&db.pool, &q, 10, w, TTL).await.unwrap();
+    let rest = store::claim(&db.pool, &q, 10, w, TTL, None).await.unwrap();
     assert_eq!(
         rest.iter().map(|j| j.id).collect::<Vec<_>>(),
         vec![ids[0].0, ids[3].0]
+    );
+}
+
+#[tokio::test]
+async fn a_claim_cursor_continues_where_the_last_claim_stopped() {
+    let db = TestDb::new().await;
+    let q = queue("cursor");
+    let ids = store::enqueue_many(
+        &db.pool,
+        &(0..6).map(|n| job("cursor", n)).collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap();
+    let w = Uuid::new_v4();
+    let first = store::claim(&db.pool, &q, 2, w, TTL, None).await.unwrap();
+    let cursor = first.last().unwrap().cursor();
+    let next = store::claim(&db.pool, &q, 2, w, TTL, Some(&cursor))
+        .await
+        .unwrap();
+    assert_eq!(
+        next.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![ids[2].0, ids[3].0]
+    );
+    // A job that sorts before the cursor (higher priority) is not seen through the cursor...
+    let urgent = store::enqueue(&db.pool, &job("cursor", 9).priority(5))
+        .await
+        .unwrap();
+    let after = store::claim(&db.pool, &q, 10, w, TTL, Some(&next[1].cursor()))
+        .await
+        .unwrap();
+    assert_eq!(
+        after.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![ids[4].0, ids[5].0]
+    );
+    // ...but by the claim from the head, which the producer falls back to.
+    let head = store::claim(&db.pool, &q, 10, w, TTL, None).await.unwrap();
+    assert_eq!(
+        head.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![urgent.0]
     );
 }
 
@@ -124,7 +163,7 @@ async fn delayed_jobs_wait_for_run_at() {
         .expect("the scheduled job is reported as next due");
     assert!((due - at).num_milliseconds().abs() < 5);
     assert!(
-        store::claim(&db.pool, &q, 10, Uuid::new_v4(), TTL)
+        store::claim(&db.pool, &q, 10, Uuid::new_v4(), TTL, None)
             .await
             .unwrap()
             .is_empty()
@@ -134,7 +173,7 @@ async fn delayed_jobs_wait_for_run_at() {
         .await
         .unwrap();
     assert_eq!(p.promoted, 1);
-    let claimed = store::claim(&db.pool, &q, 10, Uuid::new_v4(), TTL)
+    let claimed = store::claim(&db.pool, &q, 10, Uuid::new_v4(), TTL, None)
         .await
         .unwrap();
     assert_eq!(claimed[0].id, id.0);
@@ -146,7 +185,7 @@ async fn a_worker_that_lost_its_lease_can_neither_complete_nor_fail_the_job() {
     let q = queue("fence");
     let id = store::enqueue(&db.pool, &job("fence", 1)).await.unwrap();
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-    let first = store::claim(&db.pool, &q, 1, a, Duration::from_millis(1))
+    let first = store::claim(&db.pool, &q, 1, a, Duration::from_millis(1), None)
         .await
         .unwrap();
     let stale = LeaseRef {
@@ -156,7 +195,7 @@ async fn a_worker_that_lost_its_lease_can_neither_complete_nor_fail_the_job() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     let rescued = store::rescue_expired(&db.pool, 100).await.unwrap();
     assert_eq!(rescued.retried.len(), 1);
-    let second = store::claim(&db.pool, &q, 1, b, TTL).await.unwrap();
+    let second = store::claim(&db.pool, &q, 1, b, TTL, None).await.unwrap();
     assert_eq!(second[0].attempt, 2, "the lost attempt counts");
     let fresh = LeaseRef {
         id,
@@ -199,7 +238,7 @@ async fn a_retry_is_persisted_with_its_backoff_and_error_history() {
     let q = queue("retry");
     let id = store::enqueue(&db.pool, &job("retry", 1)).await.unwrap();
     let w = Uuid::new_v4();
-    let c = store::claim(&db.pool, &q, 1, w, TTL).await.unwrap();
+    let c = store::claim(&db.pool, &q, 1, w, TTL, None).await.unwrap();
     let before = Utc::now();
     let failed = Failed {
         lease: LeaseRef {
@@ -237,9 +276,16 @@ async fn an_expired_last_attempt_becomes_a_dead_letter() {
     let id = store::enqueue(&db.pool, &job("dl", 1).max_attempts(1))
         .await
         .unwrap();
-    store::claim(&db.pool, &q, 1, Uuid::new_v4(), Duration::from_millis(1))
-        .await
-        .unwrap();
+    store::claim(
+        &db.pool,
+        &q,
+        1,
+        Uuid::new_v4(),
+        Duration::from_millis(1),
+        None,
+    )
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     let rescued = store::rescue_expired(&db.pool, 100).await.unwrap();
     assert_eq!(rescued.dead.len(), 1);
@@ -251,7 +297,7 @@ async fn handing_back_does_not_count_the_attempt() {
     let db = TestDb::new().await;
     let q = queue("back");
     let id = store::enqueue(&db.pool, &job("back", 1)).await.unwrap();
-    let c = store::claim(&db.pool, &q, 1, Uuid::new_v4(), TTL)
+    let c = store::claim(&db.pool, &q, 1, Uuid::new_v4(), TTL, None)
         .await
         .unwrap();
     let released = store::release(
@@ -276,7 +322,7 @@ async fn heartbeats_extend_only_leases_still_held() {
         .await
         .unwrap();
     let w = Uuid::new_v4();
-    let c = store::claim(&db.pool, &q, 2, w, Duration::from_millis(200))
+    let c = store::claim(&db.pool, &q, 2, w, Duration::from_millis(200), None)
         .await
         .unwrap();
     let refs: Vec<LeaseRef> = c
@@ -343,7 +389,7 @@ async fn dead_letters_are_listed_redriven_and_purged_by_filter() {
     }
     jobs.push(NewJob::new(queue("dlq"), "other.kind", json!({})));
     store::enqueue_many(&db.pool, &jobs).await.unwrap();
-    let claimed = store::claim(&db.pool, &queue("dlq"), 10, w, TTL)
+    let claimed = store::claim(&db.pool, &queue("dlq"), 10, w, TTL, None)
         .await
         .unwrap();
     let fails: Vec<Failed> = claimed

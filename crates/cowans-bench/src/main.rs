@@ -1,1 +1,157 @@
-fn main() {}
+//! `cowans-bench`: throughput and latency of the Cowans engine, with apalis-postgres 1.0 run on
+//! the same machine and database server as the baseline.
+//!
+//! ```text
+//! cargo run --release -p cowans-bench -- <workload> --backend <postgres|apalis-postgres> \
+//!     --jobs N --concurrency C [--rate R --seconds S]
+//! ```
+//! Each run creates its own database on the server named by `DATABASE_URL` and drops it at the
+//! end. One line per result: `RESULT workload=.. backend=.. jobs=.. concurrency=.. jobs_per_s=..`.
+
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+mod apalis_pg;
+mod bench_db;
+mod ours;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// Single-job enqueues from `concurrency` concurrent callers.
+    EnqueueSingle,
+    /// Bulk enqueues of `--batch` jobs per call from `concurrency` callers.
+    EnqueueBulk,
+    /// N jobs queued first, then timed until all are completed.
+    Drain,
+    /// `--rate` jobs/s offered for `--seconds`; enqueue-to-start p50/p99.
+    Latency,
+    /// Drain rate with 1,000,000 queued against 10,000 queued.
+    Backlog,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    Postgres,
+    ApalisPostgres,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "cowans-bench", about = "Cowans engine benchmark")]
+pub struct Args {
+    pub workload: Workload,
+    #[arg(long, value_enum, default_value = "postgres")]
+    pub backend: BackendKind,
+    #[arg(long, default_value_t = 100_000)]
+    pub jobs: usize,
+    #[arg(long, default_value_t = 50)]
+    pub concurrency: usize,
+    /// Offered load for `latency`, jobs per second.
+    #[arg(long, default_value_t = 500)]
+    pub rate: u64,
+    /// Duration of `latency`.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Jobs per call for `enqueue-bulk`.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
+}
+
+/// One measured figure.
+pub struct Measurement {
+    pub workload: &'static str,
+    pub jobs: usize,
+    pub elapsed: Duration,
+    pub latency_ms: Option<(f64, f64)>,
+    pub extra: Option<String>,
+}
+
+fn workload_name(w: Workload) -> &'static str {
+    match w {
+        Workload::EnqueueSingle => "enqueue-single",
+        Workload::EnqueueBulk => "enqueue-bulk",
+        Workload::Drain => "drain",
+        Workload::Latency => "latency",
+        Workload::Backlog => "backlog",
+    }
+}
+
+fn backend_name(b: BackendKind) -> &'static str {
+    match b {
+        BackendKind::Postgres => "postgres",
+        BackendKind::ApalisPostgres => "apalis-postgres",
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cowans-bench: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(results) => {
+            for m in results {
+                let rate = m.jobs as f64 / m.elapsed.as_secs_f64();
+                let mut line = format!(
+                    "RESULT workload={} backend={} jobs={} concurrency={} jobs_per_s={:.0}",
+                    m.workload,
+                    backend_name(args.backend),
+                    m.jobs,
+                    args.concurrency,
+                    rate
+                );
+                if let Some((p50, p99)) = m.latency_ms {
+                    line.push_str(&format!(" p50_ms={p50:.2} p99_ms={p99:.2}"));
+                }
+                if let Some(extra) = m.extra {
+                    line.push(' ');
+                    line.push_str(&extra);
+                }
+                println!("{line}");
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cowans-bench: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args) -> anyhow::Result<Vec<Measurement>> {
+    let db = bench_db::BenchDb::create().await?;
+    let result = match args.backend {
+        BackendKind::Postgres => ours::run(args, &db).await,
+        BackendKind::ApalisPostgres => apalis_pg::run(args, &db).await,
+    };
+    db.drop_database().await;
+    result
+}
+
+/// p50 and p99 of a sample, in milliseconds.
+pub fn percentiles(mut samples_us: Vec<u64>) -> (f64, f64) {
+    if samples_us.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    samples_us.sort_unstable();
+    let at = |q: f64| {
+        let i = ((samples_us.len() as f64 - 1.0) * q).round() as usize;
+        samples_us[i] as f64 / 1000.0
+    };
+    (at(0.50), at(0.99))
+}
+
+pub fn name_of(w: Workload) -> &'static str {
+    workload_name(w)
+}

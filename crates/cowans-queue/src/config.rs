@@ -31,6 +31,16 @@ pub struct EngineConfig {
     pub shutdown_timeout: Duration,
     /// Most acks written by one completer statement.
     pub ack_batch: usize,
+    /// Commit claims, acks, heartbeats and maintenance without waiting for the WAL flush.
+    ///
+    /// Safe for at-least-once: if the Postgres server itself crashes, the last few hundred
+    /// milliseconds of these commits may be lost, which only means a job runs again (a lost claim
+    /// makes it available, a lost ack leaves it running until the rescuer retries it). Enqueues
+    /// and handlers' own transactions use the caller's pool and stay fully durable: nothing
+    /// accepted is ever lost.
+    pub async_commit: bool,
+    /// Connections of the engine's own pool (claims, acks, heartbeat, maintenance, LISTEN).
+    pub engine_connections: u32,
 }
 
 impl Default for EngineConfig {
@@ -44,6 +54,8 @@ impl Default for EngineConfig {
             rescue_interval: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(30),
             ack_batch: 2000,
+            async_commit: true,
+            engine_connections: 8,
         }
     }
 }
@@ -62,6 +74,9 @@ impl EngineConfig {
         }
         if self.rescue_interval.is_zero() || self.leader_ttl.is_zero() {
             return Err("rescue_interval and leader_ttl must be non-zero".to_owned());
+        }
+        if self.engine_connections < 4 {
+            return Err("engine_connections must be at least 4".to_owned());
         }
         if self.ack_batch == 0 {
             return Err("ack_batch must be at least 1".to_owned());

@@ -46,7 +46,11 @@ pub struct ShutdownReport {
 }
 
 pub(crate) struct EngineInner {
+    /// The engine's own connections (claims, acks, heartbeats, maintenance); see
+    /// `EngineConfig::async_commit`.
     pub(crate) pool: PgPool,
+    /// The caller's pool, handed to handlers as is.
+    app_pool: PgPool,
     pub(crate) worker_id: Uuid,
     pub(crate) config: EngineConfig,
     pub(crate) in_flight: InFlight,
@@ -113,6 +117,8 @@ impl Engine {
         concurrency: u32,
     ) -> Result<Engine, EngineError> {
         config.validate().map_err(EngineError::Config)?;
+        let app_pool = pool;
+        let pool = engine_pool(&app_pool, &config).await?;
         let worker_id = Uuid::new_v4();
         cowans_store::register_worker(
             &pool,
@@ -129,6 +135,7 @@ impl Engine {
         let signals = Arc::new(Signals::default());
         let inner = Arc::new(EngineInner {
             pool: pool.clone(),
+            app_pool,
             worker_id,
             config: config.clone(),
             in_flight: InFlight::default(),
@@ -172,8 +179,10 @@ impl Engine {
         PgBackend::new(self.inner.clone(), queue)
     }
 
+    /// The pool the engine was started with (for handlers and enqueueing).
+    #[allow(clippy::misnamed_getters)] // `inner.pool` is the engine's own, not this one
     pub fn pool(&self) -> &PgPool {
-        &self.inner.pool
+        &self.inner.app_pool
     }
 
     pub fn worker_id(&self) -> Uuid {
@@ -236,9 +245,26 @@ impl Engine {
         if let Err(e) = cowans_store::deregister_worker(&inner.pool, inner.worker_id).await {
             tracing::warn!(error = %e, "could not deregister worker");
         }
+        inner.pool.close().await;
         tracing::info!(drained, released, "engine stopped");
         ShutdownReport { drained, released }
     }
+}
+
+/// The engine's own pool: same server and credentials as the caller's, a few connections, and
+/// (by default) asynchronous commit. See `EngineConfig::async_commit` for why that is safe.
+async fn engine_pool(app: &PgPool, config: &EngineConfig) -> Result<PgPool, EngineError> {
+    let mut options = (*app.connect_options()).clone();
+    if config.async_commit {
+        options = options.options([("synchronous_commit", "off")]);
+    }
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(config.engine_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(cowans_store::StoreError::from)?;
+    Ok(pool)
 }
 
 async fn release_with_retry(pool: &PgPool, refs: &[cowans_store::LeaseRef]) -> Option<usize> {

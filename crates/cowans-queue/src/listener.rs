@@ -6,7 +6,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicI32, Ordering},
     },
     time::Duration,
 };
@@ -18,17 +18,40 @@ use tokio_util::sync::CancellationToken;
 
 /// The wake-up channel of one producer. Several notifications before the producer looks
 /// coalesce into one claim: that is the per-queue debounce.
-#[derive(Default)]
 pub(crate) struct QueueSignal {
     pub(crate) notify: Notify,
+    /// Jobs may have become runnable behind the producer's claim cursor: claim from the head.
+    pub(crate) rewind: AtomicBool,
+    /// The highest priority among new runnable jobs since the producer last looked.
+    pub(crate) new_priority: AtomicI32,
     /// Scheduled jobs may have become due: run a promotion pass.
     pub(crate) promote: AtomicBool,
     /// The earliest known run_at of a scheduled job (from our own retries).
     pub(crate) due_hint: Mutex<Option<DateTime<Utc>>>,
 }
 
+impl Default for QueueSignal {
+    fn default() -> Self {
+        Self {
+            notify: Notify::new(),
+            rewind: AtomicBool::new(false),
+            new_priority: AtomicI32::new(i32::MIN),
+            promote: AtomicBool::new(false),
+            due_hint: Mutex::new(None),
+        }
+    }
+}
+
 impl QueueSignal {
+    /// New jobs were enqueued, the highest at `priority`.
+    pub(crate) fn enqueued(&self, priority: i32) {
+        self.new_priority.fetch_max(priority, Ordering::AcqRel);
+        self.notify.notify_one();
+    }
+
+    /// Existing jobs became runnable again; they may sort before the cursor.
     pub(crate) fn runnable(&self) {
+        self.rewind.store(true, Ordering::Release);
         self.notify.notify_one();
     }
 
@@ -81,10 +104,17 @@ impl Signals {
         }
     }
 
-    /// Routes one NOTIFY payload (`a:<queue>` or `s:<queue>`).
+    /// Routes one NOTIFY payload (see `cowans_store::NOTIFY_CHANNEL`).
     pub(crate) fn dispatch(&self, payload: &str) {
         match payload.split_once(':') {
-            Some(("a", queue)) => self.each(queue, QueueSignal::runnable),
+            Some(("a", rest)) => match rest.rsplit_once(':') {
+                Some((queue, prio)) => {
+                    let prio = prio.parse().unwrap_or(i32::MAX);
+                    self.each(queue, |s| s.enqueued(prio))
+                }
+                None => self.each(rest, QueueSignal::runnable),
+            },
+            Some(("r", queue)) => self.each(queue, QueueSignal::runnable),
             Some(("s", queue)) => self.each(queue, |s| s.scheduled(None)),
             _ => tracing::debug!(payload, "ignoring unknown notification"),
         }
@@ -99,7 +129,10 @@ pub(crate) async fn run(pool: PgPool, signals: Arc<Signals>, stop: CancellationT
             None => match connect(&pool).await {
                 Ok(l) => {
                     // Anything sent while we were not listening is lost: look now.
-                    signals.all(|s| s.scheduled(None));
+                    signals.all(|s| {
+                        s.runnable();
+                        s.scheduled(None);
+                    });
                     listener.insert(l)
                 }
                 Err(e) => {
@@ -118,7 +151,10 @@ pub(crate) async fn run(pool: PgPool, signals: Arc<Signals>, stop: CancellationT
                 Ok(None) => {
                     // The connection dropped; sqlx reconnects on the next call.
                     tracing::warn!("notification connection lost, reconnecting");
-                    signals.all(|s| s.scheduled(None));
+                    signals.all(|s| {
+                        s.runnable();
+                        s.scheduled(None);
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "notification listener failed, reconnecting");

@@ -15,7 +15,7 @@ use std::{
 use apalis_core::task::{Task, builder::TaskBuilder, task_id::TaskId};
 use chrono::Utc;
 use cowans_core::{JobId, JobOutcome};
-use cowans_store::{ClaimedJob, LeaseRef};
+use cowans_store::{ClaimCursor, ClaimedJob, LeaseRef};
 use futures::task::AtomicWaker;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
@@ -62,6 +62,7 @@ pub(crate) async fn run<Args>(
     let mut next_poll = Instant::now() + poll;
     let mut next_due: Option<Instant> = Some(Instant::now()); // promote once at start
     let mut error_backoff = Duration::from_millis(100);
+    let mut cursor: Option<ClaimCursor> = None;
 
     loop {
         if engine.stop_claiming.is_cancelled() {
@@ -71,6 +72,14 @@ pub(crate) async fn run<Args>(
             let at = instant_of(hint);
             next_due = Some(next_due.map_or(at, |d| d.min(at)));
         }
+        let new_priority = signal.new_priority.swap(i32::MIN, Ordering::AcqRel);
+        if signal.rewind.swap(false, Ordering::AcqRel)
+            || cursor
+                .as_ref()
+                .is_some_and(|c| new_priority > i32::from(c.priority))
+        {
+            cursor = None;
+        }
         let promote_now = signal.promote.swap(false, Ordering::AcqRel)
             || next_due.is_some_and(|d| d <= Instant::now());
         let mut failed = false;
@@ -79,6 +88,7 @@ pub(crate) async fn run<Args>(
                 Ok(p) => {
                     if p.promoted > 0 {
                         more = true;
+                        cursor = None;
                     }
                     next_due = if p.promoted as i64 == PROMOTE_BATCH {
                         Some(Instant::now())
@@ -96,15 +106,7 @@ pub(crate) async fn run<Args>(
         let free = handoff.slots.free();
         if more && free > 0 && !failed {
             let want = free.min(queue.claim_batch);
-            match cowans_store::claim(
-                &engine.pool,
-                &queue.queue,
-                want,
-                engine.worker_id,
-                engine.config.lease_ttl,
-            )
-            .await
-            {
+            match claim(&engine, &queue, want, &mut cursor).await {
                 Ok(jobs) => {
                     error_backoff = Duration::from_millis(100);
                     more = jobs.len() == want;
@@ -139,6 +141,7 @@ pub(crate) async fn run<Args>(
             _ = tokio::time::sleep_until(wake_at) => {
                 if Instant::now() >= next_poll {
                     more = true;
+                    cursor = None;
                     next_poll = Instant::now() + poll;
                 }
             }
@@ -146,6 +149,36 @@ pub(crate) async fn run<Args>(
     }
     // Let the backend notice the stop and finish.
     handoff.waker.wake();
+}
+
+/// Claims up to `want` jobs, continuing after `cursor` when there is one and falling back to the
+/// head of the queue when the cursor's run comes up short. Leaves the cursor after the last job.
+async fn claim(
+    engine: &EngineInner,
+    queue: &QueueConfig,
+    want: usize,
+    cursor: &mut Option<ClaimCursor>,
+) -> cowans_store::Result<Vec<ClaimedJob>> {
+    let claim = |n, after: Option<ClaimCursor>| async move {
+        cowans_store::claim(
+            &engine.pool,
+            &queue.queue,
+            n,
+            engine.worker_id,
+            engine.config.lease_ttl,
+            after.as_ref(),
+        )
+        .await
+    };
+    let mut jobs = match cursor.take() {
+        Some(c) => claim(want, Some(c)).await?,
+        None => Vec::new(),
+    };
+    if jobs.len() < want {
+        jobs.extend(claim(want - jobs.len(), None).await?);
+    }
+    *cursor = jobs.last().map(ClaimedJob::cursor);
+    Ok(jobs)
 }
 
 /// Converts a database time into a local deadline (clock skew between hosts only shifts it).

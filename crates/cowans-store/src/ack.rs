@@ -150,7 +150,7 @@ WITH released AS (
     WHERE j.id = r.id AND j.state = 'running' AND j.lease = r.lease
     RETURNING j.id, j.queue
 ), notified AS (
-    SELECT count(pg_notify('cowans_jobs', 'a:' || queue)) AS n
+    SELECT count(pg_notify('cowans_jobs', 'r:' || queue)) AS n
     FROM (SELECT DISTINCT queue FROM released) q
 )
 SELECT released.id FROM released CROSS JOIN notified

@@ -49,7 +49,7 @@ pub async fn redrive_ids(pool: &PgPool, ids: &[JobId]) -> Result<Vec<JobId>> {
     let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
     let done: Vec<i64> = sqlx::query_scalar(concat!(
         "WITH moved AS (UPDATE cowans_jobs ", redrive_set!(), " WHERE id = ANY($1) AND state = 'dead' RETURNING id, queue), \
-         notified AS (SELECT count(pg_notify('cowans_jobs', 'a:' || queue)) AS n FROM (SELECT DISTINCT queue FROM moved) q) \
+         notified AS (SELECT count(pg_notify('cowans_jobs', 'r:' || queue)) AS n FROM (SELECT DISTINCT queue FROM moved) q) \
          SELECT id FROM moved CROSS JOIN notified ORDER BY id"
     ))
     .bind(ids)
@@ -64,7 +64,7 @@ pub async fn redrive_matching(pool: &PgPool, filter: &DeadLetterFilter) -> Resul
         "WITH moved AS (UPDATE cowans_jobs ", redrive_set!(), " \
            WHERE state = 'dead' AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR kind = $2) \
            RETURNING queue), \
-         notified AS (SELECT count(pg_notify('cowans_jobs', 'a:' || queue)) AS n FROM (SELECT DISTINCT queue FROM moved) q) \
+         notified AS (SELECT count(pg_notify('cowans_jobs', 'r:' || queue)) AS n FROM (SELECT DISTINCT queue FROM moved) q) \
          SELECT (SELECT count(*) FROM moved) FROM notified"
     ))
     .bind(&filter.queue)

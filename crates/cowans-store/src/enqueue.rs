@@ -8,8 +8,10 @@ use sqlx::PgExecutor;
 
 use crate::{Result, StoreError};
 
-/// The NOTIFY channel; the payload is `a:<queue>` when runnable jobs arrived in a queue and
-/// `s:<queue>` when only scheduled ones did. One notification per queue per statement.
+/// The NOTIFY channel. Payloads: `a:<queue>:<priority>` when new runnable jobs arrived (with the
+/// highest priority among them), `s:<queue>` when scheduled ones did, and `r:<queue>` when
+/// existing jobs became runnable again (promotion, retry, rescue, hand-back, re-drive). One
+/// notification per queue per statement.
 pub const NOTIFY_CHANNEL: &str = "cowans_jobs";
 
 /// A job to insert.
@@ -81,10 +83,12 @@ WITH input AS (
            CASE WHEN run_at IS NULL OR run_at <= now() THEN 'available' ELSE 'scheduled' END::cowans_job_state,
            priority, COALESCE(run_at, now()), max_attempts
     FROM input
-    RETURNING id, queue, state
+    RETURNING id, queue, state, priority
 ), notified AS (
     SELECT count(pg_notify('cowans_jobs', tag)) AS n
-    FROM (SELECT DISTINCT CASE WHEN state = 'available' THEN 'a:' ELSE 's:' END || queue AS tag FROM ins) q
+    FROM (SELECT CASE WHEN state = 'available' THEN 'a:' || queue || ':' || max(priority)
+                      ELSE 's:' || queue END AS tag
+          FROM ins GROUP BY queue, state) q
 )
 SELECT ins.id FROM ins CROSS JOIN notified ORDER BY ins.id
 "#;

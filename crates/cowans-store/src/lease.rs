@@ -77,7 +77,7 @@ WITH expired AS (
     FROM expired WHERE j.id = expired.id
     RETURNING j.queue, j.kind, j.state
 ), notified AS (
-    SELECT count(pg_notify('cowans_jobs', 'a:' || queue)) AS n
+    SELECT count(pg_notify('cowans_jobs', 'r:' || queue)) AS n
     FROM (SELECT DISTINCT queue FROM moved WHERE state = 'available') q
 )
 SELECT queue, kind, state::text FROM moved CROSS JOIN notified

@@ -20,7 +20,7 @@ mod migrate;
 mod workers;
 
 pub use ack::{Failed, LeaseRef, complete, complete_in_tx, release, settle_failures};
-pub use claim::{ClaimedJob, Promotion, claim, promote_due};
+pub use claim::{ClaimCursor, ClaimedJob, Promotion, claim, promote_due};
 pub use dead_letter::{DeadLetterFilter, list_dead, purge_dead, redrive_ids, redrive_matching};
 pub use enqueue::{NOTIFY_CHANNEL, NewJob, enqueue, enqueue_many};
 pub use error::{Result, StoreError};

@@ -1,0 +1,56 @@
+//! A throw-away database per benchmark run, on the server `DATABASE_URL` names.
+
+use std::str::FromStr;
+
+use anyhow::Context;
+use sqlx::{
+    ConnectOptions, Connection, PgConnection, PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+pub struct BenchDb {
+    admin: PgConnectOptions,
+    pub name: String,
+    pub options: PgConnectOptions,
+}
+
+impl BenchDb {
+    pub async fn create() -> anyhow::Result<BenchDb> {
+        let url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let admin = PgConnectOptions::from_str(&url)
+            .context("DATABASE_URL is not a Postgres URL")?
+            .disable_statement_logging();
+        let name = format!("cowans_bench_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect_with(&admin)
+            .await
+            .context("cannot reach the Postgres server named by DATABASE_URL")?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await?;
+        let options = admin.clone().database(&name);
+        Ok(BenchDb {
+            admin,
+            name,
+            options,
+        })
+    }
+
+    pub async fn pool(&self, size: u32) -> anyhow::Result<PgPool> {
+        Ok(PgPoolOptions::new()
+            .max_connections(size)
+            .connect_with(self.options.clone())
+            .await?)
+    }
+
+    pub async fn drop_database(self) {
+        if let Ok(mut conn) = PgConnection::connect_with(&self.admin).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+}
