@@ -45,9 +45,12 @@ CREATE INDEX cowans_jobs_claim ON cowans_jobs (queue, priority DESC, run_at, id)
 -- Promotion of delayed jobs and retries once run_at has passed.
 CREATE INDEX cowans_jobs_scheduled ON cowans_jobs (queue, run_at)
     WHERE state = 'scheduled';
--- The rescuer looks for expired leases.
+-- The rescuer looks for expired leases. Only running jobs have lease_expires_at set. The
+-- predicate deliberately does not mention state: acks filter on state = 'running', and an index
+-- whose predicate matched that would tempt the planner to scan every running job (and the dead
+-- entries of every job that ran since the last vacuum) instead of looking the acked ids up.
 CREATE INDEX cowans_jobs_leases ON cowans_jobs (lease_expires_at)
-    WHERE state = 'running';
+    WHERE lease_expires_at IS NOT NULL;
 -- Dead-letter listing, re-drive and purge.
 CREATE INDEX cowans_jobs_dead ON cowans_jobs (queue, id)
     WHERE state = 'dead';

@@ -36,7 +36,7 @@ enum Command {
         #[arg(long)]
         ops_listen: Option<String>,
     },
-    /// Apply pending database migrations and exit.
+    /// Create the database if it does not exist, apply pending migrations, and exit.
     Migrate,
     /// Enqueue a mix of demo jobs and print progress until they are all finished.
     Demo {
@@ -71,6 +71,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate => {
             settings.database.auto_migrate = true;
+            if database::create_if_missing(&settings.database).await? {
+                println!(
+                    "created database {}",
+                    database::redact(&settings.database.url)
+                );
+            }
             database::connect(&settings.database).await?;
             println!(
                 "migrations applied to {}",

@@ -91,7 +91,7 @@ pub async fn fill(pool: &PgPool, q: &QueueName, n: usize) -> anyhow::Result<()> 
     while start < n {
         let end = (start + 10_000).min(n);
         let jobs: Vec<NewJob> = (start..end).map(|i| job(q, i)).collect();
-        cowans_store::enqueue_many(pool, &jobs).await?;
+        cowans_store::enqueue_autocommit(pool, &jobs).await?;
         start = end;
     }
     Ok(())
@@ -114,7 +114,7 @@ async fn enqueue_single(
                 if i >= n {
                     return Ok::<_, anyhow::Error>(());
                 }
-                cowans_store::enqueue(&pool, &job(&q, i)).await?;
+                cowans_store::enqueue_autocommit(&pool, &[job(&q, i)]).await?;
             }
         }));
     }
@@ -147,7 +147,7 @@ async fn enqueue_bulk(
                 let Some(jobs) = next else {
                     return Ok::<_, anyhow::Error>(());
                 };
-                cowans_store::enqueue_many(&pool, &jobs).await?;
+                cowans_store::enqueue_autocommit(&pool, &jobs).await?;
             }
         }));
     }

@@ -18,7 +18,9 @@ impl Client {
     }
 
     pub async fn enqueue(&self, job: &NewJob) -> Result<JobId> {
-        self.enqueue_in(&self.pool, job).await
+        let ids = cowans_store::enqueue_autocommit(&self.pool, std::slice::from_ref(job)).await?;
+        metrics::enqueued(job.queue.as_str(), &job.kind, 1);
+        Ok(ids[0])
     }
 
     pub async fn enqueue_in<'e>(
@@ -33,7 +35,7 @@ impl Client {
 
     /// Many jobs, one statement; ids in input order.
     pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<Vec<JobId>> {
-        let ids = cowans_store::enqueue_many(&self.pool, jobs).await?;
+        let ids = cowans_store::enqueue_autocommit(&self.pool, jobs).await?;
         let mut counts: std::collections::HashMap<(&str, &str), u64> = Default::default();
         for j in jobs {
             *counts

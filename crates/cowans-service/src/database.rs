@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use sqlx::{PgPool, postgres::PgConnectOptions};
+use sqlx::{PgPool, Postgres, migrate::MigrateDatabase, postgres::PgConnectOptions};
 
 use crate::settings::DatabaseSettings;
 
@@ -17,6 +17,25 @@ pub fn redact(url: &str) -> String {
         }
         Err(_) => "<unparseable database.url>".to_owned(),
     }
+}
+
+/// Creates the database named in the URL if the server does not have it yet (for `migrate`).
+pub async fn create_if_missing(settings: &DatabaseSettings) -> anyhow::Result<bool> {
+    let shown = redact(&settings.url);
+    let exists = Postgres::database_exists(&settings.url).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot connect to Postgres at {shown}: {}; start the server or fix database.url (COWANS__DATABASE__URL)",
+            root_cause(&e)
+        )
+    })?;
+    if !exists {
+        Postgres::create_database(&settings.url)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("cannot create the database of {shown}: {}", root_cause(&e))
+            })?;
+    }
+    Ok(!exists)
 }
 
 /// Opens the pool and, if configured, migrates.

@@ -73,13 +73,14 @@ pub struct Failed {
 const SETTLE: &str = r#"
 UPDATE cowans_jobs j
 SET state = f.state::cowans_job_state,
-    run_at = COALESCE(f.run_at, j.run_at),
+    run_at = CASE WHEN f.delay_ms IS NULL THEN j.run_at
+                  ELSE now() + f.delay_ms * interval '1 millisecond' END,
     finalized_at = CASE WHEN f.state = 'dead' THEN now() END,
     lease_expires_at = NULL,
     errors = j.errors || jsonb_build_array(jsonb_build_object(
         'attempt', f.attempt, 'at', now(), 'worker', $7::text, 'error', f.error))
-FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::integer[], $6::text[])
-    AS f(id, lease, state, run_at, attempt, error)
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::float8[], $5::integer[], $6::text[])
+    AS f(id, lease, state, delay_ms, attempt, error)
 WHERE j.id = f.id AND j.state = 'running' AND j.lease = f.lease
 RETURNING j.id, j.queue, f.state, j.run_at
 "#;
@@ -95,11 +96,10 @@ pub async fn settle_failures(
     if failures.is_empty() {
         return Ok(Vec::new());
     }
-    let now = Utc::now();
     let mut ids = Vec::new();
     let mut leases = Vec::new();
     let mut states = Vec::new();
-    let mut run_ats: Vec<Option<DateTime<Utc>>> = Vec::new();
+    let mut delays: Vec<Option<f64>> = Vec::new();
     let mut attempts = Vec::new();
     let mut errors = Vec::new();
     for f in failures {
@@ -110,19 +110,16 @@ pub async fn settle_failures(
         match f.retry_in {
             None => {
                 states.push("dead");
-                run_ats.push(None);
+                delays.push(None);
             }
             Some(d) if d.is_zero() => {
                 states.push("available");
-                run_ats.push(Some(now));
+                delays.push(Some(0.0));
             }
             Some(d) => {
                 states.push("scheduled");
-                let delay = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-                run_ats.push(Some(
-                    now.checked_add_signed(delay)
-                        .unwrap_or(DateTime::<Utc>::MAX_UTC),
-                ));
+                // Capped at ten years so a huge requested delay cannot overflow the timestamp.
+                delays.push(Some((d.as_secs_f64() * 1000.0).min(3.15e11)));
             }
         }
     }
@@ -130,7 +127,7 @@ pub async fn settle_failures(
         .bind(ids)
         .bind(leases)
         .bind(states)
-        .bind(run_ats)
+        .bind(delays)
         .bind(attempts)
         .bind(errors)
         .bind(worker_id.to_string())

@@ -70,34 +70,69 @@ impl NewJob {
     }
 }
 
-// One statement for one job or ten thousand: arrays in, unnest, one pg_notify per distinct
-// queue. The notify CTE is joined into the result so Postgres cannot skip it. Ids come from an
+// One statement for one job or ten thousand: arrays in, unnest, ids out. Ids come from an
 // identity column, so ordering by id returns them in input order.
-const INSERT_MANY: &str = r#"
-WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::timestamptz[], $6::integer[])
-        AS t(queue, kind, args, priority, run_at, max_attempts)
-), ins AS (
-    INSERT INTO cowans_jobs (queue, kind, args, state, priority, run_at, max_attempts)
-    SELECT queue, kind, args::jsonb,
-           CASE WHEN run_at IS NULL OR run_at <= now() THEN 'available' ELSE 'scheduled' END::cowans_job_state,
-           priority, COALESCE(run_at, now()), max_attempts
-    FROM input
-    RETURNING id, queue, state, priority
-), notified AS (
-    SELECT count(pg_notify('cowans_jobs', tag)) AS n
-    FROM (SELECT CASE WHEN state = 'available' THEN 'a:' || queue || ':' || max(priority)
-                      ELSE 's:' || queue END AS tag
-          FROM ins GROUP BY queue, state) q
-)
-SELECT ins.id FROM ins CROSS JOIN notified ORDER BY ins.id
-"#;
+macro_rules! insert_sql {
+    ($tail:literal) => {
+        concat!(
+            "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], ",
+            "$5::timestamptz[], $6::integer[]) AS t(queue, kind, args, priority, run_at, max_attempts)), ",
+            "ins AS (INSERT INTO cowans_jobs (queue, kind, args, state, priority, run_at, max_attempts) ",
+            "SELECT queue, kind, args::jsonb, ",
+            "CASE WHEN run_at IS NULL OR run_at <= now() THEN 'available' ELSE 'scheduled' END::cowans_job_state, ",
+            "priority, COALESCE(run_at, now()), max_attempts FROM input ",
+            "RETURNING id, queue, state, priority) ",
+            $tail
+        )
+    };
+}
 
-/// Inserts one job and returns its id.
+// Inside a transaction the notification must ride on the transaction (sent at commit, never
+// on rollback). The notify CTE is joined into the result so Postgres cannot skip it.
+const INSERT_NOTIFY: &str = insert_sql!(
+    "SELECT ins.id, NULL::text AS tag FROM ins CROSS JOIN (SELECT count(pg_notify('cowans_jobs', tag)) AS n FROM ( \
+     SELECT CASE WHEN state = 'available' THEN 'a:' || queue || ':' || max(priority) ELSE 's:' || queue END AS tag \
+     FROM ins GROUP BY queue, state) q) notified ORDER BY ins.id"
+);
+
+// Outside a transaction the insert commits on its own and the notification follows as a
+// separate statement: a transaction that sends NOTIFY holds Postgres' notify-queue lock through
+// its commit (and its WAL flush), which would serialise every concurrent single enqueue.
+const INSERT_ONLY: &str = insert_sql!(
+    "SELECT id, NULL::text AS tag FROM ins UNION ALL \
+     SELECT NULL, CASE WHEN state = 'available' THEN 'a:' || queue || ':' || max(priority) ELSE 's:' || queue END \
+     FROM ins GROUP BY queue, state ORDER BY 1"
+);
+
+/// Inserts one job and returns its id. Works on any executor: inside the caller's transaction the
+/// job is visible, and its wake-up sent, only when the transaction commits.
 pub async fn enqueue<'e>(executor: impl PgExecutor<'e>, job: &NewJob) -> Result<JobId> {
     job.validate(None)?;
-    let ids = insert(executor, std::slice::from_ref(job)).await?;
+    let ids = insert(executor, std::slice::from_ref(job), INSERT_NOTIFY).await?;
     Ok(ids[0])
+}
+
+/// Like [`enqueue_many`] on the pool, each call its own transaction: faster under concurrency
+/// because the wake-up is sent after the commit instead of inside it.
+pub async fn enqueue_autocommit(pool: &sqlx::PgPool, jobs: &[NewJob]) -> Result<Vec<JobId>> {
+    for (i, job) in jobs.iter().enumerate() {
+        job.validate((jobs.len() > 1).then_some(i))?;
+    }
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = insert_rows(pool, jobs, INSERT_ONLY).await?;
+    let (ids, tags): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(id, _)| id.is_some());
+    let tags: Vec<String> = tags.into_iter().filter_map(|(_, t)| t).collect();
+    sqlx::query("SELECT pg_notify('cowans_jobs', tag) FROM unnest($1::text[]) AS tag")
+        .bind(tags)
+        .execute(pool)
+        .await?;
+    Ok(ids
+        .into_iter()
+        .filter_map(|(id, _)| id)
+        .map(JobId)
+        .collect())
 }
 
 /// Inserts many jobs in one statement and returns their ids in input order.
@@ -111,10 +146,27 @@ pub async fn enqueue_many<'e>(
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    insert(executor, jobs).await
+    insert(executor, jobs, INSERT_NOTIFY).await
 }
 
-async fn insert<'e>(executor: impl PgExecutor<'e>, jobs: &[NewJob]) -> Result<Vec<JobId>> {
+async fn insert<'e>(
+    executor: impl PgExecutor<'e>,
+    jobs: &[NewJob],
+    sql: &'static str,
+) -> Result<Vec<JobId>> {
+    let rows = insert_rows(executor, jobs, sql).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, _)| id)
+        .map(JobId)
+        .collect())
+}
+
+async fn insert_rows<'e>(
+    executor: impl PgExecutor<'e>,
+    jobs: &[NewJob],
+    sql: &'static str,
+) -> Result<Vec<(Option<i64>, Option<String>)>> {
     let n = jobs.len();
     let mut queues = Vec::with_capacity(n);
     let mut kinds = Vec::with_capacity(n);
@@ -130,7 +182,7 @@ async fn insert<'e>(executor: impl PgExecutor<'e>, jobs: &[NewJob]) -> Result<Ve
         run_ats.push(job.run_at);
         max_attempts.push(job.max_attempts);
     }
-    let ids: Vec<i64> = sqlx::query_scalar(INSERT_MANY)
+    let rows: Vec<(Option<i64>, Option<String>)> = sqlx::query_as(sql)
         .bind(queues)
         .bind(kinds)
         .bind(args)
@@ -139,5 +191,5 @@ async fn insert<'e>(executor: impl PgExecutor<'e>, jobs: &[NewJob]) -> Result<Ve
         .bind(max_attempts)
         .fetch_all(executor)
         .await?;
-    Ok(ids.into_iter().map(JobId).collect())
+    Ok(rows)
 }

@@ -22,7 +22,7 @@ mod workers;
 pub use ack::{Failed, LeaseRef, complete, complete_in_tx, release, settle_failures};
 pub use claim::{ClaimCursor, ClaimedJob, Promotion, claim, promote_due};
 pub use dead_letter::{DeadLetterFilter, list_dead, purge_dead, redrive_ids, redrive_matching};
-pub use enqueue::{NOTIFY_CHANNEL, NewJob, enqueue, enqueue_many};
+pub use enqueue::{NOTIFY_CHANNEL, NewJob, enqueue, enqueue_autocommit, enqueue_many};
 pub use error::{Result, StoreError};
 pub use jobs::{JobRecord, count_by_state, get_job};
 pub use leader::{LeaderTerm, resign_leader, try_lead};

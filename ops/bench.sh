@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the benchmark matrix of the README: every workload on our engine and on apalis-postgres,
+# one after the other on this machine. Prints the RESULT lines (and saves them to $OUT if set).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+cargo build --release -p cowans-bench
+bench=target/release/cowans-bench
+out="${OUT:-/dev/null}"
+run() { "$bench" "$@" | tee -a "$out"; }
+for backend in postgres apalis-postgres; do
+  run enqueue-single --backend "$backend" --jobs 20000 --concurrency 50
+  run enqueue-bulk --backend "$backend" --jobs 500000 --concurrency 2 --batch 10000
+  run drain --backend "$backend" --jobs 100000 --concurrency 50
+  run latency --backend "$backend" --rate 500 --seconds 10 --concurrency 50
+  run backlog --backend "$backend" --concurrency 50
+done

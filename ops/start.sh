@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Starts the whole system on this machine: services, release build, migrations, the API and a
+# worker, then a demo producer that enqueues sample jobs and prints their progress. Ctrl-C stops
+# everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./ops/dev-services.sh
+cargo build --release --bins
+export COWANS__DATABASE__URL="${COWANS__DATABASE__URL:-postgres://postgres@127.0.0.1:5432/cowans}"
+bin=target/release
+$bin/cowans-worker migrate
+pids=()
+cleanup() { kill -TERM "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+$bin/cowans-api --listen 127.0.0.1:8080 & pids+=($!)
+$bin/cowans-worker run --queues default --concurrency 20 --ops-listen 127.0.0.1:9464 & pids+=($!)
+sleep 1
+cat <<INFO
+
+  Cowans is running.
+    API health ........ http://127.0.0.1:8080/health   (readiness: /ready)
+    worker metrics .... http://127.0.0.1:9464/metrics
+    database .......... ${COWANS__DATABASE__URL}
+  (the simulated Shopify shop joins this command with its own issue)
+
+INFO
+$bin/cowans-worker demo --queue default --jobs 2000
+echo "demo finished; the API and the worker keep running. Ctrl-C to stop."
+wait

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: starts (or installs) Postgres and Redis, builds every binary the
+# black-box tests spawn, then runs every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./ops/dev-services.sh
+export COWANS_TEST_DATABASE_URL="${COWANS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+cargo build --workspace --bins
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --profile ci
+else
+  cargo test --workspace
+fi
