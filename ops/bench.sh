@@ -8,7 +8,7 @@ cargo build --release -p cowans-bench
 bench=target/release/cowans-bench
 out="${OUT:-/dev/null}"
 run() { "$bench" "$@" | tee -a "$out"; }
-for backend in postgres apalis-postgres; do
+for backend in ${BACKENDS:-postgres apalis-postgres}; do
   run enqueue-single --backend "$backend" --jobs 20000 --concurrency 50
   run enqueue-bulk --backend "$backend" --jobs 500000 --concurrency 2 --batch 10000
   run drain --backend "$backend" --jobs 100000 --concurrency 50

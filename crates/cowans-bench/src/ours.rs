@@ -255,16 +255,22 @@ async fn latency(pool: &PgPool, q: &QueueName, args: &Args) -> anyhow::Result<Me
     let handle = tokio::spawn(worker.run());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let total = (args.rate * args.seconds) as usize;
+    let enqueue_us = Waits::default();
     offer_load(args.rate, total, {
-        let (pool, q) = (pool.clone(), q.clone());
+        let (pool, q, enqueue_us) = (pool.clone(), q.clone(), enqueue_us.clone());
         move || {
-            let (pool, q) = (pool.clone(), q.clone());
+            let (pool, q, enqueue_us) = (pool.clone(), q.clone(), enqueue_us.clone());
             async move {
-                let j = NewJob::new(q, "bench.stamped", json!({ "t": now_micros() }));
-                cowans_store::enqueue(&pool, &j)
-                    .await
-                    .map(|_| ())
-                    .map_err(anyhow::Error::from)
+                let t = now_micros();
+                let j = NewJob::new(q, "bench.stamped", json!({ "t": t }));
+                cowans_store::enqueue_autocommit(&pool, &[j]).await?;
+                let took = now_micros().saturating_sub(t);
+                enqueue_us
+                    .0
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("poisoned"))?
+                    .push(took);
+                Ok(())
             }
         }
     })
@@ -283,12 +289,22 @@ async fn latency(pool: &PgPool, q: &QueueName, args: &Args) -> anyhow::Result<Me
     engine.shutdown().await;
     handle.abort();
     let samples = std::mem::take(&mut *waits.0.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    let inserts = std::mem::take(
+        &mut *enqueue_us
+            .0
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?,
+    );
+    let (ins50, ins99) = percentiles(inserts);
     Ok(Measurement {
         workload: "latency",
         jobs: samples.len(),
         elapsed: Duration::from_secs(args.seconds),
         latency_ms: Some(percentiles(samples)),
-        extra: Some(format!("rate={}", args.rate)),
+        extra: Some(format!(
+            "rate={} enqueue_p50_ms={ins50:.2} enqueue_p99_ms={ins99:.2}",
+            args.rate
+        )),
     })
 }
 
