@@ -144,6 +144,33 @@ async fn failures_are_retried_with_exponential_backoff_then_complete() {
 }
 
 #[tokio::test]
+async fn a_kind_can_have_its_own_retry_policy() {
+    let db = TestDb::new().await;
+    let engine = engine(&db, fast()).await;
+    let slow = RetryPolicy {
+        base_delay: Duration::from_millis(600),
+        ..quick_retries()
+    };
+    let backend = engine.backend::<Value>(
+        QueueConfig::new(queue("kinds"))
+            .retry(quick_retries())
+            .retry_for("demo.fail", slow),
+    );
+    let worker = WorkerBuilder::new("kinds")
+        .backend(backend)
+        .build(cowans_queue::demo::router(engine.pool().clone()));
+    tokio::spawn(worker.run());
+    let id = enqueue(&db, "kinds", "demo.fail", json!({"times": 1})).await;
+    let job = finished(&db, id).await;
+    let gap = (job.finalized_at.unwrap() - job.errors[0].at).num_milliseconds();
+    assert!(
+        gap >= 600,
+        "the kind's 600 ms backoff applied, not the queue's 100 ms: {gap}"
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_permanent_failure_goes_straight_to_dead_letters() {
     let db = TestDb::new().await;
     let engine = engine(&db, fast()).await;
@@ -342,6 +369,42 @@ async fn shutdown_drains_in_flight_jobs_before_the_deadline() {
         "unstarted jobs stay runnable: {c:?}"
     );
     assert!(c.contains(&(JobState::Running, 0)), "{c:?}");
+}
+
+#[tokio::test]
+async fn a_worker_stopped_on_its_own_stops_claiming_and_leaves_the_rest_runnable() {
+    let db = TestDb::new().await;
+    let engine = engine(&db, fast()).await;
+    let ctx = apalis_core::worker::context::WorkerContext::new("alone");
+    let backend = engine.backend::<Value>(QueueConfig::new(queue("alone")).concurrency(2));
+    let worker = WorkerBuilder::new(&ctx)
+        .backend(backend)
+        .build(cowans_queue::demo::router(engine.pool().clone()));
+    let run = tokio::spawn(worker.run());
+    let jobs: Vec<NewJob> = (0..10)
+        .map(|_| NewJob::new(queue("alone"), "demo.sleep", json!({"ms": 300})))
+        .collect();
+    store::enqueue_many(&db.pool, &jobs).await.unwrap();
+    wait_for("two jobs running", Duration::from_secs(5), || async {
+        let c = store::count_by_state(&db.pool, "alone").await.unwrap();
+        c.contains(&(JobState::Running, 2)).then_some(())
+    })
+    .await;
+    ctx.stop().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await; // three poll intervals
+    let c = store::count_by_state(&db.pool, "alone").await.unwrap();
+    assert!(c.contains(&(JobState::Completed, 2)), "{c:?}");
+    assert!(
+        c.contains(&(JobState::Available, 8)),
+        "no job claimed after the stop: {c:?}"
+    );
+    assert!(c.contains(&(JobState::Running, 0)), "{c:?}");
+    engine.shutdown().await;
 }
 
 #[tokio::test]

@@ -129,6 +129,9 @@ async fn run_worker(settings: Settings) -> anyhow::Result<()> {
             let mut cfg = QueueConfig::new(QueueName::new(q.clone())?)
                 .concurrency(settings.worker.concurrency)
                 .retry(settings.worker.retry);
+            for (kind, policy) in &settings.worker.retry_by_kind {
+                cfg = cfg.retry_for(kind, *policy);
+            }
             cfg.claim_batch = settings.worker.claim_batch;
             Ok(cfg)
         })

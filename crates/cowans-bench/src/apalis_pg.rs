@@ -1,35 +1,24 @@
-//! The same workloads on apalis-postgres 1.0, the baseline. It uses its own schema (`apalis`) in
-//! the same throw-away database, its LISTEN/NOTIFY pub/sub, and a concurrency limit layer.
+//! The same workloads on apalis-postgres 1.0, the baseline: its own schema (`apalis`) in the same
+//! throw-away database, its LISTEN/NOTIFY pub/sub, and apalis' concurrency limit layer.
 
-use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
-};
+use std::time::Duration;
 
 use apalis::prelude::WorkerBuilderExt;
-use apalis_core::{
-    backend::TaskSink, error::BoxDynError, task::data::Data, worker::builder::WorkerBuilder,
-};
+use apalis_core::{backend::TaskSink, worker::builder::WorkerBuilder};
 use apalis_postgres::{Config, PostgresStorage};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use tokio::sync::Notify;
 
 use crate::{
-    Args, Measurement, Workload, bench_db::BenchDb, name_of, ours::offer_load, percentiles,
+    Args, Measurement, Workload,
+    bench_db::BenchDb,
+    name_of,
+    probe::{self, Counter, Samples, Stamped, Ticket},
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Payload {
     n: usize,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Stamped {
-    t: u64,
 }
 
 fn storage<T>(pool: &PgPool, queue: &str, batch: usize) -> PostgresStorage<T> {
@@ -45,15 +34,7 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
     let pool = db.pool(args.concurrency as u32 + 16).await?;
     PostgresStorage::setup(&pool).await?;
     let name = name_of(args.workload);
-    let one = |elapsed| {
-        vec![Measurement {
-            workload: name,
-            jobs: args.jobs,
-            elapsed,
-            latency_ms: None,
-            extra: None,
-        }]
-    };
+    let one = |elapsed| vec![Measurement::new(name, args.jobs, elapsed)];
     Ok(match args.workload {
         Workload::EnqueueSingle => one(enqueue_single(&pool, args.jobs, args.concurrency).await?),
         Workload::EnqueueBulk => {
@@ -72,13 +53,9 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
                 let _ = sqlx::query("ANALYZE apalis.jobs").execute(&pool).await;
                 let measured = queued.min(50_000);
                 let elapsed = drain(&pool, &queue, measured, args.concurrency).await?;
-                out.push(Measurement {
-                    workload: name,
-                    jobs: measured,
-                    elapsed,
-                    latency_ms: None,
-                    extra: Some(format!("queued={queued}")),
-                });
+                let mut m = Measurement::new(name, measured, elapsed);
+                m.extra = Some(format!("queued={queued}"));
+                out.push(m);
             }
             out
         }
@@ -87,36 +64,30 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
 
 async fn fill(pool: &PgPool, queue: &str, n: usize) -> anyhow::Result<()> {
     let mut s = storage::<Payload>(pool, queue, 10);
-    let mut start = 0;
-    while start < n {
-        let end = (start + 10_000).min(n);
-        s.push_bulk((start..end).map(|n| Payload { n }).collect())
-            .await?;
-        start = end;
+    for start in (0..n).step_by(10_000) {
+        s.push_bulk(
+            (start..(start + 10_000).min(n))
+                .map(|n| Payload { n })
+                .collect(),
+        )
+        .await?;
     }
     Ok(())
 }
 
 async fn enqueue_single(pool: &PgPool, n: usize, callers: usize) -> anyhow::Result<Duration> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..callers {
-        let (mut s, next) = (storage::<Payload>(pool, "bench", 10), next.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    return Ok::<_, anyhow::Error>(());
-                }
-                s.push(Payload { n: i }).await?;
-            }
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(started.elapsed())
+    let (pool, ticket) = (pool.clone(), Ticket::new(n));
+    probe::run_callers(callers, move || {
+        let (mut s, ticket) = (storage::<Payload>(&pool, "bench", 10), ticket.clone());
+        async move {
+            let Some(i) = ticket.next() else {
+                return Ok(false);
+            };
+            s.push(Payload { n: i }).await?;
+            Ok(true)
+        }
+    })
+    .await
 }
 
 async fn enqueue_bulk(
@@ -125,43 +96,24 @@ async fn enqueue_bulk(
     batch: usize,
     callers: usize,
 ) -> anyhow::Result<Duration> {
-    let chunks: Vec<(usize, usize)> = (0..n)
-        .step_by(batch.max(1))
-        .map(|s| (s, (s + batch).min(n)))
-        .collect();
-    let work = Arc::new(Mutex::new(chunks));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..callers {
-        let (mut s, work) = (storage::<Payload>(pool, "bench", 10), work.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let next = work.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop();
-                let Some((a, b)) = next else {
-                    return Ok::<_, anyhow::Error>(());
-                };
-                s.push_bulk((a..b).map(|n| Payload { n }).collect()).await?;
-            }
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(started.elapsed())
-}
-
-#[derive(Clone)]
-struct Counter {
-    seen: Arc<AtomicUsize>,
-    target: usize,
-    done: Arc<Notify>,
-}
-
-async fn count(_: Payload, c: Data<Counter>) -> Result<(), BoxDynError> {
-    if c.seen.fetch_add(1, Ordering::Relaxed) + 1 == c.target {
-        c.done.notify_one();
-    }
-    Ok(())
+    let batch = batch.max(1);
+    let (pool, ticket) = (pool.clone(), Ticket::new(n.div_ceil(batch)));
+    probe::run_callers(callers, move || {
+        let (mut s, ticket) = (storage::<Payload>(&pool, "bench", 10), ticket.clone());
+        async move {
+            let Some(b) = ticket.next() else {
+                return Ok(false);
+            };
+            s.push_bulk(
+                (b * batch..((b + 1) * batch).min(n))
+                    .map(|n| Payload { n })
+                    .collect(),
+            )
+            .await?;
+            Ok(true)
+        }
+    })
+    .await
 }
 
 async fn drain(
@@ -170,20 +122,16 @@ async fn drain(
     target: usize,
     concurrency: usize,
 ) -> anyhow::Result<Duration> {
-    let counter = Counter {
-        seen: Arc::new(AtomicUsize::new(0)),
-        target,
-        done: Arc::new(Notify::new()),
-    };
+    let counter = Counter::new(target);
     let backend = storage::<Payload>(pool, queue, concurrency).with_pubsub();
     let worker = WorkerBuilder::new(format!("bench-{queue}"))
         .backend(backend)
         .concurrency(concurrency)
         .data(counter.clone())
-        .build(count);
-    let started = Instant::now();
+        .build(probe::count::<Payload>);
+    let started = std::time::Instant::now();
     let handle = tokio::spawn(worker.run());
-    counter.done.notified().await;
+    counter.all_seen().await;
     loop {
         let done: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM apalis.jobs WHERE job_type = $1 AND status = 'Done'",
@@ -201,61 +149,30 @@ async fn drain(
     Ok(elapsed)
 }
 
-#[derive(Clone, Default)]
-struct Waits(Arc<Mutex<Vec<u64>>>);
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
-async fn record(s: Stamped, w: Data<Waits>) -> Result<(), BoxDynError> {
-    let wait = now_micros().saturating_sub(s.t);
-    let waits: &Waits = &w;
-    waits.0.lock().map_err(|_| "poisoned")?.push(wait);
-    Ok(())
-}
-
 async fn latency(pool: &PgPool, args: &Args) -> anyhow::Result<Measurement> {
-    let waits = Waits::default();
+    let waits = Samples::default();
     let backend = storage::<Stamped>(pool, "latency", args.concurrency).with_pubsub();
     let worker = WorkerBuilder::new("bench-latency")
         .backend(backend)
         .concurrency(args.concurrency)
         .data(waits.clone())
-        .build(record);
+        .build(probe::record);
     let handle = tokio::spawn(worker.run());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let total = (args.rate * args.seconds) as usize;
-    let pool2 = pool.clone();
-    offer_load(args.rate, total, move || {
-        let mut s = storage::<Stamped>(&pool2, "latency", 10);
+    let inserts = Samples::default();
+    let (pool2, inserts2) = (pool.clone(), inserts.clone());
+    probe::offer_load(args.rate, total, move || {
+        let (mut s, inserts) = (storage::<Stamped>(&pool2, "latency", 10), inserts2.clone());
         async move {
-            s.push(Stamped { t: now_micros() })
-                .await
-                .map_err(anyhow::Error::from)
+            let t = probe::now_micros();
+            s.push(Stamped { t }).await?;
+            inserts.push(probe::now_micros().saturating_sub(t));
+            Ok(())
         }
     })
     .await?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while waits
-        .0
-        .lock()
-        .map_err(|_| anyhow::anyhow!("poisoned"))?
-        .len()
-        < total
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    waits.wait_for(total, Duration::from_secs(30)).await;
     handle.abort();
-    let samples = std::mem::take(&mut *waits.0.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
-    Ok(Measurement {
-        workload: "latency",
-        jobs: samples.len(),
-        elapsed: Duration::from_secs(args.seconds),
-        latency_ms: Some(percentiles(samples)),
-        extra: Some(format!("rate={}", args.rate)),
-    })
+    Ok(Measurement::latency(args, waits.take(), inserts.take()))
 }

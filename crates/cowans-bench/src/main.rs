@@ -15,6 +15,7 @@ use clap::{Parser, ValueEnum};
 mod apalis_pg;
 mod bench_db;
 mod ours;
+mod probe;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Workload {
@@ -64,6 +65,34 @@ pub struct Measurement {
     pub elapsed: Duration,
     pub latency_ms: Option<(f64, f64)>,
     pub extra: Option<String>,
+}
+
+impl Measurement {
+    pub fn new(workload: &'static str, jobs: usize, elapsed: Duration) -> Self {
+        Self {
+            workload,
+            jobs,
+            elapsed,
+            latency_ms: None,
+            extra: None,
+        }
+    }
+
+    /// A `latency` result: enqueue-to-start percentiles, plus the insert's own.
+    pub fn latency(args: &Args, waits_us: Vec<u64>, inserts_us: Vec<u64>) -> Self {
+        let jobs = waits_us.len();
+        let (ins50, ins99) = percentiles(inserts_us);
+        Self {
+            workload: "latency",
+            jobs,
+            elapsed: Duration::from_secs(args.seconds),
+            latency_ms: Some(percentiles(waits_us)),
+            extra: Some(format!(
+                "rate={} enqueue_p50_ms={ins50:.2} enqueue_p99_ms={ins99:.2}",
+                args.rate
+            )),
+        }
+    }
 }
 
 fn workload_name(w: Workload) -> &'static str {

@@ -16,7 +16,7 @@ use apalis_core::{
     task::Task,
     worker::context::WorkerContext,
 };
-use cowans_core::{Failure, JobError, JobOutcome, RetryPolicy};
+use cowans_core::{Failure, JobError, JobOutcome};
 use futures::{FutureExt, future::BoxFuture};
 use serde::de::DeserializeOwned;
 use tower::{Layer, Service};
@@ -49,7 +49,7 @@ pub struct PgBackend<Args> {
 impl<Args> PgBackend<Args> {
     pub(crate) fn new(engine: Arc<EngineInner>, queue: QueueConfig) -> Self {
         Self {
-            handoff: Arc::new(Handoff::new(queue.concurrency)),
+            handoff: Arc::new(Handoff::new(queue.concurrency, &engine.stop_claiming)),
             engine,
             queue,
             signal: None,
@@ -95,13 +95,14 @@ where
     ) -> Poll<Option<Result<Self::Task, Self::Error>>> {
         // Database trouble never surfaces here (the producer retries), so the apalis worker
         // never stops on a backend error.
-        if self.engine.stop_claiming.is_cancelled() {
+        if self.handoff.stop.is_cancelled() {
             return Poll::Ready(None);
         }
         self.handoff.waker.register(cx.waker());
-        match self.handoff.buffer().pop_front() {
+        let next = self.handoff.buffer().tasks.pop_front();
+        match next {
             Some(task) => Poll::Ready(Some(Ok(task))),
-            None if self.engine.stop_claiming.is_cancelled() => Poll::Ready(None),
+            None if self.handoff.stop.is_cancelled() => Poll::Ready(None),
             None => Poll::Pending,
         }
     }
@@ -115,36 +116,18 @@ where
             return Poll::Ready(Ok(()));
         }
         if self.closing.is_none() {
-            // Jobs claimed but never started go back at once, attempt not counted.
-            let unstarted: Vec<_> = self.handoff.buffer().drain(..).collect();
-            let refs: Vec<_> = unstarted
-                .iter()
-                .filter_map(|t| t.data().get::<JobMeta>().map(JobMeta::lease_ref))
-                .collect();
-            for t in &unstarted {
-                if let Some(m) = t.data().get::<JobMeta>() {
-                    metrics::finished(&m.queue, &m.kind, Default::default());
-                }
-            }
+            // Stop this queue's producer and hand back what it claimed but apalis never started.
+            self.handoff.stop.cancel();
+            let unstarted: Vec<_> = {
+                let mut buffer = self.handoff.buffer();
+                buffer.closed = true;
+                buffer.tasks.drain(..).collect()
+            };
             let engine = self.engine.clone();
-            let slots = self.handoff.slots.clone();
+            let handoff = self.handoff.clone();
             self.closing = Some(
-                async move {
-                    if !refs.is_empty() {
-                        match cowans_store::release(&engine.pool, &refs).await {
-                            Ok(_) => {
-                                for r in &refs {
-                                    engine.in_flight.remove(*r);
-                                }
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "could not hand back unstarted jobs")
-                            }
-                        }
-                        slots.release(refs.len());
-                    }
-                }
-                .boxed(),
+                async move { producer::hand_back(&engine, &handoff.slots, unstarted).await }
+                    .boxed(),
             );
         }
         let closing = self.closing.as_mut().expect("set just above");
@@ -178,7 +161,7 @@ impl<Args> BackendConfig for PgBackend<Args> {
         AckLayer {
             engine: self.engine.clone(),
             slots: self.handoff.slots.clone(),
-            retry: self.queue.retry,
+            queue: self.queue.clone(),
         }
     }
 }
@@ -190,7 +173,7 @@ impl<Args> BackendConfig for PgBackend<Args> {
 pub struct AckLayer {
     engine: Arc<EngineInner>,
     slots: Arc<Slots>,
-    retry: RetryPolicy,
+    queue: QueueConfig,
 }
 
 impl<S> Layer<S> for AckLayer {
@@ -248,7 +231,7 @@ where
                     classify(e.as_ref()),
                     attempt.meta.attempt,
                     attempt.meta.max_attempts,
-                    &attempt.layer.retry,
+                    attempt.layer.queue.policy_for(&attempt.meta.kind),
                     rand::random::<f64>(),
                 ),
             };

@@ -1,6 +1,6 @@
 //! Runtime settings of the engine and of each consumed queue.
 
-use std::time::Duration;
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use cowans_core::{QueueName, RetryPolicy};
 use serde::{Deserialize, Serialize};
@@ -93,7 +93,10 @@ pub struct QueueConfig {
     pub concurrency: usize,
     /// Most jobs one claim statement takes (the claim never exceeds free slots either).
     pub claim_batch: usize,
+    /// The queue's retry policy...
     pub retry: RetryPolicy,
+    /// ...unless the job's kind has its own.
+    pub retry_by_kind: Arc<HashMap<String, RetryPolicy>>,
 }
 
 impl QueueConfig {
@@ -103,6 +106,7 @@ impl QueueConfig {
             concurrency: 10,
             claim_batch: 500,
             retry: RetryPolicy::default(),
+            retry_by_kind: Arc::default(),
         }
     }
 
@@ -114,6 +118,16 @@ impl QueueConfig {
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
+    }
+
+    /// A retry policy for one kind of job on this queue.
+    pub fn retry_for(mut self, kind: &str, retry: RetryPolicy) -> Self {
+        Arc::make_mut(&mut self.retry_by_kind).insert(kind.to_owned(), retry);
+        self
+    }
+
+    pub(crate) fn policy_for(&self, kind: &str) -> &RetryPolicy {
+        self.retry_by_kind.get(kind).unwrap_or(&self.retry)
     }
 }
 

@@ -19,6 +19,7 @@ use cowans_store::{ClaimCursor, ClaimedJob, LeaseRef};
 use futures::task::AtomicWaker;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     JobMeta, QueueConfig, completer::Ack, engine::EngineInner, in_flight::Slots,
@@ -27,23 +28,57 @@ use crate::{
 
 /// What the producer and the backend share.
 pub(crate) struct Handoff<Args> {
-    pub(crate) buffer: Mutex<VecDeque<Task<Args>>>,
+    buffer: Mutex<Buffer<Args>>,
     pub(crate) waker: AtomicWaker,
     pub(crate) slots: Arc<Slots>,
+    /// Stops this queue's producer: the engine's shutdown, or the apalis worker closing alone.
+    pub(crate) stop: CancellationToken,
+}
+
+/// Claimed jobs not yet started. Once `closed`, nothing more may be put in: the producer hands
+/// such jobs back instead, so no claimed job is left where nobody will run it.
+pub(crate) struct Buffer<Args> {
+    pub(crate) tasks: VecDeque<Task<Args>>,
+    pub(crate) closed: bool,
 }
 
 impl<Args> Handoff<Args> {
-    pub(crate) fn new(concurrency: usize) -> Self {
+    pub(crate) fn new(concurrency: usize, engine_stop: &CancellationToken) -> Self {
         Self {
-            buffer: Mutex::new(VecDeque::new()),
+            buffer: Mutex::new(Buffer {
+                tasks: VecDeque::new(),
+                closed: false,
+            }),
             waker: AtomicWaker::new(),
             slots: Arc::new(Slots::new(concurrency)),
+            stop: engine_stop.child_token(),
         }
     }
 
-    pub(crate) fn buffer(&self) -> std::sync::MutexGuard<'_, VecDeque<Task<Args>>> {
+    pub(crate) fn buffer(&self) -> std::sync::MutexGuard<'_, Buffer<Args>> {
         self.buffer.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Hands claimed but unstarted jobs back as available, attempt not counted.
+pub(crate) async fn hand_back<Args>(engine: &EngineInner, slots: &Slots, tasks: Vec<Task<Args>>) {
+    let metas: Vec<JobMeta> = tasks
+        .iter()
+        .filter_map(|t| t.data().get::<JobMeta>().cloned())
+        .collect();
+    if metas.is_empty() {
+        return;
+    }
+    let refs: Vec<LeaseRef> = metas.iter().map(JobMeta::lease_ref).collect();
+    match cowans_store::release(&engine.pool, &refs).await {
+        Ok(_) => refs.iter().for_each(|r| engine.in_flight.remove(*r)),
+        // Still registered: the engine's shutdown tries again, and the leases expire otherwise.
+        Err(e) => tracing::warn!(error = %e, "could not hand back unstarted jobs"),
+    }
+    for m in &metas {
+        metrics::finished(&m.queue, &m.kind, Duration::ZERO);
+    }
+    slots.release(refs.len());
 }
 
 const PROMOTE_BATCH: i64 = 1000;
@@ -65,7 +100,7 @@ pub(crate) async fn run<Args>(
     let mut cursor: Option<ClaimCursor> = None;
 
     loop {
-        if engine.stop_claiming.is_cancelled() {
+        if handoff.stop.is_cancelled() {
             break;
         }
         if let Some(hint) = signal.take_due_hint() {
@@ -126,7 +161,7 @@ pub(crate) async fn run<Args>(
 
         if failed {
             tokio::select! {
-                _ = engine.stop_claiming.cancelled() => break,
+                _ = handoff.stop.cancelled() => break,
                 _ = tokio::time::sleep(error_backoff) => {}
             }
             error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
@@ -135,7 +170,7 @@ pub(crate) async fn run<Args>(
 
         let wake_at = next_due.map_or(next_poll, |d| d.min(next_poll));
         tokio::select! {
-            _ = engine.stop_claiming.cancelled() => break,
+            _ = handoff.stop.cancelled() => break,
             _ = signal.notify.notified() => more = true,
             _ = handoff.slots.freed.notified(), if more => {}
             _ = tokio::time::sleep_until(wake_at) => {
@@ -213,8 +248,20 @@ async fn hand_over<Args>(
         }
     }
     if !ready.is_empty() {
-        handoff.buffer().extend(ready);
-        handoff.waker.wake();
+        let late = {
+            let mut buffer = handoff.buffer();
+            if buffer.closed {
+                ready
+            } else {
+                buffer.tasks.extend(ready);
+                Vec::new()
+            }
+        };
+        if late.is_empty() {
+            handoff.waker.wake();
+        } else {
+            hand_back(engine, &handoff.slots, late).await;
+        }
     }
     for (job, e) in poisoned {
         // A payload that cannot be decoded will never succeed: dead-letter it with the reason,

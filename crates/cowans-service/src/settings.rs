@@ -46,6 +46,8 @@ pub struct WorkerSettings {
     /// Most jobs taken by one claim statement.
     pub claim_batch: usize,
     pub retry: RetryPolicy,
+    /// Per-kind policies (`[worker.retry_by_kind."shopify.push"]` in the settings file).
+    pub retry_by_kind: std::collections::HashMap<String, RetryPolicy>,
     /// Address of `/metrics`, `/health` and `/ready`.
     pub ops_listen: String,
 }
@@ -57,6 +59,7 @@ impl Default for WorkerSettings {
             concurrency: 10,
             claim_batch: 500,
             retry: RetryPolicy::default(),
+            retry_by_kind: Default::default(),
             ops_listen: "127.0.0.1:9464".to_owned(),
         }
     }
@@ -163,6 +166,11 @@ impl Settings {
         }
         if let Err(e) = self.worker.retry.validate() {
             return bad("worker.retry", e);
+        }
+        for (kind, policy) in &self.worker.retry_by_kind {
+            if let Err(e) = policy.validate() {
+                return bad(&format!("worker.retry_by_kind.{kind}"), e);
+            }
         }
         if let Err(e) = self.engine.validate() {
             return bad("engine", e);
