@@ -46,18 +46,13 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         }
         Workload::Latency => vec![latency(&pool, args).await?],
         Workload::Backlog => {
-            let mut out = Vec::new();
-            for queued in [10_000usize, 1_000_000] {
+            probe::backlog(async |queued, measured| {
                 let queue = format!("backlog-{queued}");
                 fill(&pool, &queue, queued).await?;
                 let _ = sqlx::query("ANALYZE apalis.jobs").execute(&pool).await;
-                let measured = queued.min(50_000);
-                let elapsed = drain(&pool, &queue, measured, args.concurrency).await?;
-                let mut m = Measurement::new(name, measured, elapsed);
-                m.extra = Some(format!("queued={queued}"));
-                out.push(m);
-            }
-            out
+                drain(&pool, &queue, measured, args.concurrency).await
+            })
+            .await?
         }
     })
 }

@@ -35,19 +35,14 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         }
         Workload::Latency => vec![latency(&pool, &q, args).await?],
         Workload::Backlog => {
-            let mut out = Vec::new();
-            for queued in [10_000usize, 1_000_000] {
+            probe::backlog(async |queued, measured| {
                 let q = QueueName::new(format!("backlog-{queued}"))?;
                 fill(&pool, &q, queued).await?;
                 // Fresh statistics, as autovacuum would have them in steady state.
                 let _ = sqlx::query("ANALYZE cowans_jobs").execute(&pool).await;
-                let measured = queued.min(50_000);
-                let elapsed = drain(&pool, &q, measured, args.concurrency).await?;
-                let mut m = Measurement::new(name, measured, elapsed);
-                m.extra = Some(format!("queued={queued}"));
-                out.push(m);
-            }
-            out
+                drain(&pool, &q, measured, args.concurrency).await
+            })
+            .await?
         }
     })
 }

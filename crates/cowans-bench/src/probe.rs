@@ -125,6 +125,22 @@ impl Ticket {
     }
 }
 
+/// The `backlog` workload: for 10,000 and then 1,000,000 queued jobs, `fill_and_drain(queued,
+/// measured)` fills a queue and returns the time to drain the first `measured` of them.
+pub async fn backlog(
+    mut fill_and_drain: impl AsyncFnMut(usize, usize) -> anyhow::Result<Duration>,
+) -> anyhow::Result<Vec<crate::Measurement>> {
+    let mut out = Vec::new();
+    for queued in [10_000usize, 1_000_000] {
+        let measured = queued.min(50_000);
+        let elapsed = fill_and_drain(queued, measured).await?;
+        let mut m = crate::Measurement::new("backlog", measured, elapsed);
+        m.extra = Some(format!("queued={queued}"));
+        out.push(m);
+    }
+    Ok(out)
+}
+
 /// Calls `enqueue` `total` times at `rate` per second, each call in its own task so a slow
 /// insert does not delay the schedule.
 pub async fn offer_load<F, Fut>(rate: u64, total: usize, enqueue: F) -> anyhow::Result<()>
