@@ -5,15 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./ops/dev-services.sh
-cargo build --release --bins
+cargo build --release -p cowans-worker -p cowans-api
 export COWANS__DATABASE__URL="${COWANS__DATABASE__URL:-postgres://postgres@127.0.0.1:5432/cowans}"
 bin=target/release
+logs=target/cowans-logs
+mkdir -p "$logs"
 $bin/cowans-worker migrate
 pids=()
 cleanup() { kill -TERM "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
-$bin/cowans-api --listen 127.0.0.1:8080 & pids+=($!)
-$bin/cowans-worker run --queues default --concurrency 20 --ops-listen 127.0.0.1:9464 & pids+=($!)
+$bin/cowans-api --listen 127.0.0.1:8080 >"$logs/api.log" 2>&1 & pids+=($!)
+$bin/cowans-worker run --queues default --concurrency 20 --ops-listen 127.0.0.1:9464 \
+  >"$logs/worker.log" 2>&1 & pids+=($!)
 sleep 1
 cat <<INFO
 
@@ -21,6 +24,7 @@ cat <<INFO
     API health ........ http://127.0.0.1:8080/health   (readiness: /ready)
     worker metrics .... http://127.0.0.1:9464/metrics
     database .......... ${COWANS__DATABASE__URL}
+    logs .............. $logs/api.log, $logs/worker.log
   (the simulated Shopify shop joins this command with its own issue)
 
 INFO

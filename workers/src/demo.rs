@@ -53,7 +53,9 @@ pub async fn run(pool: PgPool, queue: QueueName, jobs: usize) -> anyhow::Result<
                 .iter()
                 .find(|(s, _)| *s == JobState::Completed)
                 .map_or(0, |(_, n)| *n);
-            println!("all demo jobs finished ({done} completed; first id {first})");
+            println!(
+                "all demo jobs finished ({done} completed in queue {queue} so far; this run's ids start at {first})"
+            );
             return Ok(());
         }
     }

@@ -90,7 +90,7 @@ pub struct LogSettings {
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
-            filter: "info".to_owned(),
+            filter: "info,sqlx::postgres::notice=warn".to_owned(),
             json: false,
         }
     }
