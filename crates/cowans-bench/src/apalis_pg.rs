@@ -126,19 +126,17 @@ async fn drain(
         .build(probe::count::<Payload>);
     let started = std::time::Instant::now();
     let handle = tokio::spawn(worker.run());
-    counter.all_seen().await;
-    loop {
-        let done: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM apalis.jobs WHERE job_type = $1 AND status = 'Done'",
-        )
-        .bind(queue)
-        .fetch_one(pool)
+    counter
+        .until_completed(async || {
+            let done: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM apalis.jobs WHERE job_type = $1 AND status = 'Done'",
+            )
+            .bind(queue)
+            .fetch_one(pool)
+            .await?;
+            Ok(done)
+        })
         .await?;
-        if done as usize >= target {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
     let elapsed = started.elapsed();
     handle.abort();
     Ok(elapsed)

@@ -133,18 +133,15 @@ async fn drain(
         .build(probe::count::<IgnoredAny>);
     let started = std::time::Instant::now();
     let handle = tokio::spawn(worker.run());
-    counter.all_seen().await;
-    loop {
-        let done = cowans_store::count_by_state(pool, q.as_str())
-            .await?
-            .into_iter()
-            .find(|(s, _)| *s == JobState::Completed)
-            .map_or(0, |(_, n)| n);
-        if done as usize >= target {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    counter
+        .until_completed(async || {
+            let counts = cowans_store::count_by_state(pool, q.as_str()).await?;
+            Ok(counts
+                .into_iter()
+                .find(|(s, _)| *s == JobState::Completed)
+                .map_or(0, |(_, n)| n))
+        })
+        .await?;
     let elapsed = started.elapsed();
     engine.shutdown().await;
     handle.abort();

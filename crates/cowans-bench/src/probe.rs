@@ -31,8 +31,17 @@ impl Counter {
         }
     }
 
-    pub async fn all_seen(&self) {
+    /// Waits until the handler saw every job, then until `completed()` (the backend's count of
+    /// completed jobs in the database) reaches the target.
+    pub async fn until_completed(
+        &self,
+        mut completed: impl AsyncFnMut() -> anyhow::Result<i64>,
+    ) -> anyhow::Result<()> {
         self.done.notified().await;
+        while (completed().await? as usize) < self.target {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
     }
 }
 
