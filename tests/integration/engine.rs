@@ -352,7 +352,9 @@ async fn shutdown_drains_in_flight_jobs_before_the_deadline() {
     let engine = engine(&db, fast()).await;
     run_demo(&engine, "drain", 5);
     let jobs: Vec<NewJob> = (0..8)
-        .map(|_| NewJob::new(queue("drain"), "demo.sleep", json!({"ms": 400})))
+        // Long enough that no job finishes (and frees a slot) between "five running" and the
+        // shutdown, even on a loaded machine.
+        .map(|_| NewJob::new(queue("drain"), "demo.sleep", json!({"ms": 2000})))
         .collect();
     store::enqueue_many(&db.pool, &jobs).await.unwrap();
     wait_for("five jobs running", Duration::from_secs(5), || async {
@@ -382,7 +384,7 @@ async fn a_worker_stopped_on_its_own_stops_claiming_and_leaves_the_rest_runnable
         .build(cowans_queue::demo::router(engine.pool().clone()));
     let run = tokio::spawn(worker.run());
     let jobs: Vec<NewJob> = (0..10)
-        .map(|_| NewJob::new(queue("alone"), "demo.sleep", json!({"ms": 300})))
+        .map(|_| NewJob::new(queue("alone"), "demo.sleep", json!({"ms": 1500})))
         .collect();
     store::enqueue_many(&db.pool, &jobs).await.unwrap();
     wait_for("two jobs running", Duration::from_secs(5), || async {

@@ -88,7 +88,7 @@ async fn a_killed_workers_jobs_are_rescued_and_each_effect_lands_exactly_once() 
 async fn sigterm_drains_running_jobs_and_leaves_the_rest_runnable() {
     let db = TestDb::new().await;
     let jobs: Vec<NewJob> = (0..6)
-        .map(|_| NewJob::new(queue("term"), "demo.sleep", json!({"ms": 800})))
+        .map(|_| NewJob::new(queue("term"), "demo.sleep", json!({"ms": 2000})))
         .collect();
     store::enqueue_many(&db.pool, &jobs).await.unwrap();
     let w = WorkerProcess::spawn(&db.url(), "term", 3, FAST);

@@ -348,7 +348,7 @@ async fn heartbeats_extend_only_leases_still_held() {
 async fn one_leader_at_a_time_and_a_new_term_after_expiry() {
     let db = TestDb::new().await;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-    let ttl = Duration::from_millis(300);
+    let ttl = Duration::from_millis(1000);
     let t1 = store::try_lead(&db.pool, "m", a, ttl)
         .await
         .unwrap()
@@ -364,7 +364,7 @@ async fn one_leader_at_a_time_and_a_new_term_after_expiry() {
         Some(t1),
         "renewal keeps the term"
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let t2 = store::try_lead(&db.pool, "m", b, ttl)
         .await
         .unwrap()

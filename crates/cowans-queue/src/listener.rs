@@ -170,3 +170,47 @@ async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     l.listen(cowans_store::NOTIFY_CHANNEL).await?;
     Ok(l)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_reach_the_producers_of_their_queue_only() {
+        let signals = Signals::default();
+        let a = signals.subscribe("shopify.push");
+        let b = signals.subscribe("other");
+        signals.dispatch("a:shopify.push:5");
+        assert_eq!(a.new_priority.load(Ordering::Acquire), 5);
+        assert!(
+            !a.rewind.load(Ordering::Acquire),
+            "new jobs do not rewind the cursor"
+        );
+        assert_eq!(b.new_priority.load(Ordering::Acquire), i32::MIN);
+        signals.dispatch("r:other");
+        assert!(
+            b.rewind.load(Ordering::Acquire),
+            "re-entries rewind the cursor"
+        );
+        signals.dispatch("s:other");
+        assert!(b.promote.load(Ordering::Acquire));
+        signals.dispatch("garbage");
+        signals.dispatch("a:shopify.push:notanumber");
+        assert_eq!(
+            a.new_priority.load(Ordering::Acquire),
+            i32::MAX,
+            "unknown priority rewinds"
+        );
+    }
+
+    #[test]
+    fn the_due_hint_keeps_the_earliest_time() {
+        let s = QueueSignal::default();
+        let now = Utc::now();
+        s.scheduled(Some(now + chrono::Duration::seconds(5)));
+        s.scheduled(Some(now + chrono::Duration::seconds(1)));
+        s.scheduled(None);
+        assert_eq!(s.take_due_hint(), Some(now + chrono::Duration::seconds(1)));
+        assert_eq!(s.take_due_hint(), None);
+    }
+}

@@ -2,7 +2,10 @@
 
 use std::str::FromStr;
 
-use sqlx::{PgPool, Postgres, migrate::MigrateDatabase, postgres::PgConnectOptions};
+use sqlx::{
+    Connection, PgConnection, PgPool, Postgres, migrate::MigrateDatabase,
+    postgres::PgConnectOptions,
+};
 
 use crate::settings::DatabaseSettings;
 
@@ -47,6 +50,15 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
             root_cause(&e)
         )
     })?;
+    // One plain connection first: a refused or unknown host fails at once instead of after the
+    // pool's acquire timeout.
+    let probe = PgConnection::connect_with(&options).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot connect to Postgres at {shown}: {}; start the server or fix database.url (COWANS__DATABASE__URL)",
+            root_cause(&e)
+        )
+    })?;
+    let _ = probe.close().await;
     let pool = cowans_store::connect(options, settings.max_connections)
         .await
         .map_err(|e| {
