@@ -72,3 +72,8 @@ pub(crate) fn finished(queue: &str, kind: &str, ran: Duration) {
         .record(ran.as_secs_f64());
     gauge!(IN_FLIGHT, "queue" => queue.to_owned(), "kind" => kind.to_owned()).decrement(1.0);
 }
+
+/// A claimed job handed back before it ran: no longer in flight, and no run time to record.
+pub(crate) fn handed_back(queue: &str, kind: &str) {
+    gauge!(IN_FLIGHT, "queue" => queue.to_owned(), "kind" => kind.to_owned()).decrement(1.0);
+}

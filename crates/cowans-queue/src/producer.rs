@@ -76,7 +76,7 @@ pub(crate) async fn hand_back<Args>(engine: &EngineInner, slots: &Slots, tasks: 
         Err(e) => tracing::warn!(error = %e, "could not hand back unstarted jobs"),
     }
     for m in &metas {
-        metrics::finished(&m.queue, &m.kind, Duration::ZERO);
+        metrics::handed_back(&m.queue, &m.kind);
     }
     slots.release(refs.len());
 }
