@@ -27,7 +27,6 @@ use crate::{
     engine::EngineInner,
     in_flight::Slots,
     listener::QueueSignal,
-    metrics,
     producer::{self, Handoff},
 };
 
@@ -253,7 +252,7 @@ struct AttemptGuard {
 
 impl AttemptGuard {
     async fn settle(&mut self, outcome: JobOutcome) {
-        metrics::finished(&self.meta.queue, &self.meta.kind, self.started.elapsed());
+        self.meta.metrics.finished(self.started.elapsed());
         if let JobOutcome::Retry { error, .. } | JobOutcome::Dead { error } = &outcome {
             tracing::warn!(job_id = %self.meta.id, kind = %self.meta.kind, attempt = self.meta.attempt, error = %error, "job attempt failed");
         }
@@ -261,8 +260,7 @@ impl AttemptGuard {
             .engine
             .ack(Ack {
                 lease: self.meta.lease_ref(),
-                queue: self.meta.queue.clone(),
-                kind: self.meta.kind.clone(),
+                metrics: self.meta.metrics.clone(),
                 attempt: self.meta.attempt,
                 completed_in_tx: self.meta.was_completed_in_tx(),
                 outcome,
@@ -276,7 +274,7 @@ impl AttemptGuard {
 impl Drop for AttemptGuard {
     fn drop(&mut self) {
         if !self.settled {
-            metrics::finished(&self.meta.queue, &self.meta.kind, self.started.elapsed());
+            self.meta.metrics.finished(self.started.elapsed());
             self.layer.slots.release(1);
         }
     }

@@ -25,8 +25,7 @@ use crate::{listener::Signals, metrics};
 #[derive(Debug)]
 pub(crate) struct Ack {
     pub(crate) lease: LeaseRef,
-    pub(crate) queue: Arc<str>,
-    pub(crate) kind: Arc<str>,
+    pub(crate) metrics: Arc<metrics::JobMetrics>,
     pub(crate) attempt: i32,
     /// The handler completed the job in its own transaction; this ack will be fenced off.
     pub(crate) completed_in_tx: bool,
@@ -99,21 +98,21 @@ async fn flush(pool: &PgPool, worker_id: Uuid, signals: &Signals, batch: &[Ack])
     for ack in batch {
         if !accepted.contains(&ack.lease.id) {
             if ack.completed_in_tx && ack.outcome == JobOutcome::Completed {
-                metrics::outcome(metrics::COMPLETED, &ack.queue, &ack.kind);
+                ack.metrics.completed.increment(1);
             } else {
                 fenced += 1;
             }
             continue;
         }
         match &ack.outcome {
-            JobOutcome::Completed => metrics::outcome(metrics::COMPLETED, &ack.queue, &ack.kind),
+            JobOutcome::Completed => ack.metrics.completed.increment(1),
             JobOutcome::Retry { .. } => {
-                metrics::outcome(metrics::FAILED, &ack.queue, &ack.kind);
-                metrics::outcome(metrics::RETRIED, &ack.queue, &ack.kind);
+                ack.metrics.failed.increment(1);
+                ack.metrics.retried.increment(1);
             }
             JobOutcome::Dead { .. } => {
-                metrics::outcome(metrics::FAILED, &ack.queue, &ack.kind);
-                metrics::outcome(metrics::DEAD, &ack.queue, &ack.kind);
+                ack.metrics.failed.increment(1);
+                ack.metrics.dead.increment(1);
             }
         }
     }

@@ -54,6 +54,7 @@ pub(crate) struct EngineInner {
     pub(crate) worker_id: Uuid,
     pub(crate) config: EngineConfig,
     pub(crate) in_flight: InFlight,
+    pub(crate) metrics: crate::metrics::MetricsCache,
     pub(crate) signals: Arc<Signals>,
     /// Producers stop claiming when this fires.
     pub(crate) stop_claiming: CancellationToken,
@@ -139,6 +140,7 @@ impl Engine {
             worker_id,
             config: config.clone(),
             in_flight: InFlight::default(),
+            metrics: Default::default(),
             signals: signals.clone(),
             stop_claiming: CancellationToken::new(),
             acks: RwLock::new(Some(tx)),

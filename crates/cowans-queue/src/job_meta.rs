@@ -12,7 +12,7 @@ use cowans_store::LeaseRef;
 
 /// The job behind a task: identity, attempt and the lease that fences its acks. Take it as a
 /// handler argument (`async fn handle(args: MyArgs, job: JobMeta)`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JobMeta {
     pub id: JobId,
     pub queue: Arc<str>,
@@ -29,6 +29,7 @@ pub struct JobMeta {
     /// Set when the handler completed the job in its own transaction (for the metrics: the
     /// completer's own ack is then fenced off, as it should be).
     pub(crate) completed_in_tx: Arc<AtomicBool>,
+    pub(crate) metrics: Arc<crate::metrics::JobMetrics>,
 }
 
 impl JobMeta {
@@ -55,6 +56,20 @@ impl JobMeta {
 
     pub(crate) fn was_completed_in_tx(&self) -> bool {
         self.completed_in_tx.load(Ordering::Acquire)
+    }
+}
+
+impl std::fmt::Debug for JobMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobMeta")
+            .field("id", &self.id)
+            .field("queue", &self.queue)
+            .field("kind", &self.kind)
+            .field("attempt", &self.attempt)
+            .field("max_attempts", &self.max_attempts)
+            .field("priority", &self.priority)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
     }
 }
 

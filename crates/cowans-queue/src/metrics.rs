@@ -1,8 +1,12 @@
 //! The engine's Prometheus metrics, named `cowans_<what>_<unit>`, labelled by queue and kind only.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
 pub const ENQUEUED: &str = "cowans_jobs_enqueued_total";
 pub const COMPLETED: &str = "cowans_jobs_completed_total";
@@ -61,19 +65,72 @@ pub(crate) fn stale_acks(n: u64) {
     counter!(STALE_ACKS).increment(n);
 }
 
-pub(crate) fn started(queue: &str, kind: &str, wait: Duration) {
-    histogram!(QUEUE_WAIT, "queue" => queue.to_owned(), "kind" => kind.to_owned())
-        .record(wait.as_secs_f64());
-    gauge!(IN_FLIGHT, "queue" => queue.to_owned(), "kind" => kind.to_owned()).increment(1.0);
+/// The series of one (queue, kind), resolved once: the hot path (claim, run, ack) then touches
+/// handles instead of building label sets and looking them up for every job.
+pub(crate) struct JobMetrics {
+    wait: Histogram,
+    run: Histogram,
+    in_flight: Gauge,
+    pub(crate) completed: Counter,
+    pub(crate) failed: Counter,
+    pub(crate) retried: Counter,
+    pub(crate) dead: Counter,
 }
 
-pub(crate) fn finished(queue: &str, kind: &str, ran: Duration) {
-    histogram!(RUN_DURATION, "queue" => queue.to_owned(), "kind" => kind.to_owned())
-        .record(ran.as_secs_f64());
-    gauge!(IN_FLIGHT, "queue" => queue.to_owned(), "kind" => kind.to_owned()).decrement(1.0);
+impl std::fmt::Debug for JobMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobMetrics").finish_non_exhaustive()
+    }
 }
 
-/// A claimed job handed back before it ran: no longer in flight, and no run time to record.
-pub(crate) fn handed_back(queue: &str, kind: &str) {
-    gauge!(IN_FLIGHT, "queue" => queue.to_owned(), "kind" => kind.to_owned()).decrement(1.0);
+impl JobMetrics {
+    fn new(queue: &str, kind: &str) -> Self {
+        let labels = [("queue", queue.to_owned()), ("kind", kind.to_owned())];
+        Self {
+            wait: histogram!(QUEUE_WAIT, &labels),
+            run: histogram!(RUN_DURATION, &labels),
+            in_flight: gauge!(IN_FLIGHT, &labels),
+            completed: counter!(COMPLETED, &labels),
+            failed: counter!(FAILED, &labels),
+            retried: counter!(RETRIED, &labels),
+            dead: counter!(DEAD, &labels),
+        }
+    }
+
+    /// Claimed: counts as in flight from here (buffered or running).
+    pub(crate) fn started(&self, wait: Duration) {
+        self.wait.record(wait.as_secs_f64());
+        self.in_flight.increment(1.0);
+    }
+
+    pub(crate) fn finished(&self, ran: Duration) {
+        self.run.record(ran.as_secs_f64());
+        self.in_flight.decrement(1.0);
+    }
+
+    /// Handed back before it ran: no run time to record.
+    pub(crate) fn handed_back(&self) {
+        self.in_flight.decrement(1.0);
+    }
+}
+
+type ByKind = HashMap<Arc<str>, Arc<JobMetrics>>;
+
+/// `JobMetrics` by queue and kind, created on first use.
+#[derive(Default)]
+pub(crate) struct MetricsCache {
+    by_queue: Mutex<HashMap<Arc<str>, ByKind>>,
+}
+
+impl MetricsCache {
+    pub(crate) fn get(&self, queue: &Arc<str>, kind: &str) -> Arc<JobMetrics> {
+        let mut map = self.by_queue.lock().unwrap_or_else(|p| p.into_inner());
+        let kinds = map.entry(queue.clone()).or_default();
+        if let Some(m) = kinds.get(kind) {
+            return m.clone();
+        }
+        let m = Arc::new(JobMetrics::new(queue, kind));
+        kinds.insert(Arc::from(kind), m.clone());
+        m
+    }
 }

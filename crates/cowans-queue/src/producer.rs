@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     JobMeta, QueueConfig, completer::Ack, engine::EngineInner, in_flight::Slots,
-    listener::QueueSignal, metrics,
+    listener::QueueSignal,
 };
 
 /// What the producer and the backend share.
@@ -76,7 +76,7 @@ pub(crate) async fn hand_back<Args>(engine: &EngineInner, slots: &Slots, tasks: 
         Err(e) => tracing::warn!(error = %e, "could not hand back unstarted jobs"),
     }
     for m in &metas {
-        metrics::handed_back(&m.queue, &m.kind);
+        m.metrics.handed_back();
     }
     slots.release(refs.len());
 }
@@ -243,7 +243,7 @@ async fn hand_over<Args>(
     let mut poisoned = Vec::new();
     for job in jobs {
         match serde_json::from_str::<Args>(&job.args) {
-            Ok(args) => ready.push(task_of(args, &job, queue_name.clone())),
+            Ok(args) => ready.push(task_of(engine, args, &job, queue_name.clone())),
             Err(e) => poisoned.push((job, e)),
         }
     }
@@ -273,8 +273,7 @@ async fn hand_over<Args>(
                     id: JobId(job.id),
                     lease: job.lease,
                 },
-                queue: queue_name.clone(),
-                kind: Arc::from(job.kind.as_str()),
+                metrics: engine.metrics.get(&queue_name, &job.kind),
                 attempt: job.attempt,
                 completed_in_tx: false,
                 outcome: JobOutcome::Dead {
@@ -289,9 +288,15 @@ async fn hand_over<Args>(
     }
 }
 
-fn task_of<Args>(args: Args, job: &ClaimedJob, queue: Arc<str>) -> Task<Args> {
+fn task_of<Args>(
+    engine: &EngineInner,
+    args: Args,
+    job: &ClaimedJob,
+    queue: Arc<str>,
+) -> Task<Args> {
     let wait = (job.attempted_at - job.run_at).to_std().unwrap_or_default();
-    metrics::started(&queue, &job.kind, wait);
+    let metrics = engine.metrics.get(&queue, &job.kind);
+    metrics.started(wait);
     let meta = JobMeta {
         id: JobId(job.id),
         queue,
@@ -304,6 +309,7 @@ fn task_of<Args>(args: Args, job: &ClaimedJob, queue: Arc<str>) -> Task<Args> {
         run_at: job.run_at,
         attempted_at: job.attempted_at,
         completed_in_tx: Default::default(),
+        metrics,
     };
     TaskBuilder::new(args)
         .task_id(TaskId::Int(job.id as u64))
