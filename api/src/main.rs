@@ -19,21 +19,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cowans-api: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cowans-api: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    cowans_service::run_main("cowans-api", run(Cli::parse()))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

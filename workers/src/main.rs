@@ -48,21 +48,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cowans-worker: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cowans-worker: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    cowans_service::run_main("cowans-worker", run(Cli::parse()))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

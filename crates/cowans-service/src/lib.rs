@@ -12,3 +12,25 @@ pub mod shutdown;
 pub mod telemetry;
 
 pub use settings::Settings;
+
+/// Runs a binary's async entry point on a fresh runtime. A failure is printed as one line
+/// (`<binary>: <cause: cause ...>`) with exit code 1: no panic, no stack trace.
+pub fn run_main(
+    binary: &str,
+    main: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{binary}: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(main) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{binary}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
