@@ -71,6 +71,15 @@ async fn finished(db: &TestDb, id: JobId) -> cowans_store::JobRecord {
     .await
 }
 
+/// Waits until `q` has exactly `n` jobs in `state`.
+async fn wait_count(db: &TestDb, q: &str, state: JobState, n: i64, deadline: Duration) {
+    wait_for(&format!("{n} {state} jobs in {q}"), deadline, || async {
+        let c = store::count_by_state(&db.pool, q).await.unwrap();
+        c.contains(&(state, n)).then_some(())
+    })
+    .await
+}
+
 async fn enqueue(db: &TestDb, q: &str, kind: &str, args: Value) -> JobId {
     store::enqueue(&db.pool, &NewJob::new(queue(q), kind, args))
         .await
@@ -283,13 +292,12 @@ async fn a_worker_never_runs_more_than_its_concurrency() {
         .map(|_| NewJob::new(queue("conc"), "busy", json!({})))
         .collect();
     store::enqueue_many(&db.pool, &jobs).await.unwrap();
-    wait_for(
-        "all 24 jobs to complete",
+    wait_count(
+        &db,
+        "conc",
+        JobState::Completed,
+        24,
         Duration::from_secs(15),
-        || async {
-            let c = store::count_by_state(&db.pool, "conc").await.unwrap();
-            c.contains(&(JobState::Completed, 24)).then_some(())
-        },
     )
     .await;
     assert_eq!(gauge.max.load(Ordering::SeqCst), 3);
@@ -307,23 +315,70 @@ async fn an_idle_worker_is_woken_by_notify_within_milliseconds() {
     let engine = engine(&db, config).await;
     let gauge = run_busy(&engine, "wake", 4);
     tokio::time::sleep(Duration::from_millis(300)).await; // let the producer go idle
-    let mut waits = Vec::new();
-    for _ in 0..5 {
+    // Both wake-up paths: NOTIFY inside the insert's statement, and after its commit.
+    let (mut in_statement, mut after_commit) = (Vec::new(), Vec::new());
+    for i in 0..6 {
         let before = gauge.started.lock().unwrap().len();
         let t0 = Instant::now();
-        enqueue(&db, "wake", "busy", json!({})).await;
+        let job = NewJob::new(queue("wake"), "busy", json!({}));
+        if i % 2 == 0 {
+            store::enqueue(&db.pool, &job).await.unwrap();
+        } else {
+            store::enqueue_autocommit(&db.pool, &[job]).await.unwrap();
+        }
         let started = wait_for("the job to start", Duration::from_secs(5), || async {
             gauge.started.lock().unwrap().get(before).copied()
         })
         .await;
+        let waits = if i % 2 == 0 {
+            &mut in_statement
+        } else {
+            &mut after_commit
+        };
         waits.push(started.duration_since(t0));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    waits.sort();
+    for waits in [&mut in_statement, &mut after_commit] {
+        waits.sort();
+        assert!(
+            waits[1] < Duration::from_millis(50),
+            "median enqueue-to-start {waits:?}"
+        );
+    }
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_higher_priority_job_overtakes_a_backlog_being_drained() {
+    let db = TestDb::new().await;
+    // No poll tick during the test: only the notification can move the claim cursor back.
+    let config = EngineConfig {
+        poll_interval: Duration::from_secs(30),
+        ..fast()
+    };
+    let engine = engine(&db, config).await;
+    run_demo(&engine, "prio", 1);
+    let backlog: Vec<NewJob> = (0..20)
+        .map(|_| NewJob::new(queue("prio"), "demo.sleep", json!({"ms": 50})))
+        .collect();
+    store::enqueue_many(&db.pool, &backlog).await.unwrap();
+    wait_count(&db, "prio", JobState::Completed, 3, Duration::from_secs(10)).await;
+    let urgent = store::enqueue(
+        &db.pool,
+        &NewJob::new(queue("prio"), "demo.sleep", json!({"ms": 1})).priority(5),
+    )
+    .await
+    .unwrap();
+    let urgent = finished(&db, urgent).await;
+    let still_waiting = store::count_by_state(&db.pool, "prio").await.unwrap();
+    let available = still_waiting
+        .iter()
+        .find(|(s, _)| *s == JobState::Available)
+        .map_or(0, |(_, n)| *n);
+    assert_eq!(urgent.state, JobState::Completed);
     assert!(
-        waits[2] < Duration::from_millis(50),
-        "median enqueue-to-start {:?}",
-        waits
+        available >= 10,
+        "the urgent job ran ahead of the backlog: {still_waiting:?}"
     );
     engine.shutdown().await;
 }
@@ -357,11 +412,7 @@ async fn shutdown_drains_in_flight_jobs_before_the_deadline() {
         .map(|_| NewJob::new(queue("drain"), "demo.sleep", json!({"ms": 2000})))
         .collect();
     store::enqueue_many(&db.pool, &jobs).await.unwrap();
-    wait_for("five jobs running", Duration::from_secs(5), || async {
-        let c = store::count_by_state(&db.pool, "drain").await.unwrap();
-        c.contains(&(JobState::Running, 5)).then_some(())
-    })
-    .await;
+    wait_count(&db, "drain", JobState::Running, 5, Duration::from_secs(5)).await;
     let report = engine.shutdown().await;
     assert!(report.drained);
     let c = store::count_by_state(&db.pool, "drain").await.unwrap();
@@ -387,11 +438,7 @@ async fn a_worker_stopped_on_its_own_stops_claiming_and_leaves_the_rest_runnable
         .map(|_| NewJob::new(queue("alone"), "demo.sleep", json!({"ms": 1500})))
         .collect();
     store::enqueue_many(&db.pool, &jobs).await.unwrap();
-    wait_for("two jobs running", Duration::from_secs(5), || async {
-        let c = store::count_by_state(&db.pool, "alone").await.unwrap();
-        c.contains(&(JobState::Running, 2)).then_some(())
-    })
-    .await;
+    wait_count(&db, "alone", JobState::Running, 2, Duration::from_secs(5)).await;
     ctx.stop().unwrap();
     tokio::time::timeout(Duration::from_secs(5), run)
         .await
@@ -422,10 +469,13 @@ async fn shutdown_past_its_deadline_hands_jobs_back_without_counting_the_attempt
         .map(|_| NewJob::new(queue("deadline"), "demo.sleep", json!({"ms": 60_000})))
         .collect();
     let ids = store::enqueue_many(&db.pool, &jobs).await.unwrap();
-    wait_for("four jobs running", Duration::from_secs(5), || async {
-        let c = store::count_by_state(&db.pool, "deadline").await.unwrap();
-        c.contains(&(JobState::Running, 4)).then_some(())
-    })
+    wait_count(
+        &db,
+        "deadline",
+        JobState::Running,
+        4,
+        Duration::from_secs(5),
+    )
     .await;
     let t0 = Instant::now();
     let report = engine.shutdown().await;

@@ -36,6 +36,17 @@ async fn bulk_enqueue_inserts_ten_thousand_in_one_call_in_order() {
     assert_eq!(last.state, JobState::Available);
     let counts = store::count_by_state(&db.pool, "bulk").await.unwrap();
     assert!(counts.contains(&(JobState::Available, 10_000)));
+
+    // The autocommit variant (NOTIFY after the commit) answers the same way.
+    let mixed = [job("bulk", 1), job("other", 2), job("bulk", 3)];
+    let ids = store::enqueue_autocommit(&db.pool, &mixed).await.unwrap();
+    assert_eq!(ids.len(), 3, "one id per job, no notification rows");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    let second = store::get_job(&db.pool, ids[1]).await.unwrap().unwrap();
+    assert_eq!(
+        (second.queue.as_str(), second.args.clone()),
+        ("other", json!({ "n": 2 }))
+    );
 }
 
 #[tokio::test]

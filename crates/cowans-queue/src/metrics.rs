@@ -68,6 +68,7 @@ pub(crate) fn stale_acks(n: u64) {
 /// The series of one (queue, kind), resolved once: the hot path (claim, run, ack) then touches
 /// handles instead of building label sets and looking them up for every job.
 pub(crate) struct JobMetrics {
+    pub(crate) kind: Arc<str>,
     wait: Histogram,
     run: Histogram,
     in_flight: Gauge,
@@ -87,6 +88,7 @@ impl JobMetrics {
     fn new(queue: &str, kind: &str) -> Self {
         let labels = [("queue", queue.to_owned()), ("kind", kind.to_owned())];
         Self {
+            kind: Arc::from(kind),
             wait: histogram!(QUEUE_WAIT, &labels),
             run: histogram!(RUN_DURATION, &labels),
             in_flight: gauge!(IN_FLIGHT, &labels),
@@ -130,7 +132,7 @@ impl MetricsCache {
             return m.clone();
         }
         let m = Arc::new(JobMetrics::new(queue, kind));
-        kinds.insert(Arc::from(kind), m.clone());
+        kinds.insert(m.kind.clone(), m.clone());
         m
     }
 }

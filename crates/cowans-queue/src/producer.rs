@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     JobMeta, QueueConfig, completer::Ack, engine::EngineInner, in_flight::Slots,
-    listener::QueueSignal,
+    listener::QueueSignal, metrics::JobMetrics,
 };
 
 /// What the producer and the backend share.
@@ -241,10 +241,18 @@ async fn hand_over<Args>(
     let queue_name: Arc<str> = Arc::from(queue.queue.as_str());
     let mut ready = Vec::with_capacity(jobs.len());
     let mut poisoned = Vec::new();
+    // A claim is mostly one kind: resolve its metric handles once, not per job.
+    let mut series: Option<Arc<JobMetrics>> = None;
     for job in jobs {
+        let metrics = match &series {
+            Some(m) if *m.kind == *job.kind => m.clone(),
+            _ => series
+                .insert(engine.metrics.get(&queue_name, &job.kind))
+                .clone(),
+        };
         match serde_json::from_str::<Args>(&job.args) {
-            Ok(args) => ready.push(task_of(engine, args, &job, queue_name.clone())),
-            Err(e) => poisoned.push((job, e)),
+            Ok(args) => ready.push(task_of(args, &job, queue_name.clone(), metrics)),
+            Err(e) => poisoned.push((job, e, metrics)),
         }
     }
     if !ready.is_empty() {
@@ -263,7 +271,7 @@ async fn hand_over<Args>(
             hand_back(engine, &handoff.slots, late).await;
         }
     }
-    for (job, e) in poisoned {
+    for (job, e, metrics) in poisoned {
         // A payload that cannot be decoded will never succeed: dead-letter it with the reason,
         // and keep the worker going.
         tracing::warn!(job_id = job.id, kind = %job.kind, error = %e, "undecodable payload, dead-lettering");
@@ -273,7 +281,7 @@ async fn hand_over<Args>(
                     id: JobId(job.id),
                     lease: job.lease,
                 },
-                metrics: engine.metrics.get(&queue_name, &job.kind),
+                metrics,
                 attempt: job.attempt,
                 completed_in_tx: false,
                 outcome: JobOutcome::Dead {
@@ -289,13 +297,12 @@ async fn hand_over<Args>(
 }
 
 fn task_of<Args>(
-    engine: &EngineInner,
     args: Args,
     job: &ClaimedJob,
     queue: Arc<str>,
+    metrics: Arc<JobMetrics>,
 ) -> Task<Args> {
     let wait = (job.attempted_at - job.run_at).to_std().unwrap_or_default();
-    let metrics = engine.metrics.get(&queue, &job.kind);
     metrics.started(wait);
     let meta = JobMeta {
         id: JobId(job.id),

@@ -115,9 +115,7 @@ pub async fn enqueue<'e>(executor: impl PgExecutor<'e>, job: &NewJob) -> Result<
 /// Like [`enqueue_many`] on the pool, each call its own transaction: faster under concurrency
 /// because the wake-up is sent after the commit instead of inside it.
 pub async fn enqueue_autocommit(pool: &sqlx::PgPool, jobs: &[NewJob]) -> Result<Vec<JobId>> {
-    for (i, job) in jobs.iter().enumerate() {
-        job.validate((jobs.len() > 1).then_some(i))?;
-    }
+    validate_all(jobs)?;
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
@@ -140,13 +138,18 @@ pub async fn enqueue_many<'e>(
     executor: impl PgExecutor<'e>,
     jobs: &[NewJob],
 ) -> Result<Vec<JobId>> {
-    for (i, job) in jobs.iter().enumerate() {
-        job.validate(Some(i))?;
-    }
+    validate_all(jobs)?;
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
     insert(executor, jobs, INSERT_NOTIFY).await
+}
+
+/// Errors name the item (`jobs[3].kind`) so a caller can find it in its batch.
+fn validate_all(jobs: &[NewJob]) -> Result<()> {
+    jobs.iter()
+        .enumerate()
+        .try_for_each(|(i, job)| job.validate(Some(i)))
 }
 
 async fn insert<'e>(
