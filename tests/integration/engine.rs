@@ -84,6 +84,7 @@ async fn enqueue(db: &TestDb, q: &str, kind: &str, args: Value) -> JobId {
     store::enqueue(&db.pool, &NewJob::new(queue(q), kind, args))
         .await
         .unwrap()
+        .id
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,7 +216,8 @@ async fn exhausted_attempts_end_in_dead_letters_and_can_be_redriven() {
         &NewJob::new(queue("exhaust"), "demo.fail", json!({"times": 2})).max_attempts(2),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .id;
     let job = finished(&db, id).await;
     assert_eq!(
         (job.state, job.attempt, job.errors.len()),
@@ -239,7 +241,8 @@ async fn a_panicking_handler_is_an_ordinary_failure() {
         &NewJob::new(queue("panic"), "demo.panic", json!({})).max_attempts(2),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .id;
     let job = finished(&db, id).await;
     assert_eq!(job.state, JobState::Dead);
     assert!(
@@ -368,7 +371,8 @@ async fn a_higher_priority_job_overtakes_a_backlog_being_drained() {
         &NewJob::new(queue("prio"), "demo.sleep", json!({"ms": 1})).priority(5),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .id;
     let urgent = finished(&db, urgent).await;
     let still_waiting = store::count_by_state(&db.pool, "prio").await.unwrap();
     let available = still_waiting
@@ -468,7 +472,12 @@ async fn shutdown_past_its_deadline_hands_jobs_back_without_counting_the_attempt
     let jobs: Vec<NewJob> = (0..4)
         .map(|_| NewJob::new(queue("deadline"), "demo.sleep", json!({"ms": 60_000})))
         .collect();
-    let ids = store::enqueue_many(&db.pool, &jobs).await.unwrap();
+    let ids = store::enqueue_many(&db.pool, &jobs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect::<Vec<_>>();
     wait_count(
         &db,
         "deadline",

@@ -25,7 +25,12 @@ async fn state_of(db: &TestDb, id: JobId) -> JobState {
 async fn bulk_enqueue_inserts_ten_thousand_in_one_call_in_order() {
     let db = TestDb::new().await;
     let jobs: Vec<NewJob> = (0..10_000).map(|n| job("bulk", n)).collect();
-    let ids = store::enqueue_many(&db.pool, &jobs).await.unwrap();
+    let ids = store::enqueue_many(&db.pool, &jobs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect::<Vec<_>>();
     assert_eq!(ids.len(), 10_000);
     assert!(
         ids.windows(2).all(|w| w[0] < w[1]),
@@ -39,7 +44,12 @@ async fn bulk_enqueue_inserts_ten_thousand_in_one_call_in_order() {
 
     // The autocommit variant (NOTIFY after the commit) answers the same way.
     let mixed = [job("bulk", 1), job("other", 2), job("bulk", 3)];
-    let ids = store::enqueue_autocommit(&db.pool, &mixed).await.unwrap();
+    let ids = store::enqueue_autocommit(&db.pool, &mixed)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect::<Vec<_>>();
     assert_eq!(ids.len(), 3, "one id per job, no notification rows");
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
     let second = store::get_job(&db.pool, ids[1]).await.unwrap().unwrap();
@@ -76,7 +86,7 @@ async fn enqueue_in_a_rolled_back_transaction_never_appears() {
     let db = TestDb::new().await;
     let q = queue("tx");
     let mut tx = db.pool.begin().await.unwrap();
-    let id = store::enqueue(&mut *tx, &job("tx", 1)).await.unwrap();
+    let id = store::enqueue(&mut *tx, &job("tx", 1)).await.unwrap().id;
     // Not visible to workers before commit.
     let claimed = store::claim(&db.pool, &q, 10, Uuid::new_v4(), TTL, None)
         .await
@@ -86,7 +96,7 @@ async fn enqueue_in_a_rolled_back_transaction_never_appears() {
     assert!(store::get_job(&db.pool, id).await.unwrap().is_none());
 
     let mut tx = db.pool.begin().await.unwrap();
-    let id = store::enqueue(&mut *tx, &job("tx", 2)).await.unwrap();
+    let id = store::enqueue(&mut *tx, &job("tx", 2)).await.unwrap().id;
     tx.commit().await.unwrap();
     let claimed = store::claim(&db.pool, &q, 10, Uuid::new_v4(), TTL, None)
         .await
@@ -102,7 +112,12 @@ async fn claims_take_higher_priority_first_fifo_within_and_never_more_than_asked
     for n in 0..6 {
         jobs.push(job("prio", n).priority((n % 3) as i16));
     }
-    let ids = store::enqueue_many(&db.pool, &jobs).await.unwrap();
+    let ids = store::enqueue_many(&db.pool, &jobs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect::<Vec<_>>();
     let w = Uuid::new_v4();
     let first = store::claim(&db.pool, &q, 4, w, TTL, None).await.unwrap();
     assert_eq!(first.len(), 4, "never more than the free slots asked for");
@@ -126,7 +141,10 @@ async fn a_claim_cursor_continues_where_the_last_claim_stopped() {
         &(0..6).map(|n| job("cursor", n)).collect::<Vec<_>>(),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .into_iter()
+    .map(|e| e.id)
+    .collect::<Vec<_>>();
     let w = Uuid::new_v4();
     let first = store::claim(&db.pool, &q, 2, w, TTL, None).await.unwrap();
     let cursor = first.last().unwrap().cursor();
@@ -140,7 +158,8 @@ async fn a_claim_cursor_continues_where_the_last_claim_stopped() {
     // A job that sorts before the cursor (higher priority) is not seen through the cursor...
     let urgent = store::enqueue(&db.pool, &job("cursor", 9).priority(5))
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let after = store::claim(&db.pool, &q, 10, w, TTL, Some(&next[1].cursor()))
         .await
         .unwrap();
@@ -163,7 +182,8 @@ async fn delayed_jobs_wait_for_run_at() {
     let at = Utc::now() + chrono::Duration::milliseconds(600);
     let id = store::enqueue(&db.pool, &job("later", 1).run_at(at))
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     assert_eq!(state_of(&db, id).await, JobState::Scheduled);
     let p = store::promote_due(&db.pool, std::slice::from_ref(&q), 100)
         .await
@@ -194,7 +214,7 @@ async fn delayed_jobs_wait_for_run_at() {
 async fn a_worker_that_lost_its_lease_can_neither_complete_nor_fail_the_job() {
     let db = TestDb::new().await;
     let q = queue("fence");
-    let id = store::enqueue(&db.pool, &job("fence", 1)).await.unwrap();
+    let id = store::enqueue(&db.pool, &job("fence", 1)).await.unwrap().id;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     let first = store::claim(&db.pool, &q, 1, a, Duration::from_millis(1), None)
         .await
@@ -247,7 +267,7 @@ async fn a_worker_that_lost_its_lease_can_neither_complete_nor_fail_the_job() {
 async fn a_retry_is_persisted_with_its_backoff_and_error_history() {
     let db = TestDb::new().await;
     let q = queue("retry");
-    let id = store::enqueue(&db.pool, &job("retry", 1)).await.unwrap();
+    let id = store::enqueue(&db.pool, &job("retry", 1)).await.unwrap().id;
     let w = Uuid::new_v4();
     let c = store::claim(&db.pool, &q, 1, w, TTL, None).await.unwrap();
     let before = Utc::now();
@@ -286,7 +306,8 @@ async fn an_expired_last_attempt_becomes_a_dead_letter() {
     let q = queue("dl");
     let id = store::enqueue(&db.pool, &job("dl", 1).max_attempts(1))
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     store::claim(
         &db.pool,
         &q,
@@ -307,7 +328,7 @@ async fn an_expired_last_attempt_becomes_a_dead_letter() {
 async fn handing_back_does_not_count_the_attempt() {
     let db = TestDb::new().await;
     let q = queue("back");
-    let id = store::enqueue(&db.pool, &job("back", 1)).await.unwrap();
+    let id = store::enqueue(&db.pool, &job("back", 1)).await.unwrap().id;
     let c = store::claim(&db.pool, &q, 1, Uuid::new_v4(), TTL, None)
         .await
         .unwrap();
@@ -331,7 +352,10 @@ async fn heartbeats_extend_only_leases_still_held() {
     let q = queue("hb");
     let ids = store::enqueue_many(&db.pool, &[job("hb", 1), job("hb", 2)])
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect::<Vec<_>>();
     let w = Uuid::new_v4();
     let c = store::claim(&db.pool, &q, 2, w, Duration::from_millis(200), None)
         .await

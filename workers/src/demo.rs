@@ -29,7 +29,7 @@ pub async fn run(pool: PgPool, queue: QueueName, jobs: usize) -> anyhow::Result<
         ids.len(),
         started.elapsed()
     );
-    let first = ids.first().map_or(0, |i| i.0);
+    let first = ids.first().map_or(0, |i| i.id.0);
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let counts = cowans_store::count_by_state(&pool, queue.as_str()).await?;

@@ -1,7 +1,6 @@
 //! Enqueueing from Rust, with the enqueue counter kept.
 
-use cowans_core::JobId;
-use cowans_store::{NewJob, PgPool, Result};
+use cowans_store::{Enqueued, NewJob, PgPool, Result};
 
 use crate::metrics;
 
@@ -17,27 +16,32 @@ impl Client {
         Self { pool }
     }
 
-    pub async fn enqueue(&self, job: &NewJob) -> Result<JobId> {
-        let ids = cowans_store::enqueue_autocommit(&self.pool, std::slice::from_ref(job)).await?;
-        metrics::enqueued(job.queue.as_str(), &job.kind, 1);
-        Ok(ids[0])
+    /// One job. A job whose unique key is taken answers with the holder's id, marked duplicate.
+    pub async fn enqueue(&self, job: &NewJob) -> Result<Enqueued> {
+        let done = cowans_store::enqueue_autocommit(&self.pool, std::slice::from_ref(job)).await?;
+        if !done[0].duplicate {
+            metrics::enqueued(job.queue.as_str(), &job.kind, 1);
+        }
+        Ok(done[0])
     }
 
-    pub async fn enqueue_in<'e>(
+    pub async fn enqueue_in<'c>(
         &self,
-        executor: impl sqlx::PgExecutor<'e>,
-        job: &NewJob,
-    ) -> Result<JobId> {
-        let id = cowans_store::enqueue(executor, job).await?;
-        metrics::enqueued(job.queue.as_str(), &job.kind, 1);
-        Ok(id)
+        conn: impl sqlx::Acquire<'c, Database = sqlx::Postgres> + Send + 'c,
+        job: &'c NewJob,
+    ) -> Result<Enqueued> {
+        let done = cowans_store::enqueue(conn, job).await?;
+        if !done.duplicate {
+            metrics::enqueued(job.queue.as_str(), &job.kind, 1);
+        }
+        Ok(done)
     }
 
-    /// Many jobs, one statement; ids in input order.
-    pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<Vec<JobId>> {
-        let ids = cowans_store::enqueue_autocommit(&self.pool, jobs).await?;
+    /// Many jobs, one statement; a result per job, in input order.
+    pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
+        let done = cowans_store::enqueue_autocommit(&self.pool, jobs).await?;
         let mut counts: std::collections::HashMap<(&str, &str), u64> = Default::default();
-        for j in jobs {
+        for (j, _) in jobs.iter().zip(&done).filter(|(_, d)| !d.duplicate) {
             *counts
                 .entry((j.queue.as_str(), j.kind.as_str()))
                 .or_default() += 1;
@@ -45,6 +49,6 @@ impl Client {
         for ((q, k), n) in counts {
             metrics::enqueued(q, k, n);
         }
-        Ok(ids)
+        Ok(done)
     }
 }

@@ -26,6 +26,8 @@ pub struct ClaimedJob {
     pub run_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub attempted_at: DateTime<Utc>,
+    /// The job's key for queues rate-limited per key.
+    pub rate_key: Option<String>,
 }
 
 impl ClaimedJob {
@@ -58,6 +60,9 @@ macro_rules! claim_sql {
         concat!(
             "WITH picked AS (SELECT id FROM cowans_jobs WHERE state = 'available' AND queue = $1 ",
             $filter,
+            // A paused queue gives nothing, whatever a worker's cached view says. This is a
+            // one-time filter (an InitPlan), not a per-row check.
+            " AND NOT EXISTS (SELECT 1 FROM cowans_queues WHERE name = $1 AND paused)",
             " ORDER BY ",
             $order,
             " LIMIT $2 FOR UPDATE SKIP LOCKED) ",
@@ -66,7 +71,7 @@ macro_rules! claim_sql {
             "lease_expires_at = now() + $3 * interval '1 millisecond', worker_id = $4 ",
             "FROM picked WHERE j.id = picked.id ",
             "RETURNING j.id, j.queue, j.kind, j.args::text AS args, j.priority, j.attempt, ",
-            "j.max_attempts, j.lease, j.run_at, j.created_at, j.attempted_at"
+            "j.max_attempts, j.lease, j.run_at, j.created_at, j.attempted_at, j.rate_key"
         )
     };
 }

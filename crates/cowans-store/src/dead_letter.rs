@@ -36,6 +36,21 @@ pub async fn list_dead(
     rows.into_iter().map(JobRecord::try_from).collect()
 }
 
+// A dead letter with a unique key comes back only if no live job holds the key, and only one
+// dead letter per key (the oldest) comes back at a time.
+macro_rules! key_free {
+    ($candidates:literal) => {
+        concat!(
+            " AND (j.unique_key IS NULL OR (NOT EXISTS (SELECT 1 FROM cowans_jobs o WHERE o.queue = j.queue \
+             AND o.unique_key = j.unique_key AND o.id <> j.id AND (o.unique_states & cowans_state_bit(o.state)) <> 0) \
+             AND j.id = (SELECT min(d.id) FROM cowans_jobs d WHERE d.queue = j.queue AND d.unique_key = j.unique_key \
+             AND d.state = 'dead' AND ",
+            $candidates,
+            ")))"
+        )
+    };
+}
+
 // Re-driven jobs start over: attempt 0, runnable now. Their error history stays.
 macro_rules! redrive_set {
     () => {
@@ -43,12 +58,14 @@ macro_rules! redrive_set {
     };
 }
 
-/// Re-drives the listed dead letters; ids that are not dead letters are ignored. Returns the ids
-/// re-driven.
+/// Re-drives the listed dead letters; ids that are not dead letters are ignored, and so are dead
+/// letters whose unique key a live job holds. Returns the ids re-driven.
 pub async fn redrive_ids(pool: &PgPool, ids: &[JobId]) -> Result<Vec<JobId>> {
     let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
     let done: Vec<i64> = sqlx::query_scalar(concat!(
-        "WITH moved AS (UPDATE cowans_jobs ", redrive_set!(), " WHERE id = ANY($1) AND state = 'dead' RETURNING id, queue), \
+        "WITH moved AS (UPDATE cowans_jobs j ", redrive_set!(), " WHERE j.id = ANY($1) AND j.state = 'dead'",
+        key_free!("d.id = ANY($1)"),
+        " RETURNING j.id, j.queue), \
          notified AS (SELECT count(pg_notify('cowans_jobs', 'r:' || queue)) AS n FROM (SELECT DISTINCT queue FROM moved) q) \
          SELECT id FROM moved CROSS JOIN notified ORDER BY id"
     ))
@@ -61,9 +78,10 @@ pub async fn redrive_ids(pool: &PgPool, ids: &[JobId]) -> Result<Vec<JobId>> {
 /// Re-drives every dead letter matching the filter; returns how many.
 pub async fn redrive_matching(pool: &PgPool, filter: &DeadLetterFilter) -> Result<u64> {
     let n: i64 = sqlx::query_scalar(concat!(
-        "WITH moved AS (UPDATE cowans_jobs ", redrive_set!(), " \
-           WHERE state = 'dead' AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR kind = $2) \
-           RETURNING queue), \
+        "WITH moved AS (UPDATE cowans_jobs j ", redrive_set!(), " \
+           WHERE j.state = 'dead' AND ($1::text IS NULL OR j.queue = $1) AND ($2::text IS NULL OR j.kind = $2)",
+        key_free!("($2::text IS NULL OR d.kind = $2)"),
+        " RETURNING j.queue), \
          notified AS (SELECT count(pg_notify('cowans_jobs', 'r:' || queue)) AS n FROM (SELECT DISTINCT queue FROM moved) q) \
          SELECT (SELECT count(*) FROM moved) FROM notified"
     ))

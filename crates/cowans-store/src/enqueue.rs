@@ -2,9 +2,15 @@
 //! transaction the jobs become visible, and runnable, only when it commits).
 
 use chrono::{DateTime, Utc};
-use cowans_core::{JobId, QueueName, validate_kind};
+use std::{collections::HashMap, future::Future, pin::Pin};
+
+/// A boxed future: the enqueue functions box theirs so they can be awaited inside spawned tasks
+/// with a borrowed transaction (`&mut *tx`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+use cowans_core::{JobId, JobState, QueueName, validate_kind};
 use serde_json::Value;
-use sqlx::PgExecutor;
+use sqlx::{Acquire, PgConnection, Postgres};
 
 use crate::{Result, StoreError};
 
@@ -25,6 +31,72 @@ pub struct NewJob {
     /// Not before this time; `None` = now.
     pub run_at: Option<DateTime<Utc>>,
     pub max_attempts: i32,
+    /// At most one job per (queue, key) in the given states; see [`Unique`].
+    pub unique: Option<Unique>,
+    /// The key of a queue rate-limited per key (e.g. the shop a job talks to).
+    pub rate_key: Option<String>,
+    /// Set by [`crate::create_batch`].
+    pub batch_id: Option<i64>,
+}
+
+/// A unique key: while a job of the same queue with the same key is in one of `states`, enqueuing
+/// another returns the existing job's id marked as a duplicate instead of inserting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unique {
+    pub key: String,
+    pub states: Vec<JobState>,
+}
+
+impl Unique {
+    /// The states every unique key covers: a job that is waiting or running. A job may leave
+    /// and re-enter these states on its own (retries, rescue), so they cannot be left out.
+    pub const REQUIRED: [JobState; 3] =
+        [JobState::Available, JobState::Scheduled, JobState::Running];
+
+    /// Unique while waiting or running (the default).
+    pub fn key(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            states: Self::REQUIRED.to_vec(),
+        }
+    }
+
+    /// Also unique while in some final states (e.g. `Completed`: not again until pruned).
+    pub fn also_in(mut self, states: &[JobState]) -> Self {
+        for s in states {
+            if !self.states.contains(s) {
+                self.states.push(*s);
+            }
+        }
+        self
+    }
+
+    fn mask(&self) -> i32 {
+        self.states
+            .iter()
+            .map(|s| state_bit(*s))
+            .fold(0, |a, b| a | b)
+    }
+}
+
+/// The bit of a state in `unique_states` (the migration's `cowans_state_bit`).
+fn state_bit(s: JobState) -> i32 {
+    match s {
+        JobState::Available => 1,
+        JobState::Scheduled => 2,
+        JobState::Running => 4,
+        JobState::Completed => 8,
+        JobState::Cancelled => 16,
+        JobState::Dead => 32,
+    }
+}
+
+/// What an enqueue did with one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enqueued {
+    pub id: JobId,
+    /// The job was not inserted: `id` is the existing job holding its unique key.
+    pub duplicate: bool,
 }
 
 impl NewJob {
@@ -36,7 +108,20 @@ impl NewJob {
             priority: 0,
             run_at: None,
             max_attempts: cowans_core::RetryPolicy::default().max_attempts,
+            unique: None,
+            rate_key: None,
+            batch_id: None,
         }
+    }
+
+    pub fn unique(mut self, unique: Unique) -> Self {
+        self.unique = Some(unique);
+        self
+    }
+
+    pub fn rate_key(mut self, key: impl Into<String>) -> Self {
+        self.rate_key = Some(key.into());
+        self
     }
 
     pub fn priority(mut self, priority: i16) -> Self {
@@ -66,22 +151,43 @@ impl NewJob {
                 format!("is {}; it must be at least 1", self.max_attempts),
             ));
         }
+        if let Some(u) = &self.unique {
+            if u.key.is_empty() || u.key.len() > 512 {
+                return Err(StoreError::invalid(
+                    at("unique.key"),
+                    format!("is {} bytes long; it must be 1 to 512", u.key.len()),
+                ));
+            }
+            if let Some(missing) = Unique::REQUIRED.iter().find(|s| !u.states.contains(s)) {
+                return Err(StoreError::invalid(
+                    at("unique.states"),
+                    format!(
+                        "must include {missing}: a job moves back into it on its own when retried or rescued"
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }
 
-// One statement for one job or ten thousand: arrays in, unnest, ids out. Ids come from an
-// identity column, so ordering by id returns them in input order.
+// One statement for one job or ten thousand: arrays in, unnest, rows out. Ids come from an
+// identity column, so ordering by id returns inserted rows in input order. Jobs with a unique
+// key go through `ON CONFLICT DO NOTHING` (a conflict is a duplicate, never an error); batches
+// without one use the plain insert, so plain jobs pay nothing for the feature.
 macro_rules! insert_sql {
-    ($tail:literal) => {
+    ($conflict:literal, $tail:expr) => {
         concat!(
             "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], ",
-            "$5::timestamptz[], $6::integer[]) AS t(queue, kind, args, priority, run_at, max_attempts)), ",
-            "ins AS (INSERT INTO cowans_jobs (queue, kind, args, state, priority, run_at, max_attempts) ",
+            "$5::timestamptz[], $6::integer[], $7::text[], $8::integer[], $9::bigint[], $10::text[]) ",
+            "AS t(queue, kind, args, priority, run_at, max_attempts, unique_key, unique_states, batch_id, rate_key)), ",
+            "ins AS (INSERT INTO cowans_jobs (queue, kind, args, state, priority, run_at, max_attempts, ",
+            "unique_key, unique_states, batch_id, rate_key) ",
             "SELECT queue, kind, args::jsonb, ",
             "CASE WHEN run_at IS NULL OR run_at <= now() THEN 'available' ELSE 'scheduled' END::cowans_job_state, ",
-            "priority, COALESCE(run_at, now()), max_attempts FROM input ",
-            "RETURNING id, queue, state, priority) ",
+            "priority, COALESCE(run_at, now()), max_attempts, unique_key, unique_states, batch_id, rate_key FROM input ",
+            $conflict,
+            " RETURNING id, queue, state, priority, unique_key) ",
             $tail
         )
     };
@@ -89,87 +195,232 @@ macro_rules! insert_sql {
 
 // Inside a transaction the notification must ride on the transaction (sent at commit, never
 // on rollback). The notify CTE is joined into the result so Postgres cannot skip it.
-const INSERT_NOTIFY: &str = insert_sql!(
-    "SELECT ins.id, NULL::text AS tag FROM ins CROSS JOIN (SELECT count(pg_notify('cowans_jobs', tag)) AS n FROM ( \
-     SELECT CASE WHEN state = 'available' THEN 'a:' || queue || ':' || max(priority) ELSE 's:' || queue END AS tag \
-     FROM ins GROUP BY queue, state) q) notified ORDER BY ins.id"
-);
+macro_rules! notify_tail {
+    () => {
+        "SELECT ins.id, ins.queue, ins.unique_key, NULL::text AS tag FROM ins CROSS JOIN \
+         (SELECT count(pg_notify('cowans_jobs', tag)) AS n FROM ( \
+         SELECT CASE WHEN state = 'available' THEN 'a:' || queue || ':' || max(priority) ELSE 's:' || queue END AS tag \
+         FROM ins GROUP BY queue, state) q) notified ORDER BY ins.id"
+    };
+}
 
 // Outside a transaction the insert commits on its own and the notification follows as a
 // separate statement: a transaction that sends NOTIFY holds Postgres' notify-queue lock through
 // its commit (and its WAL flush), which would serialise every concurrent single enqueue.
-const INSERT_ONLY: &str = insert_sql!(
-    "SELECT id, NULL::text AS tag FROM ins UNION ALL \
-     SELECT NULL, CASE WHEN state = 'available' THEN 'a:' || queue || ':' || max(priority) ELSE 's:' || queue END \
-     FROM ins GROUP BY queue, state ORDER BY 1"
-);
+macro_rules! tags_tail {
+    () => {
+        "SELECT id, queue, unique_key, NULL::text AS tag FROM ins UNION ALL \
+         SELECT NULL, NULL, NULL, CASE WHEN state = 'available' THEN 'a:' || queue || ':' || max(priority) ELSE 's:' || queue END \
+         FROM ins GROUP BY queue, state ORDER BY 1"
+    };
+}
 
-/// Inserts one job and returns its id. Works on any executor: inside the caller's transaction the
+const INSERT_NOTIFY: &str = insert_sql!("", notify_tail!());
+const INSERT_NOTIFY_UNIQUE: &str = insert_sql!("ON CONFLICT DO NOTHING", notify_tail!());
+const INSERT_ONLY: &str = insert_sql!("", tags_tail!());
+const INSERT_ONLY_UNIQUE: &str = insert_sql!("ON CONFLICT DO NOTHING", tags_tail!());
+
+// The jobs holding the given unique keys right now.
+const HOLDERS: &str = r#"
+SELECT j.queue, j.unique_key, j.id FROM cowans_jobs j
+JOIN unnest($1::text[], $2::text[]) AS k(queue, unique_key)
+  ON j.queue = k.queue AND j.unique_key = k.unique_key
+WHERE j.unique_key IS NOT NULL AND (j.unique_states & cowans_state_bit(j.state)) <> 0
+"#;
+
+/// Inserts one job. Works on a pool or inside the caller's transaction (`&mut *tx`): there the
 /// job is visible, and its wake-up sent, only when the transaction commits.
-pub async fn enqueue<'e>(executor: impl PgExecutor<'e>, job: &NewJob) -> Result<JobId> {
-    job.validate(None)?;
-    let ids = insert(executor, std::slice::from_ref(job), INSERT_NOTIFY).await?;
-    Ok(ids[0])
+pub fn enqueue<'c, A>(conn: A, job: &'c NewJob) -> BoxFuture<'c, Result<Enqueued>>
+where
+    A: Acquire<'c, Database = Postgres> + Send + 'c,
+{
+    Box::pin(async move {
+        job.validate(None)?;
+        let mut conn = conn.acquire().await?;
+        let done = insert_resolving(&mut conn, std::slice::from_ref(job), Mode::InTx).await?;
+        Ok(done.results[0])
+    })
 }
 
 /// Like [`enqueue_many`] on the pool, each call its own transaction: faster under concurrency
 /// because the wake-up is sent after the commit instead of inside it.
-pub async fn enqueue_autocommit(pool: &sqlx::PgPool, jobs: &[NewJob]) -> Result<Vec<JobId>> {
+pub async fn enqueue_autocommit(pool: &sqlx::PgPool, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
     validate_all(jobs)?;
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = insert_rows(pool, jobs, INSERT_ONLY).await?;
-    let (ids, tags): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(id, _)| id.is_some());
-    let tags: Vec<String> = tags.into_iter().filter_map(|(_, t)| t).collect();
-    sqlx::query("SELECT pg_notify('cowans_jobs', tag) FROM unnest($1::text[]) AS tag")
-        .bind(tags)
-        .execute(pool)
-        .await?;
-    Ok(ids
-        .into_iter()
-        .filter_map(|(id, _)| id)
-        .map(JobId)
-        .collect())
+    let mut conn = pool.acquire().await?;
+    let done = insert_resolving(&mut conn, jobs, Mode::Autocommit).await?;
+    if !done.tags.is_empty() {
+        sqlx::query("SELECT pg_notify('cowans_jobs', tag) FROM unnest($1::text[]) AS tag")
+            .bind(done.tags)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(done.results)
 }
 
-/// Inserts many jobs in one statement and returns their ids in input order.
-pub async fn enqueue_many<'e>(
-    executor: impl PgExecutor<'e>,
-    jobs: &[NewJob],
-) -> Result<Vec<JobId>> {
-    validate_all(jobs)?;
-    if jobs.is_empty() {
-        return Ok(Vec::new());
-    }
-    insert(executor, jobs, INSERT_NOTIFY).await
+/// Inserts many jobs in one statement and returns a result per job, in input order.
+pub fn enqueue_many<'c, A>(conn: A, jobs: &'c [NewJob]) -> BoxFuture<'c, Result<Vec<Enqueued>>>
+where
+    A: Acquire<'c, Database = Postgres> + Send + 'c,
+{
+    Box::pin(async move {
+        validate_all(jobs)?;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = conn.acquire().await?;
+        Ok(insert_resolving(&mut conn, jobs, Mode::InTx).await?.results)
+    })
 }
 
 /// Errors name the item (`jobs[3].kind`) so a caller can find it in its batch.
-fn validate_all(jobs: &[NewJob]) -> Result<()> {
+pub(crate) fn validate_all(jobs: &[NewJob]) -> Result<()> {
     jobs.iter()
         .enumerate()
         .try_for_each(|(i, job)| job.validate(Some(i)))
 }
 
-async fn insert<'e>(
-    executor: impl PgExecutor<'e>,
-    jobs: &[NewJob],
-    sql: &'static str,
-) -> Result<Vec<JobId>> {
-    let rows = insert_rows(executor, jobs, sql).await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, _)| id)
-        .map(JobId)
-        .collect())
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// NOTIFY inside the statement (it rides on the caller's transaction).
+    InTx,
+    /// NOTIFY tags returned for the caller to send after the commit.
+    Autocommit,
 }
 
-async fn insert_rows<'e>(
-    executor: impl PgExecutor<'e>,
+struct Inserted {
+    results: Vec<Enqueued>,
+    tags: Vec<String>,
+}
+
+type Row = (Option<i64>, Option<String>, Option<String>, Option<String>);
+
+/// Inserts `jobs` and answers for each: its new id, or the id of the job holding its unique key.
+/// If a key's holder finished between the insert and the lookup, that job is inserted again
+/// (bounded), so every job gets an answer.
+async fn insert_resolving(
+    conn: &mut PgConnection,
     jobs: &[NewJob],
+    mode: Mode,
+) -> Result<Inserted> {
+    let mut results: Vec<Option<Enqueued>> = vec![None; jobs.len()];
+    let mut tags = Vec::new();
+    let mut todo: Vec<usize> = (0..jobs.len()).collect();
+    for _round in 0..5 {
+        let batch: Vec<&NewJob> = todo.iter().map(|&i| &jobs[i]).collect();
+        let unique = batch.iter().any(|j| j.unique.is_some());
+        let sql = match (mode, unique) {
+            (Mode::InTx, false) => INSERT_NOTIFY,
+            (Mode::InTx, true) => INSERT_NOTIFY_UNIQUE,
+            (Mode::Autocommit, false) => INSERT_ONLY,
+            (Mode::Autocommit, true) => INSERT_ONLY_UNIQUE,
+        };
+        let rows = insert_rows(&mut *conn, &batch, sql).await?;
+        let mut inserted = Vec::with_capacity(rows.len());
+        for (id, queue, key, tag) in rows {
+            match (id, tag) {
+                (Some(id), _) => inserted.push((id, queue.unwrap_or_default(), key)),
+                (None, Some(tag)) => tags.push(tag),
+                (None, None) => {}
+            }
+        }
+        // Inserted rows come back in input order; a job with a unique key that is not next in
+        // that order was a duplicate (of an existing job or of an earlier job of this call).
+        let mut next = inserted.into_iter().peekable();
+        let mut mine: HashMap<(&str, &str), JobId> = HashMap::new();
+        let mut pending = Vec::new();
+        for &i in &todo {
+            let job = &jobs[i];
+            let Some(u) = &job.unique else {
+                let (id, ..) = next.next().ok_or_else(missing_row)?;
+                results[i] = Some(Enqueued {
+                    id: JobId(id),
+                    duplicate: false,
+                });
+                continue;
+            };
+            let key = (job.queue.as_str(), u.key.as_str());
+            if let Some(id) = mine.get(&key) {
+                results[i] = Some(Enqueued {
+                    id: *id,
+                    duplicate: true,
+                });
+            } else if next
+                .peek()
+                .is_some_and(|(_, q, k)| q == key.0 && k.as_deref() == Some(key.1))
+            {
+                let (id, ..) = next.next().ok_or_else(missing_row)?;
+                mine.insert(key, JobId(id));
+                results[i] = Some(Enqueued {
+                    id: JobId(id),
+                    duplicate: false,
+                });
+            } else {
+                pending.push(i);
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+        let (queues, keys): (Vec<&str>, Vec<&str>) = pending
+            .iter()
+            .filter_map(|&i| {
+                Some((
+                    jobs[i].queue.as_str(),
+                    jobs[i].unique.as_ref()?.key.as_str(),
+                ))
+            })
+            .unzip();
+        let holders: Vec<(String, String, i64)> = sqlx::query_as(HOLDERS)
+            .bind(queues)
+            .bind(keys)
+            .fetch_all(&mut *conn)
+            .await?;
+        let holders: HashMap<(&str, &str), i64> = holders
+            .iter()
+            .map(|(q, k, id)| ((q.as_str(), k.as_str()), *id))
+            .collect();
+        todo.clear();
+        for i in pending {
+            let key = (
+                jobs[i].queue.as_str(),
+                jobs[i].unique.as_ref().map_or("", |u| u.key.as_str()),
+            );
+            match holders.get(&key) {
+                Some(id) => {
+                    results[i] = Some(Enqueued {
+                        id: JobId(*id),
+                        duplicate: true,
+                    })
+                }
+                // The holder finished meanwhile: the key is free, insert again.
+                None => todo.push(i),
+            }
+        }
+        if todo.is_empty() {
+            break;
+        }
+    }
+    let results = results
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| {
+            StoreError::invalid("unique.key", "the key kept changing hands; try again")
+        })?;
+    Ok(Inserted { results, tags })
+}
+
+fn missing_row() -> StoreError {
+    StoreError::invalid("jobs", "the insert returned fewer rows than jobs")
+}
+
+async fn insert_rows(
+    conn: &mut PgConnection,
+    jobs: &[&NewJob],
     sql: &'static str,
-) -> Result<Vec<(Option<i64>, Option<String>)>> {
+) -> Result<Vec<Row>> {
     let n = jobs.len();
     let mut queues = Vec::with_capacity(n);
     let mut kinds = Vec::with_capacity(n);
@@ -177,6 +428,10 @@ async fn insert_rows<'e>(
     let mut priorities = Vec::with_capacity(n);
     let mut run_ats = Vec::with_capacity(n);
     let mut max_attempts = Vec::with_capacity(n);
+    let mut unique_keys = Vec::with_capacity(n);
+    let mut unique_states = Vec::with_capacity(n);
+    let mut batch_ids = Vec::with_capacity(n);
+    let mut rate_keys = Vec::with_capacity(n);
     for job in jobs {
         queues.push(job.queue.as_str());
         kinds.push(job.kind.as_str());
@@ -184,15 +439,23 @@ async fn insert_rows<'e>(
         priorities.push(job.priority);
         run_ats.push(job.run_at);
         max_attempts.push(job.max_attempts);
+        unique_keys.push(job.unique.as_ref().map(|u| u.key.as_str()));
+        unique_states.push(job.unique.as_ref().map(Unique::mask));
+        batch_ids.push(job.batch_id);
+        rate_keys.push(job.rate_key.as_deref());
     }
-    let rows: Vec<(Option<i64>, Option<String>)> = sqlx::query_as(sql)
+    let rows: Vec<Row> = sqlx::query_as(sql)
         .bind(queues)
         .bind(kinds)
         .bind(args)
         .bind(priorities)
         .bind(run_ats)
         .bind(max_attempts)
-        .fetch_all(executor)
+        .bind(unique_keys)
+        .bind(unique_states)
+        .bind(batch_ids)
+        .bind(rate_keys)
+        .fetch_all(&mut *conn)
         .await?;
     Ok(rows)
 }

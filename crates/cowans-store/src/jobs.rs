@@ -26,6 +26,9 @@ pub struct JobRecord {
     pub lease: Option<i64>,
     pub worker_id: Option<Uuid>,
     pub errors: Vec<AttemptError>,
+    pub unique_key: Option<String>,
+    pub batch_id: Option<i64>,
+    pub rate_key: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -45,13 +48,16 @@ pub(crate) struct JobRow {
     lease: Option<i64>,
     worker_id: Option<Uuid>,
     errors: Value,
+    unique_key: Option<String>,
+    batch_id: Option<i64>,
+    rate_key: Option<String>,
 }
 
 /// The column list of `JobRow`, as a literal so statements stay static strings.
 macro_rules! job_columns {
     () => {
         "id, queue, kind, args, state::text AS state, priority, attempt, max_attempts, run_at, \
-         created_at, attempted_at, finalized_at, lease, worker_id, errors"
+         created_at, attempted_at, finalized_at, lease, worker_id, errors, unique_key, batch_id, rate_key"
     };
 }
 pub(crate) use job_columns;
@@ -80,6 +86,9 @@ impl TryFrom<JobRow> for JobRecord {
             lease: row.lease,
             worker_id: row.worker_id,
             errors,
+            unique_key: row.unique_key,
+            batch_id: row.batch_id,
+            rate_key: row.rate_key,
         })
     }
 }

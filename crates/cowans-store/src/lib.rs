@@ -8,7 +8,10 @@
 //! apalis, HTTP or processes; callers pass ids, leases and decisions in, and get rows out.
 
 mod ack;
+mod batches;
 mod claim;
+mod control;
+mod cron;
 mod dead_letter;
 pub mod demo;
 mod enqueue;
@@ -16,18 +19,38 @@ mod error;
 mod jobs;
 mod leader;
 mod lease;
+mod limits;
 mod migrate;
+mod retention;
+mod stats;
 mod workers;
 
 pub use ack::{Failed, LeaseRef, complete, complete_in_tx, release, settle_failures};
+pub use batches::{
+    BatchCallback, BatchProgress, BatchRefresh, Counts, EVENTS_CHANNEL, batch_progress,
+    create_batch, refresh_batches,
+};
 pub use claim::{ClaimCursor, ClaimedJob, Promotion, claim, promote_due};
+pub use control::{
+    Cancelled, QueueControl, RateLimit, cancel_batch, cancel_jobs, queue_control, set_paused,
+    set_queue_limits,
+};
+pub use cron::{CronRow, advance_cron, delete_cron, list_cron, upsert_cron};
 pub use dead_letter::{DeadLetterFilter, list_dead, purge_dead, redrive_ids, redrive_matching};
-pub use enqueue::{NOTIFY_CHANNEL, NewJob, enqueue, enqueue_autocommit, enqueue_many};
+pub use enqueue::{
+    Enqueued, NOTIFY_CHANNEL, NewJob, Unique, enqueue, enqueue_autocommit, enqueue_many,
+};
 pub use error::{Result, StoreError};
 pub use jobs::{JobRecord, count_by_state, get_job};
 pub use leader::{LeaderTerm, resign_leader, try_lead};
 pub use lease::{Rescued, heartbeat, rescue_expired};
+pub use limits::{
+    Granted, PermitRow, acquire_permits, defer, ensure_permit_slots, extend_permits, rate_refund,
+    rate_take, release_holder_permits, release_permits,
+};
 pub use migrate::{MIGRATOR, connect, migrate, migrations_pending};
+pub use retention::{Pruned, Retention, prune};
+pub use stats::{QueueStats, queue_stats, refresh_queue_stats};
 pub use workers::{WorkerInfo, deregister_worker, forget_stale_workers, register_worker};
 
 pub use sqlx::PgPool;
