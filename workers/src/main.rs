@@ -112,16 +112,34 @@ async fn run_worker(settings: Settings) -> anyhow::Result<()> {
         .queues
         .iter()
         .map(|q| {
+            let w = &settings.worker;
             let mut cfg = QueueConfig::new(QueueName::new(q.clone())?)
-                .concurrency(settings.worker.concurrency)
-                .retry(settings.worker.retry);
-            for (kind, policy) in &settings.worker.retry_by_kind {
+                .concurrency(w.concurrency)
+                .retry(w.retry)
+                .timeout((w.timeout_ms > 0).then(|| Duration::from_millis(w.timeout_ms)));
+            for (kind, policy) in &w.retry_by_kind {
                 cfg = cfg.retry_for(kind, *policy);
+            }
+            for (kind, ms) in &w.timeout_by_kind {
+                cfg = cfg.timeout_for(kind, Duration::from_millis(*ms));
+            }
+            if let Some(a) = w.autoscale {
+                cfg = cfg.autoscale(a);
             }
             cfg.claim_batch = settings.worker.claim_batch;
             Ok(cfg)
         })
         .collect::<Result<_, cowans_core::NameError>>()?;
+    for (queue, limits) in &settings.worker.limits {
+        cowans_store::set_queue_limits(&pool, queue, limits.concurrency, limits.rate_limit())
+            .await
+            .with_context(|| format!("worker.limits.{queue}"))?;
+    }
+    for job in &settings.worker.cron {
+        cowans_queue::register_cron(&pool, job)
+            .await
+            .with_context(|| format!("worker.cron {}", job.name))?;
+    }
     let engine = Engine::start(
         pool.clone(),
         settings.engine.clone(),

@@ -4,6 +4,7 @@
 //! **Architecture Invariant:** this crate depends on no IO crate (no sqlx, axum, redis, reqwest,
 //! tokio); everything here is pure and unit-tested.
 
+pub mod cron;
 mod job;
 mod outcome;
 mod retry_policy;

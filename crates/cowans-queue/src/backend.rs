@@ -83,6 +83,18 @@ where
                 signal,
             ));
             self.engine.spawn(task);
+            let name: std::sync::Arc<str> = std::sync::Arc::from(self.queue.queue.as_str());
+            match self.queue.autoscale {
+                Some(a) => self.engine.spawn(tokio::spawn(crate::autoscale::run(
+                    name,
+                    a,
+                    self.handoff.slots.clone(),
+                    self.handoff.stop.clone(),
+                ))),
+                None => {
+                    crate::metrics::concurrency_target(&name).set(self.queue.concurrency as f64)
+                }
+            }
         }
         Poll::Ready(Ok(()))
     }
@@ -220,10 +232,7 @@ where
                 started: Instant::now(),
                 settled: false,
             };
-            let result = match AssertUnwindSafe(fut).catch_unwind().await {
-                Ok(r) => r.map_err(Into::into),
-                Err(panic) => Err(format!("handler panicked: {}", panic_message(&*panic)).into()),
-            };
+            let result = run_attempt(fut, &attempt.meta, &attempt.layer).await;
             let outcome = match &result {
                 Ok(_) => JobOutcome::Completed,
                 Err(e) => JobOutcome::after_failure(
@@ -238,6 +247,43 @@ where
             result
         }
         .boxed()
+    }
+}
+
+/// Runs one attempt's future to its end, its timeout, or (once the job is cancelled) the end of
+/// the cancel grace, whichever comes first. A panic is an error like any other.
+async fn run_attempt<F, R, E>(fut: F, meta: &JobMeta, layer: &AckLayer) -> Result<R, BoxDynError>
+where
+    F: std::future::Future<Output = Result<R, E>>,
+    E: Into<BoxDynError>,
+{
+    let run = AssertUnwindSafe(fut).catch_unwind();
+    let timeout = layer.queue.timeout_of(&meta.kind);
+    let grace = layer.engine.config.cancel_grace;
+    let timer = async {
+        match timeout {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let abandoned = async {
+        meta.cancel.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = run => match r {
+            Ok(r) => r.map_err(Into::into),
+            Err(panic) => Err(format!("handler panicked: {}", panic_message(&*panic)).into()),
+        },
+        _ = timer => {
+            // Tell anything the handler spawned, then drop the attempt.
+            meta.cancel.cancel();
+            Err(format!("timed out after {:?}", timeout.unwrap_or_default()).into())
+        }
+        _ = abandoned => Err(format!(
+            "cancelled: the handler did not stop within {grace:?} of being told to; it was dropped"
+        )
+        .into()),
     }
 }
 
@@ -263,6 +309,7 @@ impl AttemptGuard {
                 metrics: self.meta.metrics.clone(),
                 attempt: self.meta.attempt,
                 completed_in_tx: self.meta.was_completed_in_tx(),
+                permit: self.meta.permit.clone(),
                 outcome,
             })
             .await;

@@ -19,7 +19,11 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::{listener::Signals, metrics};
+use crate::{
+    limiter::{Limiter, Permit},
+    listener::Signals,
+    metrics,
+};
 
 /// The end of one attempt, on its way to the database.
 #[derive(Debug)]
@@ -29,6 +33,8 @@ pub(crate) struct Ack {
     pub(crate) attempt: i32,
     /// The handler completed the job in its own transaction; this ack will be fenced off.
     pub(crate) completed_in_tx: bool,
+    /// The fleet-wide concurrency permit the attempt held: released once the ack is written.
+    pub(crate) permit: Option<Permit>,
     pub(crate) outcome: JobOutcome,
 }
 
@@ -36,12 +42,20 @@ pub(crate) async fn run(
     pool: PgPool,
     worker_id: Uuid,
     signals: Arc<Signals>,
+    limiter: Arc<dyn Limiter>,
     mut rx: mpsc::Receiver<Ack>,
     max_batch: usize,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         flush(&pool, worker_id, &signals, &batch).await;
+        // Only now is the job no longer running in the database: free its fleet-wide slot.
+        let permits: Vec<Permit> = batch.iter().filter_map(|a| a.permit.clone()).collect();
+        if !permits.is_empty()
+            && let Err(e) = limiter.release(&permits).await
+        {
+            tracing::warn!(error = %e, "could not release concurrency permits; they expire");
+        }
         batch.clear();
     }
     tracing::debug!("completer drained");

@@ -41,6 +41,23 @@ pub struct EngineConfig {
     pub async_commit: bool,
     /// Connections of the engine's own pool (claims, acks, heartbeat, maintenance, LISTEN).
     pub engine_connections: u32,
+    /// How long a cancelled (or timed-out) handler may run on after being told to stop before
+    /// it is dropped.
+    #[serde(with = "humantime_ms")]
+    pub cancel_grace: Duration,
+    /// Completed and cancelled jobs are deleted this long after they finished (0 = at the next
+    /// prune pass).
+    #[serde(with = "humantime_ms")]
+    pub retain_finished: Duration,
+    /// Dead letters (and finished batches) are deleted this long after they died.
+    #[serde(with = "humantime_ms")]
+    pub retain_dead: Duration,
+    /// How often the leader prunes, refreshes batch progress and fires due cron ticks.
+    #[serde(with = "humantime_ms")]
+    pub maintenance_interval: Duration,
+    /// How often the leader refreshes the queue summary, and every process its queue gauges.
+    #[serde(with = "humantime_ms")]
+    pub stats_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +73,11 @@ impl Default for EngineConfig {
             ack_batch: 2000,
             async_commit: true,
             engine_connections: 8,
+            cancel_grace: Duration::from_secs(10),
+            retain_finished: Duration::from_secs(3600),
+            retain_dead: Duration::from_secs(7 * 24 * 3600),
+            maintenance_interval: Duration::from_secs(1),
+            stats_interval: Duration::from_secs(5),
         }
     }
 }
@@ -78,6 +100,9 @@ impl EngineConfig {
         if self.engine_connections < 4 {
             return Err("engine_connections must be at least 4".to_owned());
         }
+        if self.maintenance_interval.is_zero() || self.stats_interval.is_zero() {
+            return Err("maintenance_interval and stats_interval must be non-zero".to_owned());
+        }
         if self.ack_batch == 0 {
             return Err("ack_batch must be at least 1".to_owned());
         }
@@ -97,6 +122,51 @@ pub struct QueueConfig {
     pub retry: RetryPolicy,
     /// ...unless the job's kind has its own.
     pub retry_by_kind: Arc<HashMap<String, RetryPolicy>>,
+    /// An attempt running longer than this fails (and is retried per its policy); `None` = no
+    /// limit...
+    pub timeout: Option<Duration>,
+    /// ...unless the job's kind has its own.
+    pub timeout_by_kind: Arc<HashMap<String, Duration>>,
+    /// Move this process's concurrency for the queue with its backlog and wait time.
+    pub autoscale: Option<Autoscale>,
+}
+
+/// In-process autoscaling bounds: concurrency stays within `min..=max`; see
+/// [`crate::autoscale::decide`] for the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Autoscale {
+    pub min: usize,
+    pub max: usize,
+    /// Queue wait above which the queue is under-served (scale up while jobs wait).
+    #[serde(with = "humantime_ms", default = "default_target_wait")]
+    pub target_wait: Duration,
+    /// How often the decision is taken.
+    #[serde(with = "humantime_ms", default = "default_scale_interval")]
+    pub interval: Duration,
+}
+
+fn default_target_wait() -> Duration {
+    Duration::from_millis(500)
+}
+
+fn default_scale_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+impl Autoscale {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min == 0 || self.min > self.max {
+            return Err(format!(
+                "autoscale.min ({}) must be at least 1 and at most autoscale.max ({})",
+                self.min, self.max
+            ));
+        }
+        if self.interval.is_zero() {
+            return Err("autoscale.interval must be non-zero".to_owned());
+        }
+        Ok(())
+    }
 }
 
 impl QueueConfig {
@@ -107,7 +177,35 @@ impl QueueConfig {
             claim_batch: 500,
             retry: RetryPolicy::default(),
             retry_by_kind: Arc::default(),
+            timeout: Some(Duration::from_secs(15 * 60)),
+            timeout_by_kind: Arc::default(),
+            autoscale: None,
         }
+    }
+
+    /// `None`: no timeout.
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn timeout_for(mut self, kind: &str, timeout: Duration) -> Self {
+        Arc::make_mut(&mut self.timeout_by_kind).insert(kind.to_owned(), timeout);
+        self
+    }
+
+    pub fn autoscale(mut self, autoscale: Autoscale) -> Self {
+        self.concurrency = autoscale.min;
+        self.autoscale = Some(autoscale);
+        self
+    }
+
+    pub(crate) fn timeout_of(&self, kind: &str) -> Option<Duration> {
+        self.timeout_by_kind
+            .get(kind)
+            .copied()
+            .or(self.timeout)
+            .filter(|d| !d.is_zero())
     }
 
     pub fn concurrency(mut self, concurrency: usize) -> Self {
@@ -131,7 +229,7 @@ impl QueueConfig {
     }
 }
 
-mod humantime_ms {
+pub(crate) mod humantime_ms {
     //! Durations as whole milliseconds in settings files and env (`COWANS__ENGINE__LEASE_TTL=30000`).
     use std::time::Duration;
 

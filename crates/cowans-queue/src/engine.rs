@@ -24,6 +24,7 @@ use crate::{
     completer::{self, Ack},
     heartbeat,
     in_flight::InFlight,
+    limiter::{Limiter, PgLimiter},
     listener::{self, Signals},
     maintenance,
 };
@@ -53,7 +54,8 @@ pub(crate) struct EngineInner {
     app_pool: PgPool,
     pub(crate) worker_id: Uuid,
     pub(crate) config: EngineConfig,
-    pub(crate) in_flight: InFlight,
+    pub(crate) in_flight: Arc<InFlight>,
+    pub(crate) limiter: Arc<dyn Limiter>,
     pub(crate) metrics: crate::metrics::MetricsCache,
     pub(crate) signals: Arc<Signals>,
     /// Producers stop claiming when this fires.
@@ -111,15 +113,28 @@ pub struct Engine {
 impl Engine {
     /// Registers this process and starts the listener, heartbeat, completer and maintenance.
     /// `queues` and `concurrency` are what the process will consume, for the worker registry.
+    /// Fleet-wide limits are kept in Postgres ([`PgLimiter`]).
     pub async fn start(
         pool: PgPool,
         config: EngineConfig,
         queues: Vec<String>,
         concurrency: u32,
     ) -> Result<Engine, EngineError> {
+        Self::start_with_limiter(pool, config, queues, concurrency, None).await
+    }
+
+    /// Like [`Engine::start`], with another [`Limiter`] for fleet-wide limits.
+    pub async fn start_with_limiter(
+        pool: PgPool,
+        config: EngineConfig,
+        queues: Vec<String>,
+        concurrency: u32,
+        limiter: Option<Arc<dyn Limiter>>,
+    ) -> Result<Engine, EngineError> {
         config.validate().map_err(EngineError::Config)?;
         let app_pool = pool;
         let pool = engine_pool(&app_pool, &config).await?;
+        let limiter = limiter.unwrap_or_else(|| Arc::new(PgLimiter::new(pool.clone())));
         let worker_id = Uuid::new_v4();
         cowans_store::register_worker(
             &pool,
@@ -134,12 +149,14 @@ impl Engine {
         .await?;
         let (tx, rx) = mpsc::channel(config.ack_batch * 4);
         let signals = Arc::new(Signals::default());
+        let in_flight = signals.in_flight.clone();
         let inner = Arc::new(EngineInner {
             pool: pool.clone(),
             app_pool,
             worker_id,
             config: config.clone(),
-            in_flight: InFlight::default(),
+            in_flight,
+            limiter: limiter.clone(),
             metrics: Default::default(),
             signals: signals.clone(),
             stop_claiming: CancellationToken::new(),
@@ -155,6 +172,7 @@ impl Engine {
             pool.clone(),
             worker_id,
             signals.clone(),
+            limiter,
             rx,
             config.ack_batch,
         ));
@@ -168,7 +186,11 @@ impl Engine {
             )));
         }
         inner.spawn(tokio::spawn(heartbeat::run(inner.clone(), stop.clone())));
-        inner.spawn(tokio::spawn(maintenance::run(inner.clone(), stop)));
+        inner.spawn(tokio::spawn(maintenance::run(inner.clone(), stop.clone())));
+        inner.spawn(tokio::spawn(maintenance::export_gauges(
+            inner.clone(),
+            stop,
+        )));
         tracing::info!(%worker_id, "engine started");
         Ok(Engine { inner })
     }
@@ -238,6 +260,9 @@ impl Engine {
         let released = release_with_retry(&inner.pool, &leftovers)
             .await
             .unwrap_or_default();
+        if let Err(e) = inner.limiter.release_all(inner.worker_id).await {
+            tracing::warn!(error = %e, "could not release concurrency permits; they expire");
+        }
         inner.stop_services.cancel();
         let tasks: Vec<_> =
             std::mem::take(&mut *inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));

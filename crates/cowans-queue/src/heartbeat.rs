@@ -27,14 +27,27 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
             Ok(kept) => {
                 if kept.len() < held.len() {
                     let kept: HashSet<_> = kept.into_iter().collect();
-                    // Acked meanwhile (normal), or rescued/cancelled (the ack will be fenced).
-                    let lost = held.iter().filter(|r| !kept.contains(&r.id)).count();
-                    tracing::debug!(lost, "some held jobs no longer have their lease");
+                    // Acked meanwhile (normal), or cancelled/rescued: tell those handlers to stop
+                    // (this also covers a cancellation whose notification was lost).
+                    let stopped = engine.in_flight.cancel_lost(&held, &kept);
+                    if stopped > 0 {
+                        tracing::info!(
+                            stopped,
+                            "held jobs lost their lease (cancelled or rescued); their handlers were told to stop"
+                        );
+                    }
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "heartbeat failed; leases expire if this persists")
             }
+        }
+        if let Err(e) = engine
+            .limiter
+            .extend(engine.worker_id, engine.config.lease_ttl)
+            .await
+        {
+            tracing::warn!(error = %e, "could not extend concurrency permits");
         }
     }
 }

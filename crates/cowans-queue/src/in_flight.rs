@@ -2,40 +2,45 @@
 //! jobs back at shutdown; and per-queue slot accounting for the producers.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
 };
 
 use cowans_core::JobId;
 use cowans_store::LeaseRef;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
-/// Every job claimed by this process and not yet acked, buffered or running.
+/// Every job claimed by this process and not yet acked, buffered or running, with the token
+/// that tells its handler to stop (cancelled by an operator, or its lease lost).
 #[derive(Default)]
 pub(crate) struct InFlight {
-    jobs: Mutex<HashMap<JobId, i64>>,
+    jobs: Mutex<HashMap<JobId, (i64, CancellationToken)>>,
 }
 
 impl InFlight {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, i64>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, (i64, CancellationToken)>> {
         // A panic while holding this lock cannot leave the map inconsistent (single inserts and
         // removes), so a poisoned lock is still usable.
         self.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn insert_many(&self, refs: impl IntoIterator<Item = LeaseRef>) {
+    pub(crate) fn insert_many(
+        &self,
+        held: impl IntoIterator<Item = (LeaseRef, CancellationToken)>,
+    ) {
         let mut jobs = self.lock();
-        for r in refs {
-            jobs.insert(r.id, r.lease);
+        for (r, token) in held {
+            jobs.insert(r.id, (r.lease, token));
         }
     }
 
     pub(crate) fn remove(&self, r: LeaseRef) {
         let mut jobs = self.lock();
-        if jobs.get(&r.id) == Some(&r.lease) {
+        if jobs.get(&r.id).is_some_and(|(lease, _)| *lease == r.lease) {
             jobs.remove(&r.id);
         }
     }
@@ -43,7 +48,7 @@ impl InFlight {
     pub(crate) fn snapshot(&self) -> Vec<LeaseRef> {
         self.lock()
             .iter()
-            .map(|(id, lease)| LeaseRef {
+            .map(|(id, (lease, _))| LeaseRef {
                 id: *id,
                 lease: *lease,
             })
@@ -52,6 +57,34 @@ impl InFlight {
 
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Tells the handler of `id` to stop (an operator cancelled the job). False if not held here.
+    pub(crate) fn cancel(&self, id: JobId) -> bool {
+        match self.lock().get(&id) {
+            Some((_, token)) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// After a heartbeat: jobs of `asked` that are still held with the same lease but whose lease
+    /// the database no longer confirms (`kept`) were cancelled or rescued; stop their handlers.
+    pub(crate) fn cancel_lost(&self, asked: &[LeaseRef], kept: &HashSet<JobId>) -> usize {
+        let jobs = self.lock();
+        let mut n = 0;
+        for r in asked.iter().filter(|r| !kept.contains(&r.id)) {
+            if let Some((lease, token)) = jobs.get(&r.id)
+                && *lease == r.lease
+                && !token.is_cancelled()
+            {
+                token.cancel();
+                n += 1;
+            }
+        }
+        n
     }
 }
 
@@ -62,6 +95,11 @@ pub(crate) struct Slots {
     concurrency: AtomicUsize,
     /// Signalled whenever a slot frees up.
     pub(crate) freed: Notify,
+    /// What the autoscaler looks at: did the last claim leave jobs behind, and the queue wait
+    /// of the jobs started since it last looked.
+    backlog: AtomicBool,
+    waited_us: AtomicU64,
+    started: AtomicU64,
 }
 
 impl Slots {
@@ -70,13 +108,52 @@ impl Slots {
             held: AtomicUsize::new(0),
             concurrency: AtomicUsize::new(concurrency),
             freed: Notify::new(),
+            backlog: AtomicBool::new(false),
+            waited_us: AtomicU64::new(0),
+            started: AtomicU64::new(0),
         }
+    }
+
+    /// The current target (moved by the autoscaler).
+    pub(crate) fn concurrency(&self) -> usize {
+        self.concurrency.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_concurrency(&self, n: usize) {
+        self.concurrency.store(n.max(1), Ordering::Release);
+        self.freed.notify_one();
+    }
+
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
     }
 
     pub(crate) fn free(&self) -> usize {
         self.concurrency
             .load(Ordering::Acquire)
             .saturating_sub(self.held.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn saw_backlog(&self, backlog: bool) {
+        self.backlog.store(backlog, Ordering::Release);
+    }
+
+    pub(crate) fn record_waits(&self, waits: impl Iterator<Item = std::time::Duration>) {
+        let (mut n, mut us) = (0u64, 0u64);
+        for w in waits {
+            n += 1;
+            us = us.saturating_add(w.as_micros() as u64);
+        }
+        self.started.fetch_add(n, Ordering::AcqRel);
+        self.waited_us.fetch_add(us, Ordering::AcqRel);
+    }
+
+    /// Backlog flag, and mean wait of the jobs started since the last call (`None`: none).
+    pub(crate) fn take_load(&self) -> (bool, Option<std::time::Duration>) {
+        let n = self.started.swap(0, Ordering::AcqRel);
+        let us = self.waited_us.swap(0, Ordering::AcqRel);
+        let mean = (n > 0).then(|| std::time::Duration::from_micros(us / n));
+        (self.backlog.load(Ordering::Acquire), mean)
     }
 
     pub(crate) fn take(&self, n: usize) {

@@ -9,6 +9,9 @@ use apalis_core::task::{Task, from_request::FromRequest};
 use chrono::{DateTime, Utc};
 use cowans_core::JobId;
 use cowans_store::LeaseRef;
+use tokio_util::sync::CancellationToken;
+
+use crate::limiter::Permit;
 
 /// The job behind a task: identity, attempt and the lease that fences its acks. Take it as a
 /// handler argument (`async fn handle(args: MyArgs, job: JobMeta)`).
@@ -30,6 +33,10 @@ pub struct JobMeta {
     /// completer's own ack is then fenced off, as it should be).
     pub(crate) completed_in_tx: Arc<AtomicBool>,
     pub(crate) metrics: Arc<crate::metrics::JobMetrics>,
+    /// Fired when the job is cancelled, its lease is lost, or its timeout passes.
+    pub(crate) cancel: CancellationToken,
+    /// The fleet-wide concurrency permit this attempt holds, if its queue is limited.
+    pub(crate) permit: Option<Permit>,
 }
 
 impl JobMeta {
@@ -52,6 +59,18 @@ impl JobMeta {
             self.completed_in_tx.store(true, Ordering::Release);
         }
         Ok(done)
+    }
+
+    /// Resolves when the handler should stop: an operator cancelled the job, another worker took
+    /// it over (lease lost), or its timeout passed. Whatever the handler returns afterwards is
+    /// discarded for a cancelled job; a handler that does not return within the engine's
+    /// `cancel_grace` is dropped.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
     }
 
     pub(crate) fn was_completed_in_tx(&self) -> bool {

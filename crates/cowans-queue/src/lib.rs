@@ -13,6 +13,7 @@
 //! **Architecture Invariant:** no SQL here; every statement is a `cowans_store` function. No
 //! global state: the engine is passed around, metrics go through the `metrics` facade.
 
+pub mod autoscale;
 mod backend;
 mod client;
 mod completer;
@@ -22,17 +23,21 @@ mod engine;
 mod heartbeat;
 mod in_flight;
 mod job_meta;
+mod limiter;
 mod listener;
 mod maintenance;
 pub mod metrics;
 mod process;
 mod producer;
 mod router;
+mod scheduler;
 
 pub use backend::{AckLayer, AckService, PgBackend};
 pub use client::Client;
-pub use config::{EngineConfig, QueueConfig};
+pub use config::{Autoscale, EngineConfig, QueueConfig};
 pub use engine::{Engine, EngineError, ShutdownReport};
 pub use job_meta::{JobMeta, MissingJobMeta};
+pub use limiter::{LimitError, LimitResult, Limiter, Permit, PgLimiter, Tokens};
 pub use process::run_queues;
 pub use router::KindRouter;
+pub use scheduler::{CronJob, register_cron};

@@ -16,6 +16,8 @@ use sqlx::{PgPool, postgres::PgListener};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::in_flight::InFlight;
+
 /// The wake-up channel of one producer. Several notifications before the producer looks
 /// coalesce into one claim: that is the per-queue debounce.
 pub(crate) struct QueueSignal {
@@ -28,6 +30,8 @@ pub(crate) struct QueueSignal {
     pub(crate) promote: AtomicBool,
     /// The earliest known run_at of a scheduled job (from our own retries).
     pub(crate) due_hint: Mutex<Option<DateTime<Utc>>>,
+    /// The queue's control row (pause, limits) changed: read it again.
+    pub(crate) control: AtomicBool,
 }
 
 impl Default for QueueSignal {
@@ -38,6 +42,7 @@ impl Default for QueueSignal {
             new_priority: AtomicI32::new(i32::MIN),
             promote: AtomicBool::new(false),
             due_hint: Mutex::new(None),
+            control: AtomicBool::new(false),
         }
     }
 }
@@ -64,6 +69,12 @@ impl QueueSignal {
         self.notify.notify_one();
     }
 
+    pub(crate) fn control_changed(&self) {
+        self.control.store(true, Ordering::Release);
+        self.rewind.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
     pub(crate) fn take_due_hint(&self) -> Option<DateTime<Utc>> {
         self.due_hint
             .lock()
@@ -72,10 +83,11 @@ impl QueueSignal {
     }
 }
 
-/// Producers by queue name.
+/// Producers by queue name, and the jobs this process holds (for cancellations).
 #[derive(Default)]
 pub(crate) struct Signals {
     by_queue: Mutex<HashMap<String, Vec<Arc<QueueSignal>>>>,
+    pub(crate) in_flight: Arc<InFlight>,
 }
 
 impl Signals {
@@ -116,6 +128,12 @@ impl Signals {
             },
             Some(("r", queue)) => self.each(queue, QueueSignal::runnable),
             Some(("s", queue)) => self.each(queue, |s| s.scheduled(None)),
+            Some(("q", queue)) => self.each(queue, QueueSignal::control_changed),
+            Some(("c", id)) => {
+                if let Ok(id) = id.parse() {
+                    self.in_flight.cancel(cowans_core::JobId(id));
+                }
+            }
             _ => tracing::debug!(payload, "ignoring unknown notification"),
         }
     }
@@ -132,6 +150,7 @@ pub(crate) async fn run(pool: PgPool, signals: Arc<Signals>, stop: CancellationT
                     signals.all(|s| {
                         s.runnable();
                         s.scheduled(None);
+                        s.control_changed();
                     });
                     listener.insert(l)
                 }
@@ -154,6 +173,7 @@ pub(crate) async fn run(pool: PgPool, signals: Arc<Signals>, stop: CancellationT
                     signals.all(|s| {
                         s.runnable();
                         s.scheduled(None);
+                        s.control_changed();
                     });
                 }
                 Err(e) => {
@@ -194,6 +214,24 @@ mod tests {
         );
         signals.dispatch("s:other");
         assert!(b.promote.load(Ordering::Acquire));
+        signals.dispatch("q:other");
+        assert!(
+            b.control.load(Ordering::Acquire),
+            "control changes reach the queue"
+        );
+        let token = CancellationToken::new();
+        let held = cowans_store::LeaseRef {
+            id: cowans_core::JobId(7),
+            lease: 1,
+        };
+        signals.in_flight.insert_many([(held, token.clone())]);
+        signals.dispatch("c:8");
+        assert!(!token.is_cancelled());
+        signals.dispatch("c:7");
+        assert!(
+            token.is_cancelled(),
+            "a cancellation reaches the job's handler"
+        );
         signals.dispatch("garbage");
         signals.dispatch("a:shopify.push:notanumber");
         assert_eq!(

@@ -1,22 +1,56 @@
-//! Maintenance services, run only by the elected leader: the rescuer (expired leases become
-//! retries or dead letters) and the worker-registry janitor.
+//! Maintenance. Run only by the elected leader: the rescuer (expired leases become retries or
+//! dead letters), the worker-registry janitor, the cron scheduler, batch progress, the retention
+//! pruner and the queue summary. Run by every process: the queue gauges, read from the summary.
 
 use std::{sync::Arc, time::Duration};
 
+use cowans_store::Retention;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::{engine::EngineInner, metrics};
+use crate::{engine::EngineInner, metrics, scheduler};
 
 pub(crate) const ROLE: &str = "maintenance";
 const RESCUE_BATCH: i64 = 1000;
+const PRUNE_BATCH: i64 = 5000;
+/// Most prune statements per pass, so one pass never runs long.
+const PRUNE_ROUNDS: usize = 20;
+const BATCHES_PER_PASS: i64 = 200;
+
+/// When a periodic service last ran.
+struct Every {
+    interval: Duration,
+    last: Option<Instant>,
+}
+
+impl Every {
+    fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            last: None,
+        }
+    }
+
+    fn due(&mut self) -> bool {
+        let due = self.last.is_none_or(|t| t.elapsed() >= self.interval);
+        if due {
+            self.last = Some(Instant::now());
+        }
+        due
+    }
+}
 
 pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
     let cfg = &engine.config;
-    let tick_every = (cfg.leader_ttl / 3).min(cfg.rescue_interval);
+    let tick_every = (cfg.leader_ttl / 3)
+        .min(cfg.rescue_interval)
+        .min(cfg.maintenance_interval);
     let mut tick = tokio::time::interval(tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leading = false;
-    let mut last_rescue: Option<tokio::time::Instant> = None;
+    let mut rescue = Every::new(cfg.rescue_interval);
+    let mut housekeeping = Every::new(cfg.maintenance_interval);
+    let mut summary = Every::new(cfg.stats_interval);
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -34,13 +68,34 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
                 leading = false;
             }
         }
-        if !leading || last_rescue.is_some_and(|t| t.elapsed() < cfg.rescue_interval) {
+        if !leading {
             continue;
         }
-        last_rescue = Some(tokio::time::Instant::now());
-        rescue(&engine).await;
-        if let Err(e) = cowans_store::forget_stale_workers(&engine.pool, cfg.lease_ttl * 3).await {
-            tracing::warn!(error = %e, "could not prune stale worker rows");
+        if rescue.due() {
+            rescue_expired(&engine).await;
+            if let Err(e) =
+                cowans_store::forget_stale_workers(&engine.pool, cfg.lease_ttl * 3).await
+            {
+                tracing::warn!(error = %e, "could not prune stale worker rows");
+            }
+        }
+        if housekeeping.due() {
+            if let Err(e) = scheduler::fire_due(&engine.pool).await {
+                tracing::warn!(error = %e, "cron pass failed");
+            }
+            match cowans_store::refresh_batches(&engine.pool, BATCHES_PER_PASS).await {
+                Ok(r) if !r.finished.is_empty() => {
+                    tracing::info!(batches = ?r.finished, "batches finished")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "batch progress pass failed"),
+            }
+            prune(&engine).await;
+        }
+        if summary.due()
+            && let Err(e) = cowans_store::refresh_queue_stats(&engine.pool).await
+        {
+            tracing::warn!(error = %e, "queue summary refresh failed");
         }
     }
     if leading
@@ -50,7 +105,51 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
     }
 }
 
-async fn rescue(engine: &EngineInner) {
+/// Every process: publish the leader's queue summary as gauges.
+pub(crate) async fn export_gauges(engine: Arc<EngineInner>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(engine.config.stats_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match cowans_store::queue_stats(&engine.pool, None, engine.config.lease_ttl).await {
+            Ok(stats) => metrics::queue_stats(&stats),
+            Err(e) => tracing::debug!(error = %e, "could not read the queue summary"),
+        }
+    }
+}
+
+async fn prune(engine: &EngineInner) {
+    let retention = Retention {
+        finished: engine.config.retain_finished,
+        dead: engine.config.retain_dead,
+    };
+    for _ in 0..PRUNE_ROUNDS {
+        match cowans_store::prune(&engine.pool, retention, PRUNE_BATCH).await {
+            Ok(p) => {
+                if p.finished > 0 || p.dead > 0 {
+                    tracing::debug!(
+                        finished = p.finished,
+                        dead = p.dead,
+                        batches = p.batches,
+                        "pruned"
+                    );
+                }
+                if p.finished < PRUNE_BATCH as u64 && p.dead < PRUNE_BATCH as u64 {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "prune pass failed");
+                return;
+            }
+        }
+    }
+}
+
+async fn rescue_expired(engine: &EngineInner) {
     loop {
         match cowans_store::rescue_expired(&engine.pool, RESCUE_BATCH).await {
             Ok(r) => {

@@ -18,6 +18,13 @@ pub const RUN_DURATION: &str = "cowans_job_run_duration_seconds";
 pub const QUEUE_WAIT: &str = "cowans_job_queue_wait_seconds";
 pub const IN_FLIGHT: &str = "cowans_jobs_in_flight";
 pub const STALE_ACKS: &str = "cowans_acks_fenced_total";
+pub const CONCURRENCY_TARGET: &str = "cowans_worker_concurrency_target";
+pub const QUEUE_DEPTH: &str = "cowans_queue_depth";
+pub const QUEUE_OLDEST_AGE: &str = "cowans_queue_oldest_available_age_seconds";
+pub const QUEUE_RUNNING: &str = "cowans_queue_running";
+pub const QUEUE_WORKERS: &str = "cowans_queue_workers";
+pub const QUEUE_PAUSED: &str = "cowans_queue_paused";
+pub const QUEUE_COMPLETED_LAST_MINUTE: &str = "cowans_queue_completed_last_minute";
 
 /// Bucket bounds for both histograms: a millisecond to ten minutes.
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -51,6 +58,52 @@ pub fn describe() {
         "Time from runnable to started"
     );
     metrics::describe_gauge!(IN_FLIGHT, "Jobs running in this process");
+    metrics::describe_gauge!(
+        CONCURRENCY_TARGET,
+        "This process's concurrency for the queue (moved by the autoscaler)"
+    );
+    metrics::describe_gauge!(
+        QUEUE_DEPTH,
+        "Jobs of the queue by state, fleet-wide (leader's summary; every process exports it, use max by queue)"
+    );
+    metrics::describe_gauge!(
+        QUEUE_OLDEST_AGE,
+        metrics::Unit::Seconds,
+        "How long the oldest available job of the queue has waited"
+    );
+    metrics::describe_gauge!(QUEUE_RUNNING, "Jobs of the queue running fleet-wide");
+    metrics::describe_gauge!(QUEUE_WORKERS, "Live worker processes consuming the queue");
+    metrics::describe_gauge!(QUEUE_PAUSED, "1 if the queue is paused");
+    metrics::describe_gauge!(
+        QUEUE_COMPLETED_LAST_MINUTE,
+        "Jobs of the queue completed in the last minute"
+    );
+}
+
+pub(crate) fn concurrency_target(queue: &str) -> Gauge {
+    gauge!(CONCURRENCY_TARGET, "queue" => queue.to_owned())
+}
+
+/// Publishes the leader's queue summary as gauges.
+pub(crate) fn queue_stats(stats: &[cowans_store::QueueStats]) {
+    for s in stats {
+        let q = s.queue.clone();
+        for (state, n) in [
+            ("available", s.available),
+            ("scheduled", s.scheduled),
+            ("running", s.running),
+            ("completed", s.completed),
+            ("cancelled", s.cancelled),
+            ("dead", s.dead),
+        ] {
+            gauge!(QUEUE_DEPTH, "queue" => q.clone(), "state" => state).set(n as f64);
+        }
+        gauge!(QUEUE_OLDEST_AGE, "queue" => q.clone()).set(s.oldest_available_age_secs);
+        gauge!(QUEUE_RUNNING, "queue" => q.clone()).set(s.running as f64);
+        gauge!(QUEUE_WORKERS, "queue" => q.clone()).set(s.workers as f64);
+        gauge!(QUEUE_PAUSED, "queue" => q.clone()).set(if s.paused { 1.0 } else { 0.0 });
+        gauge!(QUEUE_COMPLETED_LAST_MINUTE, "queue" => q).set(s.completed_last_minute as f64);
+    }
 }
 
 pub(crate) fn enqueued(queue: &str, kind: &str, n: u64) {

@@ -7,7 +7,7 @@
 //! `concurrency - held`, so a slow worker never hoards jobs another worker could run.
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, atomic::Ordering},
     time::Duration,
 };
@@ -15,15 +15,20 @@ use std::{
 use apalis_core::task::{Task, builder::TaskBuilder, task_id::TaskId};
 use chrono::Utc;
 use cowans_core::{JobId, JobOutcome};
-use cowans_store::{ClaimCursor, ClaimedJob, LeaseRef};
+use cowans_store::{ClaimCursor, ClaimedJob, LeaseRef, QueueControl};
 use futures::task::AtomicWaker;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    JobMeta, QueueConfig, completer::Ack, engine::EngineInner, in_flight::Slots,
-    listener::QueueSignal, metrics::JobMetrics,
+    JobMeta, QueueConfig,
+    completer::Ack,
+    engine::EngineInner,
+    in_flight::Slots,
+    limiter::{LimitError, Permit},
+    listener::QueueSignal,
+    metrics::JobMetrics,
 };
 
 /// What the producer and the backend share.
@@ -75,6 +80,8 @@ pub(crate) async fn hand_back<Args>(engine: &EngineInner, slots: &Slots, tasks: 
         // Still registered: the engine's shutdown tries again, and the leases expire otherwise.
         Err(e) => tracing::warn!(error = %e, "could not hand back unstarted jobs"),
     }
+    let permits: Vec<Permit> = metas.iter().filter_map(|m| m.permit.clone()).collect();
+    give_back_permits(engine, &permits).await;
     for m in &metas {
         m.metrics.handed_back();
     }
@@ -98,11 +105,39 @@ pub(crate) async fn run<Args>(
     let mut next_due: Option<Instant> = Some(Instant::now()); // promote once at start
     let mut error_backoff = Duration::from_millis(100);
     let mut cursor: Option<ClaimCursor> = None;
+    let scope: Arc<str> = Arc::from(queue.queue.as_str());
+    // Pause and fleet-wide limits, read at start, on every `q:` notification and every poll.
+    let mut control: Option<QueueControl> = None;
+    let mut reload_control = true;
+    // A limit said "not before": no claim until then (unless woken by a change).
+    let mut not_before: Option<Instant> = None;
 
     loop {
         if handoff.stop.is_cancelled() {
             break;
         }
+        if signal.control.swap(false, Ordering::AcqRel) {
+            reload_control = true;
+            not_before = None;
+        }
+        if reload_control {
+            match cowans_store::queue_control(&engine.pool, queue.queue.as_str()).await {
+                Ok(c) => {
+                    if control.as_ref().is_some_and(|old| old.paused && !c.paused) {
+                        more = true;
+                    }
+                    if control.as_ref().is_none_or(|old| *old != c) {
+                        tracing::info!(queue = %queue.queue, paused = c.paused, limit = ?c.concurrency_limit, rate = ?c.rate, "queue control");
+                    }
+                    control = Some(c);
+                    reload_control = false;
+                }
+                Err(e) => {
+                    tracing::warn!(queue = %queue.queue, error = %e, "cannot read queue control")
+                }
+            }
+        }
+        let ctl = control.clone().unwrap_or_default();
         if let Some(hint) = signal.take_due_hint() {
             let at = instant_of(hint);
             next_due = Some(next_due.map_or(at, |d| d.min(at)));
@@ -139,16 +174,23 @@ pub(crate) async fn run<Args>(
         }
 
         let free = handoff.slots.free();
-        if more && free > 0 && !failed {
+        let gated = ctl.paused || not_before.is_some_and(|t| t > Instant::now());
+        if more && free > 0 && !failed && !gated {
             let want = free.min(queue.claim_batch);
-            match claim(&engine, &queue, want, &mut cursor).await {
-                Ok(jobs) => {
+            match claim_within_limits(&engine, &queue, &scope, &ctl, &signal, want, &mut cursor)
+                .await
+            {
+                Ok(claimed) => {
                     error_backoff = Duration::from_millis(100);
-                    more = jobs.len() == want;
-                    if !jobs.is_empty() {
-                        hand_over(&engine, &queue, &handoff, jobs).await;
+                    more = claimed.full || claimed.limited_until.is_some();
+                    not_before = claimed.limited_until;
+                    handoff
+                        .slots
+                        .saw_backlog(claimed.full || claimed.limited_until.is_some());
+                    if !claimed.jobs.is_empty() {
+                        hand_over(&engine, &queue, &handoff, claimed.jobs).await;
                     }
-                    if more && handoff.slots.free() > 0 {
+                    if claimed.full && handoff.slots.free() > 0 {
                         continue;
                     }
                 }
@@ -168,7 +210,10 @@ pub(crate) async fn run<Args>(
             continue;
         }
 
-        let wake_at = next_due.map_or(next_poll, |d| d.min(next_poll));
+        let mut wake_at = next_due.map_or(next_poll, |d| d.min(next_poll));
+        if let Some(t) = not_before.filter(|_| more) {
+            wake_at = wake_at.min(t);
+        }
         tokio::select! {
             _ = handoff.stop.cancelled() => break,
             _ = signal.notify.notified() => more = true,
@@ -177,6 +222,7 @@ pub(crate) async fn run<Args>(
                 if Instant::now() >= next_poll {
                     more = true;
                     cursor = None;
+                    reload_control = true;
                     next_poll = Instant::now() + poll;
                 }
             }
@@ -184,6 +230,176 @@ pub(crate) async fn run<Args>(
     }
     // Let the backend notice the stop and finish.
     handoff.waker.wake();
+}
+
+/// How long a producer blocked by a fleet-wide concurrency limit waits before asking again
+/// (permits freed by other processes are not announced).
+const LIMIT_RETRY: Duration = Duration::from_millis(50);
+
+struct Claimed {
+    jobs: Vec<(ClaimedJob, Option<Permit>)>,
+    /// The claim got all it asked for: more may be waiting.
+    full: bool,
+    /// A fleet-wide limit held the claim back; ask again at this time.
+    limited_until: Option<Instant>,
+}
+
+/// Claims up to `want` jobs within the queue's fleet-wide limits: takes concurrency permits
+/// and queue-wide rate tokens first (and returns what the claim did not use), then applies a
+/// per-key rate to what it claimed, putting jobs whose key is out of tokens back until their next
+/// token (attempt not counted).
+async fn claim_within_limits(
+    engine: &EngineInner,
+    queue: &QueueConfig,
+    scope: &Arc<str>,
+    ctl: &QueueControl,
+    signal: &QueueSignal,
+    want: usize,
+    cursor: &mut Option<ClaimCursor>,
+) -> Result<Claimed, LimitError> {
+    let limiter = &engine.limiter;
+    let ttl = engine.config.lease_ttl;
+    let mut want = want;
+    let mut limited_until: Option<Instant> = None;
+    let mut permits = Vec::new();
+    if let Some(limit) = ctl.concurrency_limit {
+        permits = limiter
+            .acquire(scope, limit, want as u32, engine.worker_id, ttl)
+            .await?;
+        if permits.len() < want {
+            limited_until = Some(Instant::now() + LIMIT_RETRY);
+        }
+        want = permits.len();
+    }
+    let queue_rate = ctl.rate.filter(|r| !r.by_key);
+    let mut tokens = 0;
+    if let Some(rate) = queue_rate
+        && want > 0
+    {
+        let granted = limiter
+            .take(scope, rate, &[String::new()], &[want as u32])
+            .await;
+        let granted = match granted {
+            Ok(g) => g,
+            Err(e) => {
+                give_back_permits(engine, &permits).await;
+                return Err(e);
+            }
+        };
+        if let Some(t) = granted.first() {
+            tokens = t.granted as usize;
+            if tokens < want {
+                let at = instant_of(t.next_at);
+                limited_until = Some(limited_until.map_or(at, |l| l.max(at)));
+            }
+        }
+        want = want.min(tokens);
+    }
+    let jobs = if want > 0 {
+        match claim(engine, queue, want, cursor).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                give_back_permits(engine, &permits).await;
+                return Err(e.into());
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let full = want > 0 && jobs.len() == want && limited_until.is_none();
+    if permits.len() > jobs.len() {
+        give_back_permits(engine, &permits.split_off(jobs.len())).await;
+    }
+    if let Some(rate) = queue_rate
+        && tokens > jobs.len()
+        && let Err(e) = limiter
+            .refund(scope, rate, "", (tokens - jobs.len()) as u32)
+            .await
+    {
+        tracing::warn!(queue = %queue.queue, error = %e, "could not refund rate tokens");
+    }
+    let mut permits = permits.into_iter();
+    let mut jobs: Vec<(ClaimedJob, Option<Permit>)> =
+        jobs.into_iter().map(|j| (j, permits.next())).collect();
+    if let Some(rate) = ctl.rate.filter(|r| r.by_key)
+        && !jobs.is_empty()
+    {
+        jobs = admit_by_key(engine, scope, rate, signal, jobs).await?;
+    }
+    Ok(Claimed {
+        jobs,
+        full,
+        limited_until,
+    })
+}
+
+/// Per-key rate: one bucket round trip for every key of the claim; jobs beyond their key's
+/// tokens wait (scheduled, attempt not counted) until that key's next token.
+async fn admit_by_key(
+    engine: &EngineInner,
+    scope: &str,
+    rate: cowans_store::RateLimit,
+    signal: &QueueSignal,
+    jobs: Vec<(ClaimedJob, Option<Permit>)>,
+) -> Result<Vec<(ClaimedJob, Option<Permit>)>, LimitError> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut wants: Vec<u32> = Vec::new();
+    for (job, _) in &jobs {
+        let key = job.rate_key.clone().unwrap_or_default();
+        match keys.iter().position(|k| *k == key) {
+            Some(i) => wants[i] += 1,
+            None => {
+                keys.push(key);
+                wants.push(1);
+            }
+        }
+    }
+    let granted = engine.limiter.take(scope, rate, &keys, &wants).await?;
+    let mut left: HashMap<&str, (u32, chrono::DateTime<Utc>)> = granted
+        .iter()
+        .map(|t| (t.key.as_str(), (t.granted, t.next_at)))
+        .collect();
+    let mut admitted = Vec::with_capacity(jobs.len());
+    let mut deferred = Vec::new();
+    let mut freed = Vec::new();
+    for (job, permit) in jobs {
+        let key = job.rate_key.as_deref().unwrap_or("");
+        match left.get_mut(key) {
+            Some((n, _)) if *n > 0 => {
+                *n -= 1;
+                admitted.push((job, permit));
+            }
+            Some((_, at)) => {
+                deferred.push((
+                    LeaseRef {
+                        id: job.job_id(),
+                        lease: job.lease,
+                    },
+                    *at,
+                ));
+                freed.extend(permit);
+            }
+            None => admitted.push((job, permit)),
+        }
+    }
+    if !deferred.is_empty() {
+        if let Some(first) = deferred.iter().map(|(_, at)| *at).min() {
+            signal.scheduled(Some(first));
+        }
+        cowans_store::defer(&engine.pool, &deferred).await?;
+        give_back_permits(engine, &freed).await;
+    }
+    Ok(admitted)
+}
+
+async fn give_back_permits(engine: &EngineInner, permits: &[Permit]) {
+    if permits.is_empty() {
+        return;
+    }
+    if let Err(e) = engine.limiter.release(permits).await {
+        // They expire with their ttl otherwise.
+        tracing::warn!(error = %e, "could not release concurrency permits");
+    }
 }
 
 /// Claims up to `want` jobs, continuing after `cursor` when there is one and falling back to the
@@ -229,21 +445,32 @@ async fn hand_over<Args>(
     engine: &EngineInner,
     queue: &QueueConfig,
     handoff: &Handoff<Args>,
-    jobs: Vec<ClaimedJob>,
+    jobs: Vec<(ClaimedJob, Option<Permit>)>,
 ) where
     Args: DeserializeOwned + Send + 'static,
 {
     handoff.slots.take(jobs.len());
-    engine.in_flight.insert_many(jobs.iter().map(|j| LeaseRef {
-        id: j.job_id(),
-        lease: j.lease,
-    }));
+    let jobs: Vec<(ClaimedJob, Option<Permit>, CancellationToken)> = jobs
+        .into_iter()
+        .map(|(j, p)| (j, p, CancellationToken::new()))
+        .collect();
+    engine
+        .in_flight
+        .insert_many(jobs.iter().map(|(j, _, token)| {
+            (
+                LeaseRef {
+                    id: j.job_id(),
+                    lease: j.lease,
+                },
+                token.clone(),
+            )
+        }));
     let queue_name: Arc<str> = Arc::from(queue.queue.as_str());
     let mut ready = Vec::with_capacity(jobs.len());
     let mut poisoned = Vec::new();
     // A claim is mostly one kind: resolve its metric handles once, not per job.
     let mut series: Option<Arc<JobMetrics>> = None;
-    for job in jobs {
+    for (job, permit, cancel) in jobs {
         let metrics = match &series {
             Some(m) if *m.kind == *job.kind => m.clone(),
             _ => series
@@ -251,10 +478,21 @@ async fn hand_over<Args>(
                 .clone(),
         };
         match serde_json::from_str::<Args>(&job.args) {
-            Ok(args) => ready.push(task_of(args, &job, queue_name.clone(), metrics)),
-            Err(e) => poisoned.push((job, e, metrics)),
+            Ok(args) => ready.push(task_of(
+                args,
+                &job,
+                queue_name.clone(),
+                metrics,
+                cancel,
+                permit,
+            )),
+            Err(e) => poisoned.push((job, e, metrics, permit)),
         }
     }
+    handoff.slots.record_waits(ready.iter().filter_map(|t| {
+        let m = t.data().get::<JobMeta>()?;
+        (m.attempted_at - m.run_at).to_std().ok()
+    }));
     if !ready.is_empty() {
         let late = {
             let mut buffer = handoff.buffer();
@@ -271,7 +509,7 @@ async fn hand_over<Args>(
             hand_back(engine, &handoff.slots, late).await;
         }
     }
-    for (job, e, metrics) in poisoned {
+    for (job, e, metrics, permit) in poisoned {
         // A payload that cannot be decoded will never succeed: dead-letter it with the reason,
         // and keep the worker going.
         tracing::warn!(job_id = job.id, kind = %job.kind, error = %e, "undecodable payload, dead-lettering");
@@ -284,6 +522,7 @@ async fn hand_over<Args>(
                 metrics,
                 attempt: job.attempt,
                 completed_in_tx: false,
+                permit,
                 outcome: JobOutcome::Dead {
                     error: format!(
                         "payload does not decode into {}: {e}",
@@ -301,6 +540,8 @@ fn task_of<Args>(
     job: &ClaimedJob,
     queue: Arc<str>,
     metrics: Arc<JobMetrics>,
+    cancel: CancellationToken,
+    permit: Option<Permit>,
 ) -> Task<Args> {
     let wait = (job.attempted_at - job.run_at).to_std().unwrap_or_default();
     metrics.started(wait);
@@ -317,6 +558,8 @@ fn task_of<Args>(
         attempted_at: job.attempted_at,
         completed_in_tx: Default::default(),
         metrics,
+        cancel,
+        permit,
     };
     TaskBuilder::new(args)
         .task_id(TaskId::Int(job.id as u64))

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use cowans_core::RetryPolicy;
-use cowans_queue::EngineConfig;
+use cowans_queue::{Autoscale, CronJob, EngineConfig};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -50,6 +50,41 @@ pub struct WorkerSettings {
     pub retry_by_kind: std::collections::HashMap<String, RetryPolicy>,
     /// Address of `/metrics`, `/health` and `/ready`.
     pub ops_listen: String,
+    /// An attempt running longer fails and is retried per its policy (0 = no limit)...
+    pub timeout_ms: u64,
+    /// ...unless its kind has its own (`[worker.timeout_by_kind] "shopify.push" = 60000`).
+    pub timeout_by_kind: std::collections::HashMap<String, u64>,
+    /// In-process autoscaling of each queue's concurrency (`[worker.autoscale] min = 2, max = 50`);
+    /// `concurrency` is then only the starting point's upper bound.
+    pub autoscale: Option<Autoscale>,
+    /// Fleet-wide limits written to the database at start-up
+    /// (`[worker.limits."shopify.push"] concurrency = 4, rate = 2, per_ms = 1000, by_key = true`).
+    pub limits: std::collections::HashMap<String, QueueLimits>,
+    /// Periodic jobs registered at start-up (`[[worker.cron]]`).
+    pub cron: Vec<CronJob>,
+}
+
+/// Fleet-wide limits of one queue (stored in the database: every process sees the same ones).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueLimits {
+    /// Most jobs of the queue running at once across every worker process.
+    pub concurrency: Option<u32>,
+    /// At most `rate` jobs start per `per_ms` milliseconds...
+    pub rate: Option<u32>,
+    pub per_ms: u64,
+    /// ...per job `rate_key` instead of for the whole queue.
+    pub by_key: bool,
+}
+
+impl QueueLimits {
+    pub fn rate_limit(&self) -> Option<cowans_store::RateLimit> {
+        self.rate.map(|jobs| cowans_store::RateLimit {
+            jobs,
+            period: std::time::Duration::from_millis(self.per_ms),
+            by_key: self.by_key,
+        })
+    }
 }
 
 impl Default for WorkerSettings {
@@ -61,6 +96,11 @@ impl Default for WorkerSettings {
             retry: RetryPolicy::default(),
             retry_by_kind: Default::default(),
             ops_listen: "127.0.0.1:9464".to_owned(),
+            timeout_ms: 15 * 60 * 1000,
+            timeout_by_kind: Default::default(),
+            autoscale: None,
+            limits: Default::default(),
+            cron: Vec::new(),
         }
     }
 }
@@ -170,6 +210,33 @@ impl Settings {
         for (kind, policy) in &self.worker.retry_by_kind {
             if let Err(e) = policy.validate() {
                 return bad(&format!("worker.retry_by_kind.{kind}"), e);
+            }
+        }
+        if let Some(a) = &self.worker.autoscale
+            && let Err(e) = a.validate()
+        {
+            return bad("worker.autoscale", e);
+        }
+        for (queue, l) in &self.worker.limits {
+            if let Err(e) = cowans_core::QueueName::new(queue.clone()) {
+                return bad("worker.limits", e.to_string());
+            }
+            if l.concurrency == Some(0) {
+                return bad(
+                    &format!("worker.limits.{queue}.concurrency"),
+                    "must be at least 1".into(),
+                );
+            }
+            if l.rate == Some(0) || (l.rate.is_some() && l.per_ms == 0) {
+                return bad(
+                    &format!("worker.limits.{queue}.rate"),
+                    "rate and per_ms must be at least 1".into(),
+                );
+            }
+        }
+        for c in &self.worker.cron {
+            if let Err(e) = c.validate() {
+                return bad("worker.cron", e);
             }
         }
         if let Err(e) = self.engine.validate() {
