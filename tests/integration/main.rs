@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod control_engine;
+mod control_process;
 mod control_store;
 mod engine;
 mod process;
