@@ -15,3 +15,9 @@ for backend in ${BACKENDS:-postgres apalis-postgres}; do
   run latency --backend "$backend" --rate 500 --seconds 10 --concurrency 50
   run backlog --backend "$backend" --concurrency 50
 done
+# Engine-control features on our engine only (apalis-postgres has neither): the same drain with
+# a unique key on every job, and under a fleet-wide concurrency limit equal to the concurrency.
+if [[ " ${BACKENDS:-postgres apalis-postgres} " == *" postgres "* ]]; then
+  run drain-unique --backend postgres --jobs 100000 --concurrency 50
+  run drain-limited --backend postgres --jobs 100000 --concurrency 50
+fi

@@ -45,6 +45,9 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
             one(drain(&pool, "bench", args.jobs, args.concurrency).await?)
         }
         Workload::Latency => vec![latency(&pool, args).await?],
+        Workload::DrainUnique | Workload::DrainLimited => anyhow::bail!(
+            "{name} has no apalis-postgres counterpart (no unique keys or fleet-wide limits there)"
+        ),
         Workload::Backlog => {
             probe::backlog(async |queued, measured| {
                 let queue = format!("backlog-{queued}");

@@ -29,6 +29,10 @@ pub enum Workload {
     Latency,
     /// Drain rate with 1,000,000 queued against 10,000 queued.
     Backlog,
+    /// `drain` with a unique key on every job (Cowans only).
+    DrainUnique,
+    /// `drain` under a fleet-wide concurrency limit of `--limit` (Cowans only).
+    DrainLimited,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,6 +60,10 @@ pub struct Args {
     /// Jobs per call for `enqueue-bulk`.
     #[arg(long, default_value_t = 10_000)]
     pub batch: usize,
+    /// Fleet-wide concurrency limit for `drain-limited` (default: `--concurrency`, so the run
+    /// measures the limiter's cost rather than the limit itself).
+    #[arg(long)]
+    pub limit: Option<u32>,
 }
 
 /// One measured figure.
@@ -102,6 +110,8 @@ fn workload_name(w: Workload) -> &'static str {
         Workload::Drain => "drain",
         Workload::Latency => "latency",
         Workload::Backlog => "backlog",
+        Workload::DrainUnique => "drain-unique",
+        Workload::DrainLimited => "drain-limited",
     }
 }
 
@@ -142,6 +152,12 @@ fn main() -> std::process::ExitCode {
                 );
                 if let Some((p50, p99)) = m.latency_ms {
                     line.push_str(&format!(" p50_ms={p50:.2} p99_ms={p99:.2}"));
+                }
+                if args.workload == Workload::DrainLimited {
+                    line.push_str(&format!(
+                        " limit={}",
+                        args.limit.unwrap_or(args.concurrency as u32)
+                    ));
                 }
                 if let Some(extra) = m.extra {
                     line.push(' ');

@@ -5,7 +5,7 @@ use std::time::Duration;
 use apalis_core::worker::builder::WorkerBuilder;
 use cowans_core::{JobState, QueueName};
 use cowans_queue::{Engine, EngineConfig, QueueConfig};
-use cowans_store::{NewJob, PgPool};
+use cowans_store::{NewJob, PgPool, Unique};
 use serde::de::IgnoredAny;
 use serde_json::json;
 
@@ -30,14 +30,24 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
             one(enqueue_bulk(&pool, &q, args.jobs, args.batch, args.concurrency).await?)
         }
         Workload::Drain => {
-            fill(&pool, &q, args.jobs).await?;
+            fill(&pool, &q, args.jobs, false).await?;
+            one(drain(&pool, &q, args.jobs, args.concurrency).await?)
+        }
+        Workload::DrainUnique => {
+            fill(&pool, &q, args.jobs, true).await?;
+            one(drain(&pool, &q, args.jobs, args.concurrency).await?)
+        }
+        Workload::DrainLimited => {
+            let limit = args.limit.unwrap_or(args.concurrency as u32);
+            cowans_store::set_queue_limits(&pool, q.as_str(), Some(limit), None).await?;
+            fill(&pool, &q, args.jobs, false).await?;
             one(drain(&pool, &q, args.jobs, args.concurrency).await?)
         }
         Workload::Latency => vec![latency(&pool, &q, args).await?],
         Workload::Backlog => {
             probe::backlog(async |queued, measured| {
                 let q = QueueName::new(format!("backlog-{queued}"))?;
-                fill(&pool, &q, queued).await?;
+                fill(&pool, &q, queued, false).await?;
                 // Fresh statistics, as autovacuum would have them in steady state.
                 let _ = sqlx::query("ANALYZE cowans_jobs").execute(&pool).await;
                 drain(&pool, &q, measured, args.concurrency).await
@@ -51,10 +61,17 @@ fn job(q: &QueueName, n: usize) -> NewJob {
     NewJob::new(q.clone(), "bench.noop", json!({ "n": n }))
 }
 
-async fn fill(pool: &PgPool, q: &QueueName, n: usize) -> anyhow::Result<()> {
+async fn fill(pool: &PgPool, q: &QueueName, n: usize, unique: bool) -> anyhow::Result<()> {
     for start in (0..n).step_by(10_000) {
         let jobs: Vec<NewJob> = (start..(start + 10_000).min(n))
-            .map(|i| job(q, i))
+            .map(|i| {
+                let j = job(q, i);
+                if unique {
+                    j.unique(Unique::key(format!("bench-{i}")))
+                } else {
+                    j
+                }
+            })
             .collect();
         cowans_store::enqueue_autocommit(pool, &jobs).await?;
     }

@@ -46,7 +46,9 @@ pub trait Limiter: Send + Sync + 'static {
         ttl: Duration,
     ) -> BoxFuture<'a, LimitResult<Vec<Permit>>>;
 
-    /// Gives permits back.
+    /// Gives permits back. Producers of the scope blocked by the limit wait for
+    /// `QueueSignal::permits_freed` (the Postgres limiter sends `l:<scope>` on the NOTIFY
+    /// channel) or poll every 50 ms.
     fn release<'a>(&'a self, permits: &'a [Permit]) -> BoxFuture<'a, LimitResult<()>>;
 
     /// Extends every permit `holder` has (called with the heartbeat).

@@ -32,6 +32,9 @@ pub(crate) struct QueueSignal {
     pub(crate) due_hint: Mutex<Option<DateTime<Utc>>>,
     /// The queue's control row (pause, limits) changed: read it again.
     pub(crate) control: AtomicBool,
+    /// This process gave fleet-wide permits of the queue back: a claim held back by the limit
+    /// may go ahead now.
+    pub(crate) permits_freed: AtomicBool,
 }
 
 impl Default for QueueSignal {
@@ -43,6 +46,7 @@ impl Default for QueueSignal {
             promote: AtomicBool::new(false),
             due_hint: Mutex::new(None),
             control: AtomicBool::new(false),
+            permits_freed: AtomicBool::new(false),
         }
     }
 }
@@ -66,6 +70,11 @@ impl QueueSignal {
             *hint = Some(hint.map_or(at, |h| h.min(at)));
         }
         self.promote.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    pub(crate) fn permits_freed(&self) {
+        self.permits_freed.store(true, Ordering::Release);
         self.notify.notify_one();
     }
 
@@ -129,6 +138,7 @@ impl Signals {
             Some(("r", queue)) => self.each(queue, QueueSignal::runnable),
             Some(("s", queue)) => self.each(queue, |s| s.scheduled(None)),
             Some(("q", queue)) => self.each(queue, QueueSignal::control_changed),
+            Some(("l", queue)) => self.each(queue, QueueSignal::permits_freed),
             Some(("c", id)) => {
                 if let Ok(id) = id.parse() {
                     self.in_flight.cancel(cowans_core::JobId(id));

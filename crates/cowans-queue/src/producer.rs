@@ -120,6 +120,9 @@ pub(crate) async fn run<Args>(
             reload_control = true;
             not_before = None;
         }
+        if signal.permits_freed.swap(false, Ordering::AcqRel) {
+            not_before = None;
+        }
         if reload_control {
             match cowans_store::queue_control(&engine.pool, queue.queue.as_str()).await {
                 Ok(c) => {

@@ -71,16 +71,18 @@ pub async fn acquire_permits(
         .collect())
 }
 
-/// Gives permits back (fenced by their token: a permit taken over after expiry stays taken).
+/// Gives permits back (fenced by their token: a permit taken over after expiry stays taken) and
+/// tells every process waiting on the scope (`l:<scope>`), so they race for them on equal terms.
 pub async fn release_permits(pool: &PgPool, scope: &str, permits: &[PermitRow]) -> Result<()> {
     if permits.is_empty() {
         return Ok(());
     }
     let (slots, tokens): (Vec<i32>, Vec<i64>) = permits.iter().map(|p| (p.slot, p.token)).unzip();
     sqlx::query(
-        "UPDATE cowans_permits p SET holder = NULL, token = NULL, expires_at = NULL \
+        "WITH freed AS (UPDATE cowans_permits p SET holder = NULL, token = NULL, expires_at = NULL \
          FROM unnest($2::integer[], $3::bigint[]) AS r(slot, token) \
-         WHERE p.scope = $1 AND p.slot = r.slot AND p.token = r.token",
+         WHERE p.scope = $1 AND p.slot = r.slot AND p.token = r.token RETURNING p.slot) \
+         SELECT pg_notify('cowans_jobs', 'l:' || $1) WHERE EXISTS (SELECT 1 FROM freed)",
     )
     .bind(scope)
     .bind(slots)
