@@ -338,15 +338,29 @@ async fn a_batch_reports_progress_events_and_its_callback_runs_once() {
     let log: Log = Default::default();
     let callbacks = Arc::new(Mutex::new(Vec::<Value>::new()));
     let seen = callbacks.clone();
-    let router = control_router(log.clone()).route(
-        "batch.done",
-        task_fn(
-            move |a: Value, seen: Data<Arc<Mutex<Vec<Value>>>>| async move {
-                seen.lock().unwrap().push(a);
-                Ok::<(), BoxDynError>(())
-            },
-        ),
-    );
+    let router = control_router(log.clone())
+        .route(
+            "flaky",
+            task_fn(|_: Value, job: JobMeta| async move {
+                // Fails once, then waits out a 1 s backoff: long enough to be seen as failed.
+                if job.attempt == 1 {
+                    return Err(cowans_core::JobError::retry_after(
+                        "flaky",
+                        Duration::from_secs(1),
+                    ));
+                }
+                Ok(())
+            }),
+        )
+        .route(
+            "batch.done",
+            task_fn(
+                move |a: Value, seen: Data<Arc<Mutex<Vec<Value>>>>| async move {
+                    seen.lock().unwrap().push(a);
+                    Ok::<(), BoxDynError>(())
+                },
+            ),
+        );
     let worker = WorkerBuilder::new("bt")
         .backend(
             engine.backend::<Value>(
@@ -362,6 +376,7 @@ async fn a_batch_reports_progress_events_and_its_callback_runs_once() {
         .map(|_| NewJob::new(queue("bt"), "slow", json!({"ms": 30})))
         .collect();
     jobs.push(NewJob::new(queue("bt"), "unknown.kind", json!({})).max_attempts(1));
+    jobs.push(NewJob::new(queue("bt"), "flaky", json!({})).max_attempts(3));
     let cb = BatchCallback {
         queue: queue("bt"),
         kind: "batch.done".into(),
@@ -385,7 +400,11 @@ async fn a_batch_reports_progress_events_and_its_callback_runs_once() {
         progress.push(e);
     };
     assert!(!progress.is_empty(), "progress events before the end");
-    assert_eq!(finished["counts"]["completed"], json!(20));
+    assert!(
+        progress.iter().any(|e| e["counts"]["failed"] == json!(1)),
+        "the flaky job was counted as failed while it waited for its retry: {progress:?}"
+    );
+    assert_eq!(finished["counts"]["completed"], json!(21));
     assert_eq!(finished["counts"]["dead"], json!(1));
     wait_for("the callback to run", Duration::from_secs(5), || async {
         (!callbacks.lock().unwrap().is_empty()).then_some(())
@@ -395,11 +414,11 @@ async fn a_batch_reports_progress_events_and_its_callback_runs_once() {
     let calls = callbacks.lock().unwrap().clone();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0]["args"], json!({"note": "all done"}));
-    assert_eq!(calls[0]["counts"]["completed"], json!(20));
+    assert_eq!(calls[0]["counts"]["completed"], json!(21));
     let p = store::batch_progress(&db.pool, batch)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((p.total, p.finished_jobs()), (21, 21));
+    assert_eq!((p.total, p.finished_jobs(), p.failed()), (22, 22, 0));
     engine.shutdown().await;
 }

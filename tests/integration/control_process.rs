@@ -275,3 +275,69 @@ async fn autoscaling_grows_under_backlog_shrinks_when_idle_and_queue_gauges_are_
     )
     .await;
 }
+
+/// Runs `cowans-worker ctl ...` against `db`; returns (exit code, stdout, stderr).
+fn ctl(db: &TestDb, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(cowans_tests::worker_binary())
+        .arg("ctl")
+        .args(args)
+        .env("COWANS__DATABASE__URL", db.url())
+        .env("COWANS__LOG__FILTER", "warn")
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run cowans-worker ctl");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn operators_pause_limit_cancel_and_read_queues_from_the_command_line() {
+    let db = TestDb::new().await;
+    let id = store::enqueue(&db.pool, &NewJob::new(queue("ops"), "demo.noop", json!({})))
+        .await
+        .unwrap()
+        .id;
+    let (code, out, _) = ctl(&db, &["pause", "ops"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(store::queue_control(&db.pool, "ops").await.unwrap().paused);
+    let (code, _, _) = ctl(
+        &db,
+        &[
+            "limit",
+            "ops",
+            "--concurrency",
+            "3",
+            "--rate",
+            "5",
+            "--by-key",
+        ],
+    );
+    assert_eq!(code, Some(0));
+    let c = store::queue_control(&db.pool, "ops").await.unwrap();
+    assert_eq!(c.concurrency_limit, Some(3));
+    assert_eq!(c.rate.map(|r| (r.jobs, r.by_key)), Some((5, true)));
+    let (code, out, _) = ctl(&db, &["queues"]);
+    assert_eq!(code, Some(0));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("ops "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains(" true "), "paused shows: {line}");
+    let (code, out, _) = ctl(&db, &["cancel", &id.to_string(), "999999"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains(&format!("job {id} cancelled (was available)")),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 job(s) were already finished or do not exist"),
+        "{out}"
+    );
+    assert_eq!(count(&db, "ops", JobState::Cancelled).await, 1);
+    let (code, _, err) = ctl(&db, &["pause", "Bad Queue"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("queue") && err.lines().count() == 1, "{err}");
+}

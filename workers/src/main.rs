@@ -10,6 +10,7 @@ use cowans_core::QueueName;
 use cowans_queue::{Engine, QueueConfig};
 use cowans_service::{Settings, database, ops, settings, shutdown, telemetry};
 
+mod ctl;
 mod demo;
 
 #[derive(Parser)]
@@ -38,6 +39,9 @@ enum Command {
     },
     /// Create the database if it does not exist, apply pending migrations, and exit.
     Migrate,
+    /// Operator commands: queue summary, pause/resume, limits, cancel.
+    #[command(subcommand)]
+    Ctl(ctl::Ctl),
     /// Enqueue a mix of demo jobs and print progress until they are all finished.
     Demo {
         #[arg(long, default_value = "default")]
@@ -86,6 +90,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             settings.validate()?;
             run_worker(settings).await
+        }
+        Command::Ctl(c) => {
+            let pool = database::connect(&settings.database).await?;
+            ctl::run(pool, c).await
         }
         Command::Demo { queue, jobs } => {
             let queue = QueueName::new(queue).context("--queue")?;

@@ -49,6 +49,11 @@ impl BatchProgress {
         self.counts.get(state.as_str()).copied().unwrap_or(0)
     }
 
+    /// Jobs waiting for a retry after a failed attempt.
+    pub fn failed(&self) -> i64 {
+        self.counts.get("failed").copied().unwrap_or(0)
+    }
+
     /// Jobs in a final state.
     pub fn finished_jobs(&self) -> i64 {
         JobState::ALL
@@ -144,14 +149,22 @@ pub async fn batch_progress(pool: &PgPool, id: i64) -> Result<Option<BatchProgre
     }))
 }
 
+/// Jobs per state, plus `failed`: jobs whose last attempt failed and that wait for a retry
+/// (already counted under `scheduled` or `available`; permanently failed jobs are `dead`).
 async fn count_jobs(pool: &PgPool, id: i64) -> Result<Counts> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT state::text, count(*) FROM cowans_jobs WHERE batch_id = $1 GROUP BY state",
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT state::text, count(*), count(*) FILTER (WHERE attempt > 0 AND state IN ('available', 'scheduled')) \
+         FROM cowans_jobs WHERE batch_id = $1 GROUP BY state",
     )
     .bind(id)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().collect())
+    let failed: i64 = rows.iter().map(|(_, _, f)| f).sum();
+    let mut counts: Counts = rows.into_iter().map(|(s, n, _)| (s, n)).collect();
+    if failed > 0 {
+        counts.insert("failed".to_owned(), failed);
+    }
+    Ok(counts)
 }
 
 /// What one refresh pass saw and did.
