@@ -235,8 +235,8 @@ pub(crate) async fn run<Args>(
     handoff.waker.wake();
 }
 
-/// How long a producer blocked by a fleet-wide concurrency limit waits before asking again
-/// (permits freed by other processes are not announced).
+/// How long a producer blocked by a fleet-wide concurrency limit waits before asking again. A
+/// fallback: freed permits are announced (`l:<queue>`), but a notification can be lost.
 const LIMIT_RETRY: Duration = Duration::from_millis(50);
 
 struct Claimed {
