@@ -9,4 +9,5 @@ mod control_process;
 mod control_store;
 mod engine;
 mod process;
+mod shopify;
 mod store;

@@ -1,0 +1,95 @@
+//! Products: cursor pagination as a stream of pages.
+
+use futures::{StreamExt, stream::BoxStream};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{Client, Gid, ShopifyError};
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VariantNode {
+    pub id: Gid,
+    pub sku: Option<String>,
+    pub price: String,
+    pub inventory_quantity: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductNode {
+    pub id: Gid,
+    pub title: String,
+    pub handle: String,
+    pub status: String,
+    pub updated_at: String,
+    pub variants: Nodes<VariantNode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Nodes<T> {
+    pub nodes: Vec<T>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageInfo {
+    has_next_page: bool,
+    end_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Page {
+    nodes: Vec<ProductNode>,
+    page_info: PageInfo,
+}
+
+#[derive(Deserialize)]
+struct ProductsData {
+    products: Page,
+}
+
+const PRODUCTS: &str = "query($first: Int!, $after: String, $query: String) { \
+  products(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) { \
+    nodes { id title handle status updatedAt variants(first: 10) { nodes { id sku price inventoryQuantity } } } \
+    pageInfo { hasNextPage endCursor } } }";
+
+/// The largest page whose requested cost stays within the single-query maximum.
+fn max_page() -> u32 {
+    let one = crate::cost::requested_cost(PRODUCTS, &json!({"first": 1}), None).unwrap_or(1000.0);
+    let per_node = (one - 2.0).max(1.0);
+    (((crate::cost::MAX_QUERY_COST - 2.0) / per_node).floor() as u32).clamp(1, 250)
+}
+
+impl Client {
+    /// Every product matching `search` (Shopify search syntax, e.g. `updated_at:>'2026-01-01'`),
+    /// oldest update first, as a stream of pages of `page_size` — capped so a page's requested
+    /// cost (products × their first 10 variants) stays within the 1000-point maximum.
+    pub fn product_pages(
+        &self,
+        search: Option<String>,
+        page_size: u32,
+    ) -> BoxStream<'_, Result<Vec<ProductNode>, ShopifyError>> {
+        let first = page_size.clamp(1, max_page());
+        futures::stream::unfold(Some(None::<String>), move |cursor| {
+            let search = search.clone();
+            async move {
+                let after = cursor?;
+                let vars = json!({ "first": first, "after": after, "query": search });
+                match self.query::<ProductsData>(PRODUCTS, vars).await {
+                    Ok(a) => {
+                        let p = a.data.products;
+                        let next = (p.page_info.has_next_page)
+                            .then_some(p.page_info.end_cursor)
+                            .flatten()
+                            .map(Some);
+                        Some((Ok(p.nodes), next))
+                    }
+                    Err(e) => Some((Err(e), None)),
+                }
+            }
+        })
+        .boxed()
+    }
+}

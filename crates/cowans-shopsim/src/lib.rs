@@ -1,0 +1,81 @@
+//! `cowans-shopsim`: a stand-in for the Shopify Admin GraphQL API, for tests and for running the
+//! system without a real shop. It answers real GraphQL (async-graphql) for products, variants and
+//! inventory; charges every request by Shopify's cost rules against a leaky bucket per plan
+//! (THROTTLED as HTTP 200, MAX_COST_EXCEEDED over 1000, `extensions.cost` on every answer);
+//! rejects bad tokens exactly as Shopify does; and offers a control API (`/__sim/...`) for
+//! seeding, plans, a movable clock, fault injection, merchant edits and a request log.
+
+pub mod model;
+pub mod schema;
+pub mod server;
+pub mod shop;
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+pub use shop::{Faults, ForcedUserError, Plan, Shop, ShopState};
+
+/// How to start a simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub plan: Plan,
+    /// Access tokens accepted in `X-Shopify-Access-Token`.
+    pub tokens: Vec<String>,
+    /// The app secret webhooks are signed with.
+    pub secret: String,
+    pub products: usize,
+    pub variants: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            plan: Plan::Standard,
+            tokens: vec!["shpat_sim".to_owned()],
+            secret: "sim-secret".to_owned(),
+            products: 0,
+            variants: 1,
+        }
+    }
+}
+
+/// A running simulator.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub shop: Shop,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// `http://127.0.0.1:PORT`, the base URL for a client.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a simulator on `listener` (use port 0 in tests).
+pub fn start(listener: tokio::net::TcpListener, config: &SimConfig) -> std::io::Result<Running> {
+    let addr = listener.local_addr()?;
+    let mut state = ShopState::new(config.plan, config.tokens.clone(), config.secret.clone());
+    let now = state.clock.now();
+    state.catalog.seed(config.products, config.variants, now);
+    let shop = Shop(Arc::new(Mutex::new(state)));
+    let app = server::router(server::AppState {
+        shop: shop.clone(),
+        schema: schema::build(shop.clone()),
+    });
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "simulator stopped");
+        }
+    });
+    Ok(Running { addr, shop, task })
+}

@@ -1,0 +1,218 @@
+//! The simulated shop: its catalog, cost bucket, clock, fault knobs and request log, behind one
+//! mutex (the simulator is a test tool; simplicity beats throughput here).
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Instant,
+};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::Catalog;
+
+/// A clock tests can move forward: real time plus an offset. It drives timestamps and the
+/// bucket's refill.
+#[derive(Debug)]
+pub struct Clock {
+    start: Instant,
+    start_wall: DateTime<Utc>,
+    offset_ms: i64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            start_wall: Utc::now(),
+            offset_ms: 0,
+        }
+    }
+
+    /// Seconds since the simulator started, offset included (monotonic).
+    pub fn secs(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() + self.offset_ms as f64 / 1000.0
+    }
+
+    /// Wall time, to the second (Shopify's timestamps and search filters have no fractions).
+    pub fn now(&self) -> DateTime<Utc> {
+        let t = self.start_wall
+            + chrono::Duration::from_std(self.start.elapsed()).unwrap_or_default()
+            + chrono::Duration::milliseconds(self.offset_ms);
+        chrono::DurationRound::duration_trunc(t, chrono::Duration::seconds(1)).unwrap_or(t)
+    }
+
+    pub fn advance(&mut self, ms: i64) {
+        self.offset_ms += ms.max(0);
+    }
+}
+
+/// Shopify plans and their restore rates (published) with bucket sizes (observed/assumed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Plan {
+    Standard,
+    Advanced,
+    Plus,
+    Enterprise,
+}
+
+impl Plan {
+    pub fn restore_rate(self) -> f64 {
+        match self {
+            Plan::Standard => 100.0,
+            Plan::Advanced => 200.0,
+            Plan::Plus => 1000.0,
+            Plan::Enterprise => 2000.0,
+        }
+    }
+
+    pub fn bucket_size(self) -> f64 {
+        self.restore_rate() * 20.0
+    }
+}
+
+/// The leaky bucket of one (app, shop).
+#[derive(Debug, Clone, Copy)]
+pub struct Bucket {
+    pub max: f64,
+    pub restore: f64,
+    available: f64,
+    at: f64,
+}
+
+impl Bucket {
+    pub fn new(max: f64, restore: f64, now: f64) -> Self {
+        Self {
+            max,
+            restore,
+            available: max,
+            at: now,
+        }
+    }
+
+    pub fn available(&mut self, now: f64) -> f64 {
+        self.available = (self.available + (now - self.at).max(0.0) * self.restore).min(self.max);
+        self.at = now;
+        self.available
+    }
+
+    /// Takes `points` if available.
+    pub fn try_take(&mut self, points: f64, now: f64) -> bool {
+        if self.available(now) >= points {
+            self.available -= points;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn refund(&mut self, points: f64) {
+        self.available = (self.available + points).min(self.max);
+    }
+
+    pub fn set_available(&mut self, points: f64, now: f64) {
+        self.available(now);
+        self.available = points.clamp(0.0, self.max);
+    }
+}
+
+/// A `userErrors` entry forced on a named mutation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForcedUserError {
+    pub mutation: String,
+    pub field: Vec<String>,
+    pub message: String,
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+/// Fault knobs. Counters are consumed one request at a time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Added to every GraphQL request.
+    pub latency_ms: u64,
+    /// The next N requests answer 200 with an INTERNAL_SERVER_ERROR error.
+    pub internal_errors: u32,
+    /// The next N requests answer 503 with an HTML body.
+    pub unavailable: u32,
+    /// The next N requests are answered THROTTLED whatever the bucket holds.
+    pub throttles: u32,
+    /// The next N requests get their connection closed without an answer.
+    pub resets: u32,
+    /// Mutations named here answer with this userError (until cleared).
+    pub user_errors: Vec<ForcedUserError>,
+}
+
+/// One request as the simulator saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedRequest {
+    pub at: DateTime<Utc>,
+    pub api_version: String,
+    pub root_fields: Vec<String>,
+    pub status: u16,
+    /// "ok", "throttled", "max_cost", "unauthorized", "internal", "unavailable", "reset", "invalid".
+    pub outcome: String,
+    pub requested_cost: Option<f64>,
+    pub actual_cost: Option<f64>,
+}
+
+pub struct ShopState {
+    pub catalog: Catalog,
+    pub clock: Clock,
+    pub plan: Plan,
+    pub bucket: Bucket,
+    pub tokens: Vec<String>,
+    pub secret: String,
+    pub faults: Faults,
+    pub log: VecDeque<LoggedRequest>,
+    /// Inventory changes bump the product's `updatedAt`, as orders do on Shopify.
+    pub inventory_bumps_updated_at: bool,
+}
+
+const LOG_CAPACITY: usize = 100_000;
+
+impl ShopState {
+    pub fn new(plan: Plan, tokens: Vec<String>, secret: String) -> Self {
+        let clock = Clock::new();
+        let bucket = Bucket::new(plan.bucket_size(), plan.restore_rate(), clock.secs());
+        Self {
+            catalog: Catalog::new(),
+            clock,
+            plan,
+            bucket,
+            tokens,
+            secret,
+            faults: Faults::default(),
+            log: VecDeque::new(),
+            inventory_bumps_updated_at: true,
+        }
+    }
+
+    pub fn record(&mut self, entry: LoggedRequest) {
+        if self.log.len() == LOG_CAPACITY {
+            self.log.pop_front();
+        }
+        self.log.push_back(entry);
+    }
+
+    pub fn forced_user_error(&self, mutation: &str) -> Option<ForcedUserError> {
+        self.faults
+            .user_errors
+            .iter()
+            .find(|u| u.mutation == mutation)
+            .cloned()
+    }
+}
+
+/// Shared handle to the shop.
+#[derive(Clone)]
+pub struct Shop(pub Arc<Mutex<ShopState>>);
+
+impl Shop {
+    pub fn lock(&self) -> MutexGuard<'_, ShopState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,606 @@
+//! The Shopify client against the simulator over real HTTP: auth, pagination, cost and
+//! throttling, pacing under sustained load, faults, userErrors and merchant edits.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use cowans_shopify::{Client, ClientConfig, Gid, LocalBucket, RetryPolicy, ShopifyError};
+use cowans_shopsim::{Faults, ForcedUserError, Plan, Running, SimConfig};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "shpat_test_token_0123456789";
+const VERSION: &str = "2026-10";
+
+async fn sim(products: usize, variants: usize) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    cowans_shopsim::start(
+        listener,
+        &SimConfig {
+            plan: Plan::Standard,
+            tokens: vec![TOKEN.to_owned()],
+            secret: "whsec".to_owned(),
+            products,
+            variants,
+        },
+    )
+    .unwrap()
+}
+
+fn client(sim: &Running) -> Client {
+    let mut cfg = ClientConfig::new(sim.base_url(), VERSION, TOKEN);
+    cfg.retry = RetryPolicy {
+        max_attempts: 5,
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+    };
+    Client::new(cfg).unwrap()
+}
+
+async fn control(sim: &Running, method: reqwest::Method, path: &str, body: Value) -> Value {
+    let r = reqwest::Client::new()
+        .request(method, format!("{}/__sim/{path}", sim.base_url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "control {path}: {}", r.status());
+    r.json().await.unwrap_or(Value::Null)
+}
+
+async fn log(sim: &Running) -> Vec<Value> {
+    control(sim, reqwest::Method::GET, "requests", json!(null))
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn faults(sim: &Running, f: Faults) {
+    control(
+        sim,
+        reqwest::Method::PUT,
+        "faults",
+        serde_json::to_value(f).unwrap(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_token_gets_shopifys_401_and_a_typed_error_without_the_token() {
+    let sim = sim(1, 1).await;
+    let url = format!("{}/admin/api/{VERSION}/graphql.json", sim.base_url());
+    let r = reqwest::Client::new()
+        .post(&url)
+        .json(&json!({"query": "{ products(first: 1) { nodes { id } } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"errors":"[API] Invalid API key or access token (unrecognized login or wrong password)"}"#
+    );
+    let secret = "shpat_wrong_secret_value";
+    let bad = Client::new(ClientConfig::new(sim.base_url(), VERSION, secret)).unwrap();
+    let err = bad
+        .query::<Value>("{ products(first: 1) { nodes { id } } }", json!({}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ShopifyError::Unauthorized), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains(secret));
+    assert!(!format!("{:?}", ClientConfig::new("u", "v", secret)).contains(secret));
+}
+
+#[tokio::test]
+async fn every_product_is_paged_once_in_update_order_with_ids_above_two_to_the_53() {
+    let sim = sim(620, 2).await;
+    control(&sim, reqwest::Method::POST, "plan", json!({"plan": "plus"})).await;
+    let client = client(&sim);
+    let pages: Vec<_> = client.product_pages(None, 250).collect().await;
+    // Pages are capped so each request stays within the 1000-point maximum.
+    let requests = log(&sim).await;
+    assert_eq!(requests.len(), pages.len());
+    assert!(
+        requests
+            .iter()
+            .all(|r| r["requested_cost"].as_f64().unwrap() <= 1000.0 && r["outcome"] == "ok")
+    );
+    let products: Vec<_> = pages.into_iter().flat_map(|p| p.unwrap()).collect();
+    assert_eq!(products.len(), 620);
+    let mut ids: Vec<u64> = products.iter().map(|p| p.id.id).collect();
+    assert!(ids.iter().all(|id| *id > 1 << 53));
+    assert!(
+        products
+            .windows(2)
+            .all(|w| w[0].updated_at <= w[1].updated_at)
+    );
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 620, "no product twice");
+    assert_eq!(products[0].variants.nodes.len(), 2);
+    let v: &Gid = &products[0].variants.nodes[0].id;
+    assert_eq!(v.kind, "ProductVariant");
+
+    // A search narrows the scan; an unknown field is ignored (a full scan), as on Shopify.
+    let last = products[599].updated_at.clone();
+    let newer: Vec<_> = client
+        .product_pages(Some(format!("updated_at:>'{last}'")), 250)
+        .collect()
+        .await;
+    let newer: usize = newer.into_iter().map(|p| p.unwrap().len()).sum();
+    assert_eq!(newer, 20);
+    let all: usize = client
+        .product_pages(Some("colour:red".into()), 250)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(|p| p.unwrap().len())
+        .sum();
+    assert_eq!(all, 620);
+}
+
+#[tokio::test]
+async fn costs_are_reported_and_over_a_thousand_is_refused_on_both_sides() {
+    let sim = sim(30, 1).await;
+    let client = client(&sim);
+    let a = client
+        .query::<Value>("{ products(first: 50) { nodes { id title } } }", json!({}))
+        .await
+        .unwrap();
+    let cost = a.cost.unwrap();
+    assert_eq!(cost.requested_query_cost, Some(52.0), "2 + 50 × 1");
+    assert_eq!(
+        cost.actual_query_cost,
+        Some(32.0),
+        "30 products came back: 2 + 30 × 1"
+    );
+    assert_eq!(cost.throttle_status.maximum_available, 2000.0);
+    assert_eq!(cost.throttle_status.restore_rate, 100.0);
+
+    let huge = "{ products(first: 250) { nodes { id variants(first: 250) { nodes { id } } } } }";
+    let before = log(&sim).await.len();
+    let err = client.query::<Value>(huge, json!({})).await.unwrap_err();
+    assert!(
+        matches!(err, ShopifyError::MaxCostExceeded { .. }),
+        "{err:?}"
+    );
+    assert_eq!(log(&sim).await.len(), before, "the client never sent it");
+    let raw: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/admin/api/{VERSION}/graphql.json",
+            sim.base_url()
+        ))
+        .header("X-Shopify-Access-Token", TOKEN)
+        .json(&json!({"query": huge}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(raw["errors"][0]["extensions"]["code"], "MAX_COST_EXCEEDED");
+    // Arrays over 250 are refused as Shopify does.
+    let ids: Vec<String> = (0..251)
+        .map(|i| format!("gid://shopify/Product/{i}"))
+        .collect();
+    let err = client
+        .mutate::<Value>(
+            "mutation($v: [ProductVariantsBulkInput!]!) { productVariantsBulkUpdate(productId: \"gid://shopify/Product/1\", variants: $v) { userErrors { message } } }",
+            json!({"v": ids.iter().map(|i| json!({"id": i})).collect::<Vec<_>>()}),
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err}").contains("greater than the maximum allowed of 250"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_answer_is_http_200_and_the_client_waits_it_out() {
+    let sim = sim(5, 1).await;
+    control(
+        &sim,
+        reqwest::Method::POST,
+        "plan",
+        json!({"bucket_size": 100.0, "restore_rate": 50.0, "available": 5.0}),
+    )
+    .await;
+    let raw = reqwest::Client::new()
+        .post(format!(
+            "{}/admin/api/{VERSION}/graphql.json",
+            sim.base_url()
+        ))
+        .header("X-Shopify-Access-Token", TOKEN)
+        .json(&json!({"query": "{ products(first: 10) { nodes { id } } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 200);
+    let body: Value = raw.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "THROTTLED");
+    assert!(body.get("data").is_none());
+    assert_eq!(body["extensions"]["cost"]["actualQueryCost"], Value::Null);
+
+    let client = client(&sim);
+    let t0 = Instant::now();
+    let a = client
+        .query::<Value>("{ products(first: 40) { nodes { id } } }", json!({}))
+        .await
+        .unwrap();
+    assert!(a.attempts >= 2, "throttled first, then paced");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(500),
+        "waited for ~77 points at 50/s"
+    );
+    // A query needing more than the whole bucket can never run: a clear error, not a long wait.
+    let err = client
+        .query::<Value>("{ products(first: 200) { nodes { id } } }", json!({}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ShopifyError::MaxCostExceeded { max, .. } if max == 100.0),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_sustained_push_uses_the_restore_rate_with_almost_no_throttles() {
+    let sim = sim(40, 1).await;
+    let client = client(&sim);
+    let products: Vec<Gid> = client
+        .product_pages(None, 50)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .flat_map(|p| p.unwrap())
+        .map(|p| p.id)
+        .collect();
+    // Small bucket so the run is dominated by the restore rate, not the initial burst.
+    control(
+        &sim,
+        reqwest::Method::POST,
+        "plan",
+        json!({"bucket_size": 100.0, "restore_rate": 100.0}),
+    )
+    .await;
+    control(&sim, reqwest::Method::DELETE, "requests", json!(null)).await;
+    let done = Arc::new(AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let run_for = Duration::from_secs(4);
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let (client, products, done) = (client.clone(), products.clone(), done.clone());
+        workers.push(tokio::spawn(async move {
+            let mut i = w;
+            while t0.elapsed() < run_for {
+                let id = &products[i % products.len()];
+                let a = client
+                    .mutate::<Value>(
+                        "mutation($p: ProductUpdateInput!) { productUpdate(product: $p) { product { id } userErrors { field message } } }",
+                        json!({"p": {"id": id.to_string(), "title": format!("T{i}")}}),
+                        true,
+                    )
+                    .await
+                    .unwrap();
+                Client::check_user_errors(&a.data["productUpdate"]).unwrap();
+                done.fetch_add(1, Ordering::Relaxed);
+                i += 4;
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let points = done.load(Ordering::Relaxed) as f64 * 10.0;
+    let log = log(&sim).await;
+    let throttled = log.iter().filter(|r| r["outcome"] == "throttled").count();
+    // The initial bucket (100 points) is spent on top of the restore rate.
+    let use_of_rate = (points - 100.0) / elapsed / 100.0;
+    println!(
+        "sustained push: {points} points in {elapsed:.2} s = {:.1}% of the restore rate, {throttled} of {} answers throttled",
+        use_of_rate * 100.0,
+        log.len()
+    );
+    assert!(
+        use_of_rate >= 0.90,
+        "used {:.1}% of the restore rate",
+        use_of_rate * 100.0
+    );
+    assert!(
+        throttled as f64 <= 0.01 * log.len() as f64,
+        "{throttled} of {} throttled",
+        log.len()
+    );
+}
+
+#[tokio::test]
+async fn faults_are_retried_for_idempotent_calls_and_surfaced_otherwise() {
+    let sim = sim(3, 1).await;
+    let client = client(&sim);
+    let q = "{ products(first: 3) { nodes { id } } }";
+    for (f, name) in [
+        (
+            Faults {
+                internal_errors: 2,
+                ..Default::default()
+            },
+            "internal",
+        ),
+        (
+            Faults {
+                unavailable: 2,
+                ..Default::default()
+            },
+            "503 html",
+        ),
+        (
+            Faults {
+                resets: 2,
+                ..Default::default()
+            },
+            "connection reset",
+        ),
+        (
+            Faults {
+                throttles: 2,
+                ..Default::default()
+            },
+            "forced throttle",
+        ),
+    ] {
+        faults(&sim, f).await;
+        let a = client
+            .query::<Value>(q, json!({}))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(a.attempts, 3, "{name}: two failures, then success");
+    }
+    // A non-idempotent mutation is not retried: the caller sees the typed error.
+    faults(
+        &sim,
+        Faults {
+            internal_errors: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    let err = client
+        .mutate::<Value>(
+            "mutation { productCreate(product: {title: \"x\"}) { userErrors { message } } }",
+            json!({}),
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ShopifyError::Internal { .. }), "{err:?}");
+    faults(
+        &sim,
+        Faults {
+            unavailable: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    let err = client
+        .mutate::<Value>(
+            "mutation { productCreate(product: {title: \"x\"}) { userErrors { message } } }",
+            json!({}),
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ShopifyError::Server { status: 503 }),
+        "{err:?}"
+    );
+    // The retry budget is bounded.
+    faults(
+        &sim,
+        Faults {
+            internal_errors: 10,
+            ..Default::default()
+        },
+    )
+    .await;
+    let err = client.query::<Value>(q, json!({})).await.unwrap_err();
+    match err {
+        ShopifyError::RetriesExhausted { attempts, last } => {
+            assert_eq!(attempts, 5);
+            assert!(matches!(*last, ShopifyError::Internal { .. }));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+const PRODUCT_SET: &str = "mutation($id: ID, $input: ProductSetInput!) { productSet(identifier: {id: $id}, input: $input, synchronous: true) { product { id title variants(first: 10) { nodes { id sku price } } } userErrors { field message code } } }";
+
+#[tokio::test]
+async fn user_errors_are_surfaced_and_product_set_replaces_lists() {
+    let sim = sim(1, 3).await;
+    let client = client(&sim);
+    let p = client
+        .product_pages(None, 1)
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .remove(0);
+    assert_eq!(p.variants.nodes.len(), 3);
+    let keep = p.variants.nodes[0].id.to_string();
+    let a = client
+        .mutate::<Value>(PRODUCT_SET, json!({"id": p.id.to_string(), "input": {"title": "Hat", "variants": [{"id": keep, "price": "12.50"}, {"sku": "NEW-1", "price": 3}]}}), true)
+        .await
+        .unwrap();
+    Client::check_user_errors(&a.data["productSet"]).unwrap();
+    let variants = a.data["productSet"]["product"]["variants"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(variants.len(), 2, "the two variants left out were deleted");
+    assert_eq!(variants[0]["id"], json!(keep));
+    assert_eq!(variants[0]["price"], "12.50");
+    assert_eq!(variants[1]["sku"], "NEW-1");
+
+    let forced = ForcedUserError {
+        mutation: "productSet".into(),
+        field: vec![
+            "input".into(),
+            "variants".into(),
+            "0".into(),
+            "price".into(),
+        ],
+        message: "Price is invalid".into(),
+        code: Some("INVALID_VARIANT".into()),
+    };
+    faults(
+        &sim,
+        Faults {
+            user_errors: vec![forced],
+            ..Default::default()
+        },
+    )
+    .await;
+    let a = client
+        .mutate::<Value>(
+            PRODUCT_SET,
+            json!({"id": p.id.to_string(), "input": {"title": "Hat 2"}}),
+            true,
+        )
+        .await
+        .unwrap();
+    match Client::check_user_errors(&a.data["productSet"]).unwrap_err() {
+        ShopifyError::UserErrors(errors) => {
+            assert_eq!(
+                errors[0].field.as_deref(),
+                Some(
+                    &[
+                        "input".to_owned(),
+                        "variants".to_owned(),
+                        "0".to_owned(),
+                        "price".to_owned()
+                    ][..]
+                )
+            );
+            assert_eq!(errors[0].code.as_deref(), Some("INVALID_VARIANT"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.attempts, 1, "userErrors are not retried");
+}
+
+#[tokio::test]
+async fn a_merchant_edit_between_read_and_write_is_visible_to_the_caller() {
+    let sim = sim(1, 1).await;
+    let client = client(&sim);
+    let base = client
+        .product_pages(None, 1)
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .remove(0);
+    // The merchant edits the product in the admin after our read.
+    control(
+        &sim,
+        reqwest::Method::POST,
+        "clock",
+        json!({"advance_ms": 2000}),
+    )
+    .await;
+    control(
+        &sim,
+        reqwest::Method::POST,
+        &format!("products/{}/edit", base.id.id),
+        json!({"title": "Merchant title"}),
+    )
+    .await;
+    let now = client
+        .product_pages(None, 1)
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .remove(0);
+    assert_ne!(now.updated_at, base.updated_at, "updatedAt moved");
+    assert_eq!(now.title, "Merchant title");
+
+    // Stock moved by an order: updatedAt moves too, and a compare-and-swap on the old quantity fails.
+    let q = "query($id: ID!) { product(id: $id) { variants(first: 1) { nodes { inventoryQuantity inventoryItem { id } } } } }";
+    let a = client
+        .query::<Value>(q, json!({"id": base.id.to_string()}))
+        .await
+        .unwrap();
+    let item = a.data["product"]["variants"]["nodes"][0]["inventoryItem"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let qty = a.data["product"]["variants"]["nodes"][0]["inventoryQuantity"]
+        .as_i64()
+        .unwrap();
+    let item_id: Gid = item.parse().unwrap();
+    control(
+        &sim,
+        reqwest::Method::POST,
+        "clock",
+        json!({"advance_ms": 2000}),
+    )
+    .await;
+    control(
+        &sim,
+        reqwest::Method::POST,
+        "inventory",
+        json!({"inventory_item_id": item_id.id, "quantity": qty - 1}),
+    )
+    .await;
+    let after = client
+        .product_pages(None, 1)
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .remove(0);
+    assert_ne!(
+        after.updated_at, now.updated_at,
+        "inventory changes bump updatedAt"
+    );
+    let set = "mutation($i: InventorySetQuantitiesInput!) { inventorySetQuantities(input: $i) { userErrors { field message code } } }";
+    let a = client
+        .mutate::<Value>(set, json!({"i": {"name": "available", "reason": "correction", "quantities": [{"inventoryItemId": item, "locationId": "gid://shopify/Location/1", "quantity": 50, "changeFromQuantity": qty}]}}), true)
+        .await
+        .unwrap();
+    match Client::check_user_errors(&a.data["inventorySetQuantities"]).unwrap_err() {
+        ShopifyError::UserErrors(e) => {
+            assert_eq!(e[0].code.as_deref(), Some("CHANGE_FROM_QUANTITY_STALE"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let a = client
+        .mutate::<Value>(set, json!({"i": {"name": "available", "reason": "correction", "quantities": [{"inventoryItemId": item, "locationId": "gid://shopify/Location/1", "quantity": 50, "changeFromQuantity": qty - 1}]}}), true)
+        .await
+        .unwrap();
+    Client::check_user_errors(&a.data["inventorySetQuantities"]).unwrap();
+}
+
+#[test]
+fn a_shared_bucket_type_is_usable_across_clients() {
+    // Two clients of one shop share one bucket (the trait object is what a Redis bucket will be).
+    let bucket: Arc<dyn cowans_shopify::CostBucket> = Arc::new(LocalBucket::new());
+    let a = Client::with_bucket(
+        ClientConfig::new("http://127.0.0.1:1", VERSION, TOKEN),
+        bucket.clone(),
+    );
+    let b = Client::with_bucket(
+        ClientConfig::new("http://127.0.0.1:1", VERSION, TOKEN),
+        bucket,
+    );
+    assert!(a.is_ok() && b.is_ok());
+}
