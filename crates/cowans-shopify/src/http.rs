@@ -122,6 +122,10 @@ impl Client {
         })
     }
 
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     fn endpoint(&self) -> String {
         format!(
             "{}/admin/api/{}/graphql.json",

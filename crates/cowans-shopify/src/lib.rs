@@ -6,6 +6,7 @@
 //!
 //! `cost` is shared with the simulator (`cowans-shopsim`), which charges requests with it.
 
+mod bulk;
 pub mod cost;
 mod error;
 mod gid;
@@ -14,6 +15,7 @@ mod pacing;
 mod products;
 pub mod webhook;
 
+pub use bulk::{BulkItem, BulkOperation, BulkStats};
 pub use error::{GraphqlError, ShopifyError, UserError};
 pub use gid::Gid;
 pub use http::{Answer, Client, ClientConfig, Cost, RetryPolicy, ThrottleStatus};

@@ -5,6 +5,7 @@
 //! rejects bad tokens exactly as Shopify does; and offers a control API (`/__sim/...`) for
 //! seeding, plans, a movable clock, fault injection, merchant edits and a request log.
 
+pub mod bulk;
 pub mod model;
 pub mod schema;
 pub mod server;
@@ -46,6 +47,7 @@ pub struct Running {
     pub addr: SocketAddr,
     pub shop: Shop,
     task: tokio::task::JoinHandle<()>,
+    results_dir: std::path::PathBuf,
 }
 
 impl Running {
@@ -58,6 +60,7 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.task.abort();
+        let _ = std::fs::remove_dir_all(&self.results_dir);
     }
 }
 
@@ -67,6 +70,9 @@ pub fn start(listener: tokio::net::TcpListener, config: &SimConfig) -> std::io::
     let mut state = ShopState::new(config.plan, config.tokens.clone(), config.secret.clone());
     let now = state.clock.now();
     state.catalog.seed(config.products, config.variants, now);
+    state.base_url = format!("http://{addr}");
+    std::fs::create_dir_all(&state.results_dir)?;
+    let results_dir = state.results_dir.clone();
     let shop = Shop(Arc::new(Mutex::new(state)));
     let app = server::router(server::AppState {
         shop: shop.clone(),
@@ -77,5 +83,10 @@ pub fn start(listener: tokio::net::TcpListener, config: &SimConfig) -> std::io::
             tracing::error!(error = %e, "simulator stopped");
         }
     });
-    Ok(Running { addr, shop, task })
+    Ok(Running {
+        addr,
+        shop,
+        task,
+        results_dir,
+    })
 }

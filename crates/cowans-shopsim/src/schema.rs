@@ -361,6 +361,30 @@ impl QueryRoot {
         })
     }
 
+    async fn bulk_operation(&self, ctx: &Context<'_>, id: ID) -> Result<Option<BulkOperation>> {
+        let id = parse_gid(&id, "BulkOperation")?;
+        let shop = ctx.data::<Shop>()?;
+        let s = shop.lock();
+        Ok(s.bulk.get(&id).map(|op| BulkOperation::of(op, &s.base_url)))
+    }
+
+    /// The newest bulk operation of this type.
+    async fn current_bulk_operation(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "type", default_with = "BulkOperationType::Query")]
+        kind: BulkOperationType,
+    ) -> Result<Option<BulkOperation>> {
+        let shop = ctx.data::<Shop>()?;
+        let s = shop.lock();
+        let name = kind.name();
+        Ok(s.bulk
+            .values()
+            .rev()
+            .find(|op| op.kind == name)
+            .map(|op| BulkOperation::of(op, &s.base_url)))
+    }
+
     async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ProductObj>> {
         let id = parse_gid(&id, "Product")?;
         let shop = ctx.data::<Shop>()?;
@@ -489,6 +513,66 @@ pub struct InventorySetQuantitiesPayload {
 
 pub struct MutationRoot;
 
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum BulkOperationType {
+    Query,
+    Mutation,
+}
+
+impl BulkOperationType {
+    fn name(self) -> &'static str {
+        match self {
+            BulkOperationType::Query => "QUERY",
+            BulkOperationType::Mutation => "MUTATION",
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(rename_fields = "camelCase")]
+pub struct BulkOperation {
+    id: ID,
+    status: String,
+    error_code: Option<String>,
+    object_count: String,
+    url: Option<String>,
+    partial_data_url: Option<String>,
+    created_at: String,
+    completed_at: Option<String>,
+    #[graphql(name = "type")]
+    kind: String,
+    query: String,
+}
+
+impl BulkOperation {
+    fn of(op: &crate::bulk::BulkOp, base: &str) -> Self {
+        let ts =
+            |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        Self {
+            id: gid("BulkOperation", op.id),
+            status: op.status.name().to_owned(),
+            error_code: op.error_code.clone(),
+            object_count: op.object_count.to_string(),
+            url: op
+                .file
+                .as_ref()
+                .map(|_| format!("{base}/bulk-results/{}.jsonl", op.id)),
+            partial_data_url: None,
+            created_at: ts(op.created_at),
+            completed_at: op.completed_at.map(ts),
+            kind: op.kind.to_owned(),
+            query: op.query.clone(),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+#[graphql(rename_fields = "camelCase")]
+pub struct BulkOperationPayload {
+    bulk_operation: Option<BulkOperation>,
+    user_errors: Vec<UserError>,
+}
+
 fn payload(product: Option<&Product>, user_errors: Vec<UserError>) -> ProductPayload {
     ProductPayload {
         product: product.map(Into::into),
@@ -498,6 +582,102 @@ fn payload(product: Option<&Product>, user_errors: Vec<UserError>) -> ProductPay
 
 #[Object]
 impl MutationRoot {
+    /// Starts a bulk query; poll `bulkOperation(id)` until COMPLETED, then download `url`.
+    async fn bulk_operation_run_query(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+    ) -> Result<BulkOperationPayload> {
+        let fail = |e| BulkOperationPayload {
+            bulk_operation: None,
+            user_errors: vec![e],
+        };
+        let sel = match crate::bulk::parse_selection(&query) {
+            Ok(s) => s,
+            Err(message) => return Ok(fail(user_error(&["query"], message, "INVALID"))),
+        };
+        let shop = ctx.data::<Shop>()?.clone();
+        let (id, dir, children_first, op) = {
+            let mut s = shop.lock();
+            let live = s
+                .bulk
+                .values()
+                .filter(|o| o.kind == "QUERY" && o.status.is_live())
+                .count();
+            if live >= s.bulk_concurrency {
+                return Ok(fail(UserError {
+                    field: None,
+                    message: format!(
+                        "A bulk query operation for this app and shop is already in progress ({live} running, at most {}).",
+                        s.bulk_concurrency
+                    ),
+                    code: Some("OPERATION_IN_PROGRESS".into()),
+                }));
+            }
+            let id = s.catalog.next_id();
+            let now = s.clock.now();
+            let op = crate::bulk::BulkOp {
+                id,
+                kind: "QUERY",
+                status: crate::bulk::BulkStatus::Created,
+                query,
+                object_count: 0,
+                file: None,
+                error_code: None,
+                created_at: now,
+                completed_at: None,
+            };
+            s.bulk.insert(id, op.clone());
+            (
+                id,
+                s.results_dir.clone(),
+                s.bulk_children_first,
+                BulkOperation::of(&op, &s.base_url),
+            )
+        };
+        crate::bulk::spawn_query(shop, id, sel, dir, children_first);
+        Ok(BulkOperationPayload {
+            bulk_operation: Some(op),
+            user_errors: vec![],
+        })
+    }
+
+    async fn bulk_operation_cancel(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<BulkOperationPayload> {
+        let id = parse_gid(&id, "BulkOperation")?;
+        let shop = ctx.data::<Shop>()?;
+        let mut s = shop.lock();
+        let base = s.base_url.clone();
+        let Some(op) = s.bulk.get_mut(&id) else {
+            return Ok(BulkOperationPayload {
+                bulk_operation: None,
+                user_errors: vec![user_error(
+                    &["id"],
+                    "Bulk operation does not exist",
+                    "NOT_FOUND",
+                )],
+            });
+        };
+        if !op.status.is_live() {
+            let msg = format!(
+                "A bulk operation cannot be canceled when it is {}",
+                op.status.name().to_lowercase()
+            );
+            return Ok(BulkOperationPayload {
+                bulk_operation: Some(BulkOperation::of(op, &base)),
+                user_errors: vec![user_error(&["id"], msg, "INVALID")],
+            });
+        }
+        op.status = crate::bulk::BulkStatus::Canceling;
+        Ok(BulkOperationPayload {
+            bulk_operation: Some(BulkOperation::of(op, &base)),
+            user_errors: vec![],
+        })
+    }
+
     async fn product_create(
         &self,
         ctx: &Context<'_>,

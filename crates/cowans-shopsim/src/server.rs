@@ -34,6 +34,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/admin/api/{version}/graphql.json", post(graphql))
+        .route("/bulk-results/{file}", get(bulk_result))
         .route("/__sim/reset", post(reset))
         .route("/__sim/plan", post(plan))
         .route("/__sim/clock", post(clock))
@@ -465,4 +466,40 @@ async fn set_inventory(State(app): State<AppState>, Json(b): Json<InventoryBody>
         p.updated_at = now;
     }
     Json(json!({"product_id": pid})).into_response()
+}
+
+/// Streams a bulk operation's JSONL from disk, in chunks.
+async fn bulk_result(State(app): State<AppState>, Path(file): Path<String>) -> Response {
+    let path = {
+        let shop = app.shop.lock();
+        let id = file
+            .strip_suffix(".jsonl")
+            .and_then(|i| i.parse::<u64>().ok());
+        id.and_then(|i| shop.bulk.get(&i))
+            .and_then(|op| op.file.clone())
+    };
+    let Some(path) = path else {
+        return (StatusCode::NOT_FOUND, "no such result").into_response();
+    };
+    let Ok(file) = tokio::fs::File::open(&path).await else {
+        return (StatusCode::NOT_FOUND, "result file is gone").into_response();
+    };
+    let stream = futures::stream::unfold(Some(file), |file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut file = file?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<Bytes, std::io::Error>(Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "application/jsonl")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }

@@ -170,9 +170,18 @@ pub struct ShopState {
     pub log: VecDeque<LoggedRequest>,
     /// Inventory changes bump the product's `updatedAt`, as orders do on Shopify.
     pub inventory_bumps_updated_at: bool,
+    /// Bulk operations by id, where their result files go, and how many may run at once.
+    pub bulk: std::collections::BTreeMap<u64, crate::bulk::BulkOp>,
+    pub results_dir: std::path::PathBuf,
+    pub bulk_concurrency: usize,
+    /// Bulk output puts some children before their parent (allowed since 2026-01).
+    pub bulk_children_first: bool,
+    /// `http://addr` of this simulator, for result URLs.
+    pub base_url: String,
 }
 
 const LOG_CAPACITY: usize = 100_000;
+static NEXT_DIR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl ShopState {
     pub fn new(plan: Plan, tokens: Vec<String>, secret: String) -> Self {
@@ -188,6 +197,15 @@ impl ShopState {
             faults: Faults::default(),
             log: VecDeque::new(),
             inventory_bumps_updated_at: true,
+            bulk: Default::default(),
+            results_dir: std::env::temp_dir().join(format!(
+                "cowans-shopsim-{}-{}",
+                std::process::id(),
+                NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            )),
+            bulk_concurrency: 5,
+            bulk_children_first: true,
+            base_url: String::new(),
         }
     }
 

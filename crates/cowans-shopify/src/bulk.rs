@@ -1,0 +1,258 @@
+//! Bulk operations: start a bulk query, wait for it, and stream its JSONL result line by line.
+//! Children (`__parentId`) may arrive before their parent; they are held until the parent has
+//! been handed out, so a consumer always sees a parent before its children. Memory stays flat in
+//! the size of the file: one line, the ids of parents seen (a `u64` each) and the orphans waiting.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, Instant},
+};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{Client, Gid, ShopifyError};
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkOperation {
+    pub id: Gid,
+    pub status: String,
+    pub error_code: Option<String>,
+    pub object_count: String,
+    pub url: Option<String>,
+}
+
+impl BulkOperation {
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "COMPLETED" | "FAILED" | "CANCELED" | "EXPIRED"
+        )
+    }
+}
+
+/// One object of a bulk result, parents always before their children.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BulkItem {
+    Parent(Value),
+    Child { parent: Gid, value: Value },
+}
+
+/// What a download saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BulkStats {
+    pub lines: u64,
+    pub parents: u64,
+    pub children: u64,
+    /// Most children held at once waiting for their parent.
+    pub max_orphans: usize,
+    /// Longest line, in bytes.
+    pub max_line: usize,
+    /// Bytes read.
+    pub bytes: u64,
+}
+
+const RUN: &str = "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id status errorCode objectCount url } userErrors { field message code } } }";
+const GET: &str =
+    "query($id: ID!) { bulkOperation(id: $id) { id status errorCode objectCount url } }";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RunData {
+    bulk_operation_run_query: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetData {
+    bulk_operation: Option<BulkOperation>,
+}
+
+impl Client {
+    /// Starts a bulk query (no cost limit applies to its content).
+    pub async fn bulk_query_start(&self, query: &str) -> Result<BulkOperation, ShopifyError> {
+        let a = self
+            .mutate::<RunData>(RUN, json!({ "q": query }), false)
+            .await?;
+        let payload = a.data.bulk_operation_run_query;
+        Client::check_user_errors(&payload)?;
+        serde_json::from_value(payload["bulkOperation"].clone())
+            .map_err(|e| ShopifyError::Decode(format!("bulkOperation: {e}")))
+    }
+
+    pub async fn bulk_operation(&self, id: &Gid) -> Result<BulkOperation, ShopifyError> {
+        let a = self
+            .query::<GetData>(GET, json!({ "id": id.to_string() }))
+            .await?;
+        a.data
+            .bulk_operation
+            .ok_or_else(|| ShopifyError::Decode(format!("bulk operation {id} does not exist")))
+    }
+
+    /// Polls until the operation is finished (or `timeout` passes).
+    pub async fn bulk_wait(
+        &self,
+        id: &Gid,
+        poll: Duration,
+        timeout: Duration,
+    ) -> Result<BulkOperation, ShopifyError> {
+        let start = Instant::now();
+        loop {
+            let op = self.bulk_operation(id).await?;
+            if op.is_finished() {
+                return Ok(op);
+            }
+            if start.elapsed() > timeout {
+                return Err(ShopifyError::Decode(format!(
+                    "bulk operation {id} still {} after {timeout:?}",
+                    op.status
+                )));
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// Downloads a bulk result and hands every object to `on_item`, parents before children.
+    pub async fn bulk_download(
+        &self,
+        url: &str,
+        mut on_item: impl FnMut(BulkItem),
+    ) -> Result<BulkStats, ShopifyError> {
+        let mut response = self
+            .http()
+            .get(url)
+            // A large export takes longer than an API call's timeout.
+            .timeout(Duration::from_secs(6 * 3600))
+            .send()
+            .await
+            .map_err(|e| ShopifyError::Transport(e.without_url().to_string()))?;
+        if !response.status().is_success() {
+            return Err(ShopifyError::Server {
+                status: response.status().as_u16(),
+            });
+        }
+        let mut assembler = Assembler::default();
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| ShopifyError::Transport(e.without_url().to_string()))?
+        {
+            pending.extend_from_slice(&chunk);
+            let mut start = 0;
+            while let Some(nl) = pending[start..].iter().position(|b| *b == b'\n') {
+                assembler.line(&pending[start..start + nl], &mut on_item)?;
+                start += nl + 1;
+            }
+            pending.drain(..start);
+        }
+        if !pending.is_empty() {
+            let last = std::mem::take(&mut pending);
+            assembler.line(&last, &mut on_item)?;
+        }
+        assembler.finish()
+    }
+}
+
+#[derive(Default)]
+struct Assembler {
+    seen: HashSet<u64>,
+    orphans: HashMap<u64, Vec<Value>>,
+    waiting: usize,
+    stats: BulkStats,
+}
+
+impl Assembler {
+    fn line(&mut self, bytes: &[u8], out: &mut impl FnMut(BulkItem)) -> Result<(), ShopifyError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        self.stats.lines += 1;
+        self.stats.bytes += bytes.len() as u64 + 1;
+        self.stats.max_line = self.stats.max_line.max(bytes.len());
+        let mut value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| ShopifyError::Decode(format!("bulk line {}: {e}", self.stats.lines)))?;
+        let parent = value
+            .as_object_mut()
+            .and_then(|o| o.remove("__parentId"))
+            .and_then(|p| p.as_str().and_then(|s| s.parse::<Gid>().ok()));
+        match parent {
+            Some(parent) => {
+                self.stats.children += 1;
+                if self.seen.contains(&parent.id) {
+                    out(BulkItem::Child { parent, value });
+                } else {
+                    self.orphans.entry(parent.id).or_default().push(value);
+                    self.waiting += 1;
+                    self.stats.max_orphans = self.stats.max_orphans.max(self.waiting);
+                }
+            }
+            None => {
+                self.stats.parents += 1;
+                let id = value
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<Gid>().ok());
+                out(BulkItem::Parent(value));
+                if let Some(id) = id {
+                    self.seen.insert(id.id);
+                    if let Some(children) = self.orphans.remove(&id.id) {
+                        self.waiting -= children.len();
+                        for value in children {
+                            out(BulkItem::Child {
+                                parent: id.clone(),
+                                value,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<BulkStats, ShopifyError> {
+        if self.waiting > 0 {
+            return Err(ShopifyError::Decode(format!(
+                "{} children in the bulk result have no parent line",
+                self.waiting
+            )));
+        }
+        Ok(self.stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_before_their_parent_are_held_until_it_arrives() {
+        let mut a = Assembler::default();
+        let mut got = Vec::new();
+        let lines = [
+            r#"{"id":"gid://shopify/ProductVariant/11","__parentId":"gid://shopify/Product/1"}"#,
+            r#"{"id":"gid://shopify/Product/1"}"#,
+            r#"{"id":"gid://shopify/ProductVariant/12","__parentId":"gid://shopify/Product/1"}"#,
+        ];
+        for l in lines {
+            a.line(l.as_bytes(), &mut |i| got.push(i)).unwrap();
+        }
+        assert!(matches!(&got[0], BulkItem::Parent(_)));
+        assert!(matches!(&got[1], BulkItem::Child { parent, .. } if parent.id == 1));
+        assert_eq!(got.len(), 3);
+        let stats = a.finish().unwrap();
+        assert_eq!(
+            (stats.parents, stats.children, stats.max_orphans),
+            (1, 2, 1)
+        );
+
+        let mut b = Assembler::default();
+        b.line(lines[0].as_bytes(), &mut |_| {}).unwrap();
+        assert!(
+            b.finish().is_err(),
+            "an orphan whose parent never came is an error"
+        );
+    }
+}
