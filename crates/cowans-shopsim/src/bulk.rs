@@ -269,6 +269,15 @@ pub fn spawn_query(shop: Shop, id: u64, sel: Selection, dir: PathBuf, children_f
                 }
             }
             op.completed_at = Some(now);
+            let payload = serde_json::json!({
+                "admin_graphql_api_id": format!("gid://shopify/BulkOperation/{id}"),
+                "completed_at": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "created_at": op.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "error_code": op.error_code.as_ref().map(|c| c.to_lowercase()),
+                "status": op.status.name().to_lowercase(),
+                "type": op.kind.to_lowercase(),
+            });
+            s.emit("bulk_operations/finish", payload);
         }
     });
 }

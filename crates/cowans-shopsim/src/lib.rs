@@ -10,6 +10,7 @@ pub mod model;
 pub mod schema;
 pub mod server;
 pub mod shop;
+pub mod webhooks;
 
 use std::{
     net::SocketAddr,
@@ -47,6 +48,7 @@ pub struct Running {
     pub addr: SocketAddr,
     pub shop: Shop,
     task: tokio::task::JoinHandle<()>,
+    webhook_task: tokio::task::JoinHandle<()>,
     results_dir: std::path::PathBuf,
 }
 
@@ -60,6 +62,7 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.task.abort();
+        self.webhook_task.abort();
         let _ = std::fs::remove_dir_all(&self.results_dir);
     }
 }
@@ -73,11 +76,14 @@ pub fn start(listener: tokio::net::TcpListener, config: &SimConfig) -> std::io::
     state.base_url = format!("http://{addr}");
     std::fs::create_dir_all(&state.results_dir)?;
     let results_dir = state.results_dir.clone();
+    let (outbox, deliveries) = tokio::sync::mpsc::unbounded_channel();
+    state.outbox = Some(outbox);
     let shop = Shop(Arc::new(Mutex::new(state)));
     let app = server::router(server::AppState {
         shop: shop.clone(),
         schema: schema::build(shop.clone()),
     });
+    let webhook_task = tokio::spawn(webhooks::run(shop.clone(), deliveries));
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "simulator stopped");
@@ -87,6 +93,7 @@ pub fn start(listener: tokio::net::TcpListener, config: &SimConfig) -> std::io::
         addr,
         shop,
         task,
+        webhook_task,
         results_dir,
     })
 }

@@ -514,6 +514,46 @@ pub struct InventorySetQuantitiesPayload {
 pub struct MutationRoot;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum WebhookSubscriptionTopic {
+    ProductsCreate,
+    ProductsUpdate,
+    ProductsDelete,
+    BulkOperationsFinish,
+}
+
+impl WebhookSubscriptionTopic {
+    fn name(self) -> &'static str {
+        match self {
+            WebhookSubscriptionTopic::ProductsCreate => "products/create",
+            WebhookSubscriptionTopic::ProductsUpdate => "products/update",
+            WebhookSubscriptionTopic::ProductsDelete => "products/delete",
+            WebhookSubscriptionTopic::BulkOperationsFinish => "bulk_operations/finish",
+        }
+    }
+}
+
+#[derive(InputObject)]
+#[graphql(rename_fields = "camelCase")]
+pub struct WebhookSubscriptionInput {
+    callback_url: String,
+}
+
+#[derive(SimpleObject)]
+#[graphql(rename_fields = "camelCase")]
+pub struct WebhookSubscription {
+    id: ID,
+    topic: WebhookSubscriptionTopic,
+    callback_url: String,
+}
+
+#[derive(SimpleObject)]
+#[graphql(rename_fields = "camelCase")]
+pub struct WebhookSubscriptionCreatePayload {
+    webhook_subscription: Option<WebhookSubscription>,
+    user_errors: Vec<UserError>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum BulkOperationType {
     Query,
     Mutation,
@@ -582,6 +622,54 @@ fn payload(product: Option<&Product>, user_errors: Vec<UserError>) -> ProductPay
 
 #[Object]
 impl MutationRoot {
+    async fn webhook_subscription_create(
+        &self,
+        ctx: &Context<'_>,
+        topic: WebhookSubscriptionTopic,
+        webhook_subscription: WebhookSubscriptionInput,
+    ) -> Result<WebhookSubscriptionCreatePayload> {
+        let url = webhook_subscription.callback_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Ok(WebhookSubscriptionCreatePayload {
+                webhook_subscription: None,
+                user_errors: vec![user_error(
+                    &["webhookSubscription", "callbackUrl"],
+                    "Address is invalid",
+                    "INVALID",
+                )],
+            });
+        }
+        let shop = ctx.data::<Shop>()?;
+        let mut s = shop.lock();
+        if s.subscriptions
+            .iter()
+            .any(|x| x.topic == topic.name() && x.callback_url == url)
+        {
+            return Ok(WebhookSubscriptionCreatePayload {
+                webhook_subscription: None,
+                user_errors: vec![user_error(
+                    &["address"],
+                    "Address for this topic has already been taken",
+                    "TAKEN",
+                )],
+            });
+        }
+        let id = s.catalog.next_id();
+        s.subscriptions.push(crate::webhooks::Subscription {
+            id,
+            topic: topic.name().to_owned(),
+            callback_url: url.clone(),
+        });
+        Ok(WebhookSubscriptionCreatePayload {
+            webhook_subscription: Some(WebhookSubscription {
+                id: gid("WebhookSubscription", id),
+                topic,
+                callback_url: url,
+            }),
+            user_errors: vec![],
+        })
+    }
+
     /// Starts a bulk query; poll `bulkOperation(id)` until COMPLETED, then download `url`.
     async fn bulk_operation_run_query(
         &self,
@@ -725,6 +813,7 @@ impl MutationRoot {
             variants: vec![],
         };
         s.catalog.products.insert(id, p);
+        s.emit_product("products/create", id);
         Ok(payload(s.catalog.products.get(&id), vec![]))
     }
 
@@ -765,6 +854,7 @@ impl MutationRoot {
             product.description_html,
         );
         p.updated_at = now;
+        s.emit_product("products/update", id);
         Ok(payload(s.catalog.products.get(&id), vec![]))
     }
 
@@ -783,10 +873,13 @@ impl MutationRoot {
             });
         }
         Ok(match s.catalog.products.remove(&id) {
-            Some(_) => ProductDeletePayload {
-                deleted_product_id: Some(input.id),
-                user_errors: vec![],
-            },
+            Some(_) => {
+                s.emit("products/delete", serde_json::json!({ "id": id }));
+                ProductDeletePayload {
+                    deleted_product_id: Some(input.id),
+                    user_errors: vec![],
+                }
+            }
             None => ProductDeletePayload {
                 deleted_product_id: None,
                 user_errors: vec![user_error(&["id"], "Product does not exist", "NOT_FOUND")],
@@ -934,6 +1027,12 @@ impl MutationRoot {
             }
         }
         p.updated_at = now;
+        let topic = if existing.is_some() {
+            "products/update"
+        } else {
+            "products/create"
+        };
+        s.emit_product(topic, id);
         Ok(payload(s.catalog.products.get(&id), vec![]))
     }
 
@@ -1001,8 +1100,12 @@ impl MutationRoot {
             .iter()
             .map(|(ix, _)| (&p.variants[*ix]).into())
             .collect();
+        let product = Some((&*p).into());
+        if !updates.is_empty() {
+            s.emit_product("products/update", pid);
+        }
         Ok(ProductVariantsBulkUpdatePayload {
-            product: Some((&*p).into()),
+            product,
             product_variants: Some(changed),
             user_errors: errors,
         })
@@ -1069,6 +1172,7 @@ impl MutationRoot {
             if bump {
                 p.updated_at = now;
             }
+            s.emit_product("products/update", pid);
         }
         Ok(InventorySetQuantitiesPayload {
             inventory_adjustment_group: Some(InventoryAdjustmentGroup {

@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/__sim/bucket", get(bucket))
         .route("/__sim/products/{id}/edit", post(merchant_edit))
         .route("/__sim/inventory", post(set_inventory))
+        .route("/__sim/webhooks", get(webhook_log))
         .with_state(state)
 }
 
@@ -439,6 +440,7 @@ async fn merchant_edit(
         p.status = s.to_uppercase();
     }
     p.updated_at = now;
+    shop.emit_product("products/update", id);
     Json(json!({"updated_at": now})).into_response()
 }
 
@@ -465,6 +467,7 @@ async fn set_inventory(State(app): State<AppState>, Json(b): Json<InventoryBody>
     if bump {
         p.updated_at = now;
     }
+    shop.emit_product("products/update", pid);
     Json(json!({"product_id": pid})).into_response()
 }
 
@@ -502,4 +505,8 @@ async fn bulk_result(State(app): State<AppState>, Path(file): Path<String>) -> R
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+async fn webhook_log(State(app): State<AppState>) -> Response {
+    Json(app.shop.lock().webhook_log.clone()).into_response()
 }

@@ -144,6 +144,14 @@ pub struct Faults {
     pub resets: u32,
     /// Mutations named here answer with this userError (until cleared).
     pub user_errors: Vec<ForcedUserError>,
+    /// The next N webhooks are delivered twice (same webhook id).
+    pub webhook_duplicates: u32,
+    /// The next N webhooks are never delivered.
+    pub webhook_drops: u32,
+    /// The next N webhooks are signed with a wrong secret on their first attempt.
+    pub webhook_bad_signatures: u32,
+    /// Hold webhooks until N are waiting, then deliver them newest first.
+    pub webhook_reorder: u32,
 }
 
 /// One request as the simulator saw it.
@@ -178,6 +186,14 @@ pub struct ShopState {
     pub bulk_children_first: bool,
     /// `http://addr` of this simulator, for result URLs.
     pub base_url: String,
+    pub shop_domain: String,
+    pub subscriptions: Vec<crate::webhooks::Subscription>,
+    pub outbox: Option<tokio::sync::mpsc::UnboundedSender<crate::webhooks::Delivery>>,
+    held: Vec<crate::webhooks::Delivery>,
+    pub webhook_log: Vec<crate::webhooks::DeliveryLog>,
+    /// Pause before each retry of a failed delivery (Shopify: 8 retries over ~4 h; compressed).
+    pub webhook_retry_ms: Vec<u64>,
+    next_event: u64,
 }
 
 const LOG_CAPACITY: usize = 100_000;
@@ -206,6 +222,13 @@ impl ShopState {
             bulk_concurrency: 5,
             bulk_children_first: true,
             base_url: String::new(),
+            shop_domain: "cowans-sim.myshopify.com".to_owned(),
+            subscriptions: Vec::new(),
+            outbox: None,
+            held: Vec::new(),
+            webhook_log: Vec::new(),
+            webhook_retry_ms: vec![100, 200, 400, 800, 1600, 3200, 6400, 12800],
+            next_event: 1,
         }
     }
 
@@ -214,6 +237,72 @@ impl ShopState {
             self.log.pop_front();
         }
         self.log.push_back(entry);
+    }
+
+    /// Queues `topic` with `payload` for every subscription to it, applying the webhook knobs.
+    pub fn emit(&mut self, topic: &str, payload: serde_json::Value) {
+        let body = payload.to_string();
+        let event_id = format!("sim-event-{}", self.next_event);
+        self.next_event += 1;
+        let now = self.clock.now();
+        let urls: Vec<String> = self
+            .subscriptions
+            .iter()
+            .filter(|s| s.topic == topic)
+            .map(|s| s.callback_url.clone())
+            .collect();
+        for (n, url) in urls.into_iter().enumerate() {
+            let delivery = crate::webhooks::Delivery {
+                url,
+                topic: topic.to_owned(),
+                body: body.clone(),
+                webhook_id: format!("{event_id}-{n}"),
+                event_id: event_id.clone(),
+                triggered_at: now,
+                bad_signature: take(&mut self.faults.webhook_bad_signatures),
+            };
+            if take(&mut self.faults.webhook_drops) {
+                self.webhook_log.push(crate::webhooks::DeliveryLog {
+                    topic: delivery.topic,
+                    webhook_id: delivery.webhook_id,
+                    url: delivery.url,
+                    attempts: 0,
+                    last_status: None,
+                    delivered: false,
+                    dropped: true,
+                });
+                continue;
+            }
+            let copies = if take(&mut self.faults.webhook_duplicates) {
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                self.held.push(delivery.clone());
+            }
+        }
+        let window = self.faults.webhook_reorder as usize;
+        if window == 0 || self.held.len() >= window {
+            let mut batch = std::mem::take(&mut self.held);
+            if window > 0 {
+                batch.reverse();
+                self.faults.webhook_reorder = 0;
+            }
+            if let Some(tx) = &self.outbox {
+                for d in batch {
+                    let _ = tx.send(d);
+                }
+            }
+        }
+    }
+
+    /// `products/*` with the product's REST-shaped payload.
+    pub fn emit_product(&mut self, topic: &str, id: u64) {
+        if let Some(p) = self.catalog.products.get(&id) {
+            let payload = crate::webhooks::product_payload(p);
+            self.emit(topic, payload);
+        }
     }
 
     pub fn forced_user_error(&self, mutation: &str) -> Option<ForcedUserError> {
@@ -232,5 +321,15 @@ pub struct Shop(pub Arc<Mutex<ShopState>>);
 impl Shop {
     pub fn lock(&self) -> MutexGuard<'_, ShopState> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Consumes one unit of a counter knob.
+fn take(counter: &mut u32) -> bool {
+    if *counter > 0 {
+        *counter -= 1;
+        true
+    } else {
+        false
     }
 }
