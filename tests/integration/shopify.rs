@@ -889,3 +889,114 @@ async fn webhooks_are_signed_retried_deduplicated_reordered_and_forgeries_reject
     assert_eq!(r.status(), 401);
     assert_eq!(inbox.lock().unwrap().accepted.len(), 5);
 }
+
+#[tokio::test]
+async fn a_bulk_mutation_runs_from_a_staged_upload_and_results_map_back_by_line_number() {
+    let sim = sim(300, 1).await;
+    let client = client(&sim);
+    let mut products: Vec<Gid> = Vec::new();
+    let mut pages = client.product_pages(None, 250);
+    while let Some(page) = pages.next().await {
+        products.extend(page.unwrap().into_iter().map(|p| p.id));
+    }
+    drop(pages);
+    assert_eq!(products.len(), 300);
+    // Line 7 names a product that does not exist: its userErrors come back on line 7.
+    let variables: Vec<Value> = products
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let id = if i == 7 {
+                "gid://shopify/Product/1".to_owned()
+            } else {
+                id.to_string()
+            };
+            json!({"p": {"id": id, "title": format!("Bulk {i}")}})
+        })
+        .collect();
+    let mutation = "mutation($p: ProductUpdateInput!) { productUpdate(product: $p) { product { id title } userErrors { field message } } }";
+    let op = client
+        .bulk_mutation_start(mutation, variables)
+        .await
+        .unwrap();
+    let op = client
+        .bulk_wait(&op.id, Duration::from_millis(50), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(op.status, "COMPLETED", "{op:?}");
+    let mut by_line: Vec<Option<Value>> = vec![None; 300];
+    let mut order = Vec::new();
+    client
+        .bulk_mutation_results(op.url.as_deref().unwrap(), |line, v| {
+            order.push(line);
+            by_line[line] = Some(v);
+        })
+        .await
+        .unwrap();
+    assert!(
+        order.windows(2).any(|w| w[0] > w[1]),
+        "results came back out of input order"
+    );
+    for (i, r) in by_line.iter().enumerate() {
+        let r = r
+            .as_ref()
+            .unwrap_or_else(|| panic!("no result for line {i}"));
+        let payload = &r["data"]["productUpdate"];
+        if i == 7 {
+            assert!(
+                Client::check_user_errors(payload).is_err(),
+                "line 7's error maps back to line 7"
+            );
+        } else {
+            assert_eq!(payload["product"]["title"], format!("Bulk {i}"));
+            assert_eq!(payload["product"]["id"], json!(products[i].to_string()));
+        }
+    }
+}
+
+#[tokio::test]
+async fn small_mutations_are_batched_with_aliases_up_to_the_cost_cap() {
+    let sim = sim(150, 1).await;
+    control(&sim, reqwest::Method::POST, "plan", json!({"plan": "plus"})).await;
+    let client = client(&sim);
+    let mut ids: Vec<Gid> = Vec::new();
+    let mut pages = client.product_pages(None, 250);
+    while let Some(page) = pages.next().await {
+        ids.extend(page.unwrap().into_iter().map(|p| p.id));
+    }
+    drop(pages);
+    control(&sim, reqwest::Method::DELETE, "requests", json!(null)).await;
+    let m = cowans_shopify::AliasedMutation {
+        field: "productUpdate",
+        arg: "product",
+        arg_type: "ProductUpdateInput!",
+        selection: "product { id title } userErrors { field message }",
+    };
+    let inputs: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| json!({"id": id.to_string(), "title": format!("A{i}")}))
+        .collect();
+    let out = client.mutate_aliased(&m, inputs, true).await.unwrap();
+    assert_eq!(out.len(), 150);
+    assert!(
+        out.iter()
+            .enumerate()
+            .all(|(i, p)| p["product"]["title"] == format!("A{i}")),
+        "answers in input order"
+    );
+    let log = log(&sim).await;
+    let sizes: Vec<usize> = log
+        .iter()
+        .map(|r| r["root_fields"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(
+        sizes,
+        [100, 50],
+        "100 mutations × 10 points fill one request"
+    );
+    assert!(
+        log.iter()
+            .all(|r| r["requested_cost"].as_f64().unwrap() <= 1000.0)
+    );
+}

@@ -53,6 +53,9 @@ pub struct BulkStats {
     pub bytes: u64,
 }
 
+const STAGE: &str = "mutation($i: [StagedUploadInput!]!) { stagedUploadsCreate(input: $i) { stagedTargets { url resourceUrl parameters { name value } } userErrors { field message } } }";
+const RUN_MUTATION: &str = "mutation($m: String!, $p: String!) { bulkOperationRunMutation(mutation: $m, stagedUploadPath: $p) { bulkOperation { id status errorCode objectCount url } userErrors { field message code } } }";
+
 const RUN: &str = "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id status errorCode objectCount url } userErrors { field message code } } }";
 const GET: &str =
     "query($id: ID!) { bulkOperation(id: $id) { id status errorCode objectCount url } }";
@@ -79,6 +82,103 @@ impl Client {
         Client::check_user_errors(&payload)?;
         serde_json::from_value(payload["bulkOperation"].clone())
             .map_err(|e| ShopifyError::Decode(format!("bulkOperation: {e}")))
+    }
+
+    /// Starts a bulk mutation: uploads one line of variables per item (JSONL, built in memory
+    /// one line at a time) to a staged-upload target, then runs `mutation` over it. Map the
+    /// results back with [`Client::bulk_mutation_results`] (they come back out of order).
+    pub async fn bulk_mutation_start(
+        &self,
+        mutation: &str,
+        variables: impl IntoIterator<Item = Value>,
+    ) -> Result<BulkOperation, ShopifyError> {
+        let mut jsonl = Vec::new();
+        for v in variables {
+            serde_json::to_writer(&mut jsonl, &v)
+                .map_err(|e| ShopifyError::Decode(e.to_string()))?;
+            jsonl.push(b'\n');
+        }
+        let staged = self
+            .mutate::<Value>(
+                STAGE,
+                json!({"i": [{"resource": "BULK_MUTATION_VARIABLES", "filename": "variables.jsonl", "mimeType": "text/jsonl", "httpMethod": "POST"}]}),
+                true,
+            )
+            .await?;
+        let payload = &staged.data["stagedUploadsCreate"];
+        Client::check_user_errors(payload)?;
+        let target = &payload["stagedTargets"][0];
+        let url = target["url"]
+            .as_str()
+            .ok_or_else(|| ShopifyError::Decode("staged target has no url".into()))?;
+        let mut form = reqwest::multipart::Form::new();
+        let mut path = None;
+        for p in target["parameters"].as_array().into_iter().flatten() {
+            let (Some(name), Some(value)) = (p["name"].as_str(), p["value"].as_str()) else {
+                continue;
+            };
+            if name == "key" {
+                path = Some(value.to_owned());
+            }
+            form = form.text(name.to_owned(), value.to_owned());
+        }
+        let path =
+            path.ok_or_else(|| ShopifyError::Decode("staged target has no key parameter".into()))?;
+        // The file part goes last.
+        form = form.part(
+            "file",
+            reqwest::multipart::Part::bytes(jsonl).file_name("variables.jsonl"),
+        );
+        let uploaded = self
+            .http()
+            .post(url)
+            .multipart(form)
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await
+            .map_err(|e| ShopifyError::Transport(e.without_url().to_string()))?;
+        if !uploaded.status().is_success() {
+            return Err(ShopifyError::Server {
+                status: uploaded.status().as_u16(),
+            });
+        }
+        let a = self
+            .mutate::<Value>(RUN_MUTATION, json!({"m": mutation, "p": path}), false)
+            .await?;
+        let payload = &a.data["bulkOperationRunMutation"];
+        Client::check_user_errors(payload)?;
+        serde_json::from_value(payload["bulkOperation"].clone())
+            .map_err(|e| ShopifyError::Decode(format!("bulkOperation: {e}")))
+    }
+
+    /// Streams a bulk mutation's results to `on_result(line_number, result)`, where the line
+    /// number is the index of the variables line it answers.
+    pub async fn bulk_mutation_results(
+        &self,
+        url: &str,
+        mut on_result: impl FnMut(usize, Value),
+    ) -> Result<BulkStats, ShopifyError> {
+        let mut bad = None;
+        let stats = self
+            .bulk_download(url, |item| {
+                if let BulkItem::Parent(mut v) = item {
+                    match v
+                        .as_object_mut()
+                        .and_then(|o| o.remove("__lineNumber"))
+                        .and_then(|n| n.as_u64())
+                    {
+                        Some(n) => on_result(n as usize, v),
+                        None => bad = Some(v),
+                    }
+                }
+            })
+            .await?;
+        match bad {
+            Some(v) => Err(ShopifyError::Decode(format!(
+                "bulk mutation result without __lineNumber: {v}"
+            ))),
+            None => Ok(stats),
+        }
     }
 
     pub async fn bulk_operation(&self, id: &Gid) -> Result<BulkOperation, ShopifyError> {

@@ -6,6 +6,7 @@
 //!
 //! `cost` is shared with the simulator (`cowans-shopsim`), which charges requests with it.
 
+mod batch;
 mod bulk;
 pub mod cost;
 mod error;
@@ -15,6 +16,7 @@ mod pacing;
 mod products;
 pub mod webhook;
 
+pub use batch::AliasedMutation;
 pub use bulk::{BulkItem, BulkOperation, BulkStats};
 pub use error::{GraphqlError, ShopifyError, UserError};
 pub use gid::Gid;

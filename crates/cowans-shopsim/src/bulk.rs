@@ -56,6 +56,11 @@ pub struct BulkOp {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
+/// True for a document holding one mutation operation.
+pub fn is_mutation(doc: &str) -> bool {
+    cowans_shopify::cost::is_mutation(doc, None).unwrap_or(false)
+}
+
 /// What a bulk query asks for: product fields, and variant fields if it selects variants.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
@@ -278,6 +283,79 @@ pub fn spawn_query(shop: Shop, id: u64, sel: Selection, dir: PathBuf, children_f
                 "type": op.kind.to_lowercase(),
             });
             s.emit("bulk_operations/finish", payload);
+        }
+    });
+}
+
+/// Runs a bulk mutation: every line of the staged JSONL is one set of variables for `mutation`,
+/// executed through the normal resolvers (no cost accounting); results are written as
+/// `{"data": .., "__lineNumber": n}` (or `"errors"`), deliberately not in input order.
+pub fn spawn_mutation(
+    shop: Shop,
+    schema: crate::schema::SimSchema,
+    id: u64,
+    mutation: String,
+    input: Vec<u8>,
+    dir: PathBuf,
+) {
+    tokio::spawn(async move {
+        if let Some(op) = shop.lock().bulk.get_mut(&id) {
+            op.status = BulkStatus::Running;
+        }
+        let text = String::from_utf8_lossy(&input).into_owned();
+        let mut results: Vec<String> = Vec::new();
+        let mut failed = false;
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let result = match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(vars) => {
+                    let req = async_graphql::Request::new(mutation.clone())
+                        .variables(async_graphql::Variables::from_json(vars));
+                    let resp = schema.execute(req).await;
+                    let mut out = serde_json::json!({ "__lineNumber": n });
+                    if resp.errors.is_empty() {
+                        out["data"] = resp.data.into_json().unwrap_or_default();
+                    } else {
+                        out["errors"] = serde_json::to_value(&resp.errors).unwrap_or_default();
+                    }
+                    out
+                }
+                Err(e) => {
+                    serde_json::json!({ "__lineNumber": n, "errors": [{"message": format!("line is not JSON: {e}")}] })
+                }
+            };
+            results.push(result.to_string());
+        }
+        // Out of input order: odd lines first, then even ones, each group reversed.
+        let (odd, even): (Vec<(usize, String)>, Vec<(usize, String)>) = results
+            .into_iter()
+            .enumerate()
+            .partition(|(i, _)| i % 2 == 1);
+        let ordered: Vec<String> = odd
+            .into_iter()
+            .rev()
+            .chain(even.into_iter().rev())
+            .map(|(_, l)| l)
+            .collect();
+        let path = dir.join(format!("bulk-{id}.jsonl"));
+        if std::fs::write(&path, ordered.join("\n") + "\n").is_err() {
+            failed = true;
+        }
+        let mut s = shop.lock();
+        let now = s.clock.now();
+        if let Some(op) = s.bulk.get_mut(&id) {
+            op.object_count = ordered.len() as u64;
+            op.completed_at = Some(now);
+            if failed {
+                op.status = BulkStatus::Failed;
+                op.error_code = Some("INTERNAL_SERVER_ERROR".into());
+            } else {
+                op.status = BulkStatus::Completed;
+                op.file = Some(path);
+            }
         }
     });
 }

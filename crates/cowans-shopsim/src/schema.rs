@@ -15,10 +15,19 @@ use crate::{
 pub type SimSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
 pub fn build(shop: Shop) -> SimSchema {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    let slot: SchemaSlot = Default::default();
+    let schema = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .data(shop)
-        .finish()
+        .data(slot.clone())
+        .finish();
+    // Bulk mutations run lines through the schema itself.
+    let _ = slot.0.set(schema.clone());
+    schema
 }
+
+/// The schema, for resolvers that execute other operations (bulk mutations).
+#[derive(Clone, Default)]
+pub struct SchemaSlot(std::sync::Arc<std::sync::OnceLock<SimSchema>>);
 
 fn gid(kind: &str, id: u64) -> ID {
     ID(format!("gid://shopify/{kind}/{id}"))
@@ -606,6 +615,41 @@ impl BulkOperation {
     }
 }
 
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum StagedUploadTargetGenerateUploadResource {
+    BulkMutationVariables,
+}
+
+#[derive(InputObject)]
+#[graphql(rename_fields = "camelCase")]
+pub struct StagedUploadInput {
+    resource: StagedUploadTargetGenerateUploadResource,
+    filename: String,
+    mime_type: String,
+    http_method: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct StagedUploadParameter {
+    name: String,
+    value: String,
+}
+
+#[derive(SimpleObject)]
+#[graphql(rename_fields = "camelCase")]
+pub struct StagedMediaUploadTarget {
+    url: String,
+    resource_url: Option<String>,
+    parameters: Vec<StagedUploadParameter>,
+}
+
+#[derive(SimpleObject)]
+#[graphql(rename_fields = "camelCase")]
+pub struct StagedUploadsCreatePayload {
+    staged_targets: Vec<StagedMediaUploadTarget>,
+    user_errors: Vec<UserError>,
+}
+
 #[derive(SimpleObject)]
 #[graphql(rename_fields = "camelCase")]
 pub struct BulkOperationPayload {
@@ -666,6 +710,122 @@ impl MutationRoot {
                 topic,
                 callback_url: url,
             }),
+            user_errors: vec![],
+        })
+    }
+
+    /// Upload targets: POST a multipart form with every parameter, then the `file` part last.
+    async fn staged_uploads_create(
+        &self,
+        ctx: &Context<'_>,
+        input: Vec<StagedUploadInput>,
+    ) -> Result<StagedUploadsCreatePayload> {
+        let shop = ctx.data::<Shop>()?;
+        let mut s = shop.lock();
+        let base = s.base_url.clone();
+        let targets = input
+            .into_iter()
+            .map(|i| {
+                let _ = (i.resource, i.mime_type, i.http_method);
+                let key = format!("tmp/bulk/{}/{}", s.catalog.next_id(), i.filename);
+                StagedMediaUploadTarget {
+                    url: format!("{base}/staged-uploads"),
+                    resource_url: None,
+                    parameters: vec![
+                        StagedUploadParameter {
+                            name: "key".into(),
+                            value: key,
+                        },
+                        StagedUploadParameter {
+                            name: "Content-Type".into(),
+                            value: "text/jsonl".into(),
+                        },
+                        StagedUploadParameter {
+                            name: "success_action_status".into(),
+                            value: "201".into(),
+                        },
+                    ],
+                }
+            })
+            .collect();
+        Ok(StagedUploadsCreatePayload {
+            staged_targets: targets,
+            user_errors: vec![],
+        })
+    }
+
+    /// Runs `mutation` once per line of the staged JSONL at `stagedUploadPath`.
+    async fn bulk_operation_run_mutation(
+        &self,
+        ctx: &Context<'_>,
+        mutation: String,
+        staged_upload_path: String,
+    ) -> Result<BulkOperationPayload> {
+        let fail = |e| BulkOperationPayload {
+            bulk_operation: None,
+            user_errors: vec![e],
+        };
+        if !crate::bulk::is_mutation(&mutation) {
+            return Ok(fail(user_error(
+                &["mutation"],
+                "The mutation must be a single mutation operation",
+                "INVALID_MUTATION",
+            )));
+        }
+        let shop = ctx.data::<Shop>()?.clone();
+        let schema = ctx
+            .data::<SchemaSlot>()?
+            .0
+            .get()
+            .cloned()
+            .ok_or_else(|| Error::new("schema not ready"))?;
+        let (id, dir, input, op) = {
+            let mut s = shop.lock();
+            let Some(input) = s.staged.get(&staged_upload_path).cloned() else {
+                return Ok(fail(user_error(
+                    &["stagedUploadPath"],
+                    "The staged upload was not found",
+                    "NO_SUCH_FILE",
+                )));
+            };
+            let live = s
+                .bulk
+                .values()
+                .filter(|o| o.kind == "MUTATION" && o.status.is_live())
+                .count();
+            if live >= s.bulk_concurrency {
+                return Ok(fail(UserError {
+                    field: None,
+                    message:
+                        "A bulk mutation operation for this app and shop is already in progress."
+                            .into(),
+                    code: Some("OPERATION_IN_PROGRESS".into()),
+                }));
+            }
+            let id = s.catalog.next_id();
+            let now = s.clock.now();
+            let op = crate::bulk::BulkOp {
+                id,
+                kind: "MUTATION",
+                status: crate::bulk::BulkStatus::Created,
+                query: mutation.clone(),
+                object_count: 0,
+                file: None,
+                error_code: None,
+                created_at: now,
+                completed_at: None,
+            };
+            s.bulk.insert(id, op.clone());
+            (
+                id,
+                s.results_dir.clone(),
+                input,
+                BulkOperation::of(&op, &s.base_url),
+            )
+        };
+        crate::bulk::spawn_mutation(shop, schema, id, mutation, input, dir);
+        Ok(BulkOperationPayload {
+            bulk_operation: Some(op),
             user_errors: vec![],
         })
     }

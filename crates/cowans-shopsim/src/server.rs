@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/admin/api/{version}/graphql.json", post(graphql))
         .route("/bulk-results/{file}", get(bulk_result))
+        .route("/staged-uploads", post(staged_upload))
         .route("/__sim/reset", post(reset))
         .route("/__sim/plan", post(plan))
         .route("/__sim/clock", post(clock))
@@ -44,6 +45,8 @@ pub fn router(state: AppState) -> Router {
         .route("/__sim/products/{id}/edit", post(merchant_edit))
         .route("/__sim/inventory", post(set_inventory))
         .route("/__sim/webhooks", get(webhook_log))
+        // Staged uploads may be up to 100 MB, as on Shopify.
+        .layer(axum::extract::DefaultBodyLimit::max(100 << 20))
         .with_state(state)
 }
 
@@ -509,4 +512,48 @@ async fn bulk_result(State(app): State<AppState>, Path(file): Path<String>) -> R
 
 async fn webhook_log(State(app): State<AppState>) -> Response {
     Json(app.shop.lock().webhook_log.clone()).into_response()
+}
+
+/// A staged upload: multipart form, the parameters first, the `file` part last (as on Shopify's
+/// storage targets); stored under its `key`.
+async fn staged_upload(
+    State(app): State<AppState>,
+    mut form: axum::extract::Multipart,
+) -> Response {
+    let mut key: Option<String> = None;
+    let mut file: Option<Vec<u8>> = None;
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_owned();
+                if file.is_some() {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        "the file part must be the last part of the form",
+                    )
+                        .into_response();
+                }
+                let Ok(bytes) = field.bytes().await else {
+                    return (StatusCode::BAD_REQUEST, "unreadable form part").into_response();
+                };
+                match name.as_str() {
+                    "key" => key = Some(String::from_utf8_lossy(&bytes).into_owned()),
+                    "file" => file = Some(bytes.to_vec()),
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return (StatusCode::BAD_REQUEST, format!("bad multipart body: {e}"))
+                    .into_response();
+            }
+        }
+    }
+    match (key, file) {
+        (Some(key), Some(file)) => {
+            app.shop.lock().staged.insert(key, file);
+            StatusCode::CREATED.into_response()
+        }
+        _ => (StatusCode::BAD_REQUEST, "the form needs a key and a file").into_response(),
+    }
 }

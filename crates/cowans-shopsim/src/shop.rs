@@ -194,6 +194,8 @@ pub struct ShopState {
     /// Pause before each retry of a failed delivery (Shopify: 8 retries over ~4 h; compressed).
     pub webhook_retry_ms: Vec<u64>,
     next_event: u64,
+    /// Files uploaded to staged-upload targets, by their path (`stagedUploadPath`).
+    pub staged: std::collections::HashMap<String, Vec<u8>>,
 }
 
 const LOG_CAPACITY: usize = 100_000;
@@ -229,6 +231,7 @@ impl ShopState {
             webhook_log: Vec::new(),
             webhook_retry_ms: vec![100, 200, 400, 800, 1600, 3200, 6400, 12800],
             next_event: 1,
+            staged: Default::default(),
         }
     }
 
