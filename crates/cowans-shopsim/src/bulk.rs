@@ -330,16 +330,15 @@ pub fn spawn_mutation(
             results.push(result.to_string());
         }
         // Out of input order: odd lines first, then even ones, each group reversed.
-        let (odd, even): (Vec<(usize, String)>, Vec<(usize, String)>) = results
-            .into_iter()
-            .enumerate()
-            .partition(|(i, _)| i % 2 == 1);
-        let ordered: Vec<String> = odd
-            .into_iter()
-            .rev()
-            .chain(even.into_iter().rev())
-            .map(|(_, l)| l)
-            .collect();
+        let pick = |parity: usize| {
+            results
+                .iter()
+                .enumerate()
+                .filter(move |(i, _)| i % 2 == parity)
+                .rev()
+                .map(|(_, l)| l.clone())
+        };
+        let ordered: Vec<String> = pick(1).chain(pick(0)).collect();
         let path = dir.join(format!("bulk-{id}.jsonl"));
         if std::fs::write(&path, ordered.join("\n") + "\n").is_err() {
             failed = true;
