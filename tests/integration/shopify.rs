@@ -1000,3 +1000,38 @@ async fn small_mutations_are_batched_with_aliases_up_to_the_cost_cap() {
             .all(|r| r["requested_cost"].as_f64().unwrap() <= 1000.0)
     );
 }
+
+#[tokio::test]
+async fn an_asynchronous_product_set_is_polled_to_completion() {
+    let sim = sim(0, 1).await;
+    let client = client(&sim);
+    let input = json!({"title": "Async hat", "handle": "async-hat", "variants": [{"sku": "AH-1", "price": "9.99"}, {"sku": "AH-2", "price": 11}]});
+    let t0 = Instant::now();
+    let product = client.product_set(None, input, false).await.unwrap();
+    assert!(
+        t0.elapsed() >= Duration::from_millis(500),
+        "waited for CREATED → ACTIVE → COMPLETE"
+    );
+    assert_eq!(product["title"], "Async hat");
+    assert_eq!(product["variants"]["nodes"].as_array().unwrap().len(), 2);
+    let ops = log(&sim).await;
+    assert!(
+        ops.iter()
+            .filter(|r| r["root_fields"] == json!(["productOperation"]))
+            .count()
+            >= 3
+    );
+    // The same handle again updates the product instead of creating a second one.
+    let again = client
+        .product_set(
+            Some(json!({"handle": "async-hat"})),
+            json!({"title": "Async hat v2"}),
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (again["id"].clone(), again["title"].clone()),
+        (product["id"].clone(), json!("Async hat v2"))
+    );
+}

@@ -93,3 +93,61 @@ impl Client {
         .boxed()
     }
 }
+
+const PRODUCT_SET: &str = "mutation($identifier: ProductSetIdentifiers, $input: ProductSetInput!, $synchronous: Boolean!) { \
+  productSet(identifier: $identifier, input: $input, synchronous: $synchronous) { \
+    product { id title handle updatedAt variants(first: 100) { nodes { id sku price } } } \
+    productSetOperation { id status userErrors { field message code } } \
+    userErrors { field message code } } }";
+
+const PRODUCT_OPERATION: &str = "query($id: ID!) { productOperation(id: $id) { \
+  ... on ProductSetOperation { id status product { id title handle updatedAt variants(first: 100) { nodes { id sku price } } } \
+  userErrors { field message code } } } }";
+
+impl Client {
+    /// Upserts a whole product with `productSet` (lists such as variants are replaced in full)
+    /// and returns the product. Asynchronous runs are polled until COMPLETE. `userErrors`, from
+    /// the call or from the background operation, come back as [`ShopifyError::UserErrors`].
+    /// Retried on transient errors: setting a whole product is idempotent.
+    pub async fn product_set(
+        &self,
+        identifier: Option<serde_json::Value>,
+        input: serde_json::Value,
+        synchronous: bool,
+    ) -> Result<serde_json::Value, ShopifyError> {
+        let vars = json!({ "identifier": identifier, "input": input, "synchronous": synchronous });
+        let a = self
+            .mutate::<serde_json::Value>(PRODUCT_SET, vars, true)
+            .await?;
+        let payload = &a.data["productSet"];
+        Client::check_user_errors(payload)?;
+        if synchronous || payload["product"].is_object() {
+            return Ok(payload["product"].clone());
+        }
+        let op = payload["productSetOperation"]["id"]
+            .as_str()
+            .ok_or_else(|| {
+                ShopifyError::Decode("productSet returned neither product nor operation".into())
+            })?
+            .to_owned();
+        let started = std::time::Instant::now();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let a = self
+                .query::<serde_json::Value>(PRODUCT_OPERATION, json!({ "id": op }))
+                .await?;
+            let o = &a.data["productOperation"];
+            Client::check_user_errors(o)?;
+            match o["status"].as_str() {
+                Some("COMPLETE") => return Ok(o["product"].clone()),
+                Some("CREATED" | "ACTIVE")
+                    if started.elapsed() < std::time::Duration::from_secs(300) => {}
+                other => {
+                    return Err(ShopifyError::Decode(format!(
+                        "productSet operation {op} ended as {other:?}"
+                    )));
+                }
+            }
+        }
+    }
+}

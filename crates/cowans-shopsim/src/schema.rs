@@ -394,6 +394,18 @@ impl QueryRoot {
             .map(|op| BulkOperation::of(op, &s.base_url)))
     }
 
+    /// The state of an asynchronous `productSet`.
+    async fn product_operation(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<Option<ProductSetOperation>> {
+        let id = parse_gid(&id, "ProductSetOperation")?;
+        let shop = ctx.data::<Shop>()?;
+        let s = shop.lock();
+        Ok(ProductSetOperation::of(&s, id))
+    }
+
     async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ProductObj>> {
         let id = parse_gid(&id, "Product")?;
         let shop = ctx.data::<Shop>()?;
@@ -490,7 +502,41 @@ pub struct InventorySetQuantitiesInput {
 #[graphql(rename_fields = "camelCase")]
 pub struct ProductPayload {
     product: Option<ProductObj>,
+    /// `productSet(synchronous: false)` only.
+    product_set_operation: Option<ProductSetOperation>,
     user_errors: Vec<UserError>,
+}
+
+/// An asynchronous `productSet`: CREATED, then ACTIVE, then COMPLETE (with the product).
+#[derive(SimpleObject, Clone)]
+#[graphql(rename_fields = "camelCase")]
+pub struct ProductSetOperation {
+    id: ID,
+    status: String,
+    product: Option<ProductObj>,
+    user_errors: Vec<UserError>,
+}
+
+impl ProductSetOperation {
+    fn of(state: &ShopState, id: u64) -> Option<Self> {
+        let (started, product_id) = *state.product_ops.get(&id)?;
+        let age = state.clock.secs() - started;
+        let status = if age < 0.2 {
+            "CREATED"
+        } else if age < 0.5 {
+            "ACTIVE"
+        } else {
+            "COMPLETE"
+        };
+        Some(Self {
+            id: gid("ProductSetOperation", id),
+            status: status.to_owned(),
+            product: (status == "COMPLETE")
+                .then(|| state.catalog.products.get(&product_id).map(Into::into))
+                .flatten(),
+            user_errors: vec![],
+        })
+    }
 }
 
 #[derive(SimpleObject)]
@@ -660,6 +706,7 @@ pub struct BulkOperationPayload {
 fn payload(product: Option<&Product>, user_errors: Vec<UserError>) -> ProductPayload {
     ProductPayload {
         product: product.map(Into::into),
+        product_set_operation: None,
         user_errors,
     }
 }
@@ -1048,7 +1095,8 @@ impl MutationRoot {
     }
 
     /// Upserts a whole product. List fields (variants) are full replacement: variants left out
-    /// are deleted. Runs synchronously (the asynchronous operation mode is not simulated yet).
+    /// are deleted. With `synchronous: false` the answer is a `productSetOperation` to poll with
+    /// `productOperation(id)` (CREATED → ACTIVE → COMPLETE over half a second of the sim clock).
     async fn product_set(
         &self,
         ctx: &Context<'_>,
@@ -1056,7 +1104,6 @@ impl MutationRoot {
         input: ProductSetInput,
         #[graphql(default = true)] synchronous: bool,
     ) -> Result<ProductPayload> {
-        let _ = synchronous;
         let shop = ctx.data::<Shop>()?;
         let mut s = shop.lock();
         if let Some(e) = forced(&s, "productSet") {
@@ -1193,6 +1240,14 @@ impl MutationRoot {
             "products/create"
         };
         s.emit_product(topic, id);
+        if !synchronous {
+            let op = s.catalog.next_id();
+            let started = s.clock.secs();
+            s.product_ops.insert(op, (started, id));
+            let mut p = payload(None, vec![]);
+            p.product_set_operation = ProductSetOperation::of(&s, op);
+            return Ok(p);
+        }
         Ok(payload(s.catalog.products.get(&id), vec![]))
     }
 

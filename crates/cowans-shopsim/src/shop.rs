@@ -194,6 +194,8 @@ pub struct ShopState {
     /// Pause before each retry of a failed delivery (Shopify: 8 retries over ~4 h; compressed).
     pub webhook_retry_ms: Vec<u64>,
     next_event: u64,
+    /// Asynchronous productSet operations: id → (started at, clock secs; product id).
+    pub product_ops: std::collections::HashMap<u64, (f64, u64)>,
     /// Files uploaded to staged-upload targets, by their path (`stagedUploadPath`).
     pub staged: std::collections::HashMap<String, Vec<u8>>,
 }
@@ -232,6 +234,7 @@ impl ShopState {
             webhook_retry_ms: vec![100, 200, 400, 800, 1600, 3200, 6400, 12800],
             next_event: 1,
             staged: Default::default(),
+            product_ops: Default::default(),
         }
     }
 
