@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Starts the whole system on this machine: services, release build, migrations, the API and a
-# worker, then a demo producer that enqueues sample jobs and prints their progress. Ctrl-C stops
-# everything.
+# Starts the whole system on this machine: services, release build, migrations, the simulated
+# Shopify shop, the API and a worker, then a demo producer that enqueues sample jobs and prints
+# their progress. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./ops/dev-services.sh
-cargo build --release -p cowans-worker -p cowans-api
+cargo build --release -p cowans-worker -p cowans-api -p cowans-shopsim
 export COWANS__DATABASE__URL="${COWANS__DATABASE__URL:-postgres://postgres@127.0.0.1:5432/cowans}"
 bin=target/release
 logs=target/cowans-logs
@@ -14,6 +14,8 @@ $bin/cowans-worker migrate
 pids=()
 cleanup() { kill -TERM "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
+$bin/cowans-shopsim --listen 127.0.0.1:8090 --products 1000 --variants 3 --plan standard \
+  >"$logs/shopsim.log" 2>&1 & pids+=($!)
 $bin/cowans-api --listen 127.0.0.1:8080 >"$logs/api.log" 2>&1 & pids+=($!)
 $bin/cowans-worker run --queues default --concurrency 20 --ops-listen 127.0.0.1:9464 \
   >"$logs/worker.log" 2>&1 & pids+=($!)
@@ -24,8 +26,9 @@ cat <<INFO
     API health ........ http://127.0.0.1:8080/health   (readiness: /ready)
     worker metrics .... http://127.0.0.1:9464/metrics
     database .......... ${COWANS__DATABASE__URL}
-    logs .............. $logs/api.log, $logs/worker.log
-  (the simulated Shopify shop joins this command with its own issue)
+    simulated shop .... http://127.0.0.1:8090/admin/api/2026-10/graphql.json
+                        (token shpat_sim; control API http://127.0.0.1:8090/__sim/requests)
+    logs .............. $logs/api.log, $logs/worker.log, $logs/shopsim.log
 
 INFO
 $bin/cowans-worker demo --queue default --jobs 2000

@@ -1035,3 +1035,122 @@ async fn an_asynchronous_product_set_is_polled_to_completion() {
         (product["id"].clone(), json!("Async hat v2"))
     );
 }
+
+#[tokio::test]
+async fn the_simulator_honours_versions_its_clock_latency_and_bulk_limits() {
+    let sim = sim(2000, 1).await;
+    let http = reqwest::Client::new();
+    let post = |version: &str, query: &str| {
+        http.post(format!(
+            "{}/admin/api/{version}/graphql.json",
+            sim.base_url()
+        ))
+        .header("X-Shopify-Access-Token", TOKEN)
+        .json(&json!({ "query": query }))
+        .send()
+    };
+    // An unknown version falls forward to the oldest supported one, and the header says so.
+    let r = post("2019-01", "{ products(first: 1) { nodes { id } } }")
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-shopify-api-version"], "2025-04");
+    let r = post(VERSION, "{ products(first: 1) { nodes { id } } }")
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-shopify-api-version"], VERSION);
+
+    // The bucket refills with the simulator's clock.
+    control(
+        &sim,
+        reqwest::Method::POST,
+        "plan",
+        json!({"available": 0.0}),
+    )
+    .await;
+    let b = control(&sim, reqwest::Method::GET, "bucket", json!(null)).await;
+    assert!(b["currently_available"].as_f64().unwrap() < 5.0);
+    control(
+        &sim,
+        reqwest::Method::POST,
+        "clock",
+        json!({"advance_ms": 3000}),
+    )
+    .await;
+    let b = control(&sim, reqwest::Method::GET, "bucket", json!(null)).await;
+    assert!(b["currently_available"].as_f64().unwrap() >= 300.0, "{b}");
+
+    // Latency is injected.
+    faults(
+        &sim,
+        Faults {
+            latency_ms: 300,
+            ..Default::default()
+        },
+    )
+    .await;
+    let t0 = Instant::now();
+    post(VERSION, "{ products(first: 1) { nodes { id } } }")
+        .await
+        .unwrap();
+    assert!(t0.elapsed() >= Duration::from_millis(300));
+    faults(&sim, Faults::default()).await;
+
+    // At most five bulk queries at once; a sixth is refused with a userError; one is cancelled;
+    // each finish is announced by a bulk_operations/finish webhook.
+    let client = client(&sim);
+    let (url, inbox) = receiver("whsec").await;
+    client
+        .mutate::<Value>(
+            "mutation($u: String!) { webhookSubscriptionCreate(topic: BULK_OPERATIONS_FINISH, webhookSubscription: {callbackUrl: $u}) { userErrors { message } } }",
+            json!({"u": url}),
+            false,
+        )
+        .await
+        .unwrap();
+    sim.shop.lock().bulk_concurrency = 1;
+    faults(
+        &sim,
+        Faults {
+            bulk_delay_ms: 2000,
+            ..Default::default()
+        },
+    )
+    .await;
+    let q = "{ products { edges { node { id title } } } }";
+    let first = client.bulk_query_start(q).await.unwrap();
+    match client.bulk_query_start(q).await {
+        Err(ShopifyError::UserErrors(e)) => {
+            assert_eq!(e[0].code.as_deref(), Some("OPERATION_IN_PROGRESS"))
+        }
+        other => panic!("a second bulk query while one runs: {other:?}"),
+    }
+    let cancel = client
+        .mutate::<Value>("mutation($id: ID!) { bulkOperationCancel(id: $id) { bulkOperation { status } userErrors { message } } }", json!({"id": first.id.to_string()}), false)
+        .await
+        .unwrap();
+    Client::check_user_errors(&cancel.data["bulkOperationCancel"]).unwrap();
+    let status = client
+        .bulk_wait(
+            &first.id,
+            Duration::from_millis(20),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap()
+        .status;
+    assert_eq!(status, "CANCELED");
+    wait_inbox(&inbox, "the finish webhook", |i| {
+        i.accepted
+            .iter()
+            .any(|(t, _)| t == "bulk_operations/finish")
+    })
+    .await;
+    let i = inbox.lock().unwrap();
+    let (_, finish) = i
+        .accepted
+        .iter()
+        .find(|(t, _)| t == "bulk_operations/finish")
+        .unwrap();
+    assert_eq!(finish["admin_graphql_api_id"], json!(first.id.to_string()));
+    assert_eq!(finish["type"], "query");
+}

@@ -198,11 +198,15 @@ fn variant_json(
 /// Runs a query operation to completion in the background: snapshot, write, publish.
 pub fn spawn_query(shop: Shop, id: u64, sel: Selection, dir: PathBuf, children_first: bool) {
     tokio::spawn(async move {
+        let delay = shop.lock().faults.bulk_delay_ms;
+        if let Some(op) = shop.lock().bulk.get_mut(&id)
+            && op.status == BulkStatus::Created
+        {
+            op.status = BulkStatus::Running;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
         let snapshot: Vec<Product> = {
-            let mut s = shop.lock();
-            if let Some(op) = s.bulk.get_mut(&id) {
-                op.status = BulkStatus::Running;
-            }
+            let s = shop.lock();
             let search = sel.search.as_deref().map(Search::parse).unwrap_or_default();
             s.catalog
                 .products

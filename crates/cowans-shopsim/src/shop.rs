@@ -152,6 +152,8 @@ pub struct Faults {
     pub webhook_bad_signatures: u32,
     /// Hold webhooks until N are waiting, then deliver them newest first.
     pub webhook_reorder: u32,
+    /// Bulk operations stay RUNNING at least this long (cancellable meanwhile).
+    pub bulk_delay_ms: u64,
 }
 
 /// One request as the simulator saw it.
