@@ -1154,3 +1154,50 @@ async fn the_simulator_honours_versions_its_clock_latency_and_bulk_limits() {
     assert_eq!(finish["admin_graphql_api_id"], json!(first.id.to_string()));
     assert_eq!(finish["type"], "query");
 }
+
+#[tokio::test]
+async fn each_app_token_has_its_own_bucket() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = cowans_shopsim::start(
+        listener,
+        &SimConfig {
+            tokens: vec!["app-a".into(), "app-b".into()],
+            products: 60,
+            ..SimConfig::default()
+        },
+    )
+    .unwrap();
+    control(
+        &sim,
+        reqwest::Method::POST,
+        "plan",
+        json!({"bucket_size": 100.0, "restore_rate": 1.0}),
+    )
+    .await;
+    let raw = |token: &'static str| {
+        reqwest::Client::new()
+            .post(format!(
+                "{}/admin/api/{VERSION}/graphql.json",
+                sim.base_url()
+            ))
+            .header("X-Shopify-Access-Token", token)
+            .json(&json!({"query": "{ products(first: 40) { nodes { id } } }"}))
+            .send()
+    };
+    let code = |v: &Value| {
+        v["errors"][0]["extensions"]["code"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let a1: Value = raw("app-a").await.unwrap().json().await.unwrap();
+    let a2: Value = raw("app-a").await.unwrap().json().await.unwrap();
+    let a3: Value = raw("app-a").await.unwrap().json().await.unwrap();
+    assert_eq!(code(&a1), None);
+    assert_eq!(code(&a3), Some("THROTTLED".into()), "{a2} {a3}");
+    let b1: Value = raw("app-b").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        code(&b1),
+        None,
+        "app B's bucket is untouched by app A: {b1}"
+    );
+}

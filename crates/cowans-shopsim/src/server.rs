@@ -114,13 +114,12 @@ async fn graphql(
     body: Bytes,
 ) -> Response {
     let version = served_version(&version);
-    let token_ok = {
-        let shop = app.shop.lock();
-        headers
-            .get("x-shopify-access-token")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| shop.tokens.iter().any(|k| k == t))
-    };
+    let token = headers
+        .get("x-shopify-access-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let token_ok = app.shop.lock().tokens.iter().any(|k| *k == token);
     let log = |status: u16,
                outcome: &str,
                roots: Vec<String>,
@@ -241,8 +240,8 @@ async fn graphql(
         if forced {
             shop.faults.throttles -= 1;
         }
-        if forced || !shop.bucket.try_take(charge, now) {
-            let ext = cost_ext(Some(charge), None, &mut shop.bucket, now);
+        if forced || !shop.bucket_for(&token).try_take(charge, now) {
+            let ext = cost_ext(Some(charge), None, shop.bucket_for(&token), now);
             drop(shop);
             log(200, "throttled", roots, Some(charge), None);
             return json_response(
@@ -271,9 +270,9 @@ async fn graphql(
     let mut shop = app.shop.lock();
     let now = shop.clock.secs();
     if let Some(a) = actual {
-        shop.bucket.refund(charge - a);
+        shop.bucket_for(&token).refund(charge - a);
     }
-    let ext = cost_ext(requested, actual, &mut shop.bucket, now);
+    let ext = cost_ext(requested, actual, shop.bucket_for(&token), now);
     drop(shop);
     let mut body = json!({ "data": data, "extensions": ext });
     if !response.errors.is_empty() {
@@ -337,7 +336,7 @@ async fn reset(State(app): State<AppState>, Json(b): Json<ResetBody>) -> Respons
     shop.catalog.seed(b.products, b.variants, now);
     let secs = shop.clock.secs();
     let plan = shop.plan;
-    shop.bucket = Bucket::new(plan.bucket_size(), plan.restore_rate(), secs);
+    shop.reset_buckets(Bucket::new(plan.bucket_size(), plan.restore_rate(), secs));
     shop.faults = Faults::default();
     shop.log.clear();
     Json(json!({"products": shop.catalog.products.len()})).into_response()
@@ -367,10 +366,11 @@ async fn plan(State(app): State<AppState>, Json(b): Json<PlanBody>) -> Response 
         )
             .into_response();
     }
-    shop.bucket = Bucket::new(max, restore, now);
+    let mut template = Bucket::new(max, restore, now);
     if let Some(a) = b.available {
-        shop.bucket.set_available(a, now);
+        template.set_available(a, now);
     }
+    shop.reset_buckets(template);
     Json(json!({"bucket_size": max, "restore_rate": restore})).into_response()
 }
 
@@ -404,10 +404,23 @@ async fn clear_requests(State(app): State<AppState>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn bucket(State(app): State<AppState>) -> Response {
+#[derive(Deserialize)]
+struct BucketQuery {
+    token: Option<String>,
+}
+
+/// One app's bucket (`?token=`; default: the first configured token).
+async fn bucket(
+    State(app): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<BucketQuery>,
+) -> Response {
     let mut shop = app.shop.lock();
     let now = shop.clock.secs();
-    let b = &mut shop.bucket;
+    let token = q
+        .token
+        .or_else(|| shop.tokens.first().cloned())
+        .unwrap_or_default();
+    let b = shop.bucket_for(&token);
     Json(json!({"maximum_available": b.max, "restore_rate": b.restore, "currently_available": b.available(now)})).into_response()
 }
 

@@ -173,7 +173,9 @@ pub struct ShopState {
     pub catalog: Catalog,
     pub clock: Clock,
     pub plan: Plan,
+    /// The plan's bucket settings; each access token (app) gets its own copy in `buckets`.
     pub bucket: Bucket,
+    pub buckets: std::collections::HashMap<String, Bucket>,
     pub tokens: Vec<String>,
     pub secret: String,
     pub faults: Faults,
@@ -214,6 +216,7 @@ impl ShopState {
             clock,
             plan,
             bucket,
+            buckets: Default::default(),
             tokens,
             secret,
             faults: Faults::default(),
@@ -237,6 +240,21 @@ impl ShopState {
             next_event: 1,
             staged: Default::default(),
             product_ops: Default::default(),
+        }
+    }
+
+    /// The bucket of one (app, shop): an app is identified by its access token.
+    pub fn bucket_for(&mut self, token: &str) -> &mut Bucket {
+        let template = self.bucket;
+        self.buckets.entry(token.to_owned()).or_insert(template)
+    }
+
+    /// New plan settings for every app's bucket (full, or at `available`).
+    pub fn reset_buckets(&mut self, template: Bucket) {
+        self.bucket = template;
+        self.buckets.clear();
+        for t in self.tokens.clone() {
+            self.buckets.insert(t, template);
         }
     }
 
