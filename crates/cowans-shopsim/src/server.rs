@@ -119,7 +119,7 @@ async fn graphql(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let token_ok = app.shop.lock().tokens.iter().any(|k| *k == token);
+    let token_ok = app.shop.lock().tokens.contains(&token);
     let log = |status: u16,
                outcome: &str,
                roots: Vec<String>,
