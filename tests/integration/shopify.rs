@@ -135,14 +135,33 @@ async fn every_product_is_paged_once_in_update_order_with_ids_above_two_to_the_5
         .await;
     let newer: usize = newer.into_iter().map(|p| p.unwrap().len()).sum();
     assert_eq!(newer, 20);
-    let all: usize = client
-        .product_pages(Some("colour:red".into()), 250)
-        .collect::<Vec<_>>()
+    let raw: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/admin/api/{VERSION}/graphql.json",
+            sim.base_url()
+        ))
+        .header("X-Shopify-Access-Token", TOKEN)
+        .json(&json!({"query": "{ products(first: 250, query: \"colour:red\") { nodes { id } } }"}))
+        .send()
         .await
-        .into_iter()
-        .map(|p| p.unwrap().len())
-        .sum();
-    assert_eq!(all, 620);
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        raw["data"]["products"]["nodes"].as_array().unwrap().len(),
+        250,
+        "ignored: a full scan"
+    );
+    // The client refuses such a search instead of silently scanning everything.
+    let refused: Vec<_> = client
+        .product_pages(Some("colour:red".into()), 250)
+        .collect()
+        .await;
+    assert!(
+        matches!(&refused[..], [Err(ShopifyError::Graphql(e))] if e[0].message.contains("colour")),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]

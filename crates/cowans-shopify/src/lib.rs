@@ -22,4 +22,4 @@ pub use error::{GraphqlError, ShopifyError, UserError};
 pub use gid::Gid;
 pub use http::{Answer, Client, ClientConfig, Cost, RetryPolicy, ThrottleStatus};
 pub use pacing::{CostBucket, LocalBucket};
-pub use products::{ProductNode, VariantNode};
+pub use products::{PRODUCT_SEARCH_FIELDS, ProductNode, VariantNode, check_product_search};

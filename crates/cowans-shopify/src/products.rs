@@ -62,16 +62,60 @@ fn max_page() -> u32 {
     (((crate::cost::MAX_QUERY_COST - 2.0) / per_node).floor() as u32).clamp(1, 250)
 }
 
+/// Product search fields Shopify understands. It silently ignores any other field and returns
+/// every product, so a typo would turn an incremental pull into a full scan.
+pub const PRODUCT_SEARCH_FIELDS: &[&str] = &[
+    "updated_at",
+    "created_at",
+    "id",
+    "handle",
+    "sku",
+    "status",
+    "title",
+    "vendor",
+    "product_type",
+    "tag",
+    "barcode",
+    "published_status",
+    "inventory_total",
+    "gift_card",
+    "collection_id",
+];
+
+/// Refuses a search naming a field Shopify would ignore.
+pub fn check_product_search(search: &str) -> Result<(), ShopifyError> {
+    for token in search.split_whitespace() {
+        let token = token.trim_start_matches(['-', '(']);
+        if let Some((field, _)) = token.split_once(':') {
+            let field = field.to_ascii_lowercase();
+            if !PRODUCT_SEARCH_FIELDS.contains(&field.as_str()) {
+                return Err(ShopifyError::Graphql(vec![crate::GraphqlError {
+                    message: format!(
+                        "search field {field:?} is not one Shopify knows; it would be ignored and every product returned"
+                    ),
+                    extensions: None,
+                }]));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Client {
     /// Every product matching `search` (Shopify search syntax, e.g. `updated_at:>'2026-01-01'`),
     /// oldest update first, as a stream of pages of `page_size` — capped so a page's requested
-    /// cost (products × their first 10 variants) stays within the 1000-point maximum.
+    /// cost (products × their first 10 variants) stays within the 1000-point maximum. A search
+    /// naming a field Shopify does not know is refused (see [`check_product_search`]).
     pub fn product_pages(
         &self,
         search: Option<String>,
         page_size: u32,
     ) -> BoxStream<'_, Result<Vec<ProductNode>, ShopifyError>> {
         let first = page_size.clamp(1, max_page());
+        let guard = search.as_deref().map(check_product_search).transpose();
+        if let Err(e) = guard {
+            return futures::stream::once(async move { Err(e) }).boxed();
+        }
         futures::stream::unfold(Some(None::<String>), move |cursor| {
             let search = search.clone();
             async move {
