@@ -1,21 +1,49 @@
-//! `cowans-api`: the HTTP API process. For now it serves the ops endpoints (`/health`, `/ready`,
-//! `/metrics`); the job API arrives with its own issue.
+//! `cowans-api`: serves the HTTP API (default), or manages API keys
+//! (`cowans-api keys create --name N --role viewer|operator|admin` prints the key once).
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
-use clap::Parser;
-use cowans_service::{database, ops, settings, shutdown, telemetry};
+use clap::{Parser, Subcommand};
+use cowans_service::{database, settings, shutdown, telemetry};
 
 #[derive(Parser)]
 #[command(name = "cowans-api", version, about = "Cowans HTTP API")]
 struct Cli {
     /// TOML settings file (optional; COWANS__SECTION__KEY variables override it).
-    #[arg(long)]
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// Listen address (default: api.listen).
     #[arg(long)]
     listen: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// API keys.
+    #[command(subcommand)]
+    Keys(Keys),
+}
+
+#[derive(Subcommand)]
+enum Keys {
+    /// Create a key and print it once (only its hash is stored).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// viewer, operator or admin.
+        #[arg(long)]
+        role: String,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        #[arg(long)]
+        id: i64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -28,12 +56,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         settings.api.listen = listen;
     }
     telemetry::init(&settings.log);
-    let metrics = telemetry::install_metrics()?;
-    let pool = database::connect(&settings.database).await?;
-    let listener = tokio::net::TcpListener::bind(&settings.api.listen)
-        .await
-        .with_context(|| format!("cannot listen on api.listen {}", settings.api.listen))?;
-    println!("cowans-api ready: http://{}", listener.local_addr()?);
-    ops::serve(listener, ops::router(pool, metrics), shutdown::signal()).await?;
-    Ok(())
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let metrics = telemetry::install_metrics()?;
+            let pool = database::connect(&settings.database).await?;
+            let listener = tokio::net::TcpListener::bind(&settings.api.listen)
+                .await
+                .with_context(|| format!("cannot listen on api.listen {}", settings.api.listen))?;
+            println!("cowans-api ready: http://{}", listener.local_addr()?);
+            let app = cowans_api::router(pool, metrics)
+                .into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown::signal())
+                .await?;
+            Ok(())
+        }
+        Command::Keys(Keys::Create { name, role }) => {
+            let pool = database::connect(&settings.database).await?;
+            let (key, hash, prefix) = cowans_api::auth::generate_key();
+            let row = cowans_store::create_api_key(&pool, &name, &role, &hash, &prefix).await?;
+            println!(
+                "created API key {} ({}, role {}):",
+                row.id, row.name, row.role
+            );
+            println!("{key}");
+            println!("store it now: it is not shown again");
+            Ok(())
+        }
+        Command::Keys(Keys::Revoke { id }) => {
+            let pool = database::connect(&settings.database).await?;
+            if cowans_store::revoke_api_key(&pool, id).await? {
+                println!("API key {id} revoked");
+                Ok(())
+            } else {
+                anyhow::bail!("no live API key with id {id}")
+            }
+        }
+    }
 }

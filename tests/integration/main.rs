@@ -4,6 +4,7 @@
 // Test helpers may unwrap: a failure there is a test failure with its location.
 #![allow(clippy::unwrap_used)]
 
+mod api;
 mod control_engine;
 mod control_process;
 mod control_store;

@@ -17,15 +17,20 @@ pub fn queue(name: &str) -> QueueName {
 
 /// The `cowans-worker` binary built next to this test executable.
 pub fn worker_binary() -> PathBuf {
+    binary("cowans-worker")
+}
+
+/// A workspace binary built next to this test executable.
+pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
         .parent()
         .and_then(|d| d.parent())
         .expect("test executable lives in target/<profile>/deps");
-    let bin = dir.join("cowans-worker");
+    let bin = dir.join(name);
     assert!(
         bin.exists(),
-        "{} is missing: build it first (cargo build -p cowans-worker, or run the whole workspace's tests)",
+        "{} is missing: build it first (cargo build --workspace --bins, or run ./ops/test.sh)",
         bin.display()
     );
     bin

@@ -125,3 +125,57 @@ pub async fn count_by_state(pool: &PgPool, queue: &str) -> Result<Vec<(JobState,
         })
         .collect())
 }
+
+/// Which jobs a listing shows. Empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub queue: Option<String>,
+    pub state: Option<JobState>,
+    pub kind: Option<String>,
+}
+
+/// A page of jobs in id order after `after` (keyset pagination).
+pub async fn list_jobs(
+    pool: &PgPool,
+    filter: &JobFilter,
+    after: Option<JobId>,
+    limit: i64,
+) -> Result<Vec<JobRecord>> {
+    let rows: Vec<JobRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM cowans_jobs WHERE ($1::text IS NULL OR queue = $1) \
+          AND ($2::text IS NULL OR state = $2::cowans_job_state) AND ($3::text IS NULL OR kind = $3) \
+          AND id > $4 ORDER BY id LIMIT $5"
+    ))
+    .bind(&filter.queue)
+    .bind(filter.state.map(JobState::as_str))
+    .bind(&filter.kind)
+    .bind(after.map_or(0, |a| a.0))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(JobRecord::try_from).collect()
+}
+
+/// Runs a dead or cancelled job again from its first attempt (history kept). `Ok(false)` when
+/// the job is not dead or cancelled; an error naming `unique_key` when a live job holds its key.
+pub async fn retry_job(pool: &PgPool, id: JobId) -> Result<bool> {
+    let result: std::result::Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
+        "WITH moved AS (UPDATE cowans_jobs SET state = 'available', attempt = 0, run_at = now(), \
+         finalized_at = NULL, lease_expires_at = NULL \
+         WHERE id = $1 AND state IN ('dead', 'cancelled') RETURNING id, queue), \
+         notified AS (SELECT count(pg_notify('cowans_jobs', 'r:' || queue)) AS n FROM moved) \
+         SELECT moved.id FROM moved CROSS JOIN notified",
+    )
+    .bind(id.0)
+    .fetch_optional(pool)
+    .await;
+    match result {
+        Ok(found) => Ok(found.is_some()),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => Err(
+            StoreError::invalid("unique_key", "a live job holds this job's unique key"),
+        ),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -8,6 +8,7 @@
 //! apalis, HTTP or processes; callers pass ids, leases and decisions in, and get rows out.
 
 mod ack;
+mod api;
 mod batches;
 mod claim;
 mod control;
@@ -26,6 +27,9 @@ mod stats;
 mod workers;
 
 pub use ack::{Failed, LeaseRef, complete, complete_in_tx, release, settle_failures};
+pub use api::{
+    ApiKeyRow, AuditEntry, audit, create_api_key, find_api_key, list_audit, revoke_api_key,
+};
 pub use batches::{
     BatchCallback, BatchProgress, BatchRefresh, Counts, EVENTS_CHANNEL, batch_progress,
     create_batch, refresh_batches,
@@ -41,7 +45,7 @@ pub use enqueue::{
     Enqueued, NOTIFY_CHANNEL, NewJob, Unique, enqueue, enqueue_autocommit, enqueue_many,
 };
 pub use error::{Result, StoreError};
-pub use jobs::{JobRecord, count_by_state, get_job};
+pub use jobs::{JobFilter, JobRecord, count_by_state, get_job, list_jobs, retry_job};
 pub use leader::{LeaderTerm, resign_leader, try_lead};
 pub use lease::{Rescued, heartbeat, rescue_expired};
 pub use limits::{

@@ -1,0 +1,113 @@
+//! The Cowans HTTP API: `/api/v1` (jobs, queues, audit) behind API-key authentication and
+//! roles, one error shape, plus the ops endpoints. The binary (`main.rs`) only wires settings.
+
+pub mod auth;
+pub mod error;
+pub mod routes;
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, rejection::JsonRejection},
+    routing::{get, post},
+};
+use cowans_store::PgPool;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::Value;
+
+use crate::{auth::Principal, error::ApiError};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    pub pool: PgPool,
+}
+
+/// Request bodies above this are refused (413).
+pub const BODY_LIMIT: usize = 16 << 20;
+/// A request taking longer is answered 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The whole HTTP surface. `metrics` is the process's Prometheus handle (for `/metrics`).
+pub fn router(pool: PgPool, metrics: PrometheusHandle) -> Router {
+    let state = ApiState { pool: pool.clone() };
+    let api = Router::new()
+        .route(
+            "/api/v1/jobs",
+            post(routes::jobs::submit).get(routes::jobs::list),
+        )
+        .route("/api/v1/jobs/bulk", post(routes::jobs::submit_many))
+        .route("/api/v1/jobs/{id}", get(routes::jobs::get))
+        .route("/api/v1/jobs/{id}/cancel", post(routes::jobs::cancel))
+        .route("/api/v1/jobs/{id}/retry", post(routes::jobs::retry))
+        .route("/api/v1/queues", get(routes::queues::list))
+        .route("/api/v1/queues/{queue}", get(routes::queues::get))
+        .route("/api/v1/queues/{queue}/pause", post(routes::queues::pause))
+        .route(
+            "/api/v1/queues/{queue}/resume",
+            post(routes::queues::resume),
+        )
+        .route("/api/v1/audit", get(routes::audit::list))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(
+                    |_: tower::BoxError| async {
+                        ApiError::new(
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            "timeout",
+                            format!("the request took longer than {REQUEST_TIMEOUT:?}"),
+                        )
+                    },
+                ))
+                .timeout(REQUEST_TIMEOUT),
+        )
+        .with_state(state);
+    api.merge(cowans_service::ops::router(pool, metrics))
+}
+
+/// A JSON body that could not be read, as a 422 (or 413) naming what is wrong.
+pub(crate) fn json_error(e: &JsonRejection) -> ApiError {
+    match e {
+        JsonRejection::BytesRejection(_)
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            ApiError::new(
+                e.status(),
+                "too_large",
+                format!("the body is larger than {BODY_LIMIT} bytes"),
+            )
+        }
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send Content-Type: application/json",
+        ),
+        _ => ApiError::invalid("body", e.body_text()),
+    }
+}
+
+/// Records a mutating call; a failure to record is logged, never hidden from operators.
+pub(crate) async fn audit(
+    state: &ApiState,
+    who: &Principal,
+    action: &str,
+    target: Option<&str>,
+    details: Value,
+) {
+    if let Err(e) = cowans_store::audit(
+        &state.pool,
+        &who.actor,
+        who.role.as_str(),
+        action,
+        target,
+        who.client_addr.as_deref(),
+        &details,
+    )
+    .await
+    {
+        tracing::error!(error = %e, action, "could not write the audit log");
+    }
+}

@@ -1,0 +1,42 @@
+//! The audit log (admin only).
+
+use axum::{
+    Json,
+    extract::{Query, State},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    ApiState,
+    auth::{Principal, Role},
+    error::{ApiError, ApiResult},
+    routes::Page,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub before: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// `GET /api/v1/audit?before=&limit=` (admin), newest first.
+pub async fn list(
+    State(state): State<ApiState>,
+    who: Principal,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    who.require(Role::Admin)?;
+    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let limit = Page {
+        after: None,
+        limit: q.limit,
+    }
+    .limit()?;
+    let entries = cowans_store::list_audit(&state.pool, q.before, limit).await?;
+    let next = (entries.len() as i64 == limit)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(json!({ "entries": entries, "next_before": next })))
+}

@@ -1,0 +1,278 @@
+//! Jobs: submit one or many, get, list, cancel, retry.
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::StatusCode,
+};
+use chrono::{DateTime, Utc};
+use cowans_core::{JobId, JobState, QueueName};
+use cowans_store::{JobFilter, JobRecord, NewJob, Unique};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::{
+    ApiState,
+    auth::{Principal, Role},
+    error::{ApiError, ApiResult},
+    routes::Page,
+};
+
+/// Most jobs in one JSON-array submit.
+pub const MAX_BULK: usize = 10_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitJob {
+    pub queue: String,
+    pub kind: String,
+    #[serde(default)]
+    pub args: Value,
+    #[serde(default)]
+    pub priority: i16,
+    pub run_at: Option<DateTime<Utc>>,
+    pub max_attempts: Option<i32>,
+    pub unique_key: Option<String>,
+    pub rate_key: Option<String>,
+}
+
+impl SubmitJob {
+    fn into_new_job(self, at: &str) -> ApiResult<NewJob> {
+        let field = |f: &str| {
+            if at.is_empty() {
+                f.to_owned()
+            } else {
+                format!("{at}.{f}")
+            }
+        };
+        let queue = QueueName::new(self.queue)
+            .map_err(|e| ApiError::invalid(&field("queue"), e.to_string()))?;
+        let mut job = NewJob::new(queue, self.kind, self.args).priority(self.priority);
+        if let Some(t) = self.run_at {
+            job = job.run_at(t);
+        }
+        if let Some(m) = self.max_attempts {
+            job = job.max_attempts(m);
+        }
+        if let Some(k) = self.unique_key {
+            job = job.unique(Unique::key(k));
+        }
+        if let Some(k) = self.rate_key {
+            job = job.rate_key(k);
+        }
+        Ok(job)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Submitted {
+    pub id: i64,
+    pub duplicate: bool,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct JobView {
+    pub id: i64,
+    pub queue: String,
+    pub kind: String,
+    pub args: Value,
+    pub state: JobState,
+    pub priority: i16,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub attempted_at: Option<DateTime<Utc>>,
+    pub finalized_at: Option<DateTime<Utc>>,
+    pub errors: Vec<cowans_core::AttemptError>,
+    pub unique_key: Option<String>,
+    pub batch_id: Option<i64>,
+}
+
+impl From<JobRecord> for JobView {
+    fn from(j: JobRecord) -> Self {
+        Self {
+            id: j.id.0,
+            queue: j.queue,
+            kind: j.kind,
+            args: j.args,
+            state: j.state,
+            priority: j.priority,
+            attempt: j.attempt,
+            max_attempts: j.max_attempts,
+            run_at: j.run_at,
+            created_at: j.created_at,
+            attempted_at: j.attempted_at,
+            finalized_at: j.finalized_at,
+            errors: j.errors,
+            unique_key: j.unique_key,
+            batch_id: j.batch_id,
+        }
+    }
+}
+
+/// `POST /api/v1/jobs` (operator).
+pub async fn submit(
+    State(state): State<ApiState>,
+    who: Principal,
+    body: Result<Json<SubmitJob>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Submitted>)> {
+    who.require(Role::Operator)?;
+    let Json(body) = body.map_err(|e| crate::json_error(&e))?;
+    let job = body.into_new_job("")?;
+    let done = cowans_store::enqueue_autocommit(&state.pool, std::slice::from_ref(&job)).await?;
+    let status = if done[0].duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        Json(Submitted {
+            id: done[0].id.0,
+            duplicate: done[0].duplicate,
+        }),
+    ))
+}
+
+/// `POST /api/v1/jobs/bulk` (operator): a JSON array, one statement, a result per item.
+pub async fn submit_many(
+    State(state): State<ApiState>,
+    who: Principal,
+    body: Result<Json<Vec<SubmitJob>>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    who.require(Role::Operator)?;
+    let Json(items) = body.map_err(|e| crate::json_error(&e))?;
+    if items.len() > MAX_BULK {
+        return Err(ApiError::invalid(
+            "jobs",
+            format!("has {} items; at most {MAX_BULK} per request", items.len()),
+        ));
+    }
+    let jobs = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, j)| j.into_new_job(&format!("jobs[{i}]")))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let done = cowans_store::enqueue_autocommit(&state.pool, &jobs).await?;
+    let results: Vec<Submitted> = done
+        .iter()
+        .map(|d| Submitted {
+            id: d.id.0,
+            duplicate: d.duplicate,
+        })
+        .collect();
+    Ok((StatusCode::CREATED, Json(json!({ "results": results }))))
+}
+
+/// `GET /api/v1/jobs/{id}` (viewer).
+pub async fn get(
+    State(state): State<ApiState>,
+    who: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<JobView>> {
+    who.require(Role::Viewer)?;
+    let job = cowans_store::get_job(&state.pool, JobId(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {id} does not exist")))?;
+    Ok(Json(job.into()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub queue: Option<String>,
+    pub state: Option<String>,
+    pub kind: Option<String>,
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// `GET /api/v1/jobs?queue=&state=&kind=&after=&limit=` (viewer), id order.
+pub async fn list(
+    State(state): State<ApiState>,
+    who: Principal,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    who.require(Role::Viewer)?;
+    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let page = Page {
+        after: q.after,
+        limit: q.limit,
+    };
+    let limit = page.limit()?;
+    let job_state = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(JobState::parse(s).ok_or_else(|| {
+            ApiError::invalid("state", format!("is {s:?}; it must be one of available, scheduled, running, completed, cancelled, dead"))
+        })?),
+    };
+    let filter = JobFilter {
+        queue: q.queue,
+        state: job_state,
+        kind: q.kind,
+    };
+    let jobs = cowans_store::list_jobs(&state.pool, &filter, page.after.map(JobId), limit).await?;
+    let next = (jobs.len() as i64 == limit)
+        .then(|| jobs.last().map(|j| j.id.0))
+        .flatten();
+    let jobs: Vec<JobView> = jobs.into_iter().map(Into::into).collect();
+    Ok(Json(json!({ "jobs": jobs, "next_after": next })))
+}
+
+/// `POST /api/v1/jobs/{id}/cancel` (operator).
+pub async fn cancel(
+    State(state): State<ApiState>,
+    who: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    who.require(Role::Operator)?;
+    let done = cowans_store::cancel_jobs(&state.pool, &[JobId(id)]).await?;
+    crate::audit(
+        &state,
+        &who,
+        "job.cancel",
+        Some(&format!("job:{id}")),
+        json!({ "cancelled": !done.is_empty() }),
+    )
+    .await;
+    match done.first() {
+        Some(c) => Ok(Json(json!({ "id": id, "cancelled": true, "was": c.was }))),
+        None => match cowans_store::get_job(&state.pool, JobId(id)).await? {
+            Some(j) => Err(ApiError::conflict(format!(
+                "job {id} is {} and cannot be cancelled",
+                j.state
+            ))),
+            None => Err(ApiError::not_found(format!("job {id} does not exist"))),
+        },
+    }
+}
+
+/// `POST /api/v1/jobs/{id}/retry` (operator): a dead or cancelled job runs again.
+pub async fn retry(
+    State(state): State<ApiState>,
+    who: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    who.require(Role::Operator)?;
+    let retried = cowans_store::retry_job(&state.pool, JobId(id)).await;
+    crate::audit(
+        &state,
+        &who,
+        "job.retry",
+        Some(&format!("job:{id}")),
+        json!({ "ok": matches!(retried, Ok(true)) }),
+    )
+    .await;
+    if retried? {
+        return Ok(Json(json!({ "id": id, "state": "available" })));
+    }
+    match cowans_store::get_job(&state.pool, JobId(id)).await? {
+        Some(j) => Err(ApiError::conflict(format!(
+            "job {id} is {}; only dead or cancelled jobs can be retried",
+            j.state
+        ))),
+        None => Err(ApiError::not_found(format!("job {id} does not exist"))),
+    }
+}

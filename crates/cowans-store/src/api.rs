@@ -1,0 +1,117 @@
+//! What the HTTP API keeps: API keys (hashed) and the audit log.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::{Result, StoreError};
+
+/// A stored API key (never the key itself).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: i64,
+    pub name: String,
+    pub role: String,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub async fn create_api_key(
+    pool: &PgPool,
+    name: &str,
+    role: &str,
+    key_hash: &[u8],
+    prefix: &str,
+) -> Result<ApiKeyRow> {
+    if name.trim().is_empty() || name.chars().count() > 200 {
+        return Err(StoreError::invalid("name", "must be 1 to 200 characters"));
+    }
+    if !matches!(role, "viewer" | "operator" | "admin") {
+        return Err(StoreError::invalid(
+            "role",
+            format!("is {role:?}; it must be viewer, operator or admin"),
+        ));
+    }
+    Ok(sqlx::query_as(
+        "INSERT INTO cowans_api_keys (name, role, key_hash, prefix) VALUES ($1, $2, $3, $4) \
+         RETURNING id, name, role, prefix, created_at, revoked_at",
+    )
+    .bind(name)
+    .bind(role)
+    .bind(key_hash)
+    .bind(prefix)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// The live key with this hash (revoked keys are not found), marking it used.
+pub async fn find_api_key(pool: &PgPool, key_hash: &[u8]) -> Result<Option<ApiKeyRow>> {
+    Ok(sqlx::query_as(
+        "UPDATE cowans_api_keys SET last_used_at = now() \
+         WHERE key_hash = $1 AND revoked_at IS NULL \
+         RETURNING id, name, role, prefix, created_at, revoked_at",
+    )
+    .bind(key_hash)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn revoke_api_key(pool: &PgPool, id: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE cowans_api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// One audited call.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub role: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub client_addr: Option<String>,
+    pub details: Value,
+}
+
+pub async fn audit(
+    pool: &PgPool,
+    actor: &str,
+    role: &str,
+    action: &str,
+    target: Option<&str>,
+    client_addr: Option<&str>,
+    details: &Value,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO cowans_audit (actor, role, action, target, client_addr, details) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(actor)
+    .bind(role)
+    .bind(action)
+    .bind(target)
+    .bind(client_addr)
+    .bind(details)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Audit entries, newest first, before `before` (keyset pagination).
+pub async fn list_audit(pool: &PgPool, before: Option<i64>, limit: i64) -> Result<Vec<AuditEntry>> {
+    Ok(sqlx::query_as(
+        "SELECT id, at, actor, role, action, target, client_addr, details FROM cowans_audit \
+         WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,0 +1,522 @@
+//! The HTTP API on a real server (port 0) over real Postgres: every route's happy path, the auth
+//! matrix, bad input, pagination, audit.
+
+use std::net::SocketAddr;
+
+use cowans_testkit::TestDb;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+    _db: TestDb,
+    pool: cowans_store::PgPool,
+    viewer: String,
+    operator: String,
+    admin: String,
+}
+
+async fn key(pool: &cowans_store::PgPool, role: &str) -> String {
+    let (key, hash, prefix) = cowans_api::auth::generate_key();
+    cowans_store::create_api_key(pool, &format!("{role}-key"), role, &hash, &prefix)
+        .await
+        .unwrap();
+    key
+}
+
+async fn api() -> Api {
+    let db = TestDb::new().await;
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .build_recorder()
+        .handle();
+    let app = cowans_api::router(db.pool.clone(), handle)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let pool = db.pool.clone();
+    Api {
+        viewer: key(&pool, "viewer").await,
+        operator: key(&pool, "operator").await,
+        admin: key(&pool, "admin").await,
+        base,
+        http: reqwest::Client::new(),
+        pool,
+        _db: db,
+    }
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+fn assert_error_shape(v: &Value, code: &str) {
+    assert_eq!(v["error"]["code"], code, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{v}"
+    );
+    assert!(v["error"].get("details").is_some(), "{v}");
+}
+
+#[tokio::test]
+async fn every_route_refuses_missing_malformed_wrong_and_revoked_credentials_and_low_roles() {
+    let api = api().await;
+    // (method, path, body, least role)
+    let routes: Vec<(Method, &str, Option<Value>, &str)> = vec![
+        (
+            Method::POST,
+            "/api/v1/jobs",
+            Some(json!({"queue": "q", "kind": "k"})),
+            "operator",
+        ),
+        (
+            Method::POST,
+            "/api/v1/jobs/bulk",
+            Some(json!([{"queue": "q", "kind": "k"}])),
+            "operator",
+        ),
+        (Method::GET, "/api/v1/jobs", None, "viewer"),
+        (Method::GET, "/api/v1/jobs/1", None, "viewer"),
+        (Method::POST, "/api/v1/jobs/1/cancel", None, "operator"),
+        (Method::POST, "/api/v1/jobs/1/retry", None, "operator"),
+        (Method::GET, "/api/v1/queues", None, "viewer"),
+        (Method::GET, "/api/v1/queues/q", None, "viewer"),
+        (Method::POST, "/api/v1/queues/q/pause", None, "operator"),
+        (Method::POST, "/api/v1/queues/q/resume", None, "operator"),
+        (Method::GET, "/api/v1/audit", None, "admin"),
+    ];
+    let (revoked, hash, prefix) = cowans_api::auth::generate_key();
+    let row = cowans_store::create_api_key(&api.pool, "old", "admin", &hash, &prefix)
+        .await
+        .unwrap();
+    cowans_store::revoke_api_key(&api.pool, row.id)
+        .await
+        .unwrap();
+    for (method, path, body, least) in &routes {
+        let (s, v) = api.call(method.clone(), path, None, body.clone()).await;
+        assert_eq!(s, 401, "{method} {path} without credentials");
+        assert_error_shape(&v, "unauthorized");
+        let r = api
+            .http
+            .request(method.clone(), format!("{}{path}", api.base))
+            .header("authorization", "Basic dXNlcjpwYXNz")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{method} {path} with a malformed header");
+        for bad in ["cwk_not_a_real_key", "garbage", revoked.as_str()] {
+            let (s, _) = api
+                .call(method.clone(), path, Some(bad), body.clone())
+                .await;
+            assert_eq!(s, 401, "{method} {path} with key {bad:.8}…");
+        }
+        for (role, key) in [
+            ("viewer", &api.viewer),
+            ("operator", &api.operator),
+            ("admin", &api.admin),
+        ] {
+            let (s, v) = api
+                .call(method.clone(), path, Some(key), body.clone())
+                .await;
+            let allowed = matches!(
+                (*least, role),
+                ("viewer", _) | ("operator", "operator" | "admin") | ("admin", "admin")
+            );
+            if allowed {
+                assert!(s != 401 && s != 403, "{method} {path} as {role}: {s} {v}");
+            } else {
+                assert_eq!(s, 403, "{method} {path} as {role}");
+                assert_error_shape(&v, "forbidden");
+            }
+        }
+    }
+    // The X-Api-Key header works too.
+    let r = api
+        .http
+        .get(format!("{}/api/v1/queues", api.base))
+        .header("x-api-key", &api.viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn jobs_are_submitted_read_listed_cancelled_and_retried() {
+    let api = api().await;
+    let op = Some(api.operator.as_str());
+    let (s, v) = api.call(Method::POST, "/api/v1/jobs", op, Some(json!({"queue": "mail", "kind": "mail.send", "args": {"to": "a@b.c"}, "priority": 3, "unique_key": "order-1"}))).await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    assert_eq!(v["duplicate"], false);
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/jobs",
+            op,
+            Some(json!({"queue": "mail", "kind": "mail.send", "unique_key": "order-1"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["id"].as_i64(), v["duplicate"].clone()),
+        (StatusCode::OK, Some(id), json!(true))
+    );
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/jobs/bulk",
+            op,
+            Some(json!([
+                {"queue": "mail", "kind": "mail.send", "args": {"n": 1}},
+                {"queue": "mail", "kind": "mail.send", "unique_key": "order-1"},
+                {"queue": "other", "kind": "x.y"}
+            ])),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(
+        (results[1]["id"].as_i64(), results[1]["duplicate"].clone()),
+        (Some(id), json!(true))
+    );
+
+    let (s, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/jobs/{id}"),
+            Some(&api.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (
+            v["queue"].clone(),
+            v["state"].clone(),
+            v["args"]["to"].clone(),
+            v["priority"].clone()
+        ),
+        (json!("mail"), json!("available"), json!("a@b.c"), json!(3))
+    );
+    let (s, v) = api
+        .call(Method::GET, "/api/v1/jobs/999999", Some(&api.viewer), None)
+        .await;
+    assert_eq!(s, 404);
+    assert_error_shape(&v, "not_found");
+
+    // Keyset pagination over a queue.
+    let (_, page1) = api
+        .call(
+            Method::GET,
+            "/api/v1/jobs?queue=mail&limit=1",
+            Some(&api.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(page1["jobs"].as_array().unwrap().len(), 1);
+    let next = page1["next_after"].as_i64().unwrap();
+    let (_, page2) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/jobs?queue=mail&limit=1&after={next}"),
+            Some(&api.viewer),
+            None,
+        )
+        .await;
+    assert!(page2["jobs"][0]["id"].as_i64().unwrap() > next);
+    let (_, page3) = api
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/jobs?queue=mail&limit=5&after={}",
+                page2["jobs"][0]["id"]
+            ),
+            Some(&api.viewer),
+            None,
+        )
+        .await;
+    assert!(page3["jobs"].as_array().unwrap().is_empty() && page3["next_after"].is_null());
+
+    // Cancel, then retry; both refused from the wrong state.
+    let (s, v) = api
+        .call(Method::POST, &format!("/api/v1/jobs/{id}/cancel"), op, None)
+        .await;
+    assert_eq!((s, v["was"].clone()), (StatusCode::OK, json!("available")));
+    let (s, v) = api
+        .call(Method::POST, &format!("/api/v1/jobs/{id}/cancel"), op, None)
+        .await;
+    assert_eq!(s, 409);
+    assert_error_shape(&v, "conflict");
+    let (_, listed) = api
+        .call(
+            Method::GET,
+            "/api/v1/jobs?state=cancelled",
+            Some(&api.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(listed["jobs"][0]["id"].as_i64(), Some(id));
+    let (s, v) = api
+        .call(Method::POST, &format!("/api/v1/jobs/{id}/retry"), op, None)
+        .await;
+    assert_eq!(
+        (s, v["state"].clone()),
+        (StatusCode::OK, json!("available")),
+        "{v}"
+    );
+    let (s, _) = api
+        .call(Method::POST, &format!("/api/v1/jobs/{id}/retry"), op, None)
+        .await;
+    assert_eq!(s, 409);
+    let (s, _) = api
+        .call(Method::POST, "/api/v1/jobs/424242/cancel", op, None)
+        .await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_422_naming_the_field() {
+    let api = api().await;
+    let op = Some(api.operator.as_str());
+    let cases = [
+        (json!({"kind": "k"}), "queue"),
+        (json!({"queue": "Bad Queue", "kind": "k"}), "queue"),
+        (json!({"queue": "q", "kind": "Not A Kind"}), "kind"),
+        (
+            json!({"queue": "q", "kind": "k", "max_attempts": 0}),
+            "max_attempts",
+        ),
+        (
+            json!({"queue": "q", "kind": "k", "surprise": 1}),
+            "surprise",
+        ),
+        (
+            json!({"queue": "q", "kind": "k", "priority": "high"}),
+            "priority",
+        ),
+    ];
+    for (body, field) in cases {
+        let (s, v) = api
+            .call(Method::POST, "/api/v1/jobs", op, Some(body.clone()))
+            .await;
+        assert_eq!(s, 422, "{body} -> {v}");
+        assert_error_shape(&v, "invalid");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(field),
+            "{body}: {v}"
+        );
+    }
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/jobs/bulk",
+            op,
+            Some(json!([{"queue": "q", "kind": "k"}, {"queue": "q", "kind": "BAD"}])),
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("jobs[1].kind"),
+        "{v}"
+    );
+    let (s, v) = api
+        .call(
+            Method::GET,
+            "/api/v1/jobs?state=sleeping",
+            Some(&api.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert_eq!(v["error"]["details"]["field"], "state");
+    let (s, v) = api
+        .call(Method::GET, "/api/v1/jobs?limit=0", Some(&api.viewer), None)
+        .await;
+    assert_eq!(
+        (s, v["error"]["details"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("limit"))
+    );
+    let (s, _) = api
+        .call(Method::POST, "/api/v1/queues/Bad%20Q/pause", op, None)
+        .await;
+    assert_eq!(s, 422);
+    // Not JSON, and too large.
+    let r = api
+        .http
+        .post(format!("{}/api/v1/jobs", api.base))
+        .bearer_auth(&api.operator)
+        .body("queue=q")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let huge = format!("[{}]", vec![r#"{"queue":"q","kind":"k","args":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#; 200_000].join(","));
+    let r = api
+        .http
+        .post(format!("{}/api/v1/jobs/bulk", api.base))
+        .bearer_auth(&api.operator)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let (s, v) = api
+        .call(Method::GET, "/api/v1/nope", Some(&api.viewer), None)
+        .await;
+    assert_eq!(s, 404);
+    assert_error_shape(&v, "not_found");
+}
+
+#[tokio::test]
+async fn queues_are_listed_paused_resumed_and_every_change_is_audited() {
+    let api = api().await;
+    let op = Some(api.operator.as_str());
+    api.call(
+        Method::POST,
+        "/api/v1/jobs",
+        op,
+        Some(json!({"queue": "mail", "kind": "k"})),
+    )
+    .await;
+    cowans_store::refresh_queue_stats(&api.pool).await.unwrap();
+    let (s, v) = api
+        .call(Method::GET, "/api/v1/queues", Some(&api.viewer), None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["queues"][0]["queue"], "mail");
+    assert_eq!(v["queues"][0]["counts"]["available"], 1);
+    let (s, v) = api
+        .call(Method::POST, "/api/v1/queues/mail/pause", op, None)
+        .await;
+    assert_eq!((s, v["paused"].clone()), (StatusCode::OK, json!(true)));
+    let (_, v) = api
+        .call(Method::GET, "/api/v1/queues/mail", Some(&api.viewer), None)
+        .await;
+    assert_eq!(v["paused"], true);
+    api.call(Method::POST, "/api/v1/queues/mail/resume", op, None)
+        .await;
+    let (_, v) = api
+        .call(Method::GET, "/api/v1/queues/mail", Some(&api.viewer), None)
+        .await;
+    assert_eq!(v["paused"], false);
+    let (s, _) = api
+        .call(
+            Method::GET,
+            "/api/v1/queues/never-seen",
+            Some(&api.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    let (s, v) = api
+        .call(Method::GET, "/api/v1/audit?limit=1", Some(&api.admin), None)
+        .await;
+    assert_eq!(s, 200);
+    let e = &v["entries"][0];
+    assert_eq!(e["action"], "queue.resume");
+    assert_eq!(e["target"], "queue:mail");
+    assert_eq!(e["role"], "operator");
+    assert!(
+        e["actor"].as_str().unwrap().ends_with(":operator-key"),
+        "{e}"
+    );
+    assert!(
+        e["client_addr"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{e}"
+    );
+    let (_, older) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?limit=5&before={}", v["next_before"]),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(older["entries"][0]["action"], "queue.pause");
+}
+
+#[tokio::test]
+async fn keys_are_created_on_the_command_line_shown_once_and_stored_hashed() {
+    let db = TestDb::new().await;
+    let run = |args: &[&str]| {
+        std::process::Command::new(cowans_tests::binary("cowans-api"))
+            .args(args)
+            .env("COWANS__DATABASE__URL", db.url())
+            .env("COWANS__LOG__FILTER", "warn")
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("run cowans-api")
+    };
+    let out = run(&["keys", "create", "--name", "ci", "--role", "operator"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let key = stdout
+        .lines()
+        .find(|l| l.starts_with("cwk_"))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .to_owned();
+    let row = cowans_store::find_api_key(&db.pool, &cowans_api::auth::hash_key(&key))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.name.as_str(), row.role.as_str()), ("ci", "operator"));
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT key_hash FROM cowans_api_keys WHERE id = $1")
+        .bind(row.id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert!(
+        !stored.windows(key.len()).any(|w| w == key.as_bytes()),
+        "only the hash is stored"
+    );
+    let out = run(&["keys", "create", "--name", "x", "--role", "root"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("role") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    let out = run(&["keys", "revoke", "--id", &row.id.to_string()]);
+    assert!(out.status.success());
+    assert!(
+        cowans_store::find_api_key(&db.pool, &cowans_api::auth::hash_key(&key))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
