@@ -120,12 +120,16 @@ impl FromRequestParts<ApiState> for Principal {
             .ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
         let role = Role::parse(&row.role)
             .ok_or_else(|| ApiError::unauthorized("the key has an unknown role"))?;
+        let actor = format!("key:{}:{}", row.id, row.name);
+        if let Err(wait) = state.limiter.check(&actor) {
+            return Err(ApiError::too_many_requests(wait));
+        }
         let client_addr = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.to_string());
         Ok(Principal {
-            actor: format!("key:{}:{}", row.id, row.name),
+            actor,
             role,
             client_addr,
         })

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod rate_limit;
 pub mod routes;
 
 use std::time::Duration;
@@ -22,6 +23,7 @@ use crate::{auth::Principal, error::ApiError};
 #[derive(Clone)]
 pub struct ApiState {
     pub pool: PgPool,
+    pub limiter: std::sync::Arc<rate_limit::KeyRateLimiter>,
 }
 
 /// Request bodies above this are refused (413).
@@ -29,9 +31,22 @@ pub const BODY_LIMIT: usize = 16 << 20;
 /// A request taking longer is answered 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The whole HTTP surface. `metrics` is the process's Prometheus handle (for `/metrics`).
+/// The whole HTTP surface with the default per-key rate limit. `metrics` is the process's
+/// Prometheus handle (for `/metrics`).
 pub fn router(pool: PgPool, metrics: PrometheusHandle) -> Router {
-    let state = ApiState { pool: pool.clone() };
+    router_with(pool, metrics, rate_limit::RateConfig::default())
+}
+
+/// The whole HTTP surface with a per-key rate limit of `rate`.
+pub fn router_with(
+    pool: PgPool,
+    metrics: PrometheusHandle,
+    rate: rate_limit::RateConfig,
+) -> Router {
+    let state = ApiState {
+        pool: pool.clone(),
+        limiter: std::sync::Arc::new(rate_limit::KeyRateLimiter::new(rate)),
+    };
     let api = Router::new()
         .route(
             "/api/v1/jobs",
@@ -48,7 +63,20 @@ pub fn router(pool: PgPool, metrics: PrometheusHandle) -> Router {
             "/api/v1/queues/{queue}/resume",
             post(routes::queues::resume),
         )
+        .route("/api/v1/queues/{queue}/dead", get(routes::dead::list))
+        .route(
+            "/api/v1/queues/{queue}/dead/redrive",
+            post(routes::dead::redrive),
+        )
+        .route(
+            "/api/v1/queues/{queue}/dead/purge",
+            post(routes::dead::purge),
+        )
+        .route("/api/v1/batches", post(routes::batches::create))
+        .route("/api/v1/batches/{id}", get(routes::batches::get))
+        .route("/api/v1/batches/{id}/cancel", post(routes::batches::cancel))
         .route("/api/v1/audit", get(routes::audit::list))
+        .route_layer(axum::middleware::from_fn(track))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
@@ -110,4 +138,24 @@ pub(crate) async fn audit(
     {
         tracing::error!(error = %e, action, "could not write the audit log");
     }
+}
+
+/// Requests by route, method and status, and their latency.
+async fn track(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("cowans_api_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("cowans_api_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
 }

@@ -64,7 +64,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on api.listen {}", settings.api.listen))?;
             println!("cowans-api ready: http://{}", listener.local_addr()?);
-            let app = cowans_api::router(pool, metrics)
+            let rate = cowans_api::rate_limit::RateConfig {
+                per_second: settings.api.rate_per_second,
+                burst: f64::from(settings.api.rate_burst),
+            };
+            let app = cowans_api::router_with(pool, metrics, rate)
                 .into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown::signal())

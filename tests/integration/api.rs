@@ -108,6 +108,27 @@ async fn every_route_refuses_missing_malformed_wrong_and_revoked_credentials_and
         (Method::GET, "/api/v1/queues/q", None, "viewer"),
         (Method::POST, "/api/v1/queues/q/pause", None, "operator"),
         (Method::POST, "/api/v1/queues/q/resume", None, "operator"),
+        (Method::GET, "/api/v1/queues/q/dead", None, "viewer"),
+        (
+            Method::POST,
+            "/api/v1/queues/q/dead/redrive",
+            Some(json!({"all": true})),
+            "operator",
+        ),
+        (
+            Method::POST,
+            "/api/v1/queues/q/dead/purge",
+            Some(json!({"expected": 0})),
+            "admin",
+        ),
+        (
+            Method::POST,
+            "/api/v1/batches",
+            Some(json!({"jobs": [{"queue": "q", "kind": "k"}]})),
+            "operator",
+        ),
+        (Method::GET, "/api/v1/batches/1", None, "viewer"),
+        (Method::POST, "/api/v1/batches/1/cancel", None, "operator"),
         (Method::GET, "/api/v1/audit", None, "admin"),
     ];
     let (revoked, hash, prefix) = cowans_api::auth::generate_key();
@@ -518,5 +539,282 @@ async fn keys_are_created_on_the_command_line_shown_once_and_stored_hashed() {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_redriven_and_purged_only_with_the_expected_count() {
+    let api = api().await;
+    let op = Some(api.operator.as_str());
+    // Three dead letters in "mail" (two of kind a), one in "other".
+    let mut dead = Vec::new();
+    for (q, kind) in [("mail", "a"), ("mail", "a"), ("mail", "b"), ("other", "a")] {
+        let id = cowans_store::enqueue(
+            &api.pool,
+            &cowans_store::NewJob::new(cowans_tests::queue(q), kind, json!({})).max_attempts(1),
+        )
+        .await
+        .unwrap()
+        .id;
+        let c = cowans_store::claim(
+            &api.pool,
+            &cowans_tests::queue(q),
+            1,
+            uuid::Uuid::new_v4(),
+            std::time::Duration::from_secs(30),
+            None,
+        )
+        .await
+        .unwrap();
+        let lease = cowans_store::LeaseRef {
+            id,
+            lease: c[0].lease,
+        };
+        cowans_store::settle_failures(
+            &api.pool,
+            uuid::Uuid::new_v4(),
+            &[cowans_store::Failed {
+                lease,
+                attempt: 1,
+                error: "boom".into(),
+                retry_in: None,
+            }],
+        )
+        .await
+        .unwrap();
+        dead.push(id.0);
+    }
+    let (s, v) = api
+        .call(
+            Method::GET,
+            "/api/v1/queues/mail/dead?limit=2",
+            Some(&api.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["jobs"].as_array().unwrap().len(), 2);
+    assert_eq!(v["jobs"][0]["errors"][0]["error"], "boom");
+    let (_, v2) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/queues/mail/dead?after={}", v["next_after"]),
+            Some(&api.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(v2["jobs"].as_array().unwrap().len(), 1);
+    // Purge with the wrong count: refused, nothing deleted. Operators may not purge at all.
+    let (s, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/queues/mail/dead/purge",
+            op,
+            Some(json!({"kind": "a", "expected": 2})),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/queues/mail/dead/purge",
+            Some(&api.admin),
+            Some(json!({"kind": "a", "expected": 5})),
+        )
+        .await;
+    assert_eq!(s, 409);
+    assert_eq!(
+        (
+            v["error"]["details"]["expected"].clone(),
+            v["error"]["details"]["actual"].clone()
+        ),
+        (json!(5), json!(2))
+    );
+    // Re-drive one by id (an id of another queue is ignored), then purge the kind "a" pair... one left.
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/queues/mail/dead/redrive",
+            op,
+            Some(json!({"ids": [dead[0], dead[3]]})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["redriven"].clone()),
+        (StatusCode::OK, json!(1)),
+        "{v}"
+    );
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/queues/mail/dead/purge",
+            Some(&api.admin),
+            Some(json!({"kind": "a", "expected": 1})),
+        )
+        .await;
+    assert_eq!((s, v["purged"].clone()), (StatusCode::OK, json!(1)), "{v}");
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/queues/mail/dead/redrive",
+            op,
+            Some(json!({"all": true})),
+        )
+        .await;
+    assert_eq!((s, v["redriven"].clone()), (StatusCode::OK, json!(1)));
+    let (s, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/queues/mail/dead/redrive",
+            op,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 422);
+    let other = cowans_store::get_job(&api.pool, cowans_core::JobId(dead[3]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        other.state,
+        cowans_core::JobState::Dead,
+        "the other queue's dead letter was not touched"
+    );
+}
+
+#[tokio::test]
+async fn batches_are_created_followed_and_cancelled() {
+    let api = api().await;
+    let op = Some(api.operator.as_str());
+    let (s, v) = api
+        .call(Method::POST, "/api/v1/batches", op, Some(json!({
+            "description": "reprice",
+            "jobs": [{"queue": "b", "kind": "k"}, {"queue": "b", "kind": "k"}, {"queue": "b", "kind": "k"}],
+            "callback": {"queue": "b", "kind": "batch.done", "args": {"x": 1}}
+        })))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    assert_eq!(v["results"].as_array().unwrap().len(), 3);
+    let (s, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/batches/{id}"),
+            Some(&api.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["total"].clone(), v["counts"]["available"].clone()),
+        (StatusCode::OK, json!(3), json!(3))
+    );
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/batches/{id}/cancel"),
+            op,
+            None,
+        )
+        .await;
+    assert_eq!((s, v["cancelled_jobs"].clone()), (StatusCode::OK, json!(3)));
+    cowans_store::refresh_batches(&api.pool, 10).await.unwrap();
+    let (_, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/batches/{id}"),
+            Some(&api.viewer),
+            None,
+        )
+        .await;
+    assert!(
+        v["finished_at"].is_string() && v["callback_job_id"].is_i64(),
+        "{v}"
+    );
+    let (s, _) = api
+        .call(
+            Method::GET,
+            "/api/v1/batches/99999",
+            Some(&api.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = api
+        .call(Method::POST, "/api/v1/batches/99999/cancel", op, None)
+        .await;
+    assert_eq!(s, 404);
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/batches",
+            op,
+            Some(json!({"jobs": []})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["details"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("jobs"))
+    );
+}
+
+#[tokio::test]
+async fn a_key_over_its_rate_gets_429_with_retry_after_and_metrics_count_requests() {
+    let db = TestDb::new().await;
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let rate = cowans_api::rate_limit::RateConfig {
+        per_second: 1.0,
+        burst: 3.0,
+    };
+    let app = cowans_api::router_with(db.pool.clone(), handle.clone(), rate)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    // The router records through the global facade; route this test's recorder there.
+    let _ = metrics::set_global_recorder(recorder);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (k1, k2) = (key(&db.pool, "viewer").await, key(&db.pool, "viewer").await);
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let r = http
+            .get(format!("{base}/api/v1/queues"))
+            .bearer_auth(&k1)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            assert_eq!(r.headers()["retry-after"], "1");
+            let v: Value = r.json().await.unwrap();
+            assert_error_shape(&v, "rate_limited");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    let r = http
+        .get(format!("{base}/api/v1/queues"))
+        .bearer_auth(&k2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "another key has its own budget");
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            r#"cowans_api_requests_total{route="/api/v1/queues",method="GET",status="429"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"cowans_api_request_duration_seconds_count{route="/api/v1/queues"}"#)
+            || text.contains("cowans_api_request_duration_seconds{route=\"/api/v1/queues\""),
+        "{text}"
     );
 }

@@ -37,7 +37,7 @@ pub struct SubmitJob {
 }
 
 impl SubmitJob {
-    fn into_new_job(self, at: &str) -> ApiResult<NewJob> {
+    pub(crate) fn into_new_job(self, at: &str) -> ApiResult<NewJob> {
         let field = |f: &str| {
             if at.is_empty() {
                 f.to_owned()

@@ -1,6 +1,8 @@
 //! The `/api/v1` routes, one module per resource.
 
 pub mod audit;
+pub mod batches;
+pub mod dead;
 pub mod jobs;
 pub mod queues;
 

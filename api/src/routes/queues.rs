@@ -15,7 +15,7 @@ use crate::{
     error::{ApiError, ApiResult},
 };
 
-fn queue_name(q: &str) -> ApiResult<QueueName> {
+pub(crate) fn queue_name(q: &str) -> ApiResult<QueueName> {
     QueueName::new(q.to_owned()).map_err(|e| ApiError::invalid("queue", e.to_string()))
 }
 

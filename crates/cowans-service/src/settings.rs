@@ -109,12 +109,17 @@ impl Default for WorkerSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct ApiSettings {
     pub listen: String,
+    /// Requests per second each API key may make after its burst (429 beyond).
+    pub rate_per_second: f64,
+    pub rate_burst: u32,
 }
 
 impl Default for ApiSettings {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".to_owned(),
+            rate_per_second: 50.0,
+            rate_burst: 200,
         }
     }
 }
@@ -195,6 +200,12 @@ impl Settings {
         }
         if self.worker.concurrency == 0 {
             return bad("worker.concurrency", "must be at least 1".into());
+        }
+        if self.api.rate_per_second <= 0.0 || self.api.rate_burst == 0 {
+            return bad(
+                "api.rate_per_second",
+                "rate_per_second and rate_burst must be positive".into(),
+            );
         }
         if self.worker.claim_batch == 0 {
             return bad("worker.claim_batch", "must be at least 1".into());

@@ -61,15 +61,25 @@ macro_rules! redrive_set {
 /// Re-drives the listed dead letters; ids that are not dead letters are ignored, and so are dead
 /// letters whose unique key a live job holds. Returns the ids re-driven.
 pub async fn redrive_ids(pool: &PgPool, ids: &[JobId]) -> Result<Vec<JobId>> {
+    redrive_ids_in(pool, None, ids).await
+}
+
+/// Like [`redrive_ids`], only for dead letters of `queue`.
+pub async fn redrive_ids_in(
+    pool: &PgPool,
+    queue: Option<&str>,
+    ids: &[JobId],
+) -> Result<Vec<JobId>> {
     let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
     let done: Vec<i64> = sqlx::query_scalar(concat!(
-        "WITH moved AS (UPDATE cowans_jobs j ", redrive_set!(), " WHERE j.id = ANY($1) AND j.state = 'dead'",
+        "WITH moved AS (UPDATE cowans_jobs j ", redrive_set!(), " WHERE j.id = ANY($1) AND j.state = 'dead' AND ($2::text IS NULL OR j.queue = $2)",
         key_free!("d.id = ANY($1)"),
         " RETURNING j.id, j.queue), \
          notified AS (SELECT count(pg_notify('cowans_jobs', 'r:' || queue)) AS n FROM (SELECT DISTINCT queue FROM moved) q) \
          SELECT id FROM moved CROSS JOIN notified ORDER BY id"
     ))
     .bind(ids)
+    .bind(queue)
     .fetch_all(pool)
     .await?;
     Ok(done.into_iter().map(JobId).collect())
@@ -103,4 +113,31 @@ pub async fn purge_dead(pool: &PgPool, filter: &DeadLetterFilter) -> Result<u64>
     .execute(pool)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Deletes the dead letters matching the filter only if there are exactly `expected` of them
+/// (an operator confirms what they saw); otherwise deletes nothing and returns the real count.
+pub async fn purge_dead_expected(
+    pool: &PgPool,
+    filter: &DeadLetterFilter,
+    expected: u64,
+) -> Result<std::result::Result<u64, u64>> {
+    let mut tx = pool.begin().await?;
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM cowans_jobs WHERE state = 'dead' \
+         AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR kind = $2) FOR UPDATE",
+    )
+    .bind(&filter.queue)
+    .bind(&filter.kind)
+    .fetch_all(&mut *tx)
+    .await?;
+    if ids.len() as u64 != expected {
+        return Ok(Err(ids.len() as u64));
+    }
+    let done = sqlx::query("DELETE FROM cowans_jobs WHERE id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Ok(done.rows_affected()))
 }

@@ -40,7 +40,10 @@ pub use control::{
     set_queue_limits,
 };
 pub use cron::{CronRow, advance_cron, delete_cron, list_cron, upsert_cron};
-pub use dead_letter::{DeadLetterFilter, list_dead, purge_dead, redrive_ids, redrive_matching};
+pub use dead_letter::{
+    DeadLetterFilter, list_dead, purge_dead, purge_dead_expected, redrive_ids, redrive_ids_in,
+    redrive_matching,
+};
 pub use enqueue::{
     Enqueued, NOTIFY_CHANNEL, NewJob, Unique, enqueue, enqueue_autocommit, enqueue_many,
 };

@@ -1,0 +1,151 @@
+//! Dead letters of a queue: list, re-drive (ids or a filter), purge (a filter plus the count
+//! the operator expects; refused if it differs).
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+};
+use cowans_core::JobId;
+use cowans_store::DeadLetterFilter;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    ApiState,
+    auth::{Principal, Role},
+    error::{ApiError, ApiResult},
+    routes::{Page, jobs::JobView, queues::queue_name},
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadQuery {
+    pub kind: Option<String>,
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// `GET /api/v1/queues/{queue}/dead?kind=&after=&limit=` (viewer).
+pub async fn list(
+    State(state): State<ApiState>,
+    who: Principal,
+    Path(q): Path<String>,
+    query: Result<Query<DeadQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    who.require(Role::Viewer)?;
+    let q = queue_name(&q)?;
+    let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let limit = Page {
+        after: query.after,
+        limit: query.limit,
+    }
+    .limit()?;
+    let filter = DeadLetterFilter {
+        queue: Some(q.to_string()),
+        kind: query.kind,
+    };
+    let jobs = cowans_store::list_dead(&state.pool, &filter, query.after.map(JobId), limit).await?;
+    let next = (jobs.len() as i64 == limit)
+        .then(|| jobs.last().map(|j| j.id.0))
+        .flatten();
+    let jobs: Vec<JobView> = jobs.into_iter().map(Into::into).collect();
+    Ok(Json(json!({ "jobs": jobs, "next_after": next })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redrive {
+    /// These dead letters...
+    pub ids: Option<Vec<i64>>,
+    /// ...or every dead letter of the queue (of this kind, if given).
+    pub all: Option<bool>,
+    pub kind: Option<String>,
+}
+
+/// `POST /api/v1/queues/{queue}/dead/redrive` (operator): `{"ids": [..]}` or `{"all": true, "kind"?}`.
+pub async fn redrive(
+    State(state): State<ApiState>,
+    who: Principal,
+    Path(q): Path<String>,
+    body: Result<Json<Redrive>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    who.require(Role::Operator)?;
+    let q = queue_name(&q)?;
+    let Json(body) = body.map_err(|e| crate::json_error(&e))?;
+    let count = match (&body.ids, body.all.unwrap_or(false)) {
+        (Some(ids), false) => {
+            if ids.is_empty() || ids.len() > 10_000 {
+                return Err(ApiError::invalid("ids", "must hold 1 to 10000 job ids"));
+            }
+            let ids: Vec<JobId> = ids.iter().copied().map(JobId).collect();
+            cowans_store::redrive_ids_in(&state.pool, Some(q.as_str()), &ids)
+                .await?
+                .len() as u64
+        }
+        (None, true) => {
+            let filter = DeadLetterFilter {
+                queue: Some(q.to_string()),
+                kind: body.kind.clone(),
+            };
+            cowans_store::redrive_matching(&state.pool, &filter).await?
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "ids",
+                "give either ids or all: true (with an optional kind)",
+            ));
+        }
+    };
+    crate::audit(
+        &state,
+        &who,
+        "dead.redrive",
+        Some(&format!("queue:{q}")),
+        json!({ "ids": body.ids, "kind": body.kind, "redriven": count }),
+    )
+    .await;
+    Ok(Json(json!({ "queue": q, "redriven": count })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Purge {
+    pub kind: Option<String>,
+    /// How many dead letters the operator expects to delete; the purge is refused otherwise.
+    pub expected: u64,
+}
+
+/// `POST /api/v1/queues/{queue}/dead/purge` (admin): `{"kind"?, "expected": n}`.
+pub async fn purge(
+    State(state): State<ApiState>,
+    who: Principal,
+    Path(q): Path<String>,
+    body: Result<Json<Purge>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    who.require(Role::Admin)?;
+    let q = queue_name(&q)?;
+    let Json(body) = body.map_err(|e| crate::json_error(&e))?;
+    let filter = DeadLetterFilter {
+        queue: Some(q.to_string()),
+        kind: body.kind.clone(),
+    };
+    let result = cowans_store::purge_dead_expected(&state.pool, &filter, body.expected).await?;
+    crate::audit(
+        &state,
+        &who,
+        "dead.purge",
+        Some(&format!("queue:{q}")),
+        json!({ "kind": body.kind, "expected": body.expected, "result": format!("{result:?}") }),
+    )
+    .await;
+    match result {
+        Ok(n) => Ok(Json(json!({ "queue": q, "purged": n }))),
+        Err(actual) => Err(ApiError {
+            details: json!({ "expected": body.expected, "actual": actual }),
+            ..ApiError::conflict(format!(
+                "{actual} dead letters match, not {}; nothing was purged",
+                body.expected
+            ))
+        }),
+    }
+}
