@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod rate_limit;
 pub mod routes;
 
@@ -24,6 +25,8 @@ use crate::{auth::Principal, error::ApiError};
 pub struct ApiState {
     pub pool: PgPool,
     pub limiter: std::sync::Arc<rate_limit::KeyRateLimiter>,
+    /// Events relayed from the `cowans_events` channel.
+    pub events: tokio::sync::broadcast::Sender<Value>,
 }
 
 /// Request bodies above this are refused (413).
@@ -37,7 +40,8 @@ pub fn router(pool: PgPool, metrics: PrometheusHandle) -> Router {
     router_with(pool, metrics, rate_limit::RateConfig::default())
 }
 
-/// The whole HTTP surface with a per-key rate limit of `rate`.
+/// The whole HTTP surface with a per-key rate limit of `rate`. Starts the event relay, so call
+/// it inside a Tokio runtime.
 pub fn router_with(
     pool: PgPool,
     metrics: PrometheusHandle,
@@ -46,6 +50,7 @@ pub fn router_with(
     let state = ApiState {
         pool: pool.clone(),
         limiter: std::sync::Arc::new(rate_limit::KeyRateLimiter::new(rate)),
+        events: events::start_relay(pool.clone()),
     };
     let api = Router::new()
         .route(
@@ -76,6 +81,7 @@ pub fn router_with(
         .route("/api/v1/batches/{id}", get(routes::batches::get))
         .route("/api/v1/batches/{id}/cancel", post(routes::batches::cancel))
         .route("/api/v1/audit", get(routes::audit::list))
+        .route("/api/v1/events", get(events::sse))
         .route_layer(axum::middleware::from_fn(track))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

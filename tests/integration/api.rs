@@ -818,3 +818,93 @@ async fn a_key_over_its_rate_gets_429_with_retry_after_and_metrics_count_request
         "{text}"
     );
 }
+
+/// Reads SSE frames until `want` data lines arrived (or 10 s pass).
+async fn sse_events(resp: &mut reqwest::Response, want: usize) -> Vec<(String, Value)> {
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while out.len() < want {
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .expect("events within 10 s")
+            .unwrap()
+            .unwrap();
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let name = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or("message")
+                .to_owned();
+            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
+                out.push((name, serde_json::from_str(data).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_live_event_stream_relays_batch_and_queue_events_filtered_per_client() {
+    let api = api().await;
+    let op = Some(api.operator.as_str());
+    let mk = |n: usize| json!({"jobs": (0..n).map(|_| json!({"queue": "ev", "kind": "k"})).collect::<Vec<_>>()});
+    let (_, a) = api
+        .call(Method::POST, "/api/v1/batches", op, Some(mk(2)))
+        .await;
+    let (_, b) = api
+        .call(Method::POST, "/api/v1/batches", op, Some(mk(3)))
+        .await;
+    let (a, b) = (a["id"].as_i64().unwrap(), b["id"].as_i64().unwrap());
+    let mut batch_stream = api
+        .http
+        .get(format!("{}/api/v1/events?batch={a}", api.base))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(batch_stream.headers()["content-type"], "text/event-stream");
+    let mut queue_stream = api
+        .http
+        .get(format!("{}/api/v1/events?queue=ev", api.base))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap();
+    // The leader's batch pass publishes; another process (this test) plays the leader.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await; // let the relay LISTEN
+    api.call(
+        Method::POST,
+        &format!("/api/v1/batches/{b}/cancel"),
+        op,
+        None,
+    )
+    .await;
+    api.call(
+        Method::POST,
+        &format!("/api/v1/batches/{a}/cancel"),
+        op,
+        None,
+    )
+    .await;
+    cowans_store::refresh_batches(&api.pool, 10).await.unwrap();
+    let got = sse_events(&mut batch_stream, 1).await;
+    assert_eq!(got[0].0, "batch.finished");
+    assert_eq!(
+        got[0].1["batch_id"],
+        json!(a),
+        "only batch {a}'s events: {got:?}"
+    );
+    assert_eq!(got[0].1["counts"]["cancelled"], json!(2));
+    api.call(Method::POST, "/api/v1/queues/ev/pause", op, None)
+        .await;
+    let got = sse_events(&mut queue_stream, 1).await;
+    assert_eq!(
+        (got[0].0.as_str(), got[0].1["queue"].clone()),
+        ("queue.paused", json!("ev"))
+    );
+    let (s, _) = api.call(Method::GET, "/api/v1/events", None, None).await;
+    assert_eq!(s, 401);
+}

@@ -246,3 +246,13 @@ pub async fn refresh_batches(pool: &PgPool, limit: i64) -> Result<BatchRefresh> 
     }
     Ok(out)
 }
+
+/// Publishes an event (JSON) on the events channel, for every API instance to relay.
+pub async fn publish_event(pool: &PgPool, event: &Value) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(EVENTS_CHANNEL)
+        .bind(event.to_string())
+        .execute(pool)
+        .await?;
+    Ok(())
+}

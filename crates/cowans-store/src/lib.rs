@@ -32,7 +32,7 @@ pub use api::{
 };
 pub use batches::{
     BatchCallback, BatchProgress, BatchRefresh, Counts, EVENTS_CHANNEL, batch_progress,
-    create_batch, refresh_batches,
+    create_batch, publish_event, refresh_batches,
 };
 pub use claim::{ClaimCursor, ClaimedJob, Promotion, claim, promote_due};
 pub use control::{
