@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod events;
+mod ndjson;
 pub mod rate_limit;
 pub mod routes;
 

@@ -908,3 +908,80 @@ async fn a_live_event_stream_relays_batch_and_queue_events_filtered_per_client()
     let (s, _) = api.call(Method::GET, "/api/v1/events", None, None).await;
     assert_eq!(s, 401);
 }
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_hundred_thousand_job_ndjson_submit_streams_in_with_a_result_per_line() {
+    let api = api().await;
+    let mut body = String::with_capacity(100_000 * 80);
+    for i in 0..100_000 {
+        if i == 500 {
+            body.push_str("{\"queue\":\"nd\",\"kind\":\"Bad Kind\"}\n");
+        } else if i == 700 {
+            body.push_str("not json\n");
+        } else {
+            body.push_str(&format!("{{\"queue\":\"nd\",\"kind\":\"nd.job\",\"args\":{{\"n\":{i},\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxx\"}}}}\n"));
+        }
+    }
+    let bytes = body.len();
+    let before = rss_kib();
+    let t0 = std::time::Instant::now();
+    let r = api
+        .http
+        .post(format!("{}/api/v1/jobs/bulk", api.base))
+        .bearer_auth(&api.operator)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+    let text = r.text().await.unwrap();
+    let elapsed = t0.elapsed();
+    let grew = rss_kib().saturating_sub(before);
+    let results: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), 100_000, "a result per line");
+    assert!(
+        results[500]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("kind"),
+        "{}",
+        results[500]
+    );
+    assert!(
+        results[700]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 700"),
+        "{}",
+        results[700]
+    );
+    assert_eq!(results[699]["line"], 699);
+    assert!(results[699]["id"].is_i64());
+    let inserted: i64 = sqlx::query_scalar("SELECT count(*) FROM cowans_jobs WHERE queue = 'nd'")
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+    assert_eq!(inserted, 99_998);
+    println!(
+        "ndjson submit: 100000 lines ({bytes} bytes) in {:.2} s = {:.0} jobs/s; process RSS grew {grew} KiB (client body and server together)",
+        elapsed.as_secs_f64(),
+        100_000.0 / elapsed.as_secs_f64()
+    );
+    assert!(grew < 48 * 1024, "memory grew {grew} KiB");
+}

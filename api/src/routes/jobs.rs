@@ -136,14 +136,55 @@ pub async fn submit(
     ))
 }
 
-/// `POST /api/v1/jobs/bulk` (operator): a JSON array, one statement, a result per item.
+/// `POST /api/v1/jobs/bulk` (operator). `Content-Type: application/json`: an array of up to
+/// 10,000 jobs, inserted in one statement, all or nothing (422 names the item). `Content-Type:
+/// application/x-ndjson`: one job per line, up to 100,000, inserted while the body streams in
+/// (5,000 per statement, memory bounded by that), answered with one NDJSON result line per input
+/// line (`{"line", "id", "duplicate"}` or `{"line", "error"}`).
 pub async fn submit_many(
     State(state): State<ApiState>,
     who: Principal,
-    body: Result<Json<Vec<SubmitJob>>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     who.require(Role::Operator)?;
-    let Json(items) = body.map_err(|e| crate::json_error(&e))?;
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/x-ndjson") {
+        return crate::ndjson::submit(&state, &who, body).await;
+    }
+    if !content_type.starts_with("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send Content-Type: application/json (an array) or application/x-ndjson (a job per line)",
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, crate::BODY_LIMIT)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "the body is larger than {} bytes; use application/x-ndjson for big submits",
+                    crate::BODY_LIMIT
+                ),
+            )
+        })?;
+    let items: Vec<SubmitJob> =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid("body", e.to_string()))?;
+    let (status, json) = submit_array(&state, items).await?;
+    Ok((status, json).into_response())
+}
+
+async fn submit_array(
+    state: &ApiState,
+    items: Vec<SubmitJob>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     if items.len() > MAX_BULK {
         return Err(ApiError::invalid(
             "jobs",

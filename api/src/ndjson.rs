@@ -1,0 +1,156 @@
+//! Streaming bulk submit: NDJSON in, inserted in chunks while the body arrives, one result line
+//! per input line out. Memory is bounded by one chunk of jobs plus one id per job.
+
+use axum::{
+    body::Body,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::{
+    ApiState,
+    auth::Principal,
+    error::{ApiError, ApiResult},
+    routes::jobs::SubmitJob,
+};
+
+/// Most jobs in one NDJSON request.
+pub const MAX_NDJSON_JOBS: usize = 100_000;
+/// Most bytes in one line.
+pub const MAX_LINE: usize = 1 << 20;
+const CHUNK: usize = 5_000;
+
+enum Outcome {
+    Inserted(i64, bool),
+    Failed(Value),
+}
+
+pub async fn submit(state: &ApiState, who: &Principal, body: Body) -> ApiResult<Response> {
+    let mut stream = body.into_data_stream();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut batch: Vec<(usize, cowans_store::NewJob)> = Vec::with_capacity(CHUNK);
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut line_no = 0usize;
+    let mut handle_line = |line: &[u8],
+                           batch: &mut Vec<(usize, cowans_store::NewJob)>,
+                           outcomes: &mut Vec<Outcome>|
+     -> ApiResult<()> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let n = line_no;
+        line_no += 1;
+        if line_no > MAX_NDJSON_JOBS {
+            return Err(ApiError::invalid(
+                "body",
+                format!("more than {MAX_NDJSON_JOBS} jobs in one request"),
+            ));
+        }
+        let parsed = serde_json::from_slice::<SubmitJob>(line)
+            .map_err(|e| ApiError::invalid(&format!("line {n}"), e.to_string()))
+            .and_then(|j| j.into_new_job(&format!("line {n}")))
+            .and_then(|j| {
+                // The store validates kind and attempts; check here so the line gets the error.
+                cowans_core::validate_kind(&j.kind)
+                    .map_err(|e| ApiError::invalid(&format!("line {n}.kind"), e.to_string()))?;
+                if j.max_attempts < 1 {
+                    return Err(ApiError::invalid(
+                        &format!("line {n}.max_attempts"),
+                        "must be at least 1",
+                    ));
+                }
+                Ok(j)
+            });
+        outcomes.push(Outcome::Failed(Value::Null));
+        match parsed {
+            Ok(job) => batch.push((n, job)),
+            Err(e) => {
+                outcomes[n] = Outcome::Failed(json!({ "code": e.code, "message": e.message }))
+            }
+        }
+        Ok(())
+    };
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::invalid("body", format!("the body could not be read: {e}")))?;
+        pending.extend_from_slice(&chunk);
+        let mut start = 0;
+        while let Some(nl) = pending[start..].iter().position(|b| *b == b'\n') {
+            handle_line(&pending[start..start + nl], &mut batch, &mut outcomes)?;
+            start += nl + 1;
+        }
+        pending.drain(..start);
+        if pending.len() > MAX_LINE {
+            return Err(ApiError::invalid(
+                "body",
+                format!("a line is longer than {MAX_LINE} bytes"),
+            ));
+        }
+        if batch.len() >= CHUNK {
+            flush(state, &mut batch, &mut outcomes).await?;
+        }
+    }
+    let last = std::mem::take(&mut pending);
+    handle_line(&last, &mut batch, &mut outcomes)?;
+    flush(state, &mut batch, &mut outcomes).await?;
+    let failed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Failed(_)))
+        .count();
+    crate::audit(
+        state,
+        who,
+        "jobs.submit_ndjson",
+        None,
+        json!({ "lines": outcomes.len(), "failed": failed }),
+    )
+    .await;
+    // The answer streams out of the (small) outcome list.
+    let lines = futures::stream::iter(
+        outcomes
+            .into_iter()
+            .enumerate()
+            .collect::<Vec<_>>()
+            .chunks(1000)
+            .map(|c| {
+                let mut s = String::new();
+                for (i, o) in c {
+                    let v = match o {
+                        Outcome::Inserted(id, dup) => {
+                            json!({ "line": i, "id": id, "duplicate": dup })
+                        }
+                        Outcome::Failed(e) => json!({ "line": i, "error": e }),
+                    };
+                    s.push_str(&v.to_string());
+                    s.push('\n');
+                }
+                Ok::<_, std::convert::Infallible>(s)
+            })
+            .collect::<Vec<_>>(),
+    );
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response())
+}
+
+async fn flush(
+    state: &ApiState,
+    batch: &mut Vec<(usize, cowans_store::NewJob)>,
+    outcomes: &mut [Outcome],
+) -> ApiResult<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let jobs: Vec<cowans_store::NewJob> = batch.iter().map(|(_, j)| j.clone()).collect();
+    let done = cowans_store::enqueue_autocommit(&state.pool, &jobs).await?;
+    for ((n, _), d) in batch.iter().zip(done) {
+        outcomes[*n] = Outcome::Inserted(d.id.0, d.duplicate);
+    }
+    batch.clear();
+    Ok(())
+}
