@@ -77,6 +77,8 @@ impl EventFilter {
 
 /// `GET /api/v1/events?queue=&batch=` (viewer): Server-Sent Events, one `data:` JSON per event,
 /// the event's `type` as the SSE event name.
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(("queue" = Option<String>, Query), ("batch" = Option<i64>, Query)),
+    responses((status = 200, description = "text/event-stream: batch.progress, batch.finished, queue.paused, queue.resumed")), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn sse(
     State(state): State<ApiState>,
     who: Principal,

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod events;
 mod ndjson;
+pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
 
@@ -83,6 +84,7 @@ pub fn router_with(
         .route("/api/v1/batches/{id}/cancel", post(routes::batches::cancel))
         .route("/api/v1/audit", get(routes::audit::list))
         .route("/api/v1/events", get(events::sse))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route_layer(axum::middleware::from_fn(track))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -22,6 +22,8 @@ pub struct AuditQuery {
 }
 
 /// `GET /api/v1/audit?before=&limit=` (admin), newest first.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(("before" = Option<i64>, Query), ("limit" = Option<i64>, Query)),
+    responses((status = 200, description = "{entries, next_before}, newest first")), security(("api_key" = [])), description = "Role: admin")]
 pub async fn list(
     State(state): State<ApiState>,
     who: Principal,

@@ -16,16 +16,20 @@ use crate::{
     routes::jobs::{MAX_BULK, SubmitJob},
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBatch {
     #[serde(default)]
     pub description: String,
     pub jobs: Vec<SubmitJob>,
+    /// {queue, kind, args}: enqueued once when every job has finished.
+    #[schema(value_type = Option<Object>)]
     pub callback: Option<BatchCallback>,
 }
 
 /// `POST /api/v1/batches` (operator).
+#[utoipa::path(post, path = "/api/v1/batches", tag = "batches", request_body = CreateBatch,
+    responses((status = 201, description = "{id, results}"), (status = 422, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
 pub async fn create(
     State(state): State<ApiState>,
     who: Principal,
@@ -88,6 +92,8 @@ fn view(p: &cowans_store::BatchProgress) -> Value {
 }
 
 /// `GET /api/v1/batches/{id}` (viewer).
+#[utoipa::path(get, path = "/api/v1/batches/{id}", tag = "batches", params(("id" = i64, Path)),
+    responses((status = 200, description = "Progress: total, counts by state, finished_at, callback_job_id"), (status = 404, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn get(
     State(state): State<ApiState>,
     who: Principal,
@@ -101,6 +107,8 @@ pub async fn get(
 }
 
 /// `POST /api/v1/batches/{id}/cancel` (operator).
+#[utoipa::path(post, path = "/api/v1/batches/{id}/cancel", tag = "batches", params(("id" = i64, Path)),
+    responses((status = 200, description = "{id, cancelled_jobs}"), (status = 404, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
 pub async fn cancel(
     State(state): State<ApiState>,
     who: Principal,

@@ -26,6 +26,8 @@ pub struct DeadQuery {
 }
 
 /// `GET /api/v1/queues/{queue}/dead?kind=&after=&limit=` (viewer).
+#[utoipa::path(get, path = "/api/v1/queues/{queue}/dead", tag = "dead letters", params(("queue" = String, Path), ("kind" = Option<String>, Query), ("after" = Option<i64>, Query), ("limit" = Option<i64>, Query)),
+    responses((status = 200, description = "{jobs: [Job], next_after}")), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn list(
     State(state): State<ApiState>,
     who: Principal,
@@ -52,7 +54,7 @@ pub async fn list(
     Ok(Json(json!({ "jobs": jobs, "next_after": next })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Redrive {
     /// These dead letters...
@@ -63,6 +65,8 @@ pub struct Redrive {
 }
 
 /// `POST /api/v1/queues/{queue}/dead/redrive` (operator): `{"ids": [..]}` or `{"all": true, "kind"?}`.
+#[utoipa::path(post, path = "/api/v1/queues/{queue}/dead/redrive", tag = "dead letters", params(("queue" = String, Path)), request_body = Redrive,
+    responses((status = 200, description = "{queue, redriven}"), (status = 422, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
 pub async fn redrive(
     State(state): State<ApiState>,
     who: Principal,
@@ -107,7 +111,7 @@ pub async fn redrive(
     Ok(Json(json!({ "queue": q, "redriven": count })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Purge {
     pub kind: Option<String>,
@@ -116,6 +120,8 @@ pub struct Purge {
 }
 
 /// `POST /api/v1/queues/{queue}/dead/purge` (admin): `{"kind"?, "expected": n}`.
+#[utoipa::path(post, path = "/api/v1/queues/{queue}/dead/purge", tag = "dead letters", params(("queue" = String, Path)), request_body = Purge,
+    responses((status = 200, description = "{queue, purged}"), (status = 409, description = "The count differs; nothing purged", body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: admin")]
 pub async fn purge(
     State(state): State<ApiState>,
     who: Principal,

@@ -21,12 +21,13 @@ use crate::{
 /// Most jobs in one JSON-array submit.
 pub const MAX_BULK: usize = 10_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitJob {
     pub queue: String,
     pub kind: String,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub args: Value,
     #[serde(default)]
     pub priority: i16,
@@ -64,19 +65,22 @@ impl SubmitJob {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Submitted {
     pub id: i64,
     pub duplicate: bool,
 }
 
 /// A job as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub id: i64,
     pub queue: String,
     pub kind: String,
+    #[schema(value_type = Object)]
     pub args: Value,
+    /// available, scheduled, running, completed, cancelled or dead.
+    #[schema(value_type = String)]
     pub state: JobState,
     pub priority: i16,
     pub attempt: i32,
@@ -85,6 +89,8 @@ pub struct JobView {
     pub created_at: DateTime<Utc>,
     pub attempted_at: Option<DateTime<Utc>>,
     pub finalized_at: Option<DateTime<Utc>>,
+    /// Every failed attempt: {attempt, at, worker, error}.
+    #[schema(value_type = Vec<Object>)]
     pub errors: Vec<cowans_core::AttemptError>,
     pub unique_key: Option<String>,
     pub batch_id: Option<i64>,
@@ -113,6 +119,10 @@ impl From<JobRecord> for JobView {
 }
 
 /// `POST /api/v1/jobs` (operator).
+#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", request_body = SubmitJob,
+    responses((status = 201, description = "Inserted", body = Submitted), (status = 200, description = "Duplicate of a job holding the unique key", body = Submitted),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody), (status = 422, description = "Bad input; the message names the field", body = crate::openapi::ErrorBody)),
+    security(("api_key" = [])), description = "Role: operator")]
 pub async fn submit(
     State(state): State<ApiState>,
     who: Principal,
@@ -141,6 +151,10 @@ pub async fn submit(
 /// application/x-ndjson`: one job per line, up to 100,000, inserted while the body streams in
 /// (5,000 per statement, memory bounded by that), answered with one NDJSON result line per input
 /// line (`{"line", "id", "duplicate"}` or `{"line", "error"}`).
+#[utoipa::path(post, path = "/api/v1/jobs/bulk", tag = "jobs", request_body(content = Vec<SubmitJob>, description = "A JSON array (≤ 10,000, all or nothing) or application/x-ndjson (≤ 100,000, a result line per input line)"),
+    responses((status = 201, description = "JSON array: {results: [{id, duplicate}]}"), (status = 200, description = "NDJSON: one {line, id, duplicate} or {line, error} per input line"),
+        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)),
+    security(("api_key" = [])), description = "Role: operator")]
 pub async fn submit_many(
     State(state): State<ApiState>,
     who: Principal,
@@ -208,6 +222,8 @@ async fn submit_array(
 }
 
 /// `GET /api/v1/jobs/{id}` (viewer).
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = i64, Path, description = "Job id")),
+    responses((status = 200, body = JobView), (status = 404, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn get(
     State(state): State<ApiState>,
     who: Principal,
@@ -231,6 +247,9 @@ pub struct ListQuery {
 }
 
 /// `GET /api/v1/jobs?queue=&state=&kind=&after=&limit=` (viewer), id order.
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs",
+    params(("queue" = Option<String>, Query), ("state" = Option<String>, Query), ("kind" = Option<String>, Query), ("after" = Option<i64>, Query, description = "Keyset: ids after this"), ("limit" = Option<i64>, Query, description = "1..1000, default 100")),
+    responses((status = 200, description = "{jobs: [Job], next_after}"), (status = 422, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn list(
     State(state): State<ApiState>,
     who: Principal,
@@ -263,6 +282,8 @@ pub async fn list(
 }
 
 /// `POST /api/v1/jobs/{id}/cancel` (operator).
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = i64, Path)),
+    responses((status = 200, description = "{id, cancelled, was}"), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
 pub async fn cancel(
     State(state): State<ApiState>,
     who: Principal,
@@ -291,6 +312,8 @@ pub async fn cancel(
 }
 
 /// `POST /api/v1/jobs/{id}/retry` (operator): a dead or cancelled job runs again.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", params(("id" = i64, Path)),
+    responses((status = 200, description = "{id, state}"), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
 pub async fn retry(
     State(state): State<ApiState>,
     who: Principal,

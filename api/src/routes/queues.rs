@@ -37,6 +37,7 @@ fn view(s: &cowans_store::QueueStats) -> Value {
 }
 
 /// `GET /api/v1/queues` (viewer): the leader's summary of every queue.
+#[utoipa::path(get, path = "/api/v1/queues", tag = "queues", responses((status = 200, description = "{queues: [summary]}")), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn list(State(state): State<ApiState>, who: Principal) -> ApiResult<Json<Value>> {
     who.require(Role::Viewer)?;
     let stats = cowans_store::queue_stats(&state.pool, None, Duration::from_secs(30)).await?;
@@ -46,6 +47,8 @@ pub async fn list(State(state): State<ApiState>, who: Principal) -> ApiResult<Js
 }
 
 /// `GET /api/v1/queues/{queue}` (viewer).
+#[utoipa::path(get, path = "/api/v1/queues/{queue}", tag = "queues", params(("queue" = String, Path)),
+    responses((status = 200, description = "The queue's summary"), (status = 404, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn get(
     State(state): State<ApiState>,
     who: Principal,
@@ -87,6 +90,7 @@ async fn set_paused(
 }
 
 /// `POST /api/v1/queues/{queue}/pause` (operator).
+#[utoipa::path(post, path = "/api/v1/queues/{queue}/pause", tag = "queues", params(("queue" = String, Path)), responses((status = 200, description = "{queue, paused}")), security(("api_key" = [])), description = "Role: operator")]
 pub async fn pause(
     State(state): State<ApiState>,
     who: Principal,
@@ -96,6 +100,7 @@ pub async fn pause(
 }
 
 /// `POST /api/v1/queues/{queue}/resume` (operator).
+#[utoipa::path(post, path = "/api/v1/queues/{queue}/resume", tag = "queues", params(("queue" = String, Path)), responses((status = 200, description = "{queue, paused}")), security(("api_key" = [])), description = "Role: operator")]
 pub async fn resume(
     State(state): State<ApiState>,
     who: Principal,
