@@ -104,6 +104,53 @@ fn presented_key(parts: &Parts) -> Result<String, ApiError> {
     }
 }
 
+/// JWT bearer tokens: HS256 with a shared secret or RS256 with a public key. Claims: `sub` (who),
+/// `role` (viewer, operator or admin) and `exp` (required).
+#[derive(Clone)]
+pub struct JwtConfig {
+    key: jsonwebtoken::DecodingKey,
+    algorithm: jsonwebtoken::Algorithm,
+}
+
+impl JwtConfig {
+    pub fn hs256(secret: &[u8]) -> Self {
+        Self {
+            key: jsonwebtoken::DecodingKey::from_secret(secret),
+            algorithm: jsonwebtoken::Algorithm::HS256,
+        }
+    }
+
+    pub fn rs256_pem(public_key: &[u8]) -> Result<Self, String> {
+        Ok(Self {
+            key: jsonwebtoken::DecodingKey::from_rsa_pem(public_key).map_err(|e| e.to_string())?,
+            algorithm: jsonwebtoken::Algorithm::RS256,
+        })
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Claims {
+    sub: String,
+    role: String,
+}
+
+fn jwt_principal(token: &str, jwt: &JwtConfig) -> Result<(String, Role), ApiError> {
+    let mut validation = jsonwebtoken::Validation::new(jwt.algorithm);
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    let data = jsonwebtoken::decode::<Claims>(token, &jwt.key, &validation).map_err(|e| {
+        let why = match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired",
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => "the token's signature is wrong",
+            _ => "the token is not a valid JWT for this API",
+        };
+        ApiError::unauthorized(why)
+    })?;
+    let role = Role::parse(&data.claims.role).ok_or_else(|| {
+        ApiError::unauthorized("the token's role claim must be viewer, operator or admin")
+    })?;
+    Ok((format!("jwt:{}", data.claims.sub), role))
+}
+
 impl FromRequestParts<ApiState> for Principal {
     type Rejection = ApiError;
 
@@ -112,15 +159,18 @@ impl FromRequestParts<ApiState> for Principal {
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
         let key = presented_key(parts)?;
-        if !key.starts_with("cwk_") || key.len() > 100 {
+        let (actor, role) = if key.starts_with("cwk_") && key.len() <= 100 {
+            let row = cowans_store::find_api_key(&state.pool, &hash_key(&key))
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
+            let role = Role::parse(&row.role)
+                .ok_or_else(|| ApiError::unauthorized("the key has an unknown role"))?;
+            (format!("key:{}:{}", row.id, row.name), role)
+        } else if let Some(jwt) = &state.jwt {
+            jwt_principal(&key, jwt)?
+        } else {
             return Err(ApiError::unauthorized("malformed API key"));
-        }
-        let row = cowans_store::find_api_key(&state.pool, &hash_key(&key))
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
-        let role = Role::parse(&row.role)
-            .ok_or_else(|| ApiError::unauthorized("the key has an unknown role"))?;
-        let actor = format!("key:{}:{}", row.id, row.name);
+        };
         if let Err(wait) = state.limiter.check(&actor) {
             return Err(ApiError::too_many_requests(wait));
         }

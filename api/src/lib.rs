@@ -29,6 +29,15 @@ pub struct ApiState {
     pub limiter: std::sync::Arc<rate_limit::KeyRateLimiter>,
     /// Events relayed from the `cowans_events` channel.
     pub events: tokio::sync::broadcast::Sender<Value>,
+    /// JWT bearer tokens, when configured (API keys always work).
+    pub jwt: Option<std::sync::Arc<auth::JwtConfig>>,
+}
+
+/// Per-process options of the API.
+#[derive(Clone, Default)]
+pub struct ApiOptions {
+    pub rate: rate_limit::RateConfig,
+    pub jwt: Option<auth::JwtConfig>,
 }
 
 /// Request bodies above this are refused (413).
@@ -39,20 +48,17 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The whole HTTP surface with the default per-key rate limit. `metrics` is the process's
 /// Prometheus handle (for `/metrics`).
 pub fn router(pool: PgPool, metrics: PrometheusHandle) -> Router {
-    router_with(pool, metrics, rate_limit::RateConfig::default())
+    router_with(pool, metrics, ApiOptions::default())
 }
 
-/// The whole HTTP surface with a per-key rate limit of `rate`. Starts the event relay, so call
-/// it inside a Tokio runtime.
-pub fn router_with(
-    pool: PgPool,
-    metrics: PrometheusHandle,
-    rate: rate_limit::RateConfig,
-) -> Router {
+/// The whole HTTP surface with `options`. Starts the event relay, so call it inside a Tokio
+/// runtime.
+pub fn router_with(pool: PgPool, metrics: PrometheusHandle, options: ApiOptions) -> Router {
     let state = ApiState {
         pool: pool.clone(),
-        limiter: std::sync::Arc::new(rate_limit::KeyRateLimiter::new(rate)),
+        limiter: std::sync::Arc::new(rate_limit::KeyRateLimiter::new(options.rate)),
         events: events::start_relay(pool.clone()),
+        jwt: options.jwt.map(std::sync::Arc::new),
     };
     let api = Router::new()
         .route(

@@ -68,7 +68,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 per_second: settings.api.rate_per_second,
                 burst: f64::from(settings.api.rate_burst),
             };
-            let app = cowans_api::router_with(pool, metrics, rate)
+            let jwt = match (
+                &settings.api.jwt_hs256_secret,
+                &settings.api.jwt_rs256_public_key_file,
+            ) {
+                (Some(secret), None) => Some(cowans_api::auth::JwtConfig::hs256(secret.as_bytes())),
+                (None, Some(file)) => {
+                    let pem = std::fs::read(file).with_context(|| {
+                        format!("api.jwt_rs256_public_key_file {}", file.display())
+                    })?;
+                    Some(
+                        cowans_api::auth::JwtConfig::rs256_pem(&pem)
+                            .map_err(|e| anyhow::anyhow!("api.jwt_rs256_public_key_file: {e}"))?,
+                    )
+                }
+                (Some(_), Some(_)) => anyhow::bail!(
+                    "set only one of api.jwt_hs256_secret and api.jwt_rs256_public_key_file"
+                ),
+                (None, None) => None,
+            };
+            let app = cowans_api::router_with(pool, metrics, cowans_api::ApiOptions { rate, jwt })
                 .into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown::signal())

@@ -766,8 +766,12 @@ async fn a_key_over_its_rate_gets_429_with_retry_after_and_metrics_count_request
         per_second: 1.0,
         burst: 3.0,
     };
-    let app = cowans_api::router_with(db.pool.clone(), handle.clone(), rate)
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app = cowans_api::router_with(
+        db.pool.clone(),
+        handle.clone(),
+        cowans_api::ApiOptions { rate, jwt: None },
+    )
+    .into_make_service_with_connect_info::<SocketAddr>();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     // The router records through the global facade; route this test's recorder there.
@@ -1034,4 +1038,84 @@ async fn the_openapi_document_is_generated_and_lists_every_route() {
         "bearer"
     );
     assert!(doc["components"]["schemas"]["SubmitJob"]["properties"]["queue"].is_object());
+}
+
+#[tokio::test]
+async fn jwt_bearer_tokens_carry_a_role_and_expire() {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let db = TestDb::new().await;
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .build_recorder()
+        .handle();
+    let options = cowans_api::ApiOptions {
+        jwt: Some(cowans_api::auth::JwtConfig::hs256(b"jwt-secret")),
+        ..Default::default()
+    };
+    let app = cowans_api::router_with(db.pool.clone(), handle, options)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let now = chrono::Utc::now().timestamp();
+    let token = |role: &str, exp: i64, secret: &[u8]| {
+        encode(
+            &Header::default(),
+            &json!({"sub": "ci-bot", "role": role, "exp": exp}),
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    };
+    let http = reqwest::Client::new();
+    let submit = |t: String| {
+        http.post(format!("{base}/api/v1/jobs"))
+            .bearer_auth(t)
+            .json(&json!({"queue": "jwt", "kind": "k"}))
+            .send()
+    };
+    assert_eq!(
+        submit(token("operator", now + 600, b"jwt-secret"))
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(
+        submit(token("viewer", now + 600, b"jwt-secret"))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let expired = submit(token("operator", now - 600, b"jwt-secret"))
+        .await
+        .unwrap();
+    assert_eq!(expired.status(), 401);
+    let v: Value = expired.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("expired"),
+        "{v}"
+    );
+    assert_eq!(
+        submit(token("operator", now + 600, b"other-secret"))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        submit(token("root", now + 600, b"jwt-secret"))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let audit: Vec<(String, String)> = sqlx::query_as("SELECT actor, action FROM cowans_audit")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        audit,
+        [("jwt:ci-bot".to_owned(), "job.submit".to_owned())],
+        "the one accepted submit is audited under the token's subject"
+    );
 }

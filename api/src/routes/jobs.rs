@@ -132,6 +132,14 @@ pub async fn submit(
     let Json(body) = body.map_err(|e| crate::json_error(&e))?;
     let job = body.into_new_job("")?;
     let done = cowans_store::enqueue_autocommit(&state.pool, std::slice::from_ref(&job)).await?;
+    crate::audit(
+        &state,
+        &who,
+        "job.submit",
+        Some(&format!("job:{}", done[0].id)),
+        json!({ "queue": job.queue, "kind": job.kind, "duplicate": done[0].duplicate }),
+    )
+    .await;
     let status = if done[0].duplicate {
         StatusCode::OK
     } else {
@@ -191,7 +199,9 @@ pub async fn submit_many(
         })?;
     let items: Vec<SubmitJob> =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid("body", e.to_string()))?;
+    let count = items.len();
     let (status, json) = submit_array(&state, items).await?;
+    crate::audit(&state, &who, "jobs.submit", None, json!({ "jobs": count })).await;
     Ok((status, json).into_response())
 }
 

@@ -112,6 +112,10 @@ pub struct ApiSettings {
     /// Requests per second each API key may make after its burst (429 beyond).
     pub rate_per_second: f64,
     pub rate_burst: u32,
+    /// Accept HS256 JWT bearer tokens signed with this secret (never logged)...
+    pub jwt_hs256_secret: Option<String>,
+    /// ...or RS256 tokens verified with this PEM public key.
+    pub jwt_rs256_public_key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ApiSettings {
@@ -120,6 +124,8 @@ impl Default for ApiSettings {
             listen: "127.0.0.1:8080".to_owned(),
             rate_per_second: 50.0,
             rate_burst: 200,
+            jwt_hs256_secret: None,
+            jwt_rs256_public_key_file: None,
         }
     }
 }
