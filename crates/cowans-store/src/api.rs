@@ -45,12 +45,15 @@ pub async fn create_api_key(
     .await?)
 }
 
-/// The live key with this hash (revoked keys are not found), marking it used.
+/// The live key with this hash (revoked keys are not found). `last_used_at` is refreshed at most
+/// once a minute, so authenticating stays a read on the hot path.
 pub async fn find_api_key(pool: &PgPool, key_hash: &[u8]) -> Result<Option<ApiKeyRow>> {
     Ok(sqlx::query_as(
-        "UPDATE cowans_api_keys SET last_used_at = now() \
-         WHERE key_hash = $1 AND revoked_at IS NULL \
-         RETURNING id, name, role, prefix, created_at, revoked_at",
+        "WITH k AS (SELECT id, name, role, prefix, created_at, revoked_at, last_used_at \
+           FROM cowans_api_keys WHERE key_hash = $1 AND revoked_at IS NULL), \
+         touched AS (UPDATE cowans_api_keys SET last_used_at = now() WHERE id IN \
+           (SELECT id FROM k WHERE last_used_at IS NULL OR last_used_at < now() - interval '1 minute')) \
+         SELECT id, name, role, prefix, created_at, revoked_at FROM k",
     )
     .bind(key_hash)
     .fetch_optional(pool)
