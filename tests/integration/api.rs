@@ -913,17 +913,6 @@ async fn a_live_event_stream_relays_batch_and_queue_events_filtered_per_client()
     assert_eq!(s, 401);
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn a_hundred_thousand_job_ndjson_submit_streams_in_with_a_result_per_line() {
     let api = api().await;
@@ -938,7 +927,7 @@ async fn a_hundred_thousand_job_ndjson_submit_streams_in_with_a_result_per_line(
         }
     }
     let bytes = body.len();
-    let before = rss_kib();
+    let before = cowans_tests::rss_kib();
     let t0 = std::time::Instant::now();
     let r = api
         .http
@@ -953,7 +942,7 @@ async fn a_hundred_thousand_job_ndjson_submit_streams_in_with_a_result_per_line(
     assert_eq!(r.headers()["content-type"], "application/x-ndjson");
     let text = r.text().await.unwrap();
     let elapsed = t0.elapsed();
-    let grew = rss_kib().saturating_sub(before);
+    let grew = cowans_tests::rss_kib().saturating_sub(before);
     let results: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -7,27 +7,8 @@ use chrono::{DateTime, Utc};
 use cowans_core::JobState;
 use cowans_store::{self as store, NewJob};
 use cowans_testkit::{TestDb, wait_for};
-use cowans_tests::{WorkerProcess, queue};
+use cowans_tests::{FAST_ENGINE, WorkerProcess, count, queue};
 use serde_json::json;
-
-const FAST: &[(&str, &str)] = &[
-    ("COWANS__ENGINE__LEASE_TTL", "2000"),
-    ("COWANS__ENGINE__HEARTBEAT_INTERVAL", "500"),
-    ("COWANS__ENGINE__LEADER_TTL", "1000"),
-    ("COWANS__ENGINE__RESCUE_INTERVAL", "300"),
-    ("COWANS__ENGINE__POLL_INTERVAL", "1000"),
-    ("COWANS__ENGINE__MAINTENANCE_INTERVAL", "200"),
-    ("COWANS__ENGINE__STATS_INTERVAL", "200"),
-];
-
-async fn count(db: &TestDb, q: &str, state: JobState) -> i64 {
-    store::count_by_state(&db.pool, q)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|(s, _)| *s == state)
-        .map_or(0, |(_, n)| n)
-}
 
 async fn db_now(db: &TestDb) -> DateTime<Utc> {
     sqlx::query_scalar("SELECT now()")
@@ -58,12 +39,12 @@ async fn pausing_stops_every_worker_within_a_second_survives_a_restart_and_resum
     store::enqueue_many(&db.pool, &sleeps("pz", 600, 40))
         .await
         .unwrap();
-    let a = WorkerProcess::spawn(&db.url(), "pz", 5, FAST);
-    let b = WorkerProcess::spawn(&db.url(), "pz", 5, FAST);
+    let a = WorkerProcess::spawn(&db.url(), "pz", 5, FAST_ENGINE);
+    let b = WorkerProcess::spawn(&db.url(), "pz", 5, FAST_ENGINE);
     wait_for(
         "both workers to make progress",
         Duration::from_secs(20),
-        || async { (count(&db, "pz", JobState::Completed).await >= 20).then_some(()) },
+        || async { (count(&db.pool, "pz", JobState::Completed).await >= 20).then_some(()) },
     )
     .await;
 
@@ -76,20 +57,20 @@ async fn pausing_stops_every_worker_within_a_second_survives_a_restart_and_resum
         "a job was claimed more than a second after the pause"
     );
     assert_eq!(
-        count(&db, "pz", JobState::Running).await,
+        count(&db.pool, "pz", JobState::Running).await,
         0,
         "running jobs finished, none started"
     );
-    let waiting = count(&db, "pz", JobState::Available).await;
+    let waiting = count(&db.pool, "pz", JobState::Available).await;
     assert!(waiting > 0);
 
     // A restarted worker reads the paused state from the database.
     let (code, _) = b.terminate(Duration::from_secs(10));
     assert_eq!(code, Some(0));
-    let _b = WorkerProcess::spawn(&db.url(), "pz", 5, FAST);
+    let _b = WorkerProcess::spawn(&db.url(), "pz", 5, FAST_ENGINE);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(
-        count(&db, "pz", JobState::Available).await,
+        count(&db.pool, "pz", JobState::Available).await,
         waiting,
         "nothing ran while paused"
     );
@@ -103,7 +84,7 @@ async fn pausing_stops_every_worker_within_a_second_survives_a_restart_and_resum
     )
     .await;
     wait_for("every job to complete", Duration::from_secs(30), || async {
-        (count(&db, "pz", JobState::Completed).await == 600).then_some(())
+        (count(&db.pool, "pz", JobState::Completed).await == 600).then_some(())
     })
     .await;
     drop(a);
@@ -119,11 +100,11 @@ async fn a_fleet_wide_concurrency_limit_holds_across_worker_processes() {
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    let _a = WorkerProcess::spawn(&db.url(), "gl", 10, FAST);
-    let _b = WorkerProcess::spawn(&db.url(), "gl", 10, FAST);
+    let _a = WorkerProcess::spawn(&db.url(), "gl", 10, FAST_ENGINE);
+    let _b = WorkerProcess::spawn(&db.url(), "gl", 10, FAST_ENGINE);
     let mut max_running = 0;
     let mut by_worker = std::collections::HashSet::new();
-    while count(&db, "gl", JobState::Completed).await < 40 {
+    while count(&db.pool, "gl", JobState::Completed).await < 40 {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "drain took too long"
@@ -163,9 +144,9 @@ async fn each_cron_tick_is_enqueued_once_however_many_workers_run() {
         catch_up: 0,
     };
     cowans_queue::register_cron(&db.pool, &job).await.unwrap();
-    let _a = WorkerProcess::spawn(&db.url(), "cr", 2, FAST);
-    let _b = WorkerProcess::spawn(&db.url(), "cr", 2, FAST);
-    let _c = WorkerProcess::spawn(&db.url(), "cr", 2, FAST);
+    let _a = WorkerProcess::spawn(&db.url(), "cr", 2, FAST_ENGINE);
+    let _b = WorkerProcess::spawn(&db.url(), "cr", 2, FAST_ENGINE);
+    let _c = WorkerProcess::spawn(&db.url(), "cr", 2, FAST_ENGINE);
     tokio::time::sleep(Duration::from_millis(4500)).await;
     let ticks: Vec<(DateTime<Utc>, i64)> = sqlx::query_as(
         "SELECT run_at, count(*) FROM cowans_jobs WHERE queue = 'cr' GROUP BY run_at ORDER BY run_at",
@@ -200,7 +181,7 @@ fn gauge(metrics: &str, series: &str) -> Option<f64> {
 #[tokio::test]
 async fn autoscaling_grows_under_backlog_shrinks_when_idle_and_queue_gauges_are_exported() {
     let db = TestDb::new().await;
-    let mut env = FAST.to_vec();
+    let mut env = FAST_ENGINE.to_vec();
     env.extend([
         ("COWANS__WORKER__AUTOSCALE__MIN", "1"),
         ("COWANS__WORKER__AUTOSCALE__MAX", "16"),
@@ -254,7 +235,7 @@ async fn autoscaling_grows_under_backlog_shrinks_when_idle_and_queue_gauges_are_
     );
 
     wait_for("the backlog to drain", Duration::from_secs(60), || async {
-        (count(&db, "as", JobState::Completed).await == 800).then_some(())
+        (count(&db.pool, "as", JobState::Completed).await == 800).then_some(())
     })
     .await;
     wait_for(
@@ -336,7 +317,7 @@ async fn operators_pause_limit_cancel_and_read_queues_from_the_command_line() {
         out.contains("1 job(s) were already finished or do not exist"),
         "{out}"
     );
-    assert_eq!(count(&db, "ops", JobState::Cancelled).await, 1);
+    assert_eq!(count(&db.pool, "ops", JobState::Cancelled).await, 1);
     let (code, _, err) = ctl(&db, &["pause", "Bad Queue"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("queue") && err.lines().count() == 1, "{err}");

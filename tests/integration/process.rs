@@ -5,25 +5,8 @@ use std::{process::Command, time::Duration};
 use cowans_core::JobState;
 use cowans_store::{self as store, NewJob};
 use cowans_testkit::{TestDb, wait_for};
-use cowans_tests::{WorkerProcess, queue, worker_binary};
+use cowans_tests::{FAST_ENGINE, WorkerProcess, count, queue, worker_binary};
 use serde_json::json;
-
-const FAST: &[(&str, &str)] = &[
-    ("COWANS__ENGINE__LEASE_TTL", "2000"),
-    ("COWANS__ENGINE__HEARTBEAT_INTERVAL", "500"),
-    ("COWANS__ENGINE__LEADER_TTL", "1000"),
-    ("COWANS__ENGINE__RESCUE_INTERVAL", "300"),
-    ("COWANS__ENGINE__POLL_INTERVAL", "200"),
-];
-
-async fn count(db: &TestDb, q: &str, state: JobState) -> i64 {
-    store::count_by_state(&db.pool, q)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|(s, _)| *s == state)
-        .map_or(0, |(_, n)| n)
-}
 
 #[tokio::test]
 async fn a_killed_workers_jobs_are_rescued_and_each_effect_lands_exactly_once() {
@@ -39,14 +22,14 @@ async fn a_killed_workers_jobs_are_rescued_and_each_effect_lands_exactly_once() 
         .collect();
     store::enqueue_many(&db.pool, &jobs).await.unwrap();
 
-    let mut a = WorkerProcess::spawn(&db.url(), "crash", 10, FAST);
+    let mut a = WorkerProcess::spawn(&db.url(), "crash", 10, FAST_ENGINE);
     wait_for(
         "worker A to finish some jobs and hold ten",
         Duration::from_secs(20),
         || async {
             let (done, running) = (
-                count(&db, "crash", JobState::Completed).await,
-                count(&db, "crash", JobState::Running).await,
+                count(&db.pool, "crash", JobState::Completed).await,
+                count(&db.pool, "crash", JobState::Running).await,
             );
             (done >= 10 && running == 10).then_some(())
         },
@@ -54,13 +37,13 @@ async fn a_killed_workers_jobs_are_rescued_and_each_effect_lands_exactly_once() 
     .await;
     a.kill9();
     assert!(
-        count(&db, "crash", JobState::Running).await > 0,
+        count(&db.pool, "crash", JobState::Running).await > 0,
         "A died holding running jobs"
     );
 
-    let b = WorkerProcess::spawn(&db.url(), "crash", 10, FAST);
+    let b = WorkerProcess::spawn(&db.url(), "crash", 10, FAST_ENGINE);
     wait_for("every job to complete", Duration::from_secs(60), || async {
-        (count(&db, "crash", JobState::Completed).await == 120).then_some(())
+        (count(&db.pool, "crash", JobState::Completed).await == 120).then_some(())
     })
     .await;
 
@@ -91,17 +74,17 @@ async fn sigterm_drains_running_jobs_and_leaves_the_rest_runnable() {
         .map(|_| NewJob::new(queue("term"), "demo.sleep", json!({"ms": 2000})))
         .collect();
     store::enqueue_many(&db.pool, &jobs).await.unwrap();
-    let w = WorkerProcess::spawn(&db.url(), "term", 3, FAST);
+    let w = WorkerProcess::spawn(&db.url(), "term", 3, FAST_ENGINE);
     wait_for("three jobs running", Duration::from_secs(10), || async {
-        (count(&db, "term", JobState::Running).await == 3).then_some(())
+        (count(&db.pool, "term", JobState::Running).await == 3).then_some(())
     })
     .await;
     let (code, last) = w.terminate(Duration::from_secs(10));
     assert_eq!(code, Some(0));
     assert!(last.contains("drained=true"), "{last}");
-    assert_eq!(count(&db, "term", JobState::Completed).await, 3);
-    assert_eq!(count(&db, "term", JobState::Available).await, 3);
-    assert_eq!(count(&db, "term", JobState::Running).await, 0);
+    assert_eq!(count(&db.pool, "term", JobState::Completed).await, 3);
+    assert_eq!(count(&db.pool, "term", JobState::Available).await, 3);
+    assert_eq!(count(&db.pool, "term", JobState::Running).await, 0);
     let attempts: Vec<i32> =
         sqlx::query_scalar("SELECT attempt FROM cowans_jobs WHERE state = 'available'")
             .fetch_all(&db.pool)
@@ -117,7 +100,7 @@ async fn sigterm_drains_running_jobs_and_leaves_the_rest_runnable() {
 #[tokio::test]
 async fn the_worker_serves_prometheus_metrics_health_and_readiness() {
     let db = TestDb::new().await;
-    let w = WorkerProcess::spawn(&db.url(), "metrics", 4, FAST);
+    let w = WorkerProcess::spawn(&db.url(), "metrics", 4, FAST_ENGINE);
     let jobs: Vec<NewJob> = (0..5)
         .map(|_| NewJob::new(queue("metrics"), "demo.noop", json!({})))
         .chain([NewJob::new(

@@ -624,18 +624,6 @@ fn a_shared_bucket_type_is_usable_across_clients() {
     assert!(a.is_ok() && b.is_ok());
 }
 
-/// Resident memory of this test process now, in KiB (nextest runs each test alone).
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn a_hundred_thousand_product_bulk_export_streams_with_flat_memory() {
     let sim = sim(100_000, 2).await;
@@ -650,7 +638,7 @@ async fn a_hundred_thousand_product_bulk_export_streams_with_flat_memory() {
     assert_eq!(op.status, "COMPLETED", "{op:?}");
     assert_eq!(op.object_count, "300000");
     let ran = t0.elapsed();
-    let before = rss_kib();
+    let before = cowans_tests::rss_kib();
     let mut peak = before;
     let t1 = Instant::now();
     let (mut parents, mut children, mut order_ok) = (0u64, 0u64, true);
@@ -660,7 +648,7 @@ async fn a_hundred_thousand_product_bulk_export_streams_with_flat_memory() {
             cowans_shopify::BulkItem::Parent(v) => {
                 parents += 1;
                 if parents % 5000 == 0 {
-                    peak = peak.max(rss_kib());
+                    peak = peak.max(cowans_tests::rss_kib());
                 }
                 last_parent = v["id"].as_str().map(str::to_owned);
             }

@@ -123,3 +123,37 @@ impl Drop for WorkerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Engine timings short enough for black-box tests (lease, heartbeat, leader, rescue, poll,
+/// maintenance and stats cadence), as `COWANS__ENGINE__*` variables for `WorkerProcess::spawn`.
+pub const FAST_ENGINE: &[(&str, &str)] = &[
+    ("COWANS__ENGINE__LEASE_TTL", "2000"),
+    ("COWANS__ENGINE__HEARTBEAT_INTERVAL", "500"),
+    ("COWANS__ENGINE__LEADER_TTL", "1000"),
+    ("COWANS__ENGINE__RESCUE_INTERVAL", "300"),
+    ("COWANS__ENGINE__POLL_INTERVAL", "200"),
+    ("COWANS__ENGINE__MAINTENANCE_INTERVAL", "200"),
+    ("COWANS__ENGINE__STATS_INTERVAL", "200"),
+];
+
+/// Jobs of `queue` in `state`.
+pub async fn count(pool: &sqlx::PgPool, queue: &str, state: cowans_core::JobState) -> i64 {
+    cowans_store::count_by_state(pool, queue)
+        .await
+        .expect("count jobs")
+        .into_iter()
+        .find(|(s, _)| *s == state)
+        .map_or(0, |(_, n)| n)
+}
+
+/// Resident memory of this test process now, in KiB (nextest runs each test in its own process).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
