@@ -13,7 +13,7 @@ use crate::{
     ApiState,
     auth::{Principal, Role},
     error::{ApiError, ApiResult},
-    routes::jobs::{MAX_BULK, SubmitJob},
+    routes::jobs::{MAX_BULK, SubmitJob, into_new_jobs},
 };
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -46,12 +46,7 @@ pub async fn create(
             ),
         ));
     }
-    let jobs = body
-        .jobs
-        .into_iter()
-        .enumerate()
-        .map(|(i, j)| j.into_new_job(&format!("jobs[{i}]")))
-        .collect::<ApiResult<Vec<_>>>()?;
+    let jobs = into_new_jobs(body.jobs)?;
     let (id, results) = cowans_store::create_batch(
         &state.pool,
         &body.description,

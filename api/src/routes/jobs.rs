@@ -65,6 +65,15 @@ impl SubmitJob {
     }
 }
 
+/// Converts a list of submitted jobs, naming the item of the first bad one (`jobs[3].kind`).
+pub(crate) fn into_new_jobs(items: Vec<SubmitJob>) -> ApiResult<Vec<NewJob>> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, j)| j.into_new_job(&format!("jobs[{i}]")))
+        .collect()
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Submitted {
     pub id: i64,
@@ -215,11 +224,7 @@ async fn submit_array(
             format!("has {} items; at most {MAX_BULK} per request", items.len()),
         ));
     }
-    let jobs = items
-        .into_iter()
-        .enumerate()
-        .map(|(i, j)| j.into_new_job(&format!("jobs[{i}]")))
-        .collect::<ApiResult<Vec<_>>>()?;
+    let jobs = into_new_jobs(items)?;
     let done = cowans_store::enqueue_autocommit(&state.pool, &jobs).await?;
     let results: Vec<Submitted> = done
         .iter()

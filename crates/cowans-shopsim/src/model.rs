@@ -128,19 +128,6 @@ pub struct Search {
     terms: Vec<Term>,
 }
 
-const KNOWN: &[&str] = &[
-    "updated_at",
-    "created_at",
-    "id",
-    "handle",
-    "sku",
-    "status",
-    "title",
-    "vendor",
-    "product_type",
-    "tag",
-];
-
 impl Search {
     pub fn parse(q: &str) -> Self {
         let mut terms = Vec::new();
@@ -160,7 +147,9 @@ impl Search {
                 .find_map(|op| rest.strip_prefix(op).map(|v| (*op, v)))
                 .unwrap_or(("=", rest));
             let field = field.to_ascii_lowercase();
-            if !KNOWN.contains(&field.as_str()) {
+            // Shopify's field list (shared with the client's guard). Unknown fields are dropped;
+            // known ones the simulator does not model (barcode, ...) match every product.
+            if !cowans_shopify::PRODUCT_SEARCH_FIELDS.contains(&field.as_str()) {
                 continue;
             }
             terms.push(Term {

@@ -232,11 +232,7 @@ pub async fn refresh_batches(pool: &PgPool, limit: i64) -> Result<BatchRefresh> 
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(EVENTS_CHANNEL)
-            .bind(event.to_string())
-            .execute(&mut *tx)
-            .await?;
+        publish_event(&mut *tx, &event).await?;
         tx.commit().await?;
         if done {
             out.finished.push(id);
@@ -248,11 +244,12 @@ pub async fn refresh_batches(pool: &PgPool, limit: i64) -> Result<BatchRefresh> 
 }
 
 /// Publishes an event (JSON) on the events channel, for every API instance to relay.
-pub async fn publish_event(pool: &PgPool, event: &Value) -> Result<()> {
+/// Inside a transaction the event is sent at commit (never on rollback).
+pub async fn publish_event<'e>(executor: impl sqlx::PgExecutor<'e>, event: &Value) -> Result<()> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(EVENTS_CHANNEL)
         .bind(event.to_string())
-        .execute(pool)
+        .execute(executor)
         .await?;
     Ok(())
 }
