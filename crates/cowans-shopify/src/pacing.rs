@@ -17,19 +17,27 @@ pub trait CostBucket: Send + Sync {
 }
 
 #[derive(Debug)]
-struct State {
+struct Learnt {
     max: f64,
     restore: f64,
     /// Points available at `at`, minus what in-flight requests reserved.
     available: f64,
     at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// `None` until the first response teaches the bucket.
+    learnt: Option<Learnt>,
+    /// Points reserved by requests not answered yet, counted from the very first request so
+    /// answers to early (unpaced) requests do not make the estimate drift.
     in_flight: f64,
 }
 
 /// A bucket for the callers of one process.
 #[derive(Debug, Default)]
 pub struct LocalBucket {
-    state: Mutex<Option<State>>,
+    state: Mutex<State>,
 }
 
 impl LocalBucket {
@@ -41,14 +49,14 @@ impl LocalBucket {
 impl CostBucket for LocalBucket {
     fn reserve(&self, requested: f64) -> Duration {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(s) = guard.as_mut() else {
+        guard.in_flight += requested;
+        let Some(s) = guard.learnt.as_mut() else {
             return Duration::ZERO; // nothing learnt yet: the first response teaches us
         };
         let now = Instant::now();
         let refill = now.saturating_duration_since(s.at).as_secs_f64() * s.restore;
         s.available = (s.available + refill).min(s.max);
         s.at = now;
-        s.in_flight += requested;
         let wait = if s.available >= requested || s.restore <= 0.0 {
             Duration::ZERO
         } else {
@@ -61,20 +69,15 @@ impl CostBucket for LocalBucket {
 
     fn settle(&self, requested: f64, status: Option<ThrottleStatus>) {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let in_flight = guard
-            .as_ref()
-            .map_or(0.0, |s| (s.in_flight - requested).max(0.0));
+        guard.in_flight = (guard.in_flight - requested).max(0.0);
         if let Some(t) = status {
             // The server's word, minus what other in-flight requests will still take.
-            *guard = Some(State {
+            guard.learnt = Some(Learnt {
                 max: t.maximum_available,
                 restore: t.restore_rate,
-                available: t.currently_available - in_flight,
+                available: t.currently_available - guard.in_flight,
                 at: Instant::now(),
-                in_flight,
             });
-        } else if let Some(s) = guard.as_mut() {
-            s.in_flight = in_flight;
         }
     }
 }
@@ -95,7 +98,10 @@ mod tests {
     fn waits_for_the_missing_points_at_the_restore_rate() {
         let b = LocalBucket::new();
         assert_eq!(b.reserve(50.0), Duration::ZERO, "unknown bucket: go");
-        b.settle(50.0, Some(status(30.0)));
+        assert_eq!(b.reserve(20.0), Duration::ZERO);
+        // The first answer: the other request (20) is still in flight.
+        b.settle(50.0, Some(status(50.0)));
+        b.settle(20.0, Some(status(30.0)));
         let wait = b.reserve(80.0);
         assert!((wait.as_secs_f64() - 0.5).abs() < 0.01, "{wait:?}");
         // A second caller queues behind the first one's reservation.
