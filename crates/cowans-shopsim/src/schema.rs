@@ -849,20 +849,8 @@ impl MutationRoot {
                     code: Some("OPERATION_IN_PROGRESS".into()),
                 }));
             }
-            let id = s.catalog.next_id();
-            let now = s.clock.now();
-            let op = crate::bulk::BulkOp {
-                id,
-                kind: "MUTATION",
-                status: crate::bulk::BulkStatus::Created,
-                query: mutation.clone(),
-                object_count: 0,
-                file: None,
-                error_code: None,
-                created_at: now,
-                completed_at: None,
-            };
-            s.bulk.insert(id, op.clone());
+            let op = s.new_bulk_op("MUTATION", mutation.clone());
+            let id = op.id;
             (
                 id,
                 s.results_dir.clone(),
@@ -909,20 +897,8 @@ impl MutationRoot {
                     code: Some("OPERATION_IN_PROGRESS".into()),
                 }));
             }
-            let id = s.catalog.next_id();
-            let now = s.clock.now();
-            let op = crate::bulk::BulkOp {
-                id,
-                kind: "QUERY",
-                status: crate::bulk::BulkStatus::Created,
-                query,
-                object_count: 0,
-                file: None,
-                error_code: None,
-                created_at: now,
-                completed_at: None,
-            };
-            s.bulk.insert(id, op.clone());
+            let op = s.new_bulk_op("QUERY", query);
+            let id = op.id;
             (
                 id,
                 s.results_dir.clone(),

@@ -323,6 +323,23 @@ impl ShopState {
         }
     }
 
+    /// Registers a new bulk operation (CREATED) of `kind` ("QUERY" or "MUTATION").
+    pub fn new_bulk_op(&mut self, kind: &'static str, query: String) -> crate::bulk::BulkOp {
+        let op = crate::bulk::BulkOp {
+            id: self.catalog.next_id(),
+            kind,
+            status: crate::bulk::BulkStatus::Created,
+            query,
+            object_count: 0,
+            file: None,
+            error_code: None,
+            created_at: self.clock.now(),
+            completed_at: None,
+        };
+        self.bulk.insert(op.id, op.clone());
+        op
+    }
+
     /// `products/*` with the product's REST-shaped payload.
     pub fn emit_product(&mut self, topic: &str, id: u64) {
         if let Some(p) = self.catalog.products.get(&id) {
