@@ -2,7 +2,11 @@
 //! stored as SHA-256; requests carry them as `Authorization: Bearer <key>` or `X-Api-Key`.
 //! Roles are ordered `viewer` < `operator` < `admin`; every route states the least it needs.
 
-use std::net::SocketAddr;
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts},
@@ -104,6 +108,52 @@ fn presented_key(parts: &Parts) -> Result<String, ApiError> {
     }
 }
 
+/// Known API keys, remembered for [`KEY_CACHE_TTL`] so authentication is not a database round
+/// trip per request. A revoked key therefore stops working within that time on every instance.
+#[derive(Default)]
+pub struct KeyCache {
+    keys: std::sync::Mutex<HashMap<Vec<u8>, (String, Role, Instant)>>,
+}
+
+/// How long a looked-up key is trusted without asking the database again.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
+const KEY_CACHE_MAX: usize = 10_000;
+
+impl KeyCache {
+    async fn principal(
+        &self,
+        pool: &cowans_store::PgPool,
+        key: &str,
+    ) -> Result<(String, Role), ApiError> {
+        let hash = hash_key(key);
+        if let Some((actor, role, at)) = self.lock().get(&hash)
+            && at.elapsed() < KEY_CACHE_TTL
+        {
+            return Ok((actor.clone(), *role));
+        }
+        let found = cowans_store::find_api_key(pool, &hash).await?;
+        let mut keys = self.lock();
+        let Some(row) = found else {
+            keys.remove(&hash);
+            return Err(ApiError::unauthorized("unknown or revoked API key"));
+        };
+        let role = Role::parse(&row.role)
+            .ok_or_else(|| ApiError::unauthorized("the key has an unknown role"))?;
+        let actor = format!("key:{}:{}", row.id, row.name);
+        if keys.len() >= KEY_CACHE_MAX {
+            keys.retain(|_, (_, _, at)| at.elapsed() < KEY_CACHE_TTL);
+        }
+        keys.insert(hash, (actor.clone(), role, Instant::now()));
+        Ok((actor, role))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, (String, Role, Instant)>> {
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// JWT bearer tokens: HS256 with a shared secret or RS256 with a public key. Claims: `sub` (who),
 /// `role` (viewer, operator or admin) and `exp` (required).
 #[derive(Clone)]
@@ -160,12 +210,7 @@ impl FromRequestParts<ApiState> for Principal {
     ) -> Result<Self, Self::Rejection> {
         let key = presented_key(parts)?;
         let (actor, role) = if key.starts_with("cwk_") && key.len() <= 100 {
-            let row = cowans_store::find_api_key(&state.pool, &hash_key(&key))
-                .await?
-                .ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
-            let role = Role::parse(&row.role)
-                .ok_or_else(|| ApiError::unauthorized("the key has an unknown role"))?;
-            (format!("key:{}:{}", row.id, row.name), role)
+            state.keys.principal(&state.pool, &key).await?
         } else if let Some(jwt) = &state.jwt {
             jwt_principal(&key, jwt)?
         } else {

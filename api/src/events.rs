@@ -1,11 +1,14 @@
 //! Live events: every API instance LISTENs on the `cowans_events` channel (batch progress from
-//! the leader, queue changes from any API instance) and relays it as Server-Sent Events, so any
-//! instance serves any client.
+//! the leader, queue changes from any API instance) and fans them out to its subscribers, as
+//! Server-Sent Events or over a WebSocket, so any instance serves any client.
 
 use std::{convert::Infallible, time::Duration};
 
 use axum::{
-    extract::{Query, State},
+    extract::{
+        Query, State,
+        ws::{Message, WebSocket, WebSocketUpgrade},
+    },
     response::sse::{Event, KeepAlive, Sse},
 };
 use futures::Stream;
@@ -75,37 +78,95 @@ impl EventFilter {
     }
 }
 
+/// The next event for this subscriber: a matching one, or `{"type": "lagged", "missed": n}`
+/// when a slow client fell behind; `None` once the relay is gone.
+async fn next_event(rx: &mut broadcast::Receiver<Value>, filter: &EventFilter) -> Option<Value> {
+    loop {
+        match rx.recv().await {
+            Ok(e) if filter.matches(&e) => return Some(e),
+            Ok(_) => continue,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                return Some(serde_json::json!({ "type": "lagged", "missed": n }));
+            }
+            Err(broadcast::error::RecvError::Closed) => return None,
+        }
+    }
+}
+
+fn filter_from(
+    query: Result<Query<EventFilter>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<EventFilter> {
+    query
+        .map(|Query(f)| f)
+        .map_err(|e| ApiError::invalid("query", e.body_text()))
+}
+
 /// `GET /api/v1/events?queue=&batch=` (viewer): Server-Sent Events, one `data:` JSON per event,
 /// the event's `type` as the SSE event name.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(("queue" = Option<String>, Query), ("batch" = Option<i64>, Query)),
-    responses((status = 200, description = "text/event-stream: batch.progress, batch.finished, queue.paused, queue.resumed")), security(("api_key" = [])), description = "Role: viewer")]
+    responses((status = 200, description = "text/event-stream: batch.progress, batch.finished, queue.paused, queue.resumed, lagged")), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn sse(
     State(state): State<ApiState>,
     who: Principal,
     query: Result<Query<EventFilter>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     who.require(Role::Viewer)?;
-    let Query(filter) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let filter = filter_from(query)?;
     let rx = state.events.subscribe();
     let stream = futures::stream::unfold((rx, filter), |(mut rx, filter)| async move {
-        loop {
-            match rx.recv().await {
-                Ok(e) if filter.matches(&e) => {
-                    let name = e["type"].as_str().unwrap_or("event").to_owned();
-                    let event = Event::default().event(name).data(e.to_string());
-                    return Some((Ok(event), (rx, filter)));
-                }
-                Ok(_) => continue,
-                // A slow client missed some: tell it, and carry on.
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    let event = Event::default()
-                        .event("lagged")
-                        .data(format!("{{\"missed\":{n}}}"));
-                    return Some((Ok(event), (rx, filter)));
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
+        let e = next_event(&mut rx, &filter).await?;
+        let name = e["type"].as_str().unwrap_or("event").to_owned();
+        let event = Event::default().event(name).data(e.to_string());
+        Some((Ok(event), (rx, filter)))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// `GET /api/v1/events/ws?queue=&batch=` (viewer): the same events over a WebSocket, one JSON
+/// text message per event. Pinged every 15 s; closing the socket ends the subscription.
+#[utoipa::path(get, path = "/api/v1/events/ws", tag = "events", params(("queue" = Option<String>, Query), ("batch" = Option<i64>, Query)),
+    responses((status = 101, description = "WebSocket: one JSON text message per event ({type, ...})")), security(("api_key" = [])), description = "Role: viewer")]
+pub async fn websocket(
+    State(state): State<ApiState>,
+    who: Principal,
+    query: Result<Query<EventFilter>, axum::extract::rejection::QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> ApiResult<axum::response::Response> {
+    who.require(Role::Viewer)?;
+    let filter = filter_from(query)?;
+    let upgrade = upgrade.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            "not_websocket",
+            format!("{}; open this route as a WebSocket", e.body_text()),
+        )
+    })?;
+    let rx = state.events.subscribe();
+    Ok(upgrade.on_upgrade(move |socket| relay_to_socket(socket, rx, filter)))
+}
+
+async fn relay_to_socket(
+    mut socket: WebSocket,
+    mut rx: broadcast::Receiver<Value>,
+    filter: EventFilter,
+) {
+    let mut ping = tokio::time::interval(Duration::from_secs(15));
+    ping.tick().await;
+    loop {
+        let sent = tokio::select! {
+            e = next_event(&mut rx, &filter) => match e {
+                Some(e) => socket.send(Message::Text(e.to_string().into())).await,
+                None => break,
+            },
+            _ = ping.tick() => socket.send(Message::Ping(Default::default())).await,
+            incoming = socket.recv() => match incoming {
+                // Pongs and anything the client says are ignored; a close or error ends it.
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Ok(_)) => Ok(()),
+            },
+        };
+        if sent.is_err() {
+            break;
+        }
+    }
 }

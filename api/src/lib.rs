@@ -8,6 +8,7 @@ mod ndjson;
 pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
+mod submit_group;
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use axum::{
     extract::{DefaultBodyLimit, rejection::JsonRejection},
     routing::{get, post},
 };
+use cowans_core::KindRegistry;
 use cowans_store::PgPool;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::Value;
@@ -31,13 +33,23 @@ pub struct ApiState {
     pub events: tokio::sync::broadcast::Sender<Value>,
     /// JWT bearer tokens, when configured (API keys always work).
     pub jwt: Option<std::sync::Arc<auth::JwtConfig>>,
+    /// Registered job kinds: payloads are checked against their types at submit.
+    pub kinds: std::sync::Arc<KindRegistry>,
+    /// API keys recently looked up.
+    pub keys: std::sync::Arc<auth::KeyCache>,
+    /// Single submits, committed in groups.
+    pub submits: submit_group::SubmitGroup,
 }
 
 /// Per-process options of the API.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct ApiOptions {
     pub rate: rate_limit::RateConfig,
     pub jwt: Option<auth::JwtConfig>,
+    /// The job kinds with their payload types (default: none registered, unknown kinds accepted).
+    pub kinds: KindRegistry,
+    /// Most single submits per group commit (0 = the default, 500; 1 = no grouping).
+    pub submit_group_max: usize,
 }
 
 /// Request bodies above this are refused (413).
@@ -59,6 +71,15 @@ pub fn router_with(pool: PgPool, metrics: PrometheusHandle, options: ApiOptions)
         limiter: std::sync::Arc::new(rate_limit::KeyRateLimiter::new(options.rate)),
         events: events::start_relay(pool.clone()),
         jwt: options.jwt.map(std::sync::Arc::new),
+        kinds: std::sync::Arc::new(options.kinds),
+        keys: std::sync::Arc::default(),
+        submits: submit_group::SubmitGroup::start(
+            pool.clone(),
+            match options.submit_group_max {
+                0 => 500,
+                n => n,
+            },
+        ),
     };
     let api = Router::new()
         .route(
@@ -69,6 +90,7 @@ pub fn router_with(pool: PgPool, metrics: PrometheusHandle, options: ApiOptions)
         .route("/api/v1/jobs/{id}", get(routes::jobs::get))
         .route("/api/v1/jobs/{id}/cancel", post(routes::jobs::cancel))
         .route("/api/v1/jobs/{id}/retry", post(routes::jobs::retry))
+        .route("/api/v1/kinds", get(routes::kinds::list))
         .route("/api/v1/queues", get(routes::queues::list))
         .route("/api/v1/queues/{queue}", get(routes::queues::get))
         .route("/api/v1/queues/{queue}/pause", post(routes::queues::pause))
@@ -90,6 +112,7 @@ pub fn router_with(pool: PgPool, metrics: PrometheusHandle, options: ApiOptions)
         .route("/api/v1/batches/{id}/cancel", post(routes::batches::cancel))
         .route("/api/v1/audit", get(routes::audit::list))
         .route("/api/v1/events", get(events::sse))
+        .route("/api/v1/events/ws", get(events::websocket))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route_layer(axum::middleware::from_fn(track))
         .fallback(|| async { ApiError::not_found("no such route") })

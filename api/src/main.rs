@@ -87,7 +87,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ),
                 (None, None) => None,
             };
-            let app = cowans_api::router_with(pool, metrics, cowans_api::ApiOptions { rate, jwt })
+            let kinds = cowans_queue::demo::kinds(cowans_core::KindRegistry::new())
+                .reject_unknown(settings.api.reject_unknown_kinds);
+            let options = cowans_api::ApiOptions {
+                rate,
+                jwt,
+                kinds,
+                submit_group_max: settings.api.submit_group_max,
+            };
+            let app = cowans_api::router_with(pool, metrics, options)
                 .into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown::signal())

@@ -50,19 +50,7 @@ pub async fn submit(state: &ApiState, who: &Principal, body: Body) -> ApiResult<
         }
         let parsed = serde_json::from_slice::<SubmitJob>(line)
             .map_err(|e| ApiError::invalid(&format!("line {n}"), e.to_string()))
-            .and_then(|j| j.into_new_job(&format!("line {n}")))
-            .and_then(|j| {
-                // The store validates kind and attempts; check here so the line gets the error.
-                cowans_core::validate_kind(&j.kind)
-                    .map_err(|e| ApiError::invalid(&format!("line {n}.kind"), e.to_string()))?;
-                if j.max_attempts < 1 {
-                    return Err(ApiError::invalid(
-                        &format!("line {n}.max_attempts"),
-                        "must be at least 1",
-                    ));
-                }
-                Ok(j)
-            });
+            .and_then(|j| j.into_new_job(&format!("line {n}"), &state.kinds));
         outcomes.push(Outcome::Failed(Value::Null));
         match parsed {
             Ok(job) => batch.push((n, job)),

@@ -39,11 +39,11 @@ impl Modify for BearerKey {
     info(title = "Cowans API", description = "Job submission, queue administration, batches and live events."),
     paths(
         routes::jobs::submit, routes::jobs::submit_many, routes::jobs::get, routes::jobs::list,
-        routes::jobs::cancel, routes::jobs::retry,
+        routes::jobs::cancel, routes::jobs::retry, routes::kinds::list,
         routes::queues::list, routes::queues::get, routes::queues::pause, routes::queues::resume,
         routes::dead::list, routes::dead::redrive, routes::dead::purge,
         routes::batches::create, routes::batches::get, routes::batches::cancel,
-        routes::audit::list, crate::events::sse,
+        routes::audit::list, crate::events::sse, crate::events::websocket,
     ),
     components(schemas(ErrorBody, routes::jobs::SubmitJob, routes::jobs::Submitted, routes::jobs::JobView,
         routes::dead::Redrive, routes::dead::Purge, routes::batches::CreateBatch)),

@@ -7,17 +7,17 @@ use cowans_testkit::TestDb;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
-    _db: TestDb,
-    pool: cowans_store::PgPool,
-    viewer: String,
-    operator: String,
-    admin: String,
+pub(crate) struct Api {
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) db: TestDb,
+    pub(crate) pool: cowans_store::PgPool,
+    pub(crate) viewer: String,
+    pub(crate) operator: String,
+    pub(crate) admin: String,
 }
 
-async fn key(pool: &cowans_store::PgPool, role: &str) -> String {
+pub(crate) async fn key(pool: &cowans_store::PgPool, role: &str) -> String {
     let (key, hash, prefix) = cowans_api::auth::generate_key();
     cowans_store::create_api_key(pool, &format!("{role}-key"), role, &hash, &prefix)
         .await
@@ -26,11 +26,16 @@ async fn key(pool: &cowans_store::PgPool, role: &str) -> String {
 }
 
 async fn api() -> Api {
+    api_with(cowans_api::ApiOptions::default()).await
+}
+
+/// A real API server on port 0 with `options`, over a fresh database, with a key per role.
+pub(crate) async fn api_with(options: cowans_api::ApiOptions) -> Api {
     let db = TestDb::new().await;
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .build_recorder()
         .handle();
-    let app = cowans_api::router(db.pool.clone(), handle)
+    let app = cowans_api::router_with(db.pool.clone(), handle, options)
         .into_make_service_with_connect_info::<SocketAddr>();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -43,12 +48,12 @@ async fn api() -> Api {
         base,
         http: reqwest::Client::new(),
         pool,
-        _db: db,
+        db,
     }
 }
 
 impl Api {
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -72,7 +77,7 @@ impl Api {
     }
 }
 
-fn assert_error_shape(v: &Value, code: &str) {
+pub(crate) fn assert_error_shape(v: &Value, code: &str) {
     assert_eq!(v["error"]["code"], code, "{v}");
     assert!(
         v["error"]["message"]
@@ -104,6 +109,8 @@ async fn every_route_refuses_missing_malformed_wrong_and_revoked_credentials_and
         (Method::GET, "/api/v1/jobs/1", None, "viewer"),
         (Method::POST, "/api/v1/jobs/1/cancel", None, "operator"),
         (Method::POST, "/api/v1/jobs/1/retry", None, "operator"),
+        (Method::GET, "/api/v1/kinds", None, "viewer"),
+        (Method::GET, "/api/v1/events/ws", None, "viewer"),
         (Method::GET, "/api/v1/queues", None, "viewer"),
         (Method::GET, "/api/v1/queues/q", None, "viewer"),
         (Method::POST, "/api/v1/queues/q/pause", None, "operator"),
@@ -769,7 +776,10 @@ async fn a_key_over_its_rate_gets_429_with_retry_after_and_metrics_count_request
     let app = cowans_api::router_with(
         db.pool.clone(),
         handle.clone(),
-        cowans_api::ApiOptions { rate, jwt: None },
+        cowans_api::ApiOptions {
+            rate,
+            ..Default::default()
+        },
     )
     .into_make_service_with_connect_info::<SocketAddr>();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1006,6 +1016,8 @@ async fn the_openapi_document_is_generated_and_lists_every_route() {
         ("post", "/api/v1/batches/{id}/cancel"),
         ("get", "/api/v1/audit"),
         ("get", "/api/v1/events"),
+        ("get", "/api/v1/events/ws"),
+        ("get", "/api/v1/kinds"),
     ];
     for (method, path) in expected {
         let op = &doc["paths"][path][method];

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod api_live;
 mod control_engine;
 mod control_process;
 mod control_store;

@@ -46,7 +46,7 @@ pub async fn create(
             ),
         ));
     }
-    let jobs = into_new_jobs(body.jobs)?;
+    let jobs = into_new_jobs(body.jobs, &state.kinds)?;
     let (id, results) = cowans_store::create_batch(
         &state.pool,
         &body.description,

@@ -6,7 +6,7 @@ use axum::{
     http::StatusCode,
 };
 use chrono::{DateTime, Utc};
-use cowans_core::{JobId, JobState, QueueName};
+use cowans_core::{JobId, JobState, KindCheck, KindRegistry, QueueName};
 use cowans_store::{JobFilter, JobRecord, NewJob, Unique};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -26,7 +26,8 @@ pub const MAX_BULK: usize = 10_000;
 pub struct SubmitJob {
     pub queue: String,
     pub kind: String,
-    #[serde(default)]
+    /// The payload; `{}` when left out.
+    #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
     pub args: Value,
     #[serde(default)]
@@ -37,8 +38,14 @@ pub struct SubmitJob {
     pub rate_key: Option<String>,
 }
 
+fn empty_object() -> Value {
+    Value::Object(serde_json::Map::new())
+}
+
 impl SubmitJob {
-    pub(crate) fn into_new_job(self, at: &str) -> ApiResult<NewJob> {
+    /// Validates every field, the payload against its kind's registered type included, naming
+    /// the field (prefixed by `at`, e.g. `jobs[3]`) of the first problem.
+    pub(crate) fn into_new_job(self, at: &str, kinds: &KindRegistry) -> ApiResult<NewJob> {
         let field = |f: &str| {
             if at.is_empty() {
                 f.to_owned()
@@ -48,11 +55,41 @@ impl SubmitJob {
         };
         let queue = QueueName::new(self.queue)
             .map_err(|e| ApiError::invalid(&field("queue"), e.to_string()))?;
+        cowans_core::validate_kind(&self.kind)
+            .map_err(|e| ApiError::invalid(&field("kind"), e.to_string()))?;
+        match kinds.check(&self.kind, &self.args) {
+            KindCheck::Valid | KindCheck::Unchecked => {}
+            KindCheck::Unknown => {
+                let known: Vec<&str> = kinds.names().collect();
+                return Err(ApiError::invalid(
+                    &field("kind"),
+                    format!(
+                        "is {:?}, which no worker registers; known kinds: {}",
+                        self.kind,
+                        known.join(", ")
+                    ),
+                ));
+            }
+            KindCheck::Invalid(e) => {
+                let at = if e.path.is_empty() {
+                    field("args")
+                } else {
+                    field(&format!("args.{}", e.path))
+                };
+                return Err(ApiError::invalid(&at, e.message));
+            }
+        }
         let mut job = NewJob::new(queue, self.kind, self.args).priority(self.priority);
         if let Some(t) = self.run_at {
             job = job.run_at(t);
         }
         if let Some(m) = self.max_attempts {
+            if m < 1 {
+                return Err(ApiError::invalid(
+                    &field("max_attempts"),
+                    format!("is {m}; it must be at least 1"),
+                ));
+            }
             job = job.max_attempts(m);
         }
         if let Some(k) = self.unique_key {
@@ -66,11 +103,11 @@ impl SubmitJob {
 }
 
 /// Converts a list of submitted jobs, naming the item of the first bad one (`jobs[3].kind`).
-pub(crate) fn into_new_jobs(items: Vec<SubmitJob>) -> ApiResult<Vec<NewJob>> {
+pub(crate) fn into_new_jobs(items: Vec<SubmitJob>, kinds: &KindRegistry) -> ApiResult<Vec<NewJob>> {
     items
         .into_iter()
         .enumerate()
-        .map(|(i, j)| j.into_new_job(&format!("jobs[{i}]")))
+        .map(|(i, j)| j.into_new_job(&format!("jobs[{i}]"), kinds))
         .collect()
 }
 
@@ -127,7 +164,8 @@ impl From<JobRecord> for JobView {
     }
 }
 
-/// `POST /api/v1/jobs` (operator).
+/// `POST /api/v1/jobs` (operator). Concurrent submits share one insert and commit
+/// (`api.submit_group_max`); the answer comes after the commit.
 #[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", request_body = SubmitJob,
     responses((status = 201, description = "Inserted", body = Submitted), (status = 200, description = "Duplicate of a job holding the unique key", body = Submitted),
         (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody), (status = 422, description = "Bad input; the message names the field", body = crate::openapi::ErrorBody)),
@@ -139,17 +177,9 @@ pub async fn submit(
 ) -> ApiResult<(StatusCode, Json<Submitted>)> {
     who.require(Role::Operator)?;
     let Json(body) = body.map_err(|e| crate::json_error(&e))?;
-    let job = body.into_new_job("")?;
-    let done = cowans_store::enqueue_autocommit(&state.pool, std::slice::from_ref(&job)).await?;
-    crate::audit(
-        &state,
-        &who,
-        "job.submit",
-        Some(&format!("job:{}", done[0].id)),
-        json!({ "queue": job.queue, "kind": job.kind, "duplicate": done[0].duplicate }),
-    )
-    .await;
-    let status = if done[0].duplicate {
+    let job = body.into_new_job("", &state.kinds)?;
+    let done = state.submits.submit(job, &who).await?;
+    let status = if done.duplicate {
         StatusCode::OK
     } else {
         StatusCode::CREATED
@@ -157,8 +187,8 @@ pub async fn submit(
     Ok((
         status,
         Json(Submitted {
-            id: done[0].id.0,
-            duplicate: done[0].duplicate,
+            id: done.id.0,
+            duplicate: done.duplicate,
         }),
     ))
 }
@@ -224,7 +254,7 @@ async fn submit_array(
             format!("has {} items; at most {MAX_BULK} per request", items.len()),
         ));
     }
-    let jobs = into_new_jobs(items)?;
+    let jobs = into_new_jobs(items, &state.kinds)?;
     let done = cowans_store::enqueue_autocommit(&state.pool, &jobs).await?;
     let results: Vec<Submitted> = done
         .iter()

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod batches;
 pub mod dead;
 pub mod jobs;
+pub mod kinds;
 pub mod queues;
 
 use serde::Deserialize;

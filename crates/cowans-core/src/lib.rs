@@ -6,9 +6,11 @@
 
 pub mod cron;
 mod job;
+pub mod kinds;
 mod outcome;
 mod retry_policy;
 
 pub use job::{AttemptError, JobId, JobState, NameError, QueueName, validate_kind};
+pub use kinds::{KindCheck, KindRegistry, PayloadError};
 pub use outcome::{Failure, JobError, JobOutcome};
 pub use retry_policy::RetryPolicy;

@@ -11,23 +11,23 @@
 use std::time::Duration;
 
 use apalis_core::{error::BoxDynError, task::task_fn::task_fn};
-use cowans_core::JobError;
+use cowans_core::{JobError, KindRegistry};
 use serde::Deserialize;
 use sqlx::PgPool;
 
 use crate::{JobMeta, KindRouter};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Noop {}
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sleep {
     pub ms: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Effect {
     pub key: String,
@@ -35,12 +35,28 @@ pub struct Effect {
     pub sleep_ms: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Fail {
     pub times: i32,
     #[serde(default)]
     pub permanent: bool,
+}
+
+/// The demo kinds with their payload types, for producers that validate before they enqueue.
+pub fn kinds(registry: KindRegistry) -> KindRegistry {
+    registry
+        .register::<Noop>("demo.noop", "does nothing")
+        .register::<Sleep>("demo.sleep", "sleeps `ms` milliseconds")
+        .register::<Effect>(
+            "demo.effect",
+            "sleeps, then records `key` and completes the job in one transaction",
+        )
+        .register::<Fail>(
+            "demo.fail",
+            "fails its first `times` attempts (permanently if `permanent`)",
+        )
+        .register::<Noop>("demo.panic", "panics")
 }
 
 /// The demo kinds, ready to serve any queue.

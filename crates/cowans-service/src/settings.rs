@@ -116,6 +116,11 @@ pub struct ApiSettings {
     pub jwt_hs256_secret: Option<String>,
     /// ...or RS256 tokens verified with this PEM public key.
     pub jwt_rs256_public_key_file: Option<std::path::PathBuf>,
+    /// Refuse jobs of kinds no worker registers (422 naming `kind`) instead of queueing them.
+    pub reject_unknown_kinds: bool,
+    /// Concurrent single-job submits are inserted together, up to this many per statement and
+    /// commit (1 = one commit per request).
+    pub submit_group_max: usize,
 }
 
 impl Default for ApiSettings {
@@ -126,6 +131,8 @@ impl Default for ApiSettings {
             rate_burst: 200,
             jwt_hs256_secret: None,
             jwt_rs256_public_key_file: None,
+            reject_unknown_kinds: true,
+            submit_group_max: 500,
         }
     }
 }
@@ -206,6 +213,9 @@ impl Settings {
         }
         if self.worker.concurrency == 0 {
             return bad("worker.concurrency", "must be at least 1".into());
+        }
+        if self.api.submit_group_max == 0 {
+            return bad("api.submit_group_max", "must be at least 1".into());
         }
         if self.api.rate_per_second <= 0.0 || self.api.rate_burst == 0 {
             return bad(

@@ -107,6 +107,40 @@ pub async fn audit(
     Ok(())
 }
 
+/// An audit entry to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAudit {
+    pub actor: String,
+    pub role: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub client_addr: Option<String>,
+    pub details: Value,
+}
+
+/// Writes many audit entries in one statement, inside the caller's transaction.
+pub async fn audit_many(conn: &mut sqlx::PgConnection, entries: &[NewAudit]) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let col =
+        |f: fn(&NewAudit) -> Option<&str>| -> Vec<Option<&str>> { entries.iter().map(f).collect() };
+    let details: Vec<&Value> = entries.iter().map(|e| &e.details).collect();
+    sqlx::query(
+        "INSERT INTO cowans_audit (actor, role, action, target, client_addr, details) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])",
+    )
+    .bind(col(|e| Some(&e.actor)))
+    .bind(col(|e| Some(&e.role)))
+    .bind(col(|e| Some(&e.action)))
+    .bind(col(|e| e.target.as_deref()))
+    .bind(col(|e| e.client_addr.as_deref()))
+    .bind(details)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Audit entries, newest first, before `before` (keyset pagination).
 pub async fn list_audit(pool: &PgPool, before: Option<i64>, limit: i64) -> Result<Vec<AuditEntry>> {
     Ok(sqlx::query_as(

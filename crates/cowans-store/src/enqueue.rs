@@ -260,6 +260,37 @@ pub async fn enqueue_autocommit(pool: &sqlx::PgPool, jobs: &[NewJob]) -> Result<
     Ok(done.results)
 }
 
+/// Inserts `jobs` (one statement) and an audit entry per job (`audit(i, result)`, one statement)
+/// in one transaction, so a job is never accepted without its audit entry; the wake-ups are sent
+/// after the commit. How the API turns concurrent single submits into one commit.
+pub async fn enqueue_audited(
+    pool: &sqlx::PgPool,
+    jobs: &[NewJob],
+    audit: impl Fn(usize, &Enqueued) -> crate::NewAudit,
+) -> Result<Vec<Enqueued>> {
+    validate_all(jobs)?;
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tx = pool.begin().await?;
+    let done = insert_resolving(&mut tx, jobs, Mode::Autocommit).await?;
+    let entries: Vec<crate::NewAudit> = done
+        .results
+        .iter()
+        .enumerate()
+        .map(|(i, e)| audit(i, e))
+        .collect();
+    crate::api::audit_many(&mut tx, &entries).await?;
+    tx.commit().await?;
+    if !done.tags.is_empty() {
+        sqlx::query("SELECT pg_notify('cowans_jobs', tag) FROM unnest($1::text[]) AS tag")
+            .bind(done.tags)
+            .execute(pool)
+            .await?;
+    }
+    Ok(done.results)
+}
+
 /// Inserts many jobs in one statement and returns a result per job, in input order.
 pub fn enqueue_many<'c, A>(conn: A, jobs: &'c [NewJob]) -> BoxFuture<'c, Result<Vec<Enqueued>>>
 where

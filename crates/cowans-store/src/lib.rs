@@ -28,7 +28,8 @@ mod workers;
 
 pub use ack::{Failed, LeaseRef, complete, complete_in_tx, release, settle_failures};
 pub use api::{
-    ApiKeyRow, AuditEntry, audit, create_api_key, find_api_key, list_audit, revoke_api_key,
+    ApiKeyRow, AuditEntry, NewAudit, audit, audit_many, create_api_key, find_api_key, list_audit,
+    revoke_api_key,
 };
 pub use batches::{
     BatchCallback, BatchProgress, BatchRefresh, Counts, EVENTS_CHANNEL, batch_progress,
@@ -45,7 +46,8 @@ pub use dead_letter::{
     redrive_matching,
 };
 pub use enqueue::{
-    Enqueued, NOTIFY_CHANNEL, NewJob, Unique, enqueue, enqueue_autocommit, enqueue_many,
+    Enqueued, NOTIFY_CHANNEL, NewJob, Unique, enqueue, enqueue_audited, enqueue_autocommit,
+    enqueue_many,
 };
 pub use error::{Result, StoreError};
 pub use jobs::{JobFilter, JobRecord, count_by_state, get_job, list_jobs, retry_job};

@@ -1,0 +1,221 @@
+//! Job kinds registered with their typed payload, so producers (the HTTP API) reject a bad payload
+//! at submit time, naming the field, instead of a worker finding out later and dead-lettering it.
+//!
+//! A kind is registered with the Rust type its handler deserialises; validation is that same
+//! deserialisation (so the check and the handler can never disagree), and the JSON Schema shown to
+//! clients is generated from the type.
+
+use std::{collections::BTreeMap, fmt};
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Why a payload was refused: the JSON path inside the payload (`"product.variants[2].sku"`,
+/// empty for the payload itself) and what is wrong there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadError {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// What the registry says about a submitted `(kind, args)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KindCheck {
+    /// Registered and the payload deserialises.
+    Valid,
+    /// Not registered, and the registry accepts unknown kinds.
+    Unchecked,
+    /// Not registered, and the registry refuses unknown kinds.
+    Unknown,
+    /// Registered, and the payload does not fit its type.
+    Invalid(PayloadError),
+}
+
+struct Kind {
+    check: fn(&Value) -> Result<(), PayloadError>,
+    schema: Value,
+    description: String,
+}
+
+/// The registered kinds. Empty and open by default: unknown kinds pass unchecked until
+/// [`KindRegistry::reject_unknown`] is set.
+#[derive(Default)]
+pub struct KindRegistry {
+    kinds: BTreeMap<String, Kind>,
+    reject_unknown: bool,
+}
+
+impl fmt::Debug for KindRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KindRegistry")
+            .field("kinds", &self.kinds.keys().collect::<Vec<_>>())
+            .field("reject_unknown", &self.reject_unknown)
+            .finish()
+    }
+}
+
+/// One registered kind as clients see it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KindInfo<'a> {
+    pub kind: &'a str,
+    pub description: &'a str,
+    /// JSON Schema (draft 2020-12) of the payload.
+    pub schema: &'a Value,
+}
+
+impl KindRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `kind` with payload type `P` (replacing an earlier registration).
+    pub fn register<P: DeserializeOwned + JsonSchema>(
+        mut self,
+        kind: &str,
+        description: &str,
+    ) -> Self {
+        let schema = serde_json::to_value(schemars::schema_for!(P)).unwrap_or(Value::Null);
+        self.kinds.insert(
+            kind.to_owned(),
+            Kind {
+                check: check::<P>,
+                schema,
+                description: description.to_owned(),
+            },
+        );
+        self
+    }
+
+    /// Whether kinds nobody registered are refused (a job no worker knows would wait forever).
+    pub fn reject_unknown(mut self, reject: bool) -> Self {
+        self.reject_unknown = reject;
+        self
+    }
+
+    pub fn rejects_unknown(&self) -> bool {
+        self.reject_unknown
+    }
+
+    pub fn check(&self, kind: &str, args: &Value) -> KindCheck {
+        match self.kinds.get(kind) {
+            Some(k) => match (k.check)(args) {
+                Ok(()) => KindCheck::Valid,
+                Err(e) => KindCheck::Invalid(e),
+            },
+            None if self.reject_unknown => KindCheck::Unknown,
+            None => KindCheck::Unchecked,
+        }
+    }
+
+    /// The registered kinds, by name.
+    pub fn kinds(&self) -> impl Iterator<Item = KindInfo<'_>> {
+        self.kinds.iter().map(|(name, k)| KindInfo {
+            kind: name,
+            description: &k.description,
+            schema: &k.schema,
+        })
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.kinds.keys().map(String::as_str)
+    }
+}
+
+fn check<P: DeserializeOwned>(args: &Value) -> Result<(), PayloadError> {
+    serde_path_to_error::deserialize::<_, P>(args)
+        .map(drop)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            PayloadError {
+                path: if path == "." { String::new() } else { path },
+                message: e.into_inner().to_string(),
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Variant {
+        sku: String,
+        price: f64,
+    }
+
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Push {
+        handle: String,
+        variants: Vec<Variant>,
+    }
+
+    fn registry() -> KindRegistry {
+        KindRegistry::new().register::<Push>("catalog.push", "pushes a product")
+    }
+
+    #[test]
+    fn a_fitting_payload_is_valid() {
+        let ok = json!({"handle": "h", "variants": [{"sku": "a", "price": 1.5}]});
+        assert_eq!(registry().check("catalog.push", &ok), KindCheck::Valid);
+    }
+
+    #[test]
+    fn a_bad_payload_names_the_nested_field() {
+        let bad =
+            json!({"handle": "h", "variants": [{"sku": "a", "price": 1}, {"sku": 7, "price": 2}]});
+        let KindCheck::Invalid(e) = registry().check("catalog.push", &bad) else {
+            panic!("accepted a bad payload");
+        };
+        assert_eq!(e.path, "variants[1].sku");
+        assert!(e.message.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn missing_and_unknown_fields_are_named() {
+        let KindCheck::Invalid(e) = registry().check("catalog.push", &json!({"variants": []}))
+        else {
+            panic!("accepted a payload without handle");
+        };
+        assert!(e.message.contains("missing field `handle`"), "{e}");
+        let extra = json!({"handle": "h", "variants": [], "colour": 1});
+        let KindCheck::Invalid(e) = registry().check("catalog.push", &extra) else {
+            panic!("accepted an unknown field");
+        };
+        assert!(e.message.contains("unknown field `colour`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_kinds_pass_or_fail_as_configured() {
+        assert_eq!(registry().check("other", &json!({})), KindCheck::Unchecked);
+        assert_eq!(
+            registry().reject_unknown(true).check("other", &json!({})),
+            KindCheck::Unknown
+        );
+    }
+
+    #[test]
+    fn the_schema_describes_the_payload() {
+        let r = registry();
+        let info = r.kinds().next().expect("one kind");
+        assert_eq!(info.schema["properties"]["variants"]["type"], "array");
+        assert_eq!(info.schema["required"], json!(["handle", "variants"]));
+    }
+}

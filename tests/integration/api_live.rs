@@ -1,0 +1,343 @@
+//! The API with the things that need more than one request to see: a WebSocket watching real
+//! worker processes run a batch, payloads checked against registered kinds, concurrent submits
+//! sharing commits (each still audited), and key revocation reaching a running server.
+
+use std::time::{Duration, Instant};
+
+use cowans_tests::{FAST_ENGINE, WorkerProcess};
+use futures::{SinkExt, StreamExt};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+
+use crate::api::{Api, api_with, assert_error_shape};
+
+/// The API as the binary runs it: the demo kinds registered, unknown kinds refused.
+async fn api_with_kinds() -> Api {
+    api_with(cowans_api::ApiOptions {
+        kinds: cowans_queue::demo::kinds(cowans_core::KindRegistry::new()).reject_unknown(true),
+        ..Default::default()
+    })
+    .await
+}
+
+async fn open_ws(
+    api: &Api,
+    query: &str,
+    key: Option<&str>,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tungstenite::Error,
+> {
+    let url = format!(
+        "{}/api/v1/events/ws?{query}",
+        api.base.replace("http", "ws")
+    );
+    let mut req = url.into_client_request().unwrap();
+    if let Some(k) = key {
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {k}").parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+#[tokio::test]
+async fn a_websocket_client_sees_a_batch_progress_while_real_workers_run_it() {
+    let api = api_with_kinds().await;
+    let op = Some(api.operator.as_str());
+    // Paused while the batch is created and the client subscribes, so it sees the whole run.
+    api.call(Method::POST, "/api/v1/queues/wsq/pause", op, None)
+        .await;
+    let jobs: Vec<Value> = (0..40)
+        .map(|_| json!({"queue": "wsq", "kind": "demo.sleep", "args": {"ms": 60}}))
+        .collect();
+    let (s, batch) = api
+        .call(
+            Method::POST,
+            "/api/v1/batches",
+            op,
+            Some(json!({ "jobs": jobs })),
+        )
+        .await;
+    assert_eq!(s, 201, "{batch}");
+    let id = batch["id"].as_i64().unwrap();
+    match open_ws(&api, &format!("batch={id}"), None).await {
+        Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!("a socket without credentials: {:?}", other.map(|_| ())),
+    }
+    let mut ws = open_ws(&api, &format!("batch={id}"), Some(&api.viewer))
+        .await
+        .expect("a viewer may watch");
+    let mut other = open_ws(&api, &format!("batch={}", id + 1), Some(&api.viewer))
+        .await
+        .unwrap();
+    let _worker = WorkerProcess::spawn(&api.db.url(), "wsq", 4, FAST_ENGINE);
+    tokio::time::sleep(Duration::from_millis(200)).await; // the relay LISTENs
+    api.call(Method::POST, "/api/v1/queues/wsq/resume", op, None)
+        .await;
+
+    let mut progress = Vec::new();
+    let finished = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("an event within 20 s")
+            .expect("the socket stays open")
+            .unwrap();
+        let tungstenite::Message::Text(text) = msg else {
+            continue;
+        };
+        let event: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(event["batch_id"], json!(id), "only this batch: {event}");
+        match event["type"].as_str() {
+            Some("batch.progress") => {
+                progress.push(event["counts"]["completed"].as_i64().unwrap_or(0))
+            }
+            Some("batch.finished") => break event,
+            _ => panic!("unexpected event {event}"),
+        }
+    };
+    assert_eq!(finished["counts"]["completed"], 40, "{finished}");
+    assert_eq!(finished["total"], 40);
+    let midway = progress.iter().filter(|&&c| c > 0 && c < 40).count();
+    assert!(
+        midway >= 2,
+        "the client saw the batch move while it ran, not just its end: {progress:?}"
+    );
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]),
+        "completed never goes back: {progress:?}"
+    );
+    // The other client's filter let nothing through.
+    let quiet = tokio::time::timeout(Duration::from_millis(300), other.next()).await;
+    assert!(
+        quiet.is_err(),
+        "a client filtered on another batch got {quiet:?}"
+    );
+    ws.send(tungstenite::Message::Close(None)).await.unwrap();
+}
+
+#[tokio::test]
+async fn payloads_are_checked_against_their_kind_at_submit_naming_the_field() {
+    let api = api_with_kinds().await;
+    let op = Some(api.operator.as_str());
+    let bad = |v: &Value, field: &str, says: &str| {
+        assert_error_shape(v, "invalid");
+        assert_eq!(v["error"]["details"]["field"], field, "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(says), "{msg}");
+    };
+    let submit = |body: Value| api.call(Method::POST, "/api/v1/jobs", op, Some(body));
+
+    let (s, v) = submit(json!({"queue": "k", "kind": "demo.sleep", "args": {"ms": "soon"}})).await;
+    assert_eq!(s, 422);
+    bad(&v, "args.ms", "invalid type: string \"soon\", expected u64");
+    let (s, v) = submit(json!({"queue": "k", "kind": "demo.sleep", "args": {}})).await;
+    assert_eq!(s, 422);
+    bad(&v, "args", "missing field `ms`");
+    let (s, v) =
+        submit(json!({"queue": "k", "kind": "demo.fail", "args": {"times": 1, "forever": true}}))
+            .await;
+    assert_eq!(s, 422);
+    bad(
+        &v,
+        "args.forever",
+        "unknown field `forever`, expected `times` or `permanent`",
+    );
+    let (s, v) = submit(json!({"queue": "k", "kind": "demo.sleeep", "args": {"ms": 1}})).await;
+    assert_eq!(s, 422);
+    bad(
+        &v,
+        "kind",
+        "which no worker registers; known kinds: demo.effect, demo.fail",
+    );
+    let (s, v) = submit(json!({"queue": "k", "kind": "demo.sleep", "args": {"ms": 5}})).await;
+    assert_eq!(s, 201, "{v}");
+
+    // Bulk (all or nothing), NDJSON (per line) and batches name the item too.
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/jobs/bulk",
+            op,
+            Some(json!([
+                {"queue": "k", "kind": "demo.noop"},
+                {"queue": "k", "kind": "demo.effect", "args": {"key": 7}}
+            ])),
+        )
+        .await;
+    assert_eq!(s, 422);
+    bad(
+        &v,
+        "jobs[1].args.key",
+        "invalid type: integer `7`, expected a string",
+    );
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/batches",
+            op,
+            Some(json!({"jobs": [{"queue": "k", "kind": "demo.sleep", "args": {"ms": -1}}]})),
+        )
+        .await;
+    assert_eq!(s, 422);
+    bad(
+        &v,
+        "jobs[0].args.ms",
+        "invalid value: integer `-1`, expected u64",
+    );
+    let r = api
+        .http
+        .post(format!("{}/api/v1/jobs/bulk", api.base))
+        .bearer_auth(&api.operator)
+        .header("content-type", "application/x-ndjson")
+        .body("{\"queue\":\"k\",\"kind\":\"demo.noop\"}\n{\"queue\":\"k\",\"kind\":\"demo.sleep\",\"args\":{\"ms\":[]}}\n")
+        .send()
+        .await
+        .unwrap();
+    let lines: Vec<Value> = r
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines[0]["id"].is_i64(), "{lines:?}");
+    assert!(
+        lines[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 1.args.ms: invalid type: sequence"),
+        "{lines:?}"
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM cowans_jobs")
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored, 2,
+        "only the valid single submit and the valid NDJSON line"
+    );
+
+    // Clients can read what each kind takes.
+    let (s, v) = api
+        .call(Method::GET, "/api/v1/kinds", Some(&api.viewer), None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["reject_unknown"], true);
+    let sleep = v["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "demo.sleep")
+        .expect("demo.sleep listed");
+    assert_eq!(sleep["schema"]["properties"]["ms"]["type"], "integer");
+    assert_eq!(sleep["schema"]["required"], json!(["ms"]));
+}
+
+#[tokio::test]
+async fn concurrent_single_submits_share_commits_and_each_is_audited_in_its_commit() {
+    let api = api_with(cowans_api::ApiOptions {
+        rate: cowans_api::rate_limit::RateConfig {
+            per_second: 10_000.0,
+            burst: 10_000.0,
+        },
+        ..Default::default()
+    })
+    .await;
+    let clients = 50;
+    let per_client = 8;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (http, base, key) = (api.http.clone(), api.base.clone(), api.operator.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..per_client {
+                let r = http
+                    .post(format!("{base}/api/v1/jobs"))
+                    .bearer_auth(&key)
+                    .json(&json!({"queue": "grp", "kind": "g", "args": {"c": c, "i": i}}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                ids.push(r.json::<Value>().await.unwrap()["id"].as_i64().unwrap());
+            }
+            ids
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.extend(t.await.unwrap());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        clients * per_client,
+        "every submit got its own job"
+    );
+    // Rows written by one transaction share xmin: the jobs came in fewer commits than requests,
+    // and every job's audit entry was written in the same commit as the job.
+    let (jobs, commits, audited): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT j.xmin::text), \
+                count(*) FILTER (WHERE a.xmin::text = j.xmin::text) \
+         FROM cowans_jobs j LEFT JOIN cowans_audit a \
+           ON a.target = 'job:' || j.id AND a.action = 'job.submit' \
+         WHERE j.queue = 'grp'",
+    )
+    .fetch_one(&api.pool)
+    .await
+    .unwrap();
+    assert_eq!(jobs, (clients * per_client) as i64);
+    assert_eq!(audited, jobs, "each job audited in its own commit");
+    assert!(
+        commits * 2 <= jobs,
+        "{jobs} submits from {clients} clients took {commits} commits"
+    );
+    println!("{jobs} concurrent single submits in {commits} commits");
+
+    // Two concurrent submits of one unique key: one job, the other answer points at it.
+    let body = json!({"queue": "grp", "kind": "g", "unique_key": "once"});
+    let op = Some(api.operator.as_str());
+    let (a, b) = tokio::join!(
+        api.call(Method::POST, "/api/v1/jobs", op, Some(body.clone())),
+        api.call(Method::POST, "/api/v1/jobs", op, Some(body.clone())),
+    );
+    let mut statuses = [a.0.as_u16(), b.0.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 201], "{a:?} {b:?}");
+    assert_eq!(a.1["id"], b.1["id"]);
+}
+
+#[tokio::test]
+async fn a_revoked_key_stops_working_on_a_running_server_within_the_cache_ttl() {
+    let api = api_with(cowans_api::ApiOptions::default()).await;
+    let key = crate::api::key(&api.pool, "viewer").await;
+    let (s, _) = api
+        .call(Method::GET, "/api/v1/queues", Some(&key), None)
+        .await;
+    assert_eq!(s, 200);
+    let id: i64 = sqlx::query_scalar("SELECT max(id) FROM cowans_api_keys")
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+    assert!(cowans_store::revoke_api_key(&api.pool, id).await.unwrap());
+    let revoked_at = Instant::now();
+    loop {
+        let (s, v) = api
+            .call(Method::GET, "/api/v1/queues", Some(&key), None)
+            .await;
+        if s == 401 {
+            assert_error_shape(&v, "unauthorized");
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < cowans_api::auth::KEY_CACHE_TTL + Duration::from_secs(1),
+            "the revoked key still works after {:?}",
+            revoked_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
