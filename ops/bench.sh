@@ -21,3 +21,10 @@ if [[ " ${BACKENDS:-postgres apalis-postgres} " == *" postgres "* ]]; then
   run drain-unique --backend postgres --jobs 100000 --concurrency 50
   run drain-limited --backend postgres --jobs 100000 --concurrency 50
 fi
+# The HTTP API (our engine only): single submits from 50 clients, group commit off (baseline,
+# a fifth of the jobs) then on; bulk submits as JSON arrays and as NDJSON streams.
+if [[ " ${BACKENDS:-postgres apalis-postgres} " == *" postgres "* ]]; then
+  run api-submit --jobs 100000 --concurrency 50
+  run api-bulk --jobs 500000 --batch 10000 --concurrency 2
+  run api-bulk --jobs 500000 --batch 100000 --concurrency 2 --ndjson
+fi

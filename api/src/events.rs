@@ -1,6 +1,9 @@
-//! Live events: every API instance LISTENs on the `cowans_events` channel (batch progress from
-//! the leader, queue changes from any API instance) and fans them out to its subscribers, as
-//! Server-Sent Events or over a WebSocket, so any instance serves any client.
+//! Live events: every API instance LISTENs on the `cowans_events` channel and fans what arrives
+//! out to its subscribers, as Server-Sent Events or over a WebSocket, so any instance serves any
+//! client. Publishers: the leader (`batch.progress`, `batch.finished`), every worker's ack flush
+//! (`job.dead`), and any API instance (`job.cancelled`, `job.retried`, `queue.paused`,
+//! `queue.resumed`). Completions are not announced one by one (that would be a NOTIFY per job at
+//! tens of thousands a second); batches and the queue gauges carry progress.
 
 use std::{convert::Infallible, time::Duration};
 
@@ -104,7 +107,7 @@ fn filter_from(
 /// `GET /api/v1/events?queue=&batch=` (viewer): Server-Sent Events, one `data:` JSON per event,
 /// the event's `type` as the SSE event name.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(("queue" = Option<String>, Query), ("batch" = Option<i64>, Query)),
-    responses((status = 200, description = "text/event-stream: batch.progress, batch.finished, queue.paused, queue.resumed, lagged")), security(("api_key" = [])), description = "Role: viewer")]
+    responses((status = 200, description = "text/event-stream: batch.progress, batch.finished, job.dead, job.cancelled, job.retried, queue.paused, queue.resumed, lagged")), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn sse(
     State(state): State<ApiState>,
     who: Principal,

@@ -178,6 +178,30 @@ pub(crate) async fn audit(
     }
 }
 
+/// Publishes an event on the `cowans_events` channel (every API instance relays it to its
+/// SSE/WebSocket clients); a failure is logged, the call it reports on has already succeeded.
+pub(crate) async fn publish(state: &ApiState, event: Value) {
+    if let Err(e) = cowans_store::publish_event(&state.pool, &event).await {
+        tracing::warn!(error = %e, "could not publish an event");
+    }
+}
+
+/// Publishes `job.<what>` for a job an API call just changed, with its queue, kind and batch so
+/// clients can filter on them.
+pub(crate) async fn publish_job_event(state: &ApiState, what: &str, id: cowans_core::JobId) {
+    match cowans_store::get_job(&state.pool, id).await {
+        Ok(Some(j)) => {
+            let event = serde_json::json!({
+                "type": format!("job.{what}"), "job_id": id.0, "queue": j.queue, "kind": j.kind,
+                "batch_id": j.batch_id, "state": j.state,
+            });
+            publish(state, event).await;
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the job for its event"),
+    }
+}
+
 /// Requests by route, method and status, and their latency.
 async fn track(
     req: axum::extract::Request,

@@ -14,7 +14,7 @@ struct Cli {
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// Listen address (default: api.listen).
-    #[arg(long)]
+    #[arg(long, global = true)]
     listen: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -95,11 +95,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 kinds,
                 submit_group_max: settings.api.submit_group_max,
             };
+            let pool_for_gauges = pool.clone();
             let app = cowans_api::router_with(pool, metrics, options)
                 .into_make_service_with_connect_info::<SocketAddr>();
+            // The queue gauges on this process's /metrics, as on every worker's.
+            let stop = tokio_util::sync::CancellationToken::new();
+            tokio::spawn(cowans_queue::export_queue_gauges(
+                pool_for_gauges,
+                settings.engine.clone(),
+                stop.clone(),
+            ));
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown::signal())
                 .await?;
+            stop.cancel();
             Ok(())
         }
         Command::Keys(Keys::Create { name, role }) => {

@@ -341,3 +341,159 @@ async fn a_revoked_key_stops_working_on_a_running_server_within_the_cache_ttl() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `cowans-api serve` as deployed: its `/metrics` carries the queue gauges next to the request
+/// metrics, and it refuses kinds no worker registers.
+#[tokio::test]
+async fn the_api_binary_exports_queue_gauges_and_refuses_unknown_kinds() {
+    use std::io::{BufRead, BufReader};
+    let db = cowans_testkit::TestDb::new().await;
+    let mut child = std::process::Command::new(cowans_tests::binary("cowans-api"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("COWANS__DATABASE__URL", db.url())
+        .env("COWANS__LOG__FILTER", "warn")
+        .env("COWANS__ENGINE__STATS_INTERVAL", "200")
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn cowans-api");
+    let stdout = child.stdout.take().unwrap();
+    let ready = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let base = ready
+        .trim()
+        .strip_prefix("cowans-api ready: ")
+        .unwrap_or_else(|| panic!("unexpected first line {ready:?}"))
+        .to_owned();
+    let key = crate::api::key(&db.pool, "operator").await;
+    let http = reqwest::Client::new();
+    let submit = |kind: &str| {
+        http.post(format!("{base}/api/v1/jobs"))
+            .bearer_auth(&key)
+            .json(&json!({"queue": "gauged", "kind": kind, "args": {"ms": 1}}))
+            .send()
+    };
+    let r = submit("reports.build").await.unwrap();
+    assert_eq!(r.status(), 422);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["details"]["field"], "kind", "{v}");
+    for _ in 0..3 {
+        assert_eq!(submit("demo.sleep").await.unwrap().status(), 201);
+    }
+    // No worker runs here, so this test plays the leader that refreshes the summary.
+    cowans_store::refresh_queue_stats(&db.pool).await.unwrap();
+    let want = r#"cowans_queue_depth{queue="gauged",state="available"} 3"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains(want) || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains(want), "{want} missing from:\n{text}");
+    assert!(text.contains("cowans_api_requests_total"), "{text}");
+}
+
+/// Next JSON event on a socket (10 s at most), skipping pings.
+async fn next_json(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("the socket stays open")
+            .unwrap();
+        if let tungstenite::Message::Text(text) = msg {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn job_events_reach_websocket_clients_when_a_worker_dead_letters_and_an_operator_acts() {
+    let api = api_with_kinds().await;
+    let op = Some(api.operator.as_str());
+    let mut ws = open_ws(&api, "queue=jev", Some(&api.viewer)).await.unwrap();
+    let _worker = WorkerProcess::spawn(&api.db.url(), "jev", 2, FAST_ENGINE);
+    tokio::time::sleep(Duration::from_millis(200)).await; // the relay LISTENs
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/jobs",
+            op,
+            Some(json!({"queue": "jev", "kind": "demo.fail", "args": {"times": 9, "permanent": true}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    let dead = next_json(&mut ws).await;
+    assert_eq!(
+        (
+            dead["type"].as_str(),
+            dead["job_id"].as_i64(),
+            dead["kind"].as_str()
+        ),
+        (Some("job.dead"), Some(id), Some("demo.fail")),
+        "{dead}"
+    );
+    assert!(
+        dead["error"]
+            .as_str()
+            .unwrap()
+            .contains("demo failure on attempt 1"),
+        "{dead}"
+    );
+    // An operator re-runs it; it dies again (still permanent) and both show up in order.
+    api.call(Method::POST, &format!("/api/v1/jobs/{id}/retry"), op, None)
+        .await;
+    let retried = next_json(&mut ws).await;
+    assert_eq!(retried["type"], "job.retried", "{retried}");
+    assert_eq!(retried["job_id"], id);
+    let again = next_json(&mut ws).await;
+    assert_eq!(again["type"], "job.dead", "{again}");
+    // A cancelled job is announced with its queue.
+    let (_, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/jobs",
+            op,
+            Some(json!({"queue": "jev", "kind": "demo.sleep", "args": {"ms": 1}, "run_at": "2099-01-01T00:00:00Z"})),
+        )
+        .await;
+    let later = v["id"].as_i64().unwrap();
+    api.call(
+        Method::POST,
+        &format!("/api/v1/jobs/{later}/cancel"),
+        op,
+        None,
+    )
+    .await;
+    let cancelled = next_json(&mut ws).await;
+    assert_eq!(
+        (
+            cancelled["type"].as_str(),
+            cancelled["job_id"].as_i64(),
+            cancelled["queue"].as_str()
+        ),
+        (Some("job.cancelled"), Some(later), Some("jev")),
+        "{cancelled}"
+    );
+}

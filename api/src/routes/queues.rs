@@ -83,9 +83,7 @@ async fn set_paused(
     crate::audit(state, who, action, Some(&format!("queue:{q}")), json!({})).await;
     let event =
         json!({ "type": if paused { "queue.paused" } else { "queue.resumed" }, "queue": q });
-    if let Err(e) = cowans_store::publish_event(&state.pool, &event).await {
-        tracing::warn!(error = %e, "could not publish the queue event");
-    }
+    crate::publish(state, event).await;
     Ok(Json(json!({ "queue": q, "paused": paused })))
 }
 

@@ -45,7 +45,10 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
             one(drain(&pool, "bench", args.jobs, args.concurrency).await?)
         }
         Workload::Latency => vec![latency(&pool, args).await?],
-        Workload::DrainUnique | Workload::DrainLimited => anyhow::bail!(
+        Workload::DrainUnique
+        | Workload::DrainLimited
+        | Workload::ApiSubmit
+        | Workload::ApiBulk => anyhow::bail!(
             "{name} has no apalis-postgres counterpart (no unique keys or fleet-wide limits there)"
         ),
         Workload::Backlog => {

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p cowans-bench -- <workload> --backend <postgres|apalis-postgres> \
-//!     --jobs N --concurrency C [--rate R --seconds S]
+//!     --jobs N --concurrency C [--rate R --seconds S] [--batch B] [--limit L] [--group G]
 //! ```
 //! Each run creates its own database on the server named by `DATABASE_URL` and drops it at the
 //! end. One line per result: `RESULT workload=.. backend=.. jobs=.. concurrency=.. jobs_per_s=..`.
@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 mod apalis_pg;
+mod api_http;
 mod bench_db;
 mod ours;
 mod probe;
@@ -33,6 +34,11 @@ pub enum Workload {
     DrainUnique,
     /// `drain` under a fleet-wide concurrency limit of `--limit` (Cowans only).
     DrainLimited,
+    /// Single-job `POST /api/v1/jobs` over HTTP from `concurrency` clients, group commit off
+    /// (baseline) then on (Cowans only).
+    ApiSubmit,
+    /// `POST /api/v1/jobs/bulk` JSON arrays of `--batch` jobs over HTTP (Cowans only).
+    ApiBulk,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -64,6 +70,12 @@ pub struct Args {
     /// measures the limiter's cost rather than the limit itself).
     #[arg(long)]
     pub limit: Option<u32>,
+    /// Most single submits per commit in the API for `api-submit` (its baseline uses 1).
+    #[arg(long, default_value_t = 500)]
+    pub group: usize,
+    /// `api-bulk` sends NDJSON bodies (streamed, up to 100,000 lines) instead of JSON arrays.
+    #[arg(long)]
+    pub ndjson: bool,
 }
 
 /// One measured figure.
@@ -112,6 +124,8 @@ fn workload_name(w: Workload) -> &'static str {
         Workload::Backlog => "backlog",
         Workload::DrainUnique => "drain-unique",
         Workload::DrainLimited => "drain-limited",
+        Workload::ApiSubmit => "api-submit",
+        Workload::ApiBulk => "api-bulk",
     }
 }
 
@@ -177,6 +191,11 @@ fn main() -> std::process::ExitCode {
 async fn run(args: &Args) -> anyhow::Result<Vec<Measurement>> {
     let db = bench_db::BenchDb::create().await?;
     let result = match args.backend {
+        BackendKind::Postgres
+            if matches!(args.workload, Workload::ApiSubmit | Workload::ApiBulk) =>
+        {
+            api_http::run(args, &db).await
+        }
         BackendKind::Postgres => ours::run(args, &db).await,
         BackendKind::ApalisPostgres => apalis_pg::run(args, &db).await,
     };

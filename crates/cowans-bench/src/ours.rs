@@ -44,6 +44,9 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
             one(drain(&pool, &q, args.jobs, args.concurrency).await?)
         }
         Workload::Latency => vec![latency(&pool, &q, args).await?],
+        Workload::ApiSubmit | Workload::ApiBulk => {
+            anyhow::bail!("{name} runs through the HTTP API (api_http)")
+        }
         Workload::Backlog => {
             probe::backlog(async |queued, measured| {
                 let q = QueueName::new(format!("backlog-{queued}"))?;

@@ -187,8 +187,9 @@ impl Engine {
         }
         inner.spawn(tokio::spawn(heartbeat::run(inner.clone(), stop.clone())));
         inner.spawn(tokio::spawn(maintenance::run(inner.clone(), stop.clone())));
-        inner.spawn(tokio::spawn(maintenance::export_gauges(
-            inner.clone(),
+        inner.spawn(tokio::spawn(maintenance::export_queue_gauges(
+            inner.pool.clone(),
+            inner.config.clone(),
             stop,
         )));
         tracing::info!(%worker_id, "engine started");

@@ -38,6 +38,7 @@ pub use config::{Autoscale, EngineConfig, QueueConfig};
 pub use engine::{Engine, EngineError, ShutdownReport};
 pub use job_meta::{JobMeta, MissingJobMeta};
 pub use limiter::{LimitError, LimitResult, Limiter, Permit, PgLimiter, Tokens};
+pub use maintenance::export_queue_gauges;
 pub use process::run_queues;
 pub use router::KindRouter;
 pub use scheduler::{CronJob, register_cron};

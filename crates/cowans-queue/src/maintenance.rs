@@ -4,11 +4,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use cowans_store::Retention;
+use cowans_store::{PgPool, Retention};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::{engine::EngineInner, metrics, scheduler};
+use crate::{EngineConfig, engine::EngineInner, metrics, scheduler};
 
 pub(crate) const ROLE: &str = "maintenance";
 const RESCUE_BATCH: i64 = 1000;
@@ -105,16 +105,17 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
     }
 }
 
-/// Every process: publish the leader's queue summary as gauges.
-pub(crate) async fn export_gauges(engine: Arc<EngineInner>, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(engine.config.stats_interval);
+/// Publishes the leader's queue summary (`cowans_queue_*` gauges) every `stats_interval` until
+/// `stop`. Every worker process runs it; so does the API, so its `/metrics` shows the queues too.
+pub async fn export_queue_gauges(pool: PgPool, config: EngineConfig, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(config.stats_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match cowans_store::queue_stats(&engine.pool, None, engine.config.lease_ttl).await {
+        match cowans_store::queue_stats(&pool, None, config.lease_ttl).await {
             Ok(stats) => metrics::queue_stats(&stats),
             Err(e) => tracing::debug!(error = %e, "could not read the queue summary"),
         }

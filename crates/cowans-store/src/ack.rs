@@ -70,7 +70,10 @@ pub struct Failed {
     pub retry_in: Option<Duration>,
 }
 
+// Jobs that went dead are announced on the events channel (`job.dead`, for the API's live
+// streams) in the same statement; the notify lock is only taken when there are some.
 const SETTLE: &str = r#"
+WITH settled AS (
 UPDATE cowans_jobs j
 SET state = f.state::cowans_job_state,
     run_at = CASE WHEN f.delay_ms IS NULL THEN j.run_at
@@ -82,7 +85,14 @@ SET state = f.state::cowans_job_state,
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::float8[], $5::integer[], $6::text[])
     AS f(id, lease, state, delay_ms, attempt, error)
 WHERE j.id = f.id AND j.state = 'running' AND j.lease = f.lease
-RETURNING j.id, j.queue, f.state, j.run_at
+RETURNING j.id, j.queue, j.kind, j.batch_id, f.state, j.run_at, f.attempt, f.error
+), announced AS (
+    SELECT count(pg_notify('cowans_events', json_build_object(
+        'type', 'job.dead', 'job_id', id, 'queue', queue, 'kind', kind, 'batch_id', batch_id,
+        'attempt', attempt, 'error', left(error, 1000))::text)) AS n
+    FROM settled WHERE state = 'dead'
+)
+SELECT id, queue, state, run_at FROM settled CROSS JOIN announced
 "#;
 
 /// Records failed attempts: each becomes scheduled (retry with backoff), available (retry at

@@ -215,6 +215,21 @@ macro_rules! tags_tail {
     };
 }
 
+// The API's group commit: jobs without unique keys, their audit entries and their wake-ups in
+// one autocommit statement (one round trip, atomic). Audit row n belongs to the n-th inserted
+// job, which is the n-th by id.
+const INSERT_AUDITED: &str = insert_sql!(
+    "",
+    concat!(
+        ", numbered AS (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM ins), ",
+        "aud AS (INSERT INTO cowans_audit (actor, role, action, target, client_addr, details) ",
+        "SELECT a.actor, a.role, 'job.submit', 'job:' || n.id, a.client_addr, ",
+        "jsonb_build_object('queue', a.queue, 'kind', a.kind, 'duplicate', false) ",
+        "FROM numbered n JOIN unnest($1::text[], $2::text[], $11::text[], $12::text[], $13::text[]) ",
+        "WITH ORDINALITY AS a(queue, kind, actor, role, client_addr, ord) ON a.ord = n.rn) ",
+        notify_tail!()
+    )
+);
 const INSERT_NOTIFY: &str = insert_sql!("", notify_tail!());
 const INSERT_NOTIFY_UNIQUE: &str = insert_sql!("ON CONFLICT DO NOTHING", notify_tail!());
 const INSERT_ONLY: &str = insert_sql!("", tags_tail!());
@@ -260,34 +275,71 @@ pub async fn enqueue_autocommit(pool: &sqlx::PgPool, jobs: &[NewJob]) -> Result<
     Ok(done.results)
 }
 
-/// Inserts `jobs` (one statement) and an audit entry per job (`audit(i, result)`, one statement)
-/// in one transaction, so a job is never accepted without its audit entry; the wake-ups are sent
-/// after the commit. How the API turns concurrent single submits into one commit.
+/// Who submitted a job, for its `job.submit` audit entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submitter {
+    pub actor: String,
+    pub role: String,
+    pub client_addr: Option<String>,
+}
+
+/// Inserts `jobs` with a `job.submit` audit entry each (`who[i]` submitted `jobs[i]`;
+/// details: queue, kind, duplicate) atomically: a job is never accepted without its entry. Jobs
+/// without unique keys take one statement (insert, audit and wake-ups together); with unique keys,
+/// one transaction. How the API commits a group of concurrent single submits at once; meant for a
+/// few concurrent callers with many jobs each (the wake-up holds the notify lock through the
+/// commit).
 pub async fn enqueue_audited(
     pool: &sqlx::PgPool,
     jobs: &[NewJob],
-    audit: impl Fn(usize, &Enqueued) -> crate::NewAudit,
+    who: &[Submitter],
 ) -> Result<Vec<Enqueued>> {
     validate_all(jobs)?;
+    if jobs.len() != who.len() {
+        return Err(StoreError::invalid(
+            "who",
+            format!("has {} entries for {} jobs", who.len(), jobs.len()),
+        ));
+    }
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
+    if jobs.iter().all(|j| j.unique.is_none()) {
+        let mut conn = pool.acquire().await?;
+        let all: Vec<&NewJob> = jobs.iter().collect();
+        let rows = insert_rows(&mut conn, &all, INSERT_AUDITED, Some(who)).await?;
+        let results: Vec<Enqueued> = rows
+            .into_iter()
+            .filter_map(|(id, ..)| id)
+            .map(|id| Enqueued {
+                id: JobId(id),
+                duplicate: false,
+            })
+            .collect();
+        if results.len() != jobs.len() {
+            return Err(missing_row());
+        }
+        return Ok(results);
+    }
     let mut tx = pool.begin().await?;
-    let done = insert_resolving(&mut tx, jobs, Mode::Autocommit).await?;
+    let done = insert_resolving(&mut tx, jobs, Mode::InTx).await?;
     let entries: Vec<crate::NewAudit> = done
         .results
         .iter()
-        .enumerate()
-        .map(|(i, e)| audit(i, e))
+        .zip(jobs.iter().zip(who))
+        .map(|(e, (job, w))| crate::NewAudit {
+            actor: w.actor.clone(),
+            role: w.role.clone(),
+            action: "job.submit".to_owned(),
+            target: Some(format!("job:{}", e.id)),
+            client_addr: w.client_addr.clone(),
+            details: serde_json::json!({
+                "queue": job.queue, "kind": job.kind, "duplicate": e.duplicate,
+            }),
+        })
         .collect();
     crate::api::audit_many(&mut tx, &entries).await?;
     tx.commit().await?;
-    if !done.tags.is_empty() {
-        sqlx::query("SELECT pg_notify('cowans_jobs', tag) FROM unnest($1::text[]) AS tag")
-            .bind(done.tags)
-            .execute(pool)
-            .await?;
-    }
     Ok(done.results)
 }
 
@@ -348,7 +400,7 @@ async fn insert_resolving(
             (Mode::Autocommit, false) => INSERT_ONLY,
             (Mode::Autocommit, true) => INSERT_ONLY_UNIQUE,
         };
-        let rows = insert_rows(&mut *conn, &batch, sql).await?;
+        let rows = insert_rows(&mut *conn, &batch, sql, None).await?;
         let mut inserted = Vec::with_capacity(rows.len());
         for (id, queue, key, tag) in rows {
             match (id, tag) {
@@ -447,10 +499,13 @@ fn missing_row() -> StoreError {
     StoreError::invalid("jobs", "the insert returned fewer rows than jobs")
 }
 
+/// Binds the jobs as arrays ($1..$10) and, for [`INSERT_AUDITED`], their submitters
+/// ($11..$13).
 async fn insert_rows(
     conn: &mut PgConnection,
     jobs: &[&NewJob],
     sql: &'static str,
+    who: Option<&[Submitter]>,
 ) -> Result<Vec<Row>> {
     let n = jobs.len();
     let mut queues = Vec::with_capacity(n);
@@ -475,7 +530,7 @@ async fn insert_rows(
         batch_ids.push(job.batch_id);
         rate_keys.push(job.rate_key.as_deref());
     }
-    let rows: Vec<Row> = sqlx::query_as(sql)
+    let mut query = sqlx::query_as(sql)
         .bind(queues)
         .bind(kinds)
         .bind(args)
@@ -485,8 +540,14 @@ async fn insert_rows(
         .bind(unique_keys)
         .bind(unique_states)
         .bind(batch_ids)
-        .bind(rate_keys)
-        .fetch_all(&mut *conn)
-        .await?;
+        .bind(rate_keys);
+    if let Some(who) = who {
+        let col = |f: fn(&Submitter) -> Option<&str>| who.iter().map(f).collect::<Vec<_>>();
+        query = query
+            .bind(col(|w| Some(&w.actor)))
+            .bind(col(|w| Some(&w.role)))
+            .bind(col(|w| w.client_addr.as_deref()));
+    }
+    let rows: Vec<Row> = query.fetch_all(&mut *conn).await?;
     Ok(rows)
 }

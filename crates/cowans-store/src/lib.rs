@@ -46,8 +46,8 @@ pub use dead_letter::{
     redrive_matching,
 };
 pub use enqueue::{
-    Enqueued, NOTIFY_CHANNEL, NewJob, Unique, enqueue, enqueue_audited, enqueue_autocommit,
-    enqueue_many,
+    Enqueued, NOTIFY_CHANNEL, NewJob, Submitter, Unique, enqueue, enqueue_audited,
+    enqueue_autocommit, enqueue_many,
 };
 pub use error::{Result, StoreError};
 pub use jobs::{JobFilter, JobRecord, count_by_state, get_job, list_jobs, retry_job};
