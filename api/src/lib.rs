@@ -186,22 +186,6 @@ pub(crate) async fn publish(state: &ApiState, event: Value) {
     }
 }
 
-/// Publishes `job.<what>` for a job an API call just changed, with its queue, kind and batch so
-/// clients can filter on them.
-pub(crate) async fn publish_job_event(state: &ApiState, what: &str, id: cowans_core::JobId) {
-    match cowans_store::get_job(&state.pool, id).await {
-        Ok(Some(j)) => {
-            let event = serde_json::json!({
-                "type": format!("job.{what}"), "job_id": id.0, "queue": j.queue, "kind": j.kind,
-                "batch_id": j.batch_id, "state": j.state,
-            });
-            publish(state, event).await;
-        }
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "could not read the job for its event"),
-    }
-}
-
 /// Requests by route, method and status, and their latency.
 async fn track(
     req: axum::extract::Request,

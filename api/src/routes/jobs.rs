@@ -345,10 +345,7 @@ pub async fn cancel(
     )
     .await;
     match done.first() {
-        Some(c) => {
-            crate::publish_job_event(&state, "cancelled", JobId(id)).await;
-            Ok(Json(json!({ "id": id, "cancelled": true, "was": c.was })))
-        }
+        Some(c) => Ok(Json(json!({ "id": id, "cancelled": true, "was": c.was }))),
         None => match cowans_store::get_job(&state.pool, JobId(id)).await? {
             Some(j) => Err(ApiError::conflict(format!(
                 "job {id} is {} and cannot be cancelled",
@@ -378,7 +375,6 @@ pub async fn retry(
     )
     .await;
     if retried? {
-        crate::publish_job_event(&state, "retried", JobId(id)).await;
         return Ok(Json(json!({ "id": id, "state": "available" })));
     }
     match cowans_store::get_job(&state.pool, JobId(id)).await? {

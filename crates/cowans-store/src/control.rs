@@ -9,21 +9,28 @@ use sqlx::PgPool;
 
 use crate::{Result, StoreError};
 
+// `$announce` adds a `job.cancelled` event per job on the events channel, in the same
+// statement (so it is ordered with everything else the job goes through). Batch cancels do not
+// announce each job: the batch's own events cover them.
 macro_rules! cancel_sql {
-    ($target:literal) => {
+    ($target:literal, $announce:literal) => {
         concat!(
             "WITH target AS (SELECT id, state AS was FROM cowans_jobs WHERE ",
             $target,
             " AND state IN ('available', 'scheduled', 'running') FOR UPDATE), \
              moved AS (UPDATE cowans_jobs j SET state = 'cancelled', finalized_at = now(), lease_expires_at = NULL \
-             FROM target WHERE j.id = target.id RETURNING j.id, target.was), \
-             notified AS (SELECT count(pg_notify('cowans_jobs', 'c:' || id)) AS n FROM moved WHERE was = 'running') \
-             SELECT moved.id, moved.was::text FROM moved CROSS JOIN notified ORDER BY moved.id"
+             FROM target WHERE j.id = target.id RETURNING j.id, j.queue, j.kind, j.batch_id, target.was), \
+             notified AS (SELECT count(pg_notify('cowans_jobs', 'c:' || id)) AS n FROM moved WHERE was = 'running'), \
+             announced AS (SELECT count(pg_notify('cowans_events', json_build_object('type', 'job.cancelled', \
+               'job_id', id, 'queue', queue, 'kind', kind, 'batch_id', batch_id, 'was', was)::text)) AS n \
+               FROM moved WHERE ",
+            $announce,
+            ") SELECT moved.id, moved.was::text FROM moved CROSS JOIN notified CROSS JOIN announced ORDER BY moved.id"
         )
     };
 }
-const CANCEL_IDS: &str = cancel_sql!("id = ANY($1)");
-const CANCEL_BATCH: &str = cancel_sql!("batch_id = $1");
+const CANCEL_IDS: &str = cancel_sql!("id = ANY($1)", "true");
+const CANCEL_BATCH: &str = cancel_sql!("batch_id = $1", "false");
 
 /// A job that a cancel call stopped, and the state it was in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +42,8 @@ pub struct Cancelled {
 
 /// Cancels jobs that have not finished. Waiting jobs are cancelled at once; running ones too (so
 /// they are never retried and their result is discarded by the lease fencing), and their worker
-/// is signalled. Jobs already finished are left alone (not in the answer).
+/// is signalled, and each is announced as `job.cancelled` on the events channel. Jobs already
+/// finished are left alone (not in the answer).
 pub async fn cancel_jobs(pool: &PgPool, ids: &[JobId]) -> Result<Vec<Cancelled>> {
     let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
     let rows: Vec<(i64, String)> = sqlx::query_as(CANCEL_IDS).bind(ids).fetch_all(pool).await?;

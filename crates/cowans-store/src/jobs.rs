@@ -160,13 +160,16 @@ pub async fn list_jobs(
 
 /// Runs a dead or cancelled job again from its first attempt (history kept). `Ok(false)` when
 /// the job is not dead or cancelled; an error naming `unique_key` when a live job holds its key.
+/// Announced as `job.retried` on the events channel in the same statement.
 pub async fn retry_job(pool: &PgPool, id: JobId) -> Result<bool> {
     let result: std::result::Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
         "WITH moved AS (UPDATE cowans_jobs SET state = 'available', attempt = 0, run_at = now(), \
          finalized_at = NULL, lease_expires_at = NULL \
-         WHERE id = $1 AND state IN ('dead', 'cancelled') RETURNING id, queue), \
-         notified AS (SELECT count(pg_notify('cowans_jobs', 'r:' || queue)) AS n FROM moved) \
-         SELECT moved.id FROM moved CROSS JOIN notified",
+         WHERE id = $1 AND state IN ('dead', 'cancelled') RETURNING id, queue, kind, batch_id), \
+         notified AS (SELECT count(pg_notify('cowans_jobs', 'r:' || queue)) AS n FROM moved), \
+         announced AS (SELECT count(pg_notify('cowans_events', json_build_object('type', 'job.retried', \
+           'job_id', id, 'queue', queue, 'kind', kind, 'batch_id', batch_id)::text)) AS n FROM moved) \
+         SELECT moved.id FROM moved CROSS JOIN notified CROSS JOIN announced",
     )
     .bind(id.0)
     .fetch_optional(pool)
