@@ -497,3 +497,45 @@ async fn job_events_reach_websocket_clients_when_a_worker_dead_letters_and_an_op
         "{cancelled}"
     );
 }
+
+#[tokio::test]
+async fn a_payload_postgres_cannot_store_is_refused_alone_without_failing_its_group() {
+    let api = api_with(cowans_api::ApiOptions::default()).await;
+    // Twenty concurrent submits, one with a NUL character deep in its payload (jsonb refuses it).
+    let mut calls = Vec::new();
+    for i in 0..20 {
+        let name = if i == 7 { "bad\u{0}name" } else { "fine" };
+        let body = json!({"queue": "nul", "kind": "k", "args": {"items": [{"name": "a"}, {"name": name}]}});
+        calls.push(api.call(
+            Method::POST,
+            "/api/v1/jobs",
+            Some(&api.operator),
+            Some(body),
+        ));
+    }
+    let answers = futures::future::join_all(calls).await;
+    for (i, (s, v)) in answers.iter().enumerate() {
+        if i == 7 {
+            assert_eq!(s.as_u16(), 422, "{v}");
+            assert_eq!(v["error"]["details"]["field"], "args.items[1].name", "{v}");
+        } else {
+            assert_eq!(s.as_u16(), 201, "submit {i}: {v}");
+        }
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM cowans_jobs WHERE queue = 'nul'")
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 19);
+    // The same in a bulk submit names the item.
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/jobs/bulk",
+            Some(&api.operator),
+            Some(json!([{"queue": "nul", "kind": "k"}, {"queue": "nul", "kind": "k", "args": {"\u{0}": 1}}])),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["details"]["field"], "jobs[1].args", "{v}");
+}

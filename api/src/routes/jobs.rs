@@ -84,12 +84,6 @@ impl SubmitJob {
             job = job.run_at(t);
         }
         if let Some(m) = self.max_attempts {
-            if m < 1 {
-                return Err(ApiError::invalid(
-                    &field("max_attempts"),
-                    format!("is {m}; it must be at least 1"),
-                ));
-            }
             job = job.max_attempts(m);
         }
         if let Some(k) = self.unique_key {
@@ -98,6 +92,12 @@ impl SubmitJob {
         if let Some(k) = self.rate_key {
             job = job.rate_key(k);
         }
+        job.check().map_err(|e| match e {
+            cowans_store::StoreError::Invalid { field: f, message } => {
+                ApiError::invalid(&field(&f), message)
+            }
+            other => other.into(),
+        })?;
         Ok(job)
     }
 }

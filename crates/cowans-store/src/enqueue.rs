@@ -139,12 +139,28 @@ impl NewJob {
         self
     }
 
+    /// Everything the store would refuse about this job (kind, attempts, unique key, a payload
+    /// jsonb cannot hold), as an error naming the field; for callers that want to report it in
+    /// their own terms before enqueueing.
+    pub fn check(&self) -> Result<()> {
+        self.validate(None)
+    }
+
     fn validate(&self, index: Option<usize>) -> Result<()> {
         let at = |field: &str| match index {
             Some(i) => format!("jobs[{i}].{field}"),
             None => field.to_owned(),
         };
         validate_kind(&self.kind).map_err(|e| StoreError::invalid(at("kind"), e.to_string()))?;
+        if let Some(path) = has_nul(&self.args)
+            .then(|| nul_at(&self.args, "args"))
+            .flatten()
+        {
+            return Err(StoreError::invalid(
+                at(&path),
+                "contains a \\u0000 character, which Postgres cannot store in JSON",
+            ));
+        }
         if self.max_attempts < 1 {
             return Err(StoreError::invalid(
                 at("max_attempts"),
@@ -168,6 +184,36 @@ impl NewJob {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether any string or key holds a NUL character (no allocation: this runs on every enqueue).
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// The path of the first string or key holding a NUL character (`args.items[2].name`), which
+/// jsonb refuses: caught here so the caller gets a field-level error, not a failed statement.
+fn nul_at(value: &Value, path: &str) -> Option<String> {
+    match value {
+        Value::String(s) => s.contains('\0').then(|| path.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_at(v, &format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(path.to_owned())
+            } else {
+                nul_at(v, &format!("{path}.{k}"))
+            }
+        }),
+        _ => None,
     }
 }
 
