@@ -1,0 +1,124 @@
+//! The query root: products (search, sort, paging), one product, bulk operations.
+
+use super::*;
+
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    #[allow(clippy::too_many_arguments)]
+    async fn products(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        last: Option<i32>,
+        after: Option<String>,
+        query: Option<String>,
+        sort_key: Option<ProductSortKeys>,
+        reverse: Option<bool>,
+    ) -> Result<ProductConnection> {
+        let n = page_size(first, last)?;
+        let sort = match sort_key {
+            Some(ProductSortKeys::UpdatedAt) => SortKey::UpdatedAt,
+            Some(ProductSortKeys::Title) => SortKey::Title,
+            _ => SortKey::Id,
+        };
+        let reverse = reverse.unwrap_or(false) || last.is_some();
+        let search = query.as_deref().map(Search::parse).unwrap_or_default();
+        let after = after.as_deref().map(|a| {
+            Cursor::decode(a).ok_or_else(|| {
+                Error::new(format!("Invalid cursor for current pagination sort: {a}"))
+            })
+        });
+        let after = after.transpose()?;
+        let shop = ctx.data::<Shop>()?;
+        let state = shop.lock();
+        let mut matching: Vec<(String, u64, &Product)> = state
+            .catalog
+            .products
+            .values()
+            .filter(|p| search.matches(p))
+            .map(|p| (crate::model::sort_value(p, sort), p.id, p))
+            .collect();
+        matching.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        if reverse {
+            matching.reverse();
+        }
+        let start = match &after {
+            None => 0,
+            Some(c) => matching
+                .iter()
+                .position(|(k, id, _)| {
+                    let pos = (k.as_str(), *id).cmp(&(c.key.as_str(), c.id));
+                    if reverse { pos.is_lt() } else { pos.is_gt() }
+                })
+                .unwrap_or(matching.len()),
+        };
+        let page: Vec<&Product> = matching
+            .iter()
+            .skip(start)
+            .take(n)
+            .map(|(_, _, p)| *p)
+            .collect();
+        let edges: Vec<ProductEdge> = page
+            .iter()
+            .map(|p| ProductEdge {
+                cursor: Cursor::of(p, sort).encode(),
+                node: (*p).into(),
+            })
+            .collect();
+        Ok(ProductConnection {
+            nodes: page.iter().map(|p| (*p).into()).collect(),
+            page_info: PageInfo {
+                has_next_page: start + page.len() < matching.len(),
+                has_previous_page: start > 0,
+                start_cursor: edges.first().map(|e| e.cursor.clone()),
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            edges,
+        })
+    }
+
+    async fn bulk_operation(&self, ctx: &Context<'_>, id: ID) -> Result<Option<BulkOperation>> {
+        let id = parse_gid(&id, "BulkOperation")?;
+        let shop = ctx.data::<Shop>()?;
+        let s = shop.lock();
+        Ok(s.bulk.get(&id).map(|op| BulkOperation::of(op, &s.base_url)))
+    }
+
+    /// The newest bulk operation of this type.
+    async fn current_bulk_operation(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "type", default_with = "BulkOperationType::Query")]
+        kind: BulkOperationType,
+    ) -> Result<Option<BulkOperation>> {
+        let shop = ctx.data::<Shop>()?;
+        let s = shop.lock();
+        let name = kind.name();
+        Ok(s.bulk
+            .values()
+            .rev()
+            .find(|op| op.kind == name)
+            .map(|op| BulkOperation::of(op, &s.base_url)))
+    }
+
+    /// The state of an asynchronous `productSet`.
+    async fn product_operation(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<Option<ProductSetOperation>> {
+        let id = parse_gid(&id, "ProductSetOperation")?;
+        let shop = ctx.data::<Shop>()?;
+        let s = shop.lock();
+        Ok(ProductSetOperation::of(&s, id))
+    }
+
+    async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ProductObj>> {
+        let id = parse_gid(&id, "Product")?;
+        let shop = ctx.data::<Shop>()?;
+        let state = shop.lock();
+        Ok(state.catalog.products.get(&id).map(Into::into))
+    }
+}
