@@ -319,9 +319,29 @@ async fn an_expired_last_attempt_becomes_a_dead_letter() {
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut events = sqlx::postgres::PgListener::connect_with(&db.pool)
+        .await
+        .unwrap();
+    events.listen(store::EVENTS_CHANNEL).await.unwrap();
     let rescued = store::rescue_expired(&db.pool, 100).await.unwrap();
     assert_eq!(rescued.dead.len(), 1);
     assert_eq!(state_of(&db, id).await, JobState::Dead);
+    // Live clients hear about it like any other dead letter.
+    let n = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("a job.dead event")
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
+    assert_eq!(
+        (
+            event["type"].as_str(),
+            event["job_id"].as_i64(),
+            event["queue"].as_str()
+        ),
+        (Some("job.dead"), Some(id.0), Some("dl")),
+        "{event}"
+    );
+    assert!(event["error"].as_str().unwrap().contains("lease expired"));
 }
 
 #[tokio::test]

@@ -75,15 +75,22 @@ WITH expired AS (
             'attempt', j.attempt, 'at', now(), 'worker', j.worker_id::text,
             'error', 'lease expired: the worker stopped heart-beating while running this job'))
     FROM expired WHERE j.id = expired.id
-    RETURNING j.queue, j.kind, j.state
+    RETURNING j.id, j.queue, j.kind, j.batch_id, j.attempt, j.state
 ), notified AS (
     SELECT count(pg_notify('cowans_jobs', 'r:' || queue)) AS n
     FROM (SELECT DISTINCT queue FROM moved WHERE state = 'available') q
+), announced AS (
+    SELECT count(pg_notify('cowans_events', json_build_object(
+        'type', 'job.dead', 'job_id', id, 'queue', queue, 'kind', kind, 'batch_id', batch_id,
+        'attempt', attempt,
+        'error', 'lease expired: the worker stopped heart-beating while running this job')::text)) AS n
+    FROM moved WHERE state = 'dead'
 )
-SELECT queue, kind, state::text FROM moved CROSS JOIN notified
+SELECT queue, kind, state::text FROM moved CROSS JOIN notified CROSS JOIN announced
 "#;
 
-/// Turns up to `limit` expired leases into retries or dead letters. Run by the leader only.
+/// Turns up to `limit` expired leases into retries or dead letters (announced as `job.dead` on
+/// the events channel). Run by the leader only.
 pub async fn rescue_expired(pool: &PgPool, limit: i64) -> Result<Rescued> {
     let rows: Vec<(String, String, String)> =
         sqlx::query_as(RESCUE).bind(limit).fetch_all(pool).await?;
