@@ -1,7 +1,8 @@
 //! Live events: every API instance LISTENs on the `cowans_events` channel and fans what arrives
 //! out to its subscribers, as Server-Sent Events or over a WebSocket, so any instance serves any
-//! client. Publishers: the leader (`batch.progress`, `batch.finished`, and `job.dead` from the
-//! rescuer), every worker's ack flush (`job.dead`), and any API instance (`job.cancelled`, `job.retried`, `queue.paused`,
+//! client. Publishers: the leader (`batch.progress`, `batch.finished`; `job.dead` from the
+//! rescuer), every worker's ack flush (`job.dead`), the cancel and retry statements
+//! (`job.cancelled`, `job.retried`) and the API's pause/resume (`queue.paused`,
 //! `queue.resumed`). Completions are not announced one by one (that would be a NOTIFY per job at
 //! tens of thousands a second); batches and the queue gauges carry progress.
 
