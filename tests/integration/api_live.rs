@@ -50,8 +50,9 @@ async fn a_websocket_client_sees_a_batch_progress_while_real_workers_run_it() {
     // Paused while the batch is created and the client subscribes, so it sees the whole run.
     api.call(Method::POST, "/api/v1/queues/wsq/pause", op, None)
         .await;
+    // 40 × 100 ms at four at a time: a second of work, several of the leader's 200 ms passes.
     let jobs: Vec<Value> = (0..40)
-        .map(|_| json!({"queue": "wsq", "kind": "demo.sleep", "args": {"ms": 60}}))
+        .map(|_| json!({"queue": "wsq", "kind": "demo.sleep", "args": {"ms": 100}}))
         .collect();
     let (s, batch) = api
         .call(
