@@ -26,6 +26,8 @@ cat <<INFO
     API health ........ http://127.0.0.1:8080/health   (readiness: /ready)
     API ............... http://127.0.0.1:8080/api/v1/openapi.json
                         (a key: $bin/cowans-api keys create --name me --role operator)
+    live events ....... http://127.0.0.1:8080/api/v1/events (SSE), ws://127.0.0.1:8080/api/v1/events/ws
+    API metrics ....... http://127.0.0.1:8080/metrics   (requests, latency, queue gauges)
     worker metrics .... http://127.0.0.1:9464/metrics
     database .......... ${COWANS__DATABASE__URL}
     simulated shop .... http://127.0.0.1:8090/admin/api/2026-10/graphql.json
