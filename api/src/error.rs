@@ -9,7 +9,7 @@ use axum::{
 use cowans_store::StoreError;
 use serde_json::{Value, json};
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,

@@ -3,8 +3,10 @@
 //! commit, with their audit entries in the same transaction. A commit costs the same for 1 job as
 //! for 500, so fifty concurrent clients share a commit instead of queueing for fifty.
 //!
-//! A request is answered only after its group committed: nothing acknowledged can be lost. If a
-//! group fails as a whole, each of its jobs is retried alone so one bad job cannot fail the others.
+//! A request is answered only after its group committed: nothing acknowledged can be lost. If the
+//! database refuses a group's statement, each of its jobs is retried alone so one bad job cannot
+//! fail the others; if the connection is lost mid-commit, every job of the group gets the error
+//! (the group may have committed, so inserting again could duplicate it).
 
 use std::sync::Arc;
 
@@ -93,9 +95,12 @@ async fn flush(pool: &PgPool, group: Vec<Pending>) {
                 let _ = p.reply.send(Ok(d));
             }
         }
-        Err(e) if group.len() == 1 => {
-            if let Some(p) = group.into_iter().next() {
-                let _ = p.reply.send(Err(e.into()));
+        // Only a statement the server refused (and so rolled back) is retried job by job; after a
+        // lost connection the group may have committed, and inserting again could duplicate it.
+        Err(e) if group.len() == 1 || !refused(&e) => {
+            let e = ApiError::from(e);
+            for p in group {
+                let _ = p.reply.send(Err(e.clone()));
             }
         }
         Err(_) => {
@@ -108,6 +113,15 @@ async fn flush(pool: &PgPool, group: Vec<Pending>) {
             }
         }
     }
+}
+
+/// The database refused the statement (a constraint, a trigger, a bad value): nothing was written.
+fn refused(e: &cowans_store::StoreError) -> bool {
+    matches!(
+        e,
+        cowans_store::StoreError::Invalid { .. }
+            | cowans_store::StoreError::Database(sqlx::Error::Database(_))
+    )
 }
 
 async fn insert(

@@ -540,3 +540,55 @@ async fn a_payload_postgres_cannot_store_is_refused_alone_without_failing_its_gr
     assert_eq!(s, 422, "{v}");
     assert_eq!(v["error"]["details"]["field"], "jobs[1].args", "{v}");
 }
+
+#[tokio::test]
+async fn a_job_the_database_refuses_fails_alone_and_its_group_still_lands() {
+    let api = api_with(cowans_api::ApiOptions::default()).await;
+    // A rule only the database knows (as a constraint or trigger of an operator's would be).
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.args->>'poison' = 'yes' THEN RAISE EXCEPTION 'poisoned'; END IF; \
+         RETURN NEW; END $$; \
+         CREATE TRIGGER refuse_poison BEFORE INSERT ON cowans_jobs \
+         FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
+    )
+    .execute(&api.pool)
+    .await
+    .unwrap();
+    let mut calls = Vec::new();
+    for i in 0..30 {
+        let poison = if i == 11 { "yes" } else { "no" };
+        let body = json!({"queue": "grp", "kind": "k", "args": {"poison": poison, "i": i}});
+        calls.push(api.call(
+            Method::POST,
+            "/api/v1/jobs",
+            Some(&api.operator),
+            Some(body),
+        ));
+    }
+    let answers = futures::future::join_all(calls).await;
+    for (i, (s, v)) in answers.iter().enumerate() {
+        if i == 11 {
+            assert_eq!(s.as_u16(), 500, "{v}");
+            assert_error_shape(v, "internal");
+            assert!(
+                !v.to_string().contains("poisoned"),
+                "no database text leaks: {v}"
+            );
+        } else {
+            assert_eq!(s.as_u16(), 201, "submit {i}: {v}");
+        }
+    }
+    let (stored, audited): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM cowans_jobs WHERE queue = 'grp'), \
+                (SELECT count(*) FROM cowans_audit WHERE action = 'job.submit')",
+    )
+    .fetch_one(&api.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (stored, audited),
+        (29, 29),
+        "every answered 201 is stored and audited"
+    );
+}
