@@ -1073,20 +1073,11 @@ async fn jwt_bearer_tokens_carry_a_role_and_expire() {
             .json(&json!({"queue": "jwt", "kind": "k"}))
             .send()
     };
-    assert_eq!(
-        submit(token("operator", now + 600, b"jwt-secret"))
-            .await
-            .unwrap()
-            .status(),
-        201
-    );
-    assert_eq!(
-        submit(token("viewer", now + 600, b"jwt-secret"))
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
+    let status = async |role: &str, exp: i64, secret: &[u8]| {
+        submit(token(role, exp, secret)).await.unwrap().status()
+    };
+    assert_eq!(status("operator", now + 600, b"jwt-secret").await, 201);
+    assert_eq!(status("viewer", now + 600, b"jwt-secret").await, 403);
     let expired = submit(token("operator", now - 600, b"jwt-secret"))
         .await
         .unwrap();
@@ -1096,20 +1087,8 @@ async fn jwt_bearer_tokens_carry_a_role_and_expire() {
         v["error"]["message"].as_str().unwrap().contains("expired"),
         "{v}"
     );
-    assert_eq!(
-        submit(token("operator", now + 600, b"other-secret"))
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    assert_eq!(
-        submit(token("root", now + 600, b"jwt-secret"))
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(status("operator", now + 600, b"other-secret").await, 401);
+    assert_eq!(status("root", now + 600, b"jwt-secret").await, 401);
     let audit: Vec<(String, String)> = sqlx::query_as("SELECT actor, action FROM cowans_audit")
         .fetch_all(&db.pool)
         .await

@@ -499,22 +499,28 @@ async fn job_events_reach_websocket_clients_when_a_worker_dead_letters_and_an_op
     );
 }
 
+/// `POST /api/v1/jobs` of every body at once (as an operator), answers in input order.
+async fn submit_together(
+    api: &Api,
+    bodies: impl Iterator<Item = Value>,
+) -> Vec<(reqwest::StatusCode, Value)> {
+    let calls =
+        bodies.map(|b| api.call(Method::POST, "/api/v1/jobs", Some(&api.operator), Some(b)));
+    futures::future::join_all(calls).await
+}
+
 #[tokio::test]
 async fn a_payload_postgres_cannot_store_is_refused_alone_without_failing_its_group() {
     let api = api_with(cowans_api::ApiOptions::default()).await;
     // Twenty concurrent submits, one with a NUL character deep in its payload (jsonb refuses it).
-    let mut calls = Vec::new();
-    for i in 0..20 {
-        let name = if i == 7 { "bad\u{0}name" } else { "fine" };
-        let body = json!({"queue": "nul", "kind": "k", "args": {"items": [{"name": "a"}, {"name": name}]}});
-        calls.push(api.call(
-            Method::POST,
-            "/api/v1/jobs",
-            Some(&api.operator),
-            Some(body),
-        ));
-    }
-    let answers = futures::future::join_all(calls).await;
+    let answers = submit_together(
+        &api,
+        (0..20).map(|i| {
+            let name = if i == 7 { "bad\u{0}name" } else { "fine" };
+            json!({"queue": "nul", "kind": "k", "args": {"items": [{"name": "a"}, {"name": name}]}})
+        }),
+    )
+    .await;
     for (i, (s, v)) in answers.iter().enumerate() {
         if i == 7 {
             assert_eq!(s.as_u16(), 422, "{v}");
@@ -555,18 +561,14 @@ async fn a_job_the_database_refuses_fails_alone_and_its_group_still_lands() {
     .execute(&api.pool)
     .await
     .unwrap();
-    let mut calls = Vec::new();
-    for i in 0..30 {
-        let poison = if i == 11 { "yes" } else { "no" };
-        let body = json!({"queue": "grp", "kind": "k", "args": {"poison": poison, "i": i}});
-        calls.push(api.call(
-            Method::POST,
-            "/api/v1/jobs",
-            Some(&api.operator),
-            Some(body),
-        ));
-    }
-    let answers = futures::future::join_all(calls).await;
+    let answers = submit_together(
+        &api,
+        (0..30).map(|i| {
+            let poison = if i == 11 { "yes" } else { "no" };
+            json!({"queue": "grp", "kind": "k", "args": {"poison": poison, "i": i}})
+        }),
+    )
+    .await;
     for (i, (s, v)) in answers.iter().enumerate() {
         if i == 11 {
             assert_eq!(s.as_u16(), 500, "{v}");

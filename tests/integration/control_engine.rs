@@ -118,23 +118,29 @@ fn started(log: &Log, what: &str) -> bool {
     log.lock().unwrap().iter().any(|(w, _)| w == what)
 }
 
+/// A worker of concurrency 1 on `q` with the control kinds, running one `kind` job: its id once
+/// the handler has started, and the log the handlers write.
+async fn run_one(db: &TestDb, engine: &Engine, q: &str, kind: &str) -> (JobId, Log) {
+    let log: Log = Default::default();
+    spawn_worker(
+        engine,
+        QueueConfig::new(queue(q)).concurrency(1).retry(retries(5)),
+        control_router(log.clone()),
+    );
+    let id = enqueue(db, NewJob::new(queue(q), kind, json!({}))).await;
+    let start = format!("{kind} started");
+    wait_for("the handler to start", Duration::from_secs(10), || async {
+        started(&log, &start).then_some(())
+    })
+    .await;
+    (id, log)
+}
+
 #[tokio::test]
 async fn cancelling_a_running_job_signals_its_handler_and_it_ends_cancelled() {
     let db = TestDb::new().await;
     let engine = engine(&db).await;
-    let log: Log = Default::default();
-    spawn_worker(
-        &engine,
-        QueueConfig::new(queue("cx"))
-            .concurrency(1)
-            .retry(retries(5)),
-        control_router(log.clone()),
-    );
-    let id = enqueue(&db, NewJob::new(queue("cx"), "obedient", json!({}))).await;
-    wait_for("the handler to start", Duration::from_secs(10), || async {
-        started(&log, "obedient started").then_some(())
-    })
-    .await;
+    let (id, log) = run_one(&db, &engine, "cx", "obedient").await;
     let t0 = Instant::now();
     let cancelled = store::cancel_jobs(&db.pool, &[id]).await.unwrap();
     assert_eq!(cancelled[0].was, JobState::Running);
@@ -160,19 +166,7 @@ async fn cancelling_a_running_job_signals_its_handler_and_it_ends_cancelled() {
 async fn a_handler_that_ignores_cancellation_is_dropped_after_the_grace_and_frees_its_slot() {
     let db = TestDb::new().await;
     let engine = engine(&db).await;
-    let log: Log = Default::default();
-    spawn_worker(
-        &engine,
-        QueueConfig::new(queue("cy"))
-            .concurrency(1)
-            .retry(retries(5)),
-        control_router(log.clone()),
-    );
-    let id = enqueue(&db, NewJob::new(queue("cy"), "stubborn", json!({}))).await;
-    wait_for("the handler to start", Duration::from_secs(10), || async {
-        started(&log, "stubborn started").then_some(())
-    })
-    .await;
+    let (id, log) = run_one(&db, &engine, "cy", "stubborn").await;
     let next = enqueue(&db, NewJob::new(queue("cy"), "slow", json!({"ms": 0}))).await;
     store::cancel_jobs(&db.pool, &[id]).await.unwrap();
     // Concurrency 1: the next job can only run once the stubborn handler was dropped.
@@ -297,12 +291,7 @@ async fn a_per_key_rate_limit_holds_back_one_key_without_slowing_the_others() {
     for _ in 0..4 {
         jobs.push(NewJob::new(queue("rk"), "slow", json!({"ms": 0})).rate_key("shop-1"));
     }
-    let ids: Vec<JobId> = store::enqueue_many(&db.pool, &jobs)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
+    let ids: Vec<JobId> = cowans_tests::enqueue_ids(&db.pool, &jobs).await;
     let t0 = Instant::now();
     // Every key's first two jobs run at once.
     for id in &ids[..6] {

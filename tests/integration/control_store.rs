@@ -25,13 +25,7 @@ async fn complete_all(db: &TestDb, q: &str) -> Vec<JobId> {
     let claimed = store::claim(&db.pool, &queue(q), 1000, Uuid::new_v4(), TTL, None)
         .await
         .unwrap();
-    let refs: Vec<LeaseRef> = claimed
-        .iter()
-        .map(|j| LeaseRef {
-            id: j.job_id(),
-            lease: j.lease,
-        })
-        .collect();
+    let refs: Vec<LeaseRef> = claimed.iter().map(|j| j.lease_ref()).collect();
     store::complete(&db.pool, &refs).await.unwrap()
 }
 
@@ -373,13 +367,7 @@ async fn a_batch_counts_its_jobs_and_finishes_once_with_its_callback() {
     let claimed = store::claim(&db.pool, &queue("b"), 3, Uuid::new_v4(), TTL, None)
         .await
         .unwrap();
-    let refs: Vec<LeaseRef> = claimed
-        .iter()
-        .map(|j| LeaseRef {
-            id: j.job_id(),
-            lease: j.lease,
-        })
-        .collect();
+    let refs: Vec<LeaseRef> = claimed.iter().map(|j| j.lease_ref()).collect();
     store::complete(&db.pool, &refs[..2]).await.unwrap();
     let r = store::refresh_batches(&db.pool, 100).await.unwrap();
     assert_eq!(r.progressed, vec![batch]);
@@ -536,12 +524,13 @@ async fn queue_stats_summarise_states_age_throughput_pause_and_workers() {
     let claimed = store::claim(&db.pool, &queue("st"), 2, Uuid::new_v4(), TTL, None)
         .await
         .unwrap();
-    store::complete(
+    store::complete(&db.pool, &[claimed[0].lease_ref()])
+        .await
+        .unwrap();
+    // Enqueued after the claims, 12 s due: now the oldest waiting job.
+    store::enqueue(
         &db.pool,
-        &[LeaseRef {
-            id: claimed[0].job_id(),
-            lease: claimed[0].lease,
-        }],
+        &job("st", 5).run_at(Utc::now() - chrono::Duration::seconds(12)),
     )
     .await
     .unwrap();
@@ -562,15 +551,15 @@ async fn queue_stats_summarise_states_age_throughput_pause_and_workers() {
     let s = &store::queue_stats(&db.pool, Some("st"), TTL).await.unwrap()[0];
     assert_eq!(
         (s.available, s.running, s.completed, s.completed_last_minute),
-        (2, 1, 1, 1)
+        (3, 1, 1, 1)
     );
     assert!(s.paused);
     assert_eq!((s.workers, s.worker_concurrency), (1, 7));
     assert!(
-        s.oldest_available_age_secs < 30.0,
-        "the 30 s old job was claimed first"
+        (11.0..20.0).contains(&s.oldest_available_age_secs),
+        "the 30 s old job was claimed first; the 12 s one is the oldest waiting: {}",
+        s.oldest_available_age_secs
     );
-    assert!(s.oldest_available_age_secs >= 0.0);
     // Emptied queues drop to zero rather than keeping stale counts.
     store::cancel_jobs(&db.pool, &[claimed[1].job_id()])
         .await

@@ -472,12 +472,7 @@ async fn shutdown_past_its_deadline_hands_jobs_back_without_counting_the_attempt
     let jobs: Vec<NewJob> = (0..4)
         .map(|_| NewJob::new(queue("deadline"), "demo.sleep", json!({"ms": 60_000})))
         .collect();
-    let ids = store::enqueue_many(&db.pool, &jobs)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id)
-        .collect::<Vec<_>>();
+    let ids = cowans_tests::enqueue_ids(&db.pool, &jobs).await;
     wait_count(
         &db,
         "deadline",

@@ -394,39 +394,28 @@ async fn faults_are_retried_for_idempotent_calls_and_surfaced_otherwise() {
         assert_eq!(a.attempts, 3, "{name}: two failures, then success");
     }
     // A non-idempotent mutation is not retried: the caller sees the typed error.
-    faults(
-        &sim,
-        Faults {
-            internal_errors: 1,
-            ..Default::default()
-        },
-    )
+    let create_once = async |f: Faults| {
+        faults(&sim, f).await;
+        client
+            .mutate::<Value>(
+                "mutation { productCreate(product: {title: \"x\"}) { userErrors { message } } }",
+                json!({}),
+                false,
+            )
+            .await
+            .unwrap_err()
+    };
+    let err = create_once(Faults {
+        internal_errors: 1,
+        ..Default::default()
+    })
     .await;
-    let err = client
-        .mutate::<Value>(
-            "mutation { productCreate(product: {title: \"x\"}) { userErrors { message } } }",
-            json!({}),
-            false,
-        )
-        .await
-        .unwrap_err();
     assert!(matches!(err, ShopifyError::Internal { .. }), "{err:?}");
-    faults(
-        &sim,
-        Faults {
-            unavailable: 1,
-            ..Default::default()
-        },
-    )
+    let err = create_once(Faults {
+        unavailable: 1,
+        ..Default::default()
+    })
     .await;
-    let err = client
-        .mutate::<Value>(
-            "mutation { productCreate(product: {title: \"x\"}) { userErrors { message } } }",
-            json!({}),
-            false,
-        )
-        .await
-        .unwrap_err();
     assert!(
         matches!(err, ShopifyError::Server { status: 503 }),
         "{err:?}"

@@ -25,12 +25,7 @@ async fn state_of(db: &TestDb, id: JobId) -> JobState {
 async fn bulk_enqueue_inserts_ten_thousand_in_one_call_in_order() {
     let db = TestDb::new().await;
     let jobs: Vec<NewJob> = (0..10_000).map(|n| job("bulk", n)).collect();
-    let ids = store::enqueue_many(&db.pool, &jobs)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id)
-        .collect::<Vec<_>>();
+    let ids = cowans_tests::enqueue_ids(&db.pool, &jobs).await;
     assert_eq!(ids.len(), 10_000);
     assert!(
         ids.windows(2).all(|w| w[0] < w[1]),
@@ -112,12 +107,7 @@ async fn claims_take_higher_priority_first_fifo_within_and_never_more_than_asked
     for n in 0..6 {
         jobs.push(job("prio", n).priority((n % 3) as i16));
     }
-    let ids = store::enqueue_many(&db.pool, &jobs)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id)
-        .collect::<Vec<_>>();
+    let ids = cowans_tests::enqueue_ids(&db.pool, &jobs).await;
     let w = Uuid::new_v4();
     let first = store::claim(&db.pool, &q, 4, w, TTL, None).await.unwrap();
     assert_eq!(first.len(), 4, "never more than the free slots asked for");
@@ -370,23 +360,12 @@ async fn handing_back_does_not_count_the_attempt() {
 async fn heartbeats_extend_only_leases_still_held() {
     let db = TestDb::new().await;
     let q = queue("hb");
-    let ids = store::enqueue_many(&db.pool, &[job("hb", 1), job("hb", 2)])
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id)
-        .collect::<Vec<_>>();
+    let ids = cowans_tests::enqueue_ids(&db.pool, &[job("hb", 1), job("hb", 2)]).await;
     let w = Uuid::new_v4();
     let c = store::claim(&db.pool, &q, 2, w, Duration::from_millis(200), None)
         .await
         .unwrap();
-    let refs: Vec<LeaseRef> = c
-        .iter()
-        .map(|j| LeaseRef {
-            id: JobId(j.id),
-            lease: j.lease,
-        })
-        .collect();
+    let refs: Vec<LeaseRef> = c.iter().map(|j| j.lease_ref()).collect();
     store::complete(&db.pool, &refs[..1]).await.unwrap();
     let kept = store::heartbeat(&db.pool, w, &refs, TTL).await.unwrap();
     assert_eq!(kept, vec![refs[1].id]);
@@ -450,10 +429,7 @@ async fn dead_letters_are_listed_redriven_and_purged_by_filter() {
     let fails: Vec<Failed> = claimed
         .iter()
         .map(|j| Failed {
-            lease: LeaseRef {
-                id: JobId(j.id),
-                lease: j.lease,
-            },
+            lease: j.lease_ref(),
             attempt: 1,
             error: "bad".into(),
             retry_in: None,

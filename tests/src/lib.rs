@@ -136,6 +136,19 @@ pub const FAST_ENGINE: &[(&str, &str)] = &[
     ("COWANS__ENGINE__STATS_INTERVAL", "200"),
 ];
 
+/// Enqueues `jobs` in one statement (`enqueue_many`); their ids in input order.
+pub async fn enqueue_ids(
+    pool: &sqlx::PgPool,
+    jobs: &[cowans_store::NewJob],
+) -> Vec<cowans_core::JobId> {
+    cowans_store::enqueue_many(pool, jobs)
+        .await
+        .expect("enqueue")
+        .into_iter()
+        .map(|e| e.id)
+        .collect()
+}
+
 /// Jobs of `queue` in `state`.
 pub async fn count(pool: &sqlx::PgPool, queue: &str, state: cowans_core::JobState) -> i64 {
     cowans_store::count_by_state(pool, queue)

@@ -55,30 +55,6 @@ impl SubmitJob {
         };
         let queue = QueueName::new(self.queue)
             .map_err(|e| ApiError::invalid(&field("queue"), e.to_string()))?;
-        cowans_core::validate_kind(&self.kind)
-            .map_err(|e| ApiError::invalid(&field("kind"), e.to_string()))?;
-        match kinds.check(&self.kind, &self.args) {
-            KindCheck::Valid | KindCheck::Unchecked => {}
-            KindCheck::Unknown => {
-                let known: Vec<&str> = kinds.names().collect();
-                return Err(ApiError::invalid(
-                    &field("kind"),
-                    format!(
-                        "is {:?}, which no worker registers; known kinds: {}",
-                        self.kind,
-                        known.join(", ")
-                    ),
-                ));
-            }
-            KindCheck::Invalid(e) => {
-                let at = if e.path.is_empty() {
-                    field("args")
-                } else {
-                    field(&format!("args.{}", e.path))
-                };
-                return Err(ApiError::invalid(&at, e.message));
-            }
-        }
         let mut job = NewJob::new(queue, self.kind, self.args).priority(self.priority);
         if let Some(t) = self.run_at {
             job = job.run_at(t);
@@ -92,12 +68,36 @@ impl SubmitJob {
         if let Some(k) = self.rate_key {
             job = job.rate_key(k);
         }
+        // What the store would refuse first (kind format, attempts, key, storable payload), then
+        // the payload against its kind's type.
         job.check().map_err(|e| match e {
             cowans_store::StoreError::Invalid { field: f, message } => {
                 ApiError::invalid(&field(&f), message)
             }
             other => other.into(),
         })?;
+        match kinds.check(&job.kind, &job.args) {
+            KindCheck::Valid | KindCheck::Unchecked => {}
+            KindCheck::Unknown => {
+                let known: Vec<&str> = kinds.names().collect();
+                return Err(ApiError::invalid(
+                    &field("kind"),
+                    format!(
+                        "is {:?}, which no worker registers; known kinds: {}",
+                        job.kind,
+                        known.join(", ")
+                    ),
+                ));
+            }
+            KindCheck::Invalid(e) => {
+                let at = if e.path.is_empty() {
+                    field("args")
+                } else {
+                    field(&format!("args.{}", e.path))
+                };
+                return Err(ApiError::invalid(&at, e.message));
+            }
+        }
         Ok(job)
     }
 }

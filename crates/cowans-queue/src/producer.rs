@@ -373,13 +373,7 @@ async fn admit_by_key(
                 admitted.push((job, permit));
             }
             Some((_, at)) => {
-                deferred.push((
-                    LeaseRef {
-                        id: job.job_id(),
-                        lease: job.lease,
-                    },
-                    *at,
-                ));
+                deferred.push((job.lease_ref(), *at));
                 freed.extend(permit);
             }
             None => admitted.push((job, permit)),
@@ -457,17 +451,10 @@ async fn hand_over<Args>(
         .into_iter()
         .map(|(j, p)| (j, p, CancellationToken::new()))
         .collect();
-    engine
-        .in_flight
-        .insert_many(jobs.iter().map(|(j, _, token)| {
-            (
-                LeaseRef {
-                    id: j.job_id(),
-                    lease: j.lease,
-                },
-                token.clone(),
-            )
-        }));
+    engine.in_flight.insert_many(
+        jobs.iter()
+            .map(|(j, _, token)| (j.lease_ref(), token.clone())),
+    );
     let queue_name: Arc<str> = Arc::from(queue.queue.as_str());
     let mut ready = Vec::with_capacity(jobs.len());
     let mut poisoned = Vec::new();
@@ -518,10 +505,7 @@ async fn hand_over<Args>(
         tracing::warn!(job_id = job.id, kind = %job.kind, error = %e, "undecodable payload, dead-lettering");
         engine
             .ack(Ack {
-                lease: LeaseRef {
-                    id: JobId(job.id),
-                    lease: job.lease,
-                },
+                lease: job.lease_ref(),
                 metrics,
                 attempt: job.attempt,
                 completed_in_tx: false,

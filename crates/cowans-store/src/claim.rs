@@ -35,6 +35,14 @@ impl ClaimedJob {
         JobId(self.id)
     }
 
+    /// What acks and releases of this claim are fenced by.
+    pub fn lease_ref(&self) -> crate::LeaseRef {
+        crate::LeaseRef {
+            id: self.job_id(),
+            lease: self.lease,
+        }
+    }
+
     /// The cursor that continues after this job.
     pub fn cursor(&self) -> ClaimCursor {
         ClaimCursor {
