@@ -100,9 +100,7 @@ async fn next_event(rx: &mut broadcast::Receiver<Value>, filter: &EventFilter) -
 fn filter_from(
     query: Result<Query<EventFilter>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<EventFilter> {
-    query
-        .map(|Query(f)| f)
-        .map_err(|e| ApiError::invalid("query", e.body_text()))
+    query.map(|Query(f)| f).map_err(crate::routes::query_error)
 }
 
 /// `GET /api/v1/events?queue=&batch=` (viewer): Server-Sent Events, one `data:` JSON per event,

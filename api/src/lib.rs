@@ -39,17 +39,33 @@ pub struct ApiState {
     pub keys: std::sync::Arc<auth::KeyCache>,
     /// Single submits, committed in groups.
     pub submits: submit_group::SubmitGroup,
+    /// See [`ApiOptions::lease_ttl`].
+    pub lease_ttl: Duration,
 }
 
 /// Per-process options of the API.
-#[derive(Default)]
 pub struct ApiOptions {
     pub rate: rate_limit::RateConfig,
     pub jwt: Option<auth::JwtConfig>,
     /// The job kinds with their payload types (default: none registered, unknown kinds accepted).
     pub kinds: KindRegistry,
-    /// Most single submits per group commit (0 = the default, 500; 1 = no grouping).
+    /// Most single submits per group commit (1 = no grouping).
     pub submit_group_max: usize,
+    /// The workers' `engine.lease_ttl`: a worker not seen for this long no longer counts as live
+    /// in the queue summaries.
+    pub lease_ttl: Duration,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        Self {
+            rate: Default::default(),
+            jwt: None,
+            kinds: KindRegistry::new(),
+            submit_group_max: 500,
+            lease_ttl: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Request bodies above this are refused (413).
@@ -73,13 +89,8 @@ pub fn router_with(pool: PgPool, metrics: PrometheusHandle, options: ApiOptions)
         jwt: options.jwt.map(std::sync::Arc::new),
         kinds: std::sync::Arc::new(options.kinds),
         keys: std::sync::Arc::default(),
-        submits: submit_group::SubmitGroup::start(
-            pool.clone(),
-            match options.submit_group_max {
-                0 => 500,
-                n => n,
-            },
-        ),
+        submits: submit_group::SubmitGroup::start(pool.clone(), options.submit_group_max),
+        lease_ttl: options.lease_ttl,
     };
     let api = Router::new()
         .route(

@@ -94,6 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 jwt,
                 kinds,
                 submit_group_max: settings.api.submit_group_max,
+                lease_ttl: settings.engine.lease_ttl,
             };
             let pool_for_gauges = pool.clone();
             let app = cowans_api::router_with(pool, metrics, options)

@@ -34,11 +34,12 @@ pub enum Ctl {
     Cancel { ids: Vec<i64> },
 }
 
-pub async fn run(pool: PgPool, ctl: Ctl) -> anyhow::Result<()> {
+/// `lease_ttl`: the workers' `engine.lease_ttl` (who counts as live in `queues`).
+pub async fn run(pool: PgPool, ctl: Ctl, lease_ttl: Duration) -> anyhow::Result<()> {
     match ctl {
         Ctl::Queues => {
             cowans_store::refresh_queue_stats(&pool).await?;
-            let stats = cowans_store::queue_stats(&pool, None, Duration::from_secs(30)).await?;
+            let stats = cowans_store::queue_stats(&pool, None, lease_ttl).await?;
             println!(
                 "{:<24} {:>9} {:>9} {:>8} {:>10} {:>9} {:>7} {:>9} {:>8} {:>6} {:>7}",
                 "queue",

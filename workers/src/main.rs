@@ -93,7 +93,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Ctl(c) => {
             let pool = database::connect(&settings.database).await?;
-            ctl::run(pool, c).await
+            ctl::run(pool, c, settings.engine.lease_ttl).await
         }
         Command::Demo { queue, jobs } => {
             let queue = QueueName::new(queue).context("--queue")?;

@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 use crate::{
     ApiState,
     auth::{Principal, Role},
-    error::{ApiError, ApiResult},
-    routes::Page,
+    error::ApiResult,
 };
 
 #[derive(Debug, Deserialize)]
@@ -30,15 +29,9 @@ pub async fn list(
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     who.require(Role::Admin)?;
-    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
-    let limit = Page {
-        after: None,
-        limit: q.limit,
-    }
-    .limit()?;
+    let Query(q) = query.map_err(super::query_error)?;
+    let limit = super::page_limit(q.limit)?;
     let entries = cowans_store::list_audit(&state.pool, q.before, limit).await?;
-    let next = (entries.len() as i64 == limit)
-        .then(|| entries.last().map(|e| e.id))
-        .flatten();
+    let next = super::next_key(&entries, limit, |e| e.id);
     Ok(Json(json!({ "entries": entries, "next_before": next })))
 }

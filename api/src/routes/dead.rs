@@ -14,7 +14,7 @@ use crate::{
     ApiState,
     auth::{Principal, Role},
     error::{ApiError, ApiResult},
-    routes::{Page, jobs::JobView, queues::queue_name},
+    routes::{jobs::JobView, queues::queue_name},
 };
 
 #[derive(Debug, Deserialize)]
@@ -36,20 +36,14 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     who.require(Role::Viewer)?;
     let q = queue_name(&q)?;
-    let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
-    let limit = Page {
-        after: query.after,
-        limit: query.limit,
-    }
-    .limit()?;
+    let Query(query) = query.map_err(super::query_error)?;
+    let limit = super::page_limit(query.limit)?;
     let filter = DeadLetterFilter {
         queue: Some(q.to_string()),
         kind: query.kind,
     };
     let jobs = cowans_store::list_dead(&state.pool, &filter, query.after.map(JobId), limit).await?;
-    let next = (jobs.len() as i64 == limit)
-        .then(|| jobs.last().map(|j| j.id.0))
-        .flatten();
+    let next = super::next_key(&jobs, limit, |j| j.id.0);
     let jobs: Vec<JobView> = jobs.into_iter().map(Into::into).collect();
     Ok(Json(json!({ "jobs": jobs, "next_after": next })))
 }

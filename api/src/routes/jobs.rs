@@ -15,7 +15,6 @@ use crate::{
     ApiState,
     auth::{Principal, Role},
     error::{ApiError, ApiResult},
-    routes::Page,
 };
 
 /// Most jobs in one JSON-array submit.
@@ -301,12 +300,8 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     who.require(Role::Viewer)?;
-    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
-    let page = Page {
-        after: q.after,
-        limit: q.limit,
-    };
-    let limit = page.limit()?;
+    let Query(q) = query.map_err(super::query_error)?;
+    let limit = super::page_limit(q.limit)?;
     let job_state = match q.state.as_deref() {
         None => None,
         Some(s) => Some(JobState::parse(s).ok_or_else(|| {
@@ -318,10 +313,8 @@ pub async fn list(
         state: job_state,
         kind: q.kind,
     };
-    let jobs = cowans_store::list_jobs(&state.pool, &filter, page.after.map(JobId), limit).await?;
-    let next = (jobs.len() as i64 == limit)
-        .then(|| jobs.last().map(|j| j.id.0))
-        .flatten();
+    let jobs = cowans_store::list_jobs(&state.pool, &filter, q.after.map(JobId), limit).await?;
+    let next = super::next_key(&jobs, limit, |j| j.id.0);
     let jobs: Vec<JobView> = jobs.into_iter().map(Into::into).collect();
     Ok(Json(json!({ "jobs": jobs, "next_after": next })))
 }

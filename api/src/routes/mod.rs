@@ -7,29 +7,32 @@ pub mod jobs;
 pub mod kinds;
 pub mod queues;
 
-use serde::Deserialize;
-
 use crate::error::ApiError;
 
 pub const DEFAULT_PAGE: i64 = 100;
 pub const MAX_PAGE: i64 = 1000;
 
-/// Keyset pagination: `?after=<id>&limit=<n>`.
-#[derive(Debug, Deserialize, Default)]
-pub struct Page {
-    pub after: Option<i64>,
-    pub limit: Option<i64>,
+/// The `limit` of a keyset-paginated list (`?after=<id>&limit=<n>`): default 100, 1 to 1000.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::invalid(
+            "limit",
+            format!("is {n}; it must be 1 to {MAX_PAGE}"),
+        )),
+    }
 }
 
-impl Page {
-    pub fn limit(&self) -> Result<i64, ApiError> {
-        match self.limit {
-            None => Ok(DEFAULT_PAGE),
-            Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-            Some(n) => Err(ApiError::invalid(
-                "limit",
-                format!("is {n}; it must be 1 to {MAX_PAGE}"),
-            )),
-        }
-    }
+/// The keyset to ask for the next page with: the last item's key when the page is full, `None`
+/// when this was the last page.
+pub fn next_key<T>(items: &[T], limit: i64, key: impl Fn(&T) -> i64) -> Option<i64> {
+    (items.len() as i64 == limit)
+        .then(|| items.last().map(key))
+        .flatten()
+}
+
+/// A query string that could not be read, as a 422 naming it.
+pub(crate) fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::invalid("query", e.body_text())
 }

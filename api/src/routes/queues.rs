@@ -1,7 +1,5 @@
 //! Queues: stats, pause, resume.
 
-use std::time::Duration;
-
 use axum::{
     Json,
     extract::{Path, State},
@@ -40,7 +38,7 @@ fn view(s: &cowans_store::QueueStats) -> Value {
 #[utoipa::path(get, path = "/api/v1/queues", tag = "queues", responses((status = 200, description = "{queues: [summary]}")), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn list(State(state): State<ApiState>, who: Principal) -> ApiResult<Json<Value>> {
     who.require(Role::Viewer)?;
-    let stats = cowans_store::queue_stats(&state.pool, None, Duration::from_secs(30)).await?;
+    let stats = cowans_store::queue_stats(&state.pool, None, state.lease_ttl).await?;
     Ok(Json(
         json!({ "queues": stats.iter().map(view).collect::<Vec<_>>() }),
     ))
@@ -56,8 +54,7 @@ pub async fn get(
 ) -> ApiResult<Json<Value>> {
     who.require(Role::Viewer)?;
     let q = queue_name(&q)?;
-    let stats =
-        cowans_store::queue_stats(&state.pool, Some(q.as_str()), Duration::from_secs(30)).await?;
+    let stats = cowans_store::queue_stats(&state.pool, Some(q.as_str()), state.lease_ttl).await?;
     let s = stats.first().ok_or_else(|| {
         ApiError::not_found(format!(
             "queue {q} has no summary yet (no jobs, or the leader has not counted it)"
