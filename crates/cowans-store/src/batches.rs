@@ -5,7 +5,7 @@
 //! separate counters, so they stay right whatever crashes or races happen; the leader refreshes
 //! a snapshot of open batches every few seconds and publishes a progress event when it changes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use cowans_core::{JobId, JobState, QueueName};
@@ -135,7 +135,7 @@ pub async fn batch_progress(pool: &PgPool, id: i64) -> Result<Option<BatchProgre
     let counts = if finished_at.is_some() {
         serde_json::from_value(stored).unwrap_or_default()
     } else {
-        count_jobs(pool, id).await?
+        count_jobs(pool, &[id]).await?.remove(&id).unwrap_or_default()
     };
     Ok(Some(BatchProgress {
         id,
@@ -149,22 +149,27 @@ pub async fn batch_progress(pool: &PgPool, id: i64) -> Result<Option<BatchProgre
     }))
 }
 
-/// Jobs per state, plus `failed`: jobs whose last attempt failed and that wait for a retry
-/// (already counted under `scheduled` or `available`; permanently failed jobs are `dead`).
-async fn count_jobs(pool: &PgPool, id: i64) -> Result<Counts> {
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT state::text, count(*), count(*) FILTER (WHERE attempt > 0 AND state IN ('available', 'scheduled')) \
-         FROM cowans_jobs WHERE batch_id = $1 GROUP BY state",
+/// Per batch: jobs per state, plus `failed` (jobs whose last attempt failed and that wait for a
+/// retry; already counted under `scheduled` or `available`; permanently failed jobs are `dead`).
+/// One grouped scan of the `(batch_id, state)` index for all the batches.
+async fn count_jobs(pool: &PgPool, ids: &[i64]) -> Result<HashMap<i64, Counts>> {
+    let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+        "SELECT batch_id, state::text, count(*), \
+                count(*) FILTER (WHERE attempt > 0 AND state IN ('available', 'scheduled')) \
+         FROM cowans_jobs WHERE batch_id = ANY($1) GROUP BY batch_id, state",
     )
-    .bind(id)
+    .bind(ids)
     .fetch_all(pool)
     .await?;
-    let failed: i64 = rows.iter().map(|(_, _, f)| f).sum();
-    let mut counts: Counts = rows.into_iter().map(|(s, n, _)| (s, n)).collect();
-    if failed > 0 {
-        counts.insert("failed".to_owned(), failed);
+    let mut all: HashMap<i64, Counts> = HashMap::new();
+    for (batch, state, n, failed) in rows {
+        let counts = all.entry(batch).or_default();
+        counts.insert(state, n);
+        if failed > 0 {
+            *counts.entry("failed".to_owned()).or_default() += failed;
+        }
     }
-    Ok(counts)
+    Ok(all)
 }
 
 /// What one refresh pass saw and did.
@@ -186,9 +191,11 @@ pub async fn refresh_batches(pool: &PgPool, limit: i64) -> Result<BatchRefresh> 
     .bind(limit)
     .fetch_all(pool)
     .await?;
+    let ids: Vec<i64> = open.iter().map(|(id, ..)| *id).collect();
+    let mut live = count_jobs(pool, &ids).await?;
     let mut out = BatchRefresh::default();
     for (id, total, stored, callback) in open {
-        let counts = count_jobs(pool, id).await?;
+        let counts = live.remove(&id).unwrap_or_default();
         let stored: Counts = serde_json::from_value(stored).unwrap_or_default();
         let final_jobs: i64 = JobState::ALL
             .into_iter()
