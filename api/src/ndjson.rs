@@ -30,36 +30,37 @@ enum Outcome {
 pub async fn submit(state: &ApiState, who: &Principal, body: Body) -> ApiResult<Response> {
     let mut stream = body.into_data_stream();
     let mut pending: Vec<u8> = Vec::new();
-    let mut batch: Vec<(usize, cowans_store::NewJob)> = Vec::with_capacity(CHUNK);
+    let mut batch = Chunk::default();
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut line_no = 0usize;
-    let mut handle_line = |line: &[u8],
-                           batch: &mut Vec<(usize, cowans_store::NewJob)>,
-                           outcomes: &mut Vec<Outcome>|
-     -> ApiResult<()> {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return Ok(());
-        }
-        let n = line_no;
-        line_no += 1;
-        if line_no > MAX_NDJSON_JOBS {
-            return Err(ApiError::invalid(
-                "body",
-                format!("more than {MAX_NDJSON_JOBS} jobs in one request"),
-            ));
-        }
-        let parsed = serde_json::from_slice::<SubmitJob>(line)
-            .map_err(|e| ApiError::invalid(&format!("line {n}"), e.to_string()))
-            .and_then(|j| j.into_new_job(&format!("line {n}"), &state.kinds));
-        outcomes.push(Outcome::Failed(Value::Null));
-        match parsed {
-            Ok(job) => batch.push((n, job)),
-            Err(e) => {
-                outcomes[n] = Outcome::Failed(json!({ "code": e.code, "message": e.message }))
+    let mut handle_line =
+        |line: &[u8], batch: &mut Chunk, outcomes: &mut Vec<Outcome>| -> ApiResult<()> {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                return Ok(());
             }
-        }
-        Ok(())
-    };
+            let n = line_no;
+            line_no += 1;
+            if line_no > MAX_NDJSON_JOBS {
+                return Err(ApiError::invalid(
+                    "body",
+                    format!("more than {MAX_NDJSON_JOBS} jobs in one request"),
+                ));
+            }
+            let parsed = serde_json::from_slice::<SubmitJob>(line)
+                .map_err(|e| ApiError::invalid(&format!("line {n}"), e.to_string()))
+                .and_then(|j| j.into_new_job(&format!("line {n}"), &state.kinds));
+            outcomes.push(Outcome::Failed(Value::Null));
+            match parsed {
+                Ok(job) => {
+                    batch.lines.push(n);
+                    batch.jobs.push(job);
+                }
+                Err(e) => {
+                    outcomes[n] = Outcome::Failed(json!({ "code": e.code, "message": e.message }))
+                }
+            }
+            Ok(())
+        };
     while let Some(chunk) = stream.next().await {
         let chunk = chunk
             .map_err(|e| ApiError::invalid("body", format!("the body could not be read: {e}")))?;
@@ -76,7 +77,7 @@ pub async fn submit(state: &ApiState, who: &Principal, body: Body) -> ApiResult<
                 format!("a line is longer than {MAX_LINE} bytes"),
             ));
         }
-        if batch.len() >= CHUNK {
+        if batch.jobs.len() >= CHUNK {
             flush(state, &mut batch, &mut outcomes).await?;
         }
     }
@@ -95,29 +96,25 @@ pub async fn submit(state: &ApiState, who: &Principal, body: Body) -> ApiResult<
         json!({ "lines": outcomes.len(), "failed": failed }),
     )
     .await;
-    // The answer streams out of the (small) outcome list.
-    let lines = futures::stream::iter(
-        outcomes
-            .into_iter()
-            .enumerate()
-            .collect::<Vec<_>>()
-            .chunks(1000)
-            .map(|c| {
-                let mut s = String::new();
-                for (i, o) in c {
-                    let v = match o {
-                        Outcome::Inserted(id, dup) => {
-                            json!({ "line": i, "id": id, "duplicate": dup })
-                        }
-                        Outcome::Failed(e) => json!({ "line": i, "error": e }),
-                    };
-                    s.push_str(&v.to_string());
-                    s.push('\n');
-                }
-                Ok::<_, std::convert::Infallible>(s)
-            })
-            .collect::<Vec<_>>(),
-    );
+    // The answer is written 1,000 lines at a time as the client reads it, from the outcome list
+    // (a few bytes per job), never as one big string.
+    let lines = futures::stream::unfold((outcomes, 0usize), |(outcomes, from)| async move {
+        if from >= outcomes.len() {
+            return None;
+        }
+        let to = (from + 1000).min(outcomes.len());
+        let mut s = String::new();
+        for (i, o) in outcomes[from..to].iter().enumerate() {
+            let line = from + i;
+            let v = match o {
+                Outcome::Inserted(id, dup) => json!({ "line": line, "id": id, "duplicate": dup }),
+                Outcome::Failed(e) => json!({ "line": line, "error": e }),
+            };
+            s.push_str(&v.to_string());
+            s.push('\n');
+        }
+        Some((Ok::<_, std::convert::Infallible>(s), (outcomes, to)))
+    });
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/x-ndjson")],
@@ -126,19 +123,22 @@ pub async fn submit(state: &ApiState, who: &Principal, body: Body) -> ApiResult<
         .into_response())
 }
 
-async fn flush(
-    state: &ApiState,
-    batch: &mut Vec<(usize, cowans_store::NewJob)>,
-    outcomes: &mut [Outcome],
-) -> ApiResult<()> {
-    if batch.is_empty() {
+/// Jobs parsed and not yet inserted, with their input line numbers.
+#[derive(Default)]
+struct Chunk {
+    lines: Vec<usize>,
+    jobs: Vec<cowans_store::NewJob>,
+}
+
+async fn flush(state: &ApiState, batch: &mut Chunk, outcomes: &mut [Outcome]) -> ApiResult<()> {
+    if batch.jobs.is_empty() {
         return Ok(());
     }
-    let jobs: Vec<cowans_store::NewJob> = batch.iter().map(|(_, j)| j.clone()).collect();
-    let done = cowans_store::enqueue_autocommit(&state.pool, &jobs).await?;
-    for ((n, _), d) in batch.iter().zip(done) {
+    let done = cowans_store::enqueue_autocommit(&state.pool, &batch.jobs).await?;
+    for (n, d) in batch.lines.iter().zip(done) {
         outcomes[*n] = Outcome::Inserted(d.id.0, d.duplicate);
     }
-    batch.clear();
+    batch.lines.clear();
+    batch.jobs.clear();
     Ok(())
 }

@@ -22,9 +22,7 @@ const FLUSHES_IN_FLIGHT: usize = 2;
 
 struct Pending {
     job: NewJob,
-    actor: String,
-    role: &'static str,
-    client_addr: Option<String>,
+    who: Submitter,
     reply: oneshot::Sender<Result<Enqueued, ApiError>>,
 }
 
@@ -47,9 +45,11 @@ impl SubmitGroup {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             job,
-            actor: who.actor.clone(),
-            role: who.role.as_str(),
-            client_addr: who.client_addr.clone(),
+            who: Submitter {
+                actor: who.actor.clone(),
+                role: who.role.as_str().to_owned(),
+                client_addr: who.client_addr.clone(),
+            },
             reply,
         };
         let gone = || {
@@ -88,28 +88,35 @@ async fn dispatch(pool: PgPool, mut rx: mpsc::Receiver<Pending>, max: usize) {
 
 async fn flush(pool: &PgPool, group: Vec<Pending>) {
     metrics::histogram!("cowans_api_submit_group_size").record(group.len() as f64);
-    let jobs: Vec<NewJob> = group.iter().map(|p| p.job.clone()).collect();
-    match insert(pool, &jobs, &group).await {
+    let n = group.len();
+    let (mut jobs, mut who, mut replies) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for p in group {
+        jobs.push(p.job);
+        who.push(p.who);
+        replies.push(p.reply);
+    }
+    match cowans_store::enqueue_audited(pool, &jobs, &who).await {
         Ok(done) => {
-            for (p, d) in group.into_iter().zip(done) {
-                let _ = p.reply.send(Ok(d));
+            for (reply, d) in replies.into_iter().zip(done) {
+                let _ = reply.send(Ok(d));
             }
         }
         // Only a statement the server refused (and so rolled back) is retried job by job; after a
         // lost connection the group may have committed, and inserting again could duplicate it.
-        Err(e) if group.len() == 1 || !refused(&e) => {
+        Err(e) if n == 1 || !refused(&e) => {
             let e = ApiError::from(e);
-            for p in group {
-                let _ = p.reply.send(Err(e.clone()));
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
             }
         }
         Err(_) => {
-            for p in group {
-                let one = std::slice::from_ref(&p.job);
-                let result = insert(pool, one, std::slice::from_ref(&p)).await;
-                let _ = p
-                    .reply
-                    .send(result.map(|mut d| d.remove(0)).map_err(Into::into));
+            for (i, reply) in replies.into_iter().enumerate() {
+                let result = cowans_store::enqueue_audited(pool, &jobs[i..=i], &who[i..=i]).await;
+                let _ = reply.send(result.map(|mut d| d.remove(0)).map_err(Into::into));
             }
         }
     }
@@ -122,20 +129,4 @@ fn refused(e: &cowans_store::StoreError) -> bool {
         cowans_store::StoreError::Invalid { .. }
             | cowans_store::StoreError::Database(sqlx::Error::Database(_))
     )
-}
-
-async fn insert(
-    pool: &PgPool,
-    jobs: &[NewJob],
-    meta: &[Pending],
-) -> cowans_store::Result<Vec<Enqueued>> {
-    let who: Vec<Submitter> = meta
-        .iter()
-        .map(|p| Submitter {
-            actor: p.actor.clone(),
-            role: p.role.to_owned(),
-            client_addr: p.client_addr.clone(),
-        })
-        .collect();
-    cowans_store::enqueue_audited(pool, jobs, &who).await
 }

@@ -135,7 +135,10 @@ pub async fn batch_progress(pool: &PgPool, id: i64) -> Result<Option<BatchProgre
     let counts = if finished_at.is_some() {
         serde_json::from_value(stored).unwrap_or_default()
     } else {
-        count_jobs(pool, &[id]).await?.remove(&id).unwrap_or_default()
+        count_jobs(pool, &[id])
+            .await?
+            .remove(&id)
+            .unwrap_or_default()
     };
     Ok(Some(BatchProgress {
         id,
