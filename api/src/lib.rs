@@ -174,17 +174,15 @@ pub(crate) async fn audit(
     target: Option<&str>,
     details: Value,
 ) {
-    if let Err(e) = cowans_store::audit(
-        &state.pool,
-        &who.actor,
-        who.role.as_str(),
-        action,
-        target,
-        who.client_addr.as_deref(),
-        &details,
-    )
-    .await
-    {
+    let entry = cowans_store::NewAudit {
+        actor: who.actor.clone(),
+        role: who.role.as_str().to_owned(),
+        action: action.to_owned(),
+        target: target.map(str::to_owned),
+        client_addr: who.client_addr.clone(),
+        details,
+    };
+    if let Err(e) = cowans_store::audit(&state.pool, &entry).await {
         tracing::error!(error = %e, action, "could not write the audit log");
     }
 }

@@ -83,28 +83,10 @@ pub struct AuditEntry {
     pub details: Value,
 }
 
-pub async fn audit(
-    pool: &PgPool,
-    actor: &str,
-    role: &str,
-    action: &str,
-    target: Option<&str>,
-    client_addr: Option<&str>,
-    details: &Value,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO cowans_audit (actor, role, action, target, client_addr, details) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(actor)
-    .bind(role)
-    .bind(action)
-    .bind(target)
-    .bind(client_addr)
-    .bind(details)
-    .execute(pool)
-    .await?;
-    Ok(())
+/// Writes one audit entry.
+pub async fn audit(pool: &PgPool, entry: &NewAudit) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    audit_many(&mut conn, std::slice::from_ref(entry)).await
 }
 
 /// An audit entry to write.
@@ -118,7 +100,7 @@ pub struct NewAudit {
     pub details: Value,
 }
 
-/// Writes many audit entries in one statement, inside the caller's transaction.
+/// Writes many audit entries in one statement (inside the caller's transaction, if any).
 pub async fn audit_many(conn: &mut sqlx::PgConnection, entries: &[NewAudit]) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
