@@ -8,8 +8,7 @@ use std::{
     time::Duration,
 };
 
-use chrono::{DateTime, Utc};
-use cowans_store::{Granted, PermitRow, PgPool, RateLimit};
+use cowans_store::{PermitRow, PgPool, RateLimit};
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
@@ -26,12 +25,7 @@ pub struct Permit {
 }
 
 /// Tokens granted for one key, and when the next one becomes available.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tokens {
-    pub key: String,
-    pub granted: u32,
-    pub next_at: DateTime<Utc>,
-}
+pub type Tokens = cowans_store::Granted;
 
 /// Fleet-wide limits. Every method is one round trip for any number of permits or keys.
 pub trait Limiter: Send + Sync + 'static {
@@ -165,23 +159,10 @@ impl Limiter for PgLimiter {
         wants: &'a [u32],
     ) -> BoxFuture<'a, LimitResult<Vec<Tokens>>> {
         Box::pin(async move {
-            let granted =
+            Ok(
                 cowans_store::rate_take(&self.pool, scope, rate.jobs, rate.period, keys, wants)
-                    .await?;
-            Ok(granted
-                .into_iter()
-                .map(
-                    |Granted {
-                         key,
-                         granted,
-                         next_at,
-                     }| Tokens {
-                        key,
-                        granted,
-                        next_at,
-                    },
-                )
-                .collect())
+                    .await?,
+            )
         })
     }
 
