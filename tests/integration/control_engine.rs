@@ -215,24 +215,31 @@ fn starts(log: &Log) -> Vec<Instant> {
     v
 }
 
-#[tokio::test]
-async fn a_queue_rate_limit_spaces_job_starts() {
-    let db = TestDb::new().await;
+/// A worker of concurrency 20 with the control kinds on `q`, limited to `jobs` a second (per
+/// job rate key if `by_key`); the engine and the log its handlers write.
+async fn rate_limited_worker(db: &TestDb, q: &str, jobs: u32, by_key: bool) -> (Engine, Log) {
     let rate = RateLimit {
-        jobs: 4,
+        jobs,
         period: Duration::from_secs(1),
-        by_key: false,
+        by_key,
     };
-    store::set_queue_limits(&db.pool, "rl", None, Some(rate))
+    store::set_queue_limits(&db.pool, q, None, Some(rate))
         .await
         .unwrap();
-    let engine = engine(&db).await;
+    let engine = engine(db).await;
     let log: Log = Default::default();
     spawn_worker(
         &engine,
-        QueueConfig::new(queue("rl")).concurrency(20),
+        QueueConfig::new(queue(q)).concurrency(20),
         control_router(log.clone()),
     );
+    (engine, log)
+}
+
+#[tokio::test]
+async fn a_queue_rate_limit_spaces_job_starts() {
+    let db = TestDb::new().await;
+    let (engine, log) = rate_limited_worker(&db, "rl", 4, false).await;
     let jobs: Vec<NewJob> = (0..10)
         .map(|_| NewJob::new(queue("rl"), "slow", json!({"ms": 0})))
         .collect();
@@ -266,21 +273,7 @@ async fn a_queue_rate_limit_spaces_job_starts() {
 #[tokio::test]
 async fn a_per_key_rate_limit_holds_back_one_key_without_slowing_the_others() {
     let db = TestDb::new().await;
-    let rate = RateLimit {
-        jobs: 2,
-        period: Duration::from_secs(1),
-        by_key: true,
-    };
-    store::set_queue_limits(&db.pool, "rk", None, Some(rate))
-        .await
-        .unwrap();
-    let engine = engine(&db).await;
-    let log: Log = Default::default();
-    spawn_worker(
-        &engine,
-        QueueConfig::new(queue("rk")).concurrency(20),
-        control_router(log.clone()),
-    );
+    let (engine, _) = rate_limited_worker(&db, "rk", 2, true).await;
     // Two jobs each for shop-0 and shop-1, one each for shop-2 and shop-3, then four more for
     // shop-1: six in all for shop-1 at 2/s with a burst of 2.
     let keys = ["shop-0", "shop-1", "shop-0", "shop-1", "shop-2", "shop-3"];
