@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 ./ops/dev-services.sh
 cargo build --release -p cowans-worker -p cowans-api -p cowans-shopsim
 export COWANS__DATABASE__URL="${COWANS__DATABASE__URL:-postgres://postgres@127.0.0.1:5432/cowans}"
+# The applications to run (their job kinds, tables and queues); the demo until the catalog lands.
+export COWANS__APPS="${COWANS__APPS:-demo}"
 bin=target/release
 logs=target/cowans-logs
 mkdir -p "$logs"
@@ -17,7 +19,7 @@ trap cleanup EXIT INT TERM
 $bin/cowans-shopsim --listen 127.0.0.1:8090 --products 1000 --variants 3 --plan standard \
   >"$logs/shopsim.log" 2>&1 & pids+=($!)
 $bin/cowans-api --listen 127.0.0.1:8080 >"$logs/api.log" 2>&1 & pids+=($!)
-$bin/cowans-worker run --queues default --concurrency 20 --ops-listen 127.0.0.1:9464 \
+$bin/cowans-worker run --concurrency 20 --ops-listen 127.0.0.1:9464 \
   >"$logs/worker.log" 2>&1 & pids+=($!)
 sleep 1
 cat <<INFO

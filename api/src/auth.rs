@@ -1,6 +1,6 @@
-//! Authentication and roles. API keys (`cwk_…`, 256 random bits) are shown once at creation and
-//! stored as SHA-256; requests carry them as `Authorization: Bearer <key>` or `X-Api-Key`.
-//! Roles are ordered `viewer` < `operator` < `admin`; every route states the least it needs.
+//! Authentication and roles. Requests carry an API key (`cwk_…`, created with `cowans-api keys
+//! create`) or a JWT as `Authorization: Bearer <credential>`, or a key as `X-Api-Key`. Roles are
+//! ordered `viewer` < `operator` < `admin`; every route states the least it needs.
 
 use std::{
     collections::HashMap,
@@ -12,98 +12,55 @@ use axum::{
     extract::{ConnectInfo, FromRequestParts},
     http::request::Parts,
 };
-use base64::Engine as _;
+use cowans_core::{Actor, Role};
+use cowans_queue::FrontDoor;
+use cowans_service::settings::ApiSettings;
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
 use crate::{ApiState, error::ApiError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    Viewer,
-    Operator,
-    Admin,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "viewer" => Some(Role::Viewer),
-            "operator" => Some(Role::Operator),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-/// Who is calling.
+/// The caller of a request.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// `key:<id>:<name>`.
-    pub actor: String,
-    pub role: Role,
-    pub client_addr: Option<String>,
+    pub actor: Actor,
 }
 
 impl Principal {
     /// 403 unless the caller's role is at least `needed`.
     pub fn require(&self, needed: Role) -> Result<(), ApiError> {
-        if self.role >= needed {
+        if self.actor.role >= needed {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!(
-                "this needs the {} role; the key has {}",
-                needed.as_str(),
-                self.role.as_str()
+            Err(ApiError::Forbidden(format!(
+                "this needs the {needed} role; the credential has {}",
+                self.actor.role
             )))
         }
     }
 }
 
-/// A new key: (the key to show once, its hash to store, its prefix to list).
-pub fn generate_key() -> (String, Vec<u8>, String) {
-    let bytes: [u8; 32] = rand::random();
-    let key = format!(
-        "cwk_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
-    let hash = hash_key(&key);
-    let prefix = key.chars().take(10).collect();
-    (key, hash, prefix)
-}
-
-pub fn hash_key(key: &str) -> Vec<u8> {
-    Sha256::digest(key.as_bytes()).to_vec()
-}
-
-fn presented_key(parts: &Parts) -> Result<String, ApiError> {
+fn presented_credential(parts: &Parts) -> Result<String, ApiError> {
     if let Some(v) = parts.headers.get("x-api-key") {
         return v
             .to_str()
             .map(|s| s.trim().to_owned())
-            .map_err(|_| ApiError::unauthorized("malformed X-Api-Key header"));
+            .map_err(|_| ApiError::Unauthorized("malformed X-Api-Key header".into()));
     }
     let Some(v) = parts.headers.get("authorization") else {
-        return Err(ApiError::unauthorized(
-            "missing credentials: send Authorization: Bearer <key> or X-Api-Key",
+        return Err(ApiError::Unauthorized(
+            "missing credentials: send Authorization: Bearer <key> or X-Api-Key".into(),
         ));
     };
     let v = v
         .to_str()
-        .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+        .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
     match v.split_once(' ') {
         Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() => {
             Ok(key.trim().to_owned())
         }
-        _ => Err(ApiError::unauthorized(
-            "malformed Authorization header: expected \"Bearer <key>\"",
+        _ => Err(ApiError::Unauthorized(
+            "malformed Authorization header: expected \"Bearer <key>\"".into(),
         )),
     }
 }
@@ -112,7 +69,7 @@ fn presented_key(parts: &Parts) -> Result<String, ApiError> {
 /// trip per request. A revoked key therefore stops working within that time on every instance.
 #[derive(Default)]
 pub struct KeyCache {
-    keys: std::sync::Mutex<HashMap<Vec<u8>, (String, Role, Instant)>>,
+    keys: std::sync::Mutex<HashMap<[u8; 32], (String, Role, Instant)>>,
 }
 
 /// How long a looked-up key is trusted without asking the database again.
@@ -120,34 +77,31 @@ pub const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
 const KEY_CACHE_MAX: usize = 10_000;
 
 impl KeyCache {
-    async fn principal(
-        &self,
-        pool: &cowans_store::PgPool,
-        key: &str,
-    ) -> Result<(String, Role), ApiError> {
-        let hash = hash_key(key);
-        if let Some((actor, role, at)) = self.lock().get(&hash)
+    async fn principal(&self, front: &FrontDoor, key: &str) -> Result<(String, Role), ApiError> {
+        // The cache is keyed by a digest, never by the key itself.
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        if let Some((actor, role, at)) = self.lock().get(&digest)
             && at.elapsed() < KEY_CACHE_TTL
         {
             return Ok((actor.clone(), *role));
         }
-        let found = cowans_store::find_api_key(pool, &hash).await?;
+        let found = front.find_api_key(key).await?;
         let mut keys = self.lock();
         let Some(row) = found else {
-            keys.remove(&hash);
-            return Err(ApiError::unauthorized("unknown or revoked API key"));
+            keys.remove(&digest);
+            return Err(ApiError::Unauthorized("unknown or revoked API key".into()));
         };
         let role = Role::parse(&row.role)
-            .ok_or_else(|| ApiError::unauthorized("the key has an unknown role"))?;
+            .ok_or_else(|| ApiError::Unauthorized("the key has an unknown role".into()))?;
         let actor = format!("key:{}:{}", row.id, row.name);
         if keys.len() >= KEY_CACHE_MAX {
             keys.retain(|_, (_, _, at)| at.elapsed() < KEY_CACHE_TTL);
         }
-        keys.insert(hash, (actor.clone(), role, Instant::now()));
+        keys.insert(digest, (actor.clone(), role, Instant::now()));
         Ok((actor, role))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, (String, Role, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (String, Role, Instant)>> {
         self.keys
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -176,6 +130,26 @@ impl JwtConfig {
             algorithm: jsonwebtoken::Algorithm::RS256,
         })
     }
+
+    /// The JWT mode the settings ask for: none, an HS256 secret, or an RS256 public key file.
+    /// The error names the setting.
+    pub fn from_settings(api: &ApiSettings) -> Result<Option<Self>, String> {
+        match (&api.jwt_hs256_secret, &api.jwt_rs256_public_key_file) {
+            (Some(secret), None) => Ok(Some(Self::hs256(secret.expose_secret().as_bytes()))),
+            (None, Some(file)) => {
+                let pem = std::fs::read(file).map_err(|e| {
+                    format!("api.jwt_rs256_public_key_file {}: {e}", file.display())
+                })?;
+                Self::rs256_pem(&pem)
+                    .map(Some)
+                    .map_err(|e| format!("api.jwt_rs256_public_key_file {}: {e}", file.display()))
+            }
+            (Some(_), Some(_)) => {
+                Err("set only one of api.jwt_hs256_secret and api.jwt_rs256_public_key_file".into())
+            }
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -193,10 +167,10 @@ fn jwt_principal(token: &str, jwt: &JwtConfig) -> Result<(String, Role), ApiErro
             jsonwebtoken::errors::ErrorKind::InvalidSignature => "the token's signature is wrong",
             _ => "the token is not a valid JWT for this API",
         };
-        ApiError::unauthorized(why)
+        ApiError::Unauthorized(why.into())
     })?;
     let role = Role::parse(&data.claims.role).ok_or_else(|| {
-        ApiError::unauthorized("the token's role claim must be viewer, operator or admin")
+        ApiError::Unauthorized("the token's role claim must be viewer, operator or admin".into())
     })?;
     Ok((format!("jwt:{}", data.claims.sub), role))
 }
@@ -208,25 +182,28 @@ impl FromRequestParts<ApiState> for Principal {
         parts: &mut Parts,
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
-        let key = presented_key(parts)?;
-        let (actor, role) = if key.starts_with("cwk_") && key.len() <= 100 {
-            state.keys.principal(&state.pool, &key).await?
-        } else if let Some(jwt) = &state.jwt {
-            jwt_principal(&key, jwt)?
-        } else {
-            return Err(ApiError::unauthorized("malformed API key"));
-        };
-        if let Err(wait) = state.limiter.check(&actor) {
-            return Err(ApiError::too_many_requests(wait));
+        let credential = presented_credential(parts)?;
+        let (name, role) =
+            if credential.starts_with(cowans_queue::API_KEY_PREFIX) && credential.len() <= 100 {
+                state.keys.principal(&state.front, &credential).await?
+            } else if let Some(jwt) = &state.jwt {
+                jwt_principal(&credential, jwt)?
+            } else {
+                return Err(ApiError::Unauthorized("malformed API key".into()));
+            };
+        if let Err(retry_after) = state.limiter.check(&name) {
+            return Err(ApiError::RateLimited { retry_after });
         }
         let client_addr = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.to_string());
         Ok(Principal {
-            actor,
-            role,
-            client_addr,
+            actor: Actor {
+                name,
+                role,
+                client_addr,
+            },
         })
     }
 }

@@ -1,5 +1,9 @@
-//! The Cowans HTTP API: `/api/v1` (jobs, queues, audit) behind API-key authentication and
-//! roles, one error shape, plus the ops endpoints. The binary (`main.rs`) only wires settings.
+//! The Cowans HTTP API: `/api/v1` (jobs, queues, dead letters, batches, audit, live events)
+//! behind API-key or JWT authentication and roles, one error shape, plus the ops endpoints.
+//! Every action goes through the engine's [`FrontDoor`]; this crate only speaks HTTP.
+//!
+//! [`ApiServer`] is the server with its background services (event relay, group commit), which
+//! start and stop with it; [`run_api`] is the whole process minus the command line.
 
 pub mod auth;
 pub mod error;
@@ -8,64 +12,41 @@ mod ndjson;
 pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
-mod submit_group;
 
-use std::time::Duration;
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
+use anyhow::Context;
 use axum::{
     Router,
     extract::{DefaultBodyLimit, rejection::JsonRejection},
-    routing::{get, post},
+    routing::{get, post, put},
 };
-use cowans_core::KindRegistry;
-use cowans_store::PgPool;
+use cowans_queue::{App, EventRelay, FrontDoor};
+use cowans_service::{Settings, apps, database, ops};
 use metrics_exporter_prometheus::PrometheusHandle;
-use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
-use crate::{auth::Principal, error::ApiError};
+use crate::error::ApiError;
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct ApiState {
-    pub pool: PgPool,
-    pub limiter: std::sync::Arc<rate_limit::KeyRateLimiter>,
-    /// Events relayed from the `cowans_events` channel.
-    pub events: tokio::sync::broadcast::Sender<Value>,
+    /// Every action goes through here.
+    pub front: FrontDoor,
+    pub relay: Arc<EventRelay>,
+    pub limiter: Arc<rate_limit::KeyRateLimiter>,
     /// JWT bearer tokens, when configured (API keys always work).
-    pub jwt: Option<std::sync::Arc<auth::JwtConfig>>,
-    /// Registered job kinds: payloads are checked against their types at submit.
-    pub kinds: std::sync::Arc<KindRegistry>,
+    pub jwt: Option<Arc<auth::JwtConfig>>,
     /// API keys recently looked up.
-    pub keys: std::sync::Arc<auth::KeyCache>,
-    /// Single submits, committed in groups.
-    pub submits: submit_group::SubmitGroup,
-    /// See [`ApiOptions::lease_ttl`].
-    pub lease_ttl: Duration,
+    pub keys: Arc<auth::KeyCache>,
 }
 
-/// Per-process options of the API.
+/// Per-process options of the HTTP layer.
+#[derive(Default)]
 pub struct ApiOptions {
     pub rate: rate_limit::RateConfig,
     pub jwt: Option<auth::JwtConfig>,
-    /// The job kinds with their payload types (default: none registered, unknown kinds accepted).
-    pub kinds: KindRegistry,
-    /// Most single submits per group commit (1 = no grouping).
-    pub submit_group_max: usize,
-    /// The workers' `engine.lease_ttl`: a worker not seen for this long no longer counts as live
-    /// in the queue summaries.
-    pub lease_ttl: Duration,
-}
-
-impl Default for ApiOptions {
-    fn default() -> Self {
-        Self {
-            rate: Default::default(),
-            jwt: None,
-            kinds: KindRegistry::new(),
-            submit_group_max: 500,
-            lease_ttl: Duration::from_secs(30),
-        }
-    }
 }
 
 /// Request bodies above this are refused (413).
@@ -73,26 +54,121 @@ pub const BODY_LIMIT: usize = 16 << 20;
 /// A request taking longer is answered 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The whole HTTP surface with the default per-key rate limit. `metrics` is the process's
-/// Prometheus handle (for `/metrics`).
-pub fn router(pool: PgPool, metrics: PrometheusHandle) -> Router {
-    router_with(pool, metrics, ApiOptions::default())
+/// The API server: its router and the services that live as long as it (the event relay; the
+/// front door's group commit). Call inside a Tokio runtime.
+pub struct ApiServer {
+    state: ApiState,
+    router: Router,
 }
 
-/// The whole HTTP surface with `options`. Starts the event relay, so call it inside a Tokio
-/// runtime.
-pub fn router_with(pool: PgPool, metrics: PrometheusHandle, options: ApiOptions) -> Router {
-    let state = ApiState {
-        pool: pool.clone(),
-        limiter: std::sync::Arc::new(rate_limit::KeyRateLimiter::new(options.rate)),
-        events: events::start_relay(pool.clone()),
-        jwt: options.jwt.map(std::sync::Arc::new),
-        kinds: std::sync::Arc::new(options.kinds),
-        keys: std::sync::Arc::default(),
-        submits: submit_group::SubmitGroup::start(pool.clone(), options.submit_group_max),
-        lease_ttl: options.lease_ttl,
+impl ApiServer {
+    /// `ops`: the process's `/health`, `/ready`, `/metrics` router, served beside the API.
+    pub fn new(front: FrontDoor, ops: Router, options: ApiOptions) -> Self {
+        let state = ApiState {
+            relay: Arc::new(front.event_relay()),
+            front,
+            limiter: Arc::new(rate_limit::KeyRateLimiter::new(options.rate)),
+            jwt: options.jwt.map(Arc::new),
+            keys: Arc::default(),
+        };
+        let router = router(state.clone()).merge(ops);
+        Self { state, router }
+    }
+
+    /// The whole HTTP surface (serve it with `into_make_service_with_connect_info::<SocketAddr>`
+    /// so the audit log records client addresses).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    pub fn front(&self) -> &FrontDoor {
+        &self.state.front
+    }
+
+    /// Resolves once the event relay listens: events published from then on reach clients.
+    pub async fn ready(&self) {
+        self.state.relay.ready().await;
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then stops the services: live streams
+    /// end, queued submits are committed and answered, later ones are refused.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = self
+            .router
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        // Open event streams never end by themselves: end them when shutdown starts, so the
+        // graceful shutdown does not wait for them.
+        let relay = self.state.relay.clone();
+        let shutdown = async move {
+            shutdown.await;
+            relay.shutdown().await;
+        };
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        self.state.front.shutdown().await;
+        served
+    }
+}
+
+/// The whole API process minus the command line: connect (migrating the engine's and the
+/// enabled applications' tables), assemble the applications' job kinds (`settings.apps`, picked
+/// from `available`), serve on `listener` until `shutdown`, export the queue gauges meanwhile.
+/// `ready` is called with the address once the server accepts requests and its live events flow.
+pub async fn run_api(
+    settings: Settings,
+    available: &[App],
+    metrics: PrometheusHandle,
+    listener: TcpListener,
+    ready: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let migrations = apps::migrations(available, &settings.apps)?;
+    let pool = database::connect(&settings.database, &migrations).await?;
+    let jobs = apps::assemble(available, &settings.apps, &pool)?;
+    let kinds = jobs
+        .registry()
+        .reject_unknown(settings.api.reject_unknown_kinds);
+    let front = FrontDoor::builder(pool.clone())
+        .kinds(kinds)
+        .lease_ttl(settings.engine.lease_ttl)
+        .group_commit(settings.api.submit_group_max)
+        .build();
+    let options = ApiOptions {
+        rate: rate_limit::RateConfig {
+            per_second: settings.api.rate_per_second,
+            burst: f64::from(settings.api.rate_burst),
+        },
+        jwt: auth::JwtConfig::from_settings(&settings.api).map_err(anyhow::Error::msg)?,
     };
-    let api = Router::new()
+    let server = ApiServer::new(
+        front,
+        ops::router(pool.clone(), metrics, &migrations),
+        options,
+    );
+    // The queue gauges on this process's /metrics, as on every worker's.
+    let stop_gauges = CancellationToken::new();
+    let gauges = tokio::spawn(cowans_queue::export_queue_gauges(
+        pool,
+        settings.engine.clone(),
+        stop_gauges.clone(),
+    ));
+    let addr = listener.local_addr().context("the API's listen address")?;
+    server.ready().await;
+    ready(addr);
+    let served = server.serve(listener, shutdown).await;
+    stop_gauges.cancel();
+    let _ = gauges.await;
+    served.context("serving the API")
+}
+
+fn router(state: ApiState) -> Router {
+    Router::new()
         .route(
             "/api/v1/jobs",
             post(routes::jobs::submit).get(routes::jobs::list),
@@ -109,6 +185,10 @@ pub fn router_with(pool: PgPool, metrics: PrometheusHandle, options: ApiOptions)
             "/api/v1/queues/{queue}/resume",
             post(routes::queues::resume),
         )
+        .route(
+            "/api/v1/queues/{queue}/limits",
+            put(routes::queues::set_limits),
+        )
         .route("/api/v1/queues/{queue}/dead", get(routes::dead::list))
         .route(
             "/api/v1/queues/{queue}/dead/redrive",
@@ -124,74 +204,37 @@ pub fn router_with(pool: PgPool, metrics: PrometheusHandle, options: ApiOptions)
         .route("/api/v1/audit", get(routes::audit::list))
         .route("/api/v1/events", get(events::sse))
         .route("/api/v1/events/ws", get(events::websocket))
+        .route("/api/v1/events/schema.json", get(events::schema))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route_layer(axum::middleware::from_fn(track))
-        .fallback(|| async { ApiError::not_found("no such route") })
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
             tower::ServiceBuilder::new()
                 .layer(axum::error_handling::HandleErrorLayer::new(
                     |_: tower::BoxError| async {
-                        ApiError::new(
-                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                            "timeout",
-                            format!("the request took longer than {REQUEST_TIMEOUT:?}"),
-                        )
+                        ApiError::Unavailable(format!(
+                            "the request took longer than {REQUEST_TIMEOUT:?}"
+                        ))
                     },
                 ))
                 .timeout(REQUEST_TIMEOUT),
         )
-        .with_state(state);
-    api.merge(cowans_service::ops::router(pool, metrics))
+        .with_state(state)
 }
 
-/// A JSON body that could not be read, as a 422 (or 413) naming what is wrong.
+/// A JSON body that could not be read, as a 422 (or 413, 415) naming what is wrong.
 pub(crate) fn json_error(e: &JsonRejection) -> ApiError {
     match e {
         JsonRejection::BytesRejection(_)
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
         {
-            ApiError::new(
-                e.status(),
-                "too_large",
-                format!("the body is larger than {BODY_LIMIT} bytes"),
-            )
+            ApiError::TooLarge(format!("the body is larger than {BODY_LIMIT} bytes"))
         }
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send Content-Type: application/json",
-        ),
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::UnsupportedMediaType("send Content-Type: application/json".into())
+        }
         _ => ApiError::invalid("body", e.body_text()),
-    }
-}
-
-/// Records a mutating call; a failure to record is logged, never hidden from operators.
-pub(crate) async fn audit(
-    state: &ApiState,
-    who: &Principal,
-    action: &str,
-    target: Option<&str>,
-    details: Value,
-) {
-    let entry = cowans_store::NewAudit {
-        actor: who.actor.clone(),
-        role: who.role.as_str().to_owned(),
-        action: action.to_owned(),
-        target: target.map(str::to_owned),
-        client_addr: who.client_addr.clone(),
-        details,
-    };
-    if let Err(e) = cowans_store::audit(&state.pool, &entry).await {
-        tracing::error!(error = %e, action, "could not write the audit log");
-    }
-}
-
-/// Publishes an event on the `cowans_events` channel (every API instance relays it to its
-/// SSE/WebSocket clients); a failure is logged, the call it reports on has already succeeded.
-pub(crate) async fn publish(state: &ApiState, event: Value) {
-    if let Err(e) = cowans_store::publish_event(&state.pool, &event).await {
-        tracing::warn!(error = %e, "could not publish an event");
     }
 }
 

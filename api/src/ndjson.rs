@@ -6,14 +6,14 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
+use cowans_queue::BulkSource;
 use futures::StreamExt;
-use serde_json::{Value, json};
 
 use crate::{
     ApiState,
     auth::Principal,
-    error::{ApiError, ApiResult},
-    routes::jobs::SubmitJob,
+    error::{ApiError, ApiResult, ErrorDetail},
+    routes::jobs::{NdjsonResult, SubmitJob},
 };
 
 /// Most jobs in one NDJSON request.
@@ -24,7 +24,7 @@ const CHUNK: usize = 5_000;
 
 enum Outcome {
     Inserted(i64, bool),
-    Failed(Value),
+    Failed(ErrorDetail),
 }
 
 pub async fn submit(state: &ApiState, who: &Principal, body: Body) -> ApiResult<Response> {
@@ -47,17 +47,19 @@ pub async fn submit(state: &ApiState, who: &Principal, body: Body) -> ApiResult<
                 ));
             }
             let parsed = serde_json::from_slice::<SubmitJob>(line)
-                .map_err(|e| ApiError::invalid(&format!("line {n}"), e.to_string()))
-                .and_then(|j| j.into_new_job(&format!("line {n}"), &state.kinds));
-            outcomes.push(Outcome::Failed(Value::Null));
+                .map_err(|e| ApiError::invalid(format!("line {n}"), e.to_string()))
+                .and_then(|j| {
+                    j.into_job(&state.front)
+                        .map_err(|e| e.at(&format!("line {n}")))
+                });
             match parsed {
                 Ok(job) => {
+                    // Answered once its chunk is inserted.
+                    outcomes.push(Outcome::Inserted(0, false));
                     batch.lines.push(n);
                     batch.jobs.push(job);
                 }
-                Err(e) => {
-                    outcomes[n] = Outcome::Failed(json!({ "code": e.code, "message": e.message }))
-                }
+                Err(e) => outcomes.push(Outcome::Failed(e.body())),
             }
             Ok(())
         };
@@ -78,24 +80,12 @@ pub async fn submit(state: &ApiState, who: &Principal, body: Body) -> ApiResult<
             ));
         }
         if batch.jobs.len() >= CHUNK {
-            flush(state, &mut batch, &mut outcomes).await?;
+            flush(state, who, &mut batch, &mut outcomes).await?;
         }
     }
     let last = std::mem::take(&mut pending);
     handle_line(&last, &mut batch, &mut outcomes)?;
-    flush(state, &mut batch, &mut outcomes).await?;
-    let failed = outcomes
-        .iter()
-        .filter(|o| matches!(o, Outcome::Failed(_)))
-        .count();
-    crate::audit(
-        state,
-        who,
-        "jobs.submit_ndjson",
-        None,
-        json!({ "lines": outcomes.len(), "failed": failed }),
-    )
-    .await;
+    flush(state, who, &mut batch, &mut outcomes).await?;
     // The answer is written 1,000 lines at a time as the client reads it, from the outcome list
     // (a few bytes per job), never as one big string.
     let lines = futures::stream::unfold((outcomes, 0usize), |(outcomes, from)| async move {
@@ -106,12 +96,24 @@ pub async fn submit(state: &ApiState, who: &Principal, body: Body) -> ApiResult<
         let mut s = String::new();
         for (i, o) in outcomes[from..to].iter().enumerate() {
             let line = from + i;
-            let v = match o {
-                Outcome::Inserted(id, dup) => json!({ "line": line, "id": id, "duplicate": dup }),
-                Outcome::Failed(e) => json!({ "line": line, "error": e }),
+            let r = match o {
+                Outcome::Inserted(id, dup) => NdjsonResult {
+                    line,
+                    id: Some(*id),
+                    duplicate: Some(*dup),
+                    error: None,
+                },
+                Outcome::Failed(e) => NdjsonResult {
+                    line,
+                    id: None,
+                    duplicate: None,
+                    error: Some(e.clone()),
+                },
             };
-            s.push_str(&v.to_string());
-            s.push('\n');
+            if let Ok(text) = serde_json::to_string(&r) {
+                s.push_str(&text);
+                s.push('\n');
+            }
         }
         Some((Ok::<_, std::convert::Infallible>(s), (outcomes, to)))
     });
@@ -127,14 +129,24 @@ pub async fn submit(state: &ApiState, who: &Principal, body: Body) -> ApiResult<
 #[derive(Default)]
 struct Chunk {
     lines: Vec<usize>,
-    jobs: Vec<cowans_store::NewJob>,
+    jobs: Vec<cowans_queue::NewJob>,
 }
 
-async fn flush(state: &ApiState, batch: &mut Chunk, outcomes: &mut [Outcome]) -> ApiResult<()> {
+/// Inserts a chunk with its audit entry (one transaction per chunk: a chunk committed is a
+/// chunk audited, even if the client goes away before the end of its stream).
+async fn flush(
+    state: &ApiState,
+    who: &Principal,
+    batch: &mut Chunk,
+    outcomes: &mut [Outcome],
+) -> ApiResult<()> {
     if batch.jobs.is_empty() {
         return Ok(());
     }
-    let done = cowans_store::enqueue_autocommit(&state.pool, &batch.jobs).await?;
+    let done = state
+        .front
+        .submit_many(&who.actor, BulkSource::NdjsonChunk, &batch.jobs)
+        .await?;
     for (n, d) in batch.lines.iter().zip(done) {
         outcomes[*n] = Outcome::Inserted(d.id.0, d.duplicate);
     }

@@ -1,8 +1,6 @@
 //! The HTTP API on a real server (port 0) over real Postgres: every route's happy path, the auth
 //! matrix, bad input, pagination, audit.
 
-use std::net::SocketAddr;
-
 use cowans_testkit::TestDb;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -17,9 +15,16 @@ pub(crate) struct Api {
     pub(crate) admin: String,
 }
 
+/// A new API key named `<role>-key` (created through the front door, as the CLI does).
 pub(crate) async fn key(pool: &cowans_store::PgPool, role: &str) -> String {
-    let (key, hash, prefix) = cowans_api::auth::generate_key();
-    cowans_store::create_api_key(pool, &format!("{role}-key"), role, &hash, &prefix)
+    let role = cowans_core::Role::parse(role).unwrap();
+    let (key, _) = cowans_queue::FrontDoor::builder(pool.clone())
+        .build()
+        .create_api_key(
+            &cowans_core::Actor::system("test"),
+            &format!("{role}-key"),
+            role,
+        )
         .await
         .unwrap();
     key
@@ -29,17 +34,32 @@ async fn api() -> Api {
     api_with(cowans_api::ApiOptions::default()).await
 }
 
-/// A real API server on port 0 with `options`, over a fresh database, with a key per role.
+/// A real API server on port 0 with `options`, over a fresh database, with a key per role; no
+/// kinds registered (any kind accepted unchecked).
 pub(crate) async fn api_with(options: cowans_api::ApiOptions) -> Api {
-    let db = TestDb::new().await;
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+    serve_api(
+        TestDb::new().await,
+        options,
+        cowans_core::KindRegistry::new(),
+    )
+    .await
+}
+
+/// A test recorder's handle, for the `/metrics` of an API served here.
+fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
         .build_recorder()
-        .handle();
-    let app = cowans_api::router_with(db.pool.clone(), handle, options)
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        .handle()
+}
+
+/// Serves the API as the binary does (group commit of 500, the event relay listening before
+/// the first request), with these kinds.
+pub(crate) async fn serve_api(
+    db: TestDb,
+    options: cowans_api::ApiOptions,
+    kinds: cowans_core::KindRegistry,
+) -> Api {
+    let base = serve(&db, options, kinds, metrics_handle()).await;
     let pool = db.pool.clone();
     Api {
         viewer: key(&pool, "viewer").await,
@@ -50,6 +70,26 @@ pub(crate) async fn api_with(options: cowans_api::ApiOptions) -> Api {
         pool,
         db,
     }
+}
+
+/// Serves the API on port 0 over `db`; its base URL.
+pub(crate) async fn serve(
+    db: &TestDb,
+    options: cowans_api::ApiOptions,
+    kinds: cowans_core::KindRegistry,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) -> String {
+    let front = cowans_queue::FrontDoor::builder(db.pool.clone())
+        .kinds(kinds)
+        .group_commit(500)
+        .build();
+    let ops = cowans_service::ops::router(db.pool.clone(), metrics, &[]);
+    let server = cowans_api::ApiServer::new(front, ops, options);
+    server.ready().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(server.serve(listener, std::future::pending()));
+    base
 }
 
 impl Api {
@@ -138,11 +178,11 @@ async fn every_route_refuses_missing_malformed_wrong_and_revoked_credentials_and
         (Method::POST, "/api/v1/batches/1/cancel", None, "operator"),
         (Method::GET, "/api/v1/audit", None, "admin"),
     ];
-    let (revoked, hash, prefix) = cowans_api::auth::generate_key();
-    let row = cowans_store::create_api_key(&api.pool, "old", "admin", &hash, &prefix)
-        .await
-        .unwrap();
-    cowans_store::revoke_api_key(&api.pool, row.id)
+    let revoked = key(&api.pool, "admin").await;
+    let front = cowans_queue::FrontDoor::builder(api.pool.clone()).build();
+    let row = front.find_api_key(&revoked).await.unwrap().unwrap();
+    front
+        .revoke_api_key(&cowans_core::Actor::system("test"), row.id)
         .await
         .unwrap();
     for (method, path, body, least) in &routes {
@@ -518,10 +558,8 @@ async fn keys_are_created_on_the_command_line_shown_once_and_stored_hashed() {
         .find(|l| l.starts_with("cwk_"))
         .unwrap_or_else(|| panic!("{stdout}"))
         .to_owned();
-    let row = cowans_store::find_api_key(&db.pool, &cowans_api::auth::hash_key(&key))
-        .await
-        .unwrap()
-        .unwrap();
+    let front = cowans_queue::FrontDoor::builder(db.pool.clone()).build();
+    let row = front.find_api_key(&key).await.unwrap().unwrap();
     assert_eq!((row.name.as_str(), row.role.as_str()), ("ci", "operator"));
     let stored: Vec<u8> = sqlx::query_scalar("SELECT key_hash FROM cowans_api_keys WHERE id = $1")
         .bind(row.id)
@@ -541,12 +579,7 @@ async fn keys_are_created_on_the_command_line_shown_once_and_stored_hashed() {
     );
     let out = run(&["keys", "revoke", "--id", &row.id.to_string()]);
     assert!(out.status.success());
-    assert!(
-        cowans_store::find_api_key(&db.pool, &cowans_api::auth::hash_key(&key))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(front.find_api_key(&key).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -773,20 +806,19 @@ async fn a_key_over_its_rate_gets_429_with_retry_after_and_metrics_count_request
         per_second: 1.0,
         burst: 3.0,
     };
-    let app = cowans_api::router_with(
-        db.pool.clone(),
-        handle.clone(),
-        cowans_api::ApiOptions {
-            rate,
-            ..Default::default()
-        },
-    )
-    .into_make_service_with_connect_info::<SocketAddr>();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     // The router records through the global facade; route this test's recorder there.
     let _ = metrics::set_global_recorder(recorder);
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let options = cowans_api::ApiOptions {
+        rate,
+        ..Default::default()
+    };
+    let base = serve(
+        &db,
+        options,
+        cowans_core::KindRegistry::new(),
+        handle.clone(),
+    )
+    .await;
     let (k1, k2) = (key(&db.pool, "viewer").await, key(&db.pool, "viewer").await);
     let http = reqwest::Client::new();
     let mut statuses = Vec::new();
@@ -888,7 +920,6 @@ async fn a_live_event_stream_relays_batch_and_queue_events_filtered_per_client()
         .await
         .unwrap();
     // The leader's batch pass publishes; another process (this test) plays the leader.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await; // let the relay LISTEN
     api.call(
         Method::POST,
         &format!("/api/v1/batches/{b}/cancel"),
@@ -904,14 +935,17 @@ async fn a_live_event_stream_relays_batch_and_queue_events_filtered_per_client()
     )
     .await;
     cowans_store::refresh_batches(&api.pool, 10).await.unwrap();
-    let got = sse_events(&mut batch_stream, 1).await;
-    assert_eq!(got[0].0, "batch.finished");
+    let got = sse_events(&mut batch_stream, 2).await;
     assert_eq!(
-        got[0].1["batch_id"],
-        json!(a),
+        (got[0].0.as_str(), got[1].0.as_str()),
+        ("batch.cancelled", "batch.finished")
+    );
+    assert!(
+        got.iter().all(|(_, e)| e["batch_id"] == json!(a)),
         "only batch {a}'s events: {got:?}"
     );
-    assert_eq!(got[0].1["counts"]["cancelled"], json!(2));
+    assert_eq!(got[0].1["cancelled_jobs"], json!(2));
+    assert_eq!(got[1].1["counts"]["cancelled"], json!(2));
     api.call(Method::POST, "/api/v1/queues/ev/pause", op, None)
         .await;
     let got = sse_events(&mut queue_stream, 1).await;
@@ -1045,18 +1079,17 @@ async fn the_openapi_document_is_generated_and_lists_every_route() {
 async fn jwt_bearer_tokens_carry_a_role_and_expire() {
     use jsonwebtoken::{EncodingKey, Header, encode};
     let db = TestDb::new().await;
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .build_recorder()
-        .handle();
     let options = cowans_api::ApiOptions {
         jwt: Some(cowans_api::auth::JwtConfig::hs256(b"jwt-secret")),
         ..Default::default()
     };
-    let app = cowans_api::router_with(db.pool.clone(), handle, options)
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = serve(
+        &db,
+        options,
+        cowans_core::KindRegistry::new(),
+        metrics_handle(),
+    )
+    .await;
     let now = chrono::Utc::now().timestamp();
     let token = |role: &str, exp: i64, secret: &[u8]| {
         encode(

@@ -10,15 +10,16 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
-use crate::api::{Api, api_with, assert_error_shape};
+use crate::api::{Api, api_with, assert_error_shape, serve_api};
 
-/// The API as the binary runs it: the demo kinds registered, unknown kinds refused.
+/// The API as the binary runs it with the demo application enabled: its kinds registered,
+/// unknown kinds refused.
 async fn api_with_kinds() -> Api {
-    api_with(cowans_api::ApiOptions {
-        kinds: cowans_queue::demo::kinds(cowans_core::KindRegistry::new()).reject_unknown(true),
-        ..Default::default()
-    })
-    .await
+    let db = cowans_tests::demo_db().await;
+    let kinds = cowans_tests::demo_jobs(&db.pool)
+        .registry()
+        .reject_unknown(true);
+    serve_api(db, cowans_api::ApiOptions::default(), kinds).await
 }
 
 async fn open_ws(
@@ -75,7 +76,6 @@ async fn a_websocket_client_sees_a_batch_progress_while_real_workers_run_it() {
         .await
         .unwrap();
     let _worker = WorkerProcess::spawn(&api.db.url(), "wsq", 4, FAST_ENGINE);
-    tokio::time::sleep(Duration::from_millis(200)).await; // the relay LISTENs
     api.call(Method::POST, "/api/v1/queues/wsq/resume", op, None)
         .await;
 
@@ -324,7 +324,11 @@ async fn a_revoked_key_stops_working_on_a_running_server_within_the_cache_ttl() 
         .fetch_one(&api.pool)
         .await
         .unwrap();
-    assert!(cowans_store::revoke_api_key(&api.pool, id).await.unwrap());
+    cowans_queue::FrontDoor::builder(api.pool.clone())
+        .build()
+        .revoke_api_key(&cowans_core::Actor::system("test"), id)
+        .await
+        .unwrap();
     let revoked_at = Instant::now();
     loop {
         let (s, v) = api
@@ -352,6 +356,7 @@ async fn the_api_binary_exports_queue_gauges_and_refuses_unknown_kinds() {
     let mut child = std::process::Command::new(cowans_tests::binary("cowans-api"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("COWANS__DATABASE__URL", db.url())
+        .env("COWANS__APPS", "demo")
         .env("COWANS__LOG__FILTER", "warn")
         .env("COWANS__ENGINE__STATS_INTERVAL", "200")
         .env_remove("DATABASE_URL")
@@ -434,7 +439,6 @@ async fn job_events_reach_websocket_clients_when_a_worker_dead_letters_and_an_op
     let op = Some(api.operator.as_str());
     let mut ws = open_ws(&api, "queue=jev", Some(&api.viewer)).await.unwrap();
     let _worker = WorkerProcess::spawn(&api.db.url(), "jev", 2, FAST_ENGINE);
-    tokio::time::sleep(Duration::from_millis(200)).await; // the relay LISTENs
     let (s, v) = api
         .call(
             Method::POST,

@@ -223,7 +223,7 @@ async fn rate_limited_worker(db: &TestDb, q: &str, jobs: u32, by_key: bool) -> (
         period: Duration::from_secs(1),
         by_key,
     };
-    store::set_queue_limits(&db.pool, q, None, Some(rate))
+    store::set_queue_limits(&db.pool, &cowans_tests::queue(q), None, Some(rate))
         .await
         .unwrap();
     let engine = engine(db).await;

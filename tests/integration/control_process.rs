@@ -48,7 +48,9 @@ async fn pausing_stops_every_worker_within_a_second_survives_a_restart_and_resum
     )
     .await;
 
-    store::set_paused(&db.pool, "pz", true).await.unwrap();
+    store::set_paused(&db.pool, &queue("pz"), true)
+        .await
+        .unwrap();
     let paused_at = db_now(&db).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
@@ -75,7 +77,9 @@ async fn pausing_stops_every_worker_within_a_second_survives_a_restart_and_resum
         "nothing ran while paused"
     );
 
-    store::set_paused(&db.pool, "pz", false).await.unwrap();
+    store::set_paused(&db.pool, &queue("pz"), false)
+        .await
+        .unwrap();
     let resumed_at = db_now(&db).await;
     wait_for(
         "a claim after the resume",
@@ -93,7 +97,7 @@ async fn pausing_stops_every_worker_within_a_second_survives_a_restart_and_resum
 #[tokio::test]
 async fn a_fleet_wide_concurrency_limit_holds_across_worker_processes() {
     let db = TestDb::new().await;
-    store::set_queue_limits(&db.pool, "gl", Some(4), None)
+    store::set_queue_limits(&db.pool, &queue("gl"), Some(4), None)
         .await
         .unwrap();
     store::enqueue_many(&db.pool, &sleeps("gl", 40, 150))

@@ -235,7 +235,9 @@ async fn cancel_stops_waiting_jobs_at_once_and_marks_running_ones() {
 async fn a_paused_queue_gives_nothing_to_claims_until_resumed() {
     let db = TestDb::new().await;
     store::enqueue(&db.pool, &job("p", 1)).await.unwrap();
-    store::set_paused(&db.pool, "p", true).await.unwrap();
+    store::set_paused(&db.pool, &queue("p"), true)
+        .await
+        .unwrap();
     let w = Uuid::new_v4();
     assert!(
         store::claim(&db.pool, &queue("p"), 10, w, TTL, None)
@@ -244,7 +246,9 @@ async fn a_paused_queue_gives_nothing_to_claims_until_resumed() {
             .is_empty()
     );
     assert!(store::queue_control(&db.pool, "p").await.unwrap().paused);
-    store::set_paused(&db.pool, "p", false).await.unwrap();
+    store::set_paused(&db.pool, &queue("p"), false)
+        .await
+        .unwrap();
     assert_eq!(
         store::claim(&db.pool, &queue("p"), 10, w, TTL, None)
             .await
@@ -534,7 +538,9 @@ async fn queue_stats_summarise_states_age_throughput_pause_and_workers() {
     )
     .await
     .unwrap();
-    store::set_paused(&db.pool, "st", true).await.unwrap();
+    store::set_paused(&db.pool, &queue("st"), true)
+        .await
+        .unwrap();
     store::register_worker(
         &db.pool,
         &store::WorkerInfo {

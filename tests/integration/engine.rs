@@ -53,7 +53,7 @@ fn run_demo(engine: &Engine, q: &str, concurrency: usize) {
     );
     let worker = WorkerBuilder::new(q)
         .backend(backend)
-        .build(cowans_queue::demo::router(engine.pool().clone()));
+        .build(cowans_tests::demo_jobs(engine.pool()).router());
     tokio::spawn(worker.run());
 }
 
@@ -168,7 +168,7 @@ async fn a_kind_can_have_its_own_retry_policy() {
     );
     let worker = WorkerBuilder::new("kinds")
         .backend(backend)
-        .build(cowans_queue::demo::router(engine.pool().clone()));
+        .build(cowans_tests::demo_jobs(engine.pool()).router());
     tokio::spawn(worker.run());
     let id = enqueue(&db, "kinds", "demo.fail", json!({"times": 1})).await;
     let job = finished(&db, id).await;
@@ -436,7 +436,7 @@ async fn a_worker_stopped_on_its_own_stops_claiming_and_leaves_the_rest_runnable
     let backend = engine.backend::<Value>(QueueConfig::new(queue("alone")).concurrency(2));
     let worker = WorkerBuilder::new(&ctx)
         .backend(backend)
-        .build(cowans_queue::demo::router(engine.pool().clone()));
+        .build(cowans_tests::demo_jobs(engine.pool()).router());
     let run = tokio::spawn(worker.run());
     let jobs: Vec<NewJob> = (0..10)
         .map(|_| NewJob::new(queue("alone"), "demo.sleep", json!({"ms": 1500})))
@@ -499,14 +499,14 @@ async fn effect_then_complete(
 ) -> Result<(), BoxDynError> {
     let mut tx = pool.begin().await?;
     cowans_store::demo::record_effect(&mut *tx, job.id, "once").await?;
-    assert!(job.complete_in_tx(&mut *tx).await?);
+    job.complete_in_tx(&mut *tx).await?;
     tx.commit().await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn completing_in_the_handlers_transaction_commits_effect_and_completion_together() {
-    let db = TestDb::new().await;
+    let db = cowans_tests::demo_db().await;
     let engine = engine(&db, fast()).await;
     let backend = engine.backend::<Value>(QueueConfig::new(queue("tx")));
     let worker = WorkerBuilder::new("tx")

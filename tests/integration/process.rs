@@ -10,7 +10,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn a_killed_workers_jobs_are_rescued_and_each_effect_lands_exactly_once() {
-    let db = TestDb::new().await;
+    let db = cowans_tests::demo_db().await;
     let jobs: Vec<NewJob> = (0..120)
         .map(|i| {
             NewJob::new(
@@ -148,6 +148,7 @@ async fn the_worker_serves_prometheus_metrics_health_and_readiness() {
 fn run_worker(env: &[(&str, &str)]) -> (Option<i32>, String) {
     let mut cmd = Command::new(worker_binary());
     cmd.args(["run", "--ops-listen", "127.0.0.1:0"])
+        .env("COWANS__APPS", "demo")
         .env_remove("DATABASE_URL");
     for (k, v) in env {
         cmd.env(k, v);

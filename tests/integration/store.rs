@@ -242,7 +242,10 @@ async fn a_worker_that_lost_its_lease_can_neither_complete_nor_fail_the_job() {
             .unwrap()
             .is_empty()
     );
-    assert!(!store::complete_in_tx(&db.pool, stale).await.unwrap());
+    assert!(matches!(
+        store::complete_in_tx(&db.pool, stale).await,
+        Err(store::StoreError::StaleLease)
+    ));
     assert!(store::release(&db.pool, &[stale]).await.unwrap().is_empty());
     assert_eq!(state_of(&db, id).await, JobState::Running);
 
@@ -473,7 +476,7 @@ async fn dead_letters_are_listed_redriven_and_purged_by_filter() {
         kind: Some("other.kind".into()),
     };
     assert_eq!(store::redrive_matching(&db.pool, &other).await.unwrap(), 1);
-    assert_eq!(store::purge_dead(&db.pool, &all).await.unwrap(), 3);
+    assert_eq!(store::purge_dead(&db.pool, &all, None).await.unwrap(), 3);
     assert!(
         store::list_dead(&db.pool, &all, None, 10)
             .await

@@ -59,6 +59,7 @@ impl WorkerProcess {
             "127.0.0.1:0",
         ])
         .env("COWANS__DATABASE__URL", db_url)
+        .env("COWANS__APPS", "demo")
         .env("COWANS__LOG__FILTER", "warn")
         .env_remove("DATABASE_URL")
         .stdout(Stdio::piped())
@@ -147,6 +148,20 @@ pub async fn enqueue_ids(
         .into_iter()
         .map(|e| e.id)
         .collect()
+}
+
+/// The demo application's job set (the kinds the worker binary runs in these tests).
+pub fn demo_jobs(pool: &sqlx::PgPool) -> cowans_queue::JobSet {
+    cowans_queue::JobSet::of(
+        &[cowans_demo::APP],
+        &cowans_queue::AppContext::new(pool.clone()),
+    )
+    .expect("the demo application assembles")
+}
+
+/// A fresh database with the engine's and the demo application's tables.
+pub async fn demo_db() -> cowans_testkit::TestDb {
+    cowans_testkit::TestDb::with_apps(&[&cowans_store::demo::MIGRATOR]).await
 }
 
 /// Jobs of `queue` in `state`.

@@ -1,11 +1,11 @@
-//! Operator commands on the queues, straight against the database: the summary, pause and
-//! resume, fleet-wide limits, cancel.
+//! Operator commands on the queues, through the front door: every change is audited (actor
+//! `cli:<os user>`) and announced exactly as the same action over the API.
 
 use std::time::Duration;
 
 use clap::Subcommand;
-use cowans_core::JobId;
-use cowans_store::{PgPool, RateLimit};
+use cowans_core::{Actor, JobId, QueueName};
+use cowans_queue::{FrontDoor, RateLimit};
 
 #[derive(Subcommand)]
 pub enum Ctl {
@@ -34,12 +34,12 @@ pub enum Ctl {
     Cancel { ids: Vec<i64> },
 }
 
-/// `lease_ttl`: the workers' `engine.lease_ttl` (who counts as live in `queues`).
-pub async fn run(pool: PgPool, ctl: Ctl, lease_ttl: Duration) -> anyhow::Result<()> {
+/// Runs one command as `actor`.
+pub async fn run(front: &FrontDoor, actor: &Actor, ctl: Ctl) -> anyhow::Result<()> {
     match ctl {
         Ctl::Queues => {
-            cowans_store::refresh_queue_stats(&pool).await?;
-            let stats = cowans_store::queue_stats(&pool, None, lease_ttl).await?;
+            front.refresh_queue_stats().await?;
+            let stats = front.queues().await?;
             println!(
                 "{:<24} {:>9} {:>9} {:>8} {:>10} {:>9} {:>7} {:>9} {:>8} {:>6} {:>7}",
                 "queue",
@@ -72,12 +72,13 @@ pub async fn run(pool: PgPool, ctl: Ctl, lease_ttl: Duration) -> anyhow::Result<
             }
         }
         Ctl::Pause { queue } => {
-            cowans_core::QueueName::new(queue.clone())?;
-            cowans_store::set_paused(&pool, &queue, true).await?;
+            let queue = QueueName::new(queue)?;
+            front.set_paused(actor, &queue, true).await?;
             println!("queue {queue} paused");
         }
         Ctl::Resume { queue } => {
-            cowans_store::set_paused(&pool, &queue, false).await?;
+            let queue = QueueName::new(queue)?;
+            front.set_paused(actor, &queue, false).await?;
             println!("queue {queue} resumed");
         }
         Ctl::Limit {
@@ -87,18 +88,18 @@ pub async fn run(pool: PgPool, ctl: Ctl, lease_ttl: Duration) -> anyhow::Result<
             per_ms,
             by_key,
         } => {
-            cowans_core::QueueName::new(queue.clone())?;
+            let queue = QueueName::new(queue)?;
             let rate = rate.map(|jobs| RateLimit {
                 jobs,
                 period: Duration::from_millis(per_ms),
                 by_key,
             });
-            cowans_store::set_queue_limits(&pool, &queue, concurrency, rate).await?;
+            front.set_limits(actor, &queue, concurrency, rate).await?;
             println!("queue {queue}: concurrency limit {concurrency:?}, rate limit {rate:?}");
         }
         Ctl::Cancel { ids } => {
             let ids: Vec<JobId> = ids.into_iter().map(JobId).collect();
-            let done = cowans_store::cancel_jobs(&pool, &ids).await?;
+            let done = front.cancel_many(actor, &ids).await?;
             for c in &done {
                 println!("job {} cancelled (was {})", c.id, c.was);
             }

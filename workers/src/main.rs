@@ -1,17 +1,15 @@
-//! `cowans-worker`: runs queues (`run`), migrates the database (`migrate`), or feeds the demo
-//! kinds to a queue and prints progress (`demo`). Thin: settings, telemetry, pool, then a library
-//! call.
+//! `cowans-worker`: runs the enabled applications' queues (`run`), migrates the database
+//! (`migrate`), runs operator commands (`ctl`), or feeds the demo application's kinds to a queue
+//! and prints progress (`demo`). Thin: command line and settings here, the rest in the library.
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use cowans_core::QueueName;
-use cowans_queue::{Engine, QueueConfig};
-use cowans_service::{Settings, database, ops, settings, shutdown, telemetry};
-
-mod ctl;
-mod demo;
+use cowans_core::{Actor, QueueName};
+use cowans_queue::FrontDoor;
+use cowans_service::{apps, database, settings, shutdown, telemetry};
+use cowans_worker::{Worker, ctl};
 
 #[derive(Parser)]
 #[command(name = "cowans-worker", version, about = "Cowans job-queue worker")]
@@ -27,7 +25,8 @@ struct Cli {
 enum Command {
     /// Consume queues until SIGTERM/SIGINT.
     Run {
-        /// Comma-separated queue names (default: worker.queues).
+        /// Comma-separated queue names (default: worker.queues, else every queue the enabled
+        /// applications' kinds run on).
         #[arg(long, value_delimiter = ',')]
         queues: Option<Vec<String>>,
         /// Jobs running at once per queue (default: worker.concurrency).
@@ -37,7 +36,8 @@ enum Command {
         #[arg(long)]
         ops_listen: Option<String>,
     },
-    /// Create the database if it does not exist, apply pending migrations, and exit.
+    /// Create the database if it does not exist, apply the engine's and the enabled
+    /// applications' pending migrations, and exit.
     Migrate,
     /// Operator commands: queue summary, pause/resume, limits, cancel.
     #[command(subcommand)]
@@ -67,10 +67,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     database::redact(&settings.database.url)
                 );
             }
-            database::connect(&settings.database).await?;
+            let migrations = apps::migrations(apps::AVAILABLE, &settings.apps)?;
+            database::connect(&settings.database, &migrations).await?;
             println!(
-                "migrations applied to {}",
-                database::redact(&settings.database.url)
+                "migrations applied to {} (engine{})",
+                database::redact(&settings.database.url),
+                settings
+                    .apps
+                    .iter()
+                    .map(|a| format!(", {a}"))
+                    .collect::<String>()
             );
             Ok(())
         }
@@ -88,96 +94,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(addr) = ops_listen {
                 settings.worker.ops_listen = addr;
             }
-            settings.validate()?;
-            run_worker(settings).await
+            let metrics = telemetry::install_metrics()?;
+            let ops = tokio::net::TcpListener::bind(&settings.worker.ops_listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen on worker.ops_listen {}; choose another address with --ops-listen",
+                        settings.worker.ops_listen
+                    )
+                })?;
+            let worker = Worker::start(settings, apps::AVAILABLE, metrics, ops).await?;
+            // Tests and scripts read this line to find the ops port.
+            let queues: Vec<String> = worker.queues().iter().map(|q| q.to_string()).collect();
+            println!(
+                "cowans-worker ready: queues={} ops=http://{}",
+                queues.join(","),
+                worker.ops_addr()
+            );
+            let report = worker.run(shutdown::signal()).await;
+            println!(
+                "cowans-worker stopped: drained={} released={}",
+                report.drained, report.released
+            );
+            Ok(())
         }
         Command::Ctl(c) => {
-            let pool = database::connect(&settings.database).await?;
-            ctl::run(pool, c, settings.engine.lease_ttl).await
+            let front = FrontDoor::builder(database::connect(&settings.database, &[]).await?)
+                .lease_ttl(settings.engine.lease_ttl)
+                .build();
+            ctl::run(&front, &Actor::cli(&cowans_service::os_user()), c).await
         }
         Command::Demo { queue, jobs } => {
             let queue = QueueName::new(queue).context("--queue")?;
-            let pool = database::connect(&settings.database).await?;
-            demo::run(pool, queue, jobs).await
+            let migrations = apps::migrations(apps::AVAILABLE, &["demo".to_owned()])?;
+            let front =
+                FrontDoor::builder(database::connect(&settings.database, &migrations).await?)
+                    .build();
+            Ok(cowans_demo::run_producer(&front, queue, jobs).await?)
         }
     }
-}
-
-async fn run_worker(settings: Settings) -> anyhow::Result<()> {
-    let metrics = telemetry::install_metrics()?;
-    let pool = database::connect(&settings.database).await?;
-    let listener = tokio::net::TcpListener::bind(&settings.worker.ops_listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on worker.ops_listen {}; choose another address with --ops-listen",
-                settings.worker.ops_listen
-            )
-        })?;
-    let ops_addr = listener.local_addr()?;
-    let queues: Vec<QueueConfig> = settings
-        .worker
-        .queues
-        .iter()
-        .map(|q| {
-            let w = &settings.worker;
-            let mut cfg = QueueConfig::new(QueueName::new(q.clone())?)
-                .concurrency(w.concurrency)
-                .retry(w.retry)
-                .timeout((w.timeout_ms > 0).then(|| Duration::from_millis(w.timeout_ms)));
-            for (kind, policy) in &w.retry_by_kind {
-                cfg = cfg.retry_for(kind, *policy);
-            }
-            for (kind, ms) in &w.timeout_by_kind {
-                cfg = cfg.timeout_for(kind, Duration::from_millis(*ms));
-            }
-            if let Some(a) = w.autoscale {
-                cfg = cfg.autoscale(a);
-            }
-            cfg.claim_batch = settings.worker.claim_batch;
-            Ok(cfg)
-        })
-        .collect::<Result<_, cowans_core::NameError>>()?;
-    for (queue, limits) in &settings.worker.limits {
-        cowans_store::set_queue_limits(&pool, queue, limits.concurrency, limits.rate_limit())
-            .await
-            .with_context(|| format!("worker.limits.{queue}"))?;
-    }
-    for job in &settings.worker.cron {
-        cowans_queue::register_cron(&pool, job)
-            .await
-            .with_context(|| format!("worker.cron {}", job.name))?;
-    }
-    let engine = Engine::start(
-        pool.clone(),
-        settings.engine.clone(),
-        settings.worker.queues.clone(),
-        (settings.worker.concurrency * queues.len()) as u32,
-    )
-    .await?;
-    let stop_ops = tokio_util::sync::CancellationToken::new();
-    let ops_task = tokio::spawn(ops::serve(
-        listener,
-        ops::router(pool.clone(), metrics),
-        stop_ops.clone().cancelled_owned(),
-    ));
-    // Tests and scripts read this line to find the ops port.
-    println!(
-        "cowans-worker ready: queues={} ops=http://{ops_addr}",
-        settings.worker.queues.join(",")
-    );
-    let report = cowans_queue::run_queues(
-        &engine,
-        queues,
-        cowans_queue::demo::router(pool.clone()),
-        shutdown::signal(),
-    )
-    .await;
-    stop_ops.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(2), ops_task).await;
-    println!(
-        "cowans-worker stopped: drained={} released={}",
-        report.drained, report.released
-    );
-    Ok(())
 }

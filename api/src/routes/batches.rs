@@ -1,20 +1,35 @@
 //! Batches: create with their jobs, progress, cancel.
 
+use std::collections::BTreeMap;
+
 use axum::{
     Json,
     extract::{Path, State},
     http::StatusCode,
 };
-use cowans_store::BatchCallback;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use cowans_core::Role;
+use cowans_queue::{BatchCallback, BatchProgress};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     ApiState,
-    auth::{Principal, Role},
-    error::{ApiError, ApiResult},
-    routes::jobs::{MAX_BULK, SubmitJob, into_new_jobs},
+    auth::Principal,
+    error::{ApiError, ApiResult, ErrorBody},
+    routes::jobs::{MAX_BULK, SubmitJob, Submitted, into_jobs},
 };
+
+/// A job enqueued once when every job of the batch has finished; its args become
+/// `{"batch_id", "counts", "args"}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Callback {
+    pub queue: String,
+    pub kind: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub args: serde_json::Value,
+}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -22,19 +37,24 @@ pub struct CreateBatch {
     #[serde(default)]
     pub description: String,
     pub jobs: Vec<SubmitJob>,
-    /// {queue, kind, args}: enqueued once when every job has finished.
-    #[schema(value_type = Option<Object>)]
-    pub callback: Option<BatchCallback>,
+    pub callback: Option<Callback>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchCreated {
+    pub id: i64,
+    /// One result per job, in order (duplicates of unique jobs are not part of the batch).
+    pub results: Vec<Submitted>,
 }
 
 /// `POST /api/v1/batches` (operator).
 #[utoipa::path(post, path = "/api/v1/batches", tag = "batches", request_body = CreateBatch,
-    responses((status = 201, description = "{id, results}"), (status = 422, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
+    responses((status = 201, body = BatchCreated), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
 pub async fn create(
     State(state): State<ApiState>,
     who: Principal,
     body: Result<Json<CreateBatch>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<BatchCreated>)> {
     who.require(Role::Operator)?;
     let Json(body) = body.map_err(|e| crate::json_error(&e))?;
     if body.jobs.is_empty() || body.jobs.len() > MAX_BULK {
@@ -46,84 +66,90 @@ pub async fn create(
             ),
         ));
     }
-    let jobs = into_new_jobs(body.jobs, &state.kinds)?;
-    let (id, results) = cowans_store::create_batch(
-        &state.pool,
-        &body.description,
-        &jobs,
-        body.callback.as_ref(),
-    )
-    .await?;
-    crate::audit(
-        &state,
-        &who,
-        "batch.create",
-        Some(&format!("batch:{id}")),
-        json!({ "jobs": results.len() }),
-    )
-    .await;
-    let results: Vec<Value> = results
-        .iter()
-        .map(|r| json!({ "id": r.id.0, "duplicate": r.duplicate }))
-        .collect();
+    let jobs = into_jobs(body.jobs, &state.front)?;
+    let callback = body
+        .callback
+        .map(|c| {
+            Ok::<_, ApiError>(BatchCallback {
+                queue: super::queues::queue_name(&c.queue).map_err(|e| e.at("callback"))?,
+                kind: c.kind,
+                args: c.args,
+            })
+        })
+        .transpose()?;
+    let (id, results) = state
+        .front
+        .create_batch(&who.actor, &body.description, &jobs, callback.as_ref())
+        .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "id": id, "results": results })),
+        Json(BatchCreated {
+            id,
+            results: results.into_iter().map(Into::into).collect(),
+        }),
     ))
 }
 
-fn view(p: &cowans_store::BatchProgress) -> Value {
-    json!({
-        "id": p.id,
-        "description": p.description,
-        "total": p.total,
-        "counts": p.counts,
-        "finished_jobs": p.finished_jobs(),
-        "created_at": p.created_at,
-        "cancelled_at": p.cancelled_at,
-        "finished_at": p.finished_at,
-        "callback_job_id": p.callback_job_id.map(|j| j.0),
-    })
+/// A batch and where its jobs are.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchView {
+    pub id: i64,
+    pub description: String,
+    pub total: i64,
+    /// Jobs by state, plus `failed`: waiting for a retry after a failed attempt.
+    pub counts: BTreeMap<String, i64>,
+    /// Jobs in a final state (completed, cancelled, dead).
+    pub finished_jobs: i64,
+    pub created_at: DateTime<Utc>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub callback_job_id: Option<i64>,
+}
+
+impl From<BatchProgress> for BatchView {
+    fn from(p: BatchProgress) -> Self {
+        Self {
+            finished_jobs: p.finished_jobs(),
+            id: p.id,
+            description: p.description,
+            total: p.total,
+            counts: p.counts,
+            created_at: p.created_at,
+            cancelled_at: p.cancelled_at,
+            finished_at: p.finished_at,
+            callback_job_id: p.callback_job_id.map(|j| j.0),
+        }
+    }
 }
 
 /// `GET /api/v1/batches/{id}` (viewer).
 #[utoipa::path(get, path = "/api/v1/batches/{id}", tag = "batches", params(("id" = i64, Path)),
-    responses((status = 200, description = "Progress: total, counts by state, finished_at, callback_job_id"), (status = 404, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
+    responses((status = 200, body = BatchView), (status = 404, body = ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn get(
     State(state): State<ApiState>,
     who: Principal,
     Path(id): Path<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BatchView>> {
     who.require(Role::Viewer)?;
-    let p = cowans_store::batch_progress(&state.pool, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("batch {id} does not exist")))?;
-    Ok(Json(view(&p)))
+    Ok(Json(state.front.batch(id).await?.into()))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchCancelled {
+    pub id: i64,
+    /// Unfinished jobs that were cancelled.
+    pub cancelled_jobs: u64,
 }
 
 /// `POST /api/v1/batches/{id}/cancel` (operator).
 #[utoipa::path(post, path = "/api/v1/batches/{id}/cancel", tag = "batches", params(("id" = i64, Path)),
-    responses((status = 200, description = "{id, cancelled_jobs}"), (status = 404, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
+    responses((status = 200, body = BatchCancelled), (status = 404, body = ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
 pub async fn cancel(
     State(state): State<ApiState>,
     who: Principal,
     Path(id): Path<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BatchCancelled>> {
     who.require(Role::Operator)?;
-    let cancelled = match cowans_store::cancel_batch(&state.pool, id).await {
-        Ok(c) => c,
-        Err(cowans_store::StoreError::Invalid { .. }) => {
-            return Err(ApiError::not_found(format!("batch {id} does not exist")));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    crate::audit(
-        &state,
-        &who,
-        "batch.cancel",
-        Some(&format!("batch:{id}")),
-        json!({ "cancelled": cancelled.len() }),
-    )
-    .await;
-    Ok(Json(json!({ "id": id, "cancelled_jobs": cancelled.len() })))
+    let cancelled_jobs = state.front.cancel_batch(&who.actor, id).await?;
+    Ok(Json(BatchCancelled { id, cancelled_jobs }))
 }

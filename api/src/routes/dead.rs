@@ -5,17 +5,19 @@ use axum::{
     Json,
     extract::{Path, Query, State},
 };
-use cowans_core::JobId;
-use cowans_store::DeadLetterFilter;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use cowans_core::{JobId, Role};
+use cowans_queue::{DeadLetterFilter, Redrive};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     ApiState,
-    auth::{Principal, Role},
-    error::{ApiError, ApiResult},
-    routes::{jobs::JobView, queues::queue_name},
+    auth::Principal,
+    error::{ApiError, ApiResult, ErrorBody},
+    routes::{jobs::JobPage, queues::queue_name},
 };
+
+/// Most ids one re-drive names.
+const MAX_REDRIVE_IDS: usize = 10_000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,13 +29,13 @@ pub struct DeadQuery {
 
 /// `GET /api/v1/queues/{queue}/dead?kind=&after=&limit=` (viewer).
 #[utoipa::path(get, path = "/api/v1/queues/{queue}/dead", tag = "dead letters", params(("queue" = String, Path), ("kind" = Option<String>, Query), ("after" = Option<i64>, Query), ("limit" = Option<i64>, Query)),
-    responses((status = 200, description = "{jobs: [Job], next_after}")), security(("api_key" = [])), description = "Role: viewer")]
+    responses((status = 200, body = JobPage), (status = 422, body = ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn list(
     State(state): State<ApiState>,
     who: Principal,
     Path(q): Path<String>,
     query: Result<Query<DeadQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobPage>> {
     who.require(Role::Viewer)?;
     let q = queue_name(&q)?;
     let Query(query) = query.map_err(super::query_error)?;
@@ -42,15 +44,17 @@ pub async fn list(
         queue: Some(q.to_string()),
         kind: query.kind,
     };
-    let jobs = cowans_store::list_dead(&state.pool, &filter, query.after.map(JobId), limit).await?;
-    let next = super::next_key(&jobs, limit, |j| j.id.0);
-    let jobs: Vec<JobView> = jobs.into_iter().map(Into::into).collect();
-    Ok(Json(json!({ "jobs": jobs, "next_after": next })))
+    let jobs = state
+        .front
+        .dead_letters(&filter, query.after.map(JobId), limit)
+        .await?;
+    Ok(Json(JobPage::of(jobs, limit)))
 }
 
+/// Which dead letters to re-drive: `{"ids": [..]}` or `{"all": true, "kind"?}`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Redrive {
+pub struct RedriveRequest {
     /// These dead letters...
     pub ids: Option<Vec<i64>>,
     /// ...or every dead letter of the queue (of this kind, if given).
@@ -58,35 +62,36 @@ pub struct Redrive {
     pub kind: Option<String>,
 }
 
-/// `POST /api/v1/queues/{queue}/dead/redrive` (operator): `{"ids": [..]}` or `{"all": true, "kind"?}`.
-#[utoipa::path(post, path = "/api/v1/queues/{queue}/dead/redrive", tag = "dead letters", params(("queue" = String, Path)), request_body = Redrive,
-    responses((status = 200, description = "{queue, redriven}"), (status = 422, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Redriven {
+    pub queue: String,
+    /// Dead letters made available again (those whose unique key a live job holds stay).
+    pub redriven: u64,
+}
+
+/// `POST /api/v1/queues/{queue}/dead/redrive` (operator).
+#[utoipa::path(post, path = "/api/v1/queues/{queue}/dead/redrive", tag = "dead letters", params(("queue" = String, Path)), request_body = RedriveRequest,
+    responses((status = 200, body = Redriven), (status = 422, body = ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
 pub async fn redrive(
     State(state): State<ApiState>,
     who: Principal,
     Path(q): Path<String>,
-    body: Result<Json<Redrive>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<Json<Value>> {
+    body: Result<Json<RedriveRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Redriven>> {
     who.require(Role::Operator)?;
     let q = queue_name(&q)?;
     let Json(body) = body.map_err(|e| crate::json_error(&e))?;
-    let count = match (&body.ids, body.all.unwrap_or(false)) {
+    let what = match (body.ids, body.all.unwrap_or(false)) {
         (Some(ids), false) => {
-            if ids.is_empty() || ids.len() > 10_000 {
-                return Err(ApiError::invalid("ids", "must hold 1 to 10000 job ids"));
+            if ids.is_empty() || ids.len() > MAX_REDRIVE_IDS {
+                return Err(ApiError::invalid(
+                    "ids",
+                    format!("must hold 1 to {MAX_REDRIVE_IDS} job ids"),
+                ));
             }
-            let ids: Vec<JobId> = ids.iter().copied().map(JobId).collect();
-            cowans_store::redrive_ids_in(&state.pool, Some(q.as_str()), &ids)
-                .await?
-                .len() as u64
+            Redrive::Ids(ids.into_iter().map(JobId).collect())
         }
-        (None, true) => {
-            let filter = DeadLetterFilter {
-                queue: Some(q.to_string()),
-                kind: body.kind.clone(),
-            };
-            cowans_store::redrive_matching(&state.pool, &filter).await?
-        }
+        (None, true) => Redrive::All { kind: body.kind },
         _ => {
             return Err(ApiError::invalid(
                 "ids",
@@ -94,58 +99,46 @@ pub async fn redrive(
             ));
         }
     };
-    crate::audit(
-        &state,
-        &who,
-        "dead.redrive",
-        Some(&format!("queue:{q}")),
-        json!({ "ids": body.ids, "kind": body.kind, "redriven": count }),
-    )
-    .await;
-    Ok(Json(json!({ "queue": q, "redriven": count })))
+    let redriven = state.front.redrive(&who.actor, &q, what).await?;
+    Ok(Json(Redriven {
+        queue: q.to_string(),
+        redriven,
+    }))
 }
 
+/// `{"kind"?, "expected": n}`: purge only if exactly `expected` dead letters match.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Purge {
+pub struct PurgeRequest {
     pub kind: Option<String>,
     /// How many dead letters the operator expects to delete; the purge is refused otherwise.
     pub expected: u64,
 }
 
-/// `POST /api/v1/queues/{queue}/dead/purge` (admin): `{"kind"?, "expected": n}`.
-#[utoipa::path(post, path = "/api/v1/queues/{queue}/dead/purge", tag = "dead letters", params(("queue" = String, Path)), request_body = Purge,
-    responses((status = 200, description = "{queue, purged}"), (status = 409, description = "The count differs; nothing purged", body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: admin")]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Purged {
+    pub queue: String,
+    pub purged: u64,
+}
+
+/// `POST /api/v1/queues/{queue}/dead/purge` (admin).
+#[utoipa::path(post, path = "/api/v1/queues/{queue}/dead/purge", tag = "dead letters", params(("queue" = String, Path)), request_body = PurgeRequest,
+    responses((status = 200, body = Purged), (status = 409, description = "The count differs (details: expected, actual); nothing purged", body = ErrorBody), (status = 422, body = ErrorBody)), security(("api_key" = [])), description = "Role: admin")]
 pub async fn purge(
     State(state): State<ApiState>,
     who: Principal,
     Path(q): Path<String>,
-    body: Result<Json<Purge>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<Json<Value>> {
+    body: Result<Json<PurgeRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Purged>> {
     who.require(Role::Admin)?;
     let q = queue_name(&q)?;
     let Json(body) = body.map_err(|e| crate::json_error(&e))?;
-    let filter = DeadLetterFilter {
-        queue: Some(q.to_string()),
-        kind: body.kind.clone(),
-    };
-    let result = cowans_store::purge_dead_expected(&state.pool, &filter, body.expected).await?;
-    crate::audit(
-        &state,
-        &who,
-        "dead.purge",
-        Some(&format!("queue:{q}")),
-        json!({ "kind": body.kind, "expected": body.expected, "result": format!("{result:?}") }),
-    )
-    .await;
-    match result {
-        Ok(n) => Ok(Json(json!({ "queue": q, "purged": n }))),
-        Err(actual) => Err(ApiError {
-            details: json!({ "expected": body.expected, "actual": actual }),
-            ..ApiError::conflict(format!(
-                "{actual} dead letters match, not {}; nothing was purged",
-                body.expected
-            ))
-        }),
-    }
+    let purged = state
+        .front
+        .purge(&who.actor, &q, body.kind, body.expected)
+        .await?;
+    Ok(Json(Purged {
+        queue: q.to_string(),
+        purged,
+    }))
 }

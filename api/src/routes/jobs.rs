@@ -4,36 +4,45 @@ use axum::{
     Json,
     extract::{Path, Query, State},
     http::StatusCode,
+    response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
-use cowans_core::{JobId, JobState, KindCheck, KindRegistry, QueueName};
-use cowans_store::{JobFilter, JobRecord, NewJob, Unique};
+use cowans_core::{JobId, JobState, Role};
+use cowans_queue::{BulkSource, FrontDoor, JobFilter, JobRecord, NewJob, Submission};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{
     ApiState,
-    auth::{Principal, Role},
-    error::{ApiError, ApiResult},
+    auth::Principal,
+    error::{ApiError, ApiResult, ErrorBody},
 };
 
 /// Most jobs in one JSON-array submit.
 pub const MAX_BULK: usize = 10_000;
 
+/// A job to submit.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitJob {
-    pub queue: String,
+    /// The queue; when left out, the kind's default queue (see `GET /api/v1/kinds`).
+    pub queue: Option<String>,
     pub kind: String,
-    /// The payload; `{}` when left out.
+    /// The payload; `{}` when left out. Checked against the kind's schema.
     #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
     pub args: Value,
+    /// Higher runs first; default 0.
     #[serde(default)]
     pub priority: i16,
+    /// Not before this time.
     pub run_at: Option<DateTime<Utc>>,
+    /// Default: the kind's retry policy (25 attempts unless it says otherwise).
     pub max_attempts: Option<i32>,
+    /// While a job of the queue with this key is waiting or running, another submit answers
+    /// with that job's id (`duplicate: true`, status 200).
     pub unique_key: Option<String>,
+    /// The key of a queue rate-limited per key (e.g. a shop).
     pub rate_key: Option<String>,
 }
 
@@ -42,78 +51,71 @@ fn empty_object() -> Value {
 }
 
 impl SubmitJob {
-    /// Validates every field, the payload against its kind's registered type included, naming
-    /// the field (prefixed by `at`, e.g. `jobs[3]`) of the first problem.
-    pub(crate) fn into_new_job(self, at: &str, kinds: &KindRegistry) -> ApiResult<NewJob> {
-        let field = |f: &str| {
-            if at.is_empty() {
-                f.to_owned()
-            } else {
-                format!("{at}.{f}")
-            }
-        };
-        let queue = QueueName::new(self.queue)
-            .map_err(|e| ApiError::invalid(&field("queue"), e.to_string()))?;
-        let mut job = NewJob::new(queue, self.kind, self.args).priority(self.priority);
-        if let Some(t) = self.run_at {
-            job = job.run_at(t);
-        }
-        if let Some(m) = self.max_attempts {
-            job = job.max_attempts(m);
-        }
-        if let Some(k) = self.unique_key {
-            job = job.unique(Unique::key(k));
-        }
-        if let Some(k) = self.rate_key {
-            job = job.rate_key(k);
-        }
-        // What the store would refuse first (kind format, attempts, key, storable payload), then
-        // the payload against its kind's type.
-        job.check().map_err(|e| match e {
-            cowans_store::StoreError::Invalid { field: f, message } => {
-                ApiError::invalid(&field(&f), message)
-            }
-            other => other.into(),
-        })?;
-        match kinds.check(&job.kind, &job.args) {
-            KindCheck::Valid | KindCheck::Unchecked => {}
-            KindCheck::Unknown => {
-                let known: Vec<&str> = kinds.names().collect();
-                return Err(ApiError::invalid(
-                    &field("kind"),
-                    format!(
-                        "is {:?}, which no worker registers; known kinds: {}",
-                        job.kind,
-                        known.join(", ")
-                    ),
-                ));
-            }
-            KindCheck::Invalid(e) => {
-                let at = if e.path.is_empty() {
-                    field("args")
-                } else {
-                    field(&format!("args.{}", e.path))
-                };
-                return Err(ApiError::invalid(&at, e.message));
-            }
-        }
-        Ok(job)
+    /// The job, with the kind's defaults, every field checked; errors name the field.
+    pub(crate) fn into_job(self, front: &FrontDoor) -> ApiResult<NewJob> {
+        Ok(front.prepare(Submission {
+            queue: self.queue,
+            kind: self.kind,
+            args: self.args,
+            priority: self.priority,
+            run_at: self.run_at,
+            max_attempts: self.max_attempts,
+            unique_key: self.unique_key,
+            rate_key: self.rate_key,
+        })?)
     }
 }
 
 /// Converts a list of submitted jobs, naming the item of the first bad one (`jobs[3].kind`).
-pub(crate) fn into_new_jobs(items: Vec<SubmitJob>, kinds: &KindRegistry) -> ApiResult<Vec<NewJob>> {
+pub(crate) fn into_jobs(items: Vec<SubmitJob>, front: &FrontDoor) -> ApiResult<Vec<NewJob>> {
     items
         .into_iter()
         .enumerate()
-        .map(|(i, j)| j.into_new_job(&format!("jobs[{i}]"), kinds))
+        .map(|(i, j)| j.into_job(front).map_err(|e| e.at(&format!("jobs[{i}]"))))
         .collect()
 }
 
+/// What a submit did with one job.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Submitted {
     pub id: i64,
+    /// The job was not inserted: `id` is the job holding its unique key.
     pub duplicate: bool,
+}
+
+impl From<cowans_queue::Enqueued> for Submitted {
+    fn from(e: cowans_queue::Enqueued) -> Self {
+        Self {
+            id: e.id.0,
+            duplicate: e.duplicate,
+        }
+    }
+}
+
+/// A JSON-array submit's answer: one result per job, in order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SubmittedMany {
+    pub results: Vec<Submitted>,
+}
+
+/// One line of an NDJSON submit's answer: `{line, id, duplicate}` or `{line, error}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NdjsonResult {
+    /// The input line, 0-based (blank lines are not counted).
+    pub line: usize,
+    pub id: Option<i64>,
+    pub duplicate: Option<bool>,
+    pub error: Option<crate::error::ErrorDetail>,
+}
+
+/// One failed attempt.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AttemptView {
+    pub attempt: i32,
+    pub at: DateTime<Utc>,
+    /// The worker process that ran it.
+    pub worker: Option<String>,
+    pub error: String,
 }
 
 /// A job as the API shows it.
@@ -125,7 +127,7 @@ pub struct JobView {
     #[schema(value_type = Object)]
     pub args: Value,
     /// available, scheduled, running, completed, cancelled or dead.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, example = "available")]
     pub state: JobState,
     pub priority: i16,
     pub attempt: i32,
@@ -134,9 +136,8 @@ pub struct JobView {
     pub created_at: DateTime<Utc>,
     pub attempted_at: Option<DateTime<Utc>>,
     pub finalized_at: Option<DateTime<Utc>>,
-    /// Every failed attempt: {attempt, at, worker, error}.
-    #[schema(value_type = Vec<Object>)]
-    pub errors: Vec<cowans_core::AttemptError>,
+    /// Every failed attempt, oldest first.
+    pub errors: Vec<AttemptView>,
     pub unique_key: Option<String>,
     pub batch_id: Option<i64>,
 }
@@ -156,9 +157,35 @@ impl From<JobRecord> for JobView {
             created_at: j.created_at,
             attempted_at: j.attempted_at,
             finalized_at: j.finalized_at,
-            errors: j.errors,
+            errors: j
+                .errors
+                .into_iter()
+                .map(|e| AttemptView {
+                    attempt: e.attempt,
+                    at: e.at,
+                    worker: e.worker,
+                    error: e.error,
+                })
+                .collect(),
             unique_key: j.unique_key,
             batch_id: j.batch_id,
+        }
+    }
+}
+
+/// A page of jobs; ask for the next with `after=next_after` (absent on the last page).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobPage {
+    pub jobs: Vec<JobView>,
+    pub next_after: Option<i64>,
+}
+
+impl JobPage {
+    pub(crate) fn of(jobs: Vec<JobRecord>, limit: i64) -> Self {
+        let next_after = super::next_key(&jobs, limit, |j| j.id.0);
+        Self {
+            jobs: jobs.into_iter().map(Into::into).collect(),
+            next_after,
         }
     }
 }
@@ -167,7 +194,7 @@ impl From<JobRecord> for JobView {
 /// (`api.submit_group_max`); the answer comes after the commit.
 #[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", request_body = SubmitJob,
     responses((status = 201, description = "Inserted", body = Submitted), (status = 200, description = "Duplicate of a job holding the unique key", body = Submitted),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody), (status = 422, description = "Bad input; the message names the field", body = crate::openapi::ErrorBody)),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, description = "Bad input; the message names the field", body = ErrorBody)),
     security(("api_key" = [])), description = "Role: operator")]
 pub async fn submit(
     State(state): State<ApiState>,
@@ -176,38 +203,36 @@ pub async fn submit(
 ) -> ApiResult<(StatusCode, Json<Submitted>)> {
     who.require(Role::Operator)?;
     let Json(body) = body.map_err(|e| crate::json_error(&e))?;
-    let job = body.into_new_job("", &state.kinds)?;
-    let done = state.submits.submit(job, &who).await?;
+    let job = body.into_job(&state.front)?;
+    let done = state.front.submit(&who.actor, job).await?;
     let status = if done.duplicate {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
-    Ok((
-        status,
-        Json(Submitted {
-            id: done.id.0,
-            duplicate: done.duplicate,
-        }),
-    ))
+    Ok((status, Json(done.into())))
 }
 
 /// `POST /api/v1/jobs/bulk` (operator). `Content-Type: application/json`: an array of up to
 /// 10,000 jobs, inserted in one statement, all or nothing (422 names the item). `Content-Type:
 /// application/x-ndjson`: one job per line, up to 100,000, inserted while the body streams in
 /// (5,000 per statement, memory bounded by that), answered with one NDJSON result line per input
-/// line (`{"line", "id", "duplicate"}` or `{"line", "error"}`).
-#[utoipa::path(post, path = "/api/v1/jobs/bulk", tag = "jobs", request_body(content = Vec<SubmitJob>, description = "A JSON array (≤ 10,000, all or nothing) or application/x-ndjson (≤ 100,000, a result line per input line)"),
-    responses((status = 201, description = "JSON array: {results: [{id, duplicate}]}"), (status = 200, description = "NDJSON: one {line, id, duplicate} or {line, error} per input line"),
-        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)),
+/// line.
+#[utoipa::path(post, path = "/api/v1/jobs/bulk", tag = "jobs",
+    request_body(content(
+        (Vec<SubmitJob> = "application/json"),
+        (SubmitJob = "application/x-ndjson")
+    ), description = "A JSON array (≤ 10,000, all or nothing) or NDJSON, one job per line (≤ 100,000, a result line per input line)"),
+    responses((status = 201, description = "JSON array: one result per job", body = SubmittedMany),
+        (status = 200, description = "NDJSON: one result line per input line", content_type = "application/x-ndjson", body = NdjsonResult),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("api_key" = [])), description = "Role: operator")]
 pub async fn submit_many(
     State(state): State<ApiState>,
     who: Principal,
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
-) -> ApiResult<axum::response::Response> {
-    use axum::response::IntoResponse;
+) -> ApiResult<Response> {
     who.require(Role::Operator)?;
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
@@ -217,67 +242,45 @@ pub async fn submit_many(
         return crate::ndjson::submit(&state, &who, body).await;
     }
     if !content_type.starts_with("application/json") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send Content-Type: application/json (an array) or application/x-ndjson (a job per line)",
+        return Err(ApiError::UnsupportedMediaType(
+            "send Content-Type: application/json (an array) or application/x-ndjson (a job per line)".into(),
         ));
     }
     let bytes = axum::body::to_bytes(body, crate::BODY_LIMIT)
         .await
         .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!(
-                    "the body is larger than {} bytes; use application/x-ndjson for big submits",
-                    crate::BODY_LIMIT
-                ),
-            )
+            ApiError::TooLarge(format!(
+                "the body is larger than {} bytes; use application/x-ndjson for big submits",
+                crate::BODY_LIMIT
+            ))
         })?;
     let items: Vec<SubmitJob> =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid("body", e.to_string()))?;
-    let count = items.len();
-    let (status, json) = submit_array(&state, items).await?;
-    crate::audit(&state, &who, "jobs.submit", None, json!({ "jobs": count })).await;
-    Ok((status, json).into_response())
-}
-
-async fn submit_array(
-    state: &ApiState,
-    items: Vec<SubmitJob>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
     if items.len() > MAX_BULK {
         return Err(ApiError::invalid(
             "jobs",
             format!("has {} items; at most {MAX_BULK} per request", items.len()),
         ));
     }
-    let jobs = into_new_jobs(items, &state.kinds)?;
-    let done = cowans_store::enqueue_autocommit(&state.pool, &jobs).await?;
-    let results: Vec<Submitted> = done
-        .iter()
-        .map(|d| Submitted {
-            id: d.id.0,
-            duplicate: d.duplicate,
-        })
-        .collect();
-    Ok((StatusCode::CREATED, Json(json!({ "results": results }))))
+    let jobs = into_jobs(items, &state.front)?;
+    let done = state
+        .front
+        .submit_many(&who.actor, BulkSource::Array, &jobs)
+        .await?;
+    let results = done.into_iter().map(Into::into).collect();
+    Ok((StatusCode::CREATED, Json(SubmittedMany { results })).into_response())
 }
 
 /// `GET /api/v1/jobs/{id}` (viewer).
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = i64, Path, description = "Job id")),
-    responses((status = 200, body = JobView), (status = 404, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn get(
     State(state): State<ApiState>,
     who: Principal,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<JobView>> {
     who.require(Role::Viewer)?;
-    let job = cowans_store::get_job(&state.pool, JobId(id))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("job {id} does not exist")))?;
-    Ok(Json(job.into()))
+    Ok(Json(state.front.job(JobId(id)).await?.into()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -293,12 +296,12 @@ pub struct ListQuery {
 /// `GET /api/v1/jobs?queue=&state=&kind=&after=&limit=` (viewer), id order.
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs",
     params(("queue" = Option<String>, Query), ("state" = Option<String>, Query), ("kind" = Option<String>, Query), ("after" = Option<i64>, Query, description = "Keyset: ids after this"), ("limit" = Option<i64>, Query, description = "1..1000, default 100")),
-    responses((status = 200, description = "{jobs: [Job], next_after}"), (status = 422, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
+    responses((status = 200, body = JobPage), (status = 422, body = ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn list(
     State(state): State<ApiState>,
     who: Principal,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobPage>> {
     who.require(Role::Viewer)?;
     let Query(q) = query.map_err(super::query_error)?;
     let limit = super::page_limit(q.limit)?;
@@ -313,68 +316,57 @@ pub async fn list(
         state: job_state,
         kind: q.kind,
     };
-    let jobs = cowans_store::list_jobs(&state.pool, &filter, q.after.map(JobId), limit).await?;
-    let next = super::next_key(&jobs, limit, |j| j.id.0);
-    let jobs: Vec<JobView> = jobs.into_iter().map(Into::into).collect();
-    Ok(Json(json!({ "jobs": jobs, "next_after": next })))
+    let jobs = state.front.jobs(&filter, q.after.map(JobId), limit).await?;
+    Ok(Json(JobPage::of(jobs, limit)))
+}
+
+/// A job an operator cancelled.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CancelledJob {
+    pub id: i64,
+    pub cancelled: bool,
+    /// The state it was in; `running` means its handler was told to stop.
+    #[schema(value_type = String, example = "running")]
+    pub was: JobState,
 }
 
 /// `POST /api/v1/jobs/{id}/cancel` (operator).
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = i64, Path)),
-    responses((status = 200, description = "{id, cancelled, was}"), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
+    responses((status = 200, body = CancelledJob), (status = 404, body = ErrorBody), (status = 409, description = "The job has already finished", body = ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
 pub async fn cancel(
     State(state): State<ApiState>,
     who: Principal,
     Path(id): Path<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CancelledJob>> {
     who.require(Role::Operator)?;
-    let done = cowans_store::cancel_jobs(&state.pool, &[JobId(id)]).await?;
-    crate::audit(
-        &state,
-        &who,
-        "job.cancel",
-        Some(&format!("job:{id}")),
-        json!({ "cancelled": !done.is_empty() }),
-    )
-    .await;
-    match done.first() {
-        Some(c) => Ok(Json(json!({ "id": id, "cancelled": true, "was": c.was }))),
-        None => match cowans_store::get_job(&state.pool, JobId(id)).await? {
-            Some(j) => Err(ApiError::conflict(format!(
-                "job {id} is {} and cannot be cancelled",
-                j.state
-            ))),
-            None => Err(ApiError::not_found(format!("job {id} does not exist"))),
-        },
-    }
+    let c = state.front.cancel(&who.actor, JobId(id)).await?;
+    Ok(Json(CancelledJob {
+        id,
+        cancelled: true,
+        was: c.was,
+    }))
+}
+
+/// A job that will run again.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RetriedJob {
+    pub id: i64,
+    #[schema(value_type = String, example = "available")]
+    pub state: JobState,
 }
 
 /// `POST /api/v1/jobs/{id}/retry` (operator): a dead or cancelled job runs again.
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", params(("id" = i64, Path)),
-    responses((status = 200, description = "{id, state}"), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
+    responses((status = 200, body = RetriedJob), (status = 404, body = ErrorBody), (status = 409, description = "Not dead or cancelled, or a live job holds its unique key", body = ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
 pub async fn retry(
     State(state): State<ApiState>,
     who: Principal,
     Path(id): Path<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RetriedJob>> {
     who.require(Role::Operator)?;
-    let retried = cowans_store::retry_job(&state.pool, JobId(id)).await;
-    crate::audit(
-        &state,
-        &who,
-        "job.retry",
-        Some(&format!("job:{id}")),
-        json!({ "ok": matches!(retried, Ok(true)) }),
-    )
-    .await;
-    if retried? {
-        return Ok(Json(json!({ "id": id, "state": "available" })));
-    }
-    match cowans_store::get_job(&state.pool, JobId(id)).await? {
-        Some(j) => Err(ApiError::conflict(format!(
-            "job {id} is {}; only dead or cancelled jobs can be retried",
-            j.state
-        ))),
-        None => Err(ApiError::not_found(format!("job {id} does not exist"))),
-    }
+    state.front.retry(&who.actor, JobId(id)).await?;
+    Ok(Json(RetriedJob {
+        id,
+        state: JobState::Available,
+    }))
 }

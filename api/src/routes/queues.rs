@@ -1,66 +1,109 @@
-//! Queues: stats, pause, resume.
+//! Queues: summaries, pause, resume, fleet-wide limits.
+
+use std::time::Duration;
 
 use axum::{
     Json,
     extract::{Path, State},
 };
-use cowans_core::QueueName;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use cowans_core::{QueueName, Role};
+use cowans_queue::{QueueStats, RateLimit};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     ApiState,
-    auth::{Principal, Role},
-    error::{ApiError, ApiResult},
+    auth::Principal,
+    error::{ApiError, ApiResult, ErrorBody},
 };
 
 pub(crate) fn queue_name(q: &str) -> ApiResult<QueueName> {
     QueueName::new(q.to_owned()).map_err(|e| ApiError::invalid("queue", e.to_string()))
 }
 
-fn view(s: &cowans_store::QueueStats) -> Value {
-    json!({
-        "queue": s.queue,
-        "counts": {
-            "available": s.available, "scheduled": s.scheduled, "running": s.running,
-            "completed": s.completed, "cancelled": s.cancelled, "dead": s.dead,
-        },
-        "oldest_available_at": s.oldest_available_at,
-        "oldest_available_age_seconds": s.oldest_available_age_secs,
-        "completed_last_minute": s.completed_last_minute,
-        "paused": s.paused,
-        "workers": s.workers,
-        "worker_concurrency": s.worker_concurrency,
-        "refreshed_at": s.refreshed_at,
-    })
+/// Jobs of a queue by state.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueueCounts {
+    pub available: i64,
+    pub scheduled: i64,
+    pub running: i64,
+    pub completed: i64,
+    pub cancelled: i64,
+    pub dead: i64,
+}
+
+/// A queue's summary, as the leader last counted it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueueView {
+    pub queue: String,
+    pub counts: QueueCounts,
+    pub oldest_available_at: Option<DateTime<Utc>>,
+    /// How long the oldest available job has waited (0 when none waits).
+    pub oldest_available_age_seconds: f64,
+    pub completed_last_minute: i64,
+    pub paused: bool,
+    /// Live worker processes consuming the queue, and their summed concurrency.
+    pub workers: i64,
+    pub worker_concurrency: i64,
+    pub refreshed_at: DateTime<Utc>,
+}
+
+impl From<QueueStats> for QueueView {
+    fn from(s: QueueStats) -> Self {
+        Self {
+            counts: QueueCounts {
+                available: s.available,
+                scheduled: s.scheduled,
+                running: s.running,
+                completed: s.completed,
+                cancelled: s.cancelled,
+                dead: s.dead,
+            },
+            queue: s.queue,
+            oldest_available_at: s.oldest_available_at,
+            oldest_available_age_seconds: s.oldest_available_age_secs,
+            completed_last_minute: s.completed_last_minute,
+            paused: s.paused,
+            workers: s.workers,
+            worker_concurrency: s.worker_concurrency,
+            refreshed_at: s.refreshed_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueueList {
+    pub queues: Vec<QueueView>,
 }
 
 /// `GET /api/v1/queues` (viewer): the leader's summary of every queue.
-#[utoipa::path(get, path = "/api/v1/queues", tag = "queues", responses((status = 200, description = "{queues: [summary]}")), security(("api_key" = [])), description = "Role: viewer")]
-pub async fn list(State(state): State<ApiState>, who: Principal) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/api/v1/queues", tag = "queues", responses((status = 200, body = QueueList)), security(("api_key" = [])), description = "Role: viewer")]
+pub async fn list(State(state): State<ApiState>, who: Principal) -> ApiResult<Json<QueueList>> {
     who.require(Role::Viewer)?;
-    let stats = cowans_store::queue_stats(&state.pool, None, state.lease_ttl).await?;
-    Ok(Json(
-        json!({ "queues": stats.iter().map(view).collect::<Vec<_>>() }),
-    ))
+    let queues = state.front.queues().await?;
+    Ok(Json(QueueList {
+        queues: queues.into_iter().map(Into::into).collect(),
+    }))
 }
 
 /// `GET /api/v1/queues/{queue}` (viewer).
 #[utoipa::path(get, path = "/api/v1/queues/{queue}", tag = "queues", params(("queue" = String, Path)),
-    responses((status = 200, description = "The queue's summary"), (status = 404, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
+    responses((status = 200, body = QueueView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn get(
     State(state): State<ApiState>,
     who: Principal,
     Path(q): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<QueueView>> {
     who.require(Role::Viewer)?;
     let q = queue_name(&q)?;
-    let stats = cowans_store::queue_stats(&state.pool, Some(q.as_str()), state.lease_ttl).await?;
-    let s = stats.first().ok_or_else(|| {
-        ApiError::not_found(format!(
-            "queue {q} has no summary yet (no jobs, or the leader has not counted it)"
-        ))
-    })?;
-    Ok(Json(view(s)))
+    Ok(Json(state.front.queue(&q).await?.into()))
+}
+
+/// A queue's paused state after a pause or resume.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PausedState {
+    pub queue: String,
+    pub paused: bool,
 }
 
 async fn set_paused(
@@ -68,38 +111,82 @@ async fn set_paused(
     who: &Principal,
     q: &str,
     paused: bool,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PausedState>> {
     who.require(Role::Operator)?;
     let q = queue_name(q)?;
-    cowans_store::set_paused(&state.pool, q.as_str(), paused).await?;
-    let action = if paused {
-        "queue.pause"
-    } else {
-        "queue.resume"
-    };
-    crate::audit(state, who, action, Some(&format!("queue:{q}")), json!({})).await;
-    let event =
-        json!({ "type": if paused { "queue.paused" } else { "queue.resumed" }, "queue": q });
-    crate::publish(state, event).await;
-    Ok(Json(json!({ "queue": q, "paused": paused })))
+    state.front.set_paused(&who.actor, &q, paused).await?;
+    Ok(Json(PausedState {
+        queue: q.to_string(),
+        paused,
+    }))
 }
 
 /// `POST /api/v1/queues/{queue}/pause` (operator).
-#[utoipa::path(post, path = "/api/v1/queues/{queue}/pause", tag = "queues", params(("queue" = String, Path)), responses((status = 200, description = "{queue, paused}")), security(("api_key" = [])), description = "Role: operator")]
+#[utoipa::path(post, path = "/api/v1/queues/{queue}/pause", tag = "queues", params(("queue" = String, Path)),
+    responses((status = 200, body = PausedState), (status = 422, body = ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
 pub async fn pause(
     State(state): State<ApiState>,
     who: Principal,
     Path(q): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PausedState>> {
     set_paused(&state, &who, &q, true).await
 }
 
 /// `POST /api/v1/queues/{queue}/resume` (operator).
-#[utoipa::path(post, path = "/api/v1/queues/{queue}/resume", tag = "queues", params(("queue" = String, Path)), responses((status = 200, description = "{queue, paused}")), security(("api_key" = [])), description = "Role: operator")]
+#[utoipa::path(post, path = "/api/v1/queues/{queue}/resume", tag = "queues", params(("queue" = String, Path)),
+    responses((status = 200, body = PausedState), (status = 422, body = ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
 pub async fn resume(
     State(state): State<ApiState>,
     who: Principal,
     Path(q): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PausedState>> {
     set_paused(&state, &who, &q, false).await
+}
+
+/// A queue's fleet-wide limits; absent fields remove that limit.
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Most jobs of the queue running at once across every worker.
+    pub concurrency_limit: Option<u32>,
+    /// At most `rate_jobs` jobs start per `rate_period_ms`...
+    pub rate_jobs: Option<u32>,
+    pub rate_period_ms: Option<u64>,
+    /// ...per job `rate_key` instead of for the whole queue.
+    #[serde(default)]
+    pub rate_by_key: bool,
+}
+
+/// `PUT /api/v1/queues/{queue}/limits` (operator): sets or removes the queue's fleet-wide
+/// concurrency and rate limits.
+#[utoipa::path(put, path = "/api/v1/queues/{queue}/limits", tag = "queues", params(("queue" = String, Path)), request_body = Limits,
+    responses((status = 200, body = Limits), (status = 422, body = ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
+pub async fn set_limits(
+    State(state): State<ApiState>,
+    who: Principal,
+    Path(q): Path<String>,
+    body: Result<Json<Limits>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Limits>> {
+    who.require(Role::Operator)?;
+    let q = queue_name(&q)?;
+    let Json(limits) = body.map_err(|e| crate::json_error(&e))?;
+    let rate = match (limits.rate_jobs, limits.rate_period_ms) {
+        (Some(jobs), Some(ms)) => Some(RateLimit {
+            jobs,
+            period: Duration::from_millis(ms),
+            by_key: limits.rate_by_key,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::invalid(
+                "rate_period_ms",
+                "rate_jobs and rate_period_ms go together",
+            ));
+        }
+    };
+    state
+        .front
+        .set_limits(&who.actor, &q, limits.concurrency_limit, rate)
+        .await?;
+    Ok(Json(limits))
 }

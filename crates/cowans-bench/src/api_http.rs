@@ -9,7 +9,6 @@
 //!   bodies with `--ndjson` (≤ 100,000 lines), from `--concurrency` clients.
 
 use std::{
-    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -24,9 +23,15 @@ use crate::{Args, Measurement, Workload, bench_db::BenchDb};
 
 pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> {
     let pool = db.pool(32).await?;
-    cowans_store::migrate(&pool).await?;
-    let (key, hash, prefix) = cowans_api::auth::generate_key();
-    cowans_store::create_api_key(&pool, "bench", "operator", &hash, &prefix).await?;
+    cowans_store::migrate(&pool, &[]).await?;
+    let (key, _) = cowans_queue::FrontDoor::builder(pool.clone())
+        .build()
+        .create_api_key(
+            &cowans_core::Actor::system("bench"),
+            "bench",
+            cowans_core::Role::Operator,
+        )
+        .await?;
     match args.workload {
         Workload::ApiSubmit => {
             let mut out = Vec::new();
@@ -72,14 +77,16 @@ async fn serve(pool: cowans_store::PgPool, group: usize) -> anyhow::Result<Strin
             per_second: 1e9,
             burst: 1e9,
         },
-        submit_group_max: group,
         ..Default::default()
     };
-    let app = cowans_api::router_with(pool, metrics, options)
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let front = cowans_queue::FrontDoor::builder(pool.clone())
+        .group_commit(group)
+        .build();
+    let ops = cowans_service::ops::router(pool, metrics, &[]);
+    let server = cowans_api::ApiServer::new(front, ops, options);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(server.serve(listener, std::future::pending()));
     Ok(base)
 }
 

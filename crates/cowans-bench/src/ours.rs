@@ -18,7 +18,7 @@ use crate::{
 
 pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> {
     let pool = db.pool(args.concurrency as u32 + 16).await?;
-    cowans_store::migrate(&pool).await?;
+    cowans_store::migrate(&pool, &[]).await?;
     let q = QueueName::new("bench")?;
     let name = name_of(args.workload);
     let one = |elapsed| vec![Measurement::new(name, args.jobs, elapsed)];
@@ -39,7 +39,7 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         }
         Workload::DrainLimited => {
             let limit = args.limit.unwrap_or(args.concurrency as u32);
-            cowans_store::set_queue_limits(&pool, q.as_str(), Some(limit), None).await?;
+            cowans_store::set_queue_limits(&pool, &q, Some(limit), None).await?;
             fill(&pool, &q, args.jobs, false).await?;
             one(drain(&pool, &q, args.jobs, args.concurrency).await?)
         }

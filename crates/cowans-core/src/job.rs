@@ -6,7 +6,19 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The database identity of a job; assigned at enqueue, increasing in insertion order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct JobId(pub i64);
 
@@ -78,6 +90,13 @@ impl QueueName {
     }
 }
 
+impl std::str::FromStr for QueueName {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
 impl TryFrom<String> for QueueName {
     type Error = NameError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
@@ -98,7 +117,7 @@ impl fmt::Display for QueueName {
 }
 
 /// Where a job is in its life. See ARCHITECTURE.md for the drawn state machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Runnable now; claimable by any worker of its queue.

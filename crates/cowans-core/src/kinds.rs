@@ -42,17 +42,74 @@ pub enum KindCheck {
     Invalid(PayloadError),
 }
 
-struct Kind {
+/// Everything a producer needs to know about one job kind: its name, what it does, its
+/// default queue and attempts, and its payload type (as a check and a JSON Schema).
+#[derive(Clone)]
+pub struct KindSpec {
+    name: String,
+    description: String,
+    queue: Option<String>,
+    max_attempts: Option<i32>,
     check: fn(&Value) -> Result<(), PayloadError>,
     schema: Value,
-    description: String,
+}
+
+impl KindSpec {
+    /// A kind whose payload deserialises into `P`.
+    pub fn of<P: DeserializeOwned + JsonSchema>(name: &str, description: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            queue: None,
+            max_attempts: None,
+            check: check::<P>,
+            schema: serde_json::to_value(schemars::schema_for!(P)).unwrap_or(Value::Null),
+        }
+    }
+
+    /// The queue a job of this kind goes to when its producer names none.
+    pub fn default_queue(mut self, queue: &str) -> Self {
+        self.queue = Some(queue.to_owned());
+        self
+    }
+
+    /// The attempts a job of this kind gets when its producer does not say.
+    pub fn default_max_attempts(mut self, attempts: i32) -> Self {
+        self.max_attempts = Some(attempts);
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn queue(&self) -> Option<&str> {
+        self.queue.as_deref()
+    }
+
+    pub fn max_attempts(&self) -> Option<i32> {
+        self.max_attempts
+    }
+
+    pub fn check(&self, args: &Value) -> Result<(), PayloadError> {
+        (self.check)(args)
+    }
+}
+
+impl fmt::Debug for KindSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KindSpec")
+            .field("name", &self.name)
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The registered kinds. Empty and open by default: unknown kinds pass unchecked until
 /// [`KindRegistry::reject_unknown`] is set.
 #[derive(Default)]
 pub struct KindRegistry {
-    kinds: BTreeMap<String, Kind>,
+    kinds: BTreeMap<String, KindSpec>,
     reject_unknown: bool,
 }
 
@@ -70,6 +127,8 @@ impl fmt::Debug for KindRegistry {
 pub struct KindInfo<'a> {
     pub kind: &'a str,
     pub description: &'a str,
+    /// Where jobs of the kind go when the submit names no queue.
+    pub queue: Option<&'a str>,
     /// JSON Schema (draft 2020-12) of the payload.
     pub schema: &'a Value,
 }
@@ -80,20 +139,13 @@ impl KindRegistry {
     }
 
     /// Registers `kind` with payload type `P` (replacing an earlier registration).
-    pub fn register<P: DeserializeOwned + JsonSchema>(
-        mut self,
-        kind: &str,
-        description: &str,
-    ) -> Self {
-        let schema = serde_json::to_value(schemars::schema_for!(P)).unwrap_or(Value::Null);
-        self.kinds.insert(
-            kind.to_owned(),
-            Kind {
-                check: check::<P>,
-                schema,
-                description: description.to_owned(),
-            },
-        );
+    pub fn register<P: DeserializeOwned + JsonSchema>(self, kind: &str, description: &str) -> Self {
+        self.insert(KindSpec::of::<P>(kind, description))
+    }
+
+    /// Registers a kind (replacing an earlier registration of its name).
+    pub fn insert(mut self, spec: KindSpec) -> Self {
+        self.kinds.insert(spec.name.clone(), spec);
         self
     }
 
@@ -109,7 +161,7 @@ impl KindRegistry {
 
     pub fn check(&self, kind: &str, args: &Value) -> KindCheck {
         match self.kinds.get(kind) {
-            Some(k) => match (k.check)(args) {
+            Some(k) => match k.check(args) {
                 Ok(()) => KindCheck::Valid,
                 Err(e) => KindCheck::Invalid(e),
             },
@@ -118,11 +170,16 @@ impl KindRegistry {
         }
     }
 
+    pub fn get(&self, kind: &str) -> Option<&KindSpec> {
+        self.kinds.get(kind)
+    }
+
     /// The registered kinds, by name.
     pub fn kinds(&self) -> impl Iterator<Item = KindInfo<'_>> {
         self.kinds.iter().map(|(name, k)| KindInfo {
             kind: name,
             description: &k.description,
+            queue: k.queue.as_deref(),
             schema: &k.schema,
         })
     }

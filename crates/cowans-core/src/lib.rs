@@ -4,13 +4,19 @@
 //! **Architecture Invariant:** this crate depends on no IO crate (no sqlx, axum, redis, reqwest,
 //! tokio); everything here is pure and unit-tested.
 
+mod actor;
 pub mod cron;
+pub mod event;
 mod job;
 pub mod kinds;
 mod outcome;
 mod retry_policy;
+pub mod wakeup;
 
+pub use actor::{Actor, Role};
+pub use event::{EVENTS_CHANNEL, Event};
 pub use job::{AttemptError, JobId, JobState, NameError, QueueName, validate_kind};
-pub use kinds::{KindCheck, KindRegistry, PayloadError};
+pub use kinds::{KindCheck, KindRegistry, KindSpec, PayloadError};
 pub use outcome::{Failure, JobError, JobOutcome};
 pub use retry_policy::RetryPolicy;
+pub use wakeup::{WAKEUP_CHANNEL, Wakeup};

@@ -13,7 +13,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use cowans_core::JobOutcome;
+use cowans_core::{JobOutcome, JobState};
 use cowans_store::{Failed, LeaseRef};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
@@ -61,31 +61,33 @@ pub(crate) async fn run(
     tracing::debug!("completer drained");
 }
 
+/// Splits a batch of acks into the completions and the failures (with what to do about each),
+/// the two statements of a flush.
+fn split(batch: &[Ack]) -> (Vec<LeaseRef>, Vec<Failed>) {
+    let mut completed = Vec::new();
+    let mut failed = Vec::new();
+    for a in batch {
+        let (error, retry_in) = match &a.outcome {
+            JobOutcome::Completed => {
+                completed.push(a.lease);
+                continue;
+            }
+            JobOutcome::Retry { error, delay } => (error, Some(*delay)),
+            JobOutcome::Dead { error } => (error, None),
+        };
+        failed.push(Failed {
+            lease: a.lease,
+            attempt: a.attempt,
+            error: error.clone(),
+            retry_in,
+        });
+    }
+    (completed, failed)
+}
+
 /// Writes one batch, retrying on database errors: an accepted ack is never dropped.
 async fn flush(pool: &PgPool, worker_id: Uuid, signals: &Signals, batch: &[Ack]) {
-    let completed: Vec<LeaseRef> = batch
-        .iter()
-        .filter(|a| a.outcome == JobOutcome::Completed)
-        .map(|a| a.lease)
-        .collect();
-    let failed: Vec<Failed> = batch
-        .iter()
-        .filter_map(|a| match &a.outcome {
-            JobOutcome::Completed => None,
-            JobOutcome::Retry { error, delay } => Some(Failed {
-                lease: a.lease,
-                attempt: a.attempt,
-                error: error.clone(),
-                retry_in: Some(*delay),
-            }),
-            JobOutcome::Dead { error } => Some(Failed {
-                lease: a.lease,
-                attempt: a.attempt,
-                error: error.clone(),
-                retry_in: None,
-            }),
-        })
-        .collect();
+    let (completed, failed) = split(batch);
 
     let mut backoff = Duration::from_millis(50);
     let (done, settled) = loop {
@@ -106,7 +108,7 @@ async fn flush(pool: &PgPool, worker_id: Uuid, signals: &Signals, batch: &[Ack])
     let accepted: std::collections::HashSet<_> = done
         .iter()
         .copied()
-        .chain(settled.iter().map(|(id, ..)| *id))
+        .chain(settled.iter().map(|s| s.id))
         .collect();
     let mut fenced = 0u64;
     for ack in batch {
@@ -136,11 +138,82 @@ async fn flush(pool: &PgPool, worker_id: Uuid, signals: &Signals, batch: &[Ack])
         metrics::stale_acks(fenced);
     }
     // Retries of our own: wake the producers so a short backoff is honoured to the millisecond.
-    for (_, queue, state, run_at) in &settled {
-        match state.as_str() {
-            "available" => signals.each(queue, |s| s.runnable()),
-            "scheduled" => signals.each(queue, |s| s.scheduled(Some(*run_at))),
+    for s in &settled {
+        match s.state {
+            JobState::Available => signals.each(&s.queue, |q| q.runnable()),
+            JobState::Scheduled => signals.each(&s.queue, |q| q.scheduled(Some(s.run_at))),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cowans_core::JobId;
+
+    use super::*;
+
+    fn ack(id: i64, outcome: JobOutcome) -> Ack {
+        Ack {
+            lease: LeaseRef {
+                id: JobId(id),
+                lease: id * 10,
+            },
+            metrics: Arc::new(metrics::JobMetrics::new("q", "k")),
+            attempt: 2,
+            completed_in_tx: false,
+            permit: None,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn a_batch_splits_into_completions_retries_and_dead_letters() {
+        let batch = vec![
+            ack(1, JobOutcome::Completed),
+            ack(
+                2,
+                JobOutcome::Retry {
+                    error: "later".into(),
+                    delay: Duration::from_secs(3),
+                },
+            ),
+            ack(
+                3,
+                JobOutcome::Dead {
+                    error: "gone".into(),
+                },
+            ),
+            ack(
+                4,
+                JobOutcome::Retry {
+                    error: "now".into(),
+                    delay: Duration::ZERO,
+                },
+            ),
+            ack(5, JobOutcome::Completed),
+        ];
+        let (completed, failed) = split(&batch);
+        assert_eq!(
+            completed.iter().map(|l| l.id.0).collect::<Vec<_>>(),
+            vec![1, 5]
+        );
+        let states: Vec<(i64, JobState, &str)> = failed
+            .iter()
+            .map(|f| (f.lease.id.0, f.next_state(), f.error.as_str()))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                (2, JobState::Scheduled, "later"),
+                (3, JobState::Dead, "gone"),
+                (4, JobState::Available, "now"),
+            ]
+        );
+        assert!(
+            failed
+                .iter()
+                .all(|f| f.attempt == 2 && f.lease.lease == f.lease.id.0 * 10)
+        );
     }
 }

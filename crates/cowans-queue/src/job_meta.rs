@@ -48,17 +48,17 @@ impl JobMeta {
     }
 
     /// Completes this job inside the handler's own transaction, so its effect and its completion
-    /// commit together. `Ok(false)` means the lease was lost (another worker owns the job now):
-    /// roll back.
+    /// commit together: `job.complete_in_tx(&mut *tx).await?; tx.commit().await?`. If the lease
+    /// was lost (another worker owns the job now) this answers
+    /// [`cowans_store::StoreError::StaleLease`]; returning it drops the transaction, so the effect
+    /// rolls back, and the attempt's result is discarded by the fencing anyway.
     pub async fn complete_in_tx<'e>(
         &self,
         executor: impl sqlx::PgExecutor<'e>,
-    ) -> Result<bool, cowans_store::StoreError> {
-        let done = cowans_store::complete_in_tx(executor, self.lease_ref()).await?;
-        if done {
-            self.completed_in_tx.store(true, Ordering::Release);
-        }
-        Ok(done)
+    ) -> Result<(), cowans_store::StoreError> {
+        cowans_store::complete_in_tx(executor, self.lease_ref()).await?;
+        self.completed_in_tx.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Resolves when the handler should stop: an operator cancelled the job, another worker took

@@ -9,17 +9,22 @@
 //!   that does not decode is dead-lettered, the worker keeps going) and hands them to apalis.
 //! - The backend's middleware observes every attempt's result (panics included) and turns it
 //!   into an ack: complete, retry with backoff, or dead-letter.
+//! - [`FrontDoor`]: the one entry point for every action on jobs, queues, dead letters,
+//!   batches, keys and the audit log, used by the API, the CLI and applications alike.
+//! - [`JobKind`], [`App`], [`JobSet`]: how applications plug in. A kind is registered once;
+//!   validation (API) and dispatch (worker) are both derived from the job set.
 //!
 //! **Architecture Invariant:** no SQL here; every statement is a `cowans_store` function. No
 //! global state: the engine is passed around, metrics go through the `metrics` facade.
 
+mod app;
 pub mod autoscale;
 mod backend;
-mod client;
 mod completer;
 mod config;
-pub mod demo;
 mod engine;
+mod events;
+mod front_door;
 mod heartbeat;
 mod in_flight;
 mod job_meta;
@@ -32,13 +37,25 @@ mod producer;
 mod router;
 mod scheduler;
 
+pub use app::{App, AppContext, DEFAULT_QUEUE, JobKind, JobSet, JobSetError};
 pub use backend::{AckLayer, AckService, PgBackend};
-pub use client::Client;
 pub use config::{Autoscale, EngineConfig, QueueConfig};
 pub use engine::{Engine, EngineError, ShutdownReport};
+pub use events::{EventRelay, EventStream};
+pub use front_door::{
+    API_KEY_PREFIX, ApiKeyRow, BulkSource, FrontDoor, FrontDoorBuilder, Redrive, Submission,
+};
 pub use job_meta::{JobMeta, MissingJobMeta};
 pub use limiter::{LimitError, LimitResult, Limiter, Permit, PgLimiter, Tokens};
 pub use maintenance::export_queue_gauges;
 pub use process::run_queues;
 pub use router::KindRouter;
 pub use scheduler::{CronJob, register_cron};
+
+/// The store's vocabulary that callers of the front door use, so they need not depend on the
+/// store themselves.
+pub use cowans_store::{
+    AuditEntry, BatchCallback, BatchProgress, Cancelled, Counts, DeadLetterFilter, Enqueued,
+    JobFilter, JobRecord, NewJob, PgPool, QueueStats, RateLimit, Result as StoreResult, StoreError,
+    Unique,
+};

@@ -12,6 +12,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use cowans_core::{WAKEUP_CHANNEL, Wakeup};
 use sqlx::{PgPool, postgres::PgListener};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -125,26 +126,24 @@ impl Signals {
         }
     }
 
-    /// Routes one NOTIFY payload (see `cowans_store::NOTIFY_CHANNEL`).
+    /// Routes one wake-up payload (see [`Wakeup`]).
     pub(crate) fn dispatch(&self, payload: &str) {
-        match payload.split_once(':') {
-            Some(("a", rest)) => match rest.rsplit_once(':') {
-                Some((queue, prio)) => {
-                    let prio = prio.parse().unwrap_or(i32::MAX);
-                    self.each(queue, |s| s.enqueued(prio))
-                }
-                None => self.each(rest, QueueSignal::runnable),
-            },
-            Some(("r", queue)) => self.each(queue, QueueSignal::runnable),
-            Some(("s", queue)) => self.each(queue, |s| s.scheduled(None)),
-            Some(("q", queue)) => self.each(queue, QueueSignal::control_changed),
-            Some(("l", queue)) => self.each(queue, QueueSignal::permits_freed),
-            Some(("c", id)) => {
-                if let Ok(id) = id.parse() {
-                    self.in_flight.cancel(cowans_core::JobId(id));
-                }
+        match Wakeup::parse(payload) {
+            Some(Wakeup::Enqueued { queue, priority }) => {
+                self.each(queue.as_str(), |s| s.enqueued(priority))
             }
-            _ => tracing::debug!(payload, "ignoring unknown notification"),
+            Some(Wakeup::Runnable { queue }) => self.each(queue.as_str(), QueueSignal::runnable),
+            Some(Wakeup::Scheduled { queue }) => self.each(queue.as_str(), |s| s.scheduled(None)),
+            Some(Wakeup::Control { queue }) => {
+                self.each(queue.as_str(), QueueSignal::control_changed)
+            }
+            Some(Wakeup::PermitsFreed { queue }) => {
+                self.each(queue.as_str(), QueueSignal::permits_freed)
+            }
+            Some(Wakeup::Cancel { job }) => {
+                self.in_flight.cancel(job);
+            }
+            None => tracing::debug!(payload, "ignoring unknown notification"),
         }
     }
 }
@@ -197,7 +196,7 @@ pub(crate) async fn run(pool: PgPool, signals: Arc<Signals>, stop: CancellationT
 
 async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut l = PgListener::connect_with(pool).await?;
-    l.listen(cowans_store::NOTIFY_CHANNEL).await?;
+    l.listen(WAKEUP_CHANNEL).await?;
     Ok(l)
 }
 

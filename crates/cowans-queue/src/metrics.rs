@@ -25,6 +25,8 @@ pub const QUEUE_RUNNING: &str = "cowans_queue_running";
 pub const QUEUE_WORKERS: &str = "cowans_queue_workers";
 pub const QUEUE_PAUSED: &str = "cowans_queue_paused";
 pub const QUEUE_COMPLETED_LAST_MINUTE: &str = "cowans_queue_completed_last_minute";
+pub const ACTIONS: &str = "cowans_actions_total";
+pub const SUBMIT_GROUP_SIZE: &str = "cowans_api_submit_group_size";
 
 /// Bucket bounds for both histograms: a millisecond to ten minutes.
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -35,6 +37,14 @@ pub const DURATION_BUCKETS: &[f64] = &[
 /// Registers descriptions so `/metrics` explains each series.
 pub fn describe() {
     metrics::describe_counter!(ENQUEUED, "Jobs inserted by this process");
+    metrics::describe_counter!(
+        ACTIONS,
+        "Audited actions through the front door (submits, cancels, pauses, ...) by action"
+    );
+    metrics::describe_histogram!(
+        SUBMIT_GROUP_SIZE,
+        "Single submits committed together by one group commit"
+    );
     metrics::describe_counter!(COMPLETED, "Jobs completed (acks that were accepted)");
     metrics::describe_counter!(
         FAILED,
@@ -110,6 +120,10 @@ pub(crate) fn enqueued(queue: &str, kind: &str, n: u64) {
     counter!(ENQUEUED, "queue" => queue.to_owned(), "kind" => kind.to_owned()).increment(n);
 }
 
+pub(crate) fn action(action: &'static str) {
+    counter!(ACTIONS, "action" => action).increment(1);
+}
+
 pub(crate) fn outcome(name: &'static str, queue: &str, kind: &str) {
     counter!(name, "queue" => queue.to_owned(), "kind" => kind.to_owned()).increment(1);
 }
@@ -138,7 +152,7 @@ impl std::fmt::Debug for JobMetrics {
 }
 
 impl JobMetrics {
-    fn new(queue: &str, kind: &str) -> Self {
+    pub(crate) fn new(queue: &str, kind: &str) -> Self {
         let labels = [("queue", queue.to_owned()), ("kind", kind.to_owned())];
         Self {
             kind: Arc::from(kind),

@@ -16,7 +16,32 @@ use tower::{Service, ServiceExt, util::BoxCloneSyncService};
 
 use crate::JobMeta;
 
-type Route = BoxCloneSyncService<Task<Value>, (), BoxDynError>;
+pub(crate) type Route = BoxCloneSyncService<Task<Value>, (), BoxDynError>;
+
+/// `service` as a route of kind `kind`: decodes the payload into `T` first (a payload that does
+/// not decode fails permanently, naming the kind and the decode error).
+pub(crate) fn route_of<T, S>(kind: &str, service: S) -> Route
+where
+    T: DeserializeOwned + Send + 'static,
+    S: Service<Task<T>> + Clone + Send + Sync + 'static,
+    S::Error: Into<BoxDynError>,
+    S::Future: Send + 'static,
+{
+    let kind_name = kind.to_owned();
+    let route = tower::service_fn(move |task: Task<Value>| {
+        let svc = service.clone();
+        let kind_name = kind_name.clone();
+        async move {
+            let task = task
+                .try_map_args(serde_json::from_value::<T>)
+                .map_err(|e| {
+                    JobError::permanent(format!("payload of kind {kind_name} does not decode: {e}"))
+                })?;
+            svc.oneshot(task).await.map(|_| ()).map_err(Into::into)
+        }
+    });
+    BoxCloneSyncService::new(route)
+}
 
 /// Routes each task to the apalis service registered for its kind. Handlers keep apalis'
 /// extractors (`Data<T>`, `WorkerContext`, [`JobMeta`], ...). An unknown kind, or a payload that
@@ -31,30 +56,21 @@ impl KindRouter {
         Self::default()
     }
 
-    /// Registers `service` (e.g. `apalis::prelude::task_fn(handler)`) for `kind`.
-    pub fn route<T, S>(mut self, kind: &str, service: S) -> Self
+    /// Registers `service` (e.g. `apalis::prelude::task_fn(handler)`) for `kind`. Applications
+    /// register kinds as [`crate::JobKind`]s instead, and get their router from the
+    /// [`crate::JobSet`].
+    pub fn route<T, S>(self, kind: &str, service: S) -> Self
     where
         T: DeserializeOwned + Send + 'static,
         S: Service<Task<T>> + Clone + Send + Sync + 'static,
         S::Error: Into<BoxDynError>,
         S::Future: Send + 'static,
     {
-        let kind_name = kind.to_owned();
-        let route = tower::service_fn(move |task: Task<Value>| {
-            let svc = service.clone();
-            let kind_name = kind_name.clone();
-            async move {
-                let task = task
-                    .try_map_args(serde_json::from_value::<T>)
-                    .map_err(|e| {
-                        JobError::permanent(format!(
-                            "payload of kind {kind_name} does not decode: {e}"
-                        ))
-                    })?;
-                svc.oneshot(task).await.map(|_| ()).map_err(Into::into)
-            }
-        });
-        Arc::make_mut(&mut self.routes).insert(kind.to_owned(), BoxCloneSyncService::new(route));
+        self.insert(kind, route_of::<T, S>(kind, service))
+    }
+
+    pub(crate) fn insert(mut self, kind: &str, route: Route) -> Self {
+        Arc::make_mut(&mut self.routes).insert(kind.to_owned(), route);
         self
     }
 

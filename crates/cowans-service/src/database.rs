@@ -2,15 +2,21 @@
 
 use std::str::FromStr;
 
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::{
-    Connection, PgConnection, PgPool, Postgres, migrate::MigrateDatabase,
+    Connection, PgConnection, PgPool, Postgres,
+    migrate::{MigrateDatabase, Migrator},
     postgres::PgConnectOptions,
 };
 
 use crate::settings::DatabaseSettings;
 
 /// The URL with its password replaced by `***`, safe to print.
-pub fn redact(url: &str) -> String {
+pub fn redact(url: &SecretString) -> String {
+    redact_str(url.expose_secret())
+}
+
+fn redact_str(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) => {
             if u.password().is_some() {
@@ -25,26 +31,29 @@ pub fn redact(url: &str) -> String {
 /// Creates the database named in the URL if the server does not have it yet (for `migrate`).
 pub async fn create_if_missing(settings: &DatabaseSettings) -> anyhow::Result<bool> {
     let shown = redact(&settings.url);
-    let exists = Postgres::database_exists(&settings.url).await.map_err(|e| {
+    let url = settings.url.expose_secret();
+    let exists = Postgres::database_exists(url).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot connect to Postgres at {shown}: {}; start the server or fix database.url (COWANS__DATABASE__URL)",
             root_cause(&e)
         )
     })?;
     if !exists {
-        Postgres::create_database(&settings.url)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!("cannot create the database of {shown}: {}", root_cause(&e))
-            })?;
+        Postgres::create_database(url).await.map_err(|e| {
+            anyhow::anyhow!("cannot create the database of {shown}: {}", root_cause(&e))
+        })?;
     }
     Ok(!exists)
 }
 
-/// Opens the pool and, if configured, migrates.
-pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+/// Opens the pool and, if configured, migrates the engine's tables and those of the enabled
+/// applications (`apps`: their migrators, from the process's `JobSet`).
+pub async fn connect(
+    settings: &DatabaseSettings,
+    apps: &[&'static Migrator],
+) -> anyhow::Result<PgPool> {
     let shown = redact(&settings.url);
-    let options = PgConnectOptions::from_str(&settings.url).map_err(|e| {
+    let options = PgConnectOptions::from_str(settings.url.expose_secret()).map_err(|e| {
         anyhow::anyhow!(
             "database.url {shown} is not a valid Postgres URL: {}",
             root_cause(&e)
@@ -68,7 +77,7 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
             )
         })?;
     if settings.auto_migrate {
-        cowans_store::migrate(&pool)
+        cowans_store::migrate(&pool, apps)
             .await
             .map_err(|e| anyhow::anyhow!("migrating {shown} failed: {}", root_cause(&e)))?;
     }
@@ -94,11 +103,11 @@ mod tests {
 
     #[test]
     fn passwords_never_show() {
-        let shown = redact("postgres://app:s3cret@db.example:5432/cowans");
+        let shown = redact(&"postgres://app:s3cret@db.example:5432/cowans".into());
         assert!(!shown.contains("s3cret"));
         assert!(shown.contains("app:***@db.example"));
         assert_eq!(
-            redact("postgres://postgres@localhost/x"),
+            redact(&"postgres://postgres@localhost/x".into()),
             "postgres://postgres@localhost/x"
         );
     }

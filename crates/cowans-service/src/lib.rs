@@ -1,10 +1,11 @@
-//! Process plumbing shared by the Cowans binaries: typed settings, telemetry, the shutdown
-//! signal, the ops endpoints (`/health`, `/ready`, `/metrics`) and connecting with errors an
-//! operator can act on.
+//! Process plumbing shared by the Cowans binaries: typed settings, the applications this build
+//! carries, telemetry, the shutdown signal, the ops endpoints (`/health`, `/ready`, `/metrics`)
+//! and connecting with errors an operator can act on.
 //!
 //! **Architecture Invariant:** only binaries call [`telemetry::init`] and [`settings::load`];
 //! libraries receive their sub-configs as values.
 
+pub mod apps;
 pub mod database;
 pub mod ops;
 pub mod settings;
@@ -33,4 +34,12 @@ pub fn run_main(
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The operating-system user running this process (`USER`, `LOGNAME`), for the audit log's
+/// `cli:<user>` actors; "unknown" when neither is set.
+pub fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned())
 }

@@ -5,25 +5,31 @@ use std::future::Future;
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use metrics_exporter_prometheus::PrometheusHandle;
-use sqlx::PgPool;
+use sqlx::{PgPool, migrate::Migrator};
 use tokio::net::TcpListener;
 
 #[derive(Clone)]
 struct OpsState {
     pool: PgPool,
     metrics: PrometheusHandle,
+    apps: Vec<&'static Migrator>,
 }
 
-pub fn router(pool: PgPool, metrics: PrometheusHandle) -> Router {
+/// `apps`: the enabled applications' migrators, which `/ready` also waits for.
+pub fn router(pool: PgPool, metrics: PrometheusHandle, apps: &[&'static Migrator]) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
         .route("/metrics", get(render_metrics))
-        .with_state(OpsState { pool, metrics })
+        .with_state(OpsState {
+            pool,
+            metrics,
+            apps: apps.to_vec(),
+        })
 }
 
 async fn ready(State(s): State<OpsState>) -> impl IntoResponse {
-    match cowans_store::migrations_pending(&s.pool).await {
+    match cowans_store::migrations_pending(&s.pool, &s.apps).await {
         Ok(0) => (StatusCode::OK, "ready".to_owned()),
         Ok(n) => (
             StatusCode::SERVICE_UNAVAILABLE,

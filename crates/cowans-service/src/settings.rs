@@ -5,11 +5,16 @@ use std::path::Path;
 
 use cowans_core::RetryPolicy;
 use cowans_queue::{Autoscale, CronJob, EngineConfig};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    /// The applications this process runs (`apps = ["demo"]`, `COWANS__APPS=demo`): their job
+    /// kinds are accepted by the API and run by workers, their tables are migrated. None by
+    /// default.
+    pub apps: Vec<String>,
     pub database: DatabaseSettings,
     pub engine: EngineConfig,
     pub worker: WorkerSettings,
@@ -20,8 +25,10 @@ pub struct Settings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
-    /// `postgres://user:password@host:port/database`; the password never appears in logs.
-    pub url: String,
+    /// `postgres://user:password@host:port/database`. A secret: `Debug` shows `[REDACTED]` and
+    /// errors print it with the password replaced.
+    #[serde(skip_serializing)]
+    pub url: SecretString,
     pub max_connections: u32,
     /// Apply pending migrations at start-up (under sqlx's advisory lock).
     pub auto_migrate: bool,
@@ -30,7 +37,7 @@ pub struct DatabaseSettings {
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
-            url: "postgres://postgres@127.0.0.1:5432/cowans".to_owned(),
+            url: "postgres://postgres@127.0.0.1:5432/cowans".into(),
             max_connections: 20,
             auto_migrate: true,
         }
@@ -40,6 +47,8 @@ impl Default for DatabaseSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerSettings {
+    /// The queues to consume; empty (the default) = every queue the enabled applications'
+    /// kinds run on.
     pub queues: Vec<String>,
     /// Jobs running at once per queue in one process.
     pub concurrency: usize,
@@ -90,7 +99,7 @@ impl QueueLimits {
 impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
-            queues: vec!["default".to_owned()],
+            queues: Vec::new(),
             concurrency: 10,
             claim_batch: 500,
             retry: RetryPolicy::default(),
@@ -112,8 +121,9 @@ pub struct ApiSettings {
     /// Requests per second each API key may make after its burst (429 beyond).
     pub rate_per_second: f64,
     pub rate_burst: u32,
-    /// Accept HS256 JWT bearer tokens signed with this secret (never logged)...
-    pub jwt_hs256_secret: Option<String>,
+    /// Accept HS256 JWT bearer tokens signed with this secret (never logged or shown)...
+    #[serde(skip_serializing)]
+    pub jwt_hs256_secret: Option<SecretString>,
     /// ...or RS256 tokens verified with this PEM public key.
     pub jwt_rs256_public_key_file: Option<std::path::PathBuf>,
     /// Refuse jobs of kinds no worker registers (422 naming `kind`) instead of queueing them.
@@ -180,7 +190,8 @@ pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
             .separator("__")
             .try_parsing(true)
             .list_separator(",")
-            .with_list_parse_key("worker.queues"),
+            .with_list_parse_key("worker.queues")
+            .with_list_parse_key("apps"),
     );
     if std::env::var_os("COWANS__DATABASE__URL").is_none()
         && let Ok(url) = std::env::var("DATABASE_URL")
@@ -208,7 +219,7 @@ impl Settings {
         if self.database.max_connections == 0 {
             return bad("database.max_connections", "must be at least 1".into());
         }
-        if let Err(e) = url::Url::parse(&self.database.url) {
+        if let Err(e) = url::Url::parse(self.database.url.expose_secret()) {
             return bad("database.url", format!("not a URL ({e})"));
         }
         if self.worker.concurrency == 0 {
@@ -280,6 +291,16 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Settings::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let mut s = Settings::default();
+        s.database.url = "postgres://app:s3cret-db@db.example/cowans".into();
+        s.api.jwt_hs256_secret = Some("s3cret-jwt".into());
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
     }
 
     #[test]

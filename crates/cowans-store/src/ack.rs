@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use cowans_core::JobId;
+use cowans_core::{Event, JobId, JobState};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::Result;
+use crate::{Result, StoreError};
 
 /// A claim as the ack statements see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,9 +46,10 @@ pub async fn complete(pool: &PgPool, refs: &[LeaseRef]) -> Result<Vec<JobId>> {
 }
 
 /// Completes one job inside the handler's own transaction, so the handler's effect and the
-/// completion commit together (exactly-once effects). Returns false when the lease was lost: the
-/// handler should then roll back, because another worker owns the job now.
-pub async fn complete_in_tx<'e>(executor: impl PgExecutor<'e>, lease: LeaseRef) -> Result<bool> {
+/// completion commit together (exactly-once effects). [`StoreError::StaleLease`] when the lease
+/// was lost: another worker owns the job now, so the handler must roll back (dropping the
+/// transaction does).
+pub async fn complete_in_tx<'e>(executor: impl PgExecutor<'e>, lease: LeaseRef) -> Result<()> {
     let done: Option<i64> = sqlx::query_scalar(
         "UPDATE cowans_jobs SET state = 'completed', finalized_at = now(), lease_expires_at = NULL \
          WHERE id = $1 AND state = 'running' AND lease = $2 RETURNING id",
@@ -57,7 +58,7 @@ pub async fn complete_in_tx<'e>(executor: impl PgExecutor<'e>, lease: LeaseRef) 
     .bind(lease.lease)
     .fetch_optional(executor)
     .await?;
-    Ok(done.is_some())
+    done.map(drop).ok_or(StoreError::StaleLease)
 }
 
 /// A failed attempt and what to do about it, decided by the worker from the retry policy.
@@ -70,10 +71,27 @@ pub struct Failed {
     pub retry_in: Option<Duration>,
 }
 
-// Jobs that went dead are announced on the events channel (`job.dead`, for the API's live
-// streams) in the same statement; the notify lock is only taken when there are some.
+impl Failed {
+    /// The state the job moves to.
+    pub fn next_state(&self) -> JobState {
+        match self.retry_in {
+            None => JobState::Dead,
+            Some(d) if d.is_zero() => JobState::Available,
+            Some(_) => JobState::Scheduled,
+        }
+    }
+}
+
+/// A failed attempt as recorded: the job's new state and when it runs next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled {
+    pub id: JobId,
+    pub queue: String,
+    pub state: JobState,
+    pub run_at: DateTime<Utc>,
+}
+
 const SETTLE: &str = r#"
-WITH settled AS (
 UPDATE cowans_jobs j
 SET state = f.state::cowans_job_state,
     run_at = CASE WHEN f.delay_ms IS NULL THEN j.run_at
@@ -85,24 +103,21 @@ SET state = f.state::cowans_job_state,
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::float8[], $5::integer[], $6::text[])
     AS f(id, lease, state, delay_ms, attempt, error)
 WHERE j.id = f.id AND j.state = 'running' AND j.lease = f.lease
-RETURNING j.id, j.queue, j.kind, j.batch_id, f.state, j.run_at, f.attempt, f.error
-), announced AS (
-    SELECT count(pg_notify('cowans_events', json_build_object(
-        'type', 'job.dead', 'job_id', id, 'queue', queue, 'kind', kind, 'batch_id', batch_id,
-        'attempt', attempt, 'error', left(error, 1000))::text)) AS n
-    FROM settled WHERE state = 'dead'
-)
-SELECT id, queue, state, run_at FROM settled CROSS JOIN announced
+RETURNING j.id, j.queue, j.kind, j.batch_id, f.state, j.run_at
 "#;
 
+type SettledRow = (i64, String, String, Option<i64>, String, DateTime<Utc>);
+
 /// Records failed attempts: each becomes scheduled (retry with backoff), available (retry at
-/// once) or dead, with the error appended to its history. Returns, for the rows still held,
-/// `(id, queue, new state, run_at)` so the caller can wake producers and count outcomes.
+/// once) or dead, with the error appended to its history. Jobs that went dead are announced
+/// (`job.dead`) in the same transaction, so no later event of theirs can overtake it; batches
+/// without a dead letter take one statement. Returns the rows still held (the others were
+/// fenced off), for the caller to wake producers and count outcomes.
 pub async fn settle_failures(
     pool: &PgPool,
     worker_id: Uuid,
     failures: &[Failed],
-) -> Result<Vec<(JobId, String, String, DateTime<Utc>)>> {
+) -> Result<Vec<Settled>> {
     if failures.is_empty() {
         return Ok(Vec::new());
     }
@@ -117,63 +132,81 @@ pub async fn settle_failures(
         leases.push(f.lease.lease);
         attempts.push(f.attempt);
         errors.push(f.error.as_str());
-        match f.retry_in {
-            None => {
-                states.push("dead");
-                delays.push(None);
-            }
-            Some(d) if d.is_zero() => {
-                states.push("available");
-                delays.push(Some(0.0));
-            }
-            Some(d) => {
-                states.push("scheduled");
-                // Capped at ten years so a huge requested delay cannot overflow the timestamp.
-                delays.push(Some((d.as_secs_f64() * 1000.0).min(3.15e11)));
-            }
-        }
+        let state = f.next_state();
+        states.push(state.as_str());
+        delays.push(match (state, f.retry_in) {
+            (JobState::Dead, _) | (_, None) => None,
+            // Capped at ten years so a huge requested delay cannot overflow the timestamp.
+            (_, Some(d)) => Some((d.as_secs_f64() * 1000.0).min(3.15e11)),
+        });
     }
-    let rows: Vec<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(SETTLE)
+    let query = sqlx::query_as::<_, SettledRow>(SETTLE)
         .bind(ids)
         .bind(leases)
         .bind(states)
         .bind(delays)
         .bind(attempts)
         .bind(errors)
-        .bind(worker_id.to_string())
-        .fetch_all(pool)
-        .await?;
+        .bind(worker_id.to_string());
+    let rows = if failures.iter().any(|f| f.retry_in.is_none()) {
+        let mut tx = pool.begin().await?;
+        let rows = query.fetch_all(&mut *tx).await?;
+        let dead: Vec<Event> = rows
+            .iter()
+            .filter(|(.., state, _)| state == JobState::Dead.as_str())
+            .filter_map(|(id, queue, kind, batch_id, ..)| {
+                let f = failures.iter().find(|f| f.lease.id.0 == *id)?;
+                Some(Event::JobDead {
+                    job_id: JobId(*id),
+                    queue: queue.clone(),
+                    kind: kind.clone(),
+                    batch_id: *batch_id,
+                    attempt: f.attempt,
+                    error: Event::short_error(&f.error),
+                })
+            })
+            .collect();
+        crate::announce(&mut tx, &[], &dead).await?;
+        tx.commit().await?;
+        rows
+    } else {
+        query.fetch_all(pool).await?
+    };
     Ok(rows
         .into_iter()
-        .map(|(id, q, s, r)| (JobId(id), q, s, r))
+        .filter_map(|(id, queue, _, _, state, run_at)| {
+            Some(Settled {
+                id: JobId(id),
+                queue,
+                state: JobState::parse(&state)?,
+                run_at,
+            })
+        })
         .collect())
 }
 
 const RELEASE: &str = r#"
-WITH released AS (
-    UPDATE cowans_jobs j
-    SET state = 'available', attempt = greatest(j.attempt - 1, 0), lease_expires_at = NULL
-    FROM unnest($1::bigint[], $2::bigint[]) AS r(id, lease)
-    WHERE j.id = r.id AND j.state = 'running' AND j.lease = r.lease
-    RETURNING j.id, j.queue
-), notified AS (
-    SELECT count(pg_notify('cowans_jobs', 'r:' || queue)) AS n
-    FROM (SELECT DISTINCT queue FROM released) q
-)
-SELECT released.id FROM released CROSS JOIN notified
+UPDATE cowans_jobs j
+SET state = 'available', attempt = greatest(j.attempt - 1, 0), lease_expires_at = NULL
+FROM unnest($1::bigint[], $2::bigint[]) AS r(id, lease)
+WHERE j.id = r.id AND j.state = 'running' AND j.lease = r.lease
+RETURNING j.id, j.queue
 "#;
 
 /// Hands jobs back without counting the attempt (graceful shutdown past its deadline, or jobs
-/// claimed but never started). Other workers are notified at once.
+/// claimed but never started). Producers of their queues are woken at once.
 pub async fn release(pool: &PgPool, refs: &[LeaseRef]) -> Result<Vec<JobId>> {
     if refs.is_empty() {
         return Ok(Vec::new());
     }
     let (ids, leases) = split(refs);
-    let released: Vec<i64> = sqlx::query_scalar(RELEASE)
+    let mut conn = pool.acquire().await?;
+    let released: Vec<(i64, String)> = sqlx::query_as(RELEASE)
         .bind(ids)
         .bind(leases)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?;
-    Ok(released.into_iter().map(JobId).collect())
+    let wake = crate::announce::runnable(released.iter().map(|(_, q)| q.as_str()));
+    crate::announce(&mut conn, &wake, &[]).await?;
+    Ok(released.into_iter().map(|(id, _)| JobId(id)).collect())
 }

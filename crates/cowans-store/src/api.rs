@@ -1,6 +1,7 @@
 //! What the HTTP API keeps: API keys (hashed) and the audit log.
 
 use chrono::{DateTime, Utc};
+use cowans_core::Actor;
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -18,7 +19,7 @@ pub struct ApiKeyRow {
 }
 
 pub async fn create_api_key(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     name: &str,
     role: &str,
     key_hash: &[u8],
@@ -41,7 +42,7 @@ pub async fn create_api_key(
     .bind(role)
     .bind(key_hash)
     .bind(prefix)
-    .fetch_one(pool)
+    .fetch_one(conn)
     .await?)
 }
 
@@ -60,12 +61,12 @@ pub async fn find_api_key(pool: &PgPool, key_hash: &[u8]) -> Result<Option<ApiKe
     .await?)
 }
 
-pub async fn revoke_api_key(pool: &PgPool, id: i64) -> Result<bool> {
+pub async fn revoke_api_key(conn: &mut sqlx::PgConnection, id: i64) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE cowans_api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
     )
     .bind(id)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -83,10 +84,9 @@ pub struct AuditEntry {
     pub details: Value,
 }
 
-/// Writes one audit entry.
-pub async fn audit(pool: &PgPool, entry: &NewAudit) -> Result<()> {
-    let mut conn = pool.acquire().await?;
-    audit_many(&mut conn, std::slice::from_ref(entry)).await
+/// Writes one audit entry (inside the caller's transaction, if any).
+pub async fn audit(conn: &mut sqlx::PgConnection, entry: &NewAudit) -> Result<()> {
+    audit_many(conn, std::slice::from_ref(entry)).await
 }
 
 /// An audit entry to write.
@@ -98,6 +98,20 @@ pub struct NewAudit {
     pub target: Option<String>,
     pub client_addr: Option<String>,
     pub details: Value,
+}
+
+impl NewAudit {
+    /// `actor` did `action` to `target` (`job:42`, `queue:shopify`).
+    pub fn by(actor: &Actor, action: &str, target: Option<String>, details: Value) -> Self {
+        Self {
+            actor: actor.name.clone(),
+            role: actor.role.as_str().to_owned(),
+            action: action.to_owned(),
+            target,
+            client_addr: actor.client_addr.clone(),
+            details,
+        }
+    }
 }
 
 /// Writes many audit entries in one statement (inside the caller's transaction, if any).

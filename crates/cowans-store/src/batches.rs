@@ -5,18 +5,15 @@
 //! separate counters, so they stay right whatever crashes or races happen; the leader refreshes
 //! a snapshot of open batches every few seconds and publishes a progress event when it changes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use cowans_core::{JobId, JobState, QueueName};
+use cowans_core::{Event, JobId, JobState, QueueName};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::{Enqueued, NewJob, Result, StoreError, enqueue::validate_all};
-
-/// The NOTIFY channel of progress events (JSON payloads), relayed by the API.
-pub const EVENTS_CHANNEL: &str = "cowans_events";
 
 /// A job enqueued once when every job of the batch has finished. Its args become
 /// `{"batch_id": .., "counts": {..}, "args": <these args>}`.
@@ -29,7 +26,7 @@ pub struct BatchCallback {
 }
 
 /// Jobs per state.
-pub type Counts = BTreeMap<String, i64>;
+pub type Counts = cowans_core::event::BatchCounts;
 
 /// A batch and where its jobs are.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,18 +63,21 @@ impl BatchProgress {
 
 /// Creates a batch of `jobs` in one transaction. Jobs that turn out to be duplicates of existing
 /// unique jobs are not part of the batch (their results say so); `total` counts the others.
-pub async fn create_batch(
-    pool: &PgPool,
+pub async fn create_batch<'c, A>(
+    conn: A,
     description: &str,
     jobs: &[NewJob],
     callback: Option<&BatchCallback>,
-) -> Result<(i64, Vec<Enqueued>)> {
+) -> Result<(i64, Vec<Enqueued>)>
+where
+    A: sqlx::Acquire<'c, Database = sqlx::Postgres>,
+{
     validate_all(jobs)?;
     if let Some(cb) = callback {
         cowans_core::validate_kind(&cb.kind)
             .map_err(|e| StoreError::invalid("callback.kind", e.to_string()))?;
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO cowans_batches (description, total, callback) VALUES ($1, $2, $3) RETURNING id",
     )
@@ -210,10 +210,20 @@ pub async fn refresh_batches(pool: &PgPool, limit: i64) -> Result<BatchRefresh> 
             continue;
         }
         let mut tx = pool.begin().await?;
-        let event = json!({
-            "type": if done { "batch.finished" } else { "batch.progress" },
-            "batch_id": id, "total": total, "counts": counts,
-        });
+        let total = i64::from(total);
+        let event = if done {
+            Event::BatchFinished {
+                batch_id: id,
+                total,
+                counts: counts.clone(),
+            }
+        } else {
+            Event::BatchProgress {
+                batch_id: id,
+                total,
+                counts: counts.clone(),
+            }
+        };
         let updated = sqlx::query(
             "UPDATE cowans_batches SET counts = $2, counted_at = now(), \
              finished_at = CASE WHEN $3 THEN now() END WHERE id = $1 AND finished_at IS NULL",
@@ -242,7 +252,7 @@ pub async fn refresh_batches(pool: &PgPool, limit: i64) -> Result<BatchRefresh> 
                 .execute(&mut *tx)
                 .await?;
         }
-        publish_event(&mut *tx, &event).await?;
+        crate::announce(&mut tx, &[], &[event]).await?;
         tx.commit().await?;
         if done {
             out.finished.push(id);
@@ -251,15 +261,4 @@ pub async fn refresh_batches(pool: &PgPool, limit: i64) -> Result<BatchRefresh> 
         }
     }
     Ok(out)
-}
-
-/// Publishes an event (JSON) on the events channel, for every API instance to relay.
-/// Inside a transaction the event is sent at commit (never on rollback).
-pub async fn publish_event<'e>(executor: impl sqlx::PgExecutor<'e>, event: &Value) -> Result<()> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(EVENTS_CHANNEL)
-        .bind(event.to_string())
-        .execute(executor)
-        .await?;
-    Ok(())
 }

@@ -156,27 +156,30 @@ WITH due AS (
     UPDATE cowans_jobs j SET state = 'available'
     FROM due WHERE j.id = due.id
     RETURNING j.queue
-), notified AS (
-    SELECT count(pg_notify('cowans_jobs', 'r:' || queue)) AS n
-    FROM (SELECT DISTINCT queue FROM moved) q
 )
 SELECT (SELECT count(*) FROM moved) AS promoted,
        (SELECT min(run_at) FROM cowans_jobs
         WHERE state = 'scheduled' AND queue = ANY($1) AND run_at > now()) AS next_due,
-       (SELECT n FROM notified) AS notified
+       (SELECT coalesce(array_agg(DISTINCT queue), '{}') FROM moved) AS queues
 "#;
 
 /// Makes due scheduled jobs of `queues` available (at most `limit` per call; call again while
 /// `promoted == limit`) and reports when the next one falls due. Any worker may run this: rows
-/// are locked with SKIP LOCKED, so concurrent promoters never collide.
+/// are locked with SKIP LOCKED, so concurrent promoters never collide. Other processes'
+/// producers of those queues are woken when something was promoted.
 pub async fn promote_due(pool: &PgPool, queues: &[QueueName], limit: i64) -> Result<Promotion> {
     let names: Vec<&str> = queues.iter().map(QueueName::as_str).collect();
-    let (promoted, next_due, _notified): (i64, Option<DateTime<Utc>>, Option<i64>) =
+    let mut conn = pool.acquire().await?;
+    let (promoted, next_due, moved): (i64, Option<DateTime<Utc>>, Vec<String>) =
         sqlx::query_as(PROMOTE)
             .bind(names)
             .bind(limit)
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
+    if promoted > 0 {
+        let wake = crate::announce::runnable(moved.iter().map(String::as_str));
+        crate::announce(&mut conn, &wake, &[]).await?;
+    }
     Ok(Promotion {
         promoted: promoted as u64,
         next_due,

@@ -1,9 +1,11 @@
 //! The dead-letter set: list, re-drive (one, many, or all matching a filter) and purge.
 
-use cowans_core::JobId;
-use sqlx::PgPool;
+use std::collections::BTreeMap;
 
-use crate::{JobRecord, Result, jobs::JobRow, jobs::job_columns};
+use cowans_core::{Event, JobId};
+use sqlx::{Acquire, PgPool, Postgres};
+
+use crate::{JobRecord, Result, StoreError, jobs::JobRow, jobs::job_columns};
 
 /// Which dead letters an operation applies to. Empty fields match everything.
 #[derive(Debug, Clone, Default)]
@@ -60,84 +62,131 @@ macro_rules! redrive_set {
 
 /// Re-drives the listed dead letters; ids that are not dead letters are ignored, and so are dead
 /// letters whose unique key a live job holds. Returns the ids re-driven.
-pub async fn redrive_ids(pool: &PgPool, ids: &[JobId]) -> Result<Vec<JobId>> {
-    redrive_ids_in(pool, None, ids).await
+pub async fn redrive_ids<'c, A>(conn: A, ids: &[JobId]) -> Result<Vec<JobId>>
+where
+    A: Acquire<'c, Database = Postgres>,
+{
+    redrive_ids_in(conn, None, ids).await
 }
 
 /// Like [`redrive_ids`], only for dead letters of `queue`.
-pub async fn redrive_ids_in(
-    pool: &PgPool,
+pub async fn redrive_ids_in<'c, A>(
+    conn: A,
     queue: Option<&str>,
     ids: &[JobId],
-) -> Result<Vec<JobId>> {
+) -> Result<Vec<JobId>>
+where
+    A: Acquire<'c, Database = Postgres>,
+{
     let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
-    let done: Vec<i64> = sqlx::query_scalar(concat!(
-        "WITH moved AS (UPDATE cowans_jobs j ", redrive_set!(), " WHERE j.id = ANY($1) AND j.state = 'dead' AND ($2::text IS NULL OR j.queue = $2)",
+    let mut tx = conn.begin().await?;
+    let moved: Vec<(i64, String)> = sqlx::query_as(concat!(
+        "UPDATE cowans_jobs j ",
+        redrive_set!(),
+        " WHERE j.id = ANY($1) AND j.state = 'dead' AND ($2::text IS NULL OR j.queue = $2)",
         key_free!("d.id = ANY($1)"),
-        " RETURNING j.id, j.queue), \
-         notified AS (SELECT count(pg_notify('cowans_jobs', 'r:' || queue)) AS n FROM (SELECT DISTINCT queue FROM moved) q) \
-         SELECT id FROM moved CROSS JOIN notified ORDER BY id"
+        " RETURNING j.id, j.queue"
     ))
     .bind(ids)
     .bind(queue)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
-    Ok(done.into_iter().map(JobId).collect())
+    announce_redriven(&mut tx, moved.iter().map(|(_, q)| q.as_str())).await?;
+    tx.commit().await?;
+    let mut ids: Vec<JobId> = moved.into_iter().map(|(id, _)| JobId(id)).collect();
+    ids.sort();
+    Ok(ids)
 }
 
 /// Re-drives every dead letter matching the filter; returns how many.
-pub async fn redrive_matching(pool: &PgPool, filter: &DeadLetterFilter) -> Result<u64> {
-    let n: i64 = sqlx::query_scalar(concat!(
-        "WITH moved AS (UPDATE cowans_jobs j ", redrive_set!(), " \
+pub async fn redrive_matching<'c, A>(conn: A, filter: &DeadLetterFilter) -> Result<u64>
+where
+    A: Acquire<'c, Database = Postgres>,
+{
+    let mut tx = conn.begin().await?;
+    let moved: Vec<String> = sqlx::query_scalar(concat!(
+        "UPDATE cowans_jobs j ", redrive_set!(), " \
            WHERE j.state = 'dead' AND ($1::text IS NULL OR j.queue = $1) AND ($2::text IS NULL OR j.kind = $2)",
         key_free!("($2::text IS NULL OR d.kind = $2)"),
-        " RETURNING j.queue), \
-         notified AS (SELECT count(pg_notify('cowans_jobs', 'r:' || queue)) AS n FROM (SELECT DISTINCT queue FROM moved) q) \
-         SELECT (SELECT count(*) FROM moved) FROM notified"
+        " RETURNING j.queue"
     ))
     .bind(&filter.queue)
     .bind(&filter.kind)
-    .fetch_one(pool)
+    .fetch_all(&mut *tx)
     .await?;
-    Ok(n as u64)
+    announce_redriven(&mut tx, moved.iter().map(String::as_str)).await?;
+    tx.commit().await?;
+    Ok(moved.len() as u64)
 }
 
-/// Deletes every dead letter matching the filter; returns how many.
-pub async fn purge_dead(pool: &PgPool, filter: &DeadLetterFilter) -> Result<u64> {
-    let done = sqlx::query(
-        "DELETE FROM cowans_jobs WHERE state = 'dead' \
-         AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR kind = $2)",
-    )
-    .bind(&filter.queue)
-    .bind(&filter.kind)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected())
+/// Wakes the producers of the queues re-driven jobs went back to and announces a
+/// `dead.redriven` per queue.
+async fn announce_redriven<'a>(
+    conn: &mut sqlx::PgConnection,
+    queues: impl Iterator<Item = &'a str> + Clone,
+) -> Result<()> {
+    let wake = crate::announce::runnable(queues.clone());
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for q in queues {
+        *counts.entry(q).or_default() += 1;
+    }
+    let events: Vec<Event> = counts
+        .into_iter()
+        .map(|(queue, count)| Event::DeadRedriven {
+            queue: queue.to_owned(),
+            count,
+        })
+        .collect();
+    crate::announce(conn, &wake, &events).await
 }
 
-/// Deletes the dead letters matching the filter only if there are exactly `expected` of them
-/// (an operator confirms what they saw); otherwise deletes nothing and returns the real count.
-pub async fn purge_dead_expected(
-    pool: &PgPool,
+/// Deletes the dead letters matching the filter; returns how many. With `expected`, deletes
+/// them only if there are exactly that many (an operator confirms what they saw), otherwise
+/// nothing, answering [`StoreError::Conflict`] with `{expected, actual}` in its details.
+/// Announced as `dead.purged` per queue.
+pub async fn purge_dead<'c, A>(
+    conn: A,
     filter: &DeadLetterFilter,
-    expected: u64,
-) -> Result<std::result::Result<u64, u64>> {
-    let mut tx = pool.begin().await?;
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM cowans_jobs WHERE state = 'dead' \
+    expected: Option<u64>,
+) -> Result<u64>
+where
+    A: Acquire<'c, Database = Postgres>,
+{
+    let mut tx = conn.begin().await?;
+    let found: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, queue FROM cowans_jobs WHERE state = 'dead' \
          AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR kind = $2) FOR UPDATE",
     )
     .bind(&filter.queue)
     .bind(&filter.kind)
     .fetch_all(&mut *tx)
     .await?;
-    if ids.len() as u64 != expected {
-        return Ok(Err(ids.len() as u64));
+    let actual = found.len() as u64;
+    if let Some(expected) = expected
+        && expected != actual
+    {
+        return Err(StoreError::Conflict {
+            message: format!("{actual} dead letters match, not {expected}; nothing was purged"),
+            details: serde_json::json!({ "expected": expected, "actual": actual }),
+        });
     }
-    let done = sqlx::query("DELETE FROM cowans_jobs WHERE id = ANY($1)")
+    let ids: Vec<i64> = found.iter().map(|(id, _)| *id).collect();
+    sqlx::query("DELETE FROM cowans_jobs WHERE id = ANY($1)")
         .bind(&ids)
         .execute(&mut *tx)
         .await?;
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for (_, q) in &found {
+        *counts.entry(q.as_str()).or_default() += 1;
+    }
+    let events: Vec<Event> = counts
+        .into_iter()
+        .map(|(queue, count)| Event::DeadPurged {
+            queue: queue.to_owned(),
+            count,
+        })
+        .collect();
+    crate::announce(&mut tx, &[], &events).await?;
     tx.commit().await?;
-    Ok(Ok(done.rows_affected()))
+    Ok(actual)
 }

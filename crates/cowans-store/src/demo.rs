@@ -1,9 +1,15 @@
-//! Statements of the built-in demo kinds.
+//! Statements and tables of the demo application (`cowans-demo`).
 
 use cowans_core::JobId;
 use sqlx::PgExecutor;
 
 use crate::Result;
+
+/// The demo application's table (`migrations/demo/`), created only where it is enabled.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("../../migrations/demo")
+};
 
 /// Records the effect of a `demo.effect` job (call it in the transaction that completes it).
 pub async fn record_effect<'e>(executor: impl PgExecutor<'e>, job: JobId, key: &str) -> Result<()> {

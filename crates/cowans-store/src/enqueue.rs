@@ -8,17 +8,11 @@ use std::{collections::HashMap, future::Future, pin::Pin};
 /// with a borrowed transaction (`&mut *tx`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-use cowans_core::{JobId, JobState, QueueName, validate_kind};
+use cowans_core::{Actor, JobId, JobState, QueueName, WAKEUP_CHANNEL, Wakeup, validate_kind};
 use serde_json::Value;
 use sqlx::{Acquire, PgConnection, Postgres};
 
 use crate::{Result, StoreError};
-
-/// The NOTIFY channel. Payloads: `a:<queue>:<priority>` when new runnable jobs arrived (with the
-/// highest priority among them), `s:<queue>` when scheduled ones did, and `r:<queue>` when
-/// existing jobs became runnable again (promotion, retry, rescue, hand-back, re-drive). One
-/// notification per queue per statement.
-pub const NOTIFY_CHANNEL: &str = "cowans_jobs";
 
 /// A job to insert.
 #[derive(Debug, Clone)]
@@ -239,25 +233,38 @@ macro_rules! insert_sql {
     };
 }
 
-// Inside a transaction the notification must ride on the transaction (sent at commit, never
-// on rollback). The notify CTE is joined into the result so Postgres cannot skip it.
+// Inside a transaction the wake-up must ride on the transaction (sent at commit, never on
+// rollback), so it is sent by the insert statement itself. Its payloads come encoded from Rust
+// (`Wakeup`), one pair per queue of the call: which one goes out depends on whether the rows
+// became available or scheduled, which only the database knows (its clock decides). The notify
+// CTE is joined into the result so Postgres cannot skip it. `$ch` is the channel, `$q`, `$a`,
+// `$s` the queues and their "available" and "scheduled" payloads.
 macro_rules! notify_tail {
-    () => {
-        "SELECT ins.id, ins.queue, ins.unique_key, NULL::text AS tag FROM ins CROSS JOIN \
-         (SELECT count(pg_notify('cowans_jobs', tag)) AS n FROM ( \
-         SELECT CASE WHEN state = 'available' THEN 'a:' || queue || ':' || max(priority) ELSE 's:' || queue END AS tag \
-         FROM ins GROUP BY queue, state) q) notified ORDER BY ins.id"
+    ($ch:literal, $q:literal, $a:literal, $s:literal) => {
+        concat!(
+            "SELECT ins.id, ins.queue, ins.unique_key, NULL::text AS state FROM ins CROSS JOIN \
+             (SELECT count(pg_notify(",
+            $ch,
+            ", CASE WHEN s.state = 'available' THEN w.avail ELSE w.sched END)) AS n \
+             FROM (SELECT DISTINCT queue, state FROM ins) s JOIN unnest(",
+            $q,
+            "::text[], ",
+            $a,
+            "::text[], ",
+            $s,
+            "::text[]) AS w(queue, avail, sched) ON w.queue = s.queue) notified ORDER BY ins.id"
+        )
     };
 }
 
-// Outside a transaction the insert commits on its own and the notification follows as a
-// separate statement: a transaction that sends NOTIFY holds Postgres' notify-queue lock through
-// its commit (and its WAL flush), which would serialise every concurrent single enqueue.
-macro_rules! tags_tail {
+// Outside a transaction the insert commits on its own and the wake-up follows as a separate
+// statement: a transaction that sends NOTIFY holds Postgres' notify-queue lock through its
+// commit (and its WAL flush), which would serialise every concurrent single enqueue. The insert
+// returns, besides the rows, each (queue, state) it produced, for the caller to encode.
+macro_rules! states_tail {
     () => {
-        "SELECT id, queue, unique_key, NULL::text AS tag FROM ins UNION ALL \
-         SELECT NULL, NULL, NULL, CASE WHEN state = 'available' THEN 'a:' || queue || ':' || max(priority) ELSE 's:' || queue END \
-         FROM ins GROUP BY queue, state ORDER BY 1"
+        "SELECT id, queue, unique_key, NULL::text AS state FROM ins UNION ALL \
+         SELECT NULL, queue, NULL, state::text FROM ins GROUP BY queue, state ORDER BY 1"
     };
 }
 
@@ -273,13 +280,60 @@ const INSERT_AUDITED: &str = insert_sql!(
         "jsonb_build_object('queue', a.queue, 'kind', a.kind, 'duplicate', false) ",
         "FROM numbered n JOIN unnest($1::text[], $2::text[], $11::text[], $12::text[], $13::text[]) ",
         "WITH ORDINALITY AS a(queue, kind, actor, role, client_addr, ord) ON a.ord = n.rn) ",
-        notify_tail!()
+        notify_tail!("$14", "$15", "$16", "$17")
     )
 );
-const INSERT_NOTIFY: &str = insert_sql!("", notify_tail!());
-const INSERT_NOTIFY_UNIQUE: &str = insert_sql!("ON CONFLICT DO NOTHING", notify_tail!());
-const INSERT_ONLY: &str = insert_sql!("", tags_tail!());
-const INSERT_ONLY_UNIQUE: &str = insert_sql!("ON CONFLICT DO NOTHING", tags_tail!());
+const INSERT_NOTIFY: &str = insert_sql!("", notify_tail!("$11", "$12", "$13", "$14"));
+const INSERT_NOTIFY_UNIQUE: &str = insert_sql!(
+    "ON CONFLICT DO NOTHING",
+    notify_tail!("$11", "$12", "$13", "$14")
+);
+const INSERT_ONLY: &str = insert_sql!("", states_tail!());
+const INSERT_ONLY_UNIQUE: &str = insert_sql!("ON CONFLICT DO NOTHING", states_tail!());
+
+/// The wake-ups an insert of `jobs` may need, per queue: new runnable jobs (at the highest
+/// priority of the call for that queue; higher than the truth only costs a claim from the head)
+/// or new scheduled ones.
+struct WakeCandidates {
+    queues: Vec<String>,
+    available: Vec<String>,
+    scheduled: Vec<String>,
+}
+
+impl WakeCandidates {
+    fn of(jobs: &[&NewJob]) -> Self {
+        let mut by_queue: Vec<(&QueueName, i16)> = Vec::new();
+        for j in jobs {
+            match by_queue.iter_mut().find(|(q, _)| *q == &j.queue) {
+                Some((_, p)) => *p = (*p).max(j.priority),
+                None => by_queue.push((&j.queue, j.priority)),
+            }
+        }
+        let mut c = WakeCandidates {
+            queues: Vec::with_capacity(by_queue.len()),
+            available: Vec::with_capacity(by_queue.len()),
+            scheduled: Vec::with_capacity(by_queue.len()),
+        };
+        for (queue, priority) in by_queue {
+            c.queues.push(queue.to_string());
+            c.available.push(enqueued(queue, priority).encode());
+            c.scheduled.push(
+                Wakeup::Scheduled {
+                    queue: queue.clone(),
+                }
+                .encode(),
+            );
+        }
+        c
+    }
+}
+
+fn enqueued(queue: &QueueName, priority: i16) -> Wakeup {
+    Wakeup::Enqueued {
+        queue: queue.clone(),
+        priority: i32::from(priority),
+    }
+}
 
 // The jobs holding the given unique keys right now.
 const HOLDERS: &str = r#"
@@ -312,21 +366,27 @@ pub async fn enqueue_autocommit(pool: &sqlx::PgPool, jobs: &[NewJob]) -> Result<
     }
     let mut conn = pool.acquire().await?;
     let done = insert_resolving(&mut conn, jobs, Mode::Autocommit).await?;
-    if !done.tags.is_empty() {
-        sqlx::query("SELECT pg_notify('cowans_jobs', tag) FROM unnest($1::text[]) AS tag")
-            .bind(done.tags)
-            .execute(&mut *conn)
-            .await?;
-    }
+    let wakeups: Vec<Wakeup> = done
+        .states
+        .iter()
+        .filter_map(|(queue, state)| {
+            let queue = QueueName::new(queue.clone()).ok()?;
+            Some(match state {
+                JobState::Available => {
+                    let top = jobs
+                        .iter()
+                        .filter(|j| j.queue == queue)
+                        .map(|j| j.priority)
+                        .max()
+                        .unwrap_or(0);
+                    enqueued(&queue, top)
+                }
+                _ => Wakeup::Scheduled { queue },
+            })
+        })
+        .collect();
+    crate::announce(&mut conn, &wakeups, &[]).await?;
     Ok(done.results)
-}
-
-/// Who submitted a job, for its `job.submit` audit entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Submitter {
-    pub actor: String,
-    pub role: String,
-    pub client_addr: Option<String>,
 }
 
 /// Inserts `jobs` with a `job.submit` audit entry each (`who[i]` submitted `jobs[i]`;
@@ -338,7 +398,7 @@ pub struct Submitter {
 pub async fn enqueue_audited(
     pool: &sqlx::PgPool,
     jobs: &[NewJob],
-    who: &[Submitter],
+    who: &[Actor],
 ) -> Result<Vec<Enqueued>> {
     validate_all(jobs)?;
     if jobs.len() != who.len() {
@@ -353,7 +413,8 @@ pub async fn enqueue_audited(
     if jobs.iter().all(|j| j.unique.is_none()) {
         let mut conn = pool.acquire().await?;
         let all: Vec<&NewJob> = jobs.iter().collect();
-        let rows = insert_rows(&mut conn, &all, INSERT_AUDITED, Some(who)).await?;
+        let wake = WakeCandidates::of(&all);
+        let rows = insert_rows(&mut conn, &all, INSERT_AUDITED, Some(who), Some(&wake)).await?;
         let results: Vec<Enqueued> = rows
             .into_iter()
             .filter_map(|(id, ..)| id)
@@ -373,15 +434,15 @@ pub async fn enqueue_audited(
         .results
         .iter()
         .zip(jobs.iter().zip(who))
-        .map(|(e, (job, w))| crate::NewAudit {
-            actor: w.actor.clone(),
-            role: w.role.clone(),
-            action: "job.submit".to_owned(),
-            target: Some(format!("job:{}", e.id)),
-            client_addr: w.client_addr.clone(),
-            details: serde_json::json!({
-                "queue": job.queue, "kind": job.kind, "duplicate": e.duplicate,
-            }),
+        .map(|(e, (job, w))| {
+            crate::NewAudit::by(
+                w,
+                "job.submit",
+                Some(format!("job:{}", e.id)),
+                serde_json::json!({
+                    "queue": job.queue, "kind": job.kind, "duplicate": e.duplicate,
+                }),
+            )
         })
         .collect();
     crate::api::audit_many(&mut tx, &entries).await?;
@@ -415,13 +476,14 @@ pub(crate) fn validate_all(jobs: &[NewJob]) -> Result<()> {
 enum Mode {
     /// NOTIFY inside the statement (it rides on the caller's transaction).
     InTx,
-    /// NOTIFY tags returned for the caller to send after the commit.
+    /// The (queue, state) pairs inserted are returned for the caller to wake after the commit.
     Autocommit,
 }
 
 struct Inserted {
     results: Vec<Enqueued>,
-    tags: Vec<String>,
+    /// Autocommit only: each (queue, state) the insert produced.
+    states: Vec<(String, JobState)>,
 }
 
 type Row = (Option<i64>, Option<String>, Option<String>, Option<String>);
@@ -435,7 +497,7 @@ async fn insert_resolving(
     mode: Mode,
 ) -> Result<Inserted> {
     let mut results: Vec<Option<Enqueued>> = vec![None; jobs.len()];
-    let mut tags = Vec::new();
+    let mut states = Vec::new();
     let mut todo: Vec<usize> = (0..jobs.len()).collect();
     for _round in 0..5 {
         let batch: Vec<&NewJob> = todo.iter().map(|&i| &jobs[i]).collect();
@@ -446,13 +508,14 @@ async fn insert_resolving(
             (Mode::Autocommit, false) => INSERT_ONLY,
             (Mode::Autocommit, true) => INSERT_ONLY_UNIQUE,
         };
-        let rows = insert_rows(&mut *conn, &batch, sql, None).await?;
+        let wake = (mode == Mode::InTx).then(|| WakeCandidates::of(&batch));
+        let rows = insert_rows(&mut *conn, &batch, sql, None, wake.as_ref()).await?;
         let mut inserted = Vec::with_capacity(rows.len());
-        for (id, queue, key, tag) in rows {
-            match (id, tag) {
-                (Some(id), _) => inserted.push((id, queue.unwrap_or_default(), key)),
-                (None, Some(tag)) => tags.push(tag),
-                (None, None) => {}
+        for (id, queue, key, state) in rows {
+            match (id, queue, state.as_deref().and_then(JobState::parse)) {
+                (Some(id), queue, _) => inserted.push((id, queue.unwrap_or_default(), key)),
+                (None, Some(queue), Some(state)) => states.push((queue, state)),
+                _ => {}
             }
         }
         // Inserted rows come back in input order; a job with a unique key that is not next in
@@ -538,20 +601,21 @@ async fn insert_resolving(
         .ok_or_else(|| {
             StoreError::invalid("unique.key", "the key kept changing hands; try again")
         })?;
-    Ok(Inserted { results, tags })
+    Ok(Inserted { results, states })
 }
 
 fn missing_row() -> StoreError {
     StoreError::invalid("jobs", "the insert returned fewer rows than jobs")
 }
 
-/// Binds the jobs as arrays ($1..$10) and, for [`INSERT_AUDITED`], their submitters
-/// ($11..$13).
+/// Binds the jobs as arrays ($1..$10), for [`INSERT_AUDITED`] their submitters ($11..$13),
+/// and for the statements that notify, the channel and the wake-up candidates.
 async fn insert_rows(
     conn: &mut PgConnection,
     jobs: &[&NewJob],
     sql: &'static str,
-    who: Option<&[Submitter]>,
+    who: Option<&[Actor]>,
+    wake: Option<&WakeCandidates>,
 ) -> Result<Vec<Row>> {
     let n = jobs.len();
     let mut queues = Vec::with_capacity(n);
@@ -588,11 +652,18 @@ async fn insert_rows(
         .bind(batch_ids)
         .bind(rate_keys);
     if let Some(who) = who {
-        let col = |f: fn(&Submitter) -> Option<&str>| who.iter().map(f).collect::<Vec<_>>();
+        let col = |f: fn(&Actor) -> Option<&str>| who.iter().map(f).collect::<Vec<_>>();
         query = query
-            .bind(col(|w| Some(&w.actor)))
-            .bind(col(|w| Some(&w.role)))
+            .bind(col(|w| Some(&w.name)))
+            .bind(col(|w| Some(w.role.as_str())))
             .bind(col(|w| w.client_addr.as_deref()));
+    }
+    if let Some(w) = wake {
+        query = query
+            .bind(WAKEUP_CHANNEL)
+            .bind(&w.queues)
+            .bind(&w.available)
+            .bind(&w.scheduled);
     }
     let rows: Vec<Row> = query.fetch_all(&mut *conn).await?;
     Ok(rows)

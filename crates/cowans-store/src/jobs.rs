@@ -1,7 +1,7 @@
 //! Reading jobs back: one job in full, and counts by state.
 
 use chrono::{DateTime, Utc};
-use cowans_core::{AttemptError, JobId, JobState};
+use cowans_core::{AttemptError, Event, JobId, JobState};
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -158,27 +158,54 @@ pub async fn list_jobs(
     rows.into_iter().map(JobRecord::try_from).collect()
 }
 
-/// Runs a dead or cancelled job again from its first attempt (history kept). `Ok(false)` when
-/// the job is not dead or cancelled; an error naming `unique_key` when a live job holds its key.
-/// Announced as `job.retried` on the events channel in the same statement.
-pub async fn retry_job(pool: &PgPool, id: JobId) -> Result<bool> {
-    let result: std::result::Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
-        "WITH moved AS (UPDATE cowans_jobs SET state = 'available', attempt = 0, run_at = now(), \
+/// The state of job `id`, if it exists.
+pub(crate) async fn state_of(conn: &mut sqlx::PgConnection, id: JobId) -> Result<Option<JobState>> {
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state::text FROM cowans_jobs WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(conn)
+            .await?;
+    Ok(state.as_deref().and_then(JobState::parse))
+}
+
+/// Runs a dead or cancelled job again from its first attempt (history kept), announced as
+/// `job.retried` in the same transaction. [`StoreError::NotFound`] when there is no such job;
+/// [`StoreError::Conflict`] when it is not dead or cancelled, or a live job holds its unique key.
+pub async fn retry_job<'c, A>(conn: A, id: JobId) -> Result<()>
+where
+    A: sqlx::Acquire<'c, Database = sqlx::Postgres>,
+{
+    let mut tx = conn.begin().await?;
+    let moved: Option<(String, String, Option<i64>)> = sqlx::query_as(
+        "UPDATE cowans_jobs SET state = 'available', attempt = 0, run_at = now(), \
          finalized_at = NULL, lease_expires_at = NULL \
-         WHERE id = $1 AND state IN ('dead', 'cancelled') RETURNING id, queue, kind, batch_id), \
-         notified AS (SELECT count(pg_notify('cowans_jobs', 'r:' || queue)) AS n FROM moved), \
-         announced AS (SELECT count(pg_notify('cowans_events', json_build_object('type', 'job.retried', \
-           'job_id', id, 'queue', queue, 'kind', kind, 'batch_id', batch_id)::text)) AS n FROM moved) \
-         SELECT moved.id FROM moved CROSS JOIN notified CROSS JOIN announced",
+         WHERE id = $1 AND state IN ('dead', 'cancelled') RETURNING queue, kind, batch_id",
     )
     .bind(id.0)
-    .fetch_optional(pool)
-    .await;
-    match result {
-        Ok(found) => Ok(found.is_some()),
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => Err(
-            StoreError::invalid("unique_key", "a live job holds this job's unique key"),
-        ),
-        Err(e) => Err(e.into()),
-    }
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(|e| match StoreError::from(e) {
+        StoreError::Conflict { .. } => {
+            StoreError::conflict(format!("a live job holds the unique key of job {id}"))
+        }
+        other => other,
+    })?;
+    let Some((queue, kind, batch_id)) = moved else {
+        return Err(match state_of(&mut tx, id).await? {
+            None => StoreError::not_found(format!("job {id}")),
+            Some(s) => StoreError::conflict(format!(
+                "job {id} is {s}; only dead or cancelled jobs can be retried"
+            )),
+        });
+    };
+    let wake = crate::announce::runnable([queue.as_str()]);
+    let event = Event::JobRetried {
+        job_id: id,
+        queue,
+        kind,
+        batch_id,
+    };
+    crate::announce(&mut tx, &wake, &[event]).await?;
+    tx.commit().await?;
+    Ok(())
 }

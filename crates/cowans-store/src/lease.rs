@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cowans_core::JobId;
+use cowans_core::{Event, JobId, JobState};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -55,6 +55,9 @@ pub struct Rescued {
     pub dead: Vec<(String, String)>,
 }
 
+const LEASE_EXPIRED: &str =
+    "lease expired: the worker stopped heart-beating while running this job";
+
 // Rescued jobs are runnable at once rather than after a backoff: a crashed worker is rarely the
 // job's fault, and the rescuer (which may run in a process that does not know the job's kind)
 // has no retry policy for it.
@@ -65,42 +68,52 @@ WITH expired AS (
     ORDER BY lease_expires_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
-), moved AS (
-    UPDATE cowans_jobs j
-    SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'dead' ELSE 'available' END::cowans_job_state,
-        run_at = CASE WHEN j.attempt >= j.max_attempts THEN j.run_at ELSE now() END,
-        finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
-        lease_expires_at = NULL,
-        errors = j.errors || jsonb_build_array(jsonb_build_object(
-            'attempt', j.attempt, 'at', now(), 'worker', j.worker_id::text,
-            'error', 'lease expired: the worker stopped heart-beating while running this job'))
-    FROM expired WHERE j.id = expired.id
-    RETURNING j.id, j.queue, j.kind, j.batch_id, j.attempt, j.state
-), notified AS (
-    SELECT count(pg_notify('cowans_jobs', 'r:' || queue)) AS n
-    FROM (SELECT DISTINCT queue FROM moved WHERE state = 'available') q
-), announced AS (
-    SELECT count(pg_notify('cowans_events', json_build_object(
-        'type', 'job.dead', 'job_id', id, 'queue', queue, 'kind', kind, 'batch_id', batch_id,
-        'attempt', attempt,
-        'error', 'lease expired: the worker stopped heart-beating while running this job')::text)) AS n
-    FROM moved WHERE state = 'dead'
 )
-SELECT queue, kind, state::text FROM moved CROSS JOIN notified CROSS JOIN announced
+UPDATE cowans_jobs j
+SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'dead' ELSE 'available' END::cowans_job_state,
+    run_at = CASE WHEN j.attempt >= j.max_attempts THEN j.run_at ELSE now() END,
+    finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
+    lease_expires_at = NULL,
+    errors = j.errors || jsonb_build_array(jsonb_build_object(
+        'attempt', j.attempt, 'at', now(), 'worker', j.worker_id::text, 'error', $2::text))
+FROM expired WHERE j.id = expired.id
+RETURNING j.id, j.queue, j.kind, j.batch_id, j.attempt, j.state::text
 "#;
 
-/// Turns up to `limit` expired leases into retries or dead letters (announced as `job.dead` on
-/// the events channel). Run by the leader only.
+type RescuedRow = (i64, String, String, Option<i64>, i32, String);
+
+/// Turns up to `limit` expired leases into retries (their producers woken) or dead letters
+/// (announced as `job.dead`), in one transaction. Run by the leader only.
 pub async fn rescue_expired(pool: &PgPool, limit: i64) -> Result<Rescued> {
-    let rows: Vec<(String, String, String)> =
-        sqlx::query_as(RESCUE).bind(limit).fetch_all(pool).await?;
+    let mut tx = pool.begin().await?;
+    let rows: Vec<RescuedRow> = sqlx::query_as(RESCUE)
+        .bind(limit)
+        .bind(LEASE_EXPIRED)
+        .fetch_all(&mut *tx)
+        .await?;
     let mut out = Rescued::default();
-    for (queue, kind, state) in rows {
-        if state == "dead" {
-            out.dead.push((queue, kind));
+    let mut dead = Vec::new();
+    for (id, queue, kind, batch_id, attempt, state) in &rows {
+        if JobState::parse(state) == Some(JobState::Dead) {
+            out.dead.push((queue.clone(), kind.clone()));
+            dead.push(Event::JobDead {
+                job_id: JobId(*id),
+                queue: queue.clone(),
+                kind: kind.clone(),
+                batch_id: *batch_id,
+                attempt: *attempt,
+                error: LEASE_EXPIRED.to_owned(),
+            });
         } else {
-            out.retried.push((queue, kind));
+            out.retried.push((queue.clone(), kind.clone()));
         }
     }
+    let wake = crate::announce::runnable(
+        rows.iter()
+            .filter(|r| JobState::parse(&r.5) != Some(JobState::Dead))
+            .map(|r| r.1.as_str()),
+    );
+    crate::announce(&mut tx, &wake, &dead).await?;
+    tx.commit().await?;
     Ok(out)
 }

@@ -8,6 +8,7 @@
 //! apalis, HTTP or processes; callers pass ids, leases and decisions in, and get rows out.
 
 mod ack;
+mod announce;
 mod api;
 mod batches;
 mod claim;
@@ -26,28 +27,27 @@ mod retention;
 mod stats;
 mod workers;
 
-pub use ack::{Failed, LeaseRef, complete, complete_in_tx, release, settle_failures};
+pub use ack::{Failed, LeaseRef, Settled, complete, complete_in_tx, release, settle_failures};
+pub use announce::announce;
 pub use api::{
     ApiKeyRow, AuditEntry, NewAudit, audit, audit_many, create_api_key, find_api_key, list_audit,
     revoke_api_key,
 };
 pub use batches::{
-    BatchCallback, BatchProgress, BatchRefresh, Counts, EVENTS_CHANNEL, batch_progress,
-    create_batch, publish_event, refresh_batches,
+    BatchCallback, BatchProgress, BatchRefresh, Counts, batch_progress, create_batch,
+    refresh_batches,
 };
 pub use claim::{ClaimCursor, ClaimedJob, Promotion, claim, promote_due};
 pub use control::{
-    Cancelled, QueueControl, RateLimit, cancel_batch, cancel_jobs, queue_control, set_paused,
-    set_queue_limits,
+    Cancelled, QueueControl, RateLimit, cancel_batch, cancel_job, cancel_jobs, queue_control,
+    set_paused, set_queue_limits,
 };
 pub use cron::{CronRow, advance_cron, delete_cron, list_cron, upsert_cron};
 pub use dead_letter::{
-    DeadLetterFilter, list_dead, purge_dead, purge_dead_expected, redrive_ids, redrive_ids_in,
-    redrive_matching,
+    DeadLetterFilter, list_dead, purge_dead, redrive_ids, redrive_ids_in, redrive_matching,
 };
 pub use enqueue::{
-    Enqueued, NOTIFY_CHANNEL, NewJob, Submitter, Unique, enqueue, enqueue_audited,
-    enqueue_autocommit, enqueue_many,
+    Enqueued, NewJob, Unique, enqueue, enqueue_audited, enqueue_autocommit, enqueue_many,
 };
 pub use error::{Result, StoreError};
 pub use jobs::{JobFilter, JobRecord, count_by_state, get_job, list_jobs, retry_job};
@@ -62,4 +62,5 @@ pub use retention::{Pruned, Retention, prune};
 pub use stats::{QueueStats, queue_stats, refresh_queue_stats};
 pub use workers::{WorkerInfo, deregister_worker, forget_stale_workers, register_worker};
 
+pub use cowans_core::{EVENTS_CHANNEL, WAKEUP_CHANNEL};
 pub use sqlx::PgPool;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use cowans_core::{QueueName, WAKEUP_CHANNEL, Wakeup};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -72,21 +73,28 @@ pub async fn acquire_permits(
 }
 
 /// Gives permits back (fenced by their token: a permit taken over after expiry stays taken) and
-/// tells every process waiting on the scope (`l:<scope>`), so they race for them on equal terms.
+/// tells every process waiting on the scope (`Wakeup::PermitsFreed`), so they race for them on
+/// equal terms. One statement: the wake-up is encoded up front and sent only if a permit was freed.
 pub async fn release_permits(pool: &PgPool, scope: &str, permits: &[PermitRow]) -> Result<()> {
     if permits.is_empty() {
         return Ok(());
     }
     let (slots, tokens): (Vec<i32>, Vec<i64>) = permits.iter().map(|p| (p.slot, p.token)).unzip();
+    // Scopes are queue names; a scope that is not one has no producer to wake.
+    let wake = QueueName::new(scope)
+        .ok()
+        .map(|queue| Wakeup::PermitsFreed { queue }.encode());
     sqlx::query(
         "WITH freed AS (UPDATE cowans_permits p SET holder = NULL, token = NULL, expires_at = NULL \
          FROM unnest($2::integer[], $3::bigint[]) AS r(slot, token) \
          WHERE p.scope = $1 AND p.slot = r.slot AND p.token = r.token RETURNING p.slot) \
-         SELECT pg_notify('cowans_jobs', 'l:' || $1) WHERE EXISTS (SELECT 1 FROM freed)",
+         SELECT pg_notify($4, $5) WHERE $5 IS NOT NULL AND EXISTS (SELECT 1 FROM freed)",
     )
     .bind(scope)
     .bind(slots)
     .bind(tokens)
+    .bind(WAKEUP_CHANNEL)
+    .bind(wake)
     .execute(pool)
     .await?;
     Ok(())

@@ -2,12 +2,26 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
 
 use crate::Result;
 
-/// The forward-only migrations in the repository's `migrations/`, embedded at build time.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+/// The engine's forward-only migrations (`migrations/*.sql`: jobs, control, API keys and audit),
+/// embedded at build time. Applications' tables live in `migrations/<app>/` with their own
+/// migrators ([`crate::demo::MIGRATOR`], ...), applied only where the application is enabled.
+/// All share sqlx's `_sqlx_migrations` table (versions are unique across them), so each migrator
+/// ignores the others' rows; [`migrate`] checks instead that every applied version is one this
+/// build knows.
+pub static MIGRATOR: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("../../migrations")
+};
+
+/// Every application migrator this build carries, enabled or not.
+static APP_MIGRATORS: [&Migrator; 1] = [&crate::demo::MIGRATOR];
 
 /// Opens a pool. `max_connections` should cover the worker's concurrency for handlers that use
 /// the pool plus a handful for the producer, completer and maintenance.
@@ -21,28 +35,47 @@ pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<
     Ok(pool)
 }
 
-/// Applies pending migrations. sqlx takes a Postgres advisory lock for the duration, so several
-/// processes starting at once migrate exactly once.
-pub async fn migrate(pool: &sqlx::PgPool) -> Result<()> {
+/// Applies the engine's pending migrations, then those of `apps` (the enabled applications'
+/// migrators). sqlx takes a Postgres advisory lock for each run, so several processes starting
+/// at once migrate exactly once. Fails if the database has a migration this build does not know
+/// (it was migrated by a newer version).
+pub async fn migrate(pool: &sqlx::PgPool, apps: &[&'static Migrator]) -> Result<()> {
     MIGRATOR.run(pool).await?;
+    for m in apps {
+        m.run(pool).await?;
+    }
+    let known = |v: i64| {
+        std::iter::once(&MIGRATOR)
+            .chain(APP_MIGRATORS)
+            .any(|m| m.version_exists(v))
+    };
+    if let Some(unknown) = applied(pool).await?.into_iter().find(|v| !known(*v)) {
+        return Err(sqlx::migrate::MigrateError::VersionMissing(unknown).into());
+    }
     Ok(())
 }
 
-/// How many embedded migrations the database has not applied (0 = current).
-pub async fn migrations_pending(pool: &sqlx::PgPool) -> Result<usize> {
+/// How many migrations of the engine and of `apps` the database has not applied (0 = current).
+pub async fn migrations_pending(pool: &sqlx::PgPool, apps: &[&'static Migrator]) -> Result<usize> {
+    let applied = applied(pool).await?;
+    Ok(std::iter::once(&MIGRATOR)
+        .chain(apps.iter().copied())
+        .flat_map(|m| m.iter())
+        .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+        .count())
+}
+
+async fn applied(pool: &sqlx::PgPool) -> Result<Vec<i64>> {
     let table_exists: bool =
         sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
             .fetch_one(pool)
             .await?;
     if !table_exists {
-        return Ok(MIGRATOR.iter().count());
+        return Ok(Vec::new());
     }
-    let applied: Vec<i64> =
+    Ok(
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
             .fetch_all(pool)
-            .await?;
-    Ok(MIGRATOR
-        .iter()
-        .filter(|m| !applied.contains(&m.version))
-        .count())
+            .await?,
+    )
 }

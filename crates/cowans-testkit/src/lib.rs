@@ -27,9 +27,16 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    /// Creates and migrates a fresh database. Panics with the reason (and what to do) if the
-    /// Postgres server is not reachable: a test that needs a missing service must fail loudly.
+    /// Creates a fresh database with the engine's tables. Panics with the reason (and what to do)
+    /// if the Postgres server is not reachable: a test that needs a missing service must fail
+    /// loudly.
     pub async fn new() -> TestDb {
+        Self::with_apps(&[]).await
+    }
+
+    /// Like [`TestDb::new`], with the tables of these applications too (their migrators, e.g.
+    /// `&cowans_store::demo::MIGRATOR`).
+    pub async fn with_apps(apps: &[&'static sqlx::migrate::Migrator]) -> TestDb {
         let url = server_url();
         let admin = PgConnectOptions::from_str(&url)
             .unwrap_or_else(|e| panic!("COWANS_TEST_DATABASE_URL is not a valid URL: {e}"))
@@ -49,7 +56,7 @@ impl TestDb {
             .connect_with(options.clone())
             .await
             .expect("connect to test database");
-        cowans_store::migrate(&pool)
+        cowans_store::migrate(&pool, apps)
             .await
             .expect("migrate test database");
         TestDb {

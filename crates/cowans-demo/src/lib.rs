@@ -1,4 +1,7 @@
-//! Built-in job kinds for the demo and for black-box tests of the worker binary:
+//! The demo application: job kinds for trying Cowans out and for black-box tests of the worker
+//! binary, and a producer that feeds them to a queue and prints progress. Enabled with
+//! `apps = ["demo"]`; production does not enable it, and its table (`cowans_demo_effects`) exists
+//! only where it is.
 //!
 //! | kind | args | does |
 //! |---|---|---|
@@ -8,14 +11,24 @@
 //! | `demo.fail` | `{"times": i32, "permanent": bool}` | fails its first `times` attempts (permanently if asked) |
 //! | `demo.panic` | `{}` | panics |
 
+mod producer;
+
 use std::time::Duration;
 
 use apalis_core::{error::BoxDynError, task::task_fn::task_fn};
-use cowans_core::{JobError, KindRegistry};
+use cowans_core::JobError;
+use cowans_queue::{App, AppContext, JobKind, JobMeta, PgPool};
 use serde::Deserialize;
-use sqlx::PgPool;
 
-use crate::{JobMeta, KindRouter};
+pub use producer::run as run_producer;
+
+/// The demo application.
+pub const APP: App = App {
+    name: "demo",
+    description: "sample kinds: no-ops, sleeps, failures, panics, exactly-once effects",
+    migrations: Some(&cowans_store::demo::MIGRATOR),
+    kinds,
+};
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -43,45 +56,33 @@ pub struct Fail {
     pub permanent: bool,
 }
 
-/// The demo kinds with their payload types, for producers that validate before they enqueue.
-pub fn kinds(registry: KindRegistry) -> KindRegistry {
-    registry
-        .register::<Noop>("demo.noop", "does nothing")
-        .register::<Sleep>("demo.sleep", "sleeps `ms` milliseconds")
-        .register::<Effect>(
-            "demo.effect",
-            "sleeps, then records `key` and completes the job in one transaction",
-        )
-        .register::<Fail>(
-            "demo.fail",
-            "fails its first `times` attempts (permanently if `permanent`)",
-        )
-        .register::<Noop>("demo.panic", "panics")
-}
-
-/// The demo kinds, ready to serve any queue.
-pub fn router(pool: PgPool) -> KindRouter {
-    KindRouter::new()
-        .route(
+fn kinds(ctx: &AppContext) -> Vec<JobKind> {
+    let pool = ctx.pool.clone();
+    vec![
+        JobKind::new(
             "demo.noop",
+            "does nothing",
             task_fn(|_: Noop| async { Ok::<(), BoxDynError>(()) }),
-        )
-        .route(
+        ),
+        JobKind::new(
             "demo.sleep",
+            "sleeps `ms` milliseconds",
             task_fn(|a: Sleep| async move {
                 tokio::time::sleep(Duration::from_millis(a.ms)).await;
                 Ok::<(), BoxDynError>(())
             }),
-        )
-        .route(
+        ),
+        JobKind::new(
             "demo.effect",
+            "sleeps, then records `key` and completes the job in one transaction",
             task_fn(move |a: Effect, job: JobMeta| {
                 let pool = pool.clone();
                 async move { effect(pool, a, job).await }
             }),
-        )
-        .route(
+        ),
+        JobKind::new(
             "demo.fail",
+            "fails its first `times` attempts (permanently if `permanent`)",
             task_fn(|a: Fail, job: JobMeta| async move {
                 if job.attempt <= a.times {
                     let msg = format!("demo failure on attempt {}", job.attempt);
@@ -93,27 +94,28 @@ pub fn router(pool: PgPool) -> KindRouter {
                 }
                 Ok(())
             }),
-        )
-        .route(
+        ),
+        JobKind::new(
             "demo.panic",
+            "panics",
             task_fn(|_: Noop| async move {
                 if std::hint::black_box(true) {
                     panic!("demo panic");
                 }
                 Ok::<(), BoxDynError>(())
             }),
-        )
+        ),
+    ]
 }
 
+/// Records the effect and completes the job in one transaction: if the lease was lost meanwhile
+/// (another worker owns the job), `complete_in_tx` fails, the transaction is dropped and the
+/// effect never lands.
 async fn effect(pool: PgPool, a: Effect, job: JobMeta) -> Result<(), BoxDynError> {
     tokio::time::sleep(Duration::from_millis(a.sleep_ms)).await;
     let mut tx = pool.begin().await?;
     cowans_store::demo::record_effect(&mut *tx, job.id, &a.key).await?;
-    if job.complete_in_tx(&mut *tx).await? {
-        tx.commit().await?;
-    } else {
-        // Another worker owns the job now; our effect must not land.
-        tx.rollback().await?;
-    }
+    job.complete_in_tx(&mut *tx).await?;
+    tx.commit().await?;
     Ok(())
 }

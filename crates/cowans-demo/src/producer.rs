@@ -1,13 +1,14 @@
-//! The demo producer: a mix of the built-in demo kinds, then progress lines until done.
+//! The demo producer: a mix of the demo kinds on one queue, then a progress line a second until
+//! every job has finished.
 
 use std::time::{Duration, Instant};
 
 use cowans_core::{JobState, QueueName};
-use cowans_store::{NewJob, PgPool};
+use cowans_queue::{FrontDoor, NewJob, StoreError};
 use serde_json::json;
 
-pub async fn run(pool: PgPool, queue: QueueName, jobs: usize) -> anyhow::Result<()> {
-    let client = cowans_queue::Client::new(pool.clone());
+/// Enqueues `jobs` demo jobs on `queue` and prints progress until they are all final.
+pub async fn run(front: &FrontDoor, queue: QueueName, jobs: usize) -> Result<(), StoreError> {
     let batch: Vec<NewJob> = (0..jobs)
         .map(|i| {
             let (kind, args) = match i % 10 {
@@ -23,7 +24,7 @@ pub async fn run(pool: PgPool, queue: QueueName, jobs: usize) -> anyhow::Result<
         })
         .collect();
     let started = Instant::now();
-    let ids = client.enqueue_many(&batch).await?;
+    let ids = front.enqueue_many(&batch).await?;
     println!(
         "enqueued {} demo jobs on queue {queue} in {:?}",
         ids.len(),
@@ -32,7 +33,7 @@ pub async fn run(pool: PgPool, queue: QueueName, jobs: usize) -> anyhow::Result<
     let first = ids.first().map_or(0, |i| i.id.0);
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let counts = cowans_store::count_by_state(&pool, queue.as_str()).await?;
+        let counts = front.count_by_state(&queue).await?;
         let line: Vec<String> = counts
             .iter()
             .filter(|(_, n)| *n > 0)

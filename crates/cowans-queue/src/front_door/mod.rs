@@ -1,0 +1,617 @@
+//! The front door: every action on jobs, queues, dead letters, batches, API keys and the audit
+//! log goes through [`FrontDoor`], whoever asks (the HTTP API, `cowans-worker ctl`, the console,
+//! an application's own code). Each action does its state change, its audit entry and its event
+//! in one transaction (so none can exist without the others), and counts its metric, once.
+//!
+//! Enqueueing comes in two flavours: `enqueue*` for code (counted, not audited: the application
+//! action that caused the jobs is what the audit log records) and `submit*` for callers with an
+//! [`Actor`] (validated against the registered kinds, audited and counted).
+
+mod keys;
+mod submit_group;
+
+use std::{sync::Arc, time::Duration};
+
+use cowans_core::{Actor, JobId, JobState, KindCheck, KindRegistry, QueueName};
+use cowans_store::{
+    AuditEntry, BatchCallback, BatchProgress, Cancelled, DeadLetterFilter, Enqueued, JobFilter,
+    JobRecord, NewAudit, NewJob, PgPool, QueueStats, RateLimit, Result, StoreError, Unique,
+};
+use serde_json::{Value, json};
+use sqlx::{Acquire, Postgres};
+
+pub use keys::{ApiKeyRow, KEY_PREFIX as API_KEY_PREFIX};
+
+use crate::{events::EventRelay, metrics};
+
+/// The engine's one entry point for every action. Cheap to clone.
+#[derive(Clone)]
+pub struct FrontDoor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    kinds: KindRegistry,
+    lease_ttl: Duration,
+    group: Option<submit_group::SubmitGroup>,
+}
+
+/// Builds a [`FrontDoor`].
+pub struct FrontDoorBuilder {
+    pool: PgPool,
+    kinds: KindRegistry,
+    lease_ttl: Duration,
+    group_max: usize,
+}
+
+impl FrontDoorBuilder {
+    /// The job kinds submits are checked against (default: none registered, unknown kinds
+    /// accepted unchecked).
+    pub fn kinds(mut self, kinds: KindRegistry) -> Self {
+        self.kinds = kinds;
+        self
+    }
+
+    /// The workers' `engine.lease_ttl`: a worker not seen for this long no longer counts as live
+    /// in the queue summaries.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// Concurrent [`FrontDoor::submit`]s are committed together, up to `max` per statement
+    /// (1, the default, commits each alone). Needs a Tokio runtime at [`Self::build`].
+    pub fn group_commit(mut self, max: usize) -> Self {
+        self.group_max = max.max(1);
+        self
+    }
+
+    pub fn build(self) -> FrontDoor {
+        let group = (self.group_max > 1)
+            .then(|| submit_group::SubmitGroup::start(self.pool.clone(), self.group_max));
+        FrontDoor {
+            inner: Arc::new(Inner {
+                pool: self.pool,
+                kinds: self.kinds,
+                lease_ttl: self.lease_ttl,
+                group,
+            }),
+        }
+    }
+}
+
+/// A job as a caller asks for it, before the kind's defaults are applied and it is checked.
+#[derive(Debug, Clone, Default)]
+pub struct Submission {
+    /// `None`: the kind's default queue.
+    pub queue: Option<String>,
+    pub kind: String,
+    pub args: Value,
+    pub priority: i16,
+    pub run_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `None`: the kind's retry policy's attempts (or the engine's default).
+    pub max_attempts: Option<i32>,
+    pub unique_key: Option<String>,
+    pub rate_key: Option<String>,
+}
+
+/// Which dead letters to re-drive.
+#[derive(Debug, Clone)]
+pub enum Redrive {
+    Ids(Vec<JobId>),
+    /// Every dead letter of the queue (of this kind, if given).
+    All {
+        kind: Option<String>,
+    },
+}
+
+/// Where a bulk submit came from, for its audit entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkSource {
+    /// A JSON array, all or nothing.
+    Array,
+    /// One chunk of an NDJSON stream (committed as it arrives).
+    NdjsonChunk,
+}
+
+impl BulkSource {
+    fn action(self) -> &'static str {
+        match self {
+            BulkSource::Array => "jobs.submit",
+            BulkSource::NdjsonChunk => "jobs.submit_ndjson",
+        }
+    }
+}
+
+impl FrontDoor {
+    pub fn builder(pool: PgPool) -> FrontDoorBuilder {
+        FrontDoorBuilder {
+            pool,
+            kinds: KindRegistry::new(),
+            lease_ttl: Duration::from_secs(30),
+            group_max: 1,
+        }
+    }
+
+    /// Stops the group commit: later submits are answered `Unavailable`, queued ones are
+    /// committed first. Call once, at shutdown.
+    pub async fn shutdown(&self) {
+        if let Some(g) = &self.inner.group {
+            g.shutdown().await;
+        }
+    }
+
+    /// The registered job kinds.
+    pub fn kinds(&self) -> &KindRegistry {
+        &self.inner.kinds
+    }
+
+    /// Starts relaying live events to subscribers (one LISTEN connection).
+    pub fn event_relay(&self) -> EventRelay {
+        EventRelay::start(self.inner.pool.clone())
+    }
+
+    // ---- enqueue, for code ----
+
+    /// One job. A job whose unique key is taken answers with the holder's id, marked duplicate.
+    pub async fn enqueue(&self, job: &NewJob) -> Result<Enqueued> {
+        let done =
+            cowans_store::enqueue_autocommit(&self.inner.pool, std::slice::from_ref(job)).await?;
+        count_enqueued(job, &done[0]);
+        Ok(done[0])
+    }
+
+    /// Many jobs, one statement; a result per job, in input order.
+    pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
+        let done = cowans_store::enqueue_autocommit(&self.inner.pool, jobs).await?;
+        count_all(jobs, &done);
+        Ok(done)
+    }
+
+    /// Inside the caller's transaction (`&mut *tx`): the job is invisible until it commits and
+    /// gone if it rolls back.
+    pub async fn enqueue_in<'c, A>(&self, conn: A, job: &'c NewJob) -> Result<Enqueued>
+    where
+        A: Acquire<'c, Database = Postgres> + Send + 'c,
+    {
+        let done = cowans_store::enqueue(conn, job).await?;
+        count_enqueued(job, &done);
+        Ok(done)
+    }
+
+    // ---- submit, for callers with an actor ----
+
+    /// Turns a submission into a job: the kind's defaults applied, then every field checked
+    /// (what the store would refuse, then the payload against the kind's type). The error names
+    /// the field (`args.items[2].sku`).
+    pub fn prepare(&self, s: Submission) -> Result<NewJob> {
+        let kinds = &self.inner.kinds;
+        let spec = kinds.get(&s.kind);
+        let queue = match s
+            .queue
+            .or_else(|| spec.and_then(|k| k.queue()).map(str::to_owned))
+        {
+            Some(q) => {
+                QueueName::new(q).map_err(|e| StoreError::invalid("queue", e.to_string()))?
+            }
+            None => {
+                return Err(StoreError::invalid(
+                    "queue",
+                    format!("is required: kind {:?} has no default queue", s.kind),
+                ));
+            }
+        };
+        let mut job = NewJob::new(queue, s.kind, s.args).priority(s.priority);
+        if let Some(m) = s
+            .max_attempts
+            .or_else(|| spec.and_then(|k| k.max_attempts()))
+        {
+            job = job.max_attempts(m);
+        }
+        if let Some(t) = s.run_at {
+            job = job.run_at(t);
+        }
+        if let Some(k) = s.unique_key {
+            job = job.unique(Unique::key(k));
+        }
+        if let Some(k) = s.rate_key {
+            job = job.rate_key(k);
+        }
+        job.check()?;
+        match kinds.check(&job.kind, &job.args) {
+            KindCheck::Valid | KindCheck::Unchecked => Ok(job),
+            KindCheck::Unknown => {
+                let known: Vec<&str> = kinds.names().collect();
+                Err(StoreError::invalid(
+                    "kind",
+                    format!(
+                        "is {:?}, which no worker registers; known kinds: {}",
+                        job.kind,
+                        known.join(", ")
+                    ),
+                ))
+            }
+            KindCheck::Invalid(e) => {
+                let field = if e.path.is_empty() {
+                    "args".to_owned()
+                } else {
+                    format!("args.{}", e.path)
+                };
+                Err(StoreError::invalid(field, e.message))
+            }
+        }
+    }
+
+    /// One job submitted by `actor`, audited as `job.submit` in the insert's own statement.
+    /// Concurrent submits share one commit (see [`FrontDoorBuilder::group_commit`]); the
+    /// answer comes after the commit.
+    pub async fn submit(&self, actor: &Actor, job: NewJob) -> Result<Enqueued> {
+        match &self.inner.group {
+            Some(g) => g.submit(job, actor).await,
+            None => {
+                let done = cowans_store::enqueue_audited(
+                    &self.inner.pool,
+                    std::slice::from_ref(&job),
+                    std::slice::from_ref(actor),
+                )
+                .await?;
+                count_enqueued(&job, &done[0]);
+                Ok(done[0])
+            }
+        }
+    }
+
+    /// Many jobs submitted by `actor`: one statement, all or nothing, with one audit entry, in
+    /// one transaction.
+    pub async fn submit_many(
+        &self,
+        actor: &Actor,
+        source: BulkSource,
+        jobs: &[NewJob],
+    ) -> Result<Vec<Enqueued>> {
+        let mut tx = self.inner.pool.begin().await?;
+        let done = cowans_store::enqueue_many(&mut *tx, jobs).await?;
+        let duplicates = done.iter().filter(|d| d.duplicate).count();
+        let details = json!({ "jobs": jobs.len(), "duplicates": duplicates });
+        self.record(&mut tx, actor, source.action(), None, details)
+            .await?;
+        tx.commit().await?;
+        count_all(jobs, &done);
+        Ok(done)
+    }
+
+    // ---- jobs ----
+
+    pub async fn job(&self, id: JobId) -> Result<JobRecord> {
+        cowans_store::get_job(&self.inner.pool, id)
+            .await?
+            .ok_or_else(|| StoreError::not_found(format!("job {id}")))
+    }
+
+    /// A page of jobs in id order after `after`.
+    pub async fn jobs(
+        &self,
+        filter: &JobFilter,
+        after: Option<JobId>,
+        limit: i64,
+    ) -> Result<Vec<JobRecord>> {
+        cowans_store::list_jobs(&self.inner.pool, filter, after, limit).await
+    }
+
+    /// Jobs of `queue` per state, every state listed. Counts rows: for the progress of one run,
+    /// not for dashboards (the leader's summary is the cheap one).
+    pub async fn count_by_state(&self, queue: &QueueName) -> Result<Vec<(JobState, i64)>> {
+        cowans_store::count_by_state(&self.inner.pool, queue.as_str()).await
+    }
+
+    /// Cancels one job (`NotFound`, or `Conflict` naming its state if it has finished).
+    pub async fn cancel(&self, actor: &Actor, id: JobId) -> Result<Cancelled> {
+        let mut tx = self.inner.pool.begin().await?;
+        let done = cowans_store::cancel_job(&mut *tx, id).await?;
+        let details = json!({ "was": done.was });
+        self.record(
+            &mut tx,
+            actor,
+            "job.cancel",
+            Some(format!("job:{id}")),
+            details,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Cancels those of `ids` that have not finished; the others are left alone.
+    pub async fn cancel_many(&self, actor: &Actor, ids: &[JobId]) -> Result<Vec<Cancelled>> {
+        let mut tx = self.inner.pool.begin().await?;
+        let done = cowans_store::cancel_jobs(&mut *tx, ids).await?;
+        let cancelled: Vec<i64> = done.iter().map(|c| c.id.0).collect();
+        let details = json!({ "asked": ids.len(), "cancelled": cancelled });
+        self.record(&mut tx, actor, "jobs.cancel", None, details)
+            .await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Runs a dead or cancelled job again from its first attempt.
+    pub async fn retry(&self, actor: &Actor, id: JobId) -> Result<()> {
+        let mut tx = self.inner.pool.begin().await?;
+        cowans_store::retry_job(&mut *tx, id).await?;
+        self.record(
+            &mut tx,
+            actor,
+            "job.retry",
+            Some(format!("job:{id}")),
+            json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- dead letters ----
+
+    /// A page of the dead letters matching `filter`, oldest id first, after `after`.
+    pub async fn dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+        after: Option<JobId>,
+        limit: i64,
+    ) -> Result<Vec<JobRecord>> {
+        cowans_store::list_dead(&self.inner.pool, filter, after, limit).await
+    }
+
+    /// Re-drives dead letters of `queue`; returns how many went back.
+    pub async fn redrive(&self, actor: &Actor, queue: &QueueName, what: Redrive) -> Result<u64> {
+        let mut tx = self.inner.pool.begin().await?;
+        let (count, details) = match &what {
+            Redrive::Ids(ids) => {
+                let n = cowans_store::redrive_ids_in(&mut *tx, Some(queue.as_str()), ids)
+                    .await?
+                    .len() as u64;
+                let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
+                (n, json!({ "ids": ids, "redriven": n }))
+            }
+            Redrive::All { kind } => {
+                let filter = DeadLetterFilter {
+                    queue: Some(queue.to_string()),
+                    kind: kind.clone(),
+                };
+                let n = cowans_store::redrive_matching(&mut *tx, &filter).await?;
+                (n, json!({ "kind": kind, "redriven": n }))
+            }
+        };
+        self.record(
+            &mut tx,
+            actor,
+            "dead.redrive",
+            Some(format!("queue:{queue}")),
+            details,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(count)
+    }
+
+    /// Deletes the dead letters of `queue` (of `kind`, if given), but only if there are exactly
+    /// `expected` of them: `Conflict` with `{expected, actual}` otherwise, and nothing deleted.
+    pub async fn purge(
+        &self,
+        actor: &Actor,
+        queue: &QueueName,
+        kind: Option<String>,
+        expected: u64,
+    ) -> Result<u64> {
+        let filter = DeadLetterFilter {
+            queue: Some(queue.to_string()),
+            kind,
+        };
+        let mut tx = self.inner.pool.begin().await?;
+        let n = cowans_store::purge_dead(&mut *tx, &filter, Some(expected)).await?;
+        let details = json!({ "kind": filter.kind, "purged": n });
+        self.record(
+            &mut tx,
+            actor,
+            "dead.purge",
+            Some(format!("queue:{queue}")),
+            details,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    // ---- queues ----
+
+    /// The leader's summary of every queue.
+    pub async fn queues(&self) -> Result<Vec<QueueStats>> {
+        cowans_store::queue_stats(&self.inner.pool, None, self.inner.lease_ttl).await
+    }
+
+    /// One queue's summary (`NotFound` until the leader has counted it).
+    pub async fn queue(&self, queue: &QueueName) -> Result<QueueStats> {
+        cowans_store::queue_stats(&self.inner.pool, Some(queue.as_str()), self.inner.lease_ttl)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                StoreError::not_found(format!(
+                    "a summary of queue {queue} (no jobs yet, or the leader has not counted it)"
+                ))
+            })
+    }
+
+    /// Counts every queue now instead of waiting for the leader (`ctl queues`).
+    pub async fn refresh_queue_stats(&self) -> Result<()> {
+        cowans_store::refresh_queue_stats(&self.inner.pool).await
+    }
+
+    /// Pauses (`true`) or resumes a queue for the whole fleet.
+    pub async fn set_paused(&self, actor: &Actor, queue: &QueueName, paused: bool) -> Result<()> {
+        let mut tx = self.inner.pool.begin().await?;
+        cowans_store::set_paused(&mut *tx, queue, paused).await?;
+        let action = if paused {
+            "queue.pause"
+        } else {
+            "queue.resume"
+        };
+        self.record(
+            &mut tx,
+            actor,
+            action,
+            Some(format!("queue:{queue}")),
+            json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets (or with `None`, removes) a queue's fleet-wide limits.
+    pub async fn set_limits(
+        &self,
+        actor: &Actor,
+        queue: &QueueName,
+        concurrency: Option<u32>,
+        rate: Option<RateLimit>,
+    ) -> Result<()> {
+        let mut tx = self.inner.pool.begin().await?;
+        cowans_store::set_queue_limits(&mut *tx, queue, concurrency, rate).await?;
+        let details = json!({
+            "concurrency_limit": concurrency,
+            "rate_jobs": rate.map(|r| r.jobs),
+            "rate_period_ms": rate.map(|r| r.period.as_millis() as u64),
+            "rate_by_key": rate.is_some_and(|r| r.by_key),
+        });
+        self.record(
+            &mut tx,
+            actor,
+            "queue.limits",
+            Some(format!("queue:{queue}")),
+            details,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- batches ----
+
+    /// Creates a batch of `jobs` (one transaction, audited), with an optional callback job
+    /// enqueued once when every job is final.
+    pub async fn create_batch(
+        &self,
+        actor: &Actor,
+        description: &str,
+        jobs: &[NewJob],
+        callback: Option<&BatchCallback>,
+    ) -> Result<(i64, Vec<Enqueued>)> {
+        if let Some(cb) = callback
+            && let KindCheck::Unknown = self.inner.kinds.check(&cb.kind, &Value::Null)
+        {
+            return Err(StoreError::invalid(
+                "callback.kind",
+                format!("is {:?}, which no worker registers", cb.kind),
+            ));
+        }
+        let mut tx = self.inner.pool.begin().await?;
+        let (id, done) = cowans_store::create_batch(&mut *tx, description, jobs, callback).await?;
+        let details = json!({ "jobs": done.len() });
+        self.record(
+            &mut tx,
+            actor,
+            "batch.create",
+            Some(format!("batch:{id}")),
+            details,
+        )
+        .await?;
+        tx.commit().await?;
+        count_all(jobs, &done);
+        Ok((id, done))
+    }
+
+    pub async fn batch(&self, id: i64) -> Result<BatchProgress> {
+        cowans_store::batch_progress(&self.inner.pool, id)
+            .await?
+            .ok_or_else(|| StoreError::not_found(format!("batch {id}")))
+    }
+
+    /// Cancels a batch's unfinished jobs; returns how many.
+    pub async fn cancel_batch(&self, actor: &Actor, id: i64) -> Result<u64> {
+        let mut tx = self.inner.pool.begin().await?;
+        let n = cowans_store::cancel_batch(&mut *tx, id).await?.len() as u64;
+        self.record(
+            &mut tx,
+            actor,
+            "batch.cancel",
+            Some(format!("batch:{id}")),
+            json!({ "cancelled": n }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    // ---- audit ----
+
+    /// Audit entries, newest first, before `before`.
+    pub async fn audit_log(&self, before: Option<i64>, limit: i64) -> Result<Vec<AuditEntry>> {
+        cowans_store::list_audit(&self.inner.pool, before, limit).await
+    }
+
+    /// Writes `actor`'s `action` to the audit log inside `tx`, and counts it.
+    async fn record(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        actor: &Actor,
+        action: &'static str,
+        target: Option<String>,
+        details: Value,
+    ) -> Result<()> {
+        cowans_store::audit(tx, &NewAudit::by(actor, action, target, details)).await?;
+        metrics::action(action);
+        Ok(())
+    }
+}
+
+/// Counts an inserted job (not a duplicate) in `cowans_jobs_enqueued_total`.
+pub(crate) fn count_enqueued(job: &NewJob, done: &Enqueued) {
+    if !done.duplicate {
+        metrics::enqueued(job.queue.as_str(), &job.kind, 1);
+    }
+}
+
+fn count_all(jobs: &[NewJob], done: &[Enqueued]) {
+    let mut counts: std::collections::HashMap<(&str, &str), u64> = Default::default();
+    for (j, _) in jobs.iter().zip(done).filter(|(_, d)| !d.duplicate) {
+        *counts
+            .entry((j.queue.as_str(), j.kind.as_str()))
+            .or_default() += 1;
+    }
+    for ((q, k), n) in counts {
+        metrics::enqueued(q, k, n);
+    }
+}
+
+/// An error several waiters must each receive: domain errors are copied, an unexpected database
+/// failure becomes an opaque one (its cause was logged once).
+pub(crate) fn shareable(e: StoreError) -> impl Fn() -> StoreError {
+    move || match &e {
+        StoreError::Invalid { field, message } => {
+            StoreError::invalid(field.clone(), message.clone())
+        }
+        StoreError::NotFound { what } => StoreError::not_found(what.clone()),
+        StoreError::Conflict { message, details } => StoreError::Conflict {
+            message: message.clone(),
+            details: details.clone(),
+        },
+        StoreError::StaleLease => StoreError::StaleLease,
+        StoreError::Unavailable { message } => StoreError::Unavailable {
+            message: message.clone(),
+        },
+        StoreError::Database(_) | StoreError::Migrate(_) => {
+            StoreError::Database(sqlx::Error::Protocol("the group commit failed".to_owned()))
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! The one way the store tells the world something happened: wake-ups on `cowans_jobs` (for
+//! producers and running handlers) and events on `cowans_events` (for the API's live streams).
+//! Payloads are encoded by `cowans_core` (`Wakeup::encode`, serde for `Event`); no SQL builds
+//! one.
+//!
+//! Sent on the caller's connection: inside a transaction they go out at commit, in order, and
+//! never on rollback. That is why the functions that change state and announce it run both in
+//! one transaction: a client sees a job's events in the order they happened.
+
+use cowans_core::{EVENTS_CHANNEL, Event, WAKEUP_CHANNEL, Wakeup};
+use sqlx::PgConnection;
+
+use crate::Result;
+
+/// Sends `wakeups` then `events`, in order, in one statement.
+pub async fn announce(conn: &mut PgConnection, wakeups: &[Wakeup], events: &[Event]) -> Result<()> {
+    if wakeups.is_empty() && events.is_empty() {
+        return Ok(());
+    }
+    let n = wakeups.len() + events.len();
+    let mut channels: Vec<&str> = Vec::with_capacity(n);
+    let mut payloads: Vec<String> = Vec::with_capacity(n);
+    for w in wakeups {
+        channels.push(WAKEUP_CHANNEL);
+        payloads.push(w.encode());
+    }
+    for e in events {
+        channels.push(EVENTS_CHANNEL);
+        payloads.push(e.to_json());
+    }
+    sqlx::query("SELECT count(pg_notify(c, p)) FROM unnest($1::text[], $2::text[]) AS n(c, p)")
+        .bind(channels)
+        .bind(payloads)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// `Runnable` wake-ups for each distinct queue name, for jobs that became available again.
+pub(crate) fn runnable<'a>(queues: impl IntoIterator<Item = &'a str>) -> Vec<Wakeup> {
+    let mut seen: Vec<&str> = Vec::new();
+    for q in queues {
+        if !seen.contains(&q) {
+            seen.push(q);
+        }
+    }
+    seen.into_iter()
+        .filter_map(|q| cowans_core::QueueName::new(q).ok())
+        .map(|queue| Wakeup::Runnable { queue })
+        .collect()
+}
