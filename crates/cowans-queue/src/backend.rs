@@ -358,3 +358,47 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         "non-string panic payload".to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn of(e: impl Into<BoxDynError>) -> Failure {
+        let e: BoxDynError = e.into();
+        classify(e.as_ref())
+    }
+
+    #[test]
+    fn handler_errors_say_how_the_attempt_failed() {
+        assert_eq!(
+            of(JobError::permanent("bad input")),
+            Failure::Permanent("bad input".into())
+        );
+        assert_eq!(
+            of(JobError::retry_after("busy", Duration::from_secs(3))),
+            Failure::RetryAfter("busy".into(), Duration::from_secs(3))
+        );
+        assert_eq!(of(JobError::retry("flaky")), Failure::Error("flaky".into()));
+        assert!(matches!(
+            of(AbortError::new("abort")),
+            Failure::Permanent(_)
+        ));
+        assert!(matches!(
+            of(RetryAfterError::new("later", Duration::from_millis(1500))),
+            Failure::RetryAfter(_, d) if d == Duration::from_millis(1500)
+        ));
+        assert_eq!(
+            of(std::io::Error::other("disk full")),
+            Failure::Error("disk full".into())
+        );
+    }
+
+    #[test]
+    fn panic_payloads_become_messages() {
+        assert_eq!(panic_message(&"static str"), "static str");
+        assert_eq!(panic_message(&String::from("owned")), "owned");
+        assert_eq!(panic_message(&42_u8), "non-string panic payload");
+    }
+}

@@ -18,7 +18,8 @@ const BACKLOG: usize = 1024;
 /// A running relay. [`EventRelay::ready`] resolves once it listens; [`EventRelay::shutdown`]
 /// stops it (subscribers then see the end of their stream).
 pub struct EventRelay {
-    tx: broadcast::Sender<Event>,
+    /// `None` once stopped: with the last sender gone, every subscriber's stream ends.
+    tx: std::sync::Mutex<Option<broadcast::Sender<Event>>>,
     listening: watch::Receiver<bool>,
     stop: CancellationToken,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
@@ -33,18 +34,21 @@ impl EventRelay {
         let stop = CancellationToken::new();
         let task = tokio::spawn(relay(pool, tx.clone(), set_listening, stop.clone()));
         Self {
-            tx,
+            tx: std::sync::Mutex::new(Some(tx)),
             listening,
             stop,
             task: std::sync::Mutex::new(Some(task)),
         }
     }
 
-    /// A new subscriber: every event from now on.
+    /// A new subscriber: every event from now on (nothing, and an ended stream, once the relay
+    /// stopped).
     pub fn subscribe(&self) -> EventStream {
-        EventStream {
-            rx: self.tx.subscribe(),
-        }
+        let rx = match &*self.tx.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(tx) => tx.subscribe(),
+            None => broadcast::channel(1).1,
+        };
+        EventStream { rx }
     }
 
     /// Resolves once the relay listens (events published from then on reach subscribers).
@@ -55,6 +59,7 @@ impl EventRelay {
 
     /// Stops relaying; every subscriber's stream ends.
     pub async fn shutdown(&self) {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.stop.cancel();
         let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = task {

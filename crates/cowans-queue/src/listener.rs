@@ -205,49 +205,65 @@ mod tests {
     use super::*;
 
     #[test]
-    fn payloads_reach_the_producers_of_their_queue_only() {
+    fn wakeups_reach_the_producers_of_their_queue_only() {
+        let q = |name: &str| cowans_core::QueueName::new(name).unwrap();
+        let send = |signals: &Signals, w: Wakeup| signals.dispatch(&w.encode());
         let signals = Signals::default();
         let a = signals.subscribe("shopify.push");
         let b = signals.subscribe("other");
-        signals.dispatch("a:shopify.push:5");
+        send(
+            &signals,
+            Wakeup::Enqueued {
+                queue: q("shopify.push"),
+                priority: 5,
+            },
+        );
         assert_eq!(a.new_priority.load(Ordering::Acquire), 5);
         assert!(
             !a.rewind.load(Ordering::Acquire),
             "new jobs do not rewind the cursor"
         );
         assert_eq!(b.new_priority.load(Ordering::Acquire), i32::MIN);
-        signals.dispatch("r:other");
+        send(&signals, Wakeup::Runnable { queue: q("other") });
         assert!(
             b.rewind.load(Ordering::Acquire),
             "re-entries rewind the cursor"
         );
-        signals.dispatch("s:other");
+        send(&signals, Wakeup::Scheduled { queue: q("other") });
         assert!(b.promote.load(Ordering::Acquire));
-        signals.dispatch("q:other");
+        send(&signals, Wakeup::Control { queue: q("other") });
         assert!(
             b.control.load(Ordering::Acquire),
             "control changes reach the queue"
         );
+        send(&signals, Wakeup::PermitsFreed { queue: q("other") });
+        assert!(b.permits_freed.load(Ordering::Acquire));
+        assert!(!a.permits_freed.load(Ordering::Acquire));
         let token = CancellationToken::new();
         let held = cowans_store::LeaseRef {
             id: cowans_core::JobId(7),
             lease: 1,
         };
         signals.in_flight.insert_many([(held, token.clone())]);
-        signals.dispatch("c:8");
+        send(
+            &signals,
+            Wakeup::Cancel {
+                job: cowans_core::JobId(8),
+            },
+        );
         assert!(!token.is_cancelled());
-        signals.dispatch("c:7");
+        send(
+            &signals,
+            Wakeup::Cancel {
+                job: cowans_core::JobId(7),
+            },
+        );
         assert!(
             token.is_cancelled(),
             "a cancellation reaches the job's handler"
         );
         signals.dispatch("garbage");
-        signals.dispatch("a:shopify.push:notanumber");
-        assert_eq!(
-            a.new_priority.load(Ordering::Acquire),
-            i32::MAX,
-            "unknown priority rewinds"
-        );
+        assert_eq!(b.new_priority.load(Ordering::Acquire), i32::MIN);
     }
 
     #[test]

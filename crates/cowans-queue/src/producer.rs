@@ -26,7 +26,7 @@ use crate::{
     completer::Ack,
     engine::EngineInner,
     in_flight::Slots,
-    limiter::{LimitError, Permit},
+    limiter::{LimitError, Permit, Tokens},
     listener::QueueSignal,
     metrics::JobMetrics,
 };
@@ -345,48 +345,73 @@ async fn admit_by_key(
     signal: &QueueSignal,
     jobs: Vec<(ClaimedJob, Option<Permit>)>,
 ) -> Result<Vec<(ClaimedJob, Option<Permit>)>, LimitError> {
+    let (keys, wants) = wants_by_key(&jobs);
+    let granted = engine.limiter.take(scope, rate, &keys, &wants).await?;
+    let admission = admit(jobs, &granted);
+    if !admission.deferred.is_empty() {
+        if let Some(first) = admission.deferred.iter().map(|(_, at)| *at).min() {
+            signal.scheduled(Some(first));
+        }
+        cowans_store::defer(&engine.pool, &admission.deferred).await?;
+        give_back_permits(engine, &admission.freed).await;
+    }
+    Ok(admission.admitted)
+}
+
+/// The distinct rate keys of a claim (no key = `""`) and how many jobs each has, in first-seen
+/// order: one bucket request per key.
+fn wants_by_key(jobs: &[(ClaimedJob, Option<Permit>)]) -> (Vec<String>, Vec<u32>) {
     let mut keys: Vec<String> = Vec::new();
     let mut wants: Vec<u32> = Vec::new();
-    for (job, _) in &jobs {
-        let key = job.rate_key.clone().unwrap_or_default();
-        match keys.iter().position(|k| *k == key) {
+    for (job, _) in jobs {
+        let key = job.rate_key.as_deref().unwrap_or("");
+        match keys.iter().position(|k| k == key) {
             Some(i) => wants[i] += 1,
             None => {
-                keys.push(key);
+                keys.push(key.to_owned());
                 wants.push(1);
             }
         }
     }
-    let granted = engine.limiter.take(scope, rate, &keys, &wants).await?;
+    (keys, wants)
+}
+
+/// What a per-key rate lets through.
+struct Admission {
+    admitted: Vec<(ClaimedJob, Option<Permit>)>,
+    /// Jobs to put back until their key's next token.
+    deferred: Vec<(LeaseRef, chrono::DateTime<Utc>)>,
+    /// The concurrency permits the deferred jobs held.
+    freed: Vec<Permit>,
+}
+
+/// Admits jobs in claim order while their key has tokens; the rest wait for their key's next
+/// token. A key the bucket did not answer for is not limited.
+fn admit(jobs: Vec<(ClaimedJob, Option<Permit>)>, granted: &[Tokens]) -> Admission {
     let mut left: HashMap<&str, (u32, chrono::DateTime<Utc>)> = granted
         .iter()
         .map(|t| (t.key.as_str(), (t.granted, t.next_at)))
         .collect();
-    let mut admitted = Vec::with_capacity(jobs.len());
-    let mut deferred = Vec::new();
-    let mut freed = Vec::new();
+    let mut out = Admission {
+        admitted: Vec::with_capacity(jobs.len()),
+        deferred: Vec::new(),
+        freed: Vec::new(),
+    };
     for (job, permit) in jobs {
         let key = job.rate_key.as_deref().unwrap_or("");
         match left.get_mut(key) {
             Some((n, _)) if *n > 0 => {
                 *n -= 1;
-                admitted.push((job, permit));
+                out.admitted.push((job, permit));
             }
             Some((_, at)) => {
-                deferred.push((job.lease_ref(), *at));
-                freed.extend(permit);
+                out.deferred.push((job.lease_ref(), *at));
+                out.freed.extend(permit);
             }
-            None => admitted.push((job, permit)),
+            None => out.admitted.push((job, permit)),
         }
     }
-    if !deferred.is_empty() {
-        if let Some(first) = deferred.iter().map(|(_, at)| *at).min() {
-            signal.scheduled(Some(first));
-        }
-        cowans_store::defer(&engine.pool, &deferred).await?;
-        give_back_permits(engine, &freed).await;
-    }
-    Ok(admitted)
+    out
 }
 
 async fn give_back_permits(engine: &EngineInner, permits: &[Permit]) {
@@ -555,4 +580,87 @@ fn task_of<Args>(
         .max_attempts(job.max_attempts as usize)
         .data(meta)
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: i64, key: Option<&str>) -> (ClaimedJob, Option<Permit>) {
+        let now = Utc::now();
+        let job = ClaimedJob {
+            id,
+            queue: "q".into(),
+            kind: "k".into(),
+            args: "{}".into(),
+            priority: 0,
+            attempt: 1,
+            max_attempts: 3,
+            lease: id * 100,
+            run_at: now,
+            created_at: now,
+            attempted_at: now,
+            rate_key: key.map(str::to_owned),
+        };
+        let permit = Permit {
+            scope: Arc::from("q"),
+            slot: id as i32,
+            token: id,
+        };
+        (job, Some(permit))
+    }
+
+    fn tokens(key: &str, granted: u32, next_at: chrono::DateTime<Utc>) -> Tokens {
+        Tokens {
+            key: key.to_owned(),
+            granted,
+            next_at,
+        }
+    }
+
+    #[test]
+    fn a_claim_asks_the_bucket_once_per_key_in_first_seen_order() {
+        let jobs = vec![
+            job(1, Some("shop-a")),
+            job(2, None),
+            job(3, Some("shop-a")),
+            job(4, Some("shop-b")),
+            job(5, Some("shop-a")),
+        ];
+        let (keys, wants) = wants_by_key(&jobs);
+        assert_eq!(keys, vec!["shop-a", "", "shop-b"]);
+        assert_eq!(wants, vec![3, 1, 1]);
+    }
+
+    #[test]
+    fn jobs_beyond_their_keys_tokens_wait_for_that_keys_next_token_and_free_their_permit() {
+        let later = Utc::now() + chrono::Duration::seconds(2);
+        let jobs = vec![
+            job(1, Some("a")),
+            job(2, Some("b")),
+            job(3, Some("a")),
+            job(4, Some("unanswered")),
+            job(5, Some("a")),
+        ];
+        let granted = [tokens("a", 1, later), tokens("b", 1, later)];
+        let out = admit(jobs, &granted);
+        let admitted: Vec<i64> = out.admitted.iter().map(|(j, _)| j.id).collect();
+        assert_eq!(
+            admitted,
+            vec![1, 2, 4],
+            "first of a, b, and the key the bucket ignored"
+        );
+        let deferred: Vec<(i64, i64)> = out
+            .deferred
+            .iter()
+            .map(|(l, at)| (l.id.0, (*at - later).num_milliseconds()))
+            .collect();
+        assert_eq!(
+            deferred,
+            vec![(3, 0), (5, 0)],
+            "a's later jobs wait for a's next token"
+        );
+        let freed: Vec<i32> = out.freed.iter().map(|p| p.slot).collect();
+        assert_eq!(freed, vec![3, 5]);
+    }
 }

@@ -468,7 +468,9 @@ impl FrontDoor {
         Ok(())
     }
 
-    /// Sets (or with `None`, removes) a queue's fleet-wide limits.
+    /// Sets (or with `None`, removes) a queue's fleet-wide limits. Limits already in force are
+    /// left alone: nothing is written, audited or announced (every worker applies its settings'
+    /// limits at start).
     pub async fn set_limits(
         &self,
         actor: &Actor,
@@ -476,6 +478,10 @@ impl FrontDoor {
         concurrency: Option<u32>,
         rate: Option<RateLimit>,
     ) -> Result<()> {
+        let current = cowans_store::queue_control(&self.inner.pool, queue.as_str()).await?;
+        if current.concurrency_limit == concurrency && current.rate == rate {
+            return Ok(());
+        }
         let mut tx = self.inner.pool.begin().await?;
         cowans_store::set_queue_limits(&mut *tx, queue, concurrency, rate).await?;
         let details = json!({
