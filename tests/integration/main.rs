@@ -11,5 +11,4 @@ mod control_process;
 mod control_store;
 mod engine;
 mod process;
-mod shopify;
 mod store;
