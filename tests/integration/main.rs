@@ -1,14 +1,30 @@
-//! One integration test binary: the store against real Postgres, the engine (apalis workers in
-//! process), and real `cowans-worker` processes. Every test makes its own database.
+//! One integration test binary, a file per capability: each capability's store-level statements
+//! (real Postgres), its engine in process (apalis workers over `PgBackend`), its real
+//! `cowans-worker` processes and its HTTP API sit together. Every test makes its own database.
+//! Helpers shared by several files are in `support` (and process helpers in `cowans_tests`).
+//!
+//! The Shopify client's tests live in `crates/cowans-shopify/tests`, the simulator's fidelity
+//! tests in `crates/cowans-shopsim/tests`.
 
 // Test helpers may unwrap: a failure there is a test failure with its location.
 #![allow(clippy::unwrap_used)]
 
-mod api;
-mod api_live;
-mod control_engine;
-mod control_process;
-mod control_store;
-mod engine;
-mod process;
-mod store;
+mod support;
+
+mod api_admin;
+mod api_auth;
+mod api_contract;
+mod api_events;
+mod api_jobs;
+mod batches;
+mod claim_and_ack;
+mod control;
+mod cron;
+mod enqueue;
+mod leadership;
+mod limits;
+mod retention_and_stats;
+mod retries_and_dead_letters;
+mod shutdown;
+mod wakeups;
+mod worker_process;

@@ -1,0 +1,289 @@
+//! The API's live events: a server-sent event stream filtered per client, and WebSocket clients
+//! watching real worker processes run a batch and dead-letter a job.
+
+use std::time::Duration;
+
+use cowans_tests::{FAST_ENGINE, WorkerProcess};
+use futures::{SinkExt, StreamExt};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+
+use crate::support::api::{Api, api, api_with_kinds};
+
+/// Reads SSE frames until `want` data lines arrived (or 10 s pass).
+async fn sse_events(resp: &mut reqwest::Response, want: usize) -> Vec<(String, Value)> {
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while out.len() < want {
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .expect("events within 10 s")
+            .unwrap()
+            .unwrap();
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let name = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or("message")
+                .to_owned();
+            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
+                out.push((name, serde_json::from_str(data).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_live_event_stream_relays_batch_and_queue_events_filtered_per_client() {
+    let api = api().await;
+    let op = Some(api.operator.as_str());
+    let mk = |n: usize| json!({"jobs": (0..n).map(|_| json!({"queue": "ev", "kind": "k"})).collect::<Vec<_>>()});
+    let (_, a) = api
+        .call(Method::POST, "/api/v1/batches", op, Some(mk(2)))
+        .await;
+    let (_, b) = api
+        .call(Method::POST, "/api/v1/batches", op, Some(mk(3)))
+        .await;
+    let (a, b) = (a["id"].as_i64().unwrap(), b["id"].as_i64().unwrap());
+    let mut batch_stream = api
+        .http
+        .get(format!("{}/api/v1/events?batch={a}", api.base))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(batch_stream.headers()["content-type"], "text/event-stream");
+    let mut queue_stream = api
+        .http
+        .get(format!("{}/api/v1/events?queue=ev", api.base))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap();
+    // The leader's batch pass publishes; another process (this test) plays the leader.
+    api.call(
+        Method::POST,
+        &format!("/api/v1/batches/{b}/cancel"),
+        op,
+        None,
+    )
+    .await;
+    api.call(
+        Method::POST,
+        &format!("/api/v1/batches/{a}/cancel"),
+        op,
+        None,
+    )
+    .await;
+    cowans_store::refresh_batches(&api.pool, 10).await.unwrap();
+    let got = sse_events(&mut batch_stream, 2).await;
+    assert_eq!(
+        (got[0].0.as_str(), got[1].0.as_str()),
+        ("batch.cancelled", "batch.finished")
+    );
+    assert!(
+        got.iter().all(|(_, e)| e["batch_id"] == json!(a)),
+        "only batch {a}'s events: {got:?}"
+    );
+    assert_eq!(got[0].1["cancelled_jobs"], json!(2));
+    assert_eq!(got[1].1["counts"]["cancelled"], json!(2));
+    api.call(Method::POST, "/api/v1/queues/ev/pause", op, None)
+        .await;
+    let got = sse_events(&mut queue_stream, 1).await;
+    assert_eq!(
+        (got[0].0.as_str(), got[0].1["queue"].clone()),
+        ("queue.paused", json!("ev"))
+    );
+    let (s, _) = api.call(Method::GET, "/api/v1/events", None, None).await;
+    assert_eq!(s, 401);
+}
+
+async fn open_ws(
+    api: &Api,
+    query: &str,
+    key: Option<&str>,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tungstenite::Error,
+> {
+    let url = format!(
+        "{}/api/v1/events/ws?{query}",
+        api.base.replace("http", "ws")
+    );
+    let mut req = url.into_client_request().unwrap();
+    if let Some(k) = key {
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {k}").parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+#[tokio::test]
+async fn a_websocket_client_sees_a_batch_progress_while_real_workers_run_it() {
+    let api = api_with_kinds().await;
+    let op = Some(api.operator.as_str());
+    // Paused while the batch is created and the client subscribes, so it sees the whole run.
+    api.call(Method::POST, "/api/v1/queues/wsq/pause", op, None)
+        .await;
+    // 40 × 100 ms at four at a time: a second of work, several of the leader's 200 ms passes.
+    let jobs: Vec<Value> = (0..40)
+        .map(|_| json!({"queue": "wsq", "kind": "demo.sleep", "args": {"ms": 100}}))
+        .collect();
+    let (s, batch) = api
+        .call(
+            Method::POST,
+            "/api/v1/batches",
+            op,
+            Some(json!({ "jobs": jobs })),
+        )
+        .await;
+    assert_eq!(s, 201, "{batch}");
+    let id = batch["id"].as_i64().unwrap();
+    match open_ws(&api, &format!("batch={id}"), None).await {
+        Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!("a socket without credentials: {:?}", other.map(|_| ())),
+    }
+    let mut ws = open_ws(&api, &format!("batch={id}"), Some(&api.viewer))
+        .await
+        .expect("a viewer may watch");
+    let mut other = open_ws(&api, &format!("batch={}", id + 1), Some(&api.viewer))
+        .await
+        .unwrap();
+    let _worker = WorkerProcess::spawn(&api.db.url(), "wsq", 4, FAST_ENGINE);
+    api.call(Method::POST, "/api/v1/queues/wsq/resume", op, None)
+        .await;
+
+    let mut progress = Vec::new();
+    let finished = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("an event within 20 s")
+            .expect("the socket stays open")
+            .unwrap();
+        let tungstenite::Message::Text(text) = msg else {
+            continue;
+        };
+        let event: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(event["batch_id"], json!(id), "only this batch: {event}");
+        match event["type"].as_str() {
+            Some("batch.progress") => {
+                progress.push(event["counts"]["completed"].as_i64().unwrap_or(0))
+            }
+            Some("batch.finished") => break event,
+            _ => panic!("unexpected event {event}"),
+        }
+    };
+    assert_eq!(finished["counts"]["completed"], 40, "{finished}");
+    assert_eq!(finished["total"], 40);
+    let midway = progress.iter().filter(|&&c| c > 0 && c < 40).count();
+    assert!(
+        midway >= 2,
+        "the client saw the batch move while it ran, not just its end: {progress:?}"
+    );
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]),
+        "completed never goes back: {progress:?}"
+    );
+    // The other client's filter let nothing through.
+    let quiet = tokio::time::timeout(Duration::from_millis(300), other.next()).await;
+    assert!(
+        quiet.is_err(),
+        "a client filtered on another batch got {quiet:?}"
+    );
+    ws.send(tungstenite::Message::Close(None)).await.unwrap();
+}
+
+/// Next JSON event on a socket (10 s at most), skipping pings.
+async fn next_json(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("the socket stays open")
+            .unwrap();
+        if let tungstenite::Message::Text(text) = msg {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn job_events_reach_websocket_clients_when_a_worker_dead_letters_and_an_operator_acts() {
+    let api = api_with_kinds().await;
+    let op = Some(api.operator.as_str());
+    let mut ws = open_ws(&api, "queue=jev", Some(&api.viewer)).await.unwrap();
+    let _worker = WorkerProcess::spawn(&api.db.url(), "jev", 2, FAST_ENGINE);
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/jobs",
+            op,
+            Some(json!({"queue": "jev", "kind": "demo.fail", "args": {"times": 9, "permanent": true}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    let dead = next_json(&mut ws).await;
+    assert_eq!(
+        (
+            dead["type"].as_str(),
+            dead["job_id"].as_i64(),
+            dead["kind"].as_str()
+        ),
+        (Some("job.dead"), Some(id), Some("demo.fail")),
+        "{dead}"
+    );
+    assert!(
+        dead["error"]
+            .as_str()
+            .unwrap()
+            .contains("demo failure on attempt 1"),
+        "{dead}"
+    );
+    // An operator re-runs it; it dies again (still permanent) and both show up in order.
+    api.call(Method::POST, &format!("/api/v1/jobs/{id}/retry"), op, None)
+        .await;
+    let retried = next_json(&mut ws).await;
+    assert_eq!(retried["type"], "job.retried", "{retried}");
+    assert_eq!(retried["job_id"], id);
+    let again = next_json(&mut ws).await;
+    assert_eq!(again["type"], "job.dead", "{again}");
+    // A cancelled job is announced with its queue.
+    let (_, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/jobs",
+            op,
+            Some(json!({"queue": "jev", "kind": "demo.sleep", "args": {"ms": 1}, "run_at": "2099-01-01T00:00:00Z"})),
+        )
+        .await;
+    let later = v["id"].as_i64().unwrap();
+    api.call(
+        Method::POST,
+        &format!("/api/v1/jobs/{later}/cancel"),
+        op,
+        None,
+    )
+    .await;
+    let cancelled = next_json(&mut ws).await;
+    assert_eq!(
+        (
+            cancelled["type"].as_str(),
+            cancelled["job_id"].as_i64(),
+            cancelled["queue"].as_str()
+        ),
+        (Some("job.cancelled"), Some(later), Some("jev")),
+        "{cancelled}"
+    );
+}

@@ -1,0 +1,41 @@
+//! Helpers shared by several capability files: jobs for the store-level tests (here), an
+//! in-process engine running the demo kinds (`engine`), one running the control kinds that obey,
+//! ignore or sleep through a cancellation (`control_kinds`), and the HTTP API served on port 0
+//! (`api`). Helpers used by one file live in it; process helpers are in `cowans_tests`.
+
+pub(crate) mod api;
+pub(crate) mod control_kinds;
+pub(crate) mod engine;
+
+use std::time::Duration;
+
+use cowans_core::{JobId, JobState};
+use cowans_store::{self as store, LeaseRef, NewJob};
+use cowans_testkit::TestDb;
+use cowans_tests::queue;
+use serde_json::json;
+use uuid::Uuid;
+
+pub(crate) const TTL: Duration = Duration::from_secs(30);
+
+pub(crate) fn job(q: &str, n: i64) -> NewJob {
+    NewJob::new(queue(q), "test.job", json!({ "n": n }))
+}
+
+pub(crate) async fn state_of(db: &TestDb, id: JobId) -> JobState {
+    store::get_job(&db.pool, id).await.unwrap().unwrap().state
+}
+
+pub(crate) async fn complete_all(db: &TestDb, q: &str) -> Vec<JobId> {
+    let claimed = store::claim(&db.pool, &queue(q), 1000, Uuid::new_v4(), TTL, None)
+        .await
+        .unwrap();
+    let refs: Vec<LeaseRef> = claimed.iter().map(|j| j.lease_ref()).collect();
+    store::complete(&db.pool, &refs).await.unwrap()
+}
+
+pub(crate) fn sleeps(q: &str, n: usize, ms: u64) -> Vec<NewJob> {
+    (0..n)
+        .map(|_| NewJob::new(queue(q), "demo.sleep", json!({"ms": ms})))
+        .collect()
+}

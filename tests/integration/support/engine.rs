@@ -1,0 +1,115 @@
+//! The engine in process (apalis workers over `PgBackend`, real Postgres) with short timings,
+//! running the demo kinds or a handler that records how many run at once.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use apalis_core::{error::BoxDynError, task::data::Data, worker::builder::WorkerBuilder};
+use cowans_core::{JobId, JobState, RetryPolicy};
+use cowans_queue::{Engine, EngineConfig, QueueConfig};
+use cowans_store::{self as store, NewJob};
+use cowans_testkit::{TestDb, wait_for};
+use cowans_tests::queue;
+use serde_json::Value;
+
+pub(crate) fn fast() -> EngineConfig {
+    EngineConfig {
+        lease_ttl: Duration::from_secs(2),
+        heartbeat_interval: Duration::from_millis(500),
+        poll_interval: Duration::from_millis(200),
+        leader_ttl: Duration::from_secs(1),
+        rescue_interval: Duration::from_millis(200),
+        shutdown_timeout: Duration::from_secs(5),
+        ..EngineConfig::default()
+    }
+}
+
+pub(crate) fn quick_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 5,
+        base_delay: Duration::from_millis(100),
+        max_delay: Duration::from_secs(5),
+        jitter: 0.0,
+    }
+}
+
+pub(crate) async fn engine(db: &TestDb, config: EngineConfig) -> Engine {
+    Engine::start(db.pool.clone(), config, vec!["t".into()], 10)
+        .await
+        .expect("engine starts")
+}
+
+/// Runs the demo kinds on `q` in this process.
+pub(crate) fn run_demo(engine: &Engine, q: &str, concurrency: usize) {
+    let backend = engine.backend::<Value>(
+        QueueConfig::new(queue(q))
+            .concurrency(concurrency)
+            .retry(quick_retries()),
+    );
+    let worker = WorkerBuilder::new(q)
+        .backend(backend)
+        .build(cowans_tests::demo_jobs(engine.pool()).router());
+    tokio::spawn(worker.run());
+}
+
+pub(crate) async fn finished(db: &TestDb, id: JobId) -> cowans_store::JobRecord {
+    wait_for(
+        "the job to reach a final state",
+        Duration::from_secs(15),
+        || async {
+            store::get_job(&db.pool, id)
+                .await
+                .unwrap()
+                .filter(|j| j.state.is_final())
+        },
+    )
+    .await
+}
+
+/// Waits until `q` has exactly `n` jobs in `state`.
+pub(crate) async fn wait_count(db: &TestDb, q: &str, state: JobState, n: i64, deadline: Duration) {
+    wait_for(&format!("{n} {state} jobs in {q}"), deadline, || async {
+        let c = store::count_by_state(&db.pool, q).await.unwrap();
+        c.contains(&(state, n)).then_some(())
+    })
+    .await
+}
+
+pub(crate) async fn enqueue(db: &TestDb, q: &str, kind: &str, args: Value) -> JobId {
+    store::enqueue(&db.pool, &NewJob::new(queue(q), kind, args))
+        .await
+        .unwrap()
+        .id
+}
+
+#[derive(Clone, Default)]
+pub(crate) struct Gauge {
+    pub(crate) now: Arc<AtomicUsize>,
+    pub(crate) max: Arc<AtomicUsize>,
+    pub(crate) started: Arc<Mutex<Vec<Instant>>>,
+}
+
+async fn busy(_: Value, g: Data<Gauge>) -> Result<(), BoxDynError> {
+    g.started.lock().unwrap().push(Instant::now());
+    let now = g.now.fetch_add(1, Ordering::SeqCst) + 1;
+    g.max.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    g.now.fetch_sub(1, Ordering::SeqCst);
+    Ok(())
+}
+
+pub(crate) fn run_busy(engine: &Engine, q: &str, concurrency: usize) -> Gauge {
+    let gauge = Gauge::default();
+    let backend = engine.backend::<Value>(QueueConfig::new(queue(q)).concurrency(concurrency));
+    let worker = WorkerBuilder::new(q)
+        .backend(backend)
+        .data(gauge.clone())
+        .build(busy);
+    tokio::spawn(worker.run());
+    gauge
+}
