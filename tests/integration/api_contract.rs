@@ -1,4 +1,5 @@
-//! The API's contract: the generated OpenAPI document lists every route with its role.
+//! The API's contract: the generated OpenAPI document lists every route with its role, a typed
+//! response for every status it documents (error bodies included), and the live events' schema.
 
 use reqwest::Method;
 
@@ -23,6 +24,7 @@ async fn the_openapi_document_is_generated_and_lists_every_route() {
         ("get", "/api/v1/queues/{queue}"),
         ("post", "/api/v1/queues/{queue}/pause"),
         ("post", "/api/v1/queues/{queue}/resume"),
+        ("put", "/api/v1/queues/{queue}/limits"),
         ("get", "/api/v1/queues/{queue}/dead"),
         ("post", "/api/v1/queues/{queue}/dead/redrive"),
         ("post", "/api/v1/queues/{queue}/dead/purge"),
@@ -54,4 +56,111 @@ async fn the_openapi_document_is_generated_and_lists_every_route() {
         "bearer"
     );
     assert!(doc["components"]["schemas"]["SubmitJob"]["properties"]["queue"].is_object());
+}
+
+#[tokio::test]
+async fn every_route_documents_a_typed_body_for_every_status_and_the_events_schema_is_published() {
+    let api = api().await;
+    let (_, doc) = api
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    let resolve = |schema: &serde_json::Value| -> serde_json::Value {
+        match schema["$ref"].as_str() {
+            Some(r) => {
+                let name = r.rsplit('/').next().unwrap();
+                doc["components"]["schemas"][name].clone()
+            }
+            None => schema.clone(),
+        }
+    };
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let responses = op["responses"].as_object().unwrap();
+            let secured = op.get("security").is_some();
+            for status in ["500", "503"].into_iter().chain(
+                secured
+                    .then_some(["401", "403", "429"])
+                    .into_iter()
+                    .flatten(),
+            ) {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} does not document {status}"
+                );
+            }
+            for (status, response) in responses {
+                let content = response["content"].as_object().unwrap_or_else(|| {
+                    panic!("{method} {path} {status} has no body schema: {response}")
+                });
+                for (media, body) in content {
+                    let schema = resolve(&body["schema"]);
+                    assert!(
+                        schema.is_object() && schema != serde_json::json!({}),
+                        "{method} {path} {status} {media} has an empty schema"
+                    );
+                    if status.starts_with('4') || status.starts_with('5') {
+                        assert_eq!(
+                            body["schema"]["$ref"], "#/components/schemas/ErrorBody",
+                            "{method} {path} {status} answers the error shape"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(
+        operations, 23,
+        "every route the router serves is in the document"
+    );
+    let error = &doc["components"]["schemas"]["ErrorBody"];
+    assert!(error["properties"]["error"].is_object(), "{error}");
+    let detail = resolve(&error["properties"]["error"]);
+    for field in ["code", "message", "details"] {
+        assert!(detail["properties"][field].is_object(), "{detail}");
+    }
+
+    // The events: in the document, and served on their own.
+    let event = &doc["components"]["schemas"]["Event"];
+    let (s, served) = api
+        .call(Method::GET, "/api/v1/events/schema.json", None, None)
+        .await;
+    assert_eq!(s, 200, "public");
+    let variants = |schema: &serde_json::Value| -> Vec<String> {
+        schema["oneOf"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{schema}"))
+            .iter()
+            .map(|v| {
+                v["properties"]["type"]["const"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let names = variants(event);
+    assert_eq!(names, variants(&served));
+    for name in [
+        "job.dead",
+        "job.cancelled",
+        "job.retried",
+        "dead.redriven",
+        "dead.purged",
+        "batch.progress",
+        "batch.finished",
+        "batch.cancelled",
+        "queue.paused",
+        "queue.resumed",
+        "queue.limits",
+        "lagged",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} missing: {names:?}");
+    }
+    assert_eq!(
+        doc["paths"]["/api/v1/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]["schema"]
+            ["$ref"],
+        "#/components/schemas/Event"
+    );
 }

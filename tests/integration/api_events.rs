@@ -287,3 +287,66 @@ async fn job_events_reach_websocket_clients_when_a_worker_dead_letters_and_an_op
         "{cancelled}"
     );
 }
+
+#[tokio::test]
+async fn shutting_the_server_down_ends_live_streams_and_answers_every_accepted_submit() {
+    let db = cowans_testkit::TestDb::new().await;
+    let front = cowans_queue::FrontDoor::builder(db.pool.clone())
+        .group_commit(500)
+        .build();
+    let ops =
+        cowans_service::ops::router(db.pool.clone(), crate::support::api::metrics_handle(), &[]);
+    let server = cowans_api::ApiServer::new(front, ops, cowans_api::ApiOptions::default());
+    server.ready().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let key = crate::support::api::key(&db.pool, "operator").await;
+    let http = reqwest::Client::new();
+    let mut stream = http
+        .get(format!("{base}/api/v1/events"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    let submits: Vec<_> = (0..20)
+        .map(|i| {
+            http.post(format!("{base}/api/v1/jobs"))
+                .bearer_auth(&key)
+                .json(&json!({"queue": "bye", "kind": "k", "args": {"i": i}}))
+                .send()
+        })
+        .collect();
+    let answers = futures::future::join_all(submits).await;
+    stop.send(()).unwrap();
+    // The live stream ends instead of holding the shutdown open.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while stream.chunk().await.unwrap().is_some() {}
+    })
+    .await
+    .expect("the event stream ends at shutdown");
+    tokio::time::timeout(Duration::from_secs(10), served)
+        .await
+        .expect("the server stops")
+        .unwrap()
+        .unwrap();
+    let created = answers
+        .into_iter()
+        .filter(|a| a.as_ref().is_ok_and(|r| r.status() == 201))
+        .count();
+    assert_eq!(
+        created, 20,
+        "every submit sent before shutdown was committed"
+    );
+    assert_eq!(
+        cowans_tests::count(&db.pool, "bye", cowans_core::JobState::Available).await,
+        20
+    );
+    assert!(
+        http.get(format!("{base}/health")).send().await.is_err(),
+        "no longer listening"
+    );
+}

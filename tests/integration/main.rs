@@ -16,6 +16,7 @@ mod api_auth;
 mod api_contract;
 mod api_events;
 mod api_jobs;
+mod apps;
 mod batches;
 mod claim_and_ack;
 mod control;
