@@ -34,6 +34,15 @@ pub enum Ctl {
     Cancel { ids: Vec<i64> },
 }
 
+/// The front door `ctl` acts through (no applications needed: operator actions are the
+/// engine's).
+pub async fn front_door(settings: &cowans_service::Settings) -> anyhow::Result<FrontDoor> {
+    let pool = cowans_service::database::connect(&settings.database, &[]).await?;
+    Ok(FrontDoor::builder(pool)
+        .lease_ttl(settings.engine.lease_ttl)
+        .build())
+}
+
 /// Runs one command as `actor`.
 pub async fn run(front: &FrontDoor, actor: &Actor, ctl: Ctl) -> anyhow::Result<()> {
     match ctl {

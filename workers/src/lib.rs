@@ -126,6 +126,29 @@ impl Worker {
     }
 }
 
+/// `cowans-worker migrate`: creates the database if it does not exist and applies the engine's
+/// and the enabled applications' pending migrations; says what it did.
+pub async fn migrate(mut settings: Settings, available: &[App]) -> anyhow::Result<String> {
+    settings.database.auto_migrate = true;
+    let shown = database::redact(&settings.database.url);
+    let created = database::create_if_missing(&settings.database).await?;
+    let migrations = apps::migrations(available, &settings.apps)?;
+    database::connect(&settings.database, &migrations).await?;
+    let apps: String = settings.apps.iter().map(|a| format!(", {a}")).collect();
+    let created = if created { "created, " } else { "" };
+    Ok(format!(
+        "migrations applied to {shown} ({created}engine{apps})"
+    ))
+}
+
+/// `cowans-worker demo`: the demo application's producer on `queue` (its table migrated first).
+pub async fn demo(settings: &Settings, queue: QueueName, jobs: usize) -> anyhow::Result<()> {
+    let migrations = apps::migrations(apps::AVAILABLE, &["demo".to_owned()])?;
+    let pool = database::connect(&settings.database, &migrations).await?;
+    let front = FrontDoor::builder(pool).build();
+    Ok(cowans_demo::run_producer(&front, queue, jobs).await?)
+}
+
 /// One consumed queue as the settings describe it (the job set then adds its kinds' own
 /// timeouts and retry policies where the settings name none).
 fn queue_config(settings: &Settings, name: QueueName) -> QueueConfig {

@@ -7,8 +7,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cowans_core::{Actor, QueueName};
-use cowans_queue::FrontDoor;
-use cowans_service::{apps, database, settings, shutdown, telemetry};
+use cowans_service::{apps, settings, shutdown, telemetry};
 use cowans_worker::{Worker, ctl};
 
 #[derive(Parser)]
@@ -60,23 +59,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(&settings.log);
     match cli.command {
         Command::Migrate => {
-            settings.database.auto_migrate = true;
-            if database::create_if_missing(&settings.database).await? {
-                println!(
-                    "created database {}",
-                    database::redact(&settings.database.url)
-                );
-            }
-            let migrations = apps::migrations(apps::AVAILABLE, &settings.apps)?;
-            database::connect(&settings.database, &migrations).await?;
             println!(
-                "migrations applied to {} (engine{})",
-                database::redact(&settings.database.url),
-                settings
-                    .apps
-                    .iter()
-                    .map(|a| format!(", {a}"))
-                    .collect::<String>()
+                "{}",
+                cowans_worker::migrate(settings, apps::AVAILABLE).await?
             );
             Ok(())
         }
@@ -119,18 +104,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Ctl(c) => {
-            let front = FrontDoor::builder(database::connect(&settings.database, &[]).await?)
-                .lease_ttl(settings.engine.lease_ttl)
-                .build();
-            ctl::run(&front, &Actor::cli(&cowans_service::os_user()), c).await
+            let actor = Actor::cli(&cowans_service::os_user());
+            ctl::run(&ctl::front_door(&settings).await?, &actor, c).await
         }
         Command::Demo { queue, jobs } => {
             let queue = QueueName::new(queue).context("--queue")?;
-            let migrations = apps::migrations(apps::AVAILABLE, &["demo".to_owned()])?;
-            let front =
-                FrontDoor::builder(database::connect(&settings.database, &migrations).await?)
-                    .build();
-            Ok(cowans_demo::run_producer(&front, queue, jobs).await?)
+            cowans_worker::demo(&settings, queue, jobs).await
         }
     }
 }
