@@ -304,14 +304,7 @@ async fn a_key_over_its_rate_gets_429_with_retry_after_and_metrics_count_request
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "another key has its own budget");
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = cowans_tests::get_text(&http, &format!("{base}/metrics")).await;
     assert!(
         text.contains(
             r#"cowans_api_requests_total{route="/api/v1/queues",method="GET",status="429"} 1"#

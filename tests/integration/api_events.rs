@@ -7,9 +7,12 @@ use cowans_tests::{FAST_ENGINE, WorkerProcess};
 use futures::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+use tokio_tungstenite::tungstenite;
 
-use crate::support::api::{Api, api, api_with_kinds};
+use crate::support::{
+    api::{api, api_with_kinds},
+    events::{next_json, open_ws},
+};
 
 /// Reads SSE frames until `want` data lines arrived (or 10 s pass).
 async fn sse_events(resp: &mut reqwest::Response, want: usize) -> Vec<(String, Value)> {
@@ -103,28 +106,6 @@ async fn a_live_event_stream_relays_batch_and_queue_events_filtered_per_client()
     assert_eq!(s, 401);
 }
 
-async fn open_ws(
-    api: &Api,
-    query: &str,
-    key: Option<&str>,
-) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    tungstenite::Error,
-> {
-    let url = format!(
-        "{}/api/v1/events/ws?{query}",
-        api.base.replace("http", "ws")
-    );
-    let mut req = url.into_client_request().unwrap();
-    if let Some(k) = key {
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {k}").parse().unwrap());
-    }
-    tokio_tungstenite::connect_async(req)
-        .await
-        .map(|(ws, _)| ws)
-}
-
 #[tokio::test]
 async fn a_websocket_client_sees_a_batch_progress_while_real_workers_run_it() {
     let api = api_with_kinds().await;
@@ -146,14 +127,14 @@ async fn a_websocket_client_sees_a_batch_progress_while_real_workers_run_it() {
         .await;
     assert_eq!(s, 201, "{batch}");
     let id = batch["id"].as_i64().unwrap();
-    match open_ws(&api, &format!("batch={id}"), None).await {
+    match open_ws(&api.base, &format!("batch={id}"), None).await {
         Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
         other => panic!("a socket without credentials: {:?}", other.map(|_| ())),
     }
-    let mut ws = open_ws(&api, &format!("batch={id}"), Some(&api.viewer))
+    let mut ws = open_ws(&api.base, &format!("batch={id}"), Some(&api.viewer))
         .await
         .expect("a viewer may watch");
-    let mut other = open_ws(&api, &format!("batch={}", id + 1), Some(&api.viewer))
+    let mut other = open_ws(&api.base, &format!("batch={}", id + 1), Some(&api.viewer))
         .await
         .unwrap();
     let _worker = WorkerProcess::spawn(&api.db.url(), "wsq", 4, FAST_ENGINE);
@@ -200,29 +181,13 @@ async fn a_websocket_client_sees_a_batch_progress_while_real_workers_run_it() {
     ws.send(tungstenite::Message::Close(None)).await.unwrap();
 }
 
-/// Next JSON event on a socket (10 s at most), skipping pings.
-async fn next_json(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("an event within 10 s")
-            .expect("the socket stays open")
-            .unwrap();
-        if let tungstenite::Message::Text(text) = msg {
-            return serde_json::from_str(&text).unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn job_events_reach_websocket_clients_when_a_worker_dead_letters_and_an_operator_acts() {
     let api = api_with_kinds().await;
     let op = Some(api.operator.as_str());
-    let mut ws = open_ws(&api, "queue=jev", Some(&api.viewer)).await.unwrap();
+    let mut ws = open_ws(&api.base, "queue=jev", Some(&api.viewer))
+        .await
+        .unwrap();
     let _worker = WorkerProcess::spawn(&api.db.url(), "jev", 2, FAST_ENGINE);
     let (s, v) = api
         .call(

@@ -10,10 +10,10 @@ use cowans_core::{Actor, JobState, Role};
 use cowans_queue::{App, AppContext, FrontDoor, JobKind, JobMeta};
 use cowans_service::Settings;
 use cowans_testkit::{TestDb, wait_for};
-use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite;
+
+use crate::support::events::{next_json, open_ws};
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -208,37 +208,13 @@ async fn an_applications_tables_exist_only_where_it_is_enabled() {
     );
 }
 
-async fn next_event(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("an event within 10 s")
-            .expect("the socket stays open")
-            .unwrap();
-        if let tungstenite::Message::Text(text) = msg {
-            return serde_json::from_str(&text).unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn pausing_from_the_command_line_is_audited_and_announced_like_the_http_route() {
-    use tungstenite::client::IntoClientRequest;
     let db = TestDb::new().await;
     let base = start_api(settings(&db, &[]), &[]).await;
     let viewer = key(&db, Role::Viewer).await;
     let operator = key(&db, Role::Operator).await;
-    let mut request = format!("{}/api/v1/events/ws", base.replace("http", "ws"))
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {viewer}").parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut ws = open_ws(&base, "", Some(&viewer)).await.unwrap();
 
     let r = reqwest::Client::new()
         .post(format!("{base}/api/v1/queues/via-http/pause"))
@@ -261,8 +237,8 @@ async fn pausing_from_the_command_line_is_audited_and_announced_like_the_http_ro
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let first = next_event(&mut ws).await;
-    let second = next_event(&mut ws).await;
+    let first = next_json(&mut ws).await;
+    let second = next_json(&mut ws).await;
     assert_eq!(first, json!({"type": "queue.paused", "queue": "via-http"}));
     assert_eq!(second, json!({"type": "queue.paused", "queue": "via-cli"}));
 
@@ -296,32 +272,15 @@ async fn pausing_from_the_command_line_is_audited_and_announced_like_the_http_ro
 
 #[tokio::test]
 async fn every_api_submit_is_counted_in_the_enqueued_metric() {
-    use std::io::{BufRead, BufReader};
     let db = cowans_tests::demo_db().await;
-    let mut child = std::process::Command::new(cowans_tests::binary("cowans-api"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("COWANS__DATABASE__URL", db.url())
-        .env("COWANS__APPS", "demo")
-        .env("COWANS__LOG__FILTER", "warn")
-        .env("COWANS__API__RATE_PER_SECOND", "1000000")
-        .env("COWANS__API__RATE_BURST", "1000000")
-        .env_remove("DATABASE_URL")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn cowans-api");
-    let stdout = child.stdout.take().unwrap();
-    let ready = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let base = ready
-        .trim()
-        .strip_prefix("cowans-api ready: ")
-        .unwrap_or_else(|| panic!("unexpected first line {ready:?}"))
-        .to_owned();
+    let api = cowans_tests::ApiProcess::spawn(
+        &db.url(),
+        &[
+            ("COWANS__API__RATE_PER_SECOND", "1000000"),
+            ("COWANS__API__RATE_BURST", "1000000"),
+        ],
+    );
+    let base = api.base.clone();
     let operator = key(&db, Role::Operator).await;
     let http = reqwest::Client::new();
     let clients: Vec<_> = (0..20)
@@ -353,16 +312,7 @@ async fn every_api_submit_is_counted_in_the_enqueued_metric() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    let text = cowans_tests::get_text(&http, &format!("{base}/metrics")).await;
     let line = text
         .lines()
         .find(|l| l.starts_with("cowans_jobs_enqueued_total{"))

@@ -211,31 +211,10 @@ async fn autoscaling_grows_under_backlog_shrinks_when_idle_and_queue_gauges_are_
 /// metrics, and it refuses kinds no worker registers.
 #[tokio::test]
 async fn the_api_binary_exports_queue_gauges_and_refuses_unknown_kinds() {
-    use std::io::{BufRead, BufReader};
     let db = cowans_testkit::TestDb::new().await;
-    let mut child = std::process::Command::new(cowans_tests::binary("cowans-api"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("COWANS__DATABASE__URL", db.url())
-        .env("COWANS__APPS", "demo")
-        .env("COWANS__LOG__FILTER", "warn")
-        .env("COWANS__ENGINE__STATS_INTERVAL", "200")
-        .env_remove("DATABASE_URL")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn cowans-api");
-    let stdout = child.stdout.take().unwrap();
-    let ready = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let base = ready
-        .trim()
-        .strip_prefix("cowans-api ready: ")
-        .unwrap_or_else(|| panic!("unexpected first line {ready:?}"))
-        .to_owned();
+    let api =
+        cowans_tests::ApiProcess::spawn(&db.url(), &[("COWANS__ENGINE__STATS_INTERVAL", "200")]);
+    let base = api.base.clone();
     let key = crate::support::api::key(&db.pool, "operator").await;
     let http = reqwest::Client::new();
     let submit = |kind: &str| {
@@ -256,21 +235,13 @@ async fn the_api_binary_exports_queue_gauges_and_refuses_unknown_kinds() {
     let want = r#"cowans_queue_depth{queue="gauged",state="available"} 3"#;
     let deadline = Instant::now() + Duration::from_secs(10);
     let text = loop {
-        let text = http
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = cowans_tests::get_text(&http, &format!("{base}/metrics")).await;
         if text.contains(want) || Instant::now() > deadline {
             break text;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(api);
     assert!(text.contains(want), "{want} missing from:\n{text}");
     assert!(text.contains("cowans_api_requests_total"), "{text}");
 }

@@ -1,11 +1,12 @@
 //! Helpers shared by several capability files: jobs for the store-level tests (here), an
 //! in-process engine running the demo kinds (`engine`), one running the control kinds that obey,
-//! ignore or sleep through a cancellation (`control_kinds`), and the HTTP API served on port 0
-//! (`api`). Helpers used by one file live in it; process helpers are in `cowans_tests`.
+//! ignore or sleep through a cancellation (`control_kinds`), the HTTP API served on port 0
+//! (`api`) and WebSocket clients of its live events (`events`). Helpers used by one file live in it; process helpers are in `cowans_tests`.
 
 pub(crate) mod api;
 pub(crate) mod control_kinds;
 pub(crate) mod engine;
+pub(crate) mod events;
 
 use std::time::Duration;
 

@@ -125,6 +125,60 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// A running `cowans-api serve` process (killed on drop).
+pub struct ApiProcess {
+    pub child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+impl ApiProcess {
+    /// Starts `cowans-api serve` on port 0 over `db_url` with the demo application and extra
+    /// `COWANS__...` settings, and waits until it says it is ready.
+    pub fn spawn(db_url: &str, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(binary("cowans-api"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .env("COWANS__DATABASE__URL", db_url)
+            .env("COWANS__APPS", "demo")
+            .env("COWANS__LOG__FILTER", "warn")
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn cowans-api");
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut ready)
+            .expect("read cowans-api's ready line");
+        let base = ready
+            .trim()
+            .strip_prefix("cowans-api ready: ")
+            .unwrap_or_else(|| panic!("unexpected first line {ready:?}"))
+            .to_owned();
+        ApiProcess { child, base }
+    }
+}
+
+impl Drop for ApiProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The body of `GET url` (e.g. a process's `/metrics`).
+pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url)
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("a text body")
+}
+
 /// Engine timings short enough for black-box tests (lease, heartbeat, leader, rescue, poll,
 /// maintenance and stats cadence), as `COWANS__ENGINE__*` variables for `WorkerProcess::spawn`.
 pub const FAST_ENGINE: &[(&str, &str)] = &[

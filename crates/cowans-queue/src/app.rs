@@ -105,6 +105,23 @@ pub struct App {
     pub kinds: fn(&AppContext) -> Vec<JobKind>,
 }
 
+impl App {
+    /// The application named `name` among `available`; the error lists the available ones.
+    pub fn find<'a>(available: &'a [App], name: &str) -> Result<&'a App, JobSetError> {
+        available
+            .iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| JobSetError::UnknownApp {
+                name: name.to_owned(),
+                available: available
+                    .iter()
+                    .map(|a| a.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App")
@@ -165,16 +182,7 @@ impl JobSet {
     ) -> Result<JobSet, JobSetError> {
         let mut apps = Vec::with_capacity(enabled.len());
         for name in enabled {
-            let app = available.iter().find(|a| a.name == name).ok_or_else(|| {
-                JobSetError::UnknownApp {
-                    name: name.clone(),
-                    available: available
-                        .iter()
-                        .map(|a| a.name)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                }
-            })?;
+            let app = App::find(available, name)?;
             if !apps.iter().any(|a: &App| a.name == app.name) {
                 apps.push(*app);
             }

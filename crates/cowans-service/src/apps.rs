@@ -22,22 +22,9 @@ pub fn migrations(
     available: &[App],
     enabled: &[String],
 ) -> Result<Vec<&'static sqlx::migrate::Migrator>, JobSetError> {
-    enabled
-        .iter()
-        .map(|name| {
-            available
-                .iter()
-                .find(|a| a.name == name)
-                .map(|a| a.migrations)
-                .ok_or_else(|| JobSetError::UnknownApp {
-                    name: name.clone(),
-                    available: available
-                        .iter()
-                        .map(|a| a.name)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })
-        })
-        .filter_map(Result::transpose)
-        .collect()
+    let mut migrations = Vec::new();
+    for name in enabled {
+        migrations.extend(App::find(available, name)?.migrations);
+    }
+    Ok(migrations)
 }

@@ -126,18 +126,23 @@ async fn announce_redriven<'a>(
     queues: impl Iterator<Item = &'a str> + Clone,
 ) -> Result<()> {
     let wake = crate::announce::runnable(queues.clone());
+    let events = per_queue(queues, |queue, count| Event::DeadRedriven { queue, count });
+    crate::announce(conn, &wake, &events).await
+}
+
+/// One event per queue, with how many of `queues` name it.
+fn per_queue<'a>(
+    queues: impl Iterator<Item = &'a str>,
+    event: impl Fn(String, u64) -> Event,
+) -> Vec<Event> {
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     for q in queues {
         *counts.entry(q).or_default() += 1;
     }
-    let events: Vec<Event> = counts
+    counts
         .into_iter()
-        .map(|(queue, count)| Event::DeadRedriven {
-            queue: queue.to_owned(),
-            count,
-        })
-        .collect();
-    crate::announce(conn, &wake, &events).await
+        .map(|(queue, n)| event(queue.to_owned(), n))
+        .collect()
 }
 
 /// Deletes the dead letters matching the filter; returns how many. With `expected`, deletes
@@ -175,17 +180,8 @@ where
         .bind(&ids)
         .execute(&mut *tx)
         .await?;
-    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-    for (_, q) in &found {
-        *counts.entry(q.as_str()).or_default() += 1;
-    }
-    let events: Vec<Event> = counts
-        .into_iter()
-        .map(|(queue, count)| Event::DeadPurged {
-            queue: queue.to_owned(),
-            count,
-        })
-        .collect();
+    let queues = found.iter().map(|(_, q)| q.as_str());
+    let events = per_queue(queues, |queue, count| Event::DeadPurged { queue, count });
     crate::announce(&mut tx, &[], &events).await?;
     tx.commit().await?;
     Ok(actual)

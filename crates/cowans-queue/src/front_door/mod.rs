@@ -513,8 +513,10 @@ impl FrontDoor {
         jobs: &[NewJob],
         callback: Option<&BatchCallback>,
     ) -> Result<(i64, Vec<Enqueued>)> {
+        let kinds = &self.inner.kinds;
         if let Some(cb) = callback
-            && let KindCheck::Unknown = self.inner.kinds.check(&cb.kind, &Value::Null)
+            && kinds.rejects_unknown()
+            && kinds.get(&cb.kind).is_none()
         {
             return Err(StoreError::invalid(
                 "callback.kind",
