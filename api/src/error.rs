@@ -36,6 +36,9 @@ pub enum ApiError {
     /// 413.
     #[error("{0}")]
     TooLarge(String),
+    /// 405: the route exists, not with this method.
+    #[error("this route does not take this method")]
+    MethodNotAllowed,
     /// 415.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -59,7 +62,8 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// `invalid`, `not_found`, `conflict`, `unauthorized`, `forbidden`, `rate_limited`,
-    /// `too_large`, `unsupported_media_type`, `not_websocket`, `unavailable`, `internal`.
+    /// `too_large`, `method_not_allowed`, `unsupported_media_type`, `not_websocket`,
+    /// `unavailable`, `internal`.
     #[schema(example = "invalid")]
     pub code: &'static str,
     #[schema(example = "queue: must not be empty")]
@@ -87,6 +91,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotWebSocket(_) => StatusCode::UPGRADE_REQUIRED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -103,6 +108,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::TooLarge(_) => "too_large",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotWebSocket(_) => "not_websocket",
             ApiError::Unavailable(_) => "unavailable",

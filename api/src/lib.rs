@@ -53,6 +53,8 @@ pub struct ApiOptions {
 pub const BODY_LIMIT: usize = 16 << 20;
 /// A request taking longer is answered 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `run_api` waits for the event relay to listen before giving up.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The API server: its router and the services that live as long as it (the event relay; the
 /// front door's group commit). Call inside a Tokio runtime.
@@ -148,7 +150,7 @@ pub async fn run_api(
     };
     let server = ApiServer::new(
         front,
-        ops::router(pool.clone(), metrics, &migrations),
+        ops::router(pool.clone(), metrics, &migrations.run),
         options,
     );
     // The queue gauges on this process's /metrics, as on every worker's.
@@ -159,8 +161,27 @@ pub async fn run_api(
         stop_gauges.clone(),
     ));
     let addr = listener.local_addr().context("the API's listen address")?;
-    server.ready().await;
-    ready(addr);
+    // Live events must flow before the API says it is ready; a shutdown meanwhile still counts.
+    let mut shutdown = Box::pin(shutdown);
+    let listening = tokio::select! {
+        listening = tokio::time::timeout(READY_TIMEOUT, server.ready()) => Some(listening),
+        _ = &mut shutdown => None,
+    };
+    match listening {
+        Some(Ok(())) => ready(addr),
+        Some(Err(_)) => {
+            stop_gauges.cancel();
+            anyhow::bail!(
+                "could not LISTEN for live events within {READY_TIMEOUT:?} (is the database out of connections?)"
+            );
+        }
+        None => {
+            // Asked to stop before ready: stop the services without serving.
+            server.serve(listener, std::future::ready(())).await?;
+            stop_gauges.cancel();
+            return Ok(());
+        }
+    }
     let served = server.serve(listener, shutdown).await;
     stop_gauges.cancel();
     let _ = gauges.await;
@@ -208,6 +229,7 @@ fn router(state: ApiState) -> Router {
         .route("/api/v1/openapi.json", get(openapi::document))
         .route_layer(axum::middleware::from_fn(track))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
             tower::ServiceBuilder::new()

@@ -58,6 +58,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     telemetry::init(&settings.log);
     let actor = Actor::cli(&cowans_service::os_user());
+    // Key management needs no application's tables.
+    let engine_only = apps::migrations(apps::AVAILABLE, &[])?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let metrics = telemetry::install_metrics()?;
@@ -78,9 +80,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(Keys::Create { name, role }) => {
             let role = Role::parse(&role)
                 .with_context(|| format!("--role {role:?}: must be viewer, operator or admin"))?;
-            let front =
-                cowans_queue::FrontDoor::builder(database::connect(&settings.database, &[]).await?)
-                    .build();
+            let front = cowans_queue::FrontDoor::builder(
+                database::connect(&settings.database, &engine_only).await?,
+            )
+            .build();
             let (key, row) = front.create_api_key(&actor, &name, role).await?;
             println!(
                 "created API key {} ({}, role {}):",
@@ -91,9 +94,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(Keys::Revoke { id }) => {
-            let front =
-                cowans_queue::FrontDoor::builder(database::connect(&settings.database, &[]).await?)
-                    .build();
+            let front = cowans_queue::FrontDoor::builder(
+                database::connect(&settings.database, &engine_only).await?,
+            )
+            .build();
             front.revoke_api_key(&actor, id).await?;
             println!("API key {id} revoked");
             Ok(())

@@ -153,3 +153,65 @@ async fn every_route_documents_a_typed_body_for_every_status_and_the_events_sche
         "#/components/schemas/Event"
     );
 }
+
+#[tokio::test]
+async fn refusals_outside_the_handlers_answer_the_one_error_shape_naming_the_field() {
+    let api = api().await;
+    let op = Some(api.operator.as_str());
+    let (s, v) = api
+        .call(Method::GET, "/api/v1/jobs/abc", Some(&api.viewer), None)
+        .await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["details"]["field"], "id", "{v}");
+    let (s, v) = api.call(Method::DELETE, "/api/v1/jobs", op, None).await;
+    assert_eq!(s, 405, "{v}");
+    crate::support::api::assert_error_shape(&v, "method_not_allowed");
+    // Values the database could not store are refused before it sees them, by field name.
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            "/api/v1/queues/q/limits",
+            op,
+            Some(serde_json::json!({"concurrency_limit": 3_000_000_000u64})),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), &v["error"]["details"]["field"]),
+        (422, &serde_json::json!("concurrency_limit")),
+        "{v}"
+    );
+    assert!(
+        !v.to_string().contains("constraint"),
+        "no database text: {v}"
+    );
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            "/api/v1/queues/q/limits",
+            op,
+            Some(serde_json::json!({"rate_jobs": 5, "rate_period_ms": 18446744073709551615u64})),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), &v["error"]["details"]["field"]),
+        (422, &serde_json::json!("rate_period_ms")),
+        "{v}"
+    );
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/jobs",
+            op,
+            Some(serde_json::json!({"queue": "q", "kind": "k", "run_at": "-5000-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), &v["error"]["details"]["field"]),
+        (422, &serde_json::json!("run_at")),
+        "{v}"
+    );
+    assert!(
+        !v.to_string().contains("out of range"),
+        "no database text: {v}"
+    );
+}

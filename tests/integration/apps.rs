@@ -196,10 +196,18 @@ async fn an_applications_tables_exist_only_where_it_is_enabled() {
     let migrations =
         cowans_service::apps::migrations(cowans_service::apps::AVAILABLE, &["demo".to_owned()])
             .unwrap();
-    cowans_store::migrate(&engine_only.pool, &migrations)
+    cowans_store::migrate(&engine_only.pool, &migrations.run, &migrations.known)
         .await
         .unwrap();
     assert!(exists(&engine_only).await, "enabling demo creates it");
+    cowans_store::migrate(&engine_only.pool, &[], &migrations.known)
+        .await
+        .expect("a process without the demo enabled still accepts the database");
+    let refused = cowans_store::migrate(&engine_only.pool, &[], &[]).await;
+    assert!(
+        matches!(refused, Err(cowans_store::StoreError::Migrate(_))),
+        "a build that does not know the demo's migration refuses the database: {refused:?}"
+    );
     let e = cowans_service::apps::migrations(cowans_service::apps::AVAILABLE, &["nope".into()])
         .unwrap_err();
     assert!(

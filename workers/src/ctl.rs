@@ -37,7 +37,9 @@ pub enum Ctl {
 /// The front door `ctl` acts through (no applications needed: operator actions are the
 /// engine's).
 pub async fn front_door(settings: &cowans_service::Settings) -> anyhow::Result<FrontDoor> {
-    let pool = cowans_service::database::connect(&settings.database, &[]).await?;
+    // Operator actions are the engine's: no application's tables are needed.
+    let engine_only = cowans_service::apps::migrations(cowans_service::apps::AVAILABLE, &[])?;
+    let pool = cowans_service::database::connect(&settings.database, &engine_only).await?;
     Ok(FrontDoor::builder(pool)
         .lease_ttl(settings.engine.lease_ttl)
         .build())

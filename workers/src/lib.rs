@@ -92,7 +92,7 @@ impl Worker {
         let stop_ops = CancellationToken::new();
         let ops_task = tokio::spawn(ops::serve(
             ops,
-            ops::router(pool, metrics, &migrations),
+            ops::router(pool, metrics, &migrations.run),
             stop_ops.clone().cancelled_owned(),
         ));
         Ok(Worker {

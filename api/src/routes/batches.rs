@@ -124,13 +124,14 @@ impl From<BatchProgress> for BatchView {
 
 /// `GET /api/v1/batches/{id}` (viewer).
 #[utoipa::path(get, path = "/api/v1/batches/{id}", tag = "batches", params(("id" = i64, Path)),
-    responses((status = 200, body = BatchView), (status = 404, body = ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
+    responses((status = 200, body = BatchView), (status = 404, body = ErrorBody), (status = 422, description = "The id is not an integer", body = ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn get(
     State(state): State<ApiState>,
     who: Principal,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> ApiResult<Json<BatchView>> {
     who.require(Role::Viewer)?;
+    let id = super::path_id(id)?;
     Ok(Json(state.front.batch(id).await?.into()))
 }
 
@@ -143,13 +144,14 @@ pub struct BatchCancelled {
 
 /// `POST /api/v1/batches/{id}/cancel` (operator).
 #[utoipa::path(post, path = "/api/v1/batches/{id}/cancel", tag = "batches", params(("id" = i64, Path)),
-    responses((status = 200, body = BatchCancelled), (status = 404, body = ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
+    responses((status = 200, body = BatchCancelled), (status = 404, body = ErrorBody), (status = 422, description = "The id is not an integer", body = ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
 pub async fn cancel(
     State(state): State<ApiState>,
     who: Principal,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> ApiResult<Json<BatchCancelled>> {
     who.require(Role::Operator)?;
+    let id = super::path_id(id)?;
     let cancelled_jobs = state.front.cancel_batch(&who.actor, id).await?;
     Ok(Json(BatchCancelled { id, cancelled_jobs }))
 }

@@ -273,13 +273,14 @@ pub async fn submit_many(
 
 /// `GET /api/v1/jobs/{id}` (viewer).
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = i64, Path, description = "Job id")),
-    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody), (status = 422, description = "The id is not an integer", body = ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn get(
     State(state): State<ApiState>,
     who: Principal,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> ApiResult<Json<JobView>> {
     who.require(Role::Viewer)?;
+    let id = super::path_id(id)?;
     Ok(Json(state.front.job(JobId(id)).await?.into()))
 }
 
@@ -332,13 +333,14 @@ pub struct CancelledJob {
 
 /// `POST /api/v1/jobs/{id}/cancel` (operator).
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = i64, Path)),
-    responses((status = 200, body = CancelledJob), (status = 404, body = ErrorBody), (status = 409, description = "The job has already finished", body = ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
+    responses((status = 200, body = CancelledJob), (status = 404, body = ErrorBody), (status = 422, description = "The id is not an integer", body = ErrorBody), (status = 409, description = "The job has already finished", body = ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
 pub async fn cancel(
     State(state): State<ApiState>,
     who: Principal,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> ApiResult<Json<CancelledJob>> {
     who.require(Role::Operator)?;
+    let id = super::path_id(id)?;
     let c = state.front.cancel(&who.actor, JobId(id)).await?;
     Ok(Json(CancelledJob {
         id,
@@ -357,13 +359,14 @@ pub struct RetriedJob {
 
 /// `POST /api/v1/jobs/{id}/retry` (operator): a dead or cancelled job runs again.
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", params(("id" = i64, Path)),
-    responses((status = 200, body = RetriedJob), (status = 404, body = ErrorBody), (status = 409, description = "Not dead or cancelled, or a live job holds its unique key", body = ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
+    responses((status = 200, body = RetriedJob), (status = 404, body = ErrorBody), (status = 422, description = "The id is not an integer", body = ErrorBody), (status = 409, description = "Not dead or cancelled, or a live job holds its unique key", body = ErrorBody)), security(("api_key" = [])), description = "Role: operator")]
 pub async fn retry(
     State(state): State<ApiState>,
     who: Principal,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> ApiResult<Json<RetriedJob>> {
     who.require(Role::Operator)?;
+    let id = super::path_id(id)?;
     state.front.retry(&who.actor, JobId(id)).await?;
     Ok(Json(RetriedJob {
         id,

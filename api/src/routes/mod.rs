@@ -32,6 +32,14 @@ pub fn next_key<T>(items: &[T], limit: i64, key: impl Fn(&T) -> i64) -> Option<i
         .flatten()
 }
 
+/// A numeric id from the path (`/jobs/{id}`), or a 422 naming it.
+pub(crate) fn path_id(
+    id: Result<axum::extract::Path<i64>, axum::extract::rejection::PathRejection>,
+) -> Result<i64, ApiError> {
+    id.map(|axum::extract::Path(id)| id)
+        .map_err(|e| ApiError::invalid("id", format!("must be an integer id ({})", e.body_text())))
+}
+
 /// A query string that could not be read, as a 422 naming it.
 pub(crate) fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
     ApiError::invalid("query", e.body_text())

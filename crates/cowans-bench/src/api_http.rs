@@ -23,7 +23,7 @@ use crate::{Args, Measurement, Workload, bench_db::BenchDb};
 
 pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> {
     let pool = db.pool(32).await?;
-    cowans_store::migrate(&pool, &[]).await?;
+    cowans_store::migrate(&pool, &[], &[]).await?;
     let (key, _) = cowans_queue::FrontDoor::builder(pool.clone())
         .build()
         .create_api_key(

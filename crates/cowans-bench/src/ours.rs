@@ -18,7 +18,7 @@ use crate::{
 
 pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> {
     let pool = db.pool(args.concurrency as u32 + 16).await?;
-    cowans_store::migrate(&pool, &[]).await?;
+    cowans_store::migrate(&pool, &[], &[]).await?;
     let q = QueueName::new("bench")?;
     let name = name_of(args.workload);
     let one = |elapsed| vec![Measurement::new(name, args.jobs, elapsed)];

@@ -3,6 +3,7 @@
 //! workers run.
 
 use cowans_queue::{App, AppContext, JobSet, JobSetError, PgPool};
+use sqlx::migrate::Migrator;
 
 /// Every application compiled into the Cowans binaries.
 pub const AVAILABLE: &[App] = &[cowans_demo::APP];
@@ -16,15 +17,22 @@ pub fn assemble(
     JobSet::assemble(available, enabled, &AppContext::new(pool.clone()))
 }
 
-/// The migrators of the applications named in `enabled` (before a pool exists: migrations run
-/// while connecting).
-pub fn migrations(
-    available: &[App],
-    enabled: &[String],
-) -> Result<Vec<&'static sqlx::migrate::Migrator>, JobSetError> {
-    let mut migrations = Vec::new();
+/// The migrations a process applies (the enabled applications') and those it knows (every
+/// application's of the build, so a database that another process migrated with more
+/// applications enabled is not mistaken for a newer one).
+#[derive(Debug, Clone, Default)]
+pub struct Migrations {
+    pub run: Vec<&'static Migrator>,
+    pub known: Vec<&'static Migrator>,
+}
+
+/// The migrations of the applications named in `enabled`, picked from `available` (before a
+/// pool exists: migrations run while connecting).
+pub fn migrations(available: &[App], enabled: &[String]) -> Result<Migrations, JobSetError> {
+    let mut run = Vec::new();
     for name in enabled {
-        migrations.extend(App::find(available, name)?.migrations);
+        run.extend(App::find(available, name)?.migrations);
     }
-    Ok(migrations)
+    let known = available.iter().filter_map(|a| a.migrations).collect();
+    Ok(Migrations { run, known })
 }

@@ -4,12 +4,11 @@ use std::str::FromStr;
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{
-    Connection, PgConnection, PgPool, Postgres,
-    migrate::{MigrateDatabase, Migrator},
+    Connection, PgConnection, PgPool, Postgres, migrate::MigrateDatabase,
     postgres::PgConnectOptions,
 };
 
-use crate::settings::DatabaseSettings;
+use crate::{apps::Migrations, settings::DatabaseSettings};
 
 /// The URL with its password replaced by `***`, safe to print.
 pub fn redact(url: &SecretString) -> String {
@@ -21,6 +20,22 @@ fn redact_str(url: &str) -> String {
         Ok(mut u) => {
             if u.password().is_some() {
                 let _ = u.set_password(Some("***"));
+            }
+            // libpq also takes secrets as query parameters.
+            let secret = |k: &str| matches!(k, "password" | "sslpassword");
+            if u.query_pairs().any(|(k, _)| secret(&k)) {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if secret(&k) {
+                            "***".to_owned()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
             }
             u.to_string()
         }
@@ -47,11 +62,8 @@ pub async fn create_if_missing(settings: &DatabaseSettings) -> anyhow::Result<bo
 }
 
 /// Opens the pool and, if configured, migrates the engine's tables and those of the enabled
-/// applications (`apps`: their migrators, from the process's `JobSet`).
-pub async fn connect(
-    settings: &DatabaseSettings,
-    apps: &[&'static Migrator],
-) -> anyhow::Result<PgPool> {
+/// applications (see [`crate::apps::migrations`]).
+pub async fn connect(settings: &DatabaseSettings, apps: &Migrations) -> anyhow::Result<PgPool> {
     let shown = redact(&settings.url);
     let options = PgConnectOptions::from_str(settings.url.expose_secret()).map_err(|e| {
         anyhow::anyhow!(
@@ -77,7 +89,7 @@ pub async fn connect(
             )
         })?;
     if settings.auto_migrate {
-        cowans_store::migrate(&pool, apps)
+        cowans_store::migrate(&pool, &apps.run, &apps.known)
             .await
             .map_err(|e| anyhow::anyhow!("migrating {shown} failed: {}", root_cause(&e)))?;
     }
@@ -109,6 +121,11 @@ mod tests {
         assert_eq!(
             redact(&"postgres://postgres@localhost/x".into()),
             "postgres://postgres@localhost/x"
+        );
+        let shown = redact(&"postgres://app@db/x?sslmode=require&password=s3cret".into());
+        assert!(
+            !shown.contains("s3cret") && shown.contains("sslmode=require"),
+            "{shown}"
         );
     }
 }

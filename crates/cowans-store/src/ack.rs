@@ -103,10 +103,20 @@ SET state = f.state::cowans_job_state,
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::float8[], $5::integer[], $6::text[])
     AS f(id, lease, state, delay_ms, attempt, error)
 WHERE j.id = f.id AND j.state = 'running' AND j.lease = f.lease
-RETURNING j.id, j.queue, j.kind, j.batch_id, f.state, j.run_at
+RETURNING j.id, j.queue, j.kind, j.batch_id, f.state, j.run_at, f.attempt,
+    CASE WHEN f.state = 'dead' THEN f.error END
 "#;
 
-type SettledRow = (i64, String, String, Option<i64>, String, DateTime<Utc>);
+type SettledRow = (
+    i64,
+    String,
+    String,
+    Option<i64>,
+    String,
+    DateTime<Utc>,
+    i32,
+    Option<String>,
+);
 
 /// Records failed attempts: each becomes scheduled (retry with backoff), available (retry at
 /// once) or dead, with the error appended to its history. Jobs that went dead are announced
@@ -151,18 +161,18 @@ pub async fn settle_failures(
     let rows = if failures.iter().any(|f| f.retry_in.is_none()) {
         let mut tx = pool.begin().await?;
         let rows = query.fetch_all(&mut *tx).await?;
+        // Built from the rows the update matched (the held lease's attempt and error, not a
+        // fenced one's).
         let dead: Vec<Event> = rows
             .iter()
-            .filter(|(.., state, _)| state == JobState::Dead.as_str())
-            .filter_map(|(id, queue, kind, batch_id, ..)| {
-                let f = failures.iter().find(|f| f.lease.id.0 == *id)?;
+            .filter_map(|(id, queue, kind, batch_id, _, _, attempt, error)| {
                 Some(Event::JobDead {
                     job_id: JobId(*id),
                     queue: queue.clone(),
                     kind: kind.clone(),
                     batch_id: *batch_id,
-                    attempt: f.attempt,
-                    error: Event::short_error(&f.error),
+                    attempt: *attempt,
+                    error: Event::short_error(error.as_deref()?),
                 })
             })
             .collect();
@@ -174,7 +184,7 @@ pub async fn settle_failures(
     };
     Ok(rows
         .into_iter()
-        .filter_map(|(id, queue, _, _, state, run_at)| {
+        .filter_map(|(id, queue, _, _, state, run_at, ..)| {
             Some(Settled {
                 id: JobId(id),
                 queue,
@@ -207,6 +217,6 @@ pub async fn release(pool: &PgPool, refs: &[LeaseRef]) -> Result<Vec<JobId>> {
         .fetch_all(&mut *conn)
         .await?;
     let wake = crate::announce::runnable(released.iter().map(|(_, q)| q.as_str()));
-    crate::announce(&mut conn, &wake, &[]).await?;
+    crate::announce::after_commit(&mut conn, &wake).await;
     Ok(released.into_iter().map(|(id, _)| JobId(id)).collect())
 }

@@ -36,6 +36,15 @@ pub async fn announce(conn: &mut PgConnection, wakeups: &[Wakeup], events: &[Eve
     Ok(())
 }
 
+/// Wake-ups for a change that has already committed (an autocommit statement). A failure is
+/// logged, not returned: the change stands (a caller retrying it could duplicate it), and
+/// producers find the jobs at their next poll anyway.
+pub(crate) async fn after_commit(conn: &mut PgConnection, wakeups: &[Wakeup]) {
+    if let Err(e) = announce(conn, wakeups, &[]).await {
+        tracing::warn!(error = %e, "could not send wake-ups; producers will poll");
+    }
+}
+
 /// `Runnable` wake-ups for each distinct queue name, for jobs that became available again.
 pub(crate) fn runnable<'a>(queues: impl IntoIterator<Item = &'a str>) -> Vec<Wakeup> {
     let mut seen: Vec<&str> = Vec::new();

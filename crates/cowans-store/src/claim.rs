@@ -178,7 +178,7 @@ pub async fn promote_due(pool: &PgPool, queues: &[QueueName], limit: i64) -> Res
             .await?;
     if promoted > 0 {
         let wake = crate::announce::runnable(moved.iter().map(String::as_str));
-        crate::announce(&mut conn, &wake, &[]).await?;
+        crate::announce::after_commit(&mut conn, &wake).await;
     }
     Ok(Promotion {
         promoted: promoted as u64,

@@ -206,44 +206,61 @@ where
 }
 
 /// Sets (or with `None`, removes) a queue's fleet-wide concurrency and rate limits; announced
-/// as `queue.limits`.
+/// as `queue.limits`. Returns false, and announces nothing, when those limits were already in
+/// force.
 pub async fn set_queue_limits<'c, A>(
     conn: A,
     queue: &QueueName,
     concurrency: Option<u32>,
     rate: Option<RateLimit>,
-) -> Result<()>
+) -> Result<bool>
 where
     A: Acquire<'c, Database = Postgres>,
 {
-    if concurrency == Some(0) {
-        return Err(StoreError::invalid(
-            "concurrency_limit",
-            "must be at least 1",
-        ));
-    }
-    if let Some(r) = rate
-        && (r.jobs == 0 || r.period.is_zero())
+    const MAX: u32 = i32::MAX as u32;
+    if let Some(c) = concurrency
+        && !(1..=MAX).contains(&c)
     {
         return Err(StoreError::invalid(
-            "rate_limit",
-            "jobs and period must be at least 1",
+            "concurrency_limit",
+            format!("is {c}; it must be 1 to {MAX}"),
         ));
     }
+    if let Some(r) = rate {
+        if !(1..=MAX).contains(&r.jobs) {
+            return Err(StoreError::invalid(
+                "rate_jobs",
+                format!("is {}; it must be 1 to {MAX}", r.jobs),
+            ));
+        }
+        // A year at most: a longer period is a typo, and the milliseconds must fit the column.
+        if r.period.is_zero() || r.period > Duration::from_secs(366 * 24 * 3600) {
+            return Err(StoreError::invalid(
+                "rate_period_ms",
+                format!("is {} ms; it must be 1 ms to a year", r.period.as_millis()),
+            ));
+        }
+    }
     let mut tx = conn.begin().await?;
-    sqlx::query(
+    let changed: Option<String> = sqlx::query_scalar(
         "INSERT INTO cowans_queues AS q (name, concurrency_limit, rate_limit, rate_period_ms, rate_by_key) \
          VALUES ($1, $2, $3, $4, coalesce($5, false)) \
          ON CONFLICT (name) DO UPDATE SET concurrency_limit = $2, rate_limit = $3, rate_period_ms = $4, \
-         rate_by_key = coalesce($5, false), updated_at = now()",
+         rate_by_key = coalesce($5, false), updated_at = now() \
+         WHERE (q.concurrency_limit, q.rate_limit, q.rate_period_ms, q.rate_by_key) \
+         IS DISTINCT FROM (EXCLUDED.concurrency_limit, EXCLUDED.rate_limit, EXCLUDED.rate_period_ms, EXCLUDED.rate_by_key) \
+         RETURNING name",
     )
     .bind(queue.as_str())
     .bind(concurrency.map(|c| c as i32))
     .bind(rate.map(|r| r.jobs as i32))
     .bind(rate.map(|r| r.period.as_millis() as i64))
     .bind(rate.map(|r| r.by_key))
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
+    if changed.is_none() {
+        return Ok(false);
+    }
     let event = Event::QueueLimits {
         queue: queue.to_string(),
         concurrency_limit: concurrency,
@@ -256,5 +273,5 @@ where
     };
     crate::announce(&mut tx, &[wake], &[event]).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(true)
 }

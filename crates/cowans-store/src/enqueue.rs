@@ -155,6 +155,14 @@ impl NewJob {
                 "contains a \\u0000 character, which Postgres cannot store in JSON",
             ));
         }
+        if let Some(t) = self.run_at
+            && !(min_timestamp()..=max_timestamp()).contains(&t)
+        {
+            return Err(StoreError::invalid(
+                at("run_at"),
+                format!("is {t}; it must be between the years 1 and 9999"),
+            ));
+        }
         if self.max_attempts < 1 {
             return Err(StoreError::invalid(
                 at("max_attempts"),
@@ -179,6 +187,16 @@ impl NewJob {
         }
         Ok(())
     }
+}
+
+// The range of `run_at` accepted: Postgres stores 4713 BC to 294276 AD, but nothing useful lies
+// outside ordinary calendar years, and `now() + delay` must not overflow either.
+fn min_timestamp() -> DateTime<Utc> {
+    DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or_default() // 0001-01-01
+}
+
+fn max_timestamp() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default() // 9999-12-31T23:59:59
 }
 
 /// Whether any string or key holds a NUL character (no allocation: this runs on every enqueue).
@@ -385,7 +403,7 @@ pub async fn enqueue_autocommit(pool: &sqlx::PgPool, jobs: &[NewJob]) -> Result<
             })
         })
         .collect();
-    crate::announce(&mut conn, &wakeups, &[]).await?;
+    crate::announce::after_commit(&mut conn, &wakeups).await;
     Ok(done.results)
 }
 

@@ -77,14 +77,12 @@ impl From<sqlx::Error> for StoreError {
             },
             sqlx::Error::Database(db) => match db.code().as_deref() {
                 Some(UNIQUE_VIOLATION) => StoreError::conflict("conflicts with an existing row"),
-                Some(CHECK_VIOLATION) => StoreError::invalid(
-                    "input",
-                    format!("refused by the database: {}", db.message()),
-                ),
-                Some(code) if code.starts_with(DATA_EXCEPTION_CLASS) => StoreError::invalid(
-                    "input",
-                    format!("the database cannot store it: {}", db.message()),
-                ),
+                // A value the checks before the statement should have caught: the caller gets a
+                // field-less refusal, the log gets the database's words (never the client).
+                Some(code) if code == CHECK_VIOLATION || code.starts_with(DATA_EXCEPTION_CLASS) => {
+                    tracing::warn!(code, error = %db.message(), "the database refused a value");
+                    StoreError::invalid("input", "a value is outside what can be stored")
+                }
                 _ => StoreError::Database(e),
             },
             _ => StoreError::Database(e),

@@ -13,15 +13,12 @@ use crate::Result;
 /// embedded at build time. Applications' tables live in `migrations/<app>/` with their own
 /// migrators ([`crate::demo::MIGRATOR`], ...), applied only where the application is enabled.
 /// All share sqlx's `_sqlx_migrations` table (versions are unique across them), so each migrator
-/// ignores the others' rows; [`migrate`] checks instead that every applied version is one this
-/// build knows.
+/// ignores the others' rows; [`migrate`] checks instead that every applied version is one the
+/// build knows (the engine's, or any application's, enabled or not).
 pub static MIGRATOR: Migrator = Migrator {
     ignore_missing: true,
     ..sqlx::migrate!("../../migrations")
 };
-
-/// Every application migrator this build carries, enabled or not.
-static APP_MIGRATORS: [&Migrator; 1] = [&crate::demo::MIGRATOR];
 
 /// Opens a pool. `max_connections` should cover the worker's concurrency for handlers that use
 /// the pool plus a handful for the producer, completer and maintenance.
@@ -35,18 +32,24 @@ pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<
     Ok(pool)
 }
 
-/// Applies the engine's pending migrations, then those of `apps` (the enabled applications'
+/// Applies the engine's pending migrations, then those of `run` (the enabled applications'
 /// migrators). sqlx takes a Postgres advisory lock for each run, so several processes starting
-/// at once migrate exactly once. Fails if the database has a migration this build does not know
-/// (it was migrated by a newer version).
-pub async fn migrate(pool: &sqlx::PgPool, apps: &[&'static Migrator]) -> Result<()> {
+/// at once migrate exactly once. Fails if the database has a migration that neither the engine
+/// nor any of `known` (every application migrator of the build) has: it was migrated by a newer
+/// version.
+pub async fn migrate(
+    pool: &sqlx::PgPool,
+    run: &[&'static Migrator],
+    known: &[&'static Migrator],
+) -> Result<()> {
     MIGRATOR.run(pool).await?;
-    for m in apps {
+    for m in run {
         m.run(pool).await?;
     }
     let known = |v: i64| {
         std::iter::once(&MIGRATOR)
-            .chain(APP_MIGRATORS)
+            .chain(run.iter().copied())
+            .chain(known.iter().copied())
             .any(|m| m.version_exists(v))
     };
     if let Some(unknown) = applied(pool).await?.into_iter().find(|v| !known(*v)) {

@@ -56,7 +56,7 @@ impl TestDb {
             .connect_with(options.clone())
             .await
             .expect("connect to test database");
-        cowans_store::migrate(&pool, apps)
+        cowans_store::migrate(&pool, apps, &[])
             .await
             .expect("migrate test database");
         TestDb {

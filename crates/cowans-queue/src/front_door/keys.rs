@@ -37,15 +37,16 @@ impl FrontDoor {
         let row = cowans_store::create_api_key(&mut tx, name, role.as_str(), &hash(&key), &prefix)
             .await?;
         let details = json!({ "name": row.name, "role": row.role, "prefix": row.prefix });
-        self.record(
-            &mut tx,
-            actor,
-            "key.create",
-            Some(format!("key:{}", row.id)),
-            details,
-        )
-        .await?;
-        tx.commit().await?;
+        let recorded = self
+            .record(
+                &mut tx,
+                actor,
+                "key.create",
+                Some(format!("key:{}", row.id)),
+                details,
+            )
+            .await?;
+        super::commit(tx, recorded).await?;
         Ok((key, row))
     }
 
@@ -55,15 +56,16 @@ impl FrontDoor {
         if !cowans_store::revoke_api_key(&mut tx, id).await? {
             return Err(StoreError::not_found(format!("live API key {id}")));
         }
-        self.record(
-            &mut tx,
-            actor,
-            "key.revoke",
-            Some(format!("key:{id}")),
-            json!({}),
-        )
-        .await?;
-        tx.commit().await?;
+        let recorded = self
+            .record(
+                &mut tx,
+                actor,
+                "key.revoke",
+                Some(format!("key:{id}")),
+                json!({}),
+            )
+            .await?;
+        super::commit(tx, recorded).await?;
         Ok(())
     }
 

@@ -256,7 +256,7 @@ impl FrontDoor {
                     std::slice::from_ref(actor),
                 )
                 .await?;
-                count_enqueued(&job, &done[0]);
+                count_submitted(&job, &done[0]);
                 Ok(done[0])
             }
         }
@@ -274,9 +274,10 @@ impl FrontDoor {
         let done = cowans_store::enqueue_many(&mut *tx, jobs).await?;
         let duplicates = done.iter().filter(|d| d.duplicate).count();
         let details = json!({ "jobs": jobs.len(), "duplicates": duplicates });
-        self.record(&mut tx, actor, source.action(), None, details)
+        let recorded = self
+            .record(&mut tx, actor, source.action(), None, details)
             .await?;
-        tx.commit().await?;
+        commit(tx, recorded).await?;
         count_all(jobs, &done);
         Ok(done)
     }
@@ -310,15 +311,16 @@ impl FrontDoor {
         let mut tx = self.inner.pool.begin().await?;
         let done = cowans_store::cancel_job(&mut *tx, id).await?;
         let details = json!({ "was": done.was });
-        self.record(
-            &mut tx,
-            actor,
-            "job.cancel",
-            Some(format!("job:{id}")),
-            details,
-        )
-        .await?;
-        tx.commit().await?;
+        let recorded = self
+            .record(
+                &mut tx,
+                actor,
+                "job.cancel",
+                Some(format!("job:{id}")),
+                details,
+            )
+            .await?;
+        commit(tx, recorded).await?;
         Ok(done)
     }
 
@@ -328,9 +330,10 @@ impl FrontDoor {
         let done = cowans_store::cancel_jobs(&mut *tx, ids).await?;
         let cancelled: Vec<i64> = done.iter().map(|c| c.id.0).collect();
         let details = json!({ "asked": ids.len(), "cancelled": cancelled });
-        self.record(&mut tx, actor, "jobs.cancel", None, details)
+        let recorded = self
+            .record(&mut tx, actor, "jobs.cancel", None, details)
             .await?;
-        tx.commit().await?;
+        commit(tx, recorded).await?;
         Ok(done)
     }
 
@@ -338,15 +341,16 @@ impl FrontDoor {
     pub async fn retry(&self, actor: &Actor, id: JobId) -> Result<()> {
         let mut tx = self.inner.pool.begin().await?;
         cowans_store::retry_job(&mut *tx, id).await?;
-        self.record(
-            &mut tx,
-            actor,
-            "job.retry",
-            Some(format!("job:{id}")),
-            json!({}),
-        )
-        .await?;
-        tx.commit().await?;
+        let recorded = self
+            .record(
+                &mut tx,
+                actor,
+                "job.retry",
+                Some(format!("job:{id}")),
+                json!({}),
+            )
+            .await?;
+        commit(tx, recorded).await?;
         Ok(())
     }
 
@@ -382,15 +386,16 @@ impl FrontDoor {
                 (n, json!({ "kind": kind, "redriven": n }))
             }
         };
-        self.record(
-            &mut tx,
-            actor,
-            "dead.redrive",
-            Some(format!("queue:{queue}")),
-            details,
-        )
-        .await?;
-        tx.commit().await?;
+        let recorded = self
+            .record(
+                &mut tx,
+                actor,
+                "dead.redrive",
+                Some(format!("queue:{queue}")),
+                details,
+            )
+            .await?;
+        commit(tx, recorded).await?;
         Ok(count)
     }
 
@@ -410,15 +415,16 @@ impl FrontDoor {
         let mut tx = self.inner.pool.begin().await?;
         let n = cowans_store::purge_dead(&mut *tx, &filter, Some(expected)).await?;
         let details = json!({ "kind": filter.kind, "purged": n });
-        self.record(
-            &mut tx,
-            actor,
-            "dead.purge",
-            Some(format!("queue:{queue}")),
-            details,
-        )
-        .await?;
-        tx.commit().await?;
+        let recorded = self
+            .record(
+                &mut tx,
+                actor,
+                "dead.purge",
+                Some(format!("queue:{queue}")),
+                details,
+            )
+            .await?;
+        commit(tx, recorded).await?;
         Ok(n)
     }
 
@@ -456,15 +462,16 @@ impl FrontDoor {
         } else {
             "queue.resume"
         };
-        self.record(
-            &mut tx,
-            actor,
-            action,
-            Some(format!("queue:{queue}")),
-            json!({}),
-        )
-        .await?;
-        tx.commit().await?;
+        let recorded = self
+            .record(
+                &mut tx,
+                actor,
+                action,
+                Some(format!("queue:{queue}")),
+                json!({}),
+            )
+            .await?;
+        commit(tx, recorded).await?;
         Ok(())
     }
 
@@ -478,27 +485,26 @@ impl FrontDoor {
         concurrency: Option<u32>,
         rate: Option<RateLimit>,
     ) -> Result<()> {
-        let current = cowans_store::queue_control(&self.inner.pool, queue.as_str()).await?;
-        if current.concurrency_limit == concurrency && current.rate == rate {
+        let mut tx = self.inner.pool.begin().await?;
+        if !cowans_store::set_queue_limits(&mut *tx, queue, concurrency, rate).await? {
             return Ok(());
         }
-        let mut tx = self.inner.pool.begin().await?;
-        cowans_store::set_queue_limits(&mut *tx, queue, concurrency, rate).await?;
         let details = json!({
             "concurrency_limit": concurrency,
             "rate_jobs": rate.map(|r| r.jobs),
             "rate_period_ms": rate.map(|r| r.period.as_millis() as u64),
             "rate_by_key": rate.is_some_and(|r| r.by_key),
         });
-        self.record(
-            &mut tx,
-            actor,
-            "queue.limits",
-            Some(format!("queue:{queue}")),
-            details,
-        )
-        .await?;
-        tx.commit().await?;
+        let recorded = self
+            .record(
+                &mut tx,
+                actor,
+                "queue.limits",
+                Some(format!("queue:{queue}")),
+                details,
+            )
+            .await?;
+        commit(tx, recorded).await?;
         Ok(())
     }
 
@@ -526,15 +532,16 @@ impl FrontDoor {
         let mut tx = self.inner.pool.begin().await?;
         let (id, done) = cowans_store::create_batch(&mut *tx, description, jobs, callback).await?;
         let details = json!({ "jobs": done.len() });
-        self.record(
-            &mut tx,
-            actor,
-            "batch.create",
-            Some(format!("batch:{id}")),
-            details,
-        )
-        .await?;
-        tx.commit().await?;
+        let recorded = self
+            .record(
+                &mut tx,
+                actor,
+                "batch.create",
+                Some(format!("batch:{id}")),
+                details,
+            )
+            .await?;
+        commit(tx, recorded).await?;
         count_all(jobs, &done);
         Ok((id, done))
     }
@@ -549,15 +556,16 @@ impl FrontDoor {
     pub async fn cancel_batch(&self, actor: &Actor, id: i64) -> Result<u64> {
         let mut tx = self.inner.pool.begin().await?;
         let n = cowans_store::cancel_batch(&mut *tx, id).await?.len() as u64;
-        self.record(
-            &mut tx,
-            actor,
-            "batch.cancel",
-            Some(format!("batch:{id}")),
-            json!({ "cancelled": n }),
-        )
-        .await?;
-        tx.commit().await?;
+        let recorded = self
+            .record(
+                &mut tx,
+                actor,
+                "batch.cancel",
+                Some(format!("batch:{id}")),
+                json!({ "cancelled": n }),
+            )
+            .await?;
+        commit(tx, recorded).await?;
         Ok(n)
     }
 
@@ -568,7 +576,8 @@ impl FrontDoor {
         cowans_store::list_audit(&self.inner.pool, before, limit).await
     }
 
-    /// Writes `actor`'s `action` to the audit log inside `tx`, and counts it.
+    /// Writes `actor`'s `action` to the audit log inside `tx`; [`commit`] counts it once the
+    /// transaction has committed.
     async fn record(
         &self,
         tx: &mut sqlx::PgConnection,
@@ -576,11 +585,21 @@ impl FrontDoor {
         action: &'static str,
         target: Option<String>,
         details: Value,
-    ) -> Result<()> {
+    ) -> Result<Recorded> {
         cowans_store::audit(tx, &NewAudit::by(actor, action, target, details)).await?;
-        metrics::action(action);
-        Ok(())
+        Ok(Recorded(action))
     }
+}
+
+/// An action written to the audit log, to be counted when its transaction commits.
+#[must_use = "commit the transaction with `commit`, which counts the action"]
+struct Recorded(&'static str);
+
+/// Commits an action's transaction, then counts it in `cowans_actions_total`.
+async fn commit(tx: sqlx::Transaction<'_, Postgres>, recorded: Recorded) -> Result<()> {
+    tx.commit().await?;
+    metrics::action(recorded.0);
+    Ok(())
 }
 
 /// Counts an inserted job (not a duplicate) in `cowans_jobs_enqueued_total`.
@@ -588,6 +607,12 @@ pub(crate) fn count_enqueued(job: &NewJob, done: &Enqueued) {
     if !done.duplicate {
         metrics::enqueued(job.queue.as_str(), &job.kind, 1);
     }
+}
+
+/// Counts a single submit (audited as `job.submit` in its insert's statement) and its job.
+pub(crate) fn count_submitted(job: &NewJob, done: &Enqueued) {
+    metrics::action("job.submit");
+    count_enqueued(job, done);
 }
 
 fn count_all(jobs: &[NewJob], done: &[Enqueued]) {

@@ -138,7 +138,7 @@ async fn flush(pool: &PgPool, group: Vec<Pending>) {
     match cowans_store::enqueue_audited(pool, &jobs, &who).await {
         Ok(done) => {
             for ((reply, d), job) in replies.into_iter().zip(done).zip(&jobs) {
-                super::count_enqueued(job, &d);
+                super::count_submitted(job, &d);
                 let _ = reply.send(Ok(d));
             }
         }
@@ -158,7 +158,7 @@ async fn flush(pool: &PgPool, group: Vec<Pending>) {
                 let result = cowans_store::enqueue_audited(pool, &jobs[i..=i], &who[i..=i]).await;
                 let result = result.map(|mut d| d.remove(0));
                 if let Ok(d) = &result {
-                    super::count_enqueued(&jobs[i], d);
+                    super::count_submitted(&jobs[i], d);
                 }
                 let _ = reply.send(result);
             }
