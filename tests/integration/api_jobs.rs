@@ -290,6 +290,9 @@ async fn a_hundred_thousand_job_ndjson_submit_streams_in_with_a_result_per_line(
     );
     assert_eq!(results[699]["line"], 699);
     assert!(results[699]["id"].is_i64());
+    // A line answers either {line, id, duplicate} or {line, error}, never both.
+    assert!(results[699].get("error").is_none(), "{}", results[699]);
+    assert!(results[500].get("id").is_none(), "{}", results[500]);
     let inserted: i64 = sqlx::query_scalar("SELECT count(*) FROM cowans_jobs WHERE queue = 'nd'")
         .fetch_one(&api.pool)
         .await

@@ -103,8 +103,13 @@ pub struct SubmittedMany {
 pub struct NdjsonResult {
     /// The input line, 0-based (blank lines are not counted).
     pub line: usize,
+    /// With `duplicate`, for a line that was accepted...
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<bool>,
+    /// ...or why it was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<crate::error::ErrorDetail>,
 }
 

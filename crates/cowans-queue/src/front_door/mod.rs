@@ -42,7 +42,7 @@ pub struct FrontDoorBuilder {
     pool: PgPool,
     kinds: KindRegistry,
     lease_ttl: Duration,
-    group_max: usize,
+    group_max: Option<usize>,
 }
 
 impl FrontDoorBuilder {
@@ -60,16 +60,18 @@ impl FrontDoorBuilder {
         self
     }
 
-    /// Concurrent [`FrontDoor::submit`]s are committed together, up to `max` per statement
-    /// (1, the default, commits each alone). Needs a Tokio runtime at [`Self::build`].
+    /// Concurrent [`FrontDoor::submit`]s are committed together by one dispatcher, up to `max`
+    /// per statement (1: each alone), at most two commits in flight. Without it each submit
+    /// commits on its own connection. Needs a Tokio runtime at [`Self::build`].
     pub fn group_commit(mut self, max: usize) -> Self {
-        self.group_max = max.max(1);
+        self.group_max = Some(max.max(1));
         self
     }
 
     pub fn build(self) -> FrontDoor {
-        let group = (self.group_max > 1)
-            .then(|| submit_group::SubmitGroup::start(self.pool.clone(), self.group_max));
+        let group = self
+            .group_max
+            .map(|max| submit_group::SubmitGroup::start(self.pool.clone(), max));
         FrontDoor {
             inner: Arc::new(Inner {
                 pool: self.pool,
@@ -130,7 +132,7 @@ impl FrontDoor {
             pool,
             kinds: KindRegistry::new(),
             lease_ttl: Duration::from_secs(30),
-            group_max: 1,
+            group_max: None,
         }
     }
 
