@@ -132,7 +132,7 @@ pub async fn run_api(
 ) -> anyhow::Result<()> {
     let migrations = apps::migrations(available, &settings.apps)?;
     let pool = database::connect(&settings.database, &migrations).await?;
-    let jobs = apps::assemble(available, &settings.apps, &pool)?;
+    let jobs = apps::assemble(available, &settings, &pool).await?;
     let kinds = jobs
         .registry()
         .reject_unknown(settings.api.reject_unknown_kinds);

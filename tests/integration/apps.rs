@@ -24,8 +24,8 @@ struct Greet {
 }
 
 /// The only place the kind `greeter.greet` is declared.
-fn greeter_kinds(_: &AppContext) -> Vec<JobKind> {
-    vec![
+fn greeter_kinds(_: &AppContext) -> Result<Vec<JobKind>, String> {
+    Ok(vec![
         JobKind::new(
             "greeter.greet",
             "greets someone",
@@ -40,7 +40,7 @@ fn greeter_kinds(_: &AppContext) -> Vec<JobKind> {
             }),
         )
         .queue("greetings"),
-    ]
+    ])
 }
 
 const GREETER: App = App {

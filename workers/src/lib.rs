@@ -48,7 +48,7 @@ impl Worker {
         }
         let migrations = apps::migrations(available, &settings.apps)?;
         let pool = database::connect(&settings.database, &migrations).await?;
-        let jobs = apps::assemble(available, &settings.apps, &pool)?;
+        let jobs = apps::assemble(available, &settings, &pool).await?;
         let names: Vec<QueueName> = if settings.worker.queues.is_empty() {
             jobs.queues()
         } else {

@@ -95,6 +95,34 @@ pub enum Event {
         rate_period_ms: Option<u64>,
         rate_by_key: bool,
     },
+    /// A running pull of a shop's catalog moved on (at most about once a second).
+    #[serde(rename = "sync.progress")]
+    SyncProgress {
+        shop_id: i64,
+        pull_id: i64,
+        /// `full` or `incremental`.
+        kind: String,
+        /// Where it is: `exporting` (Shopify prepares the bulk export), `writing`.
+        stage: String,
+        /// Lines of the export read, products and variants written so far.
+        lines: i64,
+        products: i64,
+        variants: i64,
+    },
+    /// A pull ended.
+    #[serde(rename = "sync.finished")]
+    SyncFinished {
+        shop_id: i64,
+        pull_id: i64,
+        kind: String,
+        /// `completed` or `failed`.
+        state: String,
+        products: i64,
+        variants: i64,
+        /// Products marked deleted because Shopify no longer has them.
+        deleted: i64,
+        error: Option<String>,
+    },
     /// Not an event of the system: this subscriber fell behind and `missed` events were dropped
     /// for it (only ever sent to that subscriber).
     #[serde(rename = "lagged")]
@@ -103,7 +131,7 @@ pub enum Event {
 
 impl Event {
     /// Every event type, as the `type` field names it.
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 14] = [
         "job.dead",
         "job.cancelled",
         "job.retried",
@@ -115,6 +143,8 @@ impl Event {
         "queue.paused",
         "queue.resumed",
         "queue.limits",
+        "sync.progress",
+        "sync.finished",
         "lagged",
     ];
 
@@ -132,6 +162,8 @@ impl Event {
             Event::QueuePaused { .. } => "queue.paused",
             Event::QueueResumed { .. } => "queue.resumed",
             Event::QueueLimits { .. } => "queue.limits",
+            Event::SyncProgress { .. } => "sync.progress",
+            Event::SyncFinished { .. } => "sync.finished",
             Event::Lagged { .. } => "lagged",
         }
     }
@@ -150,6 +182,8 @@ impl Event {
             Event::BatchProgress { .. }
             | Event::BatchFinished { .. }
             | Event::BatchCancelled { .. }
+            | Event::SyncProgress { .. }
+            | Event::SyncFinished { .. }
             | Event::Lagged { .. } => None,
         }
     }
@@ -163,6 +197,16 @@ impl Event {
             Event::BatchProgress { batch_id, .. }
             | Event::BatchFinished { batch_id, .. }
             | Event::BatchCancelled { batch_id, .. } => Some(*batch_id),
+            _ => None,
+        }
+    }
+
+    /// The shop the event is about, if any.
+    pub fn shop_id(&self) -> Option<i64> {
+        match self {
+            Event::SyncProgress { shop_id, .. } | Event::SyncFinished { shop_id, .. } => {
+                Some(*shop_id)
+            }
             _ => None,
         }
     }

@@ -56,9 +56,9 @@ pub struct Fail {
     pub permanent: bool,
 }
 
-fn kinds(ctx: &AppContext) -> Vec<JobKind> {
+fn kinds(ctx: &AppContext) -> Result<Vec<JobKind>, String> {
     let pool = ctx.pool.clone();
-    vec![
+    Ok(vec![
         JobKind::new(
             "demo.noop",
             "does nothing",
@@ -105,7 +105,7 @@ fn kinds(ctx: &AppContext) -> Vec<JobKind> {
                 Ok::<(), BoxDynError>(())
             }),
         ),
-    ]
+    ])
 }
 
 /// Records the effect and completes the job in one transaction: if the lease was lost meanwhile

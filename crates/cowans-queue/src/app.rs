@@ -79,17 +79,35 @@ impl JobKind {
 }
 
 /// What an application's handlers may use, handed to [`App::kinds`] when a process assembles
-/// its job set.
+/// its job set: the pool, and typed values the process provides (an application's own
+/// settings, secrets included, inserted by the binary that knows them).
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct AppContext {
     /// The process's database pool (the caller's, synchronous commit).
     pub pool: PgPool,
+    values: Arc<std::collections::HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl AppContext {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            values: Arc::default(),
+        }
+    }
+
+    /// Adds a value applications can ask for by type (one per type).
+    pub fn with<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        Arc::make_mut(&mut self.values).insert(std::any::TypeId::of::<T>(), Arc::new(value));
+        self
+    }
+
+    /// The value of type `T`, if the process provided one.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.values
+            .get(&std::any::TypeId::of::<T>())
+            .and_then(|v| v.downcast_ref::<T>())
     }
 }
 
@@ -101,8 +119,9 @@ pub struct App {
     pub description: &'static str,
     /// The application's tables (`migrations/<app>/`, embedded by the store).
     pub migrations: Option<&'static Migrator>,
-    /// Its kinds, built with the process's context.
-    pub kinds: fn(&AppContext) -> Vec<JobKind>,
+    /// Its kinds, built with the process's context; an error (a missing setting, a key that
+    /// does not decrypt) stops the process at start with the message.
+    pub kinds: fn(&AppContext) -> Result<Vec<JobKind>, String>,
 }
 
 impl App {
@@ -141,6 +160,8 @@ pub enum JobSetError {
         first: String,
         second: String,
     },
+    #[error("application {app}: {problem}")]
+    App { app: String, problem: String },
     #[error("job kind {kind:?} of {app}: {problem}")]
     BadKind {
         kind: String,
@@ -194,7 +215,11 @@ impl JobSet {
     pub fn of(apps: &[App], ctx: &AppContext) -> Result<JobSet, JobSetError> {
         let mut kinds: BTreeMap<String, Entry> = BTreeMap::new();
         for app in apps {
-            for kind in (app.kinds)(ctx) {
+            let built = (app.kinds)(ctx).map_err(|problem| JobSetError::App {
+                app: app.name.to_owned(),
+                problem,
+            })?;
+            for kind in built {
                 let bad = |problem: String| JobSetError::BadKind {
                     kind: kind.name().to_owned(),
                     app: app.name.to_owned(),
@@ -304,8 +329,8 @@ mod tests {
         width: u32,
     }
 
-    fn kinds(_: &AppContext) -> Vec<JobKind> {
-        vec![
+    fn kinds(_: &AppContext) -> Result<Vec<JobKind>, String> {
+        Ok(vec![
             JobKind::new(
                 "img.resize",
                 "resizes",
@@ -317,7 +342,7 @@ mod tests {
                 max_attempts: 3,
                 ..RetryPolicy::default()
             }),
-        ]
+        ])
     }
 
     const IMAGES: App = App {

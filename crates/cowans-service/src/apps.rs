@@ -3,18 +3,38 @@
 //! workers run.
 
 use cowans_queue::{App, AppContext, JobSet, JobSetError, PgPool};
+
+use crate::Settings;
 use sqlx::migrate::Migrator;
 
 /// Every application compiled into the Cowans binaries.
-pub const AVAILABLE: &[App] = &[cowans_demo::APP];
+pub const AVAILABLE: &[App] = &[cowans_catalog::APP, cowans_demo::APP];
 
-/// The job set of the applications named in `enabled`, picked from `available`.
-pub fn assemble(
+/// What the applications of this build may ask their context for: their settings.
+pub fn context(settings: &Settings, pool: &PgPool) -> AppContext {
+    AppContext::new(pool.clone()).with(settings.catalog.clone())
+}
+
+/// The job set of the applications `settings.apps` names, picked from `available`, after the
+/// start-up checks of those that have one (the catalog: every shop's secret opens with the
+/// configured keys). Errors name the application and what to do.
+pub async fn assemble(
     available: &[App],
-    enabled: &[String],
+    settings: &Settings,
     pool: &PgPool,
 ) -> Result<JobSet, JobSetError> {
-    JobSet::assemble(available, enabled, &AppContext::new(pool.clone()))
+    let jobs = JobSet::assemble(available, &settings.apps, &context(settings, pool))?;
+    if jobs.apps().contains(&cowans_catalog::APP.name) {
+        let front = cowans_queue::FrontDoor::builder(pool.clone()).build();
+        let failed = |problem: String| JobSetError::App {
+            app: "catalog".into(),
+            problem,
+        };
+        let catalog = cowans_catalog::Catalog::new(front, &settings.catalog)
+            .map_err(|e| failed(e.to_string()))?;
+        catalog.verify_keys().await.map_err(failed)?;
+    }
+    Ok(jobs)
 }
 
 /// The migrations a process applies (the enabled applications') and those it knows (every

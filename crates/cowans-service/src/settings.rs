@@ -20,6 +20,8 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub api: ApiSettings,
     pub log: LogSettings,
+    /// The catalog application's settings (`[catalog]`).
+    pub catalog: cowans_catalog::CatalogSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

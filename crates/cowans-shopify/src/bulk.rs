@@ -1,6 +1,7 @@
 //! Bulk operations: start a bulk query, wait for it, and stream its JSONL result line by line.
-//! Children (`__parentId`) may arrive before their parent; they are held until the parent has
-//! been handed out, so a consumer always sees a parent before its children. Memory stays flat in
+//! Shopify writes children (`__parentId`) after their parent, though not necessarily right after
+//! it (`groupObjects: false`, the default since 2026-01); a child that comes early anyway is held
+//! until its parent has been handed out, so a consumer always sees a parent before its children. Memory stays flat in
 //! the size of the file: one line, the ids of parents seen (a `u64` each) and the orphans waiting.
 
 use std::{
@@ -219,6 +220,27 @@ impl Client {
         url: &str,
         mut on_item: impl FnMut(BulkItem),
     ) -> Result<BulkStats, ShopifyError> {
+        self.bulk_download_batches(url, 1000, |batch| {
+            batch.into_iter().for_each(&mut on_item);
+            std::future::ready(Ok(()))
+        })
+        .await
+    }
+
+    /// Downloads a bulk result and hands its objects to `on_batch` in batches of about
+    /// `batch_size`, parents before children, waiting for each batch to be handled before
+    /// reading on: memory stays one batch (plus the parent ids seen and any orphans waiting),
+    /// whatever the size of the file. An error from `on_batch` stops the download.
+    pub async fn bulk_download_batches<F, Fut>(
+        &self,
+        url: &str,
+        batch_size: usize,
+        mut on_batch: F,
+    ) -> Result<BulkStats, ShopifyError>
+    where
+        F: FnMut(Vec<BulkItem>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), ShopifyError>>,
+    {
         let mut response = self
             .http()
             .get(url)
@@ -234,6 +256,7 @@ impl Client {
         }
         let mut assembler = Assembler::default();
         let mut pending: Vec<u8> = Vec::new();
+        let mut batch: Vec<BulkItem> = Vec::with_capacity(batch_size);
         while let Some(chunk) = response
             .chunk()
             .await
@@ -242,16 +265,27 @@ impl Client {
             pending.extend_from_slice(&chunk);
             let mut start = 0;
             while let Some(nl) = pending[start..].iter().position(|b| *b == b'\n') {
-                assembler.line(&pending[start..start + nl], &mut on_item)?;
+                assembler.line(&pending[start..start + nl], &mut |item| batch.push(item))?;
                 start += nl + 1;
             }
             pending.drain(..start);
+            if batch.len() >= batch_size {
+                on_batch(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(batch_size),
+                ))
+                .await?;
+            }
         }
         if !pending.is_empty() {
             let last = std::mem::take(&mut pending);
-            assembler.line(&last, &mut on_item)?;
+            assembler.line(&last, &mut |item| batch.push(item))?;
         }
-        assembler.finish()
+        let stats = assembler.finish()?;
+        if !batch.is_empty() {
+            on_batch(batch).await?;
+        }
+        Ok(stats)
     }
 }
 

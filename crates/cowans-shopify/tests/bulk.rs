@@ -82,14 +82,10 @@ async fn a_hundred_thousand_product_bulk_export_streams_with_flat_memory() {
         child_before_parent, 0,
         "every child is handed out after its parent"
     );
-    assert!(
-        stats.max_orphans >= 2,
-        "the simulator really put children first"
-    );
-    assert!(
-        stats.max_orphans <= 2,
-        "orphans are released as soon as their parent arrives"
-    );
+    // Shopify writes children after their parent (not necessarily right after it), so none
+    // has to wait; the client would hold one that came early until its parent arrived (see the
+    // assembler's unit tests).
+    assert_eq!(stats.max_orphans, 0, "children come after their parent");
     // The file is ~25 MB; holding it (or its parsed values) would show here.
     assert!(
         grew_kib < 12 * 1024,

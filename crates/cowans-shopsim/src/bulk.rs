@@ -1,16 +1,13 @@
-//! Bulk operations: a query run writes JSONL (children carry `__parentId` and, with
-//! `children_first`, come before their parent, as Shopify allows since 2026-01) to a file served
-//! at `/bulk-results/{id}.jsonl`; at most `concurrency` operations run per shop.
+//! Bulk operations: a query run executes the bulk query against the real schema a window of
+//! products at a time and writes JSONL (children carry `__parentId` and come after their parent)
+//! to a file served at `/bulk-results/{id}.jsonl`; at most `concurrency` operations run per shop.
 
 use std::{io::Write, path::PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::{
-    model::{Product, Search},
-    shop::Shop,
-};
+use crate::{model::Search, shop::Shop};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -50,6 +47,8 @@ pub struct BulkOp {
     pub status: BulkStatus,
     pub query: String,
     pub object_count: u64,
+    pub root_object_count: u64,
+    pub file_size: u64,
     pub file: Option<PathBuf>,
     pub error_code: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -61,18 +60,33 @@ pub fn is_mutation(doc: &str) -> bool {
     cowans_shopify::cost::is_mutation(doc, None).unwrap_or(false)
 }
 
-/// What a bulk query asks for: product fields, and variant fields if it selects variants.
+/// A bulk query as the simulator runs it: its text (executed against the real schema, a window
+/// of products at a time) and the root's search.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
+    pub query: String,
     pub search: Option<String>,
-    pub product_fields: Vec<String>,
-    pub variant_fields: Vec<String>,
 }
 
-/// Reads a bulk query: `{ products(query: "...") { edges { node { <fields> variants { edges {
-/// node { <fields> } } } } } } }` (edges/node or nodes both accepted). Errors name the problem.
+/// In the data of a request run for a bulk export: the products of this window. The `products`
+/// connection then yields exactly these (paging arguments are ignored, as Shopify does in bulk),
+/// and nested connections yield every item.
+#[derive(Debug, Clone)]
+pub struct BulkWindow(pub Vec<u64>);
+
+/// The most connections a bulk query may hold, and how deep they may nest (Shopify's "operation
+/// restrictions").
+const MAX_CONNECTIONS: usize = 5;
+const MAX_DEPTH: usize = 2;
+
+/// Reads and checks a bulk query as Shopify does: one top-level connection (the simulator runs
+/// `products`), at most five connections, nested at most two levels, no `node`/`nodes` at the
+/// top. Errors name the problem.
 pub fn parse_selection(query: &str) -> Result<Selection, String> {
-    use async_graphql::parser::{parse_query, types::Selection as S};
+    use async_graphql::parser::{
+        parse_query,
+        types::{Field, Selection as S, SelectionSet},
+    };
     let doc = parse_query(query).map_err(|e| format!("Invalid bulk query: {e}"))?;
     let op = doc
         .operations
@@ -80,42 +94,63 @@ pub fn parse_selection(query: &str) -> Result<Selection, String> {
         .next()
         .ok_or("Invalid bulk query: no operation")?
         .1;
-    let fields = |set: &async_graphql::parser::types::SelectionSet| -> Vec<async_graphql::parser::types::Field> {
+    fn fields(set: &SelectionSet) -> Vec<&Field> {
         set.items
             .iter()
             .filter_map(|i| match &i.node {
-                S::Field(f) => Some(f.node.clone()),
+                S::Field(f) => Some(&f.node),
                 _ => None,
             })
             .collect()
-    };
-    // Unwrap `edges { node { .. } }` or `nodes { .. }` to the node's fields.
-    let node_fields =
-        |f: &async_graphql::parser::types::Field| -> Vec<async_graphql::parser::types::Field> {
-            let mut out = Vec::new();
-            for c in fields(&f.selection_set.node) {
-                match c.name.node.as_str() {
-                    "nodes" => out.extend(fields(&c.selection_set.node)),
-                    "edges" => {
-                        for e in fields(&c.selection_set.node) {
-                            if e.name.node == "node" {
-                                out.extend(fields(&e.selection_set.node));
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            out
+    }
+    fn is_connection(f: &Field) -> bool {
+        fields(&f.selection_set.node)
+            .iter()
+            .any(|c| matches!(c.name.node.as_str(), "edges" | "nodes"))
+    }
+    // Counts connections below `f` and the deepest nesting of connections.
+    fn walk(f: &Field, depth: usize, count: &mut usize, deepest: &mut usize) {
+        let connection = is_connection(f);
+        let depth = if connection {
+            *count += 1;
+            depth + 1
+        } else {
+            depth
         };
+        *deepest = (*deepest).max(depth);
+        for c in fields(&f.selection_set.node) {
+            walk(c, depth, count, deepest);
+        }
+    }
     let roots = fields(&op.node.selection_set.node);
     let [root] = roots.as_slice() else {
         return Err("Bulk queries must have exactly one top-level field".into());
     };
-    if root.name.node != "products" {
+    match root.name.node.as_str() {
+        "node" | "nodes" => {
+            return Err("Bulk queries cannot use the top-level node or nodes fields".into());
+        }
+        "products" => {}
+        other => {
+            return Err(format!(
+                "The simulator runs bulk queries over products only, not {other}"
+            ));
+        }
+    }
+    if !is_connection(root) {
+        return Err("Bulk queries must contain at least one connection".into());
+    }
+    let (mut count, mut deepest) = (0, 0);
+    walk(root, 0, &mut count, &mut deepest);
+    if count > MAX_CONNECTIONS {
         return Err(format!(
-            "The simulator runs bulk queries over products only, not {}",
-            root.name.node
+            "Bulk queries cannot contain more than {MAX_CONNECTIONS} connections"
+        ));
+    }
+    // The root connection is level 0; `products { variants }` nests one level.
+    if deepest > MAX_DEPTH + 1 {
+        return Err(format!(
+            "Bulk queries cannot contain connections nested more than {MAX_DEPTH} levels"
         ));
     }
     let search = root
@@ -126,77 +161,73 @@ pub fn parse_selection(query: &str) -> Result<Selection, String> {
             async_graphql_value::Value::String(s) => Some(s.clone()),
             _ => None,
         });
-    let mut sel = Selection {
+    Ok(Selection {
+        query: query.to_owned(),
         search,
-        ..Default::default()
-    };
-    for f in node_fields(root) {
-        if f.name.node == "variants" {
-            sel.variant_fields = node_fields(&f)
-                .iter()
-                .map(|v| v.name.node.to_string())
-                .collect();
-        } else if f.selection_set.node.items.is_empty() {
-            sel.product_fields.push(f.name.node.to_string());
+    })
+}
+
+/// A connection's items in a result: `{edges: [{node}]}` or `{nodes: [..]}`.
+fn connection_items(v: &serde_json::Value) -> Option<Vec<serde_json::Value>> {
+    let o = v.as_object()?;
+    if let Some(nodes) = o.get("nodes").and_then(|n| n.as_array()) {
+        return Some(nodes.clone());
+    }
+    let edges = o.get("edges")?.as_array()?;
+    Some(
+        edges
+            .iter()
+            .filter_map(|e| e.get("node").cloned())
+            .collect(),
+    )
+}
+
+/// One object of the export and, after it, the lines of its nested connections (each with
+/// `__parentId`, recursively).
+fn flatten(
+    mut object: serde_json::Value,
+    parent: Option<&str>,
+    lines: &mut Vec<serde_json::Value>,
+    children: &mut Vec<serde_json::Value>,
+) {
+    let mut nested = Vec::new();
+    if let Some(o) = object.as_object_mut() {
+        let keys: Vec<String> = o.keys().cloned().collect();
+        for k in keys {
+            if let Some(items) = o.get(&k).and_then(connection_items) {
+                o.remove(&k);
+                nested.push(items);
+            }
+        }
+        if let Some(p) = parent {
+            o.insert("__parentId".into(), p.into());
         }
     }
-    Ok(sel)
-}
-
-fn product_json(p: &Product, fields: &[String]) -> serde_json::Map<String, serde_json::Value> {
-    let mut m = serde_json::Map::new();
-    for f in fields {
-        let v = match f.as_str() {
-            "id" => format!("gid://shopify/Product/{}", p.id).into(),
-            "legacyResourceId" => p.id.to_string().into(),
-            "title" => p.title.clone().into(),
-            "handle" => p.handle.clone().into(),
-            "status" => p.status.clone().into(),
-            "vendor" => p.vendor.clone().into(),
-            "productType" => p.product_type.clone().into(),
-            "tags" => serde_json::json!(p.tags),
-            "updatedAt" => p
-                .updated_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                .into(),
-            "createdAt" => p
-                .created_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                .into(),
-            _ => continue,
-        };
-        m.insert(f.clone(), v);
+    let id = object.get("id").and_then(|i| i.as_str()).map(str::to_owned);
+    lines.push(object);
+    for items in nested {
+        for item in items {
+            // Children of children follow their own parent.
+            let mut grand = Vec::new();
+            flatten(item, id.as_deref(), children, &mut grand);
+            children.extend(grand);
+        }
     }
-    m
 }
 
-fn variant_json(
-    p: &Product,
-    i: usize,
-    fields: &[String],
-) -> serde_json::Map<String, serde_json::Value> {
-    let v = &p.variants[i];
-    let mut m = serde_json::Map::new();
-    for f in fields {
-        let val = match f.as_str() {
-            "id" => format!("gid://shopify/ProductVariant/{}", v.id).into(),
-            "sku" => serde_json::json!(v.sku),
-            "price" => v.price.clone().into(),
-            "title" => v.title.clone().into(),
-            "inventoryQuantity" => v.inventory_quantity.into(),
-            _ => continue,
-        };
-        m.insert(f.clone(), val);
-    }
-    m.insert(
-        "__parentId".into(),
-        format!("gid://shopify/Product/{}", p.id).into(),
-    );
-    m
-}
-
-/// Runs a query operation to completion in the background: snapshot, write, publish.
-pub fn spawn_query(shop: Shop, id: u64, sel: Selection, dir: PathBuf, children_first: bool) {
+/// Runs a query operation to completion in the background: the matching products, a window
+/// at a time, through the real schema; objects written one per line, children (with
+/// `__parentId`) after their parent — right after it with `group_objects`, else after the
+/// window's parents (Shopify's default since 2026-01: after, not necessarily adjacent).
+pub fn spawn_query(
+    shop: Shop,
+    schema: crate::schema::SimSchema,
+    id: u64,
+    sel: Selection,
+    dir: PathBuf,
+    group_objects: bool,
+) {
+    const WINDOW: usize = 250;
     tokio::spawn(async move {
         let delay = shop.lock().faults.bulk_delay_ms;
         if let Some(op) = shop.lock().bulk.get_mut(&id)
@@ -205,74 +236,77 @@ pub fn spawn_query(shop: Shop, id: u64, sel: Selection, dir: PathBuf, children_f
             op.status = BulkStatus::Running;
         }
         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-        let snapshot: Vec<Product> = {
+        let ids: Vec<u64> = {
             let s = shop.lock();
             let search = sel.search.as_deref().map(Search::parse).unwrap_or_default();
             s.catalog
                 .products
                 .values()
                 .filter(|p| search.matches(p))
-                .cloned()
+                .map(|p| p.id)
                 .collect()
         };
         let path = dir.join(format!("bulk-{id}.jsonl"));
-        let write = tokio::task::spawn_blocking({
-            let path = path.clone();
-            let shop = shop.clone();
-            move || -> std::io::Result<u64> {
-                let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
-                let mut count = 0u64;
-                for (n, p) in snapshot.iter().enumerate() {
-                    if n % 1000 == 0
-                        && shop
-                            .lock()
-                            .bulk
-                            .get(&id)
-                            .is_some_and(|o| o.status == BulkStatus::Canceling)
-                    {
-                        return Err(std::io::Error::other("canceled"));
-                    }
-                    let parent =
-                        serde_json::Value::Object(product_json(p, &sel.product_fields)).to_string();
-                    let children: Vec<String> = if sel.variant_fields.is_empty() {
-                        vec![]
-                    } else {
-                        (0..p.variants.len())
-                            .map(|i| {
-                                serde_json::Value::Object(variant_json(p, i, &sel.variant_fields))
-                                    .to_string()
-                            })
-                            .collect()
-                    };
-                    // Every other product's children come first: out-of-order output.
-                    let early = children_first && n % 2 == 1;
-                    if !early {
-                        writeln!(out, "{parent}")?;
-                    }
-                    for c in &children {
-                        writeln!(out, "{c}")?;
-                    }
-                    if early {
-                        writeln!(out, "{parent}")?;
-                    }
-                    count += 1 + children.len() as u64;
+        let written = async {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+            let (mut count, mut roots) = (0u64, 0u64);
+            for window in ids.chunks(WINDOW) {
+                if shop
+                    .lock()
+                    .bulk
+                    .get(&id)
+                    .is_some_and(|o| o.status == BulkStatus::Canceling)
+                {
+                    return Err(std::io::Error::other("canceled"));
                 }
-                out.flush()?;
-                Ok(count)
+                let req = async_graphql::Request::new(sel.query.clone())
+                    .data(BulkWindow(window.to_vec()));
+                let resp = schema.execute(req).await;
+                if !resp.errors.is_empty() {
+                    return Err(std::io::Error::other(format!("{:?}", resp.errors)));
+                }
+                let data = resp.data.into_json().unwrap_or_default();
+                let products = data
+                    .as_object()
+                    .and_then(|o| o.values().next())
+                    .and_then(connection_items)
+                    .unwrap_or_default();
+                let (mut parents, mut children) = (Vec::new(), Vec::new());
+                for p in products {
+                    roots += 1;
+                    if group_objects {
+                        let mut mine = Vec::new();
+                        flatten(p, None, &mut parents, &mut mine);
+                        parents.append(&mut mine);
+                    } else {
+                        flatten(p, None, &mut parents, &mut children);
+                    }
+                }
+                for line in parents.iter().chain(&children) {
+                    serde_json::to_writer(&mut out, line)?;
+                    out.write_all(b"\n")?;
+                    count += 1;
+                }
             }
-        })
+            out.flush()?;
+            Ok::<_, std::io::Error>((count, roots))
+        }
         .await;
         let mut s = shop.lock();
         let now = s.clock.now();
         if let Some(op) = s.bulk.get_mut(&id) {
-            match write {
-                Ok(Ok(count)) => {
+            match written {
+                Ok((count, roots)) => {
                     op.status = BulkStatus::Completed;
                     op.object_count = count;
-                    op.file = Some(path);
+                    op.root_object_count = roots;
+                    op.file_size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                    // No results, no file (Shopify's `url` is null then).
+                    op.file = (count > 0).then_some(path);
                 }
-                Ok(Err(e)) if e.to_string() == "canceled" => op.status = BulkStatus::Canceled,
-                _ => {
+                Err(e) if e.to_string() == "canceled" => op.status = BulkStatus::Canceled,
+                Err(e) => {
+                    tracing::warn!(error = %e, "bulk query failed");
                     op.status = BulkStatus::Failed;
                     op.error_code = Some("INTERNAL_SERVER_ERROR".into());
                 }

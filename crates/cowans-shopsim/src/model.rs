@@ -12,12 +12,62 @@ pub const FIRST_ID: u64 = (1 << 53) + 1;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Variant {
     pub id: u64,
+    /// Shopify keeps the SKU on the inventory item; `ProductVariant.sku` reads it.
     pub sku: Option<String>,
     /// Decimal string, as Shopify's Money scalar.
     pub price: String,
+    pub compare_at_price: Option<String>,
+    pub barcode: Option<String>,
+    /// Derived from the option values (`"M / Red"`), or `"Default Title"`.
     pub title: String,
+    /// One value per option of the product, in option order.
+    pub option_values: Vec<String>,
+    pub taxable: bool,
     pub inventory_item_id: u64,
     pub inventory_quantity: i64,
+    /// `(unit, value)`: `inventoryItem.measurement.weight` (GRAMS, KILOGRAMS, OUNCES, POUNDS).
+    pub weight: Option<(String, f64)>,
+}
+
+impl Variant {
+    /// A variant with these option values (its title derived from them) and Shopify's defaults.
+    pub fn new(id: u64, inventory_item_id: u64, option_values: Vec<String>) -> Self {
+        Variant {
+            id,
+            sku: None,
+            price: "0.00".into(),
+            compare_at_price: None,
+            barcode: None,
+            title: variant_title(&option_values),
+            option_values,
+            taxable: true,
+            inventory_item_id,
+            inventory_quantity: 0,
+            weight: None,
+        }
+    }
+}
+
+/// A variant's title: its option values joined by `" / "`.
+pub fn variant_title(values: &[String]) -> String {
+    if values.is_empty() {
+        DEFAULT_TITLE.to_owned()
+    } else {
+        values.join(" / ")
+    }
+}
+
+/// What Shopify calls the option and the variant of a product that has no options of its own.
+pub const DEFAULT_OPTION: &str = "Title";
+pub const DEFAULT_TITLE: &str = "Default Title";
+
+/// One of a product's options (at most three) with its values in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProductOption {
+    pub id: u64,
+    pub name: String,
+    /// `(id, name)` of each value.
+    pub values: Vec<(u64, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,7 +83,32 @@ pub struct Product {
     pub description_html: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub options: Vec<ProductOption>,
     pub variants: Vec<Variant>,
+}
+
+impl Product {
+    /// Gives a product without variants Shopify's standalone default: option `Title` with the
+    /// value `Default Title`, and one variant of that value.
+    pub fn ensure_default_variant(&mut self, ids: &mut impl FnMut() -> u64) {
+        if !self.variants.is_empty() {
+            return;
+        }
+        if self.options.is_empty() {
+            self.options.push(ProductOption {
+                id: ids(),
+                name: DEFAULT_OPTION.to_owned(),
+                values: vec![(ids(), DEFAULT_TITLE.to_owned())],
+            });
+        }
+        let values = self
+            .options
+            .iter()
+            .filter_map(|o| o.values.first().map(|(_, v)| v.clone()))
+            .collect();
+        let (id, item) = (ids(), ids());
+        self.variants.push(Variant::new(id, item, values));
+    }
 }
 
 #[derive(Debug, Default)]
@@ -56,25 +131,59 @@ impl Catalog {
         id
     }
 
-    /// `n` products of `m` variants each, updated a second apart (oldest first).
+    /// `n` products of `m` variants each, updated a second apart (oldest first). With one
+    /// variant a product has Shopify's default option and variant; with more, an option `Size`
+    /// whose values the variants take in turn.
     pub fn seed(&mut self, n: usize, m: usize, now: DateTime<Utc>) {
+        const SIZES: [&str; 8] = ["XS", "S", "M", "L", "XL", "XXL", "3XL", "4XL"];
         for i in 0..n {
             let at = now - chrono::Duration::seconds((n - i) as i64);
             let id = self.next_id();
+            let mut options = Vec::new();
+            if m > 1 {
+                let values = (0..m)
+                    .map(|v| {
+                        let name = SIZES
+                            .get(v)
+                            .map_or_else(|| format!("Size {v}"), |s| (*s).to_owned());
+                        (self.next_id(), name)
+                    })
+                    .collect();
+                options.push(ProductOption {
+                    id: self.next_id(),
+                    name: "Size".into(),
+                    values,
+                });
+            }
             let variants = (0..m)
                 .map(|v| {
                     let vid = self.next_id();
                     let item = self.next_id();
+                    let values = options.first().map_or_else(
+                        || vec![DEFAULT_TITLE.to_owned()],
+                        |o: &ProductOption| vec![o.values[v].1.clone()],
+                    );
                     Variant {
-                        id: vid,
                         sku: Some(format!("SKU-{i}-{v}")),
                         price: format!("{}.{:02}", 10 + i % 90, v % 100),
-                        title: format!("Variant {v}"),
-                        inventory_item_id: item,
+                        compare_at_price: (i % 3 == 0).then(|| format!("{}.00", 20 + i % 90)),
+                        barcode: Some(format!(
+                            "{:013}",
+                            4_006_381_000_000u64 + (i * 16 + v) as u64
+                        )),
                         inventory_quantity: 10,
+                        weight: Some(("KILOGRAMS".into(), 0.25 * (v as f64 + 1.0))),
+                        ..Variant::new(vid, item, values)
                     }
                 })
                 .collect();
+            if options.is_empty() && m == 1 {
+                options.push(ProductOption {
+                    id: self.next_id(),
+                    name: DEFAULT_OPTION.into(),
+                    values: vec![(self.next_id(), DEFAULT_TITLE.into())],
+                });
+            }
             self.products.insert(
                 id,
                 Product {
@@ -82,12 +191,18 @@ impl Catalog {
                     title: format!("Product {i}"),
                     handle: format!("product-{i}"),
                     status: "ACTIVE".into(),
-                    vendor: "Cowans".into(),
-                    product_type: "Thing".into(),
-                    tags: vec![],
-                    description_html: String::new(),
+                    vendor: ["Cowans", "Acme", "Globex"][i % 3].into(),
+                    product_type: ["Thing", "Shirt", "Mug"][i % 3].into(),
+                    tags: [
+                        vec![],
+                        vec!["sale".to_owned()],
+                        vec!["new".to_owned(), "summer".to_owned()],
+                    ][i % 3]
+                        .clone(),
+                    description_html: format!("<p>Product {i}</p>"),
                     created_at: at,
                     updated_at: at,
+                    options,
                     variants,
                 },
             );

@@ -186,8 +186,6 @@ pub struct ShopState {
     pub bulk: std::collections::BTreeMap<u64, crate::bulk::BulkOp>,
     pub results_dir: std::path::PathBuf,
     pub bulk_concurrency: usize,
-    /// Bulk output puts some children before their parent (allowed since 2026-01).
-    pub bulk_children_first: bool,
     /// `http://addr` of this simulator, for result URLs.
     pub base_url: String,
     pub shop_domain: String,
@@ -229,7 +227,6 @@ impl ShopState {
                 NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             )),
             bulk_concurrency: 5,
-            bulk_children_first: true,
             base_url: String::new(),
             shop_domain: "cowans-sim.myshopify.com".to_owned(),
             subscriptions: Vec::new(),
@@ -331,6 +328,8 @@ impl ShopState {
             status: crate::bulk::BulkStatus::Created,
             query,
             object_count: 0,
+            root_object_count: 0,
+            file_size: 0,
             file: None,
             error_code: None,
             created_at: self.clock.now(),

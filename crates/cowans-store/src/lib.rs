@@ -11,6 +11,7 @@ mod ack;
 mod announce;
 mod api;
 mod batches;
+pub mod catalog;
 mod claim;
 mod control;
 mod cron;

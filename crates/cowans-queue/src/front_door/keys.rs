@@ -46,7 +46,7 @@ impl FrontDoor {
                 details,
             )
             .await?;
-        super::commit(tx, recorded).await?;
+        recorded.commit(tx).await?;
         Ok((key, row))
     }
 
@@ -65,7 +65,7 @@ impl FrontDoor {
                 json!({}),
             )
             .await?;
-        super::commit(tx, recorded).await?;
+        recorded.commit(tx).await?;
         Ok(())
     }
 

@@ -144,6 +144,12 @@ impl FrontDoor {
         }
     }
 
+    /// The database the front door acts on (for applications' own transactions: an
+    /// application's action writes its change and [`FrontDoor::record`]s it in one).
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
     /// The registered job kinds.
     pub fn kinds(&self) -> &KindRegistry {
         &self.inner.kinds
@@ -279,7 +285,7 @@ impl FrontDoor {
         let recorded = self
             .record(&mut tx, actor, source.action(), None, details)
             .await?;
-        commit(tx, recorded).await?;
+        recorded.commit(tx).await?;
         count_all(jobs, &done);
         Ok(done)
     }
@@ -322,7 +328,7 @@ impl FrontDoor {
                 details,
             )
             .await?;
-        commit(tx, recorded).await?;
+        recorded.commit(tx).await?;
         Ok(done)
     }
 
@@ -335,7 +341,7 @@ impl FrontDoor {
         let recorded = self
             .record(&mut tx, actor, "jobs.cancel", None, details)
             .await?;
-        commit(tx, recorded).await?;
+        recorded.commit(tx).await?;
         Ok(done)
     }
 
@@ -352,7 +358,7 @@ impl FrontDoor {
                 json!({}),
             )
             .await?;
-        commit(tx, recorded).await?;
+        recorded.commit(tx).await?;
         Ok(())
     }
 
@@ -397,7 +403,7 @@ impl FrontDoor {
                 details,
             )
             .await?;
-        commit(tx, recorded).await?;
+        recorded.commit(tx).await?;
         Ok(count)
     }
 
@@ -426,7 +432,7 @@ impl FrontDoor {
                 details,
             )
             .await?;
-        commit(tx, recorded).await?;
+        recorded.commit(tx).await?;
         Ok(n)
     }
 
@@ -473,7 +479,7 @@ impl FrontDoor {
                 json!({}),
             )
             .await?;
-        commit(tx, recorded).await?;
+        recorded.commit(tx).await?;
         Ok(())
     }
 
@@ -506,7 +512,7 @@ impl FrontDoor {
                 details,
             )
             .await?;
-        commit(tx, recorded).await?;
+        recorded.commit(tx).await?;
         Ok(())
     }
 
@@ -543,7 +549,7 @@ impl FrontDoor {
                 details,
             )
             .await?;
-        commit(tx, recorded).await?;
+        recorded.commit(tx).await?;
         count_all(jobs, &done);
         Ok((id, done))
     }
@@ -567,7 +573,7 @@ impl FrontDoor {
                 json!({ "cancelled": n }),
             )
             .await?;
-        commit(tx, recorded).await?;
+        recorded.commit(tx).await?;
         Ok(n)
     }
 
@@ -578,9 +584,10 @@ impl FrontDoor {
         cowans_store::list_audit(&self.inner.pool, before, limit).await
     }
 
-    /// Writes `actor`'s `action` to the audit log inside `tx`; [`commit`] counts it once the
-    /// transaction has committed.
-    async fn record(
+    /// Writes `actor`'s `action` to the audit log inside `tx` (an application's own actions use
+    /// this too, in the transaction that makes their change); [`Recorded::commit`] commits and
+    /// counts it.
+    pub async fn record(
         &self,
         tx: &mut sqlx::PgConnection,
         actor: &Actor,
@@ -594,14 +601,16 @@ impl FrontDoor {
 }
 
 /// An action written to the audit log, to be counted when its transaction commits.
-#[must_use = "commit the transaction with `commit`, which counts the action"]
-struct Recorded(&'static str);
+#[must_use = "commit the transaction with `Recorded::commit`, which counts the action"]
+pub struct Recorded(&'static str);
 
-/// Commits an action's transaction, then counts it in `cowans_actions_total`.
-async fn commit(tx: sqlx::Transaction<'_, Postgres>, recorded: Recorded) -> Result<()> {
-    tx.commit().await?;
-    metrics::action(recorded.0);
-    Ok(())
+impl Recorded {
+    /// Commits the action's transaction, then counts it in `cowans_actions_total`.
+    pub async fn commit(self, tx: sqlx::Transaction<'_, Postgres>) -> Result<()> {
+        tx.commit().await?;
+        metrics::action(self.0);
+        Ok(())
+    }
 }
 
 /// Counts an inserted job (not a duplicate) in `cowans_jobs_enqueued_total`.

@@ -24,6 +24,8 @@ pub struct BulkOperation {
     pub(crate) status: String,
     pub(crate) error_code: Option<String>,
     pub(crate) object_count: String,
+    pub(crate) root_object_count: String,
+    pub(crate) file_size: Option<String>,
     pub(crate) url: Option<String>,
     pub(crate) partial_data_url: Option<String>,
     pub(crate) created_at: String,
@@ -42,6 +44,8 @@ impl BulkOperation {
             status: op.status.name().to_owned(),
             error_code: op.error_code.clone(),
             object_count: op.object_count.to_string(),
+            root_object_count: op.root_object_count.to_string(),
+            file_size: op.file.as_ref().map(|_| op.file_size.to_string()),
             url: op
                 .file
                 .as_ref()
@@ -211,6 +215,7 @@ impl BulkMutations {
         &self,
         ctx: &Context<'_>,
         query: String,
+        #[graphql(default = false)] group_objects: bool,
     ) -> Result<BulkOperationPayload> {
         let fail = |e| BulkOperationPayload {
             bulk_operation: None,
@@ -221,7 +226,13 @@ impl BulkMutations {
             Err(message) => return Ok(fail(user_error(&["query"], message, "INVALID"))),
         };
         let shop = ctx.data::<Shop>()?.clone();
-        let (id, dir, children_first, op) = {
+        let schema = ctx
+            .data::<SchemaSlot>()?
+            .0
+            .get()
+            .cloned()
+            .ok_or_else(|| Error::new("schema not ready"))?;
+        let (id, dir, op) = {
             let mut s = shop.lock();
             let live = s
                 .bulk
@@ -243,11 +254,10 @@ impl BulkMutations {
             (
                 id,
                 s.results_dir.clone(),
-                s.bulk_children_first,
                 BulkOperation::of(&op, &s.base_url),
             )
         };
-        crate::bulk::spawn_query(shop, id, sel, dir, children_first);
+        crate::bulk::spawn_query(shop, schema, id, sel, dir, group_objects);
         Ok(BulkOperationPayload {
             bulk_operation: Some(op),
             user_errors: vec![],

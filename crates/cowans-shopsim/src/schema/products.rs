@@ -36,7 +36,7 @@ impl ProductMutations {
                 )],
             ));
         }
-        let p = Product {
+        let mut p = Product {
             id,
             title: product.title,
             handle,
@@ -51,8 +51,11 @@ impl ProductMutations {
             description_html: product.description_html.unwrap_or_default(),
             created_at: now,
             updated_at: now,
+            options: vec![],
             variants: vec![],
         };
+        // Shopify creates every product with its standalone default variant.
+        p.ensure_default_variant(&mut || s.catalog.next_id());
         s.catalog.products.insert(id, p);
         s.emit_product("products/create", id);
         Ok(payload(s.catalog.products.get(&id), vec![]))
@@ -210,6 +213,7 @@ impl ProductMutations {
                         description_html: String::new(),
                         created_at: now,
                         updated_at: now,
+                        options: vec![],
                         variants: vec![],
                     },
                 );
@@ -221,6 +225,8 @@ impl ProductMutations {
         let fresh: Vec<(u64, u64)> = (0..wanted)
             .map(|_| (s.catalog.next_id(), s.catalog.next_id()))
             .collect();
+        // Ids for a default variant, should the product end up with none.
+        let fresh_ids: Vec<u64> = (0..4).map(|_| s.catalog.next_id()).collect();
         let p = s
             .catalog
             .products
@@ -247,14 +253,7 @@ impl ProductMutations {
                         .and_then(|vid| old.iter().find(|o| o.id == vid))
                         .cloned();
                 let (vid, item) = fresh[i];
-                let mut variant = existing.unwrap_or(Variant {
-                    id: vid,
-                    sku: None,
-                    price: "0.00".into(),
-                    title: format!("Variant {i}"),
-                    inventory_item_id: item,
-                    inventory_quantity: 0,
-                });
+                let mut variant = existing.unwrap_or_else(|| Variant::new(vid, item, vec![]));
                 if let Some(sku) = v.sku {
                     variant.sku = Some(sku);
                 }
@@ -266,6 +265,10 @@ impl ProductMutations {
                 }
                 p.variants.push(variant);
             }
+        }
+        if p.variants.is_empty() {
+            let mut more = fresh_ids.into_iter();
+            p.ensure_default_variant(&mut || more.next().unwrap_or_default());
         }
         p.updated_at = now;
         let topic = if existing.is_some() {
@@ -347,7 +350,7 @@ impl ProductMutations {
         }
         let changed = updates
             .iter()
-            .map(|(ix, _)| (&p.variants[*ix]).into())
+            .map(|(ix, _)| ProductVariant::of(p, *ix))
             .collect();
         let product = Some((&*p).into());
         if !updates.is_empty() {

@@ -17,6 +17,34 @@ impl QueryRoot {
         sort_key: Option<ProductSortKeys>,
         reverse: Option<bool>,
     ) -> Result<ProductConnection> {
+        let shop = ctx.data::<Shop>()?;
+        // A bulk export's window: exactly these products, paging ignored.
+        if let Some(window) = ctx.data_opt::<crate::bulk::BulkWindow>() {
+            let state = shop.lock();
+            let nodes: Vec<ProductObj> = window
+                .0
+                .iter()
+                .filter_map(|id| state.catalog.products.get(id))
+                .map(Into::into)
+                .collect();
+            let edges = nodes
+                .iter()
+                .map(|n| ProductEdge {
+                    cursor: String::new(),
+                    node: n.clone(),
+                })
+                .collect();
+            return Ok(ProductConnection {
+                nodes,
+                edges,
+                page_info: PageInfo {
+                    has_next_page: false,
+                    has_previous_page: false,
+                    start_cursor: None,
+                    end_cursor: None,
+                },
+            });
+        }
         let n = page_size(first, last)?;
         let sort = match sort_key {
             Some(ProductSortKeys::UpdatedAt) => SortKey::UpdatedAt,
@@ -31,7 +59,6 @@ impl QueryRoot {
             })
         });
         let after = after.transpose()?;
-        let shop = ctx.data::<Shop>()?;
         let state = shop.lock();
         let mut matching: Vec<(String, u64, &Product)> = state
             .catalog

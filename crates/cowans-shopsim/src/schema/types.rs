@@ -26,8 +26,10 @@ impl ScalarType for Money {
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum ProductStatus {
     Active,
-    Draft,
     Archived,
+    Draft,
+    /// Since 2025-10.
+    Unlisted,
 }
 
 impl ProductStatus {
@@ -35,6 +37,7 @@ impl ProductStatus {
         match s {
             "DRAFT" => ProductStatus::Draft,
             "ARCHIVED" => ProductStatus::Archived,
+            "UNLISTED" => ProductStatus::Unlisted,
             _ => ProductStatus::Active,
         }
     }
@@ -44,8 +47,81 @@ impl ProductStatus {
             ProductStatus::Active => "ACTIVE",
             ProductStatus::Draft => "DRAFT",
             ProductStatus::Archived => "ARCHIVED",
+            ProductStatus::Unlisted => "UNLISTED",
         }
     }
+}
+
+/// `Weight.unit`.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum WeightUnit {
+    Grams,
+    Kilograms,
+    Ounces,
+    Pounds,
+}
+
+impl WeightUnit {
+    pub(crate) fn of(s: &str) -> Self {
+        match s {
+            "GRAMS" => WeightUnit::Grams,
+            "OUNCES" => WeightUnit::Ounces,
+            "POUNDS" => WeightUnit::Pounds,
+            _ => WeightUnit::Kilograms,
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct Weight {
+    pub(crate) unit: WeightUnit,
+    pub(crate) value: f64,
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct InventoryItemMeasurement {
+    pub(crate) id: ID,
+    pub(crate) weight: Option<Weight>,
+}
+
+/// `CountPrecision`.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum CountPrecision {
+    AtLeast,
+    Exact,
+}
+
+/// `Count`: `{count, precision}`.
+#[derive(SimpleObject, Clone)]
+pub struct Count {
+    pub(crate) count: i32,
+    pub(crate) precision: CountPrecision,
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct SelectedOption {
+    pub(crate) name: String,
+    pub(crate) value: String,
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(rename_fields = "camelCase")]
+pub struct ProductOptionValue {
+    pub(crate) id: ID,
+    pub(crate) name: String,
+    pub(crate) has_variants: bool,
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(rename_fields = "camelCase")]
+pub struct ProductOptionObj {
+    pub(crate) id: ID,
+    pub(crate) name: String,
+    pub(crate) position: i32,
+    /// The values some variant uses.
+    pub(crate) values: Vec<String>,
+    /// Every value, used or not.
+    pub(crate) option_values: Vec<ProductOptionValue>,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -68,9 +144,14 @@ pub struct PageInfo {
 }
 
 #[derive(SimpleObject, Clone)]
+#[graphql(rename_fields = "camelCase")]
 pub struct InventoryItem {
     pub(crate) id: ID,
+    pub(crate) legacy_resource_id: String,
+    pub(crate) sku: Option<String>,
     pub(crate) tracked: bool,
+    pub(crate) requires_shipping: bool,
+    pub(crate) measurement: InventoryItemMeasurement,
 }
 
 #[derive(SimpleObject, Clone)]
@@ -78,25 +159,60 @@ pub struct InventoryItem {
 pub struct ProductVariant {
     pub(crate) id: ID,
     pub(crate) legacy_resource_id: String,
-    pub(crate) sku: Option<String>,
-    pub(crate) price: Money,
     pub(crate) title: String,
-    pub(crate) inventory_quantity: i64,
+    pub(crate) display_name: String,
+    /// Reads the inventory item's SKU.
+    pub(crate) sku: Option<String>,
+    /// Deprecated in 2026-10 (`barcodes`); still served.
+    pub(crate) barcode: Option<String>,
+    pub(crate) price: Money,
+    pub(crate) compare_at_price: Option<Money>,
+    pub(crate) position: i32,
+    pub(crate) taxable: bool,
+    pub(crate) inventory_quantity: Option<i64>,
+    pub(crate) selected_options: Vec<SelectedOption>,
     pub(crate) inventory_item: InventoryItem,
 }
 
-impl From<&Variant> for ProductVariant {
-    fn from(v: &Variant) -> Self {
+impl ProductVariant {
+    /// Variant `index` of `p`.
+    pub(crate) fn of(p: &Product, index: usize) -> Self {
+        let v = &p.variants[index];
+        let selected_options = p
+            .options
+            .iter()
+            .zip(&v.option_values)
+            .map(|(o, value)| SelectedOption {
+                name: o.name.clone(),
+                value: value.clone(),
+            })
+            .collect();
         Self {
             id: gid("ProductVariant", v.id),
             legacy_resource_id: v.id.to_string(),
-            sku: v.sku.clone(),
-            price: Money(v.price.clone()),
             title: v.title.clone(),
-            inventory_quantity: v.inventory_quantity,
+            display_name: format!("{} - {}", p.title, v.title),
+            sku: v.sku.clone(),
+            barcode: v.barcode.clone(),
+            price: Money(v.price.clone()),
+            compare_at_price: v.compare_at_price.clone().map(Money),
+            position: index as i32 + 1,
+            taxable: v.taxable,
+            inventory_quantity: Some(v.inventory_quantity),
+            selected_options,
             inventory_item: InventoryItem {
                 id: gid("InventoryItem", v.inventory_item_id),
+                legacy_resource_id: v.inventory_item_id.to_string(),
+                sku: v.sku.clone(),
                 tracked: true,
+                requires_shipping: true,
+                measurement: InventoryItemMeasurement {
+                    id: gid("InventoryItemMeasurement", v.inventory_item_id),
+                    weight: v.weight.as_ref().map(|(unit, value)| Weight {
+                        unit: WeightUnit::of(unit),
+                        value: *value,
+                    }),
+                },
             },
         }
     }
@@ -130,38 +246,81 @@ pub struct ProductObj {
     pub(crate) description_html: String,
     pub(crate) created_at: String,
     pub(crate) updated_at: String,
+    pub(crate) total_inventory: i64,
+    pub(crate) has_only_default_variant: bool,
+    pub(crate) variants_count: Count,
     #[graphql(skip)]
-    pub(crate) variant_data: Vec<Variant>,
+    pub(crate) product: std::sync::Arc<Product>,
 }
 
 #[ComplexObject]
 impl ProductObj {
+    /// The product's options (a list, not a connection), at most `first`.
+    async fn options(&self, first: Option<i32>) -> Vec<ProductOptionObj> {
+        let p = &self.product;
+        let n = first.map_or(usize::MAX, |f| f.max(0) as usize);
+        p.options
+            .iter()
+            .enumerate()
+            .take(n)
+            .map(|(i, o)| {
+                let used = |name: &str| {
+                    p.variants
+                        .iter()
+                        .any(|v| v.option_values.get(i).map(String::as_str) == Some(name))
+                };
+                ProductOptionObj {
+                    id: gid("ProductOption", o.id),
+                    name: o.name.clone(),
+                    position: i as i32 + 1,
+                    values: o
+                        .values
+                        .iter()
+                        .filter(|(_, n)| used(n))
+                        .map(|(_, n)| n.clone())
+                        .collect(),
+                    option_values: o
+                        .values
+                        .iter()
+                        .map(|(id, n)| ProductOptionValue {
+                            id: gid("ProductOptionValue", *id),
+                            name: n.clone(),
+                            has_variants: used(n),
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
     async fn variants(
         &self,
+        ctx: &Context<'_>,
         first: Option<i32>,
         last: Option<i32>,
         after: Option<String>,
     ) -> Result<ProductVariantConnection> {
-        let n = page_size(first, last)?;
+        // In a bulk export every variant comes, whatever the paging arguments.
+        let n = if ctx.data_opt::<crate::bulk::BulkWindow>().is_some() {
+            usize::MAX
+        } else {
+            page_size(first, last)?
+        };
         let start = after.and_then(|a| a.parse::<usize>().ok()).unwrap_or(0);
-        let slice: Vec<(usize, &Variant)> = self
-            .variant_data
+        let p = &self.product;
+        let indices: Vec<usize> = (0..p.variants.len()).skip(start).take(n).collect();
+        let nodes: Vec<ProductVariant> =
+            indices.iter().map(|i| ProductVariant::of(p, *i)).collect();
+        let edges = indices
             .iter()
-            .enumerate()
-            .skip(start)
-            .take(n)
-            .collect();
-        let nodes: Vec<ProductVariant> = slice.iter().map(|(_, v)| (*v).into()).collect();
-        let edges = slice
-            .iter()
-            .map(|(i, v)| VariantEdge {
+            .map(|i| VariantEdge {
                 cursor: (i + 1).to_string(),
-                node: (*v).into(),
+                node: ProductVariant::of(p, *i),
             })
             .collect::<Vec<_>>();
         Ok(ProductVariantConnection {
             page_info: PageInfo {
-                has_next_page: start + n < self.variant_data.len(),
+                has_next_page: start.saturating_add(n) < p.variants.len(),
                 has_previous_page: start > 0,
                 start_cursor: edges.first().map(|e| e.cursor.clone()),
                 end_cursor: edges.last().map(|e| e.cursor.clone()),
@@ -188,7 +347,14 @@ impl From<&Product> for ProductObj {
             description_html: p.description_html.clone(),
             created_at: ts(p.created_at),
             updated_at: ts(p.updated_at),
-            variant_data: p.variants.clone(),
+            total_inventory: p.variants.iter().map(|v| v.inventory_quantity).sum(),
+            has_only_default_variant: p.variants.len() == 1
+                && p.variants[0].title == crate::model::DEFAULT_TITLE,
+            variants_count: Count {
+                count: p.variants.len() as i32,
+                precision: CountPrecision::Exact,
+            },
+            product: std::sync::Arc::new(p.clone()),
         }
     }
 }
