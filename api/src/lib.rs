@@ -6,6 +6,7 @@
 //! start and stop with it; [`run_api`] is the whole process minus the command line.
 
 pub mod auth;
+pub mod commands;
 pub mod error;
 pub mod events;
 mod ndjson;
@@ -34,6 +35,8 @@ use crate::error::ApiError;
 pub struct ApiState {
     /// Every action goes through here.
     pub front: FrontDoor,
+    /// The catalog application's front door, when it is enabled.
+    pub catalog: Option<cowans_catalog::Catalog>,
     pub relay: Arc<EventRelay>,
     pub limiter: Arc<rate_limit::KeyRateLimiter>,
     /// JWT bearer tokens, when configured (API keys always work).
@@ -47,6 +50,8 @@ pub struct ApiState {
 pub struct ApiOptions {
     pub rate: rate_limit::RateConfig,
     pub jwt: Option<auth::JwtConfig>,
+    /// Serve the catalog's routes (shops, pulls, products) through this.
+    pub catalog: Option<cowans_catalog::Catalog>,
 }
 
 /// Request bodies above this are refused (413).
@@ -68,6 +73,7 @@ impl ApiServer {
     pub fn new(front: FrontDoor, ops: Router, options: ApiOptions) -> Self {
         let state = ApiState {
             relay: Arc::new(front.event_relay()),
+            catalog: options.catalog,
             front,
             limiter: Arc::new(rate_limit::KeyRateLimiter::new(options.rate)),
             jwt: options.jwt.map(Arc::new),
@@ -147,6 +153,11 @@ pub async fn run_api(
             burst: f64::from(settings.api.rate_burst),
         },
         jwt: auth::JwtConfig::from_settings(&settings.api).map_err(anyhow::Error::msg)?,
+        catalog: jobs
+            .apps()
+            .contains(&cowans_catalog::APP.name)
+            .then(|| cowans_catalog::Catalog::new(front.clone(), &settings.catalog))
+            .transpose()?,
     };
     let server = ApiServer::new(
         front,
@@ -223,6 +234,27 @@ fn router(state: ApiState) -> Router {
         .route("/api/v1/batches/{id}", get(routes::batches::get))
         .route("/api/v1/batches/{id}/cancel", post(routes::batches::cancel))
         .route("/api/v1/audit", get(routes::audit::list))
+        .route(
+            "/api/v1/shops",
+            post(routes::shops::add).get(routes::shops::list),
+        )
+        .route(
+            "/api/v1/shops/{shop}",
+            get(routes::shops::get)
+                .patch(routes::shops::patch)
+                .delete(routes::shops::delete),
+        )
+        .route("/api/v1/shops/{shop}/pull", post(routes::shops::start_pull))
+        .route("/api/v1/shops/{shop}/pulls", get(routes::shops::pulls))
+        .route(
+            "/api/v1/shops/{shop}/products",
+            get(routes::shops::products),
+        )
+        .route(
+            "/api/v1/shops/{shop}/products/{id}",
+            get(routes::shops::product),
+        )
+        .route("/api/v1/pulls/{id}", get(routes::shops::pull))
         .route("/api/v1/events", get(events::sse))
         .route("/api/v1/events/ws", get(events::websocket))
         .route("/api/v1/events/schema.json", get(events::schema))

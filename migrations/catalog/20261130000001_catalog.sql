@@ -68,8 +68,10 @@ CREATE TABLE cowans_products (
     shopify_updated_at timestamptz NOT NULL,
     deleted_at         timestamptz,
     synced_at          timestamptz NOT NULL DEFAULT now(),
-    -- The full pull that last saw it (products no full pull saw are marked deleted).
+    -- The full pull that wrote this snapshot (its sweep removes the variants it did not list).
     pull_id            bigint,
+    -- The last full pull whose export listed it (what a full pull did not list is deleted).
+    seen_pull          bigint,
     PRIMARY KEY (shop_id, id)
 );
 CREATE INDEX cowans_products_updated ON cowans_products (shop_id, shopify_updated_at);

@@ -59,6 +59,28 @@ async fn every_route_refuses_missing_malformed_wrong_and_revoked_credentials_and
         (Method::GET, "/api/v1/batches/1", None, "viewer"),
         (Method::POST, "/api/v1/batches/1/cancel", None, "operator"),
         (Method::GET, "/api/v1/audit", None, "admin"),
+        (
+            Method::POST,
+            "/api/v1/shops",
+            Some(
+                json!({"name": "s", "domain": "s.myshopify.com", "api_version": "2026-10", "access_token": "t"}),
+            ),
+            "admin",
+        ),
+        (Method::GET, "/api/v1/shops", None, "viewer"),
+        (Method::GET, "/api/v1/shops/s", None, "viewer"),
+        (Method::PATCH, "/api/v1/shops/s", Some(json!({})), "admin"),
+        (Method::DELETE, "/api/v1/shops/s", None, "admin"),
+        (
+            Method::POST,
+            "/api/v1/shops/s/pull",
+            Some(json!({})),
+            "operator",
+        ),
+        (Method::GET, "/api/v1/shops/s/pulls", None, "viewer"),
+        (Method::GET, "/api/v1/shops/s/products", None, "viewer"),
+        (Method::GET, "/api/v1/shops/s/products/1", None, "viewer"),
+        (Method::GET, "/api/v1/pulls/1", None, "viewer"),
     ];
     let revoked = key(&api.pool, "admin").await;
     let front = cowans_queue::FrontDoor::builder(api.pool.clone()).build();

@@ -35,6 +35,16 @@ async fn the_openapi_document_is_generated_and_lists_every_route() {
         ("get", "/api/v1/events"),
         ("get", "/api/v1/events/ws"),
         ("get", "/api/v1/kinds"),
+        ("post", "/api/v1/shops"),
+        ("get", "/api/v1/shops"),
+        ("get", "/api/v1/shops/{shop}"),
+        ("patch", "/api/v1/shops/{shop}"),
+        ("delete", "/api/v1/shops/{shop}"),
+        ("post", "/api/v1/shops/{shop}/pull"),
+        ("get", "/api/v1/shops/{shop}/pulls"),
+        ("get", "/api/v1/shops/{shop}/products"),
+        ("get", "/api/v1/shops/{shop}/products/{id}"),
+        ("get", "/api/v1/pulls/{id}"),
     ];
     for (method, path) in expected {
         let op = &doc["paths"][path][method];
@@ -111,7 +121,7 @@ async fn every_route_documents_a_typed_body_for_every_status_and_the_events_sche
         }
     }
     assert_eq!(
-        operations, 23,
+        operations, 33,
         "every route the router serves is in the document"
     );
     let error = &doc["components"]["schemas"]["ErrorBody"];

@@ -18,6 +18,7 @@ mod api_events;
 mod api_jobs;
 mod apps;
 mod batches;
+mod catalog_pull;
 mod claim_and_ack;
 mod control;
 mod cron;

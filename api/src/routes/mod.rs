@@ -6,6 +6,7 @@ pub mod dead;
 pub mod jobs;
 pub mod kinds;
 pub mod queues;
+pub mod shops;
 
 use crate::error::ApiError;
 

@@ -5,16 +5,19 @@
 //!
 //! - [`Catalog`]: the application's front door (shops, pulls, reading the catalog), used by the
 //!   API and the command line alike.
-//! - `catalog.pull` (queue `catalog`): a full pull (bulk export) of one shop; see [`pull`].
+//! - `catalog.pull_full`, `catalog.pull_incremental` (queue `catalog`): pulls of one shop; see
+//!   `sync`.
 //!
 //! **Architecture Invariant:** no SQL here (it is in `cowans_store::catalog`); a shop's secrets
 //! exist in clear only in memory, for the request that needs them.
 
 mod catalog;
-mod pull;
+mod pulls;
 pub mod secrets;
 mod settings;
+mod shops;
 pub mod snapshot;
+mod sync;
 
 use std::time::Duration;
 
@@ -22,14 +25,20 @@ use apalis_core::task::task_fn::task_fn;
 use cowans_core::RetryPolicy;
 use cowans_queue::{App, AppContext, FrontDoor, JobKind, JobMeta};
 
-pub use catalog::{Catalog, PullArgs, PullKind, ShopRequest, ShopUpdate};
-pub use pull::FULL_EXPORT;
+pub use catalog::{Catalog, ConfigError};
+/// The catalog's vocabulary, for front ends that should not depend on the store.
+pub use cowans_store::catalog::{ProductFilter, ProductRow, PullRow, ShopRow, VariantRow};
+pub use pulls::{PullArgs, PullKind};
 pub use settings::CatalogSettings;
+pub use shops::{ShopRequest, ShopUpdate};
+pub use sync::export_query;
 
 /// The queue the catalog's jobs run on.
 pub const QUEUE: &str = "catalog";
-/// The kind of the pull job.
-pub const PULL_KIND: &str = "catalog.pull";
+/// The job kind of full pulls.
+pub const PULL_FULL: &str = "catalog.pull_full";
+/// The job kind of incremental pulls (also run periodically per shop).
+pub const PULL_INCREMENTAL: &str = "catalog.pull_incremental";
 
 /// The catalog application.
 pub const APP: App = App {
@@ -43,22 +52,40 @@ fn kinds(ctx: &AppContext) -> Result<Vec<JobKind>, String> {
     let settings = ctx.get::<CatalogSettings>().cloned().unwrap_or_default();
     let catalog = Catalog::new(FrontDoor::builder(ctx.pool.clone()).build(), &settings)
         .map_err(|e| e.to_string())?;
-    Ok(vec![
+    let pull = |kind: PullKind, description: &'static str, retry: RetryPolicy| {
+        let catalog = catalog.clone();
         JobKind::new(
-            PULL_KIND,
-            "pulls a shop's catalog from Shopify (full: a bulk export streamed into the catalog)",
+            kind.job_kind(),
+            description,
             task_fn(move |args: PullArgs, job: JobMeta| {
                 let catalog = catalog.clone();
-                async move { pull::run(catalog, args, job).await }
+                async move { sync::run(catalog, kind, args, job).await }
             }),
         )
         .queue(QUEUE)
         .timeout(Duration::from_secs(3600))
-        .retry(RetryPolicy {
-            max_attempts: 10,
-            base_delay: Duration::from_secs(5),
-            max_delay: Duration::from_secs(600),
-            jitter: 0.25,
-        }),
+        .retry(retry)
+    };
+    Ok(vec![
+        pull(
+            PullKind::Full,
+            "pulls a shop's whole catalog (a bulk export streamed into the catalog; deletions marked)",
+            RetryPolicy {
+                max_attempts: 10,
+                base_delay: Duration::from_secs(5),
+                max_delay: Duration::from_secs(600),
+                jitter: 0.25,
+            },
+        ),
+        pull(
+            PullKind::Incremental,
+            "pulls the products of a shop updated since its newest one seen",
+            RetryPolicy {
+                max_attempts: 5,
+                base_delay: Duration::from_secs(5),
+                max_delay: Duration::from_secs(120),
+                jitter: 0.25,
+            },
+        ),
     ])
 }

@@ -18,6 +18,15 @@ pub struct CatalogSettings {
     pub pull_batch: usize,
     /// How often a running pull reports progress (`sync.progress` events), in milliseconds.
     pub progress_every_ms: u64,
+    /// An incremental pull asks for products updated since the newest one seen less this many
+    /// seconds (Shopify's search index lags behind its writes).
+    pub incremental_overlap_secs: u64,
+    /// An incremental pull of at most this many products reads them through paginated queries;
+    /// more go through a bulk export.
+    pub incremental_page_max: usize,
+    /// When each shop's incremental pull runs (cron, UTC; empty: never on its own). Applied to a
+    /// shop when it is added; change one shop's with `PATCH /api/v1/shops/{shop}`.
+    pub incremental_schedule: String,
 }
 
 impl Default for CatalogSettings {
@@ -27,6 +36,9 @@ impl Default for CatalogSettings {
             active_key: None,
             pull_batch: 500,
             progress_every_ms: 1000,
+            incremental_overlap_secs: 300,
+            incremental_page_max: 250,
+            incremental_schedule: "*/5 * * * *".to_owned(),
         }
     }
 }

@@ -102,7 +102,7 @@ pub enum Event {
         pull_id: i64,
         /// `full` or `incremental`.
         kind: String,
-        /// Where it is: `exporting` (Shopify prepares the bulk export), `writing`.
+        /// Where it is: `exporting` (Shopify prepares the bulk export), `writing`, `done`.
         stage: String,
         /// Lines of the export read, products and variants written so far.
         lines: i64,

@@ -2,7 +2,7 @@
 
 use futures::{StreamExt, stream::BoxStream};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{Client, Gid, ShopifyError};
 
@@ -41,7 +41,7 @@ struct PageInfo {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Page {
-    nodes: Vec<ProductNode>,
+    nodes: Vec<Value>,
     page_info: PageInfo,
 }
 
@@ -50,14 +50,33 @@ struct ProductsData {
     products: Page,
 }
 
-const PRODUCTS: &str = "query($first: Int!, $after: String, $query: String) { \
-  products(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) { \
-    nodes { id title handle status updatedAt variants(first: 10) { nodes { id sku price inventoryQuantity } } } \
-    pageInfo { hasNextPage endCursor } } }";
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CountData {
+    products_count: Count,
+}
 
-/// The largest page whose requested cost stays within the single-query maximum.
-fn max_page() -> u32 {
-    let one = crate::cost::requested_cost(PRODUCTS, &json!({"first": 1}), None).unwrap_or(1000.0);
+#[derive(Deserialize)]
+struct Count {
+    count: u64,
+    precision: String,
+}
+
+/// The fields [`ProductNode`] reads.
+const PRODUCT_FIELDS: &str = "id title handle status updatedAt variants(first: 10) { nodes { id sku price inventoryQuantity } }";
+
+/// The paginated products query selecting `fields` of each product, oldest update first.
+fn products_query(fields: &str) -> String {
+    format!(
+        "query($first: Int!, $after: String, $query: String) {{ \
+  products(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {{ \
+    nodes {{ {fields} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+    )
+}
+
+/// The largest page of `query` whose requested cost stays within the single-query maximum.
+fn max_page(query: &str) -> u32 {
+    let one = crate::cost::requested_cost(query, &json!({"first": 1}), None).unwrap_or(1000.0);
     let per_node = (one - 2.0).max(1.0);
     (((crate::cost::MAX_QUERY_COST - 2.0) / per_node).floor() as u32).clamp(1, 250)
 }
@@ -111,17 +130,39 @@ impl Client {
         search: Option<String>,
         page_size: u32,
     ) -> BoxStream<'_, Result<Vec<ProductNode>, ShopifyError>> {
-        let first = page_size.clamp(1, max_page());
+        self.product_pages_of(PRODUCT_FIELDS, search, page_size)
+            .map(|page| {
+                page?
+                    .into_iter()
+                    .map(|v| {
+                        serde_json::from_value(v).map_err(|e| ShopifyError::Decode(e.to_string()))
+                    })
+                    .collect()
+            })
+            .boxed()
+    }
+
+    /// Like [`product_pages`](Self::product_pages), selecting `fields` of each product (as
+    /// JSON); pages are capped by the requested cost of those fields.
+    pub fn product_pages_of(
+        &self,
+        fields: &str,
+        search: Option<String>,
+        page_size: u32,
+    ) -> BoxStream<'_, Result<Vec<Value>, ShopifyError>> {
+        let query = products_query(fields);
+        let first = page_size.clamp(1, max_page(&query));
         let guard = search.as_deref().map(check_product_search).transpose();
         if let Err(e) = guard {
             return futures::stream::once(async move { Err(e) }).boxed();
         }
         futures::stream::unfold(Some(None::<String>), move |cursor| {
             let search = search.clone();
+            let query = query.clone();
             async move {
                 let after = cursor?;
                 let vars = json!({ "first": first, "after": after, "query": search });
-                match self.query::<ProductsData>(PRODUCTS, vars).await {
+                match self.query::<ProductsData>(&query, vars).await {
                     Ok(a) => {
                         let p = a.data.products;
                         let next = (p.page_info.has_next_page)
@@ -135,6 +176,26 @@ impl Client {
             }
         })
         .boxed()
+    }
+
+    /// How many products match `search` (`productsCount`), counting at most to `limit`; the
+    /// count and whether it is exact (`false`: at least that many).
+    pub async fn products_count(
+        &self,
+        search: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<(u64, bool), ShopifyError> {
+        if let Some(s) = search {
+            check_product_search(s)?;
+        }
+        let a = self
+            .query::<CountData>(
+                "query($query: String, $limit: Int) { productsCount(query: $query, limit: $limit) { count precision } }",
+                json!({ "query": search, "limit": limit }),
+            )
+            .await?;
+        let c = a.data.products_count;
+        Ok((c.count, c.precision == "EXACT"))
     }
 }
 

@@ -43,6 +43,14 @@ pub fn router(state: AppState) -> Router {
         .route("/__sim/requests", get(requests).delete(clear_requests))
         .route("/__sim/bucket", get(bucket))
         .route("/__sim/products/{id}/edit", post(merchant_edit))
+        .route(
+            "/__sim/products/{id}",
+            axum::routing::delete(merchant_delete),
+        )
+        .route(
+            "/__sim/variants/{id}",
+            axum::routing::delete(merchant_delete_variant),
+        )
         .route("/__sim/inventory", post(set_inventory))
         .route("/__sim/webhooks", get(webhook_log))
         // Staged uploads may be up to 100 MB, as on Shopify.
@@ -458,6 +466,51 @@ async fn merchant_edit(
     p.updated_at = now;
     shop.emit_product("products/update", id);
     Json(json!({"updated_at": now})).into_response()
+}
+
+/// The merchant deletes a product in the admin (`products/delete` is sent).
+async fn merchant_delete(State(app): State<AppState>, Path(id): Path<u64>) -> Response {
+    let mut shop = app.shop.lock();
+    if shop.catalog.products.remove(&id).is_none() {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("product {id} does not exist")})),
+        )
+            .into_response();
+    }
+    shop.emit("products/delete", json!({ "id": id }));
+    Json(json!({"deleted": id})).into_response()
+}
+
+/// The merchant deletes one variant of a product in the admin (the product's `updatedAt`
+/// moves; `products/update` is sent). A product keeps at least one variant, as on Shopify.
+async fn merchant_delete_variant(State(app): State<AppState>, Path(id): Path<u64>) -> Response {
+    let mut shop = app.shop.lock();
+    let now = shop.clock.now();
+    let found = shop
+        .catalog
+        .products
+        .values_mut()
+        .find(|p| p.variants.iter().any(|v| v.id == id));
+    let Some(p) = found else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("variant {id} does not exist")})),
+        )
+            .into_response();
+    };
+    if p.variants.len() == 1 {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": "a product keeps at least one variant"})),
+        )
+            .into_response();
+    }
+    p.variants.retain(|v| v.id != id);
+    p.updated_at = now;
+    let product = p.id;
+    shop.emit_product("products/update", product);
+    Json(json!({"deleted": id, "product": product})).into_response()
 }
 
 /// Stock moved (an order): the quantity changes and, as on Shopify, `updatedAt` too.

@@ -24,7 +24,7 @@ pub struct CronRow {
 
 /// Creates or updates a periodic job. A new entry starts counting ticks from now; an existing
 /// one keeps its last tick.
-pub async fn upsert_cron(pool: &PgPool, row: &CronRow) -> Result<()> {
+pub async fn upsert_cron(conn: impl sqlx::PgExecutor<'_>, row: &CronRow) -> Result<()> {
     sqlx::query(
         "INSERT INTO cowans_cron (name, schedule, timezone, queue, kind, args, catch_up, last_tick) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, now()) \
@@ -38,9 +38,19 @@ pub async fn upsert_cron(pool: &PgPool, row: &CronRow) -> Result<()> {
     .bind(&row.kind)
     .bind(&row.args)
     .bind(row.catch_up)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
+}
+
+/// One periodic job by name.
+pub async fn get_cron(conn: impl sqlx::PgExecutor<'_>, name: &str) -> Result<Option<CronRow>> {
+    Ok(sqlx::query_as(
+        "SELECT name, schedule, timezone, queue, kind, args, catch_up, last_tick FROM cowans_cron WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(conn)
+    .await?)
 }
 
 pub async fn list_cron(pool: &PgPool) -> Result<Vec<CronRow>> {
@@ -51,10 +61,10 @@ pub async fn list_cron(pool: &PgPool) -> Result<Vec<CronRow>> {
     .await?)
 }
 
-pub async fn delete_cron(pool: &PgPool, name: &str) -> Result<bool> {
+pub async fn delete_cron(conn: impl sqlx::PgExecutor<'_>, name: &str) -> Result<bool> {
     let done = sqlx::query("DELETE FROM cowans_cron WHERE name = $1")
         .bind(name)
-        .execute(pool)
+        .execute(conn)
         .await?;
     Ok(done.rows_affected() > 0)
 }

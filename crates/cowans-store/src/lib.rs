@@ -43,7 +43,7 @@ pub use control::{
     Cancelled, QueueControl, RateLimit, cancel_batch, cancel_job, cancel_jobs, queue_control,
     set_paused, set_queue_limits,
 };
-pub use cron::{CronRow, advance_cron, delete_cron, list_cron, upsert_cron};
+pub use cron::{CronRow, advance_cron, delete_cron, get_cron, list_cron, upsert_cron};
 pub use dead_letter::{
     DeadLetterFilter, list_dead, purge_dead, redrive_ids, redrive_ids_in, redrive_matching,
 };

@@ -106,6 +106,38 @@ impl QueryRoot {
         })
     }
 
+    /// `productsCount(query, limit = 10000)`: the matching products, counted up to `limit`
+    /// (`null`: no limit); `AT_LEAST` when the count stopped there.
+    async fn products_count(
+        &self,
+        ctx: &Context<'_>,
+        query: Option<String>,
+        #[graphql(default = 10000)] limit: Option<i32>,
+    ) -> Result<Count> {
+        if let Some(l) = limit
+            && l < 0
+        {
+            return Err(Error::new("limit must be greater than or equal to 0"));
+        }
+        let search = query.as_deref().map(Search::parse).unwrap_or_default();
+        let shop = ctx.data::<Shop>()?;
+        let state = shop.lock();
+        let matching = state
+            .catalog
+            .products
+            .values()
+            .filter(|p| search.matches(p))
+            .count();
+        let (count, precision) = match limit.map(|l| l as usize) {
+            Some(l) if matching > l => (l, CountPrecision::AtLeast),
+            _ => (matching, CountPrecision::Exact),
+        };
+        Ok(Count {
+            count: i32::try_from(count).unwrap_or(i32::MAX),
+            precision,
+        })
+    }
+
     async fn bulk_operation(&self, ctx: &Context<'_>, id: ID) -> Result<Option<BulkOperation>> {
         let id = parse_gid(&id, "BulkOperation")?;
         let shop = ctx.data::<Shop>()?;

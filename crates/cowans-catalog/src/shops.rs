@@ -1,0 +1,319 @@
+//! Shops: adding, changing and deleting them (their secrets sealed before anything is stored),
+//! and re-sealing every secret under a new key.
+
+use cowans_core::{Actor, cron::CronSchedule};
+use cowans_queue::{StoreError, StoreResult as Result};
+use cowans_store::{
+    CronRow,
+    catalog::{self as store, NewShop, ShopPatch, ShopRow},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use sqlx::PgConnection;
+
+use crate::{
+    Catalog, PULL_INCREMENTAL, QUEUE,
+    secrets::{Purpose, last4},
+};
+
+/// The name of a shop's periodic incremental pull (a cron entry of the engine).
+fn schedule_name(shop_id: i64) -> String {
+    format!("{PULL_INCREMENTAL}:shop:{shop_id}")
+}
+
+/// Checks a cron schedule (UTC); `field` names it in the error.
+pub(crate) fn check_schedule(field: &str, schedule: &str) -> Result<()> {
+    CronSchedule::parse(schedule, "UTC")
+        .map(|_| ())
+        .map_err(|e| StoreError::invalid(field, e.to_string()))
+}
+
+/// Sets (or, with `None` or an empty one, removes) a shop's periodic incremental pull.
+async fn set_schedule(conn: &mut PgConnection, shop_id: i64, schedule: Option<&str>) -> Result<()> {
+    match schedule.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => {
+            check_schedule("incremental_schedule", s)?;
+            let row = CronRow {
+                name: schedule_name(shop_id),
+                schedule: s.to_owned(),
+                timezone: "UTC".to_owned(),
+                queue: QUEUE.to_owned(),
+                kind: PULL_INCREMENTAL.to_owned(),
+                args: json!({ "shop_id": shop_id }),
+                catch_up: 0,
+                last_tick: None,
+            };
+            cowans_store::upsert_cron(&mut *conn, &row).await
+        }
+        None => cowans_store::delete_cron(&mut *conn, &schedule_name(shop_id))
+            .await
+            .map(|_| ()),
+    }
+}
+
+/// Shopify API versions look like `2026-10`.
+fn valid_version(v: &str) -> bool {
+    v.len() == 7
+        && v.as_bytes()[4] == b'-'
+        && v.chars()
+            .enumerate()
+            .all(|(i, c)| i == 4 || c.is_ascii_digit())
+}
+
+/// A shop to add: its secrets come in as secrets and are sealed before anything is stored.
+#[derive(Debug, Clone)]
+pub struct ShopRequest {
+    pub name: String,
+    /// `<shop>.myshopify.com`.
+    pub domain: String,
+    pub api_version: String,
+    /// Where the Admin API answers when not at `https://<domain>` (the simulator).
+    pub admin_url: Option<String>,
+    pub access_token: SecretString,
+    pub webhook_secret: Option<SecretString>,
+    /// When its incremental pull runs (cron, UTC): `None` for `catalog.incremental_schedule`,
+    /// empty for never.
+    pub incremental_schedule: Option<String>,
+}
+
+/// What may change about a shop (`None`: unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct ShopUpdate {
+    pub api_version: Option<String>,
+    pub admin_url: Option<Option<String>>,
+    pub access_token: Option<SecretString>,
+    pub webhook_secret: Option<SecretString>,
+    /// A new schedule of its incremental pull (`Some(None)` or empty: never).
+    pub incremental_schedule: Option<Option<String>>,
+}
+
+impl Catalog {
+    /// Adds a shop (admin action, audited as `shop.add`).
+    pub async fn add_shop(&self, actor: &Actor, req: ShopRequest) -> Result<ShopRow> {
+        let domain = req.domain.trim().to_ascii_lowercase();
+        if domain.is_empty() || domain.len() > 255 || domain.contains(['/', ' ']) {
+            return Err(StoreError::invalid(
+                "domain",
+                "must be the shop's domain, e.g. acme.myshopify.com",
+            ));
+        }
+        if !valid_version(&req.api_version) {
+            return Err(StoreError::invalid(
+                "api_version",
+                format!("is {:?}; it must look like 2026-10", req.api_version),
+            ));
+        }
+        check_url(req.admin_url.as_deref())?;
+        if req.access_token.expose_secret().trim().is_empty() {
+            return Err(StoreError::invalid("access_token", "must not be empty"));
+        }
+        let keys = &self.keys();
+        let shop = NewShop {
+            name: req.name.clone(),
+            domain: domain.clone(),
+            api_version: req.api_version,
+            admin_url: req.admin_url,
+            token: keys.seal(&domain, Purpose::AccessToken, &req.access_token),
+            token_last4: last4(&req.access_token),
+            webhook: req
+                .webhook_secret
+                .as_ref()
+                .map(|s| (keys.seal(&domain, Purpose::WebhookSecret, s), last4(s))),
+        };
+        let front = &self.front();
+        let mut tx = self.pool().begin().await?;
+        let row = store::insert_shop(&mut tx, &shop).await?;
+        let schedule = req
+            .incremental_schedule
+            .as_deref()
+            .unwrap_or(&self.settings().incremental_schedule);
+        set_schedule(&mut tx, row.id, Some(schedule)).await?;
+        let details =
+            json!({ "name": row.name, "domain": row.domain, "api_version": row.api_version });
+        let recorded = front
+            .record(
+                &mut tx,
+                actor,
+                "shop.add",
+                Some(format!("shop:{}", row.id)),
+                details,
+            )
+            .await?;
+        recorded.commit(tx).await?;
+        Ok(row)
+    }
+
+    /// When a shop's incremental pull runs on its own (cron, UTC), if it does.
+    pub async fn schedule(&self, shop_id: i64) -> Result<Option<String>> {
+        Ok(cowans_store::get_cron(self.pool(), &schedule_name(shop_id))
+            .await?
+            .map(|c| c.schedule))
+    }
+
+    pub async fn shops(&self) -> Result<Vec<ShopRow>> {
+        store::list_shops(self.pool()).await
+    }
+
+    pub async fn shop(&self, id: i64) -> Result<ShopRow> {
+        store::get_shop(self.pool(), id)
+            .await?
+            .ok_or_else(|| StoreError::not_found(format!("shop {id}")))
+    }
+
+    /// A shop by its id or its name.
+    pub async fn find_shop(&self, id_or_name: &str) -> Result<ShopRow> {
+        let found = match id_or_name.parse::<i64>() {
+            Ok(id) => store::get_shop(self.pool(), id).await?,
+            Err(_) => store::get_shop_by_name(self.pool(), id_or_name).await?,
+        };
+        found.ok_or_else(|| StoreError::not_found(format!("shop {id_or_name:?}")))
+    }
+
+    /// Changes a shop (a new token makes an unauthorized shop active again); audited as
+    /// `shop.update` (which fields, never their values).
+    pub async fn update_shop(&self, actor: &Actor, id: i64, update: ShopUpdate) -> Result<ShopRow> {
+        if let Some(v) = &update.api_version
+            && !valid_version(v)
+        {
+            return Err(StoreError::invalid(
+                "api_version",
+                format!("is {v:?}; it must look like 2026-10"),
+            ));
+        }
+        if let Some(url) = &update.admin_url {
+            check_url(url.as_deref())?;
+        }
+        if let Some(Some(s)) = &update.incremental_schedule
+            && !s.trim().is_empty()
+        {
+            check_schedule("incremental_schedule", s)?;
+        }
+        let shop = self.shop(id).await?;
+        let keys = &self.keys();
+        let seal = |s: &SecretString, p| (keys.seal(&shop.domain, p, s), last4(s));
+        let patch = ShopPatch {
+            api_version: update.api_version.clone(),
+            admin_url: update.admin_url.clone(),
+            token: update
+                .access_token
+                .as_ref()
+                .map(|s| seal(s, Purpose::AccessToken)),
+            webhook: update
+                .webhook_secret
+                .as_ref()
+                .map(|s| seal(s, Purpose::WebhookSecret)),
+        };
+        let changed: Vec<&str> = [
+            ("api_version", update.api_version.is_some()),
+            ("admin_url", update.admin_url.is_some()),
+            ("access_token", update.access_token.is_some()),
+            ("webhook_secret", update.webhook_secret.is_some()),
+            (
+                "incremental_schedule",
+                update.incremental_schedule.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(f, c)| c.then_some(f))
+        .collect();
+        let mut tx = self.pool().begin().await?;
+        let row = store::update_shop(&mut tx, id, &patch).await?;
+        if let Some(schedule) = &update.incremental_schedule {
+            set_schedule(&mut tx, id, schedule.as_deref()).await?;
+        }
+        let recorded = self
+            .front()
+            .record(
+                &mut tx,
+                actor,
+                "shop.update",
+                Some(format!("shop:{id}")),
+                json!({ "changed": changed }),
+            )
+            .await?;
+        recorded.commit(tx).await?;
+        self.forget_bucket(id);
+        Ok(row)
+    }
+
+    /// Deletes a shop with its catalog and pulls; audited as `shop.delete`.
+    pub async fn delete_shop(&self, actor: &Actor, id: i64) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        store::delete_shop(&mut tx, id).await?;
+        set_schedule(&mut tx, id, None).await?;
+        let recorded = self
+            .front()
+            .record(
+                &mut tx,
+                actor,
+                "shop.delete",
+                Some(format!("shop:{id}")),
+                json!({}),
+            )
+            .await?;
+        recorded.commit(tx).await?;
+        self.forget_bucket(id);
+        Ok(())
+    }
+
+    /// Re-seals every shop's secrets under the active key (after adding a new key and making it
+    /// active); returns how many shops were re-sealed. Audited as `secrets.rotate`.
+    pub async fn rotate_secrets(&self, actor: &Actor) -> Result<u64> {
+        let keys = &self.keys();
+        let mut rotated = 0;
+        for shop in store::list_shops(self.pool()).await? {
+            let webhook_on_active = shop
+                .webhook
+                .as_ref()
+                .is_none_or(|w| w.key == keys.active_key());
+            if shop.token.key == keys.active_key() && webhook_on_active {
+                continue;
+            }
+            let open = |p, s| {
+                keys.open(&shop.domain, p, s).map_err(|e| {
+                    StoreError::invalid("catalog.secret_keys", format!("shop {}: {e}", shop.name))
+                })
+            };
+            let token = open(Purpose::AccessToken, &shop.token)?;
+            let new_token = keys.seal(&shop.domain, Purpose::AccessToken, &token);
+            let webhook = match &shop.webhook {
+                Some(w) => {
+                    let secret = open(Purpose::WebhookSecret, w)?;
+                    Some((w, keys.seal(&shop.domain, Purpose::WebhookSecret, &secret)))
+                }
+                None => None,
+            };
+            if store::reseal_shop(
+                self.pool(),
+                shop.id,
+                &shop.token,
+                &new_token,
+                webhook.as_ref().map(|(old, new)| (*old, new)),
+            )
+            .await?
+            {
+                rotated += 1;
+            }
+        }
+        let mut tx = self.pool().begin().await?;
+        let details = json!({ "shops": rotated, "key": keys.active_key() });
+        let recorded = self
+            .front()
+            .record(&mut tx, actor, "secrets.rotate", None, details)
+            .await?;
+        recorded.commit(tx).await?;
+        Ok(rotated)
+    }
+}
+
+fn check_url(url: Option<&str>) -> Result<()> {
+    match url {
+        Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() > 2048 => {
+            Err(StoreError::invalid(
+                "admin_url",
+                "must be an http(s) URL (the Admin API's base, e.g. http://127.0.0.1:8090)",
+            ))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,173 @@
+//! The catalog against a simulated shop: a simulator on port 0, a database with the catalog's
+//! tables, the catalog's front door over it with a test key, a shop registered for the
+//! simulator, and real `cowans-worker` processes running the catalog's jobs.
+
+use std::time::Duration;
+
+use cowans_catalog::{Catalog, CatalogSettings, PullKind, PullRow, ShopRequest, ShopRow};
+use cowans_core::Actor;
+use cowans_shopsim::{Plan, Running, SimConfig};
+use cowans_testkit::TestDb;
+use cowans_tests::{FAST_ENGINE, WorkerProcess};
+use secrecy::SecretString;
+
+/// The simulator's access token.
+pub(crate) const TOKEN: &str = "shpat_catalog_test_0123456789abcdef";
+/// The test's sealing key (base64 of 32 bytes).
+pub(crate) const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+pub(crate) fn actor() -> Actor {
+    Actor::system("test")
+}
+
+/// A simulator of `products` products with `variants` variants each.
+pub(crate) async fn sim(products: usize, variants: usize) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    cowans_shopsim::start(
+        listener,
+        &SimConfig {
+            plan: Plan::Standard,
+            tokens: vec![TOKEN.to_owned()],
+            secret: "whsec_test".to_owned(),
+            products,
+            variants,
+        },
+    )
+    .unwrap()
+}
+
+/// The catalog's settings in these tests: the test key, small batches, frequent progress, no
+/// periodic pulls unless a test asks.
+pub(crate) fn settings() -> CatalogSettings {
+    CatalogSettings {
+        secret_keys: [("t".to_owned(), SecretString::from(KEY))].into(),
+        pull_batch: 100,
+        progress_every_ms: 100,
+        incremental_schedule: String::new(),
+        ..CatalogSettings::default()
+    }
+}
+
+/// The same settings as `COWANS__...` variables for a worker process.
+pub(crate) fn settings_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("COWANS__APPS", "catalog"),
+        ("COWANS__CATALOG__SECRET_KEYS__T", KEY),
+        ("COWANS__CATALOG__PULL_BATCH", "100"),
+        ("COWANS__CATALOG__PROGRESS_EVERY_MS", "100"),
+        ("COWANS__CATALOG__INCREMENTAL_SCHEDULE", ""),
+    ]
+}
+
+/// A database with the engine's and the catalog's tables.
+pub(crate) async fn catalog_db() -> TestDb {
+    TestDb::with_apps(&[&cowans_store::catalog::MIGRATOR]).await
+}
+
+/// The catalog's front door over `db` with [`settings`].
+pub(crate) fn catalog(db: &TestDb) -> Catalog {
+    catalog_with(db, &settings())
+}
+
+pub(crate) fn catalog_with(db: &TestDb, settings: &CatalogSettings) -> Catalog {
+    Catalog::new(
+        cowans_queue::FrontDoor::builder(db.pool.clone()).build(),
+        settings,
+    )
+    .unwrap()
+}
+
+/// The shop request for `sim` named `name`, with `token`.
+pub(crate) fn shop_request(sim: &Running, name: &str, token: &str) -> ShopRequest {
+    ShopRequest {
+        name: name.to_owned(),
+        domain: format!("{name}.myshopify.com"),
+        api_version: "2026-10".to_owned(),
+        admin_url: Some(sim.base_url()),
+        access_token: SecretString::from(token),
+        webhook_secret: Some(SecretString::from("whsec_test")),
+        incremental_schedule: None,
+    }
+}
+
+/// A simulated shop registered in a fresh catalog.
+pub(crate) struct Fixture {
+    pub(crate) sim: Running,
+    pub(crate) db: TestDb,
+    pub(crate) catalog: Catalog,
+    pub(crate) shop: ShopRow,
+}
+
+pub(crate) async fn fixture(products: usize, variants: usize) -> Fixture {
+    let sim = sim(products, variants).await;
+    let db = catalog_db().await;
+    let catalog = catalog(&db);
+    let shop = catalog
+        .add_shop(&actor(), shop_request(&sim, "sim", TOKEN))
+        .await
+        .unwrap();
+    Fixture {
+        sim,
+        db,
+        catalog,
+        shop,
+    }
+}
+
+impl Fixture {
+    /// A `cowans-worker` process running the catalog's queue, with `extra` settings.
+    pub(crate) fn worker(&self, extra: &[(&str, &str)]) -> WorkerProcess {
+        let mut env = settings_env();
+        env.extend_from_slice(FAST_ENGINE);
+        env.extend_from_slice(extra);
+        WorkerProcess::spawn(&self.db.url(), "catalog", 4, &env)
+    }
+
+    /// Starts a pull of the shop.
+    pub(crate) async fn start(&self, kind: PullKind) -> PullRow {
+        self.catalog
+            .start_pull(&actor(), self.shop.id, kind)
+            .await
+            .unwrap()
+    }
+
+    /// Waits (up to `within`) for pull `id` to end; returns it.
+    pub(crate) async fn finished(&self, id: i64, within: Duration) -> PullRow {
+        cowans_testkit::wait_for(&format!("pull {id} to end"), within, || async {
+            let p = self.catalog.pull(id).await.unwrap();
+            (p.state != "running").then_some(p)
+        })
+        .await
+    }
+
+    /// Starts a pull of `kind` and waits for it to complete.
+    pub(crate) async fn pull(&self, kind: PullKind) -> PullRow {
+        let p = self.start(kind).await;
+        let p = self.finished(p.id, Duration::from_secs(120)).await;
+        assert_eq!(p.state, "completed", "{p:?}");
+        p
+    }
+
+    /// GraphQL requests the simulator answered with a root field `root`.
+    pub(crate) fn requests_to(&self, root: &str) -> usize {
+        self.sim
+            .shop
+            .lock()
+            .log
+            .iter()
+            .filter(|r| r.root_fields.iter().any(|f| f == root))
+            .count()
+    }
+
+    /// The queries of the bulk query operations the simulator ran, oldest first.
+    pub(crate) fn bulk_queries(&self) -> Vec<String> {
+        self.sim
+            .shop
+            .lock()
+            .bulk
+            .values()
+            .filter(|op| op.kind == "QUERY")
+            .map(|op| op.query.clone())
+            .collect()
+    }
+}
