@@ -19,6 +19,7 @@ mod api_jobs;
 mod apps;
 mod batches;
 mod catalog_pull;
+mod catalog_shops;
 mod claim_and_ack;
 mod control;
 mod cron;

@@ -51,6 +51,16 @@ async fn set_schedule(conn: &mut PgConnection, shop_id: i64, schedule: Option<&s
     }
 }
 
+/// A shop's handle: what URLs and commands name it by, next to its numeric id.
+fn valid_name(n: &str) -> bool {
+    let b = n.as_bytes();
+    (1..=63).contains(&b.len())
+        && b[0].is_ascii_lowercase() | b[0].is_ascii_digit()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
+        && !b.iter().all(u8::is_ascii_digit)
+}
+
 /// Shopify API versions look like `2026-10`.
 fn valid_version(v: &str) -> bool {
     v.len() == 7
@@ -90,6 +100,15 @@ pub struct ShopUpdate {
 impl Catalog {
     /// Adds a shop (admin action, audited as `shop.add`).
     pub async fn add_shop(&self, actor: &Actor, req: ShopRequest) -> Result<ShopRow> {
+        if !valid_name(&req.name) {
+            return Err(StoreError::invalid(
+                "name",
+                format!(
+                    "is {:?}; it must be 1 to 63 of a-z, 0-9, '-' and '_', start with a letter or digit, and not be all digits (ids are)",
+                    req.name
+                ),
+            ));
+        }
         let domain = req.domain.trim().to_ascii_lowercase();
         if domain.is_empty() || domain.len() > 255 || domain.contains(['/', ' ']) {
             return Err(StoreError::invalid(

@@ -171,3 +171,15 @@ impl Fixture {
             .collect()
     }
 }
+
+/// The HTTP API with the catalog enabled, over a fresh catalog database; and that catalog.
+pub(crate) async fn catalog_api() -> (crate::support::api::Api, Catalog) {
+    let db = catalog_db().await;
+    let catalog = catalog(&db);
+    let options = cowans_api::ApiOptions {
+        catalog: Some(catalog.clone()),
+        ..cowans_api::ApiOptions::default()
+    };
+    let api = crate::support::api::serve_api(db, options, cowans_core::KindRegistry::new()).await;
+    (api, catalog)
+}
