@@ -48,7 +48,9 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         Workload::DrainUnique
         | Workload::DrainLimited
         | Workload::ApiSubmit
-        | Workload::ApiBulk => anyhow::bail!(
+        | Workload::ApiBulk
+        | Workload::SyncPull
+        | Workload::SyncIncremental => anyhow::bail!(
             "{name} has no apalis-postgres counterpart (no unique keys or fleet-wide limits there)"
         ),
         Workload::Backlog => {

@@ -10,6 +10,7 @@ use sqlx::{
 
 pub struct BenchDb {
     admin: PgConnectOptions,
+    server_url: String,
     pub name: String,
     pub options: PgConnectOptions,
 }
@@ -31,9 +32,17 @@ impl BenchDb {
         let options = admin.clone().database(&name);
         Ok(BenchDb {
             admin,
+            server_url: url,
             name,
             options,
         })
+    }
+
+    /// This database's URL (for processes the benchmark starts).
+    pub fn url(&self) -> anyhow::Result<String> {
+        let mut url = url::Url::parse(&self.server_url).context("DATABASE_URL is not a URL")?;
+        url.set_path(&self.name);
+        Ok(url.to_string())
     }
 
     pub async fn pool(&self, size: u32) -> anyhow::Result<PgPool> {

@@ -4,7 +4,10 @@
 //! ```text
 //! cargo run --release -p cowans-bench -- <workload> --backend <postgres|apalis-postgres> \
 //!     --jobs N --concurrency C [--rate R --seconds S] [--batch B] [--limit L] [--group G]
+//! cargo run --release -p cowans-bench -- sync-pull --products 100000 --variants 3
 //! ```
+//! The catalog workloads start `cowans-shopsim` and `cowans-worker` from the same directory
+//! (`cargo build --release -p cowans-worker -p cowans-shopsim` first).
 //! Each run creates its own database on the server named by `DATABASE_URL` and drops it at the
 //! end. One line per result: `RESULT workload=.. backend=.. jobs=.. concurrency=.. jobs_per_s=..`.
 
@@ -17,6 +20,8 @@ mod api_http;
 mod bench_db;
 mod ours;
 mod probe;
+mod procs;
+mod sync;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Workload {
@@ -39,6 +44,10 @@ pub enum Workload {
     ApiSubmit,
     /// `POST /api/v1/jobs/bulk` JSON arrays of `--batch` jobs over HTTP (Cowans only).
     ApiBulk,
+    /// A full pull of a simulated shop of `--products` × `--variants` by a worker process.
+    SyncPull,
+    /// An incremental pull of `--changed` edited products after a full pull.
+    SyncIncremental,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,11 +85,22 @@ pub struct Args {
     /// `api-bulk` sends NDJSON bodies (streamed, up to 100,000 lines) instead of JSON arrays.
     #[arg(long)]
     pub ndjson: bool,
+    /// Products of the simulated shop (catalog workloads).
+    #[arg(long, default_value_t = 100_000)]
+    pub products: usize,
+    /// Variants per product (catalog workloads).
+    #[arg(long, default_value_t = 3)]
+    pub variants: usize,
+    /// Products edited before `sync-incremental`'s pull.
+    #[arg(long, default_value_t = 1000)]
+    pub changed: usize,
 }
 
 /// One measured figure.
 pub struct Measurement {
     pub workload: &'static str,
+    /// Printed as `RESULT workload=<workload> <extra>` only (workloads with their own figures).
+    pub custom: bool,
     pub jobs: usize,
     pub elapsed: Duration,
     pub latency_ms: Option<(f64, f64)>,
@@ -91,10 +111,20 @@ impl Measurement {
     pub fn new(workload: &'static str, jobs: usize, elapsed: Duration) -> Self {
         Self {
             workload,
+            custom: false,
             jobs,
             elapsed,
             latency_ms: None,
             extra: None,
+        }
+    }
+
+    /// A result with its own figures (`key=value ...`).
+    pub fn custom(workload: &'static str, elapsed: Duration, figures: String) -> Self {
+        Self {
+            custom: true,
+            extra: Some(figures),
+            ..Self::new(workload, 0, elapsed)
         }
     }
 
@@ -104,6 +134,7 @@ impl Measurement {
         let (ins50, ins99) = percentiles(inserts_us);
         Self {
             workload: "latency",
+            custom: false,
             jobs,
             elapsed: Duration::from_secs(args.seconds),
             latency_ms: Some(percentiles(waits_us)),
@@ -126,6 +157,8 @@ fn workload_name(w: Workload) -> &'static str {
         Workload::DrainLimited => "drain-limited",
         Workload::ApiSubmit => "api-submit",
         Workload::ApiBulk => "api-bulk",
+        Workload::SyncPull => "sync-pull",
+        Workload::SyncIncremental => "sync-incremental",
     }
 }
 
@@ -155,6 +188,14 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(run(&args)) {
         Ok(results) => {
             for m in results {
+                if m.custom {
+                    println!(
+                        "RESULT workload={} {}",
+                        m.workload,
+                        m.extra.unwrap_or_default()
+                    );
+                    continue;
+                }
                 let rate = m.jobs as f64 / m.elapsed.as_secs_f64();
                 let mut line = format!(
                     "RESULT workload={} backend={} jobs={} concurrency={} jobs_per_s={:.0}",
@@ -195,6 +236,14 @@ async fn run(args: &Args) -> anyhow::Result<Vec<Measurement>> {
             if matches!(args.workload, Workload::ApiSubmit | Workload::ApiBulk) =>
         {
             api_http::run(args, &db).await
+        }
+        BackendKind::Postgres
+            if matches!(
+                args.workload,
+                Workload::SyncPull | Workload::SyncIncremental
+            ) =>
+        {
+            sync::run(args, &db).await
         }
         BackendKind::Postgres => ours::run(args, &db).await,
         BackendKind::ApalisPostgres => apalis_pg::run(args, &db).await,

@@ -44,8 +44,11 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
             one(drain(&pool, &q, args.jobs, args.concurrency).await?)
         }
         Workload::Latency => vec![latency(&pool, &q, args).await?],
-        Workload::ApiSubmit | Workload::ApiBulk => {
-            anyhow::bail!("{name} runs through the HTTP API (api_http)")
+        Workload::ApiSubmit
+        | Workload::ApiBulk
+        | Workload::SyncPull
+        | Workload::SyncIncremental => {
+            anyhow::bail!("{name} is not an engine workload")
         }
         Workload::Backlog => {
             probe::backlog(async |queued, measured| {

@@ -14,6 +14,7 @@ mod gid;
 mod http;
 mod pacing;
 mod products;
+pub mod search;
 pub mod webhook;
 
 pub use batch::AliasedMutation;
@@ -22,4 +23,6 @@ pub use error::{GraphqlError, ShopifyError, UserError};
 pub use gid::Gid;
 pub use http::{Answer, Client, ClientConfig, Cost, RetryPolicy, ThrottleStatus};
 pub use pacing::{CostBucket, LocalBucket};
-pub use products::{PRODUCT_SEARCH_FIELDS, ProductNode, VariantNode, check_product_search};
+pub use products::{
+    PRODUCT_SEARCH_FIELDS, ProductNode, VariantNode, check_product_search, is_product_search_field,
+};

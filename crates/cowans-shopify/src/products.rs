@@ -81,40 +81,75 @@ fn max_page(query: &str) -> u32 {
     (((crate::cost::MAX_QUERY_COST - 2.0) / per_node).floor() as u32).clamp(1, 250)
 }
 
-/// Product search fields Shopify understands. It silently ignores any other field and returns
-/// every product, so a typo would turn an incremental pull into a full scan.
+/// The search fields Shopify documents for `products(query:)` and `productsCount(query:)`
+/// (<https://shopify.dev/docs/api/admin-graphql/latest/queries/productsCount>), besides
+/// `metafields.{namespace}.{key}`. Shopify silently ignores any other field and returns every
+/// product, so a typo would turn an incremental pull into a full scan.
 pub const PRODUCT_SEARCH_FIELDS: &[&str] = &[
-    "updated_at",
+    "default",
+    "barcode",
+    "bundles",
+    "category_id",
+    "collection_id",
+    "combined_listing_role",
     "created_at",
-    "id",
+    "delivery_profile_id",
+    "error_feedback",
+    "gift_card",
     "handle",
+    "has_only_composites",
+    "has_only_default_variant",
+    "has_variant_with_components",
+    "id",
+    "inventory_total",
+    "is_price_reduced",
+    "out_of_stock_somewhere",
+    "price",
+    "product_configuration_owner",
+    "product_publication_status",
+    "product_type",
+    "publication_ids",
+    "publishable_status",
+    "published_at",
+    "published_status",
     "sku",
     "status",
-    "title",
-    "vendor",
-    "product_type",
     "tag",
-    "barcode",
-    "published_status",
-    "inventory_total",
-    "gift_card",
-    "collection_id",
+    "tag_not",
+    "title",
+    // Since 2026-04.
+    "tracks_inventory",
+    "updated_at",
+    "variant_id",
+    "variant_title",
+    "vendor",
 ];
 
-/// Refuses a search naming a field Shopify would ignore.
+/// True for a field Shopify's product search knows (the list above, or a metafield).
+pub fn is_product_search_field(field: &str) -> bool {
+    let field = field.to_ascii_lowercase();
+    PRODUCT_SEARCH_FIELDS.contains(&field.as_str())
+        || field
+            .strip_prefix("metafields.")
+            .is_some_and(|rest| rest.split('.').filter(|p| !p.is_empty()).count() == 2)
+}
+
+/// Refuses a search naming a field Shopify would ignore. The search is read with Shopify's
+/// syntax ([`crate::search`]): quoted values, groups, `OR`, `NOT` and `-` are understood.
 pub fn check_product_search(search: &str) -> Result<(), ShopifyError> {
-    for token in search.split_whitespace() {
-        let token = token.trim_start_matches(['-', '(']);
-        if let Some((field, _)) = token.split_once(':') {
-            let field = field.to_ascii_lowercase();
-            if !PRODUCT_SEARCH_FIELDS.contains(&field.as_str()) {
-                return Err(ShopifyError::Graphql(vec![crate::GraphqlError {
-                    message: format!(
-                        "search field {field:?} is not one Shopify knows; it would be ignored and every product returned"
-                    ),
-                    extensions: None,
-                }]));
-            }
+    let Some(query) = crate::search::parse(search) else {
+        return Ok(());
+    };
+    for term in query.terms() {
+        if let Some(field) = &term.field
+            && !is_product_search_field(field)
+        {
+            return Err(ShopifyError::Graphql(vec![crate::GraphqlError {
+                message: format!(
+                    "search field {field:?} is not one Shopify knows; it would be ignored and every product returned"
+                ),
+                extensions: None,
+            }]));
         }
     }
     Ok(())
@@ -214,6 +249,12 @@ impl Client {
     /// and returns the product. Asynchronous runs are polled until COMPLETE. `userErrors`, from
     /// the call or from the background operation, come back as [`ShopifyError::UserErrors`].
     /// Retried on transient errors: setting a whole product is idempotent.
+    ///
+    /// `identifier` is a `ProductSetIdentifiers` (`{"id"}` to update, `{"handle"}` or
+    /// `{"customId": {namespace, key, value}}` to upsert); `input` a 2026-10 `ProductSetInput`:
+    /// `productOptions` (`[{name, values: [{name}]}]`) and `variants` come together, each
+    /// variant names its `optionValues` (`[{optionName, name}]`) and carries `price`,
+    /// `compareAtPrice`, `barcodes` (or the deprecated `barcode`) and `inventoryItem: {sku}`.
     pub async fn product_set(
         &self,
         identifier: Option<serde_json::Value>,

@@ -98,8 +98,20 @@ async fn user_errors_are_surfaced_and_product_set_replaces_lists() {
         .remove(0);
     assert_eq!(p.variants.nodes.len(), 3);
     let keep = p.variants.nodes[0].id.to_string();
+    // The 2026-10 shape: options with their values, variants naming their option values, the
+    // SKU on the inventory item.
+    let input = json!({"title": "Hat",
+    "productOptions": [{"name": "Size", "values": [{"name": "XS"}, {"name": "XXL"}]}],
+    "variants": [
+        {"id": keep, "price": "12.50", "optionValues": [{"optionName": "Size", "name": "XS"}]},
+        {"price": 3, "inventoryItem": {"sku": "NEW-1"}, "optionValues": [{"optionName": "Size", "name": "XXL"}]},
+    ]});
     let a = client
-        .mutate::<Value>(PRODUCT_SET, json!({"id": p.id.to_string(), "input": {"title": "Hat", "variants": [{"id": keep, "price": "12.50"}, {"sku": "NEW-1", "price": 3}]}}), true)
+        .mutate::<Value>(
+            PRODUCT_SET,
+            json!({"id": p.id.to_string(), "input": input}),
+            true,
+        )
         .await
         .unwrap();
     Client::check_user_errors(&a.data["productSet"]).unwrap();
@@ -163,7 +175,12 @@ async fn user_errors_are_surfaced_and_product_set_replaces_lists() {
 async fn an_asynchronous_product_set_is_polled_to_completion() {
     let sim = sim(0, 1).await;
     let client = client(&sim);
-    let input = json!({"title": "Async hat", "handle": "async-hat", "variants": [{"sku": "AH-1", "price": "9.99"}, {"sku": "AH-2", "price": 11}]});
+    let input = json!({"title": "Async hat", "handle": "async-hat",
+    "productOptions": [{"name": "Colour", "values": [{"name": "Red"}, {"name": "Blue"}]}],
+    "variants": [
+        {"inventoryItem": {"sku": "AH-1"}, "price": "9.99", "optionValues": [{"optionName": "Colour", "name": "Red"}]},
+        {"inventoryItem": {"sku": "AH-2"}, "price": 11, "optionValues": [{"optionName": "Colour", "name": "Blue"}]},
+    ]});
     let t0 = Instant::now();
     let product = client.product_set(None, input, false).await.unwrap();
     assert!(

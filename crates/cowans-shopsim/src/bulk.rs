@@ -53,6 +53,23 @@ pub struct BulkOp {
     pub error_code: Option<String>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The API version of the request that started it (its lines run with that version).
+    pub api_version: &'static str,
+}
+
+impl BulkOp {
+    /// The `bulk_operations/finish` webhook payload (lower-case status and error code).
+    pub fn finish_payload(&self) -> serde_json::Value {
+        let ts = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        serde_json::json!({
+            "admin_graphql_api_id": format!("gid://shopify/BulkOperation/{}", self.id),
+            "completed_at": self.completed_at.map(ts),
+            "created_at": ts(self.created_at),
+            "error_code": self.error_code.as_ref().map(|c| c.to_lowercase()),
+            "status": self.status.name().to_lowercase(),
+            "type": self.kind.to_lowercase(),
+        })
+    }
 }
 
 /// True for a document holding one mutation operation.
@@ -230,6 +247,11 @@ pub fn spawn_query(
     const WINDOW: usize = 250;
     tokio::spawn(async move {
         let delay = shop.lock().faults.bulk_delay_ms;
+        let version = shop
+            .lock()
+            .bulk
+            .get(&id)
+            .map_or(crate::schema::LATEST, |o| o.api_version);
         if let Some(op) = shop.lock().bulk.get_mut(&id)
             && op.status == BulkStatus::Created
         {
@@ -238,7 +260,11 @@ pub fn spawn_query(
         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
         let ids: Vec<u64> = {
             let s = shop.lock();
-            let search = sel.search.as_deref().map(Search::parse).unwrap_or_default();
+            let search = sel
+                .search
+                .as_deref()
+                .map(|q| Search::products(q, version))
+                .unwrap_or_default();
             s.catalog
                 .products
                 .values()
@@ -260,7 +286,8 @@ pub fn spawn_query(
                     return Err(std::io::Error::other("canceled"));
                 }
                 let req = async_graphql::Request::new(sel.query.clone())
-                    .data(BulkWindow(window.to_vec()));
+                    .data(BulkWindow(window.to_vec()))
+                    .data(crate::schema::ApiVersion(version));
                 let resp = schema.execute(req).await;
                 if !resp.errors.is_empty() {
                     return Err(std::io::Error::other(format!("{:?}", resp.errors)));
@@ -312,15 +339,8 @@ pub fn spawn_query(
                 }
             }
             op.completed_at = Some(now);
-            let payload = serde_json::json!({
-                "admin_graphql_api_id": format!("gid://shopify/BulkOperation/{id}"),
-                "completed_at": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                "created_at": op.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                "error_code": op.error_code.as_ref().map(|c| c.to_lowercase()),
-                "status": op.status.name().to_lowercase(),
-                "type": op.kind.to_lowercase(),
-            });
-            s.emit("bulk_operations/finish", payload);
+            let payload = op.finish_payload();
+            s.emit("bulk_operations/finish", payload, None);
         }
     });
 }
@@ -337,6 +357,11 @@ pub fn spawn_mutation(
     dir: PathBuf,
 ) {
     tokio::spawn(async move {
+        let version = shop
+            .lock()
+            .bulk
+            .get(&id)
+            .map_or(crate::schema::LATEST, |o| o.api_version);
         if let Some(op) = shop.lock().bulk.get_mut(&id) {
             op.status = BulkStatus::Running;
         }
@@ -351,7 +376,8 @@ pub fn spawn_mutation(
             let result = match serde_json::from_str::<serde_json::Value>(line) {
                 Ok(vars) => {
                     let req = async_graphql::Request::new(mutation.clone())
-                        .variables(async_graphql::Variables::from_json(vars));
+                        .variables(async_graphql::Variables::from_json(vars))
+                        .data(crate::schema::ApiVersion(version));
                     let resp = schema.execute(req).await;
                     let mut out = serde_json::json!({ "__lineNumber": n });
                     if resp.errors.is_empty() {
@@ -393,6 +419,9 @@ pub fn spawn_mutation(
                 op.status = BulkStatus::Completed;
                 op.file = Some(path);
             }
+            // Shopify announces finished bulk mutations too.
+            let payload = op.finish_payload();
+            s.emit("bulk_operations/finish", payload, None);
         }
     });
 }

@@ -1,13 +1,16 @@
-//! `cowans-shopsim`: a stand-in for the Shopify Admin GraphQL API, for tests and for running the
-//! system without a real shop. It answers real GraphQL (async-graphql) for products, variants and
-//! inventory; charges every request by Shopify's cost rules against a leaky bucket per plan
-//! (THROTTLED as HTTP 200, MAX_COST_EXCEEDED over 1000, `extensions.cost` on every answer);
-//! rejects bad tokens exactly as Shopify does; and offers a control API (`/__sim/...`) for
+//! `cowans-shopsim`: a stand-in for the Shopify Admin GraphQL API (2026-10), for tests and for
+//! running the system without a real shop. It answers real GraphQL (async-graphql) for products,
+//! variants, inventory, the shop, locations, bulk operations and webhook subscriptions, gating
+//! version-dependent rules by the request's API version (what is faithful, approximated or
+//! absent: `SIMULATED.md`); charges every request by Shopify's cost rules against a leaky
+//! bucket per plan (THROTTLED as HTTP 200, MAX_COST_EXCEEDED over 1000, `extensions.cost` on
+//! every answer); rejects bad tokens exactly as Shopify does; and offers a control API (`/__sim/...`) for
 //! seeding, plans, a movable clock, fault injection, merchant edits and a request log.
 
 pub mod bulk;
 pub mod model;
 pub mod schema;
+pub mod search;
 pub mod server;
 pub mod shop;
 pub mod webhooks;

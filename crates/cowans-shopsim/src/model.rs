@@ -17,16 +17,27 @@ pub struct Variant {
     /// Decimal string, as Shopify's Money scalar.
     pub price: String,
     pub compare_at_price: Option<String>,
+    /// The first of `barcodes` (what the deprecated single `barcode` field reads).
     pub barcode: Option<String>,
+    /// Every barcode (2026-10: up to 20 per variant), `(type, value)`.
+    pub barcodes: Vec<(Option<String>, String)>,
     /// Derived from the option values (`"M / Red"`), or `"Default Title"`.
     pub title: String,
     /// One value per option of the product, in option order.
     pub option_values: Vec<String>,
     pub taxable: bool,
+    /// `DENY` or `CONTINUE`.
+    pub inventory_policy: String,
     pub inventory_item_id: u64,
+    /// `inventoryItem.tracked` and `inventoryItem.requiresShipping`.
+    pub tracked: bool,
+    pub requires_shipping: bool,
+    /// At the shop's one location.
     pub inventory_quantity: i64,
     /// `(unit, value)`: `inventoryItem.measurement.weight` (GRAMS, KILOGRAMS, OUNCES, POUNDS).
     pub weight: Option<(String, f64)>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 impl Variant {
@@ -38,13 +49,25 @@ impl Variant {
             price: "0.00".into(),
             compare_at_price: None,
             barcode: None,
+            barcodes: Vec::new(),
             title: variant_title(&option_values),
             option_values,
             taxable: true,
+            inventory_policy: "DENY".into(),
             inventory_item_id,
+            tracked: true,
+            requires_shipping: true,
             inventory_quantity: 0,
             weight: None,
+            created_at: DateTime::UNIX_EPOCH,
+            updated_at: DateTime::UNIX_EPOCH,
         }
+    }
+
+    /// Replaces the barcodes; `barcode` follows the first.
+    pub fn set_barcodes(&mut self, barcodes: Vec<(Option<String>, String)>) {
+        self.barcode = barcodes.first().map(|(_, v)| v.clone());
+        self.barcodes = barcodes;
     }
 }
 
@@ -70,12 +93,21 @@ pub struct ProductOption {
     pub values: Vec<(u64, String)>,
 }
 
+/// A metafield on a product (`namespace`, `key`, `value`, `type`); custom ids are metafields.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metafield {
+    pub namespace: String,
+    pub key: String,
+    pub value: String,
+    pub kind: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Product {
     pub id: u64,
     pub title: String,
     pub handle: String,
-    /// ACTIVE, DRAFT or ARCHIVED.
+    /// ACTIVE, DRAFT, ARCHIVED or UNLISTED.
     pub status: String,
     pub vendor: String,
     pub product_type: String,
@@ -85,6 +117,7 @@ pub struct Product {
     pub updated_at: DateTime<Utc>,
     pub options: Vec<ProductOption>,
     pub variants: Vec<Variant>,
+    pub metafields: Vec<Metafield>,
 }
 
 impl Product {
@@ -107,7 +140,19 @@ impl Product {
             .filter_map(|o| o.values.first().map(|(_, v)| v.clone()))
             .collect();
         let (id, item) = (ids(), ids());
-        self.variants.push(Variant::new(id, item, values));
+        self.variants.push(Variant {
+            created_at: self.updated_at,
+            updated_at: self.updated_at,
+            ..Variant::new(id, item, values)
+        });
+    }
+
+    /// The value of metafield `namespace.key`.
+    pub fn metafield(&self, namespace: &str, key: &str) -> Option<&str> {
+        self.metafields
+            .iter()
+            .find(|m| m.namespace == namespace && m.key == key)
+            .map(|m| m.value.as_str())
     }
 }
 
@@ -163,16 +208,17 @@ impl Catalog {
                         || vec![DEFAULT_TITLE.to_owned()],
                         |o: &ProductOption| vec![o.values[v].1.clone()],
                     );
+                    let barcode = format!("{:013}", 4_006_381_000_000u64 + (i * 16 + v) as u64);
                     Variant {
                         sku: Some(format!("SKU-{i}-{v}")),
                         price: format!("{}.{:02}", 10 + i % 90, v % 100),
                         compare_at_price: (i % 3 == 0).then(|| format!("{}.00", 20 + i % 90)),
-                        barcode: Some(format!(
-                            "{:013}",
-                            4_006_381_000_000u64 + (i * 16 + v) as u64
-                        )),
+                        barcode: Some(barcode.clone()),
+                        barcodes: vec![(Some("EAN".to_owned()), barcode)],
                         inventory_quantity: 10,
                         weight: Some(("KILOGRAMS".into(), 0.25 * (v as f64 + 1.0))),
+                        created_at: at,
+                        updated_at: at,
                         ..Variant::new(vid, item, values)
                     }
                 })
@@ -204,6 +250,7 @@ impl Catalog {
                     updated_at: at,
                     options,
                     variants,
+                    metafields: vec![],
                 },
             );
         }
@@ -214,6 +261,35 @@ impl Catalog {
             .values()
             .find(|p| p.handle == handle)
             .map(|p| p.id)
+    }
+
+    /// The product whose metafield `namespace.key` holds `value` (a custom id).
+    pub fn by_custom_id(&self, namespace: &str, key: &str, value: &str) -> Option<u64> {
+        self.products
+            .values()
+            .find(|p| p.metafield(namespace, key) == Some(value))
+            .map(|p| p.id)
+    }
+
+    /// (product id, variant index) of this variant.
+    pub fn by_variant(&self, variant: u64) -> Option<(u64, usize)> {
+        self.products.values().find_map(|p| {
+            p.variants
+                .iter()
+                .position(|v| v.id == variant)
+                .map(|i| (p.id, i))
+        })
+    }
+
+    /// A handle not yet in use: `base`, else `base-1`, `base-2`, ... (as Shopify derives one).
+    pub fn free_handle(&self, base: &str) -> String {
+        if self.by_handle(base).is_none() {
+            return base.to_owned();
+        }
+        (1..)
+            .map(|n| format!("{base}-{n}"))
+            .find(|h| self.by_handle(h).is_none())
+            .unwrap_or_else(|| base.to_owned())
     }
 
     /// (product id, variant index) of the variant with this inventory item.
@@ -227,156 +303,21 @@ impl Catalog {
     }
 }
 
-/// One term of a search query: `field:value`, `field:>value`, …, maybe negated.
-#[derive(Debug, Clone, PartialEq)]
-struct Term {
-    field: String,
-    op: &'static str,
-    value: String,
-    negated: bool,
-}
+pub use crate::search::Search;
 
-/// A parsed `query:` argument. Terms are ANDed; unknown fields are ignored silently (as Shopify
-/// does: an unknown field means a full scan, which the client must guard against).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Search {
-    terms: Vec<Term>,
-}
-
-impl Search {
-    pub fn parse(q: &str) -> Self {
-        let mut terms = Vec::new();
-        for token in tokens(q) {
-            if token.eq_ignore_ascii_case("AND") || token.eq_ignore_ascii_case("OR") {
-                continue;
-            }
-            let (negated, token) = match token.strip_prefix('-') {
-                Some(t) => (true, t.to_owned()),
-                None => (false, token),
-            };
-            let Some((field, rest)) = token.split_once(':') else {
-                continue; // free text: ignored
-            };
-            let (op, value) = [">=", "<=", ">", "<"]
-                .iter()
-                .find_map(|op| rest.strip_prefix(op).map(|v| (*op, v)))
-                .unwrap_or(("=", rest));
-            let field = field.to_ascii_lowercase();
-            // Shopify's field list (shared with the client's guard). Unknown fields are dropped;
-            // known ones the simulator does not model (barcode, ...) match every product.
-            if !cowans_shopify::PRODUCT_SEARCH_FIELDS.contains(&field.as_str()) {
-                continue;
-            }
-            terms.push(Term {
-                field,
-                op,
-                value: value.trim_matches(|c| c == '\'' || c == '"').to_owned(),
-                negated,
-            });
-        }
-        Self { terms }
-    }
-
-    pub fn matches(&self, p: &Product) -> bool {
-        self.terms.iter().all(|t| t.matches(p) != t.negated)
-    }
-}
-
-impl Term {
-    fn matches(&self, p: &Product) -> bool {
-        let text = |s: &str| s.eq_ignore_ascii_case(&self.value);
-        match self.field.as_str() {
-            "updated_at" | "created_at" => {
-                let at = if self.field == "updated_at" {
-                    p.updated_at
-                } else {
-                    p.created_at
-                };
-                let Some(v) = parse_time(&self.value) else {
-                    return true;
-                };
-                match self.op {
-                    ">" => at > v,
-                    ">=" => at >= v,
-                    "<" => at < v,
-                    "<=" => at <= v,
-                    _ => at == v,
-                }
-            }
-            "id" => {
-                let Ok(v) = self.value.parse::<u64>() else {
-                    return false;
-                };
-                match self.op {
-                    ">" => p.id > v,
-                    ">=" => p.id >= v,
-                    "<" => p.id < v,
-                    "<=" => p.id <= v,
-                    _ => p.id == v,
-                }
-            }
-            "handle" => text(&p.handle),
-            "status" => text(&p.status),
-            "title" => p.title.to_lowercase().contains(&self.value.to_lowercase()),
-            "vendor" => text(&p.vendor),
-            "product_type" => text(&p.product_type),
-            "tag" => p.tags.iter().any(|t| text(t)),
-            "sku" => p
-                .variants
-                .iter()
-                .any(|v| v.sku.as_deref().is_some_and(text)),
-            _ => true,
-        }
-    }
-}
-
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|d| d.with_timezone(&Utc))
-        .ok()
-        .or_else(|| {
-            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|d| d.and_utc())
-        })
-}
-
-/// Splits on whitespace outside quotes.
-fn tokens(q: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    for c in q.chars() {
-        match (quote, c) {
-            (Some(open), c) if c == open => {
-                quote = None;
-                cur.push(c);
-            }
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                cur.push(c);
-            }
-            (None, c) if c.is_whitespace() => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            _ => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
-/// Sort keys the simulator supports.
+/// Sort keys of `products(sortKey:)` (`ProductSortKeys`). `Relevance` sorts as `Id` (the
+/// simulator does not rank).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKey {
     Id,
     UpdatedAt,
     Title,
+    CreatedAt,
+    ProductType,
+    Vendor,
+    InventoryTotal,
+    PublishedAt,
+    Relevance,
 }
 
 /// An opaque cursor: the sort position of the last node.
@@ -406,34 +347,19 @@ impl Cursor {
 }
 
 pub fn sort_value(p: &Product, sort: SortKey) -> String {
+    let ts = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     match sort {
-        SortKey::Id => format!("{:020}", p.id),
-        SortKey::UpdatedAt => p
-            .updated_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        SortKey::Title => p.title.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn search_filters_known_fields_and_ignores_unknown_ones() {
-        let mut c = Catalog::new();
-        let now = Utc::now();
-        c.seed(3, 1, now);
-        let all: Vec<&Product> = c.products.values().collect();
-        let s = Search::parse("updated_at:>'2000-01-01T00:00:00Z' AND sku:SKU-1-0");
-        assert_eq!(all.iter().filter(|p| s.matches(p)).count(), 1);
-        let s = Search::parse("colour:red");
-        assert_eq!(
-            all.iter().filter(|p| s.matches(p)).count(),
-            3,
-            "unknown field ignored"
-        );
-        let s = Search::parse("-handle:product-0 status:active");
-        assert_eq!(all.iter().filter(|p| s.matches(p)).count(), 2);
+        SortKey::Id | SortKey::Relevance => format!("{:020}", p.id),
+        SortKey::UpdatedAt => ts(p.updated_at),
+        SortKey::CreatedAt => ts(p.created_at),
+        SortKey::Title => p.title.to_lowercase(),
+        SortKey::ProductType => p.product_type.to_lowercase(),
+        SortKey::Vendor => p.vendor.to_lowercase(),
+        SortKey::InventoryTotal => {
+            let total: i64 = p.variants.iter().map(|v| v.inventory_quantity).sum();
+            format!("{:020}", i128::from(total) + (1i128 << 62))
+        }
+        // No product of the simulator is published to a channel: `publishedAt` is null.
+        SortKey::PublishedAt => String::new(),
     }
 }

@@ -20,10 +20,12 @@ use crate::{
     shop::{Bucket, Faults, LoggedRequest, Plan, Shop},
 };
 
-/// API versions served; an unknown one falls forward to the oldest.
-pub const SUPPORTED_VERSIONS: &[&str] = &[
-    "2025-04", "2025-07", "2025-10", "2026-01", "2026-04", "2026-07", "2026-10",
-];
+/// Stable API versions supported on 2026-10-01 (each is supported for 12 months: 2025-10 retired
+/// that day); an unknown or retired one falls forward to the oldest.
+pub const SUPPORTED_VERSIONS: &[&str] = &["2026-01", "2026-04", "2026-07", "2026-10"];
+
+/// Also served, as on Shopify, though not supported: the release candidate and `unstable`.
+pub const PREVIEW_VERSIONS: &[&str] = &["2027-01", "unstable"];
 
 #[derive(Clone)]
 pub struct AppState {
@@ -71,9 +73,11 @@ struct GraphqlBody {
     operation_name: Option<String>,
 }
 
-fn served_version(asked: &str) -> &'static str {
+/// The version a request for `asked` is answered with.
+pub fn served_version(asked: &str) -> &'static str {
     SUPPORTED_VERSIONS
         .iter()
+        .chain(PREVIEW_VERSIONS)
         .find(|v| **v == asked)
         .copied()
         .unwrap_or(SUPPORTED_VERSIONS[0])
@@ -263,7 +267,10 @@ async fn graphql(
         }
     }
 
-    let mut request = async_graphql::Request::new(req.query.clone());
+    let warnings = crate::schema::SearchWarnings::default();
+    let mut request = async_graphql::Request::new(req.query.clone())
+        .data(crate::schema::ApiVersion(version))
+        .data(warnings.clone());
     if let Some(op) = &req.operation_name {
         request = request.operation_name(op);
     }
@@ -282,6 +289,23 @@ async fn graphql(
     }
     let ext = cost_ext(requested, actual, shop.bucket_for(&token), now);
     drop(shop);
+    let mut ext = ext;
+    // Search warnings (an ignored field means every result), or every search's parse on
+    // request (`Shopify-Search-Query-Debug: 1`).
+    let debug = headers
+        .get("shopify-search-query-debug")
+        .is_some_and(|v| v.as_bytes() == b"1");
+    let searches: Vec<Value> = warnings
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|w| debug || w["warnings"].as_array().is_some_and(|a| !a.is_empty()))
+        .cloned()
+        .collect();
+    if !searches.is_empty() {
+        ext["search"] = Value::Array(searches);
+    }
     let mut body = json!({ "data": data, "extensions": ext });
     if !response.errors.is_empty() {
         body["errors"] = serde_json::to_value(&response.errors).unwrap_or(Value::Null);
@@ -478,7 +502,7 @@ async fn merchant_delete(State(app): State<AppState>, Path(id): Path<u64>) -> Re
         )
             .into_response();
     }
-    shop.emit("products/delete", json!({ "id": id }));
+    shop.emit("products/delete", json!({ "id": id }), None);
     Json(json!({"deleted": id})).into_response()
 }
 

@@ -156,6 +156,20 @@ pub struct Faults {
     pub bulk_delay_ms: u64,
 }
 
+/// A location of the shop (the simulator has one, holding every variant's stock).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SimLocation {
+    pub id: u64,
+    pub name: String,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The id of the shop's one location.
+pub const LOCATION_ID: u64 = (1 << 60) + 1;
+/// The shop's id.
+pub const SHOP_ID: u64 = (1 << 60) + 2;
+
 /// One request as the simulator saw it.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoggedRequest {
@@ -189,6 +203,18 @@ pub struct ShopState {
     /// `http://addr` of this simulator, for result URLs.
     pub base_url: String,
     pub shop_domain: String,
+    pub shop_name: String,
+    /// The shop's locations.
+    pub locations: Vec<SimLocation>,
+    /// Idempotency keys of inventory mutations: key → (input, when, answer).
+    pub idempotency: std::collections::HashMap<
+        String,
+        (
+            String,
+            DateTime<Utc>,
+            crate::schema::InventorySetQuantitiesPayload,
+        ),
+    >,
     pub subscriptions: Vec<crate::webhooks::Subscription>,
     pub outbox: Option<tokio::sync::mpsc::UnboundedSender<crate::webhooks::Delivery>>,
     held: Vec<crate::webhooks::Delivery>,
@@ -208,6 +234,7 @@ static NEXT_DIR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 impl ShopState {
     pub fn new(plan: Plan, tokens: Vec<String>, secret: String) -> Self {
         let clock = Clock::new();
+        let started = clock.now();
         let bucket = Bucket::new(plan.bucket_size(), plan.restore_rate(), clock.secs());
         Self {
             catalog: Catalog::new(),
@@ -229,6 +256,14 @@ impl ShopState {
             bulk_concurrency: 5,
             base_url: String::new(),
             shop_domain: "cowans-sim.myshopify.com".to_owned(),
+            shop_name: "Cowans Sim".to_owned(),
+            locations: vec![SimLocation {
+                id: LOCATION_ID,
+                name: "Shop location".to_owned(),
+                active: true,
+                created_at: started,
+            }],
+            idempotency: Default::default(),
             subscriptions: Vec::new(),
             outbox: None,
             held: Vec::new(),
@@ -262,26 +297,45 @@ impl ShopState {
         self.log.push_back(entry);
     }
 
-    /// Queues `topic` with `payload` for every subscription to it, applying the webhook knobs.
-    pub fn emit(&mut self, topic: &str, payload: serde_json::Value) {
-        let body = payload.to_string();
+    /// Queues `topic` with `payload` for every subscription to it whose `filter` the product
+    /// (if any) matches, trimmed to the subscription's `includeFields`, applying the webhook
+    /// knobs.
+    pub fn emit(
+        &mut self,
+        topic: &str,
+        payload: serde_json::Value,
+        product: Option<&crate::model::Product>,
+    ) {
         let event_id = format!("sim-event-{}", self.next_event);
         self.next_event += 1;
         let now = self.clock.now();
-        let urls: Vec<String> = self
+        let targets: Vec<(String, String, String, Option<String>)> = self
             .subscriptions
             .iter()
             .filter(|s| s.topic == topic)
-            .map(|s| s.callback_url.clone())
+            .filter(|s| match (&s.filter, product) {
+                (Some(f), Some(p)) => crate::search::Search::products(f, &s.api_version).matches(p),
+                _ => true,
+            })
+            .map(|s| {
+                (
+                    s.uri.clone(),
+                    crate::webhooks::include_fields(&payload, &s.include_fields).to_string(),
+                    s.api_version.clone(),
+                    s.name.clone(),
+                )
+            })
             .collect();
-        for (n, url) in urls.into_iter().enumerate() {
+        for (n, (url, body, api_version, name)) in targets.into_iter().enumerate() {
             let delivery = crate::webhooks::Delivery {
                 url,
                 topic: topic.to_owned(),
-                body: body.clone(),
+                body,
                 webhook_id: format!("{event_id}-{n}"),
                 event_id: event_id.clone(),
                 triggered_at: now,
+                api_version,
+                name,
                 bad_signature: take(&mut self.faults.webhook_bad_signatures),
             };
             if take(&mut self.faults.webhook_drops) {
@@ -321,7 +375,12 @@ impl ShopState {
     }
 
     /// Registers a new bulk operation (CREATED) of `kind` ("QUERY" or "MUTATION").
-    pub fn new_bulk_op(&mut self, kind: &'static str, query: String) -> crate::bulk::BulkOp {
+    pub fn new_bulk_op(
+        &mut self,
+        kind: &'static str,
+        query: String,
+        api_version: &'static str,
+    ) -> crate::bulk::BulkOp {
         let op = crate::bulk::BulkOp {
             id: self.catalog.next_id(),
             kind,
@@ -334,6 +393,7 @@ impl ShopState {
             error_code: None,
             created_at: self.clock.now(),
             completed_at: None,
+            api_version,
         };
         self.bulk.insert(op.id, op.clone());
         op
@@ -341,9 +401,12 @@ impl ShopState {
 
     /// `products/*` with the product's REST-shaped payload.
     pub fn emit_product(&mut self, topic: &str, id: u64) {
-        if let Some(p) = self.catalog.products.get(&id) {
-            let payload = crate::webhooks::product_payload(p);
-            self.emit(topic, payload);
+        if !self.subscriptions.iter().any(|s| s.topic == topic) {
+            return;
+        }
+        if let Some(p) = self.catalog.products.get(&id).cloned() {
+            let payload = crate::webhooks::product_payload(&p);
+            self.emit(topic, payload, Some(&p));
         }
     }
 

@@ -31,6 +31,8 @@ struct State<'a, 'p> {
     progress: &'p mut Progress<'a>,
     /// Why writing stopped (the download is then stopped with a stand-in error).
     failure: Option<PullError>,
+    /// Products written when the tables' statistics were last refreshed.
+    analyzed_at: i64,
 }
 
 /// A product read: its updatedAt (for its variants, which may come in a later batch) and the
@@ -68,6 +70,7 @@ impl<'a, 'p> Writer<'a, 'p> {
                 tally: Tally::default(),
                 progress,
                 failure: None,
+                analyzed_at: 0,
             }),
         }
     }
@@ -85,6 +88,14 @@ impl<'a, 'p> Writer<'a, 'p> {
         match self.write_batch(items, state).await {
             Ok(()) => {
                 let tally = state.tally;
+                // Fresh statistics each time the pull has doubled what it wrote, so plans
+                // follow the tables' growth (see `analyze_catalog`).
+                if tally.products >= (2 * state.analyzed_at).max(1000) {
+                    state.analyzed_at = tally.products;
+                    if let Err(e) = store::analyze_catalog(self.catalog.pool()).await {
+                        tracing::warn!(error = %e, "could not analyze the catalog's tables");
+                    }
+                }
                 state.progress.report("writing", tally, false).await;
                 Ok(())
             }

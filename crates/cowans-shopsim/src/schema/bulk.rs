@@ -2,7 +2,7 @@
 
 use super::*;
 
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum BulkOperationType {
     Query,
     Mutation,
@@ -17,45 +17,98 @@ impl BulkOperationType {
     }
 }
 
+/// `BulkOperationStatus`.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum BulkOperationStatus {
+    Canceled,
+    Canceling,
+    Completed,
+    Created,
+    Expired,
+    Failed,
+    Running,
+}
+
+/// `BulkOperationErrorCode`.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum BulkOperationErrorCode {
+    AccessDenied,
+    InternalServerError,
+    Timeout,
+}
+
 #[derive(SimpleObject, Clone)]
 #[graphql(rename_fields = "camelCase")]
 pub struct BulkOperation {
     pub(crate) id: ID,
-    pub(crate) status: String,
-    pub(crate) error_code: Option<String>,
-    pub(crate) object_count: String,
-    pub(crate) root_object_count: String,
-    pub(crate) file_size: Option<String>,
-    pub(crate) url: Option<String>,
-    pub(crate) partial_data_url: Option<String>,
-    pub(crate) created_at: String,
-    pub(crate) completed_at: Option<String>,
+    pub(crate) status: BulkOperationStatus,
+    pub(crate) error_code: Option<BulkOperationErrorCode>,
+    pub(crate) object_count: UnsignedInt64,
+    pub(crate) root_object_count: UnsignedInt64,
+    pub(crate) file_size: Option<UnsignedInt64>,
+    pub(crate) url: Option<Url>,
+    pub(crate) partial_data_url: Option<Url>,
+    pub(crate) created_at: DateTime,
+    pub(crate) completed_at: Option<DateTime>,
     #[graphql(name = "type")]
-    pub(crate) kind: String,
+    pub(crate) kind: BulkOperationType,
     pub(crate) query: String,
 }
 
 impl BulkOperation {
     pub(crate) fn of(op: &crate::bulk::BulkOp, base: &str) -> Self {
-        let ts =
-            |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         Self {
             id: gid("BulkOperation", op.id),
-            status: op.status.name().to_owned(),
-            error_code: op.error_code.clone(),
-            object_count: op.object_count.to_string(),
-            root_object_count: op.root_object_count.to_string(),
-            file_size: op.file.as_ref().map(|_| op.file_size.to_string()),
+            status: enum_value(op.status.name()).unwrap_or(BulkOperationStatus::Failed),
+            error_code: op.error_code.as_deref().and_then(enum_value),
+            object_count: UnsignedInt64(op.object_count),
+            root_object_count: UnsignedInt64(op.root_object_count),
+            file_size: op.file.as_ref().map(|_| UnsignedInt64(op.file_size)),
             url: op
                 .file
                 .as_ref()
-                .map(|_| format!("{base}/bulk-results/{}.jsonl", op.id)),
+                .map(|_| Url(format!("{base}/bulk-results/{}.jsonl", op.id))),
             partial_data_url: None,
-            created_at: ts(op.created_at),
-            completed_at: op.completed_at.map(ts),
-            kind: op.kind.to_owned(),
+            created_at: DateTime::of(op.created_at),
+            completed_at: op.completed_at.map(DateTime::of),
+            kind: if op.kind == "MUTATION" {
+                BulkOperationType::Mutation
+            } else {
+                BulkOperationType::Query
+            },
             query: op.query.clone(),
         }
+    }
+}
+
+#[derive(Default)]
+pub struct BulkQueries;
+
+#[Object]
+impl BulkQueries {
+    async fn bulk_operation(&self, ctx: &Context<'_>, id: ID) -> Result<Option<BulkOperation>> {
+        let id = parse_gid(&id, "BulkOperation")?;
+        let shop = ctx.data::<Shop>()?;
+        let s = shop.lock();
+        Ok(s.bulk.get(&id).map(|op| BulkOperation::of(op, &s.base_url)))
+    }
+
+    /// The newest bulk operation of this type (being deprecated since 2026-01).
+    async fn current_bulk_operation(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "type", default_with = "Some(BulkOperationType::Query)")] kind: Option<
+            BulkOperationType,
+        >,
+    ) -> Result<Option<BulkOperation>> {
+        let shop = ctx.data::<Shop>()?;
+        let s = shop.lock();
+        let name = kind.unwrap_or(BulkOperationType::Query).name();
+        Ok(s.bulk
+            .values()
+            .rev()
+            .find(|op| op.kind == name)
+            .map(|op| BulkOperation::of(op, &s.base_url)))
     }
 }
 
@@ -64,13 +117,21 @@ pub enum StagedUploadTargetGenerateUploadResource {
     BulkMutationVariables,
 }
 
+/// `StagedUploadHttpMethodType`.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "StagedUploadHttpMethodType")]
+pub enum StagedUploadHttpMethod {
+    Post,
+    Put,
+}
+
 #[derive(InputObject)]
 #[graphql(rename_fields = "camelCase")]
 pub struct StagedUploadInput {
     pub(crate) resource: StagedUploadTargetGenerateUploadResource,
     pub(crate) filename: String,
     pub(crate) mime_type: String,
-    pub(crate) http_method: Option<String>,
+    pub(crate) http_method: Option<StagedUploadHttpMethod>,
 }
 
 #[derive(SimpleObject)]
@@ -98,7 +159,7 @@ pub struct StagedUploadsCreatePayload {
 #[graphql(rename_fields = "camelCase")]
 pub struct BulkOperationPayload {
     pub(crate) bulk_operation: Option<BulkOperation>,
-    pub(crate) user_errors: Vec<UserError>,
+    pub(crate) user_errors: Vec<CodedError<BulkOperationUserErrorCode>>,
 }
 
 #[derive(Default)]
@@ -114,6 +175,9 @@ impl BulkMutations {
     ) -> Result<StagedUploadsCreatePayload> {
         let shop = ctx.data::<Shop>()?;
         let mut s = shop.lock();
+        if input.len() > MAX_INPUT_ARRAY {
+            return Err(too_many(input.len()));
+        }
         let base = s.base_url.clone();
         let targets = input
             .into_iter()
@@ -158,10 +222,10 @@ impl BulkMutations {
             user_errors: vec![e],
         };
         if !crate::bulk::is_mutation(&mutation) {
-            return Ok(fail(user_error(
+            return Ok(fail(coded(
                 &["mutation"],
                 "The mutation must be a single mutation operation",
-                "INVALID_MUTATION",
+                BulkOperationUserErrorCode::Invalid,
             )));
         }
         let shop = ctx.data::<Shop>()?.clone();
@@ -174,10 +238,10 @@ impl BulkMutations {
         let (id, dir, input, op) = {
             let mut s = shop.lock();
             let Some(input) = s.staged.get(&staged_upload_path).cloned() else {
-                return Ok(fail(user_error(
+                return Ok(fail(coded(
                     &["stagedUploadPath"],
                     "The staged upload was not found",
-                    "NO_SUCH_FILE",
+                    BulkOperationUserErrorCode::Invalid,
                 )));
             };
             let live = s
@@ -186,15 +250,19 @@ impl BulkMutations {
                 .filter(|o| o.kind == "MUTATION" && o.status.is_live())
                 .count();
             if live >= s.bulk_concurrency {
-                return Ok(fail(UserError {
+                return Ok(fail(CodedError {
                     field: None,
                     message:
                         "A bulk mutation operation for this app and shop is already in progress."
                             .into(),
-                    code: Some("OPERATION_IN_PROGRESS".into()),
+                    code: Some(BulkOperationUserErrorCode::OperationInProgress),
                 }));
             }
-            let op = s.new_bulk_op("MUTATION", mutation.clone());
+            let op = s.new_bulk_op(
+                "MUTATION",
+                mutation.clone(),
+                crate::server::served_version(version(ctx)),
+            );
             let id = op.id;
             (
                 id,
@@ -223,7 +291,13 @@ impl BulkMutations {
         };
         let sel = match crate::bulk::parse_selection(&query) {
             Ok(s) => s,
-            Err(message) => return Ok(fail(user_error(&["query"], message, "INVALID"))),
+            Err(message) => {
+                return Ok(fail(coded(
+                    &["query"],
+                    message,
+                    BulkOperationUserErrorCode::Invalid,
+                )));
+            }
         };
         let shop = ctx.data::<Shop>()?.clone();
         let schema = ctx
@@ -240,16 +314,16 @@ impl BulkMutations {
                 .filter(|o| o.kind == "QUERY" && o.status.is_live())
                 .count();
             if live >= s.bulk_concurrency {
-                return Ok(fail(UserError {
+                return Ok(fail(CodedError {
                     field: None,
                     message: format!(
                         "A bulk query operation for this app and shop is already in progress ({live} running, at most {}).",
                         s.bulk_concurrency
                     ),
-                    code: Some("OPERATION_IN_PROGRESS".into()),
+                    code: Some(BulkOperationUserErrorCode::OperationInProgress),
                 }));
             }
-            let op = s.new_bulk_op("QUERY", query);
+            let op = s.new_bulk_op("QUERY", query, crate::server::served_version(version(ctx)));
             let id = op.id;
             (
                 id,
@@ -276,10 +350,10 @@ impl BulkMutations {
         let Some(op) = s.bulk.get_mut(&id) else {
             return Ok(BulkOperationPayload {
                 bulk_operation: None,
-                user_errors: vec![user_error(
+                user_errors: vec![coded(
                     &["id"],
                     "Bulk operation does not exist",
-                    "NOT_FOUND",
+                    BulkOperationUserErrorCode::Invalid,
                 )],
             });
         };
@@ -290,7 +364,7 @@ impl BulkMutations {
             );
             return Ok(BulkOperationPayload {
                 bulk_operation: Some(BulkOperation::of(op, &base)),
-                user_errors: vec![user_error(&["id"], msg, "INVALID")],
+                user_errors: vec![coded(&["id"], msg, BulkOperationUserErrorCode::Invalid)],
             });
         }
         op.status = crate::bulk::BulkStatus::Canceling;

@@ -1,44 +1,133 @@
-//! Product, variant and inventory mutations.
+//! `productCreate`, `productUpdate`, `productDelete`, `productVariantsBulkUpdate`.
 
 use super::*;
+use crate::model::{DEFAULT_TITLE, ProductOption};
 
 #[derive(Default)]
 pub struct ProductMutations;
 
+/// The product an identifier names (`id`, `handle` or `customId`, in that order), or why not.
+pub(crate) fn identify(
+    state: &ShopState,
+    id: Option<&ID>,
+    handle: Option<&str>,
+    custom_id: Option<&UniqueMetafieldValueInput>,
+) -> Result<Option<u64>> {
+    if let Some(id) = id {
+        let id = parse_gid(id, "Product")?;
+        return Ok(state.catalog.products.contains_key(&id).then_some(id));
+    }
+    if let Some(c) = custom_id {
+        return Ok(state.catalog.by_custom_id(c.namespace(), &c.key, &c.value));
+    }
+    Ok(handle.and_then(|h| state.catalog.by_handle(h)))
+}
+
+/// `metafields` input as the model's metafields (entries without a key are skipped).
+pub(crate) fn metafields(input: &[MetafieldInput]) -> Vec<crate::model::Metafield> {
+    input
+        .iter()
+        .filter_map(|m| {
+            Some(crate::model::Metafield {
+                namespace: m.namespace.clone().unwrap_or_else(|| "$app".to_owned()),
+                key: m.key.clone()?,
+                value: m.value.clone().unwrap_or_default(),
+                kind: m
+                    .kind
+                    .clone()
+                    .unwrap_or_else(|| "single_line_text_field".to_owned()),
+            })
+        })
+        .collect()
+}
+
+/// Sets (or adds) metafields, by namespace and key.
+pub(crate) fn merge_metafields(p: &mut Product, new: Vec<crate::model::Metafield>) {
+    for m in new {
+        match p
+            .metafields
+            .iter_mut()
+            .find(|x| x.namespace == m.namespace && x.key == m.key)
+        {
+            Some(x) => *x = m,
+            None => p.metafields.push(m),
+        }
+    }
+}
+
 #[Object]
 impl ProductMutations {
+    /// Creates a product with Shopify's standalone variant: the first value of each option
+    /// (or the `Title` / `Default Title` default).
     async fn product_create(
         &self,
         ctx: &Context<'_>,
-        product: ProductCreateInput,
-    ) -> Result<ProductPayload> {
+        product: Option<ProductCreateInput>,
+    ) -> Result<ProductCreatePayload> {
         let shop = ctx.data::<Shop>()?;
         let mut s = shop.lock();
+        let fail = |e| ProductCreatePayload {
+            product: None,
+            user_errors: e,
+        };
         if let Some(e) = forced(&s, "productCreate") {
-            return Ok(payload(None, e));
+            return Ok(fail(e));
         }
-        if product.title.trim().is_empty() {
-            return Ok(payload(
-                None,
-                vec![user_error(&["title"], "Title can't be blank", "BLANK")],
-            ));
+        let Some(product) = product else {
+            return Ok(fail(vec![user_error(&["title"], "Title can't be blank")]));
+        };
+        let title = product.title.clone().unwrap_or_default();
+        if title.trim().is_empty() {
+            return Ok(fail(vec![user_error(&["title"], "Title can't be blank")]));
+        }
+        let options = product.product_options.clone().unwrap_or_default();
+        if options.len() > 3 {
+            return Ok(fail(vec![user_error(
+                &["productOptions"],
+                "Can only specify a maximum of 3 options",
+            )]));
+        }
+        if let Some(i) = options
+            .iter()
+            .position(|o| o.values.as_ref().is_none_or(|v| v.is_empty()))
+        {
+            return Ok(fail(vec![user_error(
+                &["productOptions", &i.to_string(), "values"],
+                "Each option must have at least one option value specified.",
+            )]));
         }
         let now = s.clock.now();
         let id = s.catalog.next_id();
-        let handle = product.handle.unwrap_or_else(|| slug(&product.title, id));
-        if s.catalog.by_handle(&handle).is_some() {
-            return Ok(payload(
-                None,
-                vec![user_error(
+        let handle = match product.handle {
+            Some(h) if s.catalog.by_handle(&h).is_some() => {
+                return Ok(fail(vec![user_error(
                     &["handle"],
-                    format!("Handle '{handle}' already in use"),
-                    "TAKEN",
-                )],
-            ));
+                    format!("Handle '{h}' already in use. Please provide a new handle."),
+                )]));
+            }
+            Some(h) => h,
+            None => s.catalog.free_handle(&slug(&title, id)),
+        };
+        let mut sorted: Vec<(usize, &OptionCreateInput)> = options.iter().enumerate().collect();
+        sorted.sort_by_key(|(i, o)| (o.position.unwrap_or(*i as i32 + 1), *i));
+        let mut model_options = Vec::new();
+        for (_, o) in sorted {
+            let values = o
+                .values
+                .iter()
+                .flatten()
+                .filter_map(|v| v.name.clone())
+                .map(|n| (s.catalog.next_id(), n))
+                .collect();
+            model_options.push(ProductOption {
+                id: s.catalog.next_id(),
+                name: o.name.clone().unwrap_or_else(|| DEFAULT_TITLE.to_owned()),
+                values,
+            });
         }
         let mut p = Product {
             id,
-            title: product.title,
+            title,
             handle,
             status: product
                 .status
@@ -51,40 +140,66 @@ impl ProductMutations {
             description_html: product.description_html.unwrap_or_default(),
             created_at: now,
             updated_at: now,
-            options: vec![],
+            options: model_options,
             variants: vec![],
+            metafields: metafields(product.metafields.as_deref().unwrap_or_default()),
         };
-        // Shopify creates every product with its standalone default variant.
+        // Shopify creates every product with its standalone variant.
         p.ensure_default_variant(&mut || s.catalog.next_id());
         s.catalog.products.insert(id, p);
         s.emit_product("products/create", id);
-        Ok(payload(s.catalog.products.get(&id), vec![]))
+        Ok(ProductCreatePayload {
+            product: s.catalog.products.get(&id).map(Into::into),
+            user_errors: vec![],
+        })
     }
 
+    /// Updates the fields given; the product is named by `product.id` or (2026-04)
+    /// `identifier`.
     async fn product_update(
         &self,
         ctx: &Context<'_>,
-        product: ProductUpdateInput,
-    ) -> Result<ProductPayload> {
-        let id = parse_gid(&product.id, "Product")?;
+        product: Option<ProductUpdateInput>,
+        identifier: Option<ProductUpdateIdentifiers>,
+    ) -> Result<ProductUpdatePayload> {
+        if identifier.is_some() && !since(ctx, "2026-04") {
+            return Err(Error::new(
+                "Field 'productUpdate' doesn't accept argument 'identifier'",
+            ));
+        }
         let shop = ctx.data::<Shop>()?;
         let mut s = shop.lock();
+        let fail = |e| ProductUpdatePayload {
+            product: None,
+            user_errors: e,
+        };
         if let Some(e) = forced(&s, "productUpdate") {
-            return Ok(payload(None, e));
+            return Ok(fail(e));
+        }
+        let Some(product) = product else {
+            return Ok(fail(vec![user_error(&["id"], "Product does not exist")]));
+        };
+        let found = match (&identifier, &product.id) {
+            (Some(i), _) => identify(&s, i.id.as_ref(), i.handle.as_deref(), i.custom_id.as_ref())?,
+            (None, Some(id)) => identify(&s, Some(id), None, None)?,
+            (None, None) => None,
+        };
+        let Some(id) = found else {
+            return Ok(fail(vec![user_error(&["id"], "Product does not exist")]));
+        };
+        if let Some(h) = &product.handle
+            && s.catalog.by_handle(h).is_some_and(|other| other != id)
+        {
+            return Ok(fail(vec![user_error(
+                &["handle"],
+                format!("Handle '{h}' already in use. Please provide a new handle."),
+            )]));
         }
         let now = s.clock.now();
-        let Some(p) = s.catalog.products.get_mut(&id) else {
-            return Ok(payload(
-                None,
-                vec![user_error(&["id"], "Product does not exist", "NOT_FOUND")],
-            ));
-        };
+        let p = s.catalog.products.get_mut(&id).expect("found above");
         if let Some(t) = product.title {
             if t.trim().is_empty() {
-                return Ok(payload(
-                    None,
-                    vec![user_error(&["title"], "Title can't be blank", "BLANK")],
-                ));
+                return Ok(fail(vec![user_error(&["title"], "Title can't be blank")]));
             }
             p.title = t;
         }
@@ -97,16 +212,24 @@ impl ProductMutations {
             product.tags,
             product.description_html,
         );
+        if let Some(m) = &product.metafields {
+            merge_metafields(p, metafields(m));
+        }
         p.updated_at = now;
         s.emit_product("products/update", id);
-        Ok(payload(s.catalog.products.get(&id), vec![]))
+        Ok(ProductUpdatePayload {
+            product: s.catalog.products.get(&id).map(Into::into),
+            user_errors: vec![],
+        })
     }
 
     async fn product_delete(
         &self,
         ctx: &Context<'_>,
         input: ProductDeleteInput,
+        #[graphql(default_with = "Some(true)")] synchronous: Option<bool>,
     ) -> Result<ProductDeletePayload> {
+        let _ = synchronous;
         let id = parse_gid(&input.id, "Product")?;
         let shop = ctx.data::<Shop>()?;
         let mut s = shop.lock();
@@ -118,7 +241,7 @@ impl ProductMutations {
         }
         Ok(match s.catalog.products.remove(&id) {
             Some(_) => {
-                s.emit("products/delete", serde_json::json!({ "id": id }));
+                s.emit("products/delete", serde_json::json!({ "id": id }), None);
                 ProductDeletePayload {
                     deleted_product_id: Some(input.id),
                     user_errors: vec![],
@@ -126,166 +249,9 @@ impl ProductMutations {
             }
             None => ProductDeletePayload {
                 deleted_product_id: None,
-                user_errors: vec![user_error(&["id"], "Product does not exist", "NOT_FOUND")],
+                user_errors: vec![user_error(&["id"], "Product does not exist")],
             },
         })
-    }
-
-    /// Upserts a whole product. List fields (variants) are full replacement: variants left out
-    /// are deleted. With `synchronous: false` the answer is a `productSetOperation` to poll with
-    /// `productOperation(id)` (CREATED → ACTIVE → COMPLETE over half a second of the sim clock).
-    async fn product_set(
-        &self,
-        ctx: &Context<'_>,
-        identifier: Option<ProductSetIdentifiers>,
-        input: ProductSetInput,
-        #[graphql(default = true)] synchronous: bool,
-    ) -> Result<ProductPayload> {
-        let shop = ctx.data::<Shop>()?;
-        let mut s = shop.lock();
-        if let Some(e) = forced(&s, "productSet") {
-            return Ok(payload(None, e));
-        }
-        let now = s.clock.now();
-        let existing = match &identifier {
-            Some(ProductSetIdentifiers { id: Some(id), .. }) => {
-                let id = parse_gid(id, "Product")?;
-                if !s.catalog.products.contains_key(&id) {
-                    return Ok(payload(
-                        None,
-                        vec![user_error(
-                            &["identifier", "id"],
-                            "Product does not exist",
-                            "PRODUCT_DOES_NOT_EXIST",
-                        )],
-                    ));
-                }
-                Some(id)
-            }
-            Some(ProductSetIdentifiers {
-                handle: Some(h), ..
-            }) => s.catalog.by_handle(h),
-            _ => None,
-        };
-        if let Some(vs) = &input.variants
-            && let Some(i) = vs
-                .iter()
-                .position(|v| v.price.as_ref().is_some_and(|m| m.0.starts_with('-')))
-        {
-            return Ok(payload(
-                None,
-                vec![user_error(
-                    &["input", "variants", &i.to_string(), "price"],
-                    "Price must be greater than or equal to 0",
-                    "INVALID_VARIANT",
-                )],
-            ));
-        }
-        let id = match existing {
-            Some(id) => id,
-            None => {
-                let Some(title) = input.title.clone() else {
-                    return Ok(payload(
-                        None,
-                        vec![user_error(
-                            &["input", "title"],
-                            "Title can't be blank",
-                            "BLANK",
-                        )],
-                    ));
-                };
-                let id = s.catalog.next_id();
-                let handle = input
-                    .handle
-                    .clone()
-                    .or_else(|| identifier.as_ref().and_then(|i| i.handle.clone()))
-                    .unwrap_or_else(|| slug(&title, id));
-                s.catalog.products.insert(
-                    id,
-                    Product {
-                        id,
-                        title,
-                        handle,
-                        status: "ACTIVE".into(),
-                        vendor: String::new(),
-                        product_type: String::new(),
-                        tags: vec![],
-                        description_html: String::new(),
-                        created_at: now,
-                        updated_at: now,
-                        options: vec![],
-                        variants: vec![],
-                    },
-                );
-                id
-            }
-        };
-        // New variant and inventory ids first (they need the catalog's id counter).
-        let wanted = input.variants.as_ref().map_or(0, Vec::len);
-        let fresh: Vec<(u64, u64)> = (0..wanted)
-            .map(|_| (s.catalog.next_id(), s.catalog.next_id()))
-            .collect();
-        // Ids for a default variant, should the product end up with none.
-        let fresh_ids: Vec<u64> = (0..4).map(|_| s.catalog.next_id()).collect();
-        let p = s
-            .catalog
-            .products
-            .get_mut(&id)
-            .expect("inserted or checked above");
-        if let Some(t) = input.title {
-            p.title = t;
-        }
-        apply(
-            p,
-            input.handle,
-            input.status,
-            input.vendor,
-            input.product_type,
-            input.tags,
-            input.description_html,
-        );
-        if let Some(vs) = input.variants {
-            let old = std::mem::take(&mut p.variants);
-            for (i, v) in vs.into_iter().enumerate() {
-                let existing =
-                    v.id.as_ref()
-                        .and_then(|g| parse_gid(g, "ProductVariant").ok())
-                        .and_then(|vid| old.iter().find(|o| o.id == vid))
-                        .cloned();
-                let (vid, item) = fresh[i];
-                let mut variant = existing.unwrap_or_else(|| Variant::new(vid, item, vec![]));
-                if let Some(sku) = v.sku {
-                    variant.sku = Some(sku);
-                }
-                if let Some(price) = v.price {
-                    variant.price = price.0;
-                }
-                if let Some(t) = v.title {
-                    variant.title = t;
-                }
-                p.variants.push(variant);
-            }
-        }
-        if p.variants.is_empty() {
-            let mut more = fresh_ids.into_iter();
-            p.ensure_default_variant(&mut || more.next().unwrap_or_default());
-        }
-        p.updated_at = now;
-        let topic = if existing.is_some() {
-            "products/update"
-        } else {
-            "products/create"
-        };
-        s.emit_product(topic, id);
-        if !synchronous {
-            let op = s.catalog.next_id();
-            let started = s.clock.secs();
-            s.product_ops.insert(op, (started, id));
-            let mut p = payload(None, vec![]);
-            p.product_set_operation = ProductSetOperation::of(&s, op);
-            return Ok(p);
-        }
-        Ok(payload(s.catalog.products.get(&id), vec![]))
     }
 
     async fn product_variants_bulk_update(
@@ -293,9 +259,13 @@ impl ProductMutations {
         ctx: &Context<'_>,
         product_id: ID,
         variants: Vec<ProductVariantsBulkInput>,
-        #[graphql(default = false)] allow_partial_updates: bool,
+        #[graphql(default_with = "Some(false)")] allow_partial_updates: Option<bool>,
     ) -> Result<ProductVariantsBulkUpdatePayload> {
+        use ProductVariantsBulkUpdateUserErrorCode as C;
         let pid = parse_gid(&product_id, "Product")?;
+        if variants.iter().any(|v| v.barcodes.is_some()) && !since(ctx, "2026-10") {
+            return Err(not_in_version(ctx, "ProductVariantsBulkInput", "barcodes"));
+        }
         let shop = ctx.data::<Shop>()?;
         let mut s = shop.lock();
         let fail = |errors| ProductVariantsBulkUpdatePayload {
@@ -303,56 +273,109 @@ impl ProductMutations {
             product_variants: None,
             user_errors: errors,
         };
-        if let Some(e) = forced(&s, "productVariantsBulkUpdate") {
+        if let Some(e) = forced_coded(&s, "productVariantsBulkUpdate", C::InvalidInput) {
             return Ok(fail(e));
         }
         let now = s.clock.now();
         let Some(p) = s.catalog.products.get_mut(&pid) else {
-            return Ok(fail(vec![user_error(
+            return Ok(fail(vec![coded(
                 &["productId"],
                 "Product does not exist",
-                "PRODUCT_DOES_NOT_EXIST",
+                C::ProductDoesNotExist,
             )]));
         };
         let mut errors = Vec::new();
         let mut updates = Vec::new();
         for (i, v) in variants.iter().enumerate() {
-            let idx = parse_gid(&v.id, "ProductVariant")
+            let at = |f: &str| vec!["variants".to_owned(), i.to_string(), f.to_owned()];
+            let err = |f: &str, m: &str, c| CodedError {
+                code: Some(c),
+                field: Some(at(f)),
+                message: m.to_owned(),
+            };
+            let Some(id) = &v.id else {
+                errors.push(err(
+                    "id",
+                    "Product variant is missing ID attribute",
+                    C::ProductVariantIdMissing,
+                ));
+                continue;
+            };
+            let idx = parse_gid(id, "ProductVariant")
                 .ok()
                 .and_then(|vid| p.variants.iter().position(|x| x.id == vid));
-            match (idx, &v.price) {
-                (None, _) => errors.push(user_error(
-                    &["variants", &i.to_string(), "id"],
+            let negative = |m: &Option<Money>| m.as_ref().is_some_and(|m| m.0.starts_with('-'));
+            match idx {
+                None => errors.push(err(
+                    "id",
                     "Product variant does not exist on this product",
-                    "MUST_BE_FOR_THIS_PRODUCT",
+                    C::ProductVariantDoesNotExist,
                 )),
-                (Some(_), Some(m)) if m.0.starts_with('-') => errors.push(user_error(
-                    &["variants", &i.to_string(), "price"],
-                    "Price must be greater than or equal to 0",
-                    "NEGATIVE_PRICE_VALUE",
+                Some(_) if negative(&v.price) || negative(&v.compare_at_price.value().cloned()) => {
+                    errors.push(err(
+                        "price",
+                        "Price must be greater than or equal to 0",
+                        C::GreaterThanOrEqualTo,
+                    ))
+                }
+                Some(_) if !v.barcode.is_undefined() && v.barcodes.is_some() => errors.push(err(
+                    "barcodes",
+                    "Only one of barcode or barcodes can be specified",
+                    C::CannotSpecifyBoth,
                 )),
-                (Some(ix), _) => updates.push((ix, v)),
+                Some(ix) => updates.push((ix, v)),
             }
         }
-        if !errors.is_empty() && !allow_partial_updates {
+        if !errors.is_empty() && !allow_partial_updates.unwrap_or(false) {
             return Ok(fail(errors));
         }
         for (ix, v) in &updates {
+            let t = &mut p.variants[*ix];
             if let Some(m) = &v.price {
-                p.variants[*ix].price = m.0.clone();
+                t.price = m.0.clone();
             }
-            if let Some(sku) = &v.sku {
-                p.variants[*ix].sku = Some(sku.clone());
+            match &v.compare_at_price {
+                MaybeUndefined::Value(m) => t.compare_at_price = Some(m.0.clone()),
+                MaybeUndefined::Null => t.compare_at_price = None,
+                MaybeUndefined::Undefined => {}
             }
+            match &v.barcode {
+                MaybeUndefined::Value(b) => t.set_barcodes(vec![(None, b.clone())]),
+                MaybeUndefined::Null => t.set_barcodes(vec![]),
+                MaybeUndefined::Undefined => {}
+            }
+            if let Some(bs) = &v.barcodes {
+                t.set_barcodes(
+                    bs.iter()
+                        .map(|b| {
+                            (
+                                b.kind.map(|k| barcode_type_name(k).to_owned()),
+                                b.value.clone(),
+                            )
+                        })
+                        .collect(),
+                );
+            }
+            if let Some(item) = &v.inventory_item {
+                apply_inventory_item(t, item);
+            }
+            if let Some(pol) = v.inventory_policy {
+                t.inventory_policy = pol.name().to_owned();
+            }
+            if let Some(tx) = v.taxable {
+                t.taxable = tx;
+            }
+            t.updated_at = now;
         }
         if !updates.is_empty() {
             p.updated_at = now;
         }
+        let arc = std::sync::Arc::new(p.clone());
         let changed = updates
             .iter()
-            .map(|(ix, _)| ProductVariant::of(p, *ix))
+            .map(|(ix, _)| ProductVariant::of(&arc, *ix))
             .collect();
-        let product = Some((&*p).into());
+        let product = Some(ProductObj::of(arc));
         if !updates.is_empty() {
             s.emit_product("products/update", pid);
         }
@@ -362,80 +385,35 @@ impl ProductMutations {
             user_errors: errors,
         })
     }
+}
 
-    /// Absolute quantities with compare-and-swap: a `changeFromQuantity` that differs from the
-    /// current quantity refuses the whole call with `CHANGE_FROM_QUANTITY_STALE`.
-    async fn inventory_set_quantities(
-        &self,
-        ctx: &Context<'_>,
-        input: InventorySetQuantitiesInput,
-    ) -> Result<InventorySetQuantitiesPayload> {
-        let shop = ctx.data::<Shop>()?;
-        let mut s = shop.lock();
-        let fail = |errors| InventorySetQuantitiesPayload {
-            inventory_adjustment_group: None,
-            user_errors: errors,
-        };
-        if let Some(e) = forced(&s, "inventorySetQuantities") {
-            return Ok(fail(e));
-        }
-        if input.name != "available" && input.name != "on_hand" {
-            return Ok(fail(vec![user_error(
-                &["input", "name"],
-                "The quantity name must be either 'available' or 'on_hand'",
-                "INVALID_NAME",
-            )]));
-        }
-        let mut targets = Vec::new();
-        for (i, q) in input.quantities.iter().enumerate() {
-            let at = |f: &str| {
-                vec![
-                    "input".to_owned(),
-                    "quantities".to_owned(),
-                    i.to_string(),
-                    f.to_owned(),
-                ]
-            };
-            let item = parse_gid(&q.inventory_item_id, "InventoryItem")?;
-            let Some((pid, vix)) = s.catalog.by_inventory_item(item) else {
-                return Ok(fail(vec![UserError {
-                    field: Some(at("inventoryItemId")),
-                    message: "The specified inventory item could not be found.".into(),
-                    code: Some("INVALID_INVENTORY_ITEM".into()),
-                }]));
-            };
-            let current = s.catalog.products[&pid].variants[vix].inventory_quantity;
-            if let Some(expected) = q.change_from_quantity
-                && i64::from(expected) != current
-            {
-                return Ok(fail(vec![UserError {
-                    field: Some(at("changeFromQuantity")),
-                    message: format!("The quantity changed: expected {expected}, found {current}."),
-                    code: Some("CHANGE_FROM_QUANTITY_STALE".into()),
-                }]));
-            }
-            targets.push((pid, vix, i64::from(q.quantity)));
-        }
-        let now = s.clock.now();
-        let bump = s.inventory_bumps_updated_at;
-        for (pid, vix, qty) in targets {
-            let p = s.catalog.products.get_mut(&pid).expect("found above");
-            p.variants[vix].inventory_quantity = qty;
-            if bump {
-                p.updated_at = now;
-            }
-            s.emit_product("products/update", pid);
-        }
-        Ok(InventorySetQuantitiesPayload {
-            inventory_adjustment_group: Some(InventoryAdjustmentGroup {
-                reason: input.reason,
-            }),
-            user_errors: vec![],
-        })
+pub(crate) fn barcode_type_name(k: BarcodeType) -> &'static str {
+    match k {
+        BarcodeType::Asin => "ASIN",
+        BarcodeType::Ean => "EAN",
+        BarcodeType::Gtin => "GTIN",
+        BarcodeType::Isbn => "ISBN",
+        BarcodeType::Upc => "UPC",
     }
 }
 
-fn apply(
+/// `InventoryItemInput` onto a variant (its inventory item's fields live on the variant).
+pub(crate) fn apply_inventory_item(v: &mut Variant, item: &InventoryItemInput) {
+    if let Some(sku) = &item.sku {
+        v.sku = Some(sku.clone());
+    }
+    if let Some(t) = item.tracked {
+        v.tracked = t;
+    }
+    if let Some(r) = item.requires_shipping {
+        v.requires_shipping = r;
+    }
+    if let Some(w) = item.measurement.as_ref().and_then(|m| m.weight.as_ref()) {
+        v.weight = Some((w.unit.name().to_owned(), w.value));
+    }
+}
+
+pub(crate) fn apply(
     p: &mut Product,
     handle: Option<String>,
     status: Option<ProductStatus>,
@@ -464,16 +442,23 @@ fn apply(
     }
 }
 
-fn slug(title: &str, id: u64) -> String {
+/// A handle from a title: lower case, non-alphanumerics as hyphens.
+pub(crate) fn slug(title: &str, id: u64) -> String {
     let s: String = title
         .to_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .map(|c| if c.is_alphanumeric() { c } else { '-' })
         .collect();
-    let s = s.trim_matches('-').to_owned();
-    if s.is_empty() {
+    let mut out = String::new();
+    for part in s.split('-').filter(|p| !p.is_empty()) {
+        if !out.is_empty() {
+            out.push('-');
+        }
+        out.push_str(part);
+    }
+    if out.is_empty() {
         format!("product-{id}")
     } else {
-        s
+        out
     }
 }

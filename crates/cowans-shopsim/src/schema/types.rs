@@ -1,29 +1,10 @@
-//! The output objects, enums and scalars, and the userErrors helpers.
+//! Output objects, enums and the `Node` interface.
+
+use std::sync::Arc;
 
 use super::*;
 
-/// Shopify's `Money` / `Decimal` input: a string or a number, kept as a decimal string.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Money(pub String);
-
-#[Scalar(name = "Money")]
-impl ScalarType for Money {
-    fn parse(value: Value) -> InputValueResult<Self> {
-        match value {
-            Value::String(s) if s.parse::<f64>().is_ok() => Ok(Money(s)),
-            Value::Number(n) => Ok(Money(n.to_string())),
-            other => Err(InputValueError::custom(format!(
-                "{other} is not a decimal amount"
-            ))),
-        }
-    }
-
-    fn to_value(&self) -> Value {
-        Value::String(self.0.clone())
-    }
-}
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum ProductStatus {
     Active,
     Archived,
@@ -52,8 +33,42 @@ impl ProductStatus {
     }
 }
 
+/// `ProductVariantInventoryPolicy`.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ProductVariantInventoryPolicy {
+    Continue,
+    Deny,
+}
+
+impl ProductVariantInventoryPolicy {
+    pub(crate) fn of(s: &str) -> Self {
+        if s == "CONTINUE" {
+            Self::Continue
+        } else {
+            Self::Deny
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Continue => "CONTINUE",
+            Self::Deny => "DENY",
+        }
+    }
+}
+
+/// `BarcodeType` (2026-10).
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum BarcodeType {
+    Asin,
+    Ean,
+    Gtin,
+    Isbn,
+    Upc,
+}
+
 /// `Weight.unit`.
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum WeightUnit {
     Grams,
     Kilograms,
@@ -63,11 +78,15 @@ pub enum WeightUnit {
 
 impl WeightUnit {
     pub(crate) fn of(s: &str) -> Self {
-        match s {
-            "GRAMS" => WeightUnit::Grams,
-            "OUNCES" => WeightUnit::Ounces,
-            "POUNDS" => WeightUnit::Pounds,
-            _ => WeightUnit::Kilograms,
+        enum_value(s).unwrap_or(WeightUnit::Kilograms)
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            WeightUnit::Grams => "GRAMS",
+            WeightUnit::Kilograms => "KILOGRAMS",
+            WeightUnit::Ounces => "OUNCES",
+            WeightUnit::Pounds => "POUNDS",
         }
     }
 }
@@ -85,7 +104,7 @@ pub struct InventoryItemMeasurement {
 }
 
 /// `CountPrecision`.
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum CountPrecision {
     AtLeast,
     Exact,
@@ -96,6 +115,25 @@ pub enum CountPrecision {
 pub struct Count {
     pub(crate) count: i32,
     pub(crate) precision: CountPrecision,
+}
+
+impl Count {
+    /// `matching` counted up to `limit` (`None`: no limit).
+    pub(crate) fn capped(matching: usize, limit: Option<i32>) -> Result<Self> {
+        if let Some(l) = limit
+            && l < 0
+        {
+            return Err(Error::new("limit must be greater than or equal to 0"));
+        }
+        let (count, precision) = match limit.map(|l| l as usize) {
+            Some(l) if matching > l => (l, CountPrecision::AtLeast),
+            _ => (matching, CountPrecision::Exact),
+        };
+        Ok(Count {
+            count: i32::try_from(count).unwrap_or(i32::MAX),
+            precision,
+        })
+    }
 }
 
 #[derive(SimpleObject, Clone)]
@@ -113,7 +151,7 @@ pub struct ProductOptionValue {
 }
 
 #[derive(SimpleObject, Clone)]
-#[graphql(rename_fields = "camelCase")]
+#[graphql(name = "ProductOption", rename_fields = "camelCase")]
 pub struct ProductOptionObj {
     pub(crate) id: ID,
     pub(crate) name: String,
@@ -124,14 +162,99 @@ pub struct ProductOptionObj {
     pub(crate) option_values: Vec<ProductOptionValue>,
 }
 
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(name = "ProductSortKeys")]
+/// Option `i` of `p`: `values` lists the values some variant uses, `optionValues` all.
+pub(crate) fn option_obj(p: &Product, i: usize) -> ProductOptionObj {
+    let o = &p.options[i];
+    let used = |name: &str| {
+        p.variants
+            .iter()
+            .any(|v| v.option_values.get(i).map(String::as_str) == Some(name))
+    };
+    ProductOptionObj {
+        id: gid("ProductOption", o.id),
+        name: o.name.clone(),
+        position: i as i32 + 1,
+        values: o
+            .values
+            .iter()
+            .filter(|(_, n)| used(n))
+            .map(|(_, n)| n.clone())
+            .collect(),
+        option_values: o
+            .values
+            .iter()
+            .map(|(id, n)| ProductOptionValue {
+                id: gid("ProductOptionValue", *id),
+                name: n.clone(),
+                has_variants: used(n),
+            })
+            .collect(),
+    }
+}
+
+/// `ProductSortKeys`.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum ProductSortKeys {
-    Id,
-    UpdatedAt,
-    Title,
     CreatedAt,
+    Id,
+    InventoryTotal,
+    ProductType,
+    PublishedAt,
     Relevance,
+    Title,
+    UpdatedAt,
+    Vendor,
+}
+
+impl ProductSortKeys {
+    pub(crate) fn key(self) -> SortKey {
+        match self {
+            Self::CreatedAt => SortKey::CreatedAt,
+            Self::Id => SortKey::Id,
+            Self::InventoryTotal => SortKey::InventoryTotal,
+            Self::ProductType => SortKey::ProductType,
+            Self::PublishedAt => SortKey::PublishedAt,
+            Self::Relevance => SortKey::Relevance,
+            Self::Title => SortKey::Title,
+            Self::UpdatedAt => SortKey::UpdatedAt,
+            Self::Vendor => SortKey::Vendor,
+        }
+    }
+}
+
+/// `ProductVariantSortKeys`.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ProductVariantSortKeys {
+    FullTitle,
+    Id,
+    InventoryLevelsAvailable,
+    InventoryManagement,
+    InventoryPolicy,
+    InventoryQuantity,
+    Name,
+    Popular,
+    Position,
+    Relevance,
+    Sku,
+    Title,
+}
+
+impl ProductVariantSortKeys {
+    /// The sort value of variant `i` of `p`. POPULAR and RELEVANCE sort as ID.
+    pub(crate) fn value(self, p: &Product, i: usize) -> String {
+        let v = &p.variants[i];
+        let num = |n: i64| format!("{:020}", i128::from(n) + (1i128 << 62));
+        match self {
+            Self::Id | Self::Popular | Self::Relevance => format!("{:020}", v.id),
+            Self::FullTitle | Self::Name => format!("{} - {}", p.title, v.title).to_lowercase(),
+            Self::InventoryLevelsAvailable | Self::InventoryQuantity => num(v.inventory_quantity),
+            Self::InventoryManagement => u8::from(!v.tracked).to_string(),
+            Self::InventoryPolicy => v.inventory_policy.clone(),
+            Self::Position => format!("{:020}{:06}", p.id, i),
+            Self::Sku => v.sku.clone().unwrap_or_default().to_lowercase(),
+            Self::Title => v.title.to_lowercase(),
+        }
+    }
 }
 
 #[derive(SimpleObject, Clone)]
@@ -147,36 +270,90 @@ pub struct PageInfo {
 #[graphql(rename_fields = "camelCase")]
 pub struct InventoryItem {
     pub(crate) id: ID,
-    pub(crate) legacy_resource_id: String,
+    pub(crate) legacy_resource_id: UnsignedInt64,
     pub(crate) sku: Option<String>,
     pub(crate) tracked: bool,
     pub(crate) requires_shipping: bool,
     pub(crate) measurement: InventoryItemMeasurement,
+    pub(crate) created_at: DateTime,
+    pub(crate) updated_at: DateTime,
+}
+
+impl InventoryItem {
+    pub(crate) fn of(v: &Variant) -> Self {
+        InventoryItem {
+            id: gid("InventoryItem", v.inventory_item_id),
+            legacy_resource_id: UnsignedInt64(v.inventory_item_id),
+            sku: v.sku.clone(),
+            tracked: v.tracked,
+            requires_shipping: v.requires_shipping,
+            measurement: InventoryItemMeasurement {
+                id: gid("InventoryItemMeasurement", v.inventory_item_id),
+                weight: v.weight.as_ref().map(|(unit, value)| Weight {
+                    unit: WeightUnit::of(unit),
+                    value: *value,
+                }),
+            },
+            created_at: DateTime::of(v.created_at),
+            updated_at: DateTime::of(v.updated_at),
+        }
+    }
+}
+
+/// `ProductVariantBarcode` (2026-10).
+#[derive(SimpleObject, Clone)]
+pub struct ProductVariantBarcode {
+    #[graphql(name = "type")]
+    pub(crate) kind: Option<BarcodeType>,
+    pub(crate) value: String,
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct ProductVariantBarcodeEdge {
+    pub(crate) cursor: String,
+    pub(crate) node: ProductVariantBarcode,
 }
 
 #[derive(SimpleObject, Clone)]
 #[graphql(rename_fields = "camelCase")]
+pub struct ProductVariantBarcodeConnection {
+    pub(crate) nodes: Vec<ProductVariantBarcode>,
+    pub(crate) edges: Vec<ProductVariantBarcodeEdge>,
+    pub(crate) page_info: PageInfo,
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(complex, rename_fields = "camelCase")]
 pub struct ProductVariant {
     pub(crate) id: ID,
-    pub(crate) legacy_resource_id: String,
+    pub(crate) legacy_resource_id: UnsignedInt64,
     pub(crate) title: String,
     pub(crate) display_name: String,
     /// Reads the inventory item's SKU.
     pub(crate) sku: Option<String>,
-    /// Deprecated in 2026-10 (`barcodes`); still served.
+    /// Deprecated in 2026-10 (`barcodes`): the first barcode.
     pub(crate) barcode: Option<String>,
     pub(crate) price: Money,
     pub(crate) compare_at_price: Option<Money>,
     pub(crate) position: i32,
     pub(crate) taxable: bool,
     pub(crate) inventory_quantity: Option<i64>,
+    pub(crate) inventory_policy: ProductVariantInventoryPolicy,
+    pub(crate) available_for_sale: bool,
+    pub(crate) sellable_online_quantity: i64,
     pub(crate) selected_options: Vec<SelectedOption>,
     pub(crate) inventory_item: InventoryItem,
+    pub(crate) created_at: DateTime,
+    pub(crate) updated_at: DateTime,
+    #[graphql(skip)]
+    pub(crate) product: Arc<Product>,
+    #[graphql(skip)]
+    pub(crate) index: usize,
 }
 
 impl ProductVariant {
     /// Variant `index` of `p`.
-    pub(crate) fn of(p: &Product, index: usize) -> Self {
+    pub(crate) fn of(p: &Arc<Product>, index: usize) -> Self {
         let v = &p.variants[index];
         let selected_options = p
             .options
@@ -187,9 +364,10 @@ impl ProductVariant {
                 value: value.clone(),
             })
             .collect();
+        let in_stock = v.inventory_quantity > 0 || !v.tracked || v.inventory_policy == "CONTINUE";
         Self {
             id: gid("ProductVariant", v.id),
-            legacy_resource_id: v.id.to_string(),
+            legacy_resource_id: UnsignedInt64(v.id),
             title: v.title.clone(),
             display_name: format!("{} - {}", p.title, v.title),
             sku: v.sku.clone(),
@@ -199,26 +377,77 @@ impl ProductVariant {
             position: index as i32 + 1,
             taxable: v.taxable,
             inventory_quantity: Some(v.inventory_quantity),
+            inventory_policy: ProductVariantInventoryPolicy::of(&v.inventory_policy),
+            available_for_sale: p.status == "ACTIVE" && in_stock,
+            sellable_online_quantity: v.inventory_quantity.max(0),
             selected_options,
-            inventory_item: InventoryItem {
-                id: gid("InventoryItem", v.inventory_item_id),
-                legacy_resource_id: v.inventory_item_id.to_string(),
-                sku: v.sku.clone(),
-                tracked: true,
-                requires_shipping: true,
-                measurement: InventoryItemMeasurement {
-                    id: gid("InventoryItemMeasurement", v.inventory_item_id),
-                    weight: v.weight.as_ref().map(|(unit, value)| Weight {
-                        unit: WeightUnit::of(unit),
-                        value: *value,
-                    }),
-                },
-            },
+            inventory_item: InventoryItem::of(v),
+            created_at: DateTime::of(v.created_at),
+            updated_at: DateTime::of(v.updated_at),
+            product: p.clone(),
+            index,
         }
     }
 }
 
+#[ComplexObject]
+impl ProductVariant {
+    /// The product this variant belongs to.
+    async fn product(&self) -> ProductObj {
+        ProductObj::of(self.product.clone())
+    }
+
+    /// The variant's barcodes (2026-10).
+    async fn barcodes(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        #[graphql(default_with = "Some(false)")] reverse: Option<bool>,
+    ) -> Result<ProductVariantBarcodeConnection> {
+        if !since(ctx, "2026-10") {
+            return Err(Error::new(
+                "Field 'barcodes' doesn't exist on type 'ProductVariant'",
+            ));
+        }
+        let all = &self.product.variants[self.index].barcodes;
+        let keys: Vec<(String, u64)> = (0..all.len())
+            .map(|i| (format!("{i:06}"), i as u64))
+            .collect();
+        let paging = Paging {
+            first,
+            last,
+            after,
+            before,
+            reverse: reverse.unwrap_or(false),
+        };
+        let w = paging.window(&keys)?;
+        let node = |i: usize| {
+            let (kind, value) = &all[paging.index(keys.len(), i)];
+            ProductVariantBarcode {
+                kind: kind.as_deref().and_then(enum_value),
+                value: value.clone(),
+            }
+        };
+        Ok(ProductVariantBarcodeConnection {
+            nodes: w.indices.clone().map(node).collect(),
+            edges: w
+                .indices
+                .clone()
+                .map(|i| ProductVariantBarcodeEdge {
+                    cursor: paging.cursor(&keys, i),
+                    node: node(i),
+                })
+                .collect(),
+            page_info: w.page_info,
+        })
+    }
+}
+
 #[derive(SimpleObject, Clone)]
+#[graphql(name = "ProductVariantEdge")]
 pub struct VariantEdge {
     pub(crate) cursor: String,
     pub(crate) node: ProductVariant,
@@ -232,130 +461,172 @@ pub struct ProductVariantConnection {
     pub(crate) page_info: PageInfo,
 }
 
+/// `Metafield` (the fields a custom id needs).
 #[derive(SimpleObject, Clone)]
-#[graphql(complex, rename_fields = "camelCase")]
+pub struct Metafield {
+    pub(crate) namespace: String,
+    pub(crate) key: String,
+    pub(crate) value: String,
+    #[graphql(name = "type")]
+    pub(crate) kind: String,
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "Product", complex, rename_fields = "camelCase")]
 pub struct ProductObj {
     pub(crate) id: ID,
-    pub(crate) legacy_resource_id: String,
+    pub(crate) legacy_resource_id: UnsignedInt64,
     pub(crate) title: String,
     pub(crate) handle: String,
     pub(crate) status: ProductStatus,
     pub(crate) vendor: String,
     pub(crate) product_type: String,
     pub(crate) tags: Vec<String>,
-    pub(crate) description_html: String,
-    pub(crate) created_at: String,
-    pub(crate) updated_at: String,
-    pub(crate) total_inventory: i64,
+    pub(crate) description_html: Html,
+    pub(crate) created_at: DateTime,
+    pub(crate) updated_at: DateTime,
+    /// Nothing is published to a channel in the simulator.
+    pub(crate) published_at: Option<DateTime>,
+    pub(crate) online_store_url: Option<Url>,
+    pub(crate) total_inventory: i32,
+    pub(crate) tracks_inventory: bool,
     pub(crate) has_only_default_variant: bool,
     pub(crate) variants_count: Count,
+    pub(crate) is_gift_card: bool,
+    pub(crate) template_suffix: Option<String>,
     #[graphql(skip)]
-    pub(crate) product: std::sync::Arc<Product>,
+    pub(crate) product: Arc<Product>,
 }
 
 #[ComplexObject]
 impl ProductObj {
     /// The product's options (a list, not a connection), at most `first`.
     async fn options(&self, first: Option<i32>) -> Vec<ProductOptionObj> {
-        let p = &self.product;
         let n = first.map_or(usize::MAX, |f| f.max(0) as usize);
-        p.options
-            .iter()
-            .enumerate()
+        (0..self.product.options.len())
             .take(n)
-            .map(|(i, o)| {
-                let used = |name: &str| {
-                    p.variants
-                        .iter()
-                        .any(|v| v.option_values.get(i).map(String::as_str) == Some(name))
-                };
-                ProductOptionObj {
-                    id: gid("ProductOption", o.id),
-                    name: o.name.clone(),
-                    position: i as i32 + 1,
-                    values: o
-                        .values
-                        .iter()
-                        .filter(|(_, n)| used(n))
-                        .map(|(_, n)| n.clone())
-                        .collect(),
-                    option_values: o
-                        .values
-                        .iter()
-                        .map(|(id, n)| ProductOptionValue {
-                            id: gid("ProductOptionValue", *id),
-                            name: n.clone(),
-                            has_variants: used(n),
-                        })
-                        .collect(),
-                }
-            })
+            .map(|i| option_obj(&self.product, i))
             .collect()
     }
 
+    /// The variants, in position order (or by `sortKey`), paged.
+    #[allow(clippy::too_many_arguments)]
     async fn variants(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
-        last: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        #[graphql(default_with = "Some(false)")] reverse: Option<bool>,
+        #[graphql(default_with = "Some(ProductVariantSortKeys::Position)")] sort_key: Option<
+            ProductVariantSortKeys,
+        >,
     ) -> Result<ProductVariantConnection> {
-        // In a bulk export every variant comes, whatever the paging arguments.
-        let n = if ctx.data_opt::<crate::bulk::BulkWindow>().is_some() {
-            usize::MAX
-        } else {
-            page_size(first, last)?
-        };
-        let start = after.and_then(|a| a.parse::<usize>().ok()).unwrap_or(0);
         let p = &self.product;
-        let indices: Vec<usize> = (0..p.variants.len()).skip(start).take(n).collect();
-        let nodes: Vec<ProductVariant> =
-            indices.iter().map(|i| ProductVariant::of(p, *i)).collect();
-        let edges = indices
-            .iter()
-            .map(|i| VariantEdge {
-                cursor: (i + 1).to_string(),
-                node: ProductVariant::of(p, *i),
-            })
-            .collect::<Vec<_>>();
+        // In a bulk export every variant comes, whatever the paging arguments.
+        if ctx.data_opt::<crate::bulk::BulkWindow>().is_some() {
+            let nodes: Vec<ProductVariant> = (0..p.variants.len())
+                .map(|i| ProductVariant::of(p, i))
+                .collect();
+            let edges = nodes
+                .iter()
+                .map(|n| VariantEdge {
+                    cursor: String::new(),
+                    node: n.clone(),
+                })
+                .collect();
+            return Ok(ProductVariantConnection {
+                nodes,
+                edges,
+                page_info: PageInfo {
+                    has_next_page: false,
+                    has_previous_page: false,
+                    start_cursor: None,
+                    end_cursor: None,
+                },
+            });
+        }
+        let sort_key = sort_key.unwrap_or(ProductVariantSortKeys::Position);
+        let mut order: Vec<(String, u64, usize)> = (0..p.variants.len())
+            .map(|i| (sort_key.value(p, i), p.variants[i].id, i))
+            .collect();
+        order.sort();
+        let keys: Vec<(String, u64)> = order.iter().map(|(k, id, _)| (k.clone(), *id)).collect();
+        let paging = Paging {
+            first,
+            last,
+            after,
+            before,
+            reverse: reverse.unwrap_or(false),
+        };
+        let w = paging.window(&keys)?;
+        let node = |i: usize| ProductVariant::of(p, order[paging.index(keys.len(), i)].2);
         Ok(ProductVariantConnection {
-            page_info: PageInfo {
-                has_next_page: start.saturating_add(n) < p.variants.len(),
-                has_previous_page: start > 0,
-                start_cursor: edges.first().map(|e| e.cursor.clone()),
-                end_cursor: edges.last().map(|e| e.cursor.clone()),
-            },
-            nodes,
-            edges,
+            nodes: w.indices.clone().map(node).collect(),
+            edges: w
+                .indices
+                .clone()
+                .map(|i| VariantEdge {
+                    cursor: paging.cursor(&keys, i),
+                    node: node(i),
+                })
+                .collect(),
+            page_info: w.page_info,
         })
+    }
+
+    /// One metafield (`namespace` omitted: the app-reserved `$app`).
+    async fn metafield(&self, namespace: Option<String>, key: String) -> Option<Metafield> {
+        let ns = namespace.unwrap_or_else(|| "$app".to_owned());
+        self.product
+            .metafields
+            .iter()
+            .find(|m| m.namespace == ns && m.key == key)
+            .map(|m| Metafield {
+                namespace: m.namespace.clone(),
+                key: m.key.clone(),
+                value: m.value.clone(),
+                kind: m.kind.clone(),
+            })
     }
 }
 
-impl From<&Product> for ProductObj {
-    fn from(p: &Product) -> Self {
-        let ts =
-            |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+impl ProductObj {
+    pub(crate) fn of(p: Arc<Product>) -> Self {
+        let total: i64 = p.variants.iter().map(|v| v.inventory_quantity).sum();
         Self {
             id: gid("Product", p.id),
-            legacy_resource_id: p.id.to_string(),
+            legacy_resource_id: UnsignedInt64(p.id),
             title: p.title.clone(),
             handle: p.handle.clone(),
             status: ProductStatus::of(&p.status),
             vendor: p.vendor.clone(),
             product_type: p.product_type.clone(),
             tags: p.tags.clone(),
-            description_html: p.description_html.clone(),
-            created_at: ts(p.created_at),
-            updated_at: ts(p.updated_at),
-            total_inventory: p.variants.iter().map(|v| v.inventory_quantity).sum(),
+            description_html: Html(p.description_html.clone()),
+            created_at: DateTime::of(p.created_at),
+            updated_at: DateTime::of(p.updated_at),
+            published_at: None,
+            online_store_url: None,
+            total_inventory: i32::try_from(total).unwrap_or(i32::MAX),
+            tracks_inventory: p.variants.iter().any(|v| v.tracked),
             has_only_default_variant: p.variants.len() == 1
                 && p.variants[0].title == crate::model::DEFAULT_TITLE,
             variants_count: Count {
                 count: p.variants.len() as i32,
                 precision: CountPrecision::Exact,
             },
-            product: std::sync::Arc::new(p.clone()),
+            is_gift_card: false,
+            template_suffix: None,
+            product: p,
         }
+    }
+}
+
+impl From<&Product> for ProductObj {
+    fn from(p: &Product) -> Self {
+        ProductObj::of(Arc::new(p.clone()))
     }
 }
 
@@ -373,27 +644,104 @@ pub struct ProductConnection {
     pub(crate) page_info: PageInfo,
 }
 
-#[derive(SimpleObject, Clone, Debug, PartialEq)]
-pub struct UserError {
-    pub(crate) field: Option<Vec<String>>,
-    pub(crate) message: String,
-    pub(crate) code: Option<String>,
+/// A location holding inventory. The simulated shop has one.
+#[derive(SimpleObject, Clone)]
+#[graphql(rename_fields = "camelCase")]
+pub struct Location {
+    pub(crate) id: ID,
+    pub(crate) legacy_resource_id: UnsignedInt64,
+    pub(crate) name: String,
+    pub(crate) is_active: bool,
+    pub(crate) fulfills_online_orders: bool,
+    pub(crate) has_active_inventory: bool,
+    pub(crate) ships_inventory: bool,
+    pub(crate) created_at: DateTime,
+    pub(crate) updated_at: DateTime,
 }
 
-pub(crate) fn user_error(field: &[&str], message: impl Into<String>, code: &str) -> UserError {
-    UserError {
-        field: Some(field.iter().map(|s| (*s).to_owned()).collect()),
-        message: message.into(),
-        code: Some(code.to_owned()),
+impl Location {
+    pub(crate) fn of(l: &crate::shop::SimLocation) -> Self {
+        Location {
+            id: gid("Location", l.id),
+            legacy_resource_id: UnsignedInt64(l.id),
+            name: l.name.clone(),
+            is_active: l.active,
+            fulfills_online_orders: l.active,
+            has_active_inventory: l.active,
+            ships_inventory: l.active,
+            created_at: DateTime::of(l.created_at),
+            updated_at: DateTime::of(l.created_at),
+        }
     }
 }
 
-pub(crate) fn forced(state: &ShopState, mutation: &str) -> Option<Vec<UserError>> {
-    state.forced_user_error(mutation).map(|f| {
-        vec![UserError {
-            field: Some(f.field),
-            message: f.message,
-            code: f.code,
-        }]
-    })
+#[derive(SimpleObject, Clone)]
+pub struct LocationEdge {
+    pub(crate) cursor: String,
+    pub(crate) node: Location,
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(rename_fields = "camelCase")]
+pub struct LocationConnection {
+    pub(crate) nodes: Vec<Location>,
+    pub(crate) edges: Vec<LocationEdge>,
+    pub(crate) page_info: PageInfo,
+}
+
+/// `LocationSortKeys`.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum LocationSortKeys {
+    Id,
+    Name,
+    Relevance,
+}
+
+/// `CurrencyCode` (the simulator's shop trades in one of these).
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum CurrencyCode {
+    Aud,
+    Cad,
+    Chf,
+    Dkk,
+    Eur,
+    Gbp,
+    Jpy,
+    Nok,
+    Nzd,
+    Sek,
+    Usd,
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(rename_fields = "camelCase")]
+pub struct ShopPlan {
+    pub(crate) partner_development: bool,
+    pub(crate) public_display_name: String,
+    pub(crate) shopify_plus: bool,
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "Shop", rename_fields = "camelCase")]
+pub struct ShopObj {
+    pub(crate) id: ID,
+    pub(crate) name: String,
+    pub(crate) myshopify_domain: String,
+    pub(crate) url: Url,
+    pub(crate) currency_code: CurrencyCode,
+    pub(crate) iana_timezone: String,
+    pub(crate) plan: ShopPlan,
+}
+
+/// `Node`: every object with a global id the simulator can look up with `node`/`nodes`.
+#[derive(Interface, Clone)]
+#[graphql(field(name = "id", ty = "&ID"))]
+pub enum Node {
+    Product(ProductObj),
+    ProductVariant(ProductVariant),
+    ProductOption(ProductOptionObj),
+    InventoryItem(InventoryItem),
+    Location(Location),
+    BulkOperation(BulkOperation),
+    WebhookSubscription(WebhookSubscription),
 }

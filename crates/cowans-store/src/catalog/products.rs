@@ -433,3 +433,14 @@ pub async fn catalog_counts(pool: &PgPool, shop_id: i64) -> Result<(i64, i64)> {
     .fetch_one(pool)
     .await?)
 }
+
+/// Refreshes the planner's statistics of the catalog's tables. A pull that grows them from
+/// empty calls it as they grow: plans made while they were nearly empty (sequential scans,
+/// including the foreign-key checks' cached plans) would otherwise stay until autovacuum next
+/// analyses them — never, where it is off.
+pub async fn analyze_catalog(pool: &PgPool) -> Result<()> {
+    sqlx::query("ANALYZE cowans_products, cowans_variants")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
