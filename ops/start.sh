@@ -19,6 +19,8 @@ if [[ ! -s $keyfile ]]; then
   (umask 077; head -c 32 /dev/urandom | base64 >"$keyfile")
 fi
 export COWANS__CATALOG__SECRET_KEYS__DEV="${COWANS__CATALOG__SECRET_KEYS__DEV:-$(cat "$keyfile")}"
+# The simulated shop's webhooks come back to the API (shops added are subscribed).
+export COWANS__CATALOG__WEBHOOK_URL="${COWANS__CATALOG__WEBHOOK_URL:-http://127.0.0.1:8080/webhooks/shopify}"
 products="${COWANS_SIM_PRODUCTS:-10000}"
 $bin/cowans-worker migrate
 pids=()
@@ -30,10 +32,11 @@ $bin/cowans-api --listen 127.0.0.1:8080 >"$logs/api.log" 2>&1 & pids+=($!)
 $bin/cowans-worker run --concurrency 20 --ops-listen 127.0.0.1:9464 \
   >"$logs/worker.log" 2>&1 & pids+=($!)
 sleep 1
-# The simulated shop, registered once (its token on standard input, never on the command line).
+# The simulated shop, registered once (its token on standard input, never on the command line;
+# its webhook secret is the simulator's app secret).
 if ! $bin/cowans-api shops list | grep -q ' sim '; then
-  echo shpat_sim | $bin/cowans-api shops add --name sim --domain sim.myshopify.com \
-    --admin-url http://127.0.0.1:8090
+  echo shpat_sim | COWANS_SHOP_WEBHOOK_SECRET=sim-secret $bin/cowans-api shops add --name sim \
+    --domain cowans-sim.myshopify.com --admin-url http://127.0.0.1:8090
 fi
 cat <<INFO
 
@@ -47,7 +50,9 @@ cat <<INFO
     worker metrics .... http://127.0.0.1:9464/metrics
     database .......... ${COWANS__DATABASE__URL}
     simulated shop .... http://127.0.0.1:8090/admin/api/2026-10/graphql.json
-                        ($products products; control API http://127.0.0.1:8090/__sim/requests)
+                        ($products products; control API http://127.0.0.1:8090/__sim/requests;
+                        a merchant edit: curl -XPOST -d '{"title":"New"}' -H 'Content-Type: application/json' \
+                          http://127.0.0.1:8090/__sim/products/<id>/edit — it arrives by webhook)
     logs .............. $logs/api.log, $logs/worker.log, $logs/shopsim.log
 
   Pulling the simulated shop's catalog:

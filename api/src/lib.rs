@@ -247,6 +247,10 @@ fn router(state: ApiState) -> Router {
         .route("/api/v1/shops/{shop}/pull", post(routes::shops::start_pull))
         .route("/api/v1/shops/{shop}/pulls", get(routes::shops::pulls))
         .route(
+            "/api/v1/shops/{shop}/webhooks",
+            post(routes::shops::subscribe),
+        )
+        .route(
             "/api/v1/shops/{shop}/products",
             get(routes::shops::products),
         )
@@ -255,6 +259,7 @@ fn router(state: ApiState) -> Router {
             get(routes::shops::product),
         )
         .route("/api/v1/pulls/{id}", get(routes::shops::pull))
+        .route("/webhooks/shopify", post(routes::webhooks::shopify))
         .route("/api/v1/events", get(events::sse))
         .route("/api/v1/events/ws", get(events::websocket))
         .route("/api/v1/events/schema.json", get(events::schema))

@@ -33,7 +33,7 @@ CREATE TABLE cowans_shops (
 CREATE TABLE cowans_pulls (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     shop_id      bigint NOT NULL REFERENCES cowans_shops ON DELETE CASCADE,
-    kind         text NOT NULL CHECK (kind IN ('full', 'incremental')),
+    kind         text NOT NULL CHECK (kind IN ('full', 'incremental', 'reconcile')),
     state        text NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'completed', 'failed')),
     job_id       bigint,
     -- A full pull's bulk operation, reused when the job is retried after a crash.

@@ -81,6 +81,7 @@ async fn every_route_refuses_missing_malformed_wrong_and_revoked_credentials_and
         (Method::GET, "/api/v1/shops/s/products", None, "viewer"),
         (Method::GET, "/api/v1/shops/s/products/1", None, "viewer"),
         (Method::GET, "/api/v1/pulls/1", None, "viewer"),
+        (Method::POST, "/api/v1/shops/s/webhooks", None, "admin"),
     ];
     let revoked = key(&api.pool, "admin").await;
     let front = cowans_queue::FrontDoor::builder(api.pool.clone()).build();

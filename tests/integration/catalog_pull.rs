@@ -311,7 +311,7 @@ async fn an_older_view_never_overwrites_a_newer_snapshot() {
         updated_at: before.shopify_updated_at + chrono::Duration::hours(1),
     };
     let mut conn = f.db.pool.acquire().await.unwrap();
-    cowans_store::catalog::upsert_products(&mut conn, f.shop.id, None, &[newer])
+    cowans_store::catalog::upsert_products(&mut conn, f.shop.id, None, None, &[newer])
         .await
         .unwrap();
     drop(conn);
@@ -461,7 +461,11 @@ async fn each_shop_pulls_incrementally_on_its_own_schedule() {
         .await
         .unwrap();
     assert_eq!(
-        f.catalog.schedule(f.shop.id).await.unwrap().as_deref(),
+        f.catalog
+            .schedule(f.shop.id, PullKind::Incremental)
+            .await
+            .unwrap()
+            .as_deref(),
         Some("* * * * * *")
     );
     let pulled = wait_for(
@@ -495,7 +499,13 @@ async fn each_shop_pulls_incrementally_on_its_own_schedule() {
         )
         .await
         .unwrap();
-    assert_eq!(f.catalog.schedule(f.shop.id).await.unwrap(), None);
+    assert_eq!(
+        f.catalog
+            .schedule(f.shop.id, PullKind::Incremental)
+            .await
+            .unwrap(),
+        None
+    );
     let other = f
         .catalog
         .add_shop(
@@ -507,7 +517,13 @@ async fn each_shop_pulls_incrementally_on_its_own_schedule() {
         )
         .await
         .unwrap();
-    assert!(f.catalog.schedule(other.id).await.unwrap().is_some());
+    assert!(
+        f.catalog
+            .schedule(other.id, PullKind::Incremental)
+            .await
+            .unwrap()
+            .is_some()
+    );
     f.catalog.delete_shop(&actor(), other.id).await.unwrap();
     let crons = cowans_store::list_cron(&f.db.pool).await.unwrap();
     assert!(crons.is_empty(), "{crons:?}");
@@ -537,11 +553,19 @@ async fn a_refused_token_marks_the_shop_unauthorized_and_stops_its_pulls_until_r
         failed.error.as_deref().unwrap().contains("401"),
         "{failed:?}"
     );
-    let job = cowans_store::get_job(&f.db.pool, cowans_core::JobId(failed.job_id.unwrap()))
+    // The pull row ends before the job's outcome is acknowledged.
+    let job_id = cowans_core::JobId(failed.job_id.unwrap());
+    crate::support::control_kinds::state_becomes(
+        &f.db,
+        job_id,
+        cowans_core::JobState::Dead,
+        Duration::from_secs(30),
+    )
+    .await;
+    let job = cowans_store::get_job(&f.db.pool, job_id)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(job.state, cowans_core::JobState::Dead, "not retried");
     assert_eq!(job.attempt, 1);
     assert!(
         job.errors.last().unwrap().error.contains("unauthorized"),

@@ -20,6 +20,7 @@ mod apps;
 mod batches;
 mod catalog_pull;
 mod catalog_shops;
+mod catalog_webhooks;
 mod claim_and_ack;
 mod control;
 mod cron;

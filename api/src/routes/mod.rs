@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod kinds;
 pub mod queues;
 pub mod shops;
+pub mod webhooks;
 
 use crate::error::ApiError;
 

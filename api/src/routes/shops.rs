@@ -52,6 +52,8 @@ pub struct ShopView {
     pub status_reason: Option<String>,
     /// When its incremental pull runs on its own (cron, UTC); `null`: never.
     pub incremental_schedule: Option<String>,
+    /// When its reconciliation runs on its own (cron, UTC); `null`: never.
+    pub reconcile_schedule: Option<String>,
     /// Incremental pulls read products Shopify updated since this (its newest one seen).
     pub incremental_from: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -60,9 +62,11 @@ pub struct ShopView {
 
 impl ShopView {
     async fn of(cat: &Catalog, s: ShopRow) -> ApiResult<Self> {
-        let schedule = cat.schedule(s.id).await?;
+        let incremental = cat.schedule(s.id, PullKind::Incremental).await?;
+        let reconcile = cat.schedule(s.id, PullKind::Reconcile).await?;
         Ok(Self {
-            incremental_schedule: schedule,
+            incremental_schedule: incremental,
+            reconcile_schedule: reconcile,
             ..Self::from(s)
         })
     }
@@ -81,6 +85,7 @@ impl From<ShopRow> for ShopView {
             status: s.status,
             status_reason: s.status_reason,
             incremental_schedule: None,
+            reconcile_schedule: None,
             incremental_from: s.incremental_from,
             created_at: s.created_at,
             updated_at: s.updated_at,
@@ -312,7 +317,8 @@ impl From<PullRow> for PullView {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartPull {
-    /// `full` (a bulk export of everything, the default) or `incremental`.
+    /// `full` (a bulk export of everything, the default), `incremental` (what changed since the
+    /// last pull) or `reconcile` (ids and `updatedAt` compared with Shopify, differences repaired).
     #[serde(default = "full")]
     #[schema(value_type = String, example = "full")]
     pub kind: PullKind,
@@ -339,6 +345,29 @@ pub async fn start_pull(
     let s = shop(cat, &key).await?;
     let pull = cat.start_pull(&who.actor, s.id, b.kind).await?;
     Ok((StatusCode::ACCEPTED, Json(pull.into())))
+}
+
+/// The job subscribing a shop's webhooks.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Subscribing {
+    pub job_id: i64,
+}
+
+/// `POST /api/v1/shops/{shop}/webhooks` (admin): subscribes the shop's product webhooks (again)
+/// to `catalog.webhook_url` — after that URL changed, say. Subscriptions already there stay.
+#[utoipa::path(post, path = "/api/v1/shops/{shop}/webhooks", tag = "shops", params(("shop" = String, Path)),
+    responses((status = 202, body = Subscribing), (status = 404, body = ErrorBody), (status = 409, description = "catalog.webhook_url is not set", body = ErrorBody)),
+    security(("api_key" = [])), description = "Role: admin")]
+pub async fn subscribe(
+    State(state): State<ApiState>,
+    who: Principal,
+    Path(key): Path<String>,
+) -> ApiResult<(StatusCode, Json<Subscribing>)> {
+    who.require(Role::Admin)?;
+    let cat = catalog(&state)?;
+    let s = shop(cat, &key).await?;
+    let job = cat.subscribe_webhooks(&who.actor, s.id).await?;
+    Ok((StatusCode::ACCEPTED, Json(Subscribing { job_id: job.0 })))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

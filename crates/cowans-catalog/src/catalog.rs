@@ -23,6 +23,7 @@ use crate::{
 pub enum ConfigError {
     #[error(transparent)]
     Secrets(#[from] SecretError),
+    /// A setting other than the keys (the message names it).
     #[error("{0}")]
     Schedule(String),
 }
@@ -37,6 +38,8 @@ struct Inner {
     front: FrontDoor,
     keys: KeyRing,
     settings: CatalogSettings,
+    /// Shops' webhook secrets, briefly.
+    webhook_secrets: crate::webhooks::SecretCache,
     /// One Shopify cost bucket per shop for every caller in this process.
     buckets: Mutex<HashMap<i64, Arc<dyn CostBucket>>>,
 }
@@ -48,16 +51,31 @@ impl Catalog {
         settings: &CatalogSettings,
     ) -> std::result::Result<Self, ConfigError> {
         let keys = KeyRing::new(&settings.secret_keys, settings.active_key.as_deref())?;
-        let schedule = settings.incremental_schedule.trim();
-        if !schedule.is_empty() {
-            crate::shops::check_schedule("catalog.incremental_schedule", schedule)
-                .map_err(|e| ConfigError::Schedule(e.to_string()))?;
+        if let Some(url) = &settings.webhook_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError::Schedule(format!(
+                "catalog.webhook_url {url:?} must be the http(s) URL of this API's /webhooks/shopify"
+            )));
+        }
+        for (name, schedule) in [
+            (
+                "catalog.incremental_schedule",
+                &settings.incremental_schedule,
+            ),
+            ("catalog.reconcile_schedule", &settings.reconcile_schedule),
+        ] {
+            if !schedule.trim().is_empty() {
+                crate::shops::check_schedule(name, schedule.trim())
+                    .map_err(|e| ConfigError::Schedule(e.to_string()))?;
+            }
         }
         Ok(Self {
             inner: Arc::new(Inner {
                 front,
                 keys,
                 settings: settings.clone(),
+                webhook_secrets: Default::default(),
                 buckets: Mutex::default(),
             }),
         })
@@ -73,6 +91,10 @@ impl Catalog {
 
     pub(crate) fn keys(&self) -> &KeyRing {
         &self.inner.keys
+    }
+
+    pub(crate) fn webhook_secrets(&self) -> &crate::webhooks::SecretCache {
+        &self.inner.webhook_secrets
     }
 
     pub(crate) fn settings(&self) -> &CatalogSettings {

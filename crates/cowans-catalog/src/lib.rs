@@ -18,6 +18,7 @@ mod settings;
 mod shops;
 pub mod snapshot;
 mod sync;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ pub const QUEUE: &str = "catalog";
 pub const PULL_FULL: &str = "catalog.pull_full";
 /// The job kind of incremental pulls (also run periodically per shop).
 pub const PULL_INCREMENTAL: &str = "catalog.pull_incremental";
+/// The job kind of reconciliations (also run periodically per shop).
+pub const RECONCILE: &str = "catalog.reconcile";
 
 /// The catalog application.
 pub const APP: App = App {
@@ -66,7 +69,43 @@ fn kinds(ctx: &AppContext) -> Result<Vec<JobKind>, String> {
         .timeout(Duration::from_secs(3600))
         .retry(retry)
     };
+    let c = catalog.clone();
+    let webhook = JobKind::new(
+        webhooks::WEBHOOK_KIND,
+        "applies a Shopify webhook delivery to the catalog",
+        task_fn(move |args: webhooks::WebhookArgs| {
+            let catalog = c.clone();
+            async move { webhooks::apply(catalog, args).await }
+        }),
+    )
+    .queue(webhooks::WEBHOOK_QUEUE)
+    .timeout(Duration::from_secs(60))
+    .retry(RetryPolicy {
+        max_attempts: 8,
+        base_delay: Duration::from_secs(1),
+        max_delay: Duration::from_secs(300),
+        jitter: 0.25,
+    });
+    let c = catalog.clone();
+    let subscribe = JobKind::new(
+        webhooks::SUBSCRIBE_KIND,
+        "subscribes a shop's product webhooks to catalog.webhook_url",
+        task_fn(move |args: webhooks::SubscribeArgs| {
+            let catalog = c.clone();
+            async move { webhooks::subscribe(catalog, args).await }
+        }),
+    )
+    .queue(QUEUE)
+    .timeout(Duration::from_secs(120))
+    .retry(RetryPolicy {
+        max_attempts: 10,
+        base_delay: Duration::from_secs(5),
+        max_delay: Duration::from_secs(600),
+        jitter: 0.25,
+    });
     Ok(vec![
+        webhook,
+        subscribe,
         pull(
             PullKind::Full,
             "pulls a shop's whole catalog (a bulk export streamed into the catalog; deletions marked)",
@@ -74,6 +113,16 @@ fn kinds(ctx: &AppContext) -> Result<Vec<JobKind>, String> {
                 max_attempts: 10,
                 base_delay: Duration::from_secs(5),
                 max_delay: Duration::from_secs(600),
+                jitter: 0.25,
+            },
+        ),
+        pull(
+            PullKind::Reconcile,
+            "compares a shop's product ids and updatedAt with Shopify and repairs the differences",
+            RetryPolicy {
+                max_attempts: 5,
+                base_delay: Duration::from_secs(30),
+                max_delay: Duration::from_secs(1800),
                 jitter: 0.25,
             },
         ),

@@ -16,6 +16,9 @@ pub enum PullKind {
     /// Products updated since the newest one seen (with an overlap): a few through paginated
     /// queries, many through a filtered bulk export.
     Incremental,
+    /// Every product's id and `updatedAt` compared with Shopify; what differs is read again,
+    /// what Shopify no longer has is marked deleted.
+    Reconcile,
 }
 
 impl PullKind {
@@ -23,6 +26,7 @@ impl PullKind {
         match self {
             PullKind::Full => "full",
             PullKind::Incremental => "incremental",
+            PullKind::Reconcile => "reconcile",
         }
     }
 
@@ -31,6 +35,7 @@ impl PullKind {
         match self {
             PullKind::Full => crate::PULL_FULL,
             PullKind::Incremental => crate::PULL_INCREMENTAL,
+            PullKind::Reconcile => crate::RECONCILE,
         }
     }
 }

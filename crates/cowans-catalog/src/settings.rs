@@ -27,6 +27,13 @@ pub struct CatalogSettings {
     /// When each shop's incremental pull runs (cron, UTC; empty: never on its own). Applied to a
     /// shop when it is added; change one shop's with `PATCH /api/v1/shops/{shop}`.
     pub incremental_schedule: String,
+    /// When each shop's reconciliation runs (cron, UTC; empty: never on its own): its product
+    /// ids and `updatedAt` compared with Shopify, the differences repaired. Applied to a shop
+    /// when it is added.
+    pub reconcile_schedule: String,
+    /// Where Shopify sends this catalog's webhooks: the public URL of the API's
+    /// `/webhooks/shopify`. When set, each shop added is subscribed to its product topics.
+    pub webhook_url: Option<String>,
 }
 
 impl Default for CatalogSettings {
@@ -39,6 +46,8 @@ impl Default for CatalogSettings {
             incremental_overlap_secs: 300,
             incremental_page_max: 250,
             incremental_schedule: "*/5 * * * *".to_owned(),
+            reconcile_schedule: "17 3 * * *".to_owned(),
+            webhook_url: None,
         }
     }
 }

@@ -12,13 +12,13 @@ use serde_json::json;
 use sqlx::PgConnection;
 
 use crate::{
-    Catalog, PULL_INCREMENTAL, QUEUE,
+    Catalog, PullKind, QUEUE,
     secrets::{Purpose, last4},
 };
 
-/// The name of a shop's periodic incremental pull (a cron entry of the engine).
-fn schedule_name(shop_id: i64) -> String {
-    format!("{PULL_INCREMENTAL}:shop:{shop_id}")
+/// The name of a shop's periodic pull of `kind` (a cron entry of the engine).
+fn schedule_name(kind: PullKind, shop_id: i64) -> String {
+    format!("{}:shop:{shop_id}", kind.job_kind())
 }
 
 /// Checks a cron schedule (UTC); `field` names it in the error.
@@ -28,24 +28,29 @@ pub(crate) fn check_schedule(field: &str, schedule: &str) -> Result<()> {
         .map_err(|e| StoreError::invalid(field, e.to_string()))
 }
 
-/// Sets (or, with `None` or an empty one, removes) a shop's periodic incremental pull.
-async fn set_schedule(conn: &mut PgConnection, shop_id: i64, schedule: Option<&str>) -> Result<()> {
+/// Sets (or, with `None` or an empty one, removes) a shop's periodic pull of `kind`.
+async fn set_schedule(
+    conn: &mut PgConnection,
+    shop_id: i64,
+    kind: PullKind,
+    schedule: Option<&str>,
+) -> Result<()> {
     match schedule.map(str::trim).filter(|s| !s.is_empty()) {
         Some(s) => {
-            check_schedule("incremental_schedule", s)?;
+            check_schedule(&format!("{}_schedule", kind.as_str()), s)?;
             let row = CronRow {
-                name: schedule_name(shop_id),
+                name: schedule_name(kind, shop_id),
                 schedule: s.to_owned(),
                 timezone: "UTC".to_owned(),
                 queue: QUEUE.to_owned(),
-                kind: PULL_INCREMENTAL.to_owned(),
+                kind: kind.job_kind().to_owned(),
                 args: json!({ "shop_id": shop_id }),
                 catch_up: 0,
                 last_tick: None,
             };
             cowans_store::upsert_cron(&mut *conn, &row).await
         }
-        None => cowans_store::delete_cron(&mut *conn, &schedule_name(shop_id))
+        None => cowans_store::delete_cron(&mut *conn, &schedule_name(kind, shop_id))
             .await
             .map(|_| ()),
     }
@@ -146,7 +151,10 @@ impl Catalog {
             .incremental_schedule
             .as_deref()
             .unwrap_or(&self.settings().incremental_schedule);
-        set_schedule(&mut tx, row.id, Some(schedule)).await?;
+        set_schedule(&mut tx, row.id, PullKind::Incremental, Some(schedule)).await?;
+        let reconcile = self.settings().reconcile_schedule.clone();
+        set_schedule(&mut tx, row.id, PullKind::Reconcile, Some(&reconcile)).await?;
+        self.enqueue_subscribe(&mut tx, row.id).await?;
         let details =
             json!({ "name": row.name, "domain": row.domain, "api_version": row.api_version });
         let recorded = front
@@ -162,11 +170,13 @@ impl Catalog {
         Ok(row)
     }
 
-    /// When a shop's incremental pull runs on its own (cron, UTC), if it does.
-    pub async fn schedule(&self, shop_id: i64) -> Result<Option<String>> {
-        Ok(cowans_store::get_cron(self.pool(), &schedule_name(shop_id))
-            .await?
-            .map(|c| c.schedule))
+    /// When a shop's pull of `kind` runs on its own (cron, UTC), if it does.
+    pub async fn schedule(&self, shop_id: i64, kind: PullKind) -> Result<Option<String>> {
+        Ok(
+            cowans_store::get_cron(self.pool(), &schedule_name(kind, shop_id))
+                .await?
+                .map(|c| c.schedule),
+        )
     }
 
     pub async fn shops(&self) -> Result<Vec<ShopRow>> {
@@ -238,7 +248,7 @@ impl Catalog {
         let mut tx = self.pool().begin().await?;
         let row = store::update_shop(&mut tx, id, &patch).await?;
         if let Some(schedule) = &update.incremental_schedule {
-            set_schedule(&mut tx, id, schedule.as_deref()).await?;
+            set_schedule(&mut tx, id, PullKind::Incremental, schedule.as_deref()).await?;
         }
         let recorded = self
             .front()
@@ -252,6 +262,7 @@ impl Catalog {
             .await?;
         recorded.commit(tx).await?;
         self.forget_bucket(id);
+        self.webhook_secrets().clear();
         Ok(row)
     }
 
@@ -259,7 +270,8 @@ impl Catalog {
     pub async fn delete_shop(&self, actor: &Actor, id: i64) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         store::delete_shop(&mut tx, id).await?;
-        set_schedule(&mut tx, id, None).await?;
+        set_schedule(&mut tx, id, PullKind::Incremental, None).await?;
+        set_schedule(&mut tx, id, PullKind::Reconcile, None).await?;
         let recorded = self
             .front()
             .record(
@@ -272,6 +284,7 @@ impl Catalog {
             .await?;
         recorded.commit(tx).await?;
         self.forget_bucket(id);
+        self.webhook_secrets().clear();
         Ok(())
     }
 

@@ -54,7 +54,8 @@ impl fmt::Display for Role {
 /// The caller of an action, as the audit log records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
-    /// `key:<id>:<name>`, `jwt:<subject>`, `cli:<os user>`, `system:<component>`.
+    /// `key:<id>:<name>`, `jwt:<subject>`, `cli:<os user>`, `system:<component>`,
+    /// `webhook:<shop domain>`.
     pub name: String,
     pub role: Role,
     /// The client's address, for calls that came over the network.
@@ -68,6 +69,15 @@ impl Actor {
             name: format!("cli:{os_user}"),
             role: Role::Admin,
             client_addr: None,
+        }
+    }
+
+    /// Shopify delivering a shop's webhook (verified by its signature).
+    pub fn webhook(shop_domain: &str, client_addr: Option<String>) -> Self {
+        Self {
+            name: format!("webhook:{shop_domain}"),
+            role: Role::Operator,
+            client_addr,
         }
     }
 

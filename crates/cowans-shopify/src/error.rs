@@ -55,6 +55,16 @@ pub enum ShopifyError {
 }
 
 impl ShopifyError {
+    /// Shopify refused the access token (HTTP 401), directly or on the last of some retries:
+    /// nothing will work until the token is replaced.
+    pub fn is_unauthorized(&self) -> bool {
+        match self {
+            ShopifyError::Unauthorized => true,
+            ShopifyError::RetriesExhausted { last, .. } => last.is_unauthorized(),
+            _ => false,
+        }
+    }
+
     /// Worth sending again (for an idempotent operation).
     pub fn is_retryable(&self) -> bool {
         matches!(

@@ -44,6 +44,7 @@ pub(crate) fn settings() -> CatalogSettings {
         pull_batch: 100,
         progress_every_ms: 100,
         incremental_schedule: String::new(),
+        reconcile_schedule: String::new(),
         ..CatalogSettings::default()
     }
 }
@@ -56,6 +57,7 @@ pub(crate) fn settings_env() -> Vec<(&'static str, &'static str)> {
         ("COWANS__CATALOG__PULL_BATCH", "100"),
         ("COWANS__CATALOG__PROGRESS_EVERY_MS", "100"),
         ("COWANS__CATALOG__INCREMENTAL_SCHEDULE", ""),
+        ("COWANS__CATALOG__RECONCILE_SCHEDULE", ""),
     ]
 }
 
@@ -77,11 +79,19 @@ pub(crate) fn catalog_with(db: &TestDb, settings: &CatalogSettings) -> Catalog {
     .unwrap()
 }
 
-/// The shop request for `sim` named `name`, with `token`.
+/// The domain the simulator signs its webhooks as (`X-Shopify-Shop-Domain`).
+pub(crate) const SIM_DOMAIN: &str = "cowans-sim.myshopify.com";
+
+/// The shop request for `sim` named `name`, with `token`; the shop named `sim` has the
+/// simulator's own domain (its webhooks name it).
 pub(crate) fn shop_request(sim: &Running, name: &str, token: &str) -> ShopRequest {
     ShopRequest {
         name: name.to_owned(),
-        domain: format!("{name}.myshopify.com"),
+        domain: if name == "sim" {
+            SIM_DOMAIN.to_owned()
+        } else {
+            format!("{name}.myshopify.com")
+        },
         api_version: "2026-10".to_owned(),
         admin_url: Some(sim.base_url()),
         access_token: SecretString::from(token),
@@ -115,12 +125,12 @@ pub(crate) async fn fixture(products: usize, variants: usize) -> Fixture {
 }
 
 impl Fixture {
-    /// A `cowans-worker` process running the catalog's queue, with `extra` settings.
+    /// A `cowans-worker` process running the catalog's queues, with `extra` settings.
     pub(crate) fn worker(&self, extra: &[(&str, &str)]) -> WorkerProcess {
         let mut env = settings_env();
         env.extend_from_slice(FAST_ENGINE);
         env.extend_from_slice(extra);
-        WorkerProcess::spawn(&self.db.url(), "catalog", 4, &env)
+        WorkerProcess::spawn(&self.db.url(), "catalog,catalog.webhooks", 4, &env)
     }
 
     /// Starts a pull of the shop.

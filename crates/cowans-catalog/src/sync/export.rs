@@ -9,7 +9,7 @@ use cowans_store::catalog::{self as store, PullRow, ShopRow};
 
 use super::{
     Progress, PullError, Tally,
-    writer::{Writer, Written},
+    writer::{Mode, Writer, Written},
 };
 use crate::Catalog;
 
@@ -49,7 +49,7 @@ pub(super) async fn full<'a>(
         pull,
         job,
         &export_query(None),
-        true,
+        Mode::Full,
         progress,
     )
     .await?;
@@ -62,8 +62,7 @@ pub(super) async fn full<'a>(
 }
 
 /// Runs the bulk export `query` (or reuses the one this pull started before) and writes what
-/// it returns, in batches of `catalog.pull_batch`. `full`: a full pull's writes (see
-/// [`Writer`]).
+/// it returns, in batches of `catalog.pull_batch`, written as `mode` says.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn exported<'a>(
     catalog: &'a Catalog,
@@ -72,11 +71,11 @@ pub(super) async fn exported<'a>(
     pull: &'a PullRow,
     job: &'a JobMeta,
     query: &str,
-    full: bool,
+    mode: Mode,
     progress: &mut Progress<'a>,
 ) -> Result<Written, PullError> {
     let op = export(client, catalog.pool(), pull, job, query, progress).await?;
-    let writer = Writer::new(catalog, shop, pull, job, full, progress);
+    let writer = Writer::new(catalog, shop, pull, job, mode, progress);
     // An export of nothing has no file.
     if let Some(url) = op.url.clone() {
         writer.report("writing", None).await;
@@ -97,7 +96,7 @@ pub(super) async fn exported<'a>(
 
 /// The finished export of this pull: the one a previous attempt started, if Shopify still has
 /// it, or a new one. Waits for it, reporting `exporting` progress.
-async fn export(
+pub(super) async fn export(
     client: &Client,
     pool: &cowans_queue::PgPool,
     pull: &PullRow,

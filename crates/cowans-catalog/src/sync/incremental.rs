@@ -15,13 +15,13 @@ use serde_json::Value;
 use super::{
     Progress, PullError, Tally,
     export::{self, PRODUCT_FIELDS, VARIANT_FIELDS},
-    writer::{Writer, Written},
+    writer::{Mode, Writer, Written},
 };
 use crate::Catalog;
 
 /// Variants read with each product of a page; a product with more sends the pull to the bulk
 /// export, which has no such limit.
-const PAGE_VARIANTS: u32 = 25;
+pub(super) const PAGE_VARIANTS: u32 = 25;
 
 /// The search of products updated since `shop`'s newest one seen, less the overlap; `None`
 /// (everything) before its first pull.
@@ -71,7 +71,17 @@ pub(super) async fn run<'a>(
         Some(w) => w,
         None => {
             let query = export::export_query(search.as_deref());
-            export::exported(catalog, client, shop, pull, job, &query, false, progress).await?
+            export::exported(
+                catalog,
+                client,
+                shop,
+                pull,
+                job,
+                &query,
+                Mode::Changes,
+                progress,
+            )
+            .await?
         }
     };
     if let Some(t) = written.newest {
@@ -94,7 +104,7 @@ async fn paged<'a>(
     let fields = format!(
         "{PRODUCT_FIELDS} variants(first: {PAGE_VARIANTS}) {{ nodes {{ {VARIANT_FIELDS} }} pageInfo {{ hasNextPage }} }}"
     );
-    let writer = Writer::new(catalog, shop, pull, job, false, progress);
+    let writer = Writer::new(catalog, shop, pull, job, Mode::Changes, progress);
     let mut pages = client.product_pages_of(&fields, search.map(str::to_owned), 250);
     while let Some(page) = pages.next().await {
         let page = page.map_err(PullError::of)?;
@@ -114,7 +124,7 @@ async fn paged<'a>(
 
 /// A product node of a page as the export would give it: the product, then each variant as
 /// its child. `None` if the product has more variants than the page read.
-fn split(mut node: Value) -> Result<Option<Vec<BulkItem>>, PullError> {
+pub(super) fn split(mut node: Value) -> Result<Option<Vec<BulkItem>>, PullError> {
     let variants = node
         .as_object_mut()
         .and_then(|o| o.remove("variants"))

@@ -7,6 +7,8 @@
 //! - An incremental pull asks for the products updated since the newest one seen, less an
 //!   overlap: it counts them first, reads a few through paginated queries and many through a
 //!   filtered bulk export (see [`incremental`]).
+//! - A reconciliation compares ids and `updatedAt` with Shopify and repairs the differences
+//!   (see [`reconcile`]).
 //!
 //! Everything a pull writes is idempotent and ordered by Shopify's `updatedAt`, so a retry after
 //! a crash — which reuses the export when Shopify still has it — ends with the same catalog:
@@ -14,6 +16,7 @@
 
 mod export;
 mod incremental;
+mod reconcile;
 mod writer;
 
 use std::time::{Duration, Instant};
@@ -59,14 +62,10 @@ impl From<sqlx::Error> for PullError {
 
 impl PullError {
     fn of(e: ShopifyError) -> Self {
-        match e {
-            ShopifyError::Unauthorized => PullError::Unauthorized,
-            ShopifyError::RetriesExhausted { last, .. }
-                if matches!(*last, ShopifyError::Unauthorized) =>
-            {
-                PullError::Unauthorized
-            }
-            other => PullError::Shopify(other),
+        if e.is_unauthorized() {
+            PullError::Unauthorized
+        } else {
+            PullError::Shopify(e)
         }
     }
 }
@@ -130,6 +129,9 @@ pub(crate) async fn run(
         PullKind::Full => export::full(&catalog, &client, &shop, &pull, &job, &mut progress).await,
         PullKind::Incremental => {
             incremental::run(&catalog, &client, &shop, &pull, &job, &mut progress).await
+        }
+        PullKind::Reconcile => {
+            reconcile::run(&catalog, &client, &shop, &pull, &job, &mut progress).await
         }
     };
     match outcome {

@@ -11,15 +11,28 @@ use cowans_store::catalog::{self as store, ProductSnapshot, PullRow, ShopRow, Va
 use super::{Progress, PullError, Tally};
 use crate::{Catalog, snapshot};
 
-/// Writes batches for one pull. A full pull tags what it writes with its id (its sweep marks
-/// deleted what it did not see); any other pull writes untagged and, at the end, removes the
-/// variants of the products it rewrote that Shopify no longer lists ([`Writer::finish`]).
+/// How a pull's writes relate to the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// A full pull: what it writes is tagged with its id (its sweep marks deleted what it did
+    /// not see, and removes the variants it did not list), and a deletion recorded after it
+    /// started wins over its view.
+    Full,
+    /// Changes (an incremental pull): untagged; a product marked deleted stays so; at the end,
+    /// the variants Shopify no longer lists of the products rewritten are removed.
+    Changes,
+    /// A reconciliation's repairs: like `Changes`, except that Shopify listing a product
+    /// marked deleted before the reconciliation started brings it back.
+    Repair,
+}
+
+/// Writes batches for one pull (see [`Mode`]).
 pub(super) struct Writer<'a, 'p> {
     catalog: &'a Catalog,
     shop: &'a ShopRow,
     pull: &'a PullRow,
     job: &'a JobMeta,
-    full: bool,
+    mode: Mode,
     state: tokio::sync::Mutex<State<'a, 'p>>,
 }
 
@@ -55,7 +68,7 @@ impl<'a, 'p> Writer<'a, 'p> {
         shop: &'a ShopRow,
         pull: &'a PullRow,
         job: &'a JobMeta,
-        full: bool,
+        mode: Mode,
         progress: &'p mut Progress<'a>,
     ) -> Self {
         Self {
@@ -63,7 +76,7 @@ impl<'a, 'p> Writer<'a, 'p> {
             shop,
             pull,
             job,
-            full,
+            mode,
             state: tokio::sync::Mutex::new(State {
                 seen: HashMap::new(),
                 newest: None,
@@ -123,7 +136,7 @@ impl<'a, 'p> Writer<'a, 'p> {
         if self.job.is_cancelled() {
             return Err(PullError::Cancelled);
         }
-        if !self.full {
+        if self.mode != Mode::Full {
             let pool = self.catalog.pool();
             let seen: Vec<(i64, Seen)> = state.seen.into_iter().collect();
             for chunk in seen.chunks(1000) {
@@ -190,11 +203,12 @@ impl<'a, 'p> Writer<'a, 'p> {
             }
         }
         let (shop, pull) = (self.shop, self.pull);
-        let tag = self.full.then_some((pull.id, pull.started_at));
+        let tag = (self.mode == Mode::Full).then_some(pull.id);
+        let since = (self.mode != Mode::Changes).then_some(pull.started_at);
         let mut tx = self.catalog.pool().begin().await?;
-        let written = store::upsert_products(&mut tx, shop.id, tag, &products).await?;
+        let written = store::upsert_products(&mut tx, shop.id, tag, since, &products).await?;
         let variants_written =
-            store::upsert_variants(&mut tx, shop.id, tag.map(|(id, _)| id), &variants).await?;
+            store::upsert_variants(&mut tx, shop.id, tag, &variants, false).await?;
         tx.commit().await?;
         state.tally.products += written as i64;
         state.tally.variants += variants_written as i64;

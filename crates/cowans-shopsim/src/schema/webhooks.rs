@@ -5,6 +5,8 @@ use super::*;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum WebhookSubscriptionTopic {
+    /// Accepted for subscriptions; the simulator never uninstalls the app.
+    AppUninstalled,
     BulkOperationsFinish,
     ProductsCreate,
     ProductsDelete,
@@ -18,6 +20,7 @@ impl WebhookSubscriptionTopic {
             WebhookSubscriptionTopic::ProductsUpdate => "products/update",
             WebhookSubscriptionTopic::ProductsDelete => "products/delete",
             WebhookSubscriptionTopic::BulkOperationsFinish => "bulk_operations/finish",
+            WebhookSubscriptionTopic::AppUninstalled => "app/uninstalled",
         }
     }
 
@@ -27,6 +30,7 @@ impl WebhookSubscriptionTopic {
             Self::ProductsUpdate,
             Self::ProductsDelete,
             Self::BulkOperationsFinish,
+            Self::AppUninstalled,
         ]
         .into_iter()
         .find(|t| t.name() == topic)

@@ -46,14 +46,16 @@ pub struct VariantSnapshot {
 }
 
 /// Writes product snapshots; a stored product is replaced only by a snapshot at least as new
-/// (`updatedAt`). `pull`: the full pull writing them and when it started — a deletion recorded
-/// after that start wins over the pull's view. A product written by anything else (no `pull`)
-/// is untagged, so a full pull running meanwhile neither sweeps it nor its variants. Returns
-/// how many were written.
+/// (`updatedAt`). `full_pull`: the full pull writing them (they are tagged with it; a product
+/// written by anything else is untagged, so a full pull running meanwhile neither sweeps it nor
+/// its variants). `view_since`: when the view the snapshots come from began — a product marked
+/// deleted before it is live again (Shopify listed it), one marked deleted after it stays
+/// deleted; without it a product marked deleted stays so. Returns how many were written.
 pub async fn upsert_products(
     conn: &mut PgConnection,
     shop_id: i64,
-    pull: Option<(i64, DateTime<Utc>)>,
+    full_pull: Option<i64>,
+    view_since: Option<DateTime<Utc>>,
     products: &[ProductSnapshot],
 ) -> Result<u64> {
     if products.is_empty() {
@@ -111,8 +113,8 @@ pub async fn upsert_products(
          WHERE EXCLUDED.shopify_updated_at >= p.shopify_updated_at",
     )
     .bind(shop_id)
-    .bind(pull.map(|(id, _)| id))
-    .bind(pull.map(|(_, at)| at))
+    .bind(full_pull)
+    .bind(view_since)
     .bind(ids)
     .bind(titles)
     .bind(handles)
@@ -129,7 +131,7 @@ pub async fn upsert_products(
     let written = done.rows_affected();
     // A full pull saw the products it did not write (a newer snapshot is stored): its sweep
     // must not take them for deleted.
-    if let Some((pull_id, _)) = pull
+    if let Some(pull_id) = full_pull
         && written < n as u64
     {
         sqlx::query(
@@ -146,12 +148,14 @@ pub async fn upsert_products(
 }
 
 /// Writes variant snapshots that belong to the product snapshot now stored (a variant of an
-/// older snapshot than its product's is skipped). Returns how many were written.
+/// older snapshot than its product's is skipped). `keep_weights`: the snapshots do not carry
+/// weights (webhook payloads), so stored ones stay. Returns how many were written.
 pub async fn upsert_variants(
     conn: &mut PgConnection,
     shop_id: i64,
     pull_id: Option<i64>,
     variants: &[VariantSnapshot],
+    keep_weights: bool,
 ) -> Result<u64> {
     if variants.is_empty() {
         return Ok(0);
@@ -178,8 +182,10 @@ pub async fn upsert_variants(
            barcode = EXCLUDED.barcode, price = EXCLUDED.price, \
            compare_at_price = EXCLUDED.compare_at_price, \
            inventory_quantity = EXCLUDED.inventory_quantity, \
-           inventory_item_id = EXCLUDED.inventory_item_id, weight = EXCLUDED.weight, \
-           weight_unit = EXCLUDED.weight_unit, option_values = EXCLUDED.option_values, \
+           inventory_item_id = EXCLUDED.inventory_item_id, \
+           weight = CASE WHEN $17 THEN v.weight ELSE EXCLUDED.weight END, \
+           weight_unit = CASE WHEN $17 THEN v.weight_unit ELSE EXCLUDED.weight_unit END, \
+           option_values = EXCLUDED.option_values, \
            pull_id = EXCLUDED.pull_id",
     )
     .bind(shop_id)
@@ -203,6 +209,7 @@ pub async fn upsert_variants(
             .map(|v| v.option_values.to_string())
             .collect::<Vec<_>>(),
     )
+    .bind(keep_weights)
     .execute(conn)
     .await
     .map_err(|e| match StoreError::from(e) {
@@ -443,4 +450,40 @@ pub async fn analyze_catalog(pool: &PgPool) -> Result<()> {
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// Every product of a shop: its id, Shopify's `updatedAt` of the stored snapshot, and whether
+/// it is marked deleted (for the reconciliation).
+pub async fn product_versions(
+    pool: &PgPool,
+    shop_id: i64,
+) -> Result<Vec<(i64, DateTime<Utc>, bool)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, shopify_updated_at, deleted_at IS NOT NULL FROM cowans_products WHERE shop_id = $1",
+    )
+    .bind(shop_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Marks these products deleted, unless something wrote them since `before`; returns how many.
+pub async fn mark_products_deleted(
+    pool: &PgPool,
+    shop_id: i64,
+    ids: &[i64],
+    before: DateTime<Utc>,
+) -> Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let done = sqlx::query(
+        "UPDATE cowans_products SET deleted_at = now(), synced_at = now() \
+         WHERE shop_id = $1 AND id = ANY($2) AND deleted_at IS NULL AND synced_at < $3",
+    )
+    .bind(shop_id)
+    .bind(ids)
+    .bind(before)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }

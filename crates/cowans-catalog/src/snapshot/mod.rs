@@ -2,6 +2,10 @@
 //! Admin API (a bulk export line, or a node of a query) becomes a snapshot. Ids are read from
 //! their GIDs as integers (never through a float); money and weights stay decimal strings.
 
+mod rest;
+
+pub use rest::{rest_product, rest_variants};
+
 use chrono::{DateTime, Utc};
 use cowans_shopify::Gid;
 use cowans_store::catalog::{ProductSnapshot, VariantSnapshot};
