@@ -127,6 +127,31 @@ pub async fn list_shops(settings: &Settings) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// `shops export`: writes a shop's products matching `filter` to `out` in `format` (csv or
+/// jsonl); returns the bytes written.
+pub async fn export(
+    settings: &Settings,
+    shop: &str,
+    format: &str,
+    filter: cowans_catalog::ProductFilter,
+    mut out: impl tokio::io::AsyncWrite + Unpin,
+) -> anyhow::Result<u64> {
+    use futures::TryStreamExt;
+    use tokio::io::AsyncWriteExt;
+    let format = cowans_queue::export::ExportFormat::parse(format)
+        .map_err(|e| anyhow::anyhow!("--format {e}"))?;
+    let catalog = catalog(settings).await?;
+    let shop = catalog.find_shop(shop).await?;
+    let mut chunks = catalog.export(shop.id, filter, format);
+    let mut written = 0u64;
+    while let Some(chunk) = chunks.try_next().await? {
+        out.write_all(&chunk).await?;
+        written += chunk.len() as u64;
+    }
+    out.flush().await?;
+    Ok(written)
+}
+
 /// `shops pull`: starts a pull and, with `follow`, prints a progress line a second until it
 /// ends (`out` gets each line); fails if the pull failed.
 pub async fn pull(

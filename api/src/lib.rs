@@ -206,6 +206,7 @@ fn router(state: ApiState) -> Router {
             post(routes::jobs::submit).get(routes::jobs::list),
         )
         .route("/api/v1/jobs/bulk", post(routes::jobs::submit_many))
+        .route("/api/v1/jobs/export", get(routes::exports::jobs))
         .route("/api/v1/jobs/{id}", get(routes::jobs::get))
         .route("/api/v1/jobs/{id}/cancel", post(routes::jobs::cancel))
         .route("/api/v1/jobs/{id}/retry", post(routes::jobs::retry))
@@ -223,6 +224,10 @@ fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/queues/{queue}/dead", get(routes::dead::list))
         .route(
+            "/api/v1/queues/{queue}/dead/export",
+            get(routes::exports::dead),
+        )
+        .route(
             "/api/v1/queues/{queue}/dead/redrive",
             post(routes::dead::redrive),
         )
@@ -234,6 +239,7 @@ fn router(state: ApiState) -> Router {
         .route("/api/v1/batches/{id}", get(routes::batches::get))
         .route("/api/v1/batches/{id}/cancel", post(routes::batches::cancel))
         .route("/api/v1/audit", get(routes::audit::list))
+        .route("/api/v1/audit/export", get(routes::exports::audit))
         .route(
             "/api/v1/shops",
             post(routes::shops::add).get(routes::shops::list),
@@ -253,6 +259,10 @@ fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/shops/{shop}/products",
             get(routes::shops::products),
+        )
+        .route(
+            "/api/v1/shops/{shop}/products/export",
+            get(routes::exports::products),
         )
         .route(
             "/api/v1/shops/{shop}/products/{id}",

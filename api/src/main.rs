@@ -71,6 +71,33 @@ enum Shops {
         #[arg(long)]
         follow: bool,
     },
+    /// Write a shop's products to standard output (or --output) as CSV or JSON Lines.
+    Export {
+        /// The shop's name or id.
+        shop: String,
+        /// csv (one row per variant) or jsonl (one product per line).
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+        /// Only products with this status (active, archived, draft, unlisted).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        vendor: Option<String>,
+        #[arg(long)]
+        product_type: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+        #[arg(long)]
+        sku: Option<String>,
+        /// Words in the title or handle.
+        #[arg(long)]
+        text: Option<String>,
+        #[arg(long)]
+        include_deleted: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -158,6 +185,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 PullKind::Full
             };
             commands::pull(&settings, &actor, &shop, kind, follow, |l| println!("{l}")).await?;
+            Ok(())
+        }
+        Command::Shops(Shops::Export {
+            shop,
+            format,
+            output,
+            status,
+            vendor,
+            product_type,
+            tag,
+            sku,
+            text,
+            include_deleted,
+        }) => {
+            let filter = cowans_catalog::ProductFilter {
+                status: status.map(|s| s.to_ascii_uppercase()),
+                vendor,
+                product_type,
+                tag,
+                sku,
+                text,
+                include_deleted,
+            };
+            let written = match output {
+                Some(path) => {
+                    let file = tokio::fs::File::create(&path)
+                        .await
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    commands::export(&settings, &shop, &format, filter, file).await?
+                }
+                None => {
+                    commands::export(&settings, &shop, &format, filter, tokio::io::stdout()).await?
+                }
+            };
+            eprintln!("{written} bytes written");
             Ok(())
         }
         Command::Secrets(Secrets::Rotate) => {

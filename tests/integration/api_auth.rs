@@ -59,6 +59,9 @@ async fn every_route_refuses_missing_malformed_wrong_and_revoked_credentials_and
         (Method::GET, "/api/v1/batches/1", None, "viewer"),
         (Method::POST, "/api/v1/batches/1/cancel", None, "operator"),
         (Method::GET, "/api/v1/audit", None, "admin"),
+        (Method::GET, "/api/v1/audit/export", None, "admin"),
+        (Method::GET, "/api/v1/jobs/export", None, "viewer"),
+        (Method::GET, "/api/v1/queues/q/dead/export", None, "viewer"),
         (
             Method::POST,
             "/api/v1/shops",
@@ -79,6 +82,12 @@ async fn every_route_refuses_missing_malformed_wrong_and_revoked_credentials_and
         ),
         (Method::GET, "/api/v1/shops/s/pulls", None, "viewer"),
         (Method::GET, "/api/v1/shops/s/products", None, "viewer"),
+        (
+            Method::GET,
+            "/api/v1/shops/s/products/export",
+            None,
+            "viewer",
+        ),
         (Method::GET, "/api/v1/shops/s/products/1", None, "viewer"),
         (Method::GET, "/api/v1/pulls/1", None, "viewer"),
         (Method::POST, "/api/v1/shops/s/webhooks", None, "admin"),

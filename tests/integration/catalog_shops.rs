@@ -5,18 +5,14 @@
 //! stops the processes at start-up with the reason, and `secrets rotate` moves every secret to
 //! a new key.
 
-use std::{
-    io::Write,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::{
     api::{api, assert_error_shape},
-    catalog::{KEY, TOKEN, catalog_api, catalog_db, fixture, settings_env},
+    catalog::{KEY, TOKEN, catalog_api, catalog_db, fixture, run, settings_env},
 };
 
 const SECRET: &str = "shpat_never_shown_again_9f3c";
@@ -442,44 +438,6 @@ async fn the_catalog_reads_back_filtered_and_in_keyset_pages_with_exact_ids() {
         assert_eq!(s, status, "{path}: {v}");
         assert!(v["error"]["code"].is_string(), "{path}: {v}");
     }
-}
-
-/// Runs a binary of the workspace with `args` and `env` (and `stdin`) to its end, off the test's
-/// runtime (which serves the simulator meanwhile): whether it succeeded, its stdout and stderr.
-async fn run(
-    bin: &str,
-    args: &[&str],
-    env: &[(&str, &str)],
-    stdin: &str,
-) -> (bool, String, String) {
-    let mut cmd = Command::new(cowans_tests::binary(bin));
-    cmd.args(args)
-        .env_remove("DATABASE_URL")
-        .env("COWANS__LOG__FILTER", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let stdin = stdin.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut child = cmd.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    })
-    .await
-    .unwrap()
 }
 
 #[tokio::test]

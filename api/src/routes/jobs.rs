@@ -299,6 +299,21 @@ pub struct ListQuery {
     pub limit: Option<i64>,
 }
 
+/// Which jobs a listing or export shows, the state checked.
+pub(crate) fn job_filter(
+    queue: Option<String>,
+    state: Option<String>,
+    kind: Option<String>,
+) -> ApiResult<JobFilter> {
+    let state = match state.as_deref() {
+        None => None,
+        Some(s) => Some(JobState::parse(s).ok_or_else(|| {
+            ApiError::invalid("state", format!("is {s:?}; it must be one of available, scheduled, running, completed, cancelled, dead"))
+        })?),
+    };
+    Ok(JobFilter { queue, state, kind })
+}
+
 /// `GET /api/v1/jobs?queue=&state=&kind=&after=&limit=` (viewer), id order.
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs",
     params(("queue" = Option<String>, Query), ("state" = Option<String>, Query), ("kind" = Option<String>, Query), ("after" = Option<i64>, Query, description = "Keyset: ids after this"), ("limit" = Option<i64>, Query, description = "1..1000, default 100")),
@@ -311,17 +326,7 @@ pub async fn list(
     who.require(Role::Viewer)?;
     let Query(q) = query.map_err(super::query_error)?;
     let limit = super::page_limit(q.limit)?;
-    let job_state = match q.state.as_deref() {
-        None => None,
-        Some(s) => Some(JobState::parse(s).ok_or_else(|| {
-            ApiError::invalid("state", format!("is {s:?}; it must be one of available, scheduled, running, completed, cancelled, dead"))
-        })?),
-    };
-    let filter = JobFilter {
-        queue: q.queue,
-        state: job_state,
-        kind: q.kind,
-    };
+    let filter = job_filter(q.queue, q.state, q.kind)?;
     let jobs = state.front.jobs(&filter, q.after.map(JobId), limit).await?;
     Ok(Json(JobPage::of(jobs, limit)))
 }

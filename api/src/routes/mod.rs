@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod batches;
 pub mod dead;
+pub mod exports;
 pub mod jobs;
 pub mod kinds;
 pub mod queues;

@@ -9,13 +9,11 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use cowans_catalog::{
-    Catalog, ProductFilter, ProductRow, PullKind, PullRow, ShopRequest, ShopRow, ShopUpdate,
-    VariantRow,
+    Catalog, ProductFilter, ProductView, PullKind, PullRow, ShopRequest, ShopRow, ShopUpdate,
 };
 use cowans_core::Role;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::{
     ApiState,
@@ -24,14 +22,14 @@ use crate::{
 };
 
 /// The catalog, or 404 when the application is not enabled on this server.
-fn catalog(state: &ApiState) -> ApiResult<&Catalog> {
+pub(crate) fn catalog(state: &ApiState) -> ApiResult<&Catalog> {
     state.catalog.as_ref().ok_or_else(|| {
         ApiError::NotFound("the catalog application is not enabled (apps = [\"catalog\"])".into())
     })
 }
 
 /// A shop by id or name.
-async fn shop(cat: &Catalog, key: &str) -> ApiResult<ShopRow> {
+pub(crate) async fn shop(cat: &Catalog, key: &str) -> ApiResult<ShopRow> {
     Ok(cat.find_shop(key).await?)
 }
 
@@ -405,98 +403,6 @@ pub async fn pull(
     Ok(Json(catalog(&state)?.pull(id).await?.into()))
 }
 
-/// A variant in the catalog (decimals exactly as Shopify sent them; Shopify's ids as decimal
-/// strings, since they exceed what a JSON number holds exactly in most clients).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct VariantView {
-    pub id: String,
-    /// `gid://shopify/ProductVariant/<id>`.
-    pub gid: String,
-    pub title: String,
-    pub position: i32,
-    pub sku: Option<String>,
-    pub barcode: Option<String>,
-    pub price: String,
-    pub compare_at_price: Option<String>,
-    pub inventory_quantity: Option<i32>,
-    pub inventory_item_id: Option<String>,
-    pub weight: Option<String>,
-    pub weight_unit: Option<String>,
-    /// `[{"name", "value"}]`.
-    #[schema(value_type = Vec<Object>)]
-    pub options: Value,
-}
-
-impl From<VariantRow> for VariantView {
-    fn from(v: VariantRow) -> Self {
-        Self {
-            id: v.id.to_string(),
-            gid: format!("gid://shopify/ProductVariant/{}", v.id),
-            title: v.title,
-            position: v.position,
-            sku: v.sku,
-            barcode: v.barcode,
-            price: v.price,
-            compare_at_price: v.compare_at_price,
-            inventory_quantity: v.inventory_quantity,
-            inventory_item_id: v.inventory_item_id.map(|i| i.to_string()),
-            weight: v.weight,
-            weight_unit: v.weight_unit,
-            options: v.option_values,
-        }
-    }
-}
-
-/// A product in the catalog: the last snapshot synced from Shopify.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ProductView {
-    /// Shopify's numeric id, as a decimal string (exact in every client).
-    pub id: String,
-    /// `gid://shopify/Product/<id>`.
-    pub gid: String,
-    pub title: String,
-    pub handle: String,
-    pub description_html: String,
-    pub vendor: String,
-    pub product_type: String,
-    /// ACTIVE, ARCHIVED, DRAFT or UNLISTED.
-    pub status: String,
-    pub tags: Vec<String>,
-    /// `[{"name", "position", "values"}]`.
-    #[schema(value_type = Vec<Object>)]
-    pub options: Value,
-    /// Shopify's `updatedAt` of this snapshot.
-    pub shopify_updated_at: DateTime<Utc>,
-    pub shopify_created_at: Option<DateTime<Utc>>,
-    /// When Cowans last wrote this snapshot.
-    pub synced_at: DateTime<Utc>,
-    /// Set when Shopify no longer has the product.
-    pub deleted_at: Option<DateTime<Utc>>,
-    pub variants: Vec<VariantView>,
-}
-
-impl ProductView {
-    fn of(p: ProductRow, variants: Vec<VariantRow>) -> Self {
-        Self {
-            id: p.id.to_string(),
-            gid: format!("gid://shopify/Product/{}", p.id),
-            title: p.title,
-            handle: p.handle,
-            description_html: p.description_html,
-            vendor: p.vendor,
-            product_type: p.product_type,
-            status: p.status,
-            tags: p.tags,
-            options: p.options,
-            shopify_updated_at: p.shopify_updated_at,
-            shopify_created_at: p.shopify_created_at,
-            synced_at: p.synced_at,
-            deleted_at: p.deleted_at,
-            variants: variants.into_iter().map(Into::into).collect(),
-        }
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProductQuery {
@@ -511,6 +417,34 @@ pub struct ProductQuery {
     pub include_deleted: bool,
     pub after: Option<i64>,
     pub limit: Option<i64>,
+    /// Only for exports: csv or jsonl.
+    pub format: Option<String>,
+}
+
+/// The catalog's filter of a query, the status checked.
+pub(crate) fn product_filter(q: ProductQuery) -> ApiResult<ProductFilter> {
+    const STATUSES: [&str; 4] = ["ACTIVE", "ARCHIVED", "DRAFT", "UNLISTED"];
+    let status = match q.status {
+        None => None,
+        Some(s) if STATUSES.contains(&s.to_ascii_uppercase().as_str()) => {
+            Some(s.to_ascii_uppercase())
+        }
+        Some(s) => {
+            return Err(ApiError::invalid(
+                "status",
+                format!("is {s:?}; it must be one of active, archived, draft, unlisted"),
+            ));
+        }
+    };
+    Ok(ProductFilter {
+        status,
+        vendor: q.vendor,
+        product_type: q.product_type,
+        tag: q.tag,
+        sku: q.sku,
+        text: q.q,
+        include_deleted: q.include_deleted,
+    })
 }
 
 /// A page of products; ask for the next with `after=next_after`.
@@ -537,23 +471,21 @@ pub async fn products(
     who.require(Role::Viewer)?;
     let cat = catalog(&state)?;
     let Query(q) = query.map_err(super::query_error)?;
-    let limit = super::page_limit(q.limit)?;
+    if q.format.is_some() {
+        return Err(ApiError::invalid(
+            "format",
+            "belongs to /products/export, not to the listing",
+        ));
+    }
+    let (after, limit) = (q.after, super::page_limit(q.limit)?);
+    let filter = product_filter(q)?;
     let s = shop(cat, &key).await?;
-    let filter = ProductFilter {
-        status: q.status.map(|s| s.to_ascii_uppercase()),
-        vendor: q.vendor,
-        product_type: q.product_type,
-        tag: q.tag,
-        sku: q.sku,
-        text: q.q,
-        include_deleted: q.include_deleted,
-    };
-    let rows = cat.products(s.id, &filter, q.after, limit).await?;
+    let rows = cat.products(s.id, &filter, after, limit).await?;
     let next_after = super::next_key(&rows, limit, |(p, _)| p.id).map(|id| id.to_string());
     Ok(Json(ProductPage {
         products: rows
             .into_iter()
-            .map(|(p, v)| ProductView::of(p, v))
+            .map(|(p, v)| ProductView::new(p, v))
             .collect(),
         next_after,
     }))
@@ -578,5 +510,5 @@ pub async fn product(
         .ok_or_else(|| ApiError::invalid("id", format!("{id:?} is not a product id")))?;
     let s = shop(cat, &key).await?;
     let (p, v) = cat.product(s.id, id).await?;
-    Ok(Json(ProductView::of(p, v)))
+    Ok(Json(ProductView::new(p, v)))
 }

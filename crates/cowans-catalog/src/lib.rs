@@ -12,12 +12,14 @@
 //! exist in clear only in memory, for the request that needs them.
 
 mod catalog;
+pub mod export;
 mod pulls;
 pub mod secrets;
 mod settings;
 mod shops;
 pub mod snapshot;
 mod sync;
+mod views;
 pub mod webhooks;
 
 use std::time::Duration;
@@ -33,6 +35,7 @@ pub use pulls::{PullArgs, PullKind};
 pub use settings::CatalogSettings;
 pub use shops::{ShopRequest, ShopUpdate};
 pub use sync::export_query;
+pub use views::{ProductView, VariantView};
 
 /// The queue the catalog's jobs run on.
 pub const QUEUE: &str = "catalog";

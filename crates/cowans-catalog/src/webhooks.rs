@@ -122,10 +122,7 @@ impl SecretCache {
 
 impl Catalog {
     /// The shop a delivery's domain names and its webhook secret, if it has one.
-    async fn webhook_secret(
-        &self,
-        domain: &str,
-    ) -> Result<Option<ShopSecret>, WebhookRefused> {
+    async fn webhook_secret(&self, domain: &str) -> Result<Option<ShopSecret>, WebhookRefused> {
         let domain = domain.trim().to_ascii_lowercase();
         if let Some(cached) = self.webhook_secrets().get(&domain) {
             return Ok(cached);

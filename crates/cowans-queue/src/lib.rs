@@ -24,6 +24,7 @@ mod completer;
 mod config;
 mod engine;
 mod events;
+pub mod export;
 mod front_door;
 mod heartbeat;
 mod in_flight;
@@ -43,8 +44,8 @@ pub use config::{Autoscale, EngineConfig, QueueConfig};
 pub use engine::{Engine, EngineError, ShutdownReport};
 pub use events::{EventRelay, EventStream};
 pub use front_door::{
-    API_KEY_PREFIX, ApiKeyRow, BulkSource, FrontDoor, FrontDoorBuilder, Recorded, Redrive,
-    Submission,
+    API_KEY_PREFIX, ApiKeyRow, BulkSource, ExportStream, FrontDoor, FrontDoorBuilder, Recorded,
+    Redrive, Submission,
 };
 pub use job_meta::{JobMeta, MissingJobMeta};
 pub use limiter::{LimitError, LimitResult, Limiter, Permit, PgLimiter, Tokens};

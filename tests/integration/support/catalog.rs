@@ -193,3 +193,42 @@ pub(crate) async fn catalog_api() -> (crate::support::api::Api, Catalog) {
     let api = crate::support::api::serve_api(db, options, cowans_core::KindRegistry::new()).await;
     (api, catalog)
 }
+
+/// Runs a binary of the workspace with `args` and `env` (and `stdin`) to its end, off the test's
+/// runtime (which serves the simulator meanwhile): whether it succeeded, its stdout and stderr.
+pub(crate) async fn run(
+    bin: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> (bool, String, String) {
+    let mut cmd = std::process::Command::new(cowans_tests::binary(bin));
+    cmd.args(args)
+        .env_remove("DATABASE_URL")
+        .env("COWANS__LOG__FILTER", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let stdin = stdin.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}

@@ -7,8 +7,11 @@
 //! action that caused the jobs is what the audit log records) and `submit*` for callers with an
 //! [`Actor`] (validated against the registered kinds, audited and counted).
 
+mod exports;
 mod keys;
 mod submit_group;
+
+pub use exports::ExportStream;
 
 use std::{sync::Arc, time::Duration};
 
