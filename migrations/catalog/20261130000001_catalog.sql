@@ -102,3 +102,18 @@ CREATE TABLE cowans_variants (
 );
 CREATE INDEX cowans_variants_product ON cowans_variants (shop_id, product_id, position);
 CREATE INDEX cowans_variants_sku ON cowans_variants (shop_id, sku);
+
+-- Each shop's Shopify cost bucket as the whole fleet sees it: every process calling a shop
+-- reserves points here before sending and settles with Shopify's throttleStatus after. Learnt
+-- from the first answer (NULL until then); `available` is at `at`, minus what was reserved since.
+-- Unlogged: after a crash it is relearnt from the next answer.
+CREATE UNLOGGED TABLE cowans_shop_budgets (
+    shop_id       bigint PRIMARY KEY REFERENCES cowans_shops ON DELETE CASCADE,
+    max_available double precision,
+    restore_rate  double precision,
+    available     double precision,
+    at            timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- Points reserved by requests not answered yet (fleet-wide).
+    in_flight     double precision NOT NULL DEFAULT 0,
+    settled_at    timestamptz NOT NULL DEFAULT clock_timestamp()
+);

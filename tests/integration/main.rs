@@ -18,6 +18,7 @@ mod api_events;
 mod api_jobs;
 mod apps;
 mod batches;
+mod catalog_budget;
 mod catalog_export;
 mod catalog_pull;
 mod catalog_shops;

@@ -50,6 +50,10 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         | Workload::ApiSubmit
         | Workload::ApiBulk
         | Workload::SyncPull
+        | Workload::Webhooks
+        | Workload::Export
+        | Workload::ShopBudget
+        | Workload::ShopBudgetClient
         | Workload::SyncIncremental => anyhow::bail!(
             "{name} has no apalis-postgres counterpart (no unique keys or fleet-wide limits there)"
         ),

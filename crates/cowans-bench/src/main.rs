@@ -5,9 +5,13 @@
 //! cargo run --release -p cowans-bench -- <workload> --backend <postgres|apalis-postgres> \
 //!     --jobs N --concurrency C [--rate R --seconds S] [--batch B] [--limit L] [--group G]
 //! cargo run --release -p cowans-bench -- sync-pull --products 100000 --variants 3
+//! cargo run --release -p cowans-bench -- sync-incremental --products 100000 --changed 1000
+//! cargo run --release -p cowans-bench -- webhooks --deliveries 20000 --concurrency 50
+//! cargo run --release -p cowans-bench -- export --products 100000
+//! cargo run --release -p cowans-bench -- shop-budget --processes 3 --seconds 30 --concurrency 4
 //! ```
-//! The catalog workloads start `cowans-shopsim` and `cowans-worker` from the same directory
-//! (`cargo build --release -p cowans-worker -p cowans-shopsim` first).
+//! The catalog workloads start `cowans-shopsim`, `cowans-worker` and `cowans-api` from the same
+//! directory (`cargo build --release --bins` first).
 //! Each run creates its own database on the server named by `DATABASE_URL` and drops it at the
 //! end. One line per result: `RESULT workload=.. backend=.. jobs=.. concurrency=.. jobs_per_s=..`.
 
@@ -18,6 +22,8 @@ use clap::{Parser, ValueEnum};
 mod apalis_pg;
 mod api_http;
 mod bench_db;
+mod budget;
+mod catalog_api;
 mod ours;
 mod probe;
 mod procs;
@@ -48,6 +54,16 @@ pub enum Workload {
     SyncPull,
     /// An incremental pull of `--changed` edited products after a full pull.
     SyncIncremental,
+    /// `--deliveries` signed webhook deliveries from `--concurrency` senders to a `cowans-api`.
+    Webhooks,
+    /// The CSV export of a pulled catalog of `--products` × `--variants` from a `cowans-api`.
+    Export,
+    /// `--processes` processes hammering one simulated shop, per-process buckets then the
+    /// fleet's one bucket.
+    ShopBudget,
+    /// One process of `shop-budget` (started by it).
+    #[value(hide = true)]
+    ShopBudgetClient,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,6 +110,24 @@ pub struct Args {
     /// Products edited before `sync-incremental`'s pull.
     #[arg(long, default_value_t = 1000)]
     pub changed: usize,
+    /// Deliveries for `webhooks`.
+    #[arg(long, default_value_t = 20_000)]
+    pub deliveries: usize,
+    /// Processes for `shop-budget`.
+    #[arg(long, default_value_t = 3)]
+    pub processes: usize,
+    /// `shop-budget-client`: the benchmark's database.
+    #[arg(long, hide = true)]
+    pub child_db: Option<String>,
+    /// `shop-budget-client`: the shop's id.
+    #[arg(long, hide = true)]
+    pub child_shop: Option<i64>,
+    /// `shop-budget-client`: the simulator's base URL.
+    #[arg(long, hide = true)]
+    pub child_sim: Option<String>,
+    /// `shop-budget-client`: pace with a bucket of this process only.
+    #[arg(long, hide = true)]
+    pub local_bucket: bool,
 }
 
 /// One measured figure.
@@ -159,6 +193,10 @@ fn workload_name(w: Workload) -> &'static str {
         Workload::ApiBulk => "api-bulk",
         Workload::SyncPull => "sync-pull",
         Workload::SyncIncremental => "sync-incremental",
+        Workload::Webhooks => "webhooks",
+        Workload::Export => "export",
+        Workload::ShopBudget => "shop-budget",
+        Workload::ShopBudgetClient => "shop-budget-client",
     }
 }
 
@@ -230,6 +268,10 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: &Args) -> anyhow::Result<Vec<Measurement>> {
+    if args.workload == Workload::ShopBudgetClient {
+        budget::client(args).await?;
+        return Ok(Vec::new());
+    }
     let db = bench_db::BenchDb::create().await?;
     let result = match args.backend {
         BackendKind::Postgres
@@ -240,10 +282,16 @@ async fn run(args: &Args) -> anyhow::Result<Vec<Measurement>> {
         BackendKind::Postgres
             if matches!(
                 args.workload,
-                Workload::SyncPull | Workload::SyncIncremental
+                Workload::SyncPull
+                    | Workload::SyncIncremental
+                    | Workload::Webhooks
+                    | Workload::Export
             ) =>
         {
             sync::run(args, &db).await
+        }
+        BackendKind::Postgres if args.workload == Workload::ShopBudget => {
+            budget::run(args, &db).await
         }
         BackendKind::Postgres => ours::run(args, &db).await,
         BackendKind::ApalisPostgres => apalis_pg::run(args, &db).await,

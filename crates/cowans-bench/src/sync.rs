@@ -30,6 +30,12 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         ..CatalogSettings::default()
     };
     let catalog = Catalog::new(cowans_queue::FrontDoor::builder(pool).build(), &settings)?;
+    // The webhook receiver needs a shop, not its catalog.
+    let products = if args.workload == Workload::Webhooks {
+        10
+    } else {
+        args.products
+    };
     let t = Instant::now();
     let sim = Proc::spawn(
         "cowans-shopsim",
@@ -37,7 +43,7 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
             "--listen",
             "127.0.0.1:0",
             "--products",
-            &args.products.to_string(),
+            &products.to_string(),
             "--variants",
             &args.variants.to_string(),
             "--token",
@@ -52,7 +58,7 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         .to_owned();
     eprintln!(
         "simulator seeded with {} products × {} in {:.1}s",
-        args.products,
+        products,
         args.variants,
         t.elapsed().as_secs_f64()
     );
@@ -66,11 +72,16 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
                 api_version: "2026-10".to_owned(),
                 admin_url: Some(sim_url.clone()),
                 access_token: SecretString::from(TOKEN),
-                webhook_secret: None,
+                webhook_secret: Some(SecretString::from(crate::catalog_api::WEBHOOK_SECRET)),
                 incremental_schedule: Some(String::new()),
             },
         )
         .await?;
+    if args.workload == Workload::Webhooks {
+        let db_url = db.url()?;
+        let m = crate::catalog_api::webhooks(args, &catalog, &db_url, &key, &shop.domain).await;
+        return Ok(vec![m?]);
+    }
     let worker = Proc::spawn(
         "cowans-worker",
         &[
@@ -85,7 +96,7 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         &[
             ("COWANS__DATABASE__URL", db.url()?),
             ("COWANS__APPS", "catalog".to_owned()),
-            ("COWANS__CATALOG__SECRET_KEYS__BENCH", key),
+            ("COWANS__CATALOG__SECRET_KEYS__BENCH", key.clone()),
             ("COWANS__CATALOG__INCREMENTAL_SCHEDULE", String::new()),
         ],
         Duration::from_secs(60),
@@ -135,6 +146,13 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
                     inc.rss_growth_mib,
                 ),
             )])
+        }
+        Workload::Export => {
+            drop(worker);
+            let db_url = db.url()?;
+            Ok(vec![
+                crate::catalog_api::export(args, &catalog, &db_url, &key, &shop.name).await?,
+            ])
         }
         other => bail!("{} is not a catalog workload", crate::name_of(other)),
     }

@@ -3,13 +3,10 @@
 //! transaction, through the engine's [`FrontDoor`] (so the API, the command line and the console
 //! act alike); the jobs it starts are enqueued in that same transaction.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use std::sync::Arc;
 
 use cowans_queue::{FrontDoor, PgPool, StoreError, StoreResult as Result};
-use cowans_shopify::{Client, ClientConfig, CostBucket, LocalBucket};
+use cowans_shopify::{Client, ClientConfig};
 use cowans_store::catalog::{self as store, ProductFilter, ProductRow, ShopRow, VariantRow};
 use secrecy::ExposeSecret;
 
@@ -40,8 +37,6 @@ struct Inner {
     settings: CatalogSettings,
     /// Shops' webhook secrets, briefly.
     webhook_secrets: crate::webhooks::SecretCache,
-    /// One Shopify cost bucket per shop for every caller in this process.
-    buckets: Mutex<HashMap<i64, Arc<dyn CostBucket>>>,
 }
 
 impl Catalog {
@@ -76,7 +71,6 @@ impl Catalog {
                 keys,
                 settings: settings.clone(),
                 webhook_secrets: Default::default(),
-                buckets: Mutex::default(),
             }),
         })
     }
@@ -85,7 +79,7 @@ impl Catalog {
         self.inner.front.pool()
     }
 
-    pub(crate) fn front(&self) -> &FrontDoor {
+    pub fn front(&self) -> &FrontDoor {
         &self.inner.front
     }
 
@@ -121,7 +115,7 @@ impl Catalog {
         Ok(())
     }
 
-    /// A Shopify client for `shop`, pacing against the shop's one bucket in this process.
+    /// A Shopify client for `shop`, pacing against the shop's one bucket for the whole fleet.
     pub fn client(&self, shop: &ShopRow) -> std::result::Result<Client, String> {
         let token = self
             .inner
@@ -132,24 +126,12 @@ impl Catalog {
             .admin_url
             .clone()
             .unwrap_or_else(|| format!("https://{}", shop.domain));
-        let bucket = self
-            .inner
-            .buckets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(shop.id)
-            .or_insert_with(|| Arc::new(LocalBucket::new()))
-            .clone();
+        let bucket = Arc::new(crate::budget::FleetBucket {
+            pool: self.pool().clone(),
+            shop_id: shop.id,
+        });
         let config = ClientConfig::new(base, &shop.api_version, token.expose_secret());
         Client::with_bucket(config, bucket).map_err(|e| e.to_string())
-    }
-
-    pub(crate) fn forget_bucket(&self, shop_id: i64) {
-        self.inner
-            .buckets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&shop_id);
     }
 
     /// A page of a shop's products (id order after `after`), each with its variants.

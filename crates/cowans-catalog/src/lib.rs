@@ -11,6 +11,7 @@
 //! **Architecture Invariant:** no SQL here (it is in `cowans_store::catalog`); a shop's secrets
 //! exist in clear only in memory, for the request that needs them.
 
+mod budget;
 mod catalog;
 pub mod export;
 mod pulls;

@@ -247,6 +247,10 @@ impl Catalog {
         .collect();
         let mut tx = self.pool().begin().await?;
         let row = store::update_shop(&mut tx, id, &patch).await?;
+        if update.access_token.is_some() || update.admin_url.is_some() {
+            // Another app (or another shop's endpoint) has its own bucket.
+            store::forget_budget(&mut tx, id).await?;
+        }
         if let Some(schedule) = &update.incremental_schedule {
             set_schedule(&mut tx, id, PullKind::Incremental, schedule.as_deref()).await?;
         }
@@ -261,7 +265,6 @@ impl Catalog {
             )
             .await?;
         recorded.commit(tx).await?;
-        self.forget_bucket(id);
         self.webhook_secrets().clear();
         Ok(row)
     }
@@ -283,7 +286,6 @@ impl Catalog {
             )
             .await?;
         recorded.commit(tx).await?;
-        self.forget_bucket(id);
         self.webhook_secrets().clear();
         Ok(())
     }

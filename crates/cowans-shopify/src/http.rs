@@ -189,13 +189,13 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let wait = self.bucket.reserve(requested);
+            let wait = self.bucket.reserve(requested).await;
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
             let (result, status) = self.send_once(&body, requested).await;
             let status: Option<ThrottleStatus> = status;
-            self.bucket.settle(requested, status);
+            self.bucket.settle(requested, status).await;
             let err = match result {
                 Ok((data, cost)) => {
                     let data = serde_json::from_value(data)

@@ -1,19 +1,25 @@
 //! Pacing from `throttleStatus`: before sending, wait until the bucket should hold the requested
 //! points; learn the bucket from every response. The bucket is shared through [`CostBucket`]
-//! so every worker of a shop paces against the same budget (in-process now; Redis later).
+//! so every caller of a shop paces against the same budget: [`LocalBucket`] within a process;
+//! the catalog's Postgres bucket across a fleet of processes.
 
 use std::{
     sync::Mutex,
     time::{Duration, Instant},
 };
 
+use futures::future::{BoxFuture, FutureExt, ready};
+
 use crate::ThrottleStatus;
 
+/// A shop's cost bucket as its callers see it. Implementations that cannot reach their shared
+/// state answer "no wait" (Shopify's own throttling still protects the shop) rather than fail
+/// the call.
 pub trait CostBucket: Send + Sync {
     /// Reserves `requested` points; returns how long to wait before sending.
-    fn reserve(&self, requested: f64) -> Duration;
+    fn reserve(&self, requested: f64) -> BoxFuture<'_, Duration>;
     /// A response for a request that reserved `requested` arrived with this status (or none).
-    fn settle(&self, requested: f64, status: Option<ThrottleStatus>);
+    fn settle(&self, requested: f64, status: Option<ThrottleStatus>) -> BoxFuture<'_, ()>;
 }
 
 #[derive(Debug)]
@@ -47,7 +53,18 @@ impl LocalBucket {
 }
 
 impl CostBucket for LocalBucket {
-    fn reserve(&self, requested: f64) -> Duration {
+    fn reserve(&self, requested: f64) -> BoxFuture<'_, Duration> {
+        ready(self.reserve_now(requested)).boxed()
+    }
+
+    fn settle(&self, requested: f64, status: Option<ThrottleStatus>) -> BoxFuture<'_, ()> {
+        self.settle_now(requested, status);
+        ready(()).boxed()
+    }
+}
+
+impl LocalBucket {
+    fn reserve_now(&self, requested: f64) -> Duration {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         guard.in_flight += requested;
         let Some(s) = guard.learnt.as_mut() else {
@@ -67,7 +84,7 @@ impl CostBucket for LocalBucket {
         wait
     }
 
-    fn settle(&self, requested: f64, status: Option<ThrottleStatus>) {
+    fn settle_now(&self, requested: f64, status: Option<ThrottleStatus>) {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         guard.in_flight = (guard.in_flight - requested).max(0.0);
         if let Some(t) = status {
@@ -97,15 +114,15 @@ mod tests {
     #[test]
     fn waits_for_the_missing_points_at_the_restore_rate() {
         let b = LocalBucket::new();
-        assert_eq!(b.reserve(50.0), Duration::ZERO, "unknown bucket: go");
-        assert_eq!(b.reserve(20.0), Duration::ZERO);
+        assert_eq!(b.reserve_now(50.0), Duration::ZERO, "unknown bucket: go");
+        assert_eq!(b.reserve_now(20.0), Duration::ZERO);
         // The first answer: the other request (20) is still in flight.
-        b.settle(50.0, Some(status(50.0)));
-        b.settle(20.0, Some(status(30.0)));
-        let wait = b.reserve(80.0);
+        b.settle_now(50.0, Some(status(50.0)));
+        b.settle_now(20.0, Some(status(30.0)));
+        let wait = b.reserve_now(80.0);
         assert!((wait.as_secs_f64() - 0.5).abs() < 0.01, "{wait:?}");
         // A second caller queues behind the first one's reservation.
-        let wait = b.reserve(100.0);
+        let wait = b.reserve_now(100.0);
         assert!((wait.as_secs_f64() - 1.5).abs() < 0.01, "{wait:?}");
     }
 }

@@ -12,10 +12,12 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
     ..sqlx::migrate!("../../migrations/catalog")
 };
 
+mod budget;
 mod products;
 mod pulls;
 mod shops;
 
+pub use budget::*;
 pub use products::*;
 pub use pulls::*;
 pub use shops::*;
