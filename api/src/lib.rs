@@ -116,6 +116,13 @@ impl ApiServer {
             shutdown.await;
             relay.shutdown().await;
         };
+        // Answers go out as soon as they are written: without TCP_NODELAY a response written in
+        // two parts waits for the client's delayed ACK (~40 ms) before its second part.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+            }
+        });
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;

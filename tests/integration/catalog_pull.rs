@@ -602,3 +602,101 @@ async fn a_refused_token_marks_the_shop_unauthorized_and_stops_its_pulls_until_r
     f.pull(PullKind::Full).await;
     assert_eq!(f.catalog.counts(f.shop.id).await.unwrap(), (30, 30));
 }
+
+/// Every GraphQL fault, armed again: the next requests meet them in turn, five failures in a
+/// row (the client makes six attempts).
+fn arm_faults(f: &Fixture) {
+    f.sim.shop.lock().faults = cowans_shopsim::Faults {
+        latency_ms: 5,
+        throttles: 2,
+        internal_errors: 1,
+        unavailable: 1,
+        resets: 1,
+        bulk_delay_ms: 1500,
+        ..cowans_shopsim::Faults::default()
+    };
+}
+
+/// Whether every armed fault was met.
+fn faults_met(f: &Fixture) -> bool {
+    let shop = f.sim.shop.lock();
+    let x = &shop.faults;
+    (x.throttles, x.internal_errors, x.unavailable, x.resets) == (0, 0, 0, 0)
+}
+
+#[tokio::test]
+async fn throttles_errors_resets_and_slow_exports_end_with_the_exact_catalog() {
+    let f = fixture(300, 2).await;
+    let _worker = f.worker(&[]);
+    // The mutation that starts the export is retried by the client only when throttled (it
+    // did not run); other faults would cost the job an attempt, retried by the engine with
+    // backoff. So: throttles until the export has started, then every fault for the queries
+    // that poll it.
+    f.sim.shop.lock().faults = cowans_shopsim::Faults {
+        throttles: 2,
+        bulk_delay_ms: 1500,
+        ..cowans_shopsim::Faults::default()
+    };
+    let pull = f.start(PullKind::Full).await;
+    wait_for("the export to start", Duration::from_secs(60), || async {
+        let p = f.catalog.pull(pull.id).await.unwrap();
+        p.bulk_operation.is_some().then_some(())
+    })
+    .await;
+    arm_faults(&f);
+    let pull = f.finished(pull.id, Duration::from_secs(90)).await;
+    assert_eq!(pull.state, "completed", "{pull:?}");
+    assert!(faults_met(&f), "the pull met every fault");
+    assert_same(&stored(&f).await, &shopify(&f));
+
+    // Changes read through pages, through two of every fault.
+    edit(&f, 20, "edited").await;
+    arm_faults(&f);
+    f.pull(PullKind::Incremental).await;
+    assert!(faults_met(&f));
+    assert_same(&stored(&f).await, &shopify(&f));
+}
+
+#[tokio::test]
+async fn a_shop_deleted_while_its_pull_runs_ends_the_pull_and_the_worker_goes_on() {
+    let f = fixture(200, 1).await;
+    let other = f
+        .catalog
+        .add_shop(
+            &actor(),
+            crate::support::catalog::shop_request(&f.sim, "other", TOKEN),
+        )
+        .await
+        .unwrap();
+    let _worker = f.worker(&[]);
+    f.sim.shop.lock().faults.bulk_delay_ms = 3000;
+    let pull = f.start(PullKind::Full).await;
+    wait_for("the export to start", Duration::from_secs(30), || async {
+        (f.requests_to("bulkOperationRunQuery") > 0).then_some(())
+    })
+    .await;
+    f.catalog.delete_shop(&actor(), f.shop.id).await.unwrap();
+    // The job ends without being retried for ever, and writes nothing for the deleted shop.
+    let job_id = cowans_core::JobId(pull.job_id.unwrap());
+    wait_for("the pull's job to end", Duration::from_secs(60), || async {
+        let j = cowans_store::get_job(&f.db.pool, job_id).await.unwrap()?;
+        j.state.is_final().then_some(())
+    })
+    .await;
+    assert_eq!(f.catalog.counts(f.shop.id).await.unwrap(), (0, 0));
+    assert!(
+        f.catalog.pull(pull.id).await.is_err(),
+        "its pull went with it"
+    );
+
+    // The worker goes on with the other shop.
+    f.sim.shop.lock().faults.bulk_delay_ms = 0;
+    let p = f
+        .catalog
+        .start_pull(&actor(), other.id, PullKind::Full)
+        .await
+        .unwrap();
+    let p = f.finished(p.id, Duration::from_secs(60)).await;
+    assert_eq!(p.state, "completed", "{p:?}");
+    assert_eq!(f.catalog.counts(other.id).await.unwrap(), (200, 200));
+}
