@@ -49,17 +49,7 @@ async fn a_shops_products_export_as_csv_and_jsonl_over_http_and_the_command_line
     };
     let _worker = f.worker(&[]);
     f.pull(cowans_catalog::PullKind::Full).await;
-    let options = cowans_api::ApiOptions {
-        catalog: Some(f.catalog.clone()),
-        ..cowans_api::ApiOptions::default()
-    };
-    let base = crate::support::api::serve(
-        &f.db,
-        options,
-        cowans_core::KindRegistry::new(),
-        crate::support::api::metrics_handle(),
-    )
-    .await;
+    let base = f.api().await;
     let viewer = crate::support::api::key(&f.db.pool, "viewer").await;
     let http = reqwest::Client::new();
     let get = |path: String| {
@@ -261,17 +251,7 @@ async fn jobs_dead_letters_and_the_audit_log_export_as_csv_and_jsonl() {
     )
     .await;
 
-    let options = cowans_api::ApiOptions {
-        catalog: Some(f.catalog.clone()),
-        ..cowans_api::ApiOptions::default()
-    };
-    let base = crate::support::api::serve(
-        &f.db,
-        options,
-        cowans_core::KindRegistry::new(),
-        crate::support::api::metrics_handle(),
-    )
-    .await;
+    let base = f.api().await;
     let viewer = crate::support::api::key(&f.db.pool, "viewer").await;
     let admin = crate::support::api::key(&f.db.pool, "admin").await;
     let http = reqwest::Client::new();

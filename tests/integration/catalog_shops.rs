@@ -325,17 +325,7 @@ async fn the_catalog_reads_back_filtered_and_in_keyset_pages_with_exact_ids() {
     let f = fixture(90, 2).await;
     let _worker = f.worker(&[]);
     f.pull(cowans_catalog::PullKind::Full).await;
-    let options = cowans_api::ApiOptions {
-        catalog: Some(f.catalog.clone()),
-        ..cowans_api::ApiOptions::default()
-    };
-    let base = crate::support::api::serve(
-        &f.db,
-        options,
-        cowans_core::KindRegistry::new(),
-        crate::support::api::metrics_handle(),
-    )
-    .await;
+    let base = f.api().await;
     let key = crate::support::api::key(&f.db.pool, "viewer").await;
     let http = reqwest::Client::new();
     let get = |path: String| {

@@ -158,6 +158,21 @@ impl Fixture {
         p
     }
 
+    /// The HTTP API over this catalog, on a port of its own; its base URL.
+    pub(crate) async fn api(&self) -> String {
+        let options = cowans_api::ApiOptions {
+            catalog: Some(self.catalog.clone()),
+            ..cowans_api::ApiOptions::default()
+        };
+        crate::support::api::serve(
+            &self.db,
+            options,
+            cowans_core::KindRegistry::new(),
+            crate::support::api::metrics_handle(),
+        )
+        .await
+    }
+
     /// GraphQL requests the simulator answered with a root field `root`.
     pub(crate) fn requests_to(&self, root: &str) -> usize {
         self.sim
