@@ -60,9 +60,16 @@ pub async fn rotate_secrets(settings: &Settings, actor: &Actor) -> anyhow::Resul
     ))
 }
 
-/// The catalog over the settings' database (its tables migrated).
+/// The catalog over the settings' database (the enabled applications' tables migrated), or
+/// an error when the settings do not enable it (as the API and the workers would not).
 pub async fn catalog(settings: &Settings) -> anyhow::Result<Catalog> {
-    let migrations = apps::migrations(apps::AVAILABLE, &["catalog".to_owned()])?;
+    if !settings.apps.iter().any(|a| a == cowans_catalog::APP.name) {
+        anyhow::bail!(
+            "the catalog application is not enabled here (apps = {:?}); add \"catalog\" to apps (COWANS__APPS)",
+            settings.apps
+        );
+    }
+    let migrations = apps::migrations(apps::AVAILABLE, &settings.apps)?;
     let pool = database::connect(&settings.database, &migrations).await?;
     let front = FrontDoor::builder(pool)
         .lease_ttl(settings.engine.lease_ttl)
@@ -127,14 +134,15 @@ pub async fn list_shops(settings: &Settings) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// `shops export`: writes a shop's products matching `filter` to `out` in `format` (csv or
-/// jsonl); returns the bytes written.
+/// `shops export`: writes a shop's products matching `filter` in `format` (csv or jsonl) to
+/// `output` (created only once the request is known to be good) or standard output; returns
+/// the bytes written.
 pub async fn export(
     settings: &Settings,
     shop: &str,
     format: &str,
     filter: cowans_catalog::ProductFilter,
-    mut out: impl tokio::io::AsyncWrite + Unpin,
+    output: Option<&std::path::Path>,
 ) -> anyhow::Result<u64> {
     use futures::TryStreamExt;
     use tokio::io::AsyncWriteExt;
@@ -142,7 +150,15 @@ pub async fn export(
         .map_err(|e| anyhow::anyhow!("--format {e}"))?;
     let catalog = catalog(settings).await?;
     let shop = catalog.find_shop(shop).await?;
-    let mut chunks = catalog.export(shop.id, filter, format);
+    let mut chunks = catalog.export(shop.id, filter, format)?;
+    let mut out: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>> = match output {
+        Some(path) => Box::pin(
+            tokio::fs::File::create(path)
+                .await
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        ),
+        None => Box::pin(tokio::io::stdout()),
+    };
     let mut written = 0u64;
     while let Some(chunk) = chunks.try_next().await? {
         out.write_all(&chunk).await?;

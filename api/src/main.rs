@@ -200,7 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             include_deleted,
         }) => {
             let filter = cowans_catalog::ProductFilter {
-                status: status.map(|s| s.to_ascii_uppercase()),
+                status,
                 vendor,
                 product_type,
                 tag,
@@ -208,17 +208,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 text,
                 include_deleted,
             };
-            let written = match output {
-                Some(path) => {
-                    let file = tokio::fs::File::create(&path)
-                        .await
-                        .with_context(|| format!("cannot create {}", path.display()))?;
-                    commands::export(&settings, &shop, &format, filter, file).await?
-                }
-                None => {
-                    commands::export(&settings, &shop, &format, filter, tokio::io::stdout()).await?
-                }
-            };
+            let written =
+                commands::export(&settings, &shop, &format, filter, output.as_deref()).await?;
             eprintln!("{written} bytes written");
             Ok(())
         }

@@ -78,12 +78,12 @@ pub async fn products(
         ));
     }
     let format = format_of(q.format.as_deref())?;
-    let filter = product_filter(q)?;
+    let filter = product_filter(q);
     let s = shop(cat, &key).await?;
     Ok(download(
         &format!("{}-products", s.name),
         format,
-        cat.export(s.id, filter, format),
+        cat.export(s.id, filter, format)?,
     ))
 }
 

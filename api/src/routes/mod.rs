@@ -30,9 +30,7 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
 /// The keyset to ask for the next page with: the last item's key when the page is full, `None`
 /// when this was the last page.
 pub fn next_key<T>(items: &[T], limit: i64, key: impl Fn(&T) -> i64) -> Option<i64> {
-    (items.len() as i64 == limit)
-        .then(|| items.last().map(key))
-        .flatten()
+    cowans_queue::export::next_cursor(items, limit, key)
 }
 
 /// A numeric id from the path (`/jobs/{id}`), or a 422 naming it.

@@ -41,21 +41,9 @@ pub async fn shopify(
     request: Request,
 ) -> ApiResult<Json<WebhookReceived>> {
     let (parts, body) = request.into_parts();
-    let body: Bytes = axum::body::to_bytes(body, crate::BODY_LIMIT)
-        .await
-        .map_err(|_| {
-            ApiError::TooLarge(format!(
-                "the body is larger than {} bytes",
-                crate::BODY_LIMIT
-            ))
-        })?;
+    // What can be refused without the body is refused before reading it.
+    let catalog = super::shops::catalog(&state)?;
     let headers = &parts.headers;
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied();
-    let Some(catalog) = state.catalog.as_ref() else {
-        return Err(ApiError::NotFound(
-            "the catalog application is not enabled (apps = [\"catalog\"])".into(),
-        ));
-    };
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let parsed = WebhookHeaders::parse(get).map_err(|missing| {
         if missing.0 == "x-shopify-hmac-sha256" || missing.0 == "x-shopify-shop-domain" {
@@ -64,6 +52,15 @@ pub async fn shopify(
             ApiError::invalid(missing.0, "the header is missing")
         }
     })?;
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied();
+    let body: Bytes = axum::body::to_bytes(body, crate::BODY_LIMIT)
+        .await
+        .map_err(|_| {
+            ApiError::TooLarge(format!(
+                "the body is larger than {} bytes",
+                crate::BODY_LIMIT
+            ))
+        })?;
     let client = peer.map(|ConnectInfo(a)| a.ip().to_string());
     match catalog.receive_webhook(&parsed, &body, client).await {
         Ok(Received { job_id, duplicate }) => {

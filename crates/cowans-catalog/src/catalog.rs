@@ -101,16 +101,21 @@ impl Catalog {
         let shops = store::list_shops(self.pool())
             .await
             .map_err(|e| format!("could not read the shops: {e}"))?;
+        // One secret per key id is enough to show the key is there and right.
         let mut checked: Vec<&str> = Vec::new();
         for shop in &shops {
-            if checked.contains(&shop.token.key.as_str()) {
-                continue;
+            let sealed = std::iter::once((Purpose::AccessToken, &shop.token))
+                .chain(shop.webhook.iter().map(|w| (Purpose::WebhookSecret, w)));
+            for (purpose, sealed) in sealed {
+                if checked.contains(&sealed.key.as_str()) {
+                    continue;
+                }
+                self.inner
+                    .keys
+                    .open(&shop.domain, purpose, sealed)
+                    .map_err(|e| format!("shop {}: {e}", shop.name))?;
+                checked.push(&sealed.key);
             }
-            self.inner
-                .keys
-                .open(&shop.domain, Purpose::AccessToken, &shop.token)
-                .map_err(|e| format!("shop {}: {e}", shop.name))?;
-            checked.push(&shop.token.key);
         }
         Ok(())
     }
@@ -136,6 +141,17 @@ impl Catalog {
 
     /// A page of a shop's products (id order after `after`), each with its variants.
     pub async fn products(
+        &self,
+        shop_id: i64,
+        filter: &ProductFilter,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<(ProductRow, Vec<VariantRow>)>> {
+        self.page(shop_id, &checked(filter)?, after, limit).await
+    }
+
+    /// A page of products with their variants, `filter` already checked.
+    pub(crate) async fn page(
         &self,
         shop_id: i64,
         filter: &ProductFilter,
@@ -173,4 +189,23 @@ impl Catalog {
     pub async fn counts(&self, shop_id: i64) -> Result<(i64, i64)> {
         store::catalog_counts(self.pool(), shop_id).await
     }
+}
+
+/// Shopify's product statuses.
+const STATUSES: [&str; 4] = ["ACTIVE", "ARCHIVED", "DRAFT", "UNLISTED"];
+
+/// `filter` with its status in Shopify's case, or `Invalid` naming `status`.
+pub(crate) fn checked(filter: &ProductFilter) -> Result<ProductFilter> {
+    let mut filter = filter.clone();
+    if let Some(s) = &filter.status {
+        let upper = s.to_ascii_uppercase();
+        if !STATUSES.contains(&upper.as_str()) {
+            return Err(StoreError::invalid(
+                "status",
+                format!("is {s:?}; it must be one of active, archived, draft, unlisted"),
+            ));
+        }
+        filter.status = Some(upper);
+    }
+    Ok(filter)
 }

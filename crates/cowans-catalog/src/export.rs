@@ -139,18 +139,20 @@ fn option_value(values: &Value, name: &str) -> String {
 }
 
 impl Catalog {
-    /// Every product of `shop_id` matching `filter`, in id order, with its variants.
+    /// Every product of `shop_id` matching `filter`, in id order, with its variants; the filter
+    /// is checked before the first byte (`Invalid` naming the field).
     pub fn export(
         &self,
         shop_id: i64,
         filter: ProductFilter,
         format: ExportFormat,
-    ) -> ExportStream {
+    ) -> cowans_queue::StoreResult<ExportStream> {
+        let filter = crate::catalog::checked(&filter)?;
         let catalog = self.clone();
-        Box::pin(export_pages(format, move |after| {
+        Ok(Box::pin(export_pages(format, move |after| {
             let (catalog, filter) = (catalog.clone(), filter.clone());
             async move {
-                let page = catalog.products(shop_id, &filter, after, PAGE).await?;
+                let page = catalog.page(shop_id, &filter, after, PAGE).await?;
                 let next = next_cursor(&page, PAGE, |(p, _)| p.id);
                 let page = page
                     .into_iter()
@@ -158,6 +160,6 @@ impl Catalog {
                     .collect();
                 Ok((page, next))
             }
-        }))
+        })))
     }
 }

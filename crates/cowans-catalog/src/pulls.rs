@@ -73,8 +73,7 @@ impl Catalog {
         };
         let queue =
             QueueName::new(QUEUE).map_err(|e| StoreError::invalid("queue", e.to_string()))?;
-        let job = NewJob::new(queue, kind.job_kind(), json!(args))
-            .unique(cowans_queue::Unique::key(format!("pull:{}", pull.id)));
+        let job = NewJob::new(queue, kind.job_kind(), json!(args));
         let enqueued = front.enqueue_in(&mut *tx, &job).await?;
         store::set_pull_job(&mut tx, pull.id, enqueued.id.0).await?;
         pull.job_id = Some(enqueued.id.0);

@@ -128,19 +128,21 @@ impl Catalog {
             ));
         }
         check_url(req.admin_url.as_deref())?;
-        if req.access_token.expose_secret().trim().is_empty() {
-            return Err(StoreError::invalid("access_token", "must not be empty"));
-        }
+        let token = secret("access_token", &req.access_token)?;
+        let webhook_secret = req
+            .webhook_secret
+            .as_ref()
+            .map(|s| secret("webhook_secret", s))
+            .transpose()?;
         let keys = &self.keys();
         let shop = NewShop {
             name: req.name.clone(),
             domain: domain.clone(),
             api_version: req.api_version,
             admin_url: req.admin_url,
-            token: keys.seal(&domain, Purpose::AccessToken, &req.access_token),
-            token_last4: last4(&req.access_token),
-            webhook: req
-                .webhook_secret
+            token: keys.seal(&domain, Purpose::AccessToken, &token),
+            token_last4: last4(&token),
+            webhook: webhook_secret
                 .as_ref()
                 .map(|s| (keys.seal(&domain, Purpose::WebhookSecret, s), last4(s))),
         };
@@ -198,6 +200,21 @@ impl Catalog {
         found.ok_or_else(|| StoreError::not_found(format!("shop {id_or_name:?}")))
     }
 
+    /// Marks the shop `unauthorized` because Shopify refused its token (HTTP 401): its jobs stop
+    /// until the token is replaced. Answers the reason a job dead-letters with.
+    pub(crate) async fn token_refused(&self, shop_id: i64) -> Result<&'static str> {
+        store::set_shop_status(
+            self.pool(),
+            shop_id,
+            "unauthorized",
+            Some("Shopify answered 401 to its access token"),
+        )
+        .await?;
+        Ok(
+            "Shopify refused the shop's access token (HTTP 401); shop marked unauthorized until the token is replaced",
+        )
+    }
+
     /// Changes a shop (a new token makes an unauthorized shop active again); audited as
     /// `shop.update` (which fields, never their values).
     pub async fn update_shop(&self, actor: &Actor, id: i64, update: ShopUpdate) -> Result<ShopRow> {
@@ -217,18 +234,24 @@ impl Catalog {
         {
             check_schedule("incremental_schedule", s)?;
         }
+        let token = update
+            .access_token
+            .as_ref()
+            .map(|s| secret("access_token", s))
+            .transpose()?;
+        let webhook_secret = update
+            .webhook_secret
+            .as_ref()
+            .map(|s| secret("webhook_secret", s))
+            .transpose()?;
         let shop = self.shop(id).await?;
         let keys = &self.keys();
         let seal = |s: &SecretString, p| (keys.seal(&shop.domain, p, s), last4(s));
         let patch = ShopPatch {
             api_version: update.api_version.clone(),
             admin_url: update.admin_url.clone(),
-            token: update
-                .access_token
-                .as_ref()
-                .map(|s| seal(s, Purpose::AccessToken)),
-            webhook: update
-                .webhook_secret
+            token: token.as_ref().map(|s| seal(s, Purpose::AccessToken)),
+            webhook: webhook_secret
                 .as_ref()
                 .map(|s| seal(s, Purpose::WebhookSecret)),
         };
@@ -248,8 +271,10 @@ impl Catalog {
         let mut tx = self.pool().begin().await?;
         let row = store::update_shop(&mut tx, id, &patch).await?;
         if update.access_token.is_some() || update.admin_url.is_some() {
-            // Another app (or another shop's endpoint) has its own bucket.
+            // Another app (or another shop's endpoint) has its own bucket, and no webhook
+            // subscriptions yet (Shopify drops them when an app is uninstalled).
             store::forget_budget(&mut tx, id).await?;
+            self.enqueue_subscribe(&mut tx, id).await?;
         }
         if let Some(schedule) = &update.incremental_schedule {
             set_schedule(&mut tx, id, PullKind::Incremental, schedule.as_deref()).await?;
@@ -295,7 +320,9 @@ impl Catalog {
     pub async fn rotate_secrets(&self, actor: &Actor) -> Result<u64> {
         let keys = &self.keys();
         let mut rotated = 0;
-        for shop in store::list_shops(self.pool()).await? {
+        // All or nothing, with its audit entry: a key that fails part-way rotates no shop.
+        let mut tx = self.pool().begin().await?;
+        for shop in store::list_shops(&mut *tx).await? {
             let webhook_on_active = shop
                 .webhook
                 .as_ref()
@@ -317,8 +344,8 @@ impl Catalog {
                 }
                 None => None,
             };
-            if store::reseal_shop(
-                self.pool(),
+            if !store::reseal_shop(
+                &mut tx,
                 shop.id,
                 &shop.token,
                 &new_token,
@@ -326,10 +353,13 @@ impl Catalog {
             )
             .await?
             {
-                rotated += 1;
+                return Err(StoreError::conflict(format!(
+                    "shop {} changed while its secrets were being rotated; nothing was rotated, run it again",
+                    shop.name
+                )));
             }
+            rotated += 1;
         }
-        let mut tx = self.pool().begin().await?;
         let details = json!({ "shops": rotated, "key": keys.active_key() });
         let recorded = self
             .front()
@@ -350,4 +380,20 @@ fn check_url(url: Option<&str>) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// Shortest secret accepted (Shopify's tokens and webhook secrets are far longer; an empty or
+/// tiny webhook secret would let anyone sign the shop's webhooks).
+const MIN_SECRET: usize = 8;
+
+/// `s` without surrounding whitespace, or `Invalid` naming `field` when it is too short.
+fn secret(field: &'static str, s: &SecretString) -> Result<SecretString> {
+    let trimmed = s.expose_secret().trim();
+    if trimmed.chars().count() < MIN_SECRET {
+        return Err(StoreError::invalid(
+            field,
+            format!("must be at least {MIN_SECRET} characters"),
+        ));
+    }
+    Ok(SecretString::from(trimmed.to_owned()))
 }

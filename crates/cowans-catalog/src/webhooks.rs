@@ -278,7 +278,7 @@ pub(crate) async fn apply(catalog: Catalog, args: WebhookArgs) -> Result<(), Box
                         problem: "missing or not an id".into(),
                     })
                 })?;
-            store::mark_product_deleted(pool, shop.id, id).await?;
+            store::mark_products_deleted(pool, shop.id, &[id], None).await?;
         }
         "app/uninstalled" => {
             store::set_shop_status(
@@ -288,7 +288,6 @@ pub(crate) async fn apply(catalog: Catalog, args: WebhookArgs) -> Result<(), Box
                 Some("the app was uninstalled from the shop"),
             )
             .await?;
-            catalog.webhook_secrets().clear();
         }
         other => tracing::debug!(topic = other, "ignoring a webhook topic"),
     }
@@ -320,14 +319,8 @@ pub(crate) async fn subscribe(catalog: Catalog, args: SubscribeArgs) -> Result<(
     match subscribed.await {
         Ok(()) => Ok(()),
         Err(e) if e.is_unauthorized() => {
-            store::set_shop_status(
-                catalog.pool(),
-                shop.id,
-                "unauthorized",
-                Some("Shopify answered 401 to its access token"),
-            )
-            .await?;
-            Err(JobError::permanent("Shopify refused the shop's access token (HTTP 401); shop marked unauthorized until the token is replaced").into())
+            let why = catalog.token_refused(shop.id).await?;
+            Err(JobError::permanent(why).into())
         }
         Err(e) => Err(JobError::retry(e).into()),
     }

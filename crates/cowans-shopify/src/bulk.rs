@@ -256,6 +256,7 @@ impl Client {
         }
         let mut assembler = Assembler::default();
         let mut pending: Vec<u8> = Vec::new();
+        let batch_size = batch_size.max(1);
         let mut batch: Vec<BulkItem> = Vec::with_capacity(batch_size);
         while let Some(chunk) = response
             .chunk()

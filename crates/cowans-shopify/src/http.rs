@@ -220,7 +220,7 @@ impl Client {
             // A throttled request was refused before it ran, so even a mutation is safe to send
             // again; other retryable errors are retried for idempotent calls only.
             let throttled = matches!(err, ShopifyError::Throttled { .. });
-            if !(throttled || retry && err.is_retryable()) {
+            if !(throttled || (retry && err.is_retryable())) {
                 return Err(err);
             }
             if attempt >= policy.max_attempts {

@@ -46,12 +46,6 @@ pub struct LocalBucket {
     state: Mutex<State>,
 }
 
-impl LocalBucket {
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
 impl CostBucket for LocalBucket {
     fn reserve(&self, requested: f64) -> BoxFuture<'_, Duration> {
         ready(self.reserve_now(requested)).boxed()
@@ -64,6 +58,10 @@ impl CostBucket for LocalBucket {
 }
 
 impl LocalBucket {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     fn reserve_now(&self, requested: f64) -> Duration {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         guard.in_flight += requested;

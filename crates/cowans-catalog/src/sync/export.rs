@@ -116,8 +116,11 @@ pub(super) async fn export(
                 Some(op)
             }
             Ok(_) => None,
-            Err(ShopifyError::Unauthorized) => return Err(PullError::Unauthorized),
-            Err(_) => None,
+            // Shopify no longer has it (expired): start another.
+            Err(ShopifyError::Decode(_)) => None,
+            // Anything else (a 5xx, a reset) leaves the export where it is: retry later rather
+            // than abandon an export that may be nearly done.
+            Err(e) => return Err(PullError::of(e)),
         },
         None => None,
     };

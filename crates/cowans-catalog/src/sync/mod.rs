@@ -142,14 +142,7 @@ pub(crate) async fn run(
             Ok(())
         }
         Err(PullError::Unauthorized) => {
-            let why = "Shopify refused the shop's access token (HTTP 401); shop marked unauthorized until the token is replaced";
-            store::set_shop_status(
-                pool,
-                shop.id,
-                "unauthorized",
-                Some("Shopify answered 401 to its access token"),
-            )
-            .await?;
+            let why = catalog.token_refused(shop.id).await?;
             finish(&catalog, &pull, Tally::default(), Some(why)).await?;
             Err(JobError::permanent(why).into())
         }

@@ -84,7 +84,8 @@ pub(super) async fn run<'a>(
         ..Tally::default()
     };
     tally.deleted =
-        store::mark_products_deleted(catalog.pool(), shop.id, &gone, pull.started_at).await? as i64;
+        store::mark_products_deleted(catalog.pool(), shop.id, &gone, Some(pull.started_at)).await?
+            as i64;
     if stale.is_empty() {
         return Ok(tally);
     }

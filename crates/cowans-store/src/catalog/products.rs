@@ -281,19 +281,6 @@ pub async fn sweep_after_full_pull(
     Ok(deleted.rows_affected())
 }
 
-/// Marks a product deleted (a `products/delete` webhook, or the reconciliation).
-pub async fn mark_product_deleted(pool: &PgPool, shop_id: i64, id: i64) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE cowans_products SET deleted_at = now(), synced_at = now() \
-         WHERE shop_id = $1 AND id = $2 AND deleted_at IS NULL",
-    )
-    .bind(shop_id)
-    .bind(id)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// A stored product.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
 pub struct ProductRow {
@@ -466,19 +453,21 @@ pub async fn product_versions(
     .await?)
 }
 
-/// Marks these products deleted, unless something wrote them since `before`; returns how many.
+/// Marks these products deleted (a `products/delete` webhook; the reconciliation, which passes
+/// `before` so that what something wrote since is spared); returns how many.
 pub async fn mark_products_deleted(
     pool: &PgPool,
     shop_id: i64,
     ids: &[i64],
-    before: DateTime<Utc>,
+    before: Option<DateTime<Utc>>,
 ) -> Result<u64> {
     if ids.is_empty() {
         return Ok(0);
     }
     let done = sqlx::query(
         "UPDATE cowans_products SET deleted_at = now(), synced_at = now() \
-         WHERE shop_id = $1 AND id = ANY($2) AND deleted_at IS NULL AND synced_at < $3",
+         WHERE shop_id = $1 AND id = ANY($2) AND deleted_at IS NULL \
+           AND ($3::timestamptz IS NULL OR synced_at < $3)",
     )
     .bind(shop_id)
     .bind(ids)

@@ -36,6 +36,19 @@ macro_rules! pull_columns {
 /// of that kind is already running for the shop.
 pub async fn start_pull(conn: &mut PgConnection, shop_id: i64, kind: &str) -> Result<PullRow> {
     let mut tx = conn.begin().await?;
+    // A pull whose job ended without closing it (cancelled while queued, timed out, lost) would
+    // otherwise block every later pull of its kind: it failed.
+    sqlx::query(
+        "UPDATE cowans_pulls p SET state = 'failed', finished_at = now(), \
+           error = 'its job ended without finishing it' \
+         WHERE p.shop_id = $1 AND p.kind = $2 AND p.state = 'running' AND p.job_id IS NOT NULL \
+           AND NOT EXISTS (SELECT 1 FROM cowans_jobs j WHERE j.id = p.job_id \
+                 AND j.state IN ('available', 'scheduled', 'running'))",
+    )
+    .bind(shop_id)
+    .bind(kind)
+    .execute(&mut *tx)
+    .await?;
     let inserted: std::result::Result<PullRow, sqlx::Error> = sqlx::query_as(concat!(
         "INSERT INTO cowans_pulls (shop_id, kind) VALUES ($1, $2) RETURNING ",
         pull_columns!()

@@ -192,13 +192,13 @@ pub async fn get_shop_by_domain(pool: &PgPool, domain: &str) -> Result<Option<Sh
     Ok(row.map(Into::into))
 }
 
-pub async fn list_shops(pool: &PgPool) -> Result<Vec<ShopRow>> {
+pub async fn list_shops<'e>(conn: impl sqlx::PgExecutor<'e>) -> Result<Vec<ShopRow>> {
     let rows: Vec<ShopDbRow> = sqlx::query_as(concat!(
         "SELECT ",
         shop_columns!(),
         " FROM cowans_shops ORDER BY id"
     ))
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(Into::into).collect())
 }
@@ -251,7 +251,7 @@ pub async fn update_shop(conn: &mut PgConnection, id: i64, patch: &ShopPatch) ->
 /// Replaces sealed secrets with ones sealed under another key (key rotation); fenced by the
 /// old ciphertext so a concurrent token change is not undone. Returns whether it applied.
 pub async fn reseal_shop(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     id: i64,
     old_token: &Sealed,
     token: &Sealed,
@@ -272,7 +272,7 @@ pub async fn reseal_shop(
     .bind(webhook.map(|(_, new)| &new.key))
     .bind(webhook.map(|(_, new)| &new.nonce))
     .bind(webhook.map(|(_, new)| &new.sealed))
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }
