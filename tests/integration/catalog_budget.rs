@@ -43,7 +43,7 @@ async fn processes_calling_one_shop_share_its_bucket_and_are_hardly_ever_throttl
                 while t0.elapsed() < Duration::from_secs(4) {
                     client
                         .query::<Value>(
-                            "query { products(first: 50) { nodes { id title } } }",
+                            "query { products(first: 5) { nodes { id title } } }",
                             json!({}),
                         )
                         .await
@@ -58,6 +58,7 @@ async fn processes_calling_one_shop_share_its_bucket_and_are_hardly_ever_throttl
     for c in callers {
         answered += c.await.unwrap();
     }
+    let elapsed = t0.elapsed().as_secs_f64();
     let log: Vec<Value> = http
         .get(format!("{}/__sim/requests", f.sim.base_url()))
         .send()
@@ -69,14 +70,26 @@ async fn processes_calling_one_shop_share_its_bucket_and_are_hardly_ever_throttl
     let throttled = log.iter().filter(|r| r["outcome"] == "throttled").count();
     let ok = log.iter().filter(|r| r["outcome"] == "ok").count();
     assert_eq!(ok, answered, "every query was answered");
-    // Six callers start before anything is learnt (at most six throttles); after that the
-    // shared bucket keeps them all within the restore rate.
+    // The six callers' first requests (42 points) fit the 100 available; from then on the shared
+    // bucket keeps every caller of both "processes" within the restore rate. (With a bucket per
+    // process each spends what the other already took: many throttles.)
     assert!(
-        throttled <= 6 + ok / 20,
+        throttled <= 2,
         "{throttled} throttled of {} requests",
         log.len()
     );
-    assert!(ok >= 6, "the restore rate was used ({ok} answers)");
+    // And pacing does not starve them: at least half of what the bucket allowed was spent
+    // (a wide margin for a loaded machine; the figure is `cowans-bench shop-budget`'s).
+    let spent: f64 = log
+        .iter()
+        .filter(|r| r["outcome"] == "ok")
+        .filter_map(|r| r["actual_cost"].as_f64())
+        .sum();
+    let allowed = 100.0 + 100.0 * elapsed;
+    assert!(
+        spent >= 0.5 * allowed,
+        "{spent} points spent of {allowed:.0} allowed ({ok} answers)"
+    );
 
     // Another token is another app's bucket: replacing it forgets what was learnt.
     let budget = |pool: sqlx::PgPool| async move {

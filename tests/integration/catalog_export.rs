@@ -222,6 +222,50 @@ async fn a_shops_products_export_as_csv_and_jsonl_over_http_and_the_command_line
     )
     .await;
     assert!(!ok && err.contains("--format"), "{err}");
+    // Refused the same way as over HTTP, and an existing file is left alone.
+    let dir = std::env::temp_dir().join(format!("cowans-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("keep.csv");
+    std::fs::write(&file, "precious").unwrap();
+    let path = file.to_str().unwrap();
+    let (ok, _, err) = run(
+        "cowans-api",
+        &[
+            "shops", "export", "sim", "--status", "gone", "--output", path,
+        ],
+        &env,
+        "",
+    )
+    .await;
+    assert!(!ok && err.contains("status"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "precious");
+    let (ok, _, err) = run(
+        "cowans-api",
+        &[
+            "shops", "export", "sim", "--status", "draft", "--output", path,
+        ],
+        &env,
+        "",
+    )
+    .await;
+    assert!(ok, "{err}");
+    let (_, rows) = records(&std::fs::read_to_string(&file).unwrap());
+    assert_eq!(rows.len(), 3, "the draft product's variants");
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Where the catalog is not enabled, its commands say so instead of acting.
+    let no_catalog: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(k, v)| {
+            if *k == "COWANS__APPS" {
+                (*k, "demo")
+            } else {
+                (*k, *v)
+            }
+        })
+        .collect();
+    let (ok, _, err) = run("cowans-api", &["shops", "list"], &no_catalog, "").await;
+    assert!(!ok && err.contains("not enabled"), "{err}");
 }
 
 #[tokio::test]

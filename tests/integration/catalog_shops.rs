@@ -109,6 +109,9 @@ async fn admins_manage_shops_whose_secrets_never_come_back_out() {
         ),
         (json!({"api_version": "latest"}), "api_version"),
         (json!({"access_token": "  "}), "access_token"),
+        // An empty or tiny webhook secret would let anyone sign the shop's webhooks.
+        (json!({"webhook_secret": ""}), "webhook_secret"),
+        (json!({"webhook_secret": "  abc  "}), "webhook_secret"),
         (json!({"admin_url": "ftp://x"}), "admin_url"),
         (
             json!({"incremental_schedule": "every five minutes"}),

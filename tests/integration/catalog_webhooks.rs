@@ -13,24 +13,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::{
-    api::{key, metrics_handle, serve},
+    api::key,
     catalog::{Fixture, SIM_DOMAIN, actor, catalog_with, fixture, settings},
 };
-
-/// The API serving `f`'s catalog; its base URL.
-async fn api(f: &Fixture) -> String {
-    let options = cowans_api::ApiOptions {
-        catalog: Some(f.catalog.clone()),
-        ..cowans_api::ApiOptions::default()
-    };
-    serve(
-        &f.db,
-        options,
-        cowans_core::KindRegistry::new(),
-        metrics_handle(),
-    )
-    .await
-}
 
 /// Jobs of `kind` in the fixture's database.
 async fn jobs_of(f: &Fixture, kind: &str) -> Vec<(i64, String)> {
@@ -55,7 +40,7 @@ async fn control(f: &Fixture, method: reqwest::Method, path: &str, body: Value) 
 async fn the_merchants_edits_arrive_by_webhook_once_each_through_duplicates_reordering_and_bad_signatures()
  {
     let f = fixture(40, 2).await;
-    let base = api(&f).await;
+    let base = f.api().await;
     let url = format!("{base}/webhooks/shopify");
     let _worker = f.worker(&[("COWANS__CATALOG__WEBHOOK_URL", &url)]);
     f.pull(PullKind::Full).await;
@@ -234,7 +219,7 @@ fn delivery(
 #[tokio::test]
 async fn forged_unsigned_and_malformed_deliveries_are_refused_and_older_events_change_nothing() {
     let f = fixture(5, 1).await;
-    let base = api(&f).await;
+    let base = f.api().await;
     let url = format!("{base}/webhooks/shopify");
     let _worker = f.worker(&[]);
     f.pull(PullKind::Full).await;
@@ -331,7 +316,23 @@ async fn forged_unsigned_and_malformed_deliveries_are_refused_and_older_events_c
         (second["duplicate"].as_bool(), &second["job_id"]),
         (Some(true), &first["job_id"])
     );
-    // An older event, delivered later, is applied and changes nothing.
+    // An older event, delivered after the newer one was applied, changes nothing.
+    crate::support::control_kinds::state_becomes(
+        &f.db,
+        cowans_core::JobId(first["job_id"].as_i64().unwrap()),
+        cowans_core::JobState::Completed,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        f.catalog
+            .product(f.shop.id, id as i64)
+            .await
+            .unwrap()
+            .0
+            .title,
+        "Newer"
+    );
     let r = delivery(&http, &url, SIGNED, "products/update", "w-old", &older)
         .send()
         .await
@@ -417,7 +418,7 @@ async fn reconciliation_repairs_what_webhooks_missed() {
         let now = shop.clock.now();
         shop.catalog.seed(2, 1, now);
     }
-    cowans_store::catalog::mark_product_deleted(&f.db.pool, f.shop.id, ids[20] as i64)
+    cowans_store::catalog::mark_products_deleted(&f.db.pool, f.shop.id, &[ids[20] as i64], None)
         .await
         .unwrap();
 
