@@ -178,6 +178,12 @@ async fn refusals_outside_the_handlers_answer_the_one_error_shape_naming_the_fie
         .await;
     assert_eq!(s, 422, "{v}");
     assert_eq!(v["error"]["details"]["field"], "id", "{v}");
+    // A path segment that is not UTF-8 once decoded.
+    let (s, v) = api
+        .call(Method::GET, "/api/v1/queues/%FF", Some(&api.viewer), None)
+        .await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["details"]["field"], "path", "{v}");
     let (s, v) = api.call(Method::DELETE, "/api/v1/jobs", op, None).await;
     assert_eq!(s, 405, "{v}");
     crate::support::api::assert_error_shape(&v, "method_not_allowed");

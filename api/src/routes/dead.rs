@@ -3,7 +3,7 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Query, State},
 };
 use cowans_core::{JobId, Role};
 use cowans_queue::{DeadLetterFilter, Redrive};
@@ -33,7 +33,7 @@ pub struct DeadQuery {
 pub async fn list(
     State(state): State<ApiState>,
     who: Principal,
-    Path(q): Path<String>,
+    super::ApiPath(q): super::ApiPath<String>,
     query: Result<Query<DeadQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<JobPage>> {
     who.require(Role::Viewer)?;
@@ -75,7 +75,7 @@ pub struct Redriven {
 pub async fn redrive(
     State(state): State<ApiState>,
     who: Principal,
-    Path(q): Path<String>,
+    super::ApiPath(q): super::ApiPath<String>,
     body: Result<Json<RedriveRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Redriven>> {
     who.require(Role::Operator)?;
@@ -127,7 +127,7 @@ pub struct Purged {
 pub async fn purge(
     State(state): State<ApiState>,
     who: Principal,
-    Path(q): Path<String>,
+    super::ApiPath(q): super::ApiPath<String>,
     body: Result<Json<PurgeRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Purged>> {
     who.require(Role::Admin)?;

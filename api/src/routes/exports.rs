@@ -5,7 +5,7 @@
 
 use axum::{
     body::Body,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
@@ -64,7 +64,7 @@ fn download(name: &str, format: ExportFormat, body: ExportStream) -> Response {
 pub async fn products(
     State(state): State<ApiState>,
     who: Principal,
-    Path(key): Path<String>,
+    super::ApiPath(key): super::ApiPath<String>,
     query: Result<Query<ProductQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
     who.require(Role::Viewer)?;
@@ -132,7 +132,7 @@ pub struct DeadExportQuery {
 pub async fn dead(
     State(state): State<ApiState>,
     who: Principal,
-    Path(queue): Path<String>,
+    super::ApiPath(queue): super::ApiPath<String>,
     query: Result<Query<DeadExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
     who.require(Role::Viewer)?;

@@ -33,6 +33,26 @@ pub fn next_key<T>(items: &[T], limit: i64, key: impl Fn(&T) -> i64) -> Option<i
     cowans_queue::export::next_cursor(items, limit, key)
 }
 
+/// A route's path parameters (`/queues/{queue}`, `/shops/{shop}`); ones that do not decode
+/// (e.g. not UTF-8) are refused in the one error shape, a 422 naming `path`.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S>
+    for ApiPath<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(t)| ApiPath(t))
+            .map_err(|e| ApiError::invalid("path", e.body_text()))
+    }
+}
+
 /// A numeric id from the path (`/jobs/{id}`), or a 422 naming it.
 pub(crate) fn path_id(
     id: Result<axum::extract::Path<i64>, axum::extract::rejection::PathRejection>,

@@ -2,10 +2,7 @@
 
 use std::time::Duration;
 
-use axum::{
-    Json,
-    extract::{Path, State},
-};
+use axum::{Json, extract::State};
 use chrono::{DateTime, Utc};
 use cowans_core::{QueueName, Role};
 use cowans_queue::{QueueStats, RateLimit};
@@ -92,7 +89,7 @@ pub async fn list(State(state): State<ApiState>, who: Principal) -> ApiResult<Js
 pub async fn get(
     State(state): State<ApiState>,
     who: Principal,
-    Path(q): Path<String>,
+    super::ApiPath(q): super::ApiPath<String>,
 ) -> ApiResult<Json<QueueView>> {
     who.require(Role::Viewer)?;
     let q = queue_name(&q)?;
@@ -127,7 +124,7 @@ async fn set_paused(
 pub async fn pause(
     State(state): State<ApiState>,
     who: Principal,
-    Path(q): Path<String>,
+    super::ApiPath(q): super::ApiPath<String>,
 ) -> ApiResult<Json<PausedState>> {
     set_paused(&state, &who, &q, true).await
 }
@@ -138,7 +135,7 @@ pub async fn pause(
 pub async fn resume(
     State(state): State<ApiState>,
     who: Principal,
-    Path(q): Path<String>,
+    super::ApiPath(q): super::ApiPath<String>,
 ) -> ApiResult<Json<PausedState>> {
     set_paused(&state, &who, &q, false).await
 }
@@ -164,7 +161,7 @@ pub struct Limits {
 pub async fn set_limits(
     State(state): State<ApiState>,
     who: Principal,
-    Path(q): Path<String>,
+    super::ApiPath(q): super::ApiPath<String>,
     body: Result<Json<Limits>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Limits>> {
     who.require(Role::Operator)?;

@@ -180,7 +180,7 @@ pub struct ShopDetail {
 pub async fn get(
     State(state): State<ApiState>,
     who: Principal,
-    Path(key): Path<String>,
+    super::ApiPath(key): super::ApiPath<String>,
 ) -> ApiResult<Json<ShopDetail>> {
     who.require(Role::Viewer)?;
     let cat = catalog(&state)?;
@@ -225,7 +225,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 pub async fn patch(
     State(state): State<ApiState>,
     who: Principal,
-    Path(key): Path<String>,
+    super::ApiPath(key): super::ApiPath<String>,
     body: Result<Json<PatchShop>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<ShopView>> {
     who.require(Role::Admin)?;
@@ -260,7 +260,7 @@ pub struct ShopDeleted {
 pub async fn delete(
     State(state): State<ApiState>,
     who: Principal,
-    Path(key): Path<String>,
+    super::ApiPath(key): super::ApiPath<String>,
 ) -> ApiResult<Json<ShopDeleted>> {
     who.require(Role::Admin)?;
     let cat = catalog(&state)?;
@@ -334,7 +334,7 @@ fn full() -> PullKind {
 pub async fn start_pull(
     State(state): State<ApiState>,
     who: Principal,
-    Path(key): Path<String>,
+    super::ApiPath(key): super::ApiPath<String>,
     body: Result<Json<StartPull>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<PullView>)> {
     who.require(Role::Operator)?;
@@ -359,7 +359,7 @@ pub struct Subscribing {
 pub async fn subscribe(
     State(state): State<ApiState>,
     who: Principal,
-    Path(key): Path<String>,
+    super::ApiPath(key): super::ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<Subscribing>)> {
     who.require(Role::Admin)?;
     let cat = catalog(&state)?;
@@ -379,7 +379,7 @@ pub struct PullList {
 pub async fn pulls(
     State(state): State<ApiState>,
     who: Principal,
-    Path(key): Path<String>,
+    super::ApiPath(key): super::ApiPath<String>,
 ) -> ApiResult<Json<PullList>> {
     who.require(Role::Viewer)?;
     let cat = catalog(&state)?;
@@ -452,7 +452,7 @@ pub struct ProductPage {
 pub async fn products(
     State(state): State<ApiState>,
     who: Principal,
-    Path(key): Path<String>,
+    super::ApiPath(key): super::ApiPath<String>,
     query: Result<Query<ProductQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<ProductPage>> {
     who.require(Role::Viewer)?;
@@ -484,7 +484,7 @@ pub async fn products(
 pub async fn product(
     State(state): State<ApiState>,
     who: Principal,
-    Path((key, id)): Path<(String, String)>,
+    super::ApiPath((key, id)): super::ApiPath<(String, String)>,
 ) -> ApiResult<Json<ProductView>> {
     who.require(Role::Viewer)?;
     let cat = catalog(&state)?;
