@@ -351,3 +351,66 @@ async fn a_job_the_database_refuses_fails_alone_and_its_group_still_lands() {
         "every answered 201 is stored and audited"
     );
 }
+
+#[tokio::test]
+async fn a_group_of_unique_submits_inserts_each_key_once_and_audits_every_submit() {
+    let db = TestDb::new().await;
+    let held = store::enqueue(&db.pool, &job("g", 0).unique(Unique::key("k3")))
+        .await
+        .unwrap();
+    // How the API's group commit sends concurrent single submits: one call, a submitter each.
+    let jobs = [
+        job("g", 1).unique(Unique::key("k1")),
+        job("g", 2).unique(Unique::key("k2")),
+        job("g", 3).unique(Unique::key("k1")),
+        job("g", 4).unique(Unique::key("k3")),
+        job("g", 5).unique(Unique::key("k4").also_in(&[JobState::Completed])),
+    ];
+    let who: Vec<cowans_core::Actor> = (0..jobs.len())
+        .map(|i| cowans_core::Actor::system(&format!("submitter-{i}")))
+        .collect();
+    let res = store::enqueue_audited(&db.pool, &jobs, &who).await.unwrap();
+    let dup: Vec<bool> = res.iter().map(|r| r.duplicate).collect();
+    assert_eq!(dup, [false, false, true, true, false]);
+    assert_eq!(
+        res[2].id, res[0].id,
+        "the second k1 is the first's duplicate"
+    );
+    assert_eq!(res[3].id, held.id, "k3 was already held");
+    for (r, n) in [(res[0], 1), (res[1], 2), (res[4], 5)] {
+        let j = store::get_job(&db.pool, r.id).await.unwrap().unwrap();
+        assert_eq!(
+            j.args,
+            json!({ "n": n }),
+            "each inserted job is its own submit"
+        );
+    }
+    let counts = store::count_by_state(&db.pool, "g").await.unwrap();
+    let available = counts
+        .iter()
+        .find(|(s, _)| *s == JobState::Available)
+        .map_or(0, |(_, n)| *n);
+    assert_eq!(available, 4, "k3 (held), k1, k2, k4: each key once");
+
+    // Every submit is audited once, by its submitter, naming its job and whether it was new.
+    let audit = store::list_audit(&db.pool, None, 100).await.unwrap();
+    let mut entries: Vec<(String, String, bool)> = audit
+        .iter()
+        .filter(|e| e.action == "job.submit" && e.actor.starts_with("system:submitter-"))
+        .map(|e| {
+            (
+                e.actor.clone(),
+                e.target.clone().unwrap_or_default(),
+                e.details["duplicate"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    entries.sort();
+    let mut expected: Vec<(String, String, bool)> = res
+        .iter()
+        .zip(&who)
+        .map(|(r, w)| (w.name.clone(), format!("job:{}", r.id), r.duplicate))
+        .collect();
+    expected.sort();
+    assert_eq!(entries, expected);
+}
