@@ -301,24 +301,6 @@ const INSERT_AUDITED: &str = insert_sql!(
         notify_tail!("$14", "$15", "$16", "$17")
     )
 );
-// The same for jobs that all carry unique keys: a conflict skips the row, and the audit entry of
-// each inserted job is the first input row with its (queue, key), which is the row inserted
-// (rows go in input order; later ones with that key conflict with it). Duplicates come back as
-// missing rows, resolved by the caller.
-const INSERT_AUDITED_UNIQUE: &str = insert_sql!(
-    "ON CONFLICT DO NOTHING",
-    concat!(
-        ", firsts AS (SELECT DISTINCT ON (a.queue, a.unique_key) a.* ",
-        "FROM unnest($1::text[], $2::text[], $7::text[], $11::text[], $12::text[], $13::text[]) ",
-        "WITH ORDINALITY AS a(queue, kind, unique_key, actor, role, client_addr, ord) ",
-        "ORDER BY a.queue, a.unique_key, a.ord), ",
-        "aud AS (INSERT INTO cowans_audit (actor, role, action, target, client_addr, details) ",
-        "SELECT a.actor, a.role, 'job.submit', 'job:' || ins.id, a.client_addr, ",
-        "jsonb_build_object('queue', a.queue, 'kind', a.kind, 'duplicate', false) ",
-        "FROM ins JOIN firsts a ON a.queue = ins.queue AND a.unique_key = ins.unique_key) ",
-        notify_tail!("$14", "$15", "$16", "$17")
-    )
-);
 const INSERT_NOTIFY: &str = insert_sql!("", notify_tail!("$11", "$12", "$13", "$14"));
 const INSERT_NOTIFY_UNIQUE: &str = insert_sql!(
     "ON CONFLICT DO NOTHING",
@@ -427,8 +409,8 @@ pub async fn enqueue_autocommit(pool: &sqlx::PgPool, jobs: &[NewJob]) -> Result<
 
 /// Inserts `jobs` with a `job.submit` audit entry each (`who[i]` submitted `jobs[i]`;
 /// details: queue, kind, duplicate) atomically: a job is never accepted without its entry. Jobs
-/// all with or all without unique keys take one statement (insert, audit and wake-ups together;
-/// duplicates a second round); a mix, one transaction. How the API commits a group of concurrent single submits at once; meant for a
+/// without unique keys take one statement (insert, audit and wake-ups together); with unique keys,
+/// one transaction. How the API commits a group of concurrent single submits at once; meant for a
 /// few concurrent callers with many jobs each (the wake-up holds the notify lock through the
 /// commit).
 pub async fn enqueue_audited(
@@ -464,81 +446,6 @@ pub async fn enqueue_audited(
         }
         return Ok(results);
     }
-    if jobs.iter().all(|j| j.unique.is_some()) {
-        return enqueue_audited_unique(pool, jobs, who).await;
-    }
-    enqueue_audited_in_tx(pool, jobs, who).await
-}
-
-/// [`enqueue_audited`] of jobs that all have unique keys: one autocommit statement inserts the
-/// new ones with their audit entries and wake-ups (how a group of webhook deliveries commits);
-/// only duplicates, if any, take a second, transactional round that finds their holders and
-/// audits them as duplicates.
-async fn enqueue_audited_unique(
-    pool: &sqlx::PgPool,
-    jobs: &[NewJob],
-    who: &[Actor],
-) -> Result<Vec<Enqueued>> {
-    let all: Vec<&NewJob> = jobs.iter().collect();
-    let wake = WakeCandidates::of(&all);
-    let rows = {
-        let mut conn = pool.acquire().await?;
-        insert_rows(
-            &mut conn,
-            &all,
-            INSERT_AUDITED_UNIQUE,
-            Some(who),
-            Some(&wake),
-        )
-        .await?
-    };
-    let mut inserted: HashMap<(String, String), i64> = rows
-        .into_iter()
-        .filter_map(|(id, queue, key, _)| Some(((queue?, key?), id?)))
-        .collect();
-    let mut results: Vec<Option<Enqueued>> = vec![None; jobs.len()];
-    let mut duplicates = Vec::new();
-    for (i, job) in jobs.iter().enumerate() {
-        let key = (
-            job.queue.to_string(),
-            job.unique
-                .as_ref()
-                .map(|u| u.key.clone())
-                .unwrap_or_default(),
-        );
-        match inserted.remove(&key) {
-            Some(id) => {
-                results[i] = Some(Enqueued {
-                    id: JobId(id),
-                    duplicate: false,
-                })
-            }
-            None => duplicates.push(i),
-        }
-    }
-    if !duplicates.is_empty() {
-        // Of a job inserted just now or of an earlier one: the holders are found (or, if one
-        // finished meanwhile, the job inserted) and audited the usual way.
-        let rest: Vec<NewJob> = duplicates.iter().map(|&i| jobs[i].clone()).collect();
-        let rest_who: Vec<Actor> = duplicates.iter().map(|&i| who[i].clone()).collect();
-        let done = enqueue_audited_in_tx(pool, &rest, &rest_who).await?;
-        for (&i, d) in duplicates.iter().zip(done) {
-            results[i] = Some(d);
-        }
-    }
-    results
-        .into_iter()
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(missing_row)
-}
-
-/// [`enqueue_audited`] in one transaction: the inserts (unique keys resolved), then the audit
-/// entries.
-async fn enqueue_audited_in_tx(
-    pool: &sqlx::PgPool,
-    jobs: &[NewJob],
-    who: &[Actor],
-) -> Result<Vec<Enqueued>> {
     let mut tx = pool.begin().await?;
     let done = insert_resolving(&mut tx, jobs, Mode::InTx).await?;
     let entries: Vec<crate::NewAudit> = done
