@@ -273,8 +273,26 @@ fn router(state: ApiState) -> Router {
         )
         .route(
             "/api/v1/shops/{shop}/products/{id}",
-            get(routes::shops::product),
+            get(routes::shops::product).patch(routes::changes::edit_product),
         )
+        .route("/api/v1/shops/{shop}/changes", get(routes::changes::list))
+        .route(
+            "/api/v1/shops/{shop}/changes/approve",
+            post(routes::changes::approve),
+        )
+        .route(
+            "/api/v1/shops/{shop}/changes/reject",
+            post(routes::changes::reject),
+        )
+        .route(
+            "/api/v1/shops/{shop}/changes/{id}",
+            get(routes::changes::get),
+        )
+        .route(
+            "/api/v1/shops/{shop}/changes/{id}/resolve",
+            post(routes::changes::resolve),
+        )
+        .route("/api/v1/shops/{shop}/push", post(routes::changes::push))
         .route("/api/v1/pulls/{id}", get(routes::shops::pull))
         .route("/webhooks/shopify", post(routes::webhooks::shopify))
         .route("/api/v1/events", get(events::sse))

@@ -47,6 +47,8 @@ impl Modify for BearerKey {
         routes::shops::add, routes::shops::list, routes::shops::get, routes::shops::patch,
         routes::shops::delete, routes::shops::start_pull, routes::shops::pulls, routes::shops::subscribe, routes::shops::pull,
         routes::shops::products, routes::shops::product, routes::webhooks::shopify,
+        routes::changes::edit_product, routes::changes::list, routes::changes::get,
+        routes::changes::approve, routes::changes::reject, routes::changes::resolve, routes::changes::push,
         routes::exports::products, routes::exports::jobs, routes::exports::dead, routes::exports::audit,
         crate::events::sse, crate::events::websocket, crate::events::schema,
         document,

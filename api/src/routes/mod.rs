@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod batches;
+pub mod changes;
 pub mod dead;
 pub mod exports;
 pub mod jobs;

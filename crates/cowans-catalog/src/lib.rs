@@ -7,12 +7,15 @@
 //!   API and the command line alike.
 //! - `catalog.pull_full`, `catalog.pull_incremental` (queue `catalog`): pulls of one shop; see
 //!   `sync`.
+//! - Staged changes, their review, and `catalog.push` (queue `catalog`), which sends approved
+//!   ones to Shopify with a three-way check; see [`changes`].
 //!
 //! **Architecture Invariant:** no SQL here (it is in `cowans_store::catalog`); a shop's secrets
 //! exist in clear only in memory, for the request that needs them.
 
 mod budget;
 mod catalog;
+pub mod changes;
 pub mod export;
 mod pulls;
 pub mod secrets;
@@ -30,8 +33,13 @@ use cowans_core::RetryPolicy;
 use cowans_queue::{App, AppContext, FrontDoor, JobKind, JobMeta};
 
 pub use catalog::{Catalog, ConfigError};
+pub use changes::{
+    ChangeState, ChangeView, Decision, Edit, FieldChange, Resolution, Selection, Source, Staged,
+};
 /// The catalog's vocabulary, for front ends that should not depend on the store.
-pub use cowans_store::catalog::{ProductFilter, ProductRow, PullRow, ShopRow, VariantRow};
+pub use cowans_store::catalog::{
+    ChangeFilter, ChangeRow, ProductFilter, ProductRow, PullRow, ShopRow, VariantRow,
+};
 pub use pulls::{PullArgs, PullKind};
 pub use settings::CatalogSettings;
 pub use shops::{ShopRequest, ShopUpdate};
@@ -91,6 +99,23 @@ fn kinds(ctx: &AppContext) -> Result<Vec<JobKind>, String> {
         jitter: 0.25,
     });
     let c = catalog.clone();
+    let push = JobKind::new(
+        changes::push::PUSH,
+        "pushes a shop's approved changes to Shopify (three-way checked, conflicts back to review)",
+        task_fn(move |args: changes::PushArgs, job: JobMeta| {
+            let catalog = c.clone();
+            async move { changes::push::run(catalog, args, job).await }
+        }),
+    )
+    .queue(QUEUE)
+    .timeout(Duration::from_secs(3600))
+    .retry(RetryPolicy {
+        max_attempts: 10,
+        base_delay: Duration::from_secs(5),
+        max_delay: Duration::from_secs(600),
+        jitter: 0.25,
+    });
+    let c = catalog.clone();
     let subscribe = JobKind::new(
         webhooks::SUBSCRIBE_KIND,
         "subscribes a shop's product webhooks to catalog.webhook_url",
@@ -110,6 +135,7 @@ fn kinds(ctx: &AppContext) -> Result<Vec<JobKind>, String> {
     Ok(vec![
         webhook,
         subscribe,
+        push,
         pull(
             PullKind::Full,
             "pulls a shop's whole catalog (a bulk export streamed into the catalog; deletions marked)",

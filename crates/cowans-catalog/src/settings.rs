@@ -34,6 +34,12 @@ pub struct CatalogSettings {
     /// Where Shopify sends this catalog's webhooks: the public URL of the API's
     /// `/webhooks/shopify`. When set, each shop added is subscribed to its product topics.
     pub webhook_url: Option<String>,
+    /// Nobody approves their own staged change (the four-eyes rule).
+    pub four_eyes: bool,
+    /// Approving changes starts their shop's push; off: pushes start on demand only.
+    pub push_on_approve: bool,
+    /// Changes a push takes (and reads from Shopify) at a time.
+    pub push_batch: usize,
 }
 
 impl Default for CatalogSettings {
@@ -48,6 +54,9 @@ impl Default for CatalogSettings {
             incremental_schedule: "*/5 * * * *".to_owned(),
             reconcile_schedule: "17 3 * * *".to_owned(),
             webhook_url: None,
+            four_eyes: false,
+            push_on_approve: true,
+            push_batch: 250,
         }
     }
 }

@@ -123,6 +123,16 @@ pub enum Event {
         deleted: i64,
         error: Option<String>,
     },
+    /// A push of a shop's approved changes took a batch of them: how it left them (`pushed`:
+    /// Shopify has the proposed values; `conflict`: back to review; `failed`: Shopify refused).
+    #[serde(rename = "push.progress")]
+    PushProgress {
+        shop_id: i64,
+        job_id: i64,
+        pushed: i64,
+        conflicts: i64,
+        failed: i64,
+    },
     /// Not an event of the system: this subscriber fell behind and `missed` events were dropped
     /// for it (only ever sent to that subscriber).
     #[serde(rename = "lagged")]
@@ -131,7 +141,7 @@ pub enum Event {
 
 impl Event {
     /// Every event type, as the `type` field names it.
-    pub const NAMES: [&'static str; 14] = [
+    pub const NAMES: [&'static str; 15] = [
         "job.dead",
         "job.cancelled",
         "job.retried",
@@ -145,6 +155,7 @@ impl Event {
         "queue.limits",
         "sync.progress",
         "sync.finished",
+        "push.progress",
         "lagged",
     ];
 
@@ -164,6 +175,7 @@ impl Event {
             Event::QueueLimits { .. } => "queue.limits",
             Event::SyncProgress { .. } => "sync.progress",
             Event::SyncFinished { .. } => "sync.finished",
+            Event::PushProgress { .. } => "push.progress",
             Event::Lagged { .. } => "lagged",
         }
     }
@@ -184,6 +196,7 @@ impl Event {
             | Event::BatchCancelled { .. }
             | Event::SyncProgress { .. }
             | Event::SyncFinished { .. }
+            | Event::PushProgress { .. }
             | Event::Lagged { .. } => None,
         }
     }
@@ -204,9 +217,9 @@ impl Event {
     /// The shop the event is about, if any.
     pub fn shop_id(&self) -> Option<i64> {
         match self {
-            Event::SyncProgress { shop_id, .. } | Event::SyncFinished { shop_id, .. } => {
-                Some(*shop_id)
-            }
+            Event::SyncProgress { shop_id, .. }
+            | Event::SyncFinished { shop_id, .. }
+            | Event::PushProgress { shop_id, .. } => Some(*shop_id),
             _ => None,
         }
     }

@@ -2,42 +2,68 @@
 //! m1: ..`), as many per request as the 1000-point cap allows. It saves round trips, not cost
 //! (Shopify adds aliases up), so pacing is unchanged.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::{
     Client, ShopifyError,
     cost::{self, MAX_QUERY_COST},
 };
 
-/// One mutation field to repeat: `field(arg: $vN) { selection }` with `$vN: arg_type`.
+/// One mutation field to repeat: `mN: field(a: $vN_a, b: $vN_b) { selection }` for its
+/// arguments `args` (name, GraphQL type).
 #[derive(Debug, Clone)]
 pub struct AliasedMutation<'a> {
     pub field: &'a str,
-    pub arg: &'a str,
-    pub arg_type: &'a str,
+    pub args: &'a [(&'a str, &'a str)],
     pub selection: &'a str,
 }
 
 impl AliasedMutation<'_> {
     fn document(&self, n: usize) -> String {
         let vars: Vec<String> = (0..n)
-            .map(|i| format!("$v{i}: {}", self.arg_type))
+            .flat_map(|i| {
+                self.args
+                    .iter()
+                    .map(move |(a, t)| format!("$v{i}_{a}: {t}"))
+            })
             .collect();
         let fields: Vec<String> = (0..n)
             .map(|i| {
+                let args: Vec<String> = self
+                    .args
+                    .iter()
+                    .map(|(a, _)| format!("{a}: $v{i}_{a}"))
+                    .collect();
                 format!(
-                    "m{i}: {}({}: $v{i}) {{ {} }}",
-                    self.field, self.arg, self.selection
+                    "m{i}: {}({}) {{ {} }}",
+                    self.field,
+                    args.join(", "),
+                    self.selection
                 )
             })
             .collect();
         format!("mutation({}) {{ {} }}", vars.join(", "), fields.join(" "))
     }
+
+    /// The variables of `inputs` (each an object of this mutation's arguments).
+    fn variables<'v>(&self, inputs: impl Iterator<Item = &'v Value>) -> Map<String, Value> {
+        let mut vars = Map::new();
+        for (i, input) in inputs.enumerate() {
+            for (a, _) in self.args {
+                vars.insert(
+                    format!("v{i}_{a}"),
+                    input.get(*a).cloned().unwrap_or(Value::Null),
+                );
+            }
+        }
+        vars
+    }
 }
 
 impl Client {
-    /// Runs `m` once per input, several per request, and returns each payload in input order
-    /// (check each one's `userErrors`). Retried only when `idempotent`.
+    /// Runs `m` once per input (an object of its arguments), several per request, and returns
+    /// each payload in input order (check each one's `userErrors`). Retried only when
+    /// `idempotent`.
     pub async fn mutate_aliased(
         &self,
         m: &AliasedMutation<'_>,
@@ -47,17 +73,17 @@ impl Client {
         if inputs.is_empty() {
             return Ok(Vec::new());
         }
-        let one = cost::requested_cost(&m.document(1), &json!({ "v0": inputs[0] }), None)
-            .map_err(|e| ShopifyError::Decode(e.to_string()))?
-            .max(1.0);
+        let one = cost::requested_cost(
+            &m.document(1),
+            &Value::Object(m.variables(inputs.iter().take(1))),
+            None,
+        )
+        .map_err(|e| ShopifyError::Decode(e.to_string()))?
+        .max(1.0);
         let per_request = ((MAX_QUERY_COST / one).floor() as usize).clamp(1, 250);
         let mut out = Vec::with_capacity(inputs.len());
         for chunk in inputs.chunks(per_request) {
-            let vars: Map<String, Value> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (format!("v{i}"), v.clone()))
-                .collect();
+            let vars = m.variables(chunk.iter());
             let a = self
                 .mutate::<Value>(&m.document(chunk.len()), Value::Object(vars), idempotent)
                 .await?;

@@ -224,14 +224,13 @@ async fn small_mutations_are_batched_with_aliases_up_to_the_cost_cap() {
     control(&sim, reqwest::Method::DELETE, "requests", json!(null)).await;
     let m = cowans_shopify::AliasedMutation {
         field: "productUpdate",
-        arg: "product",
-        arg_type: "ProductUpdateInput!",
+        args: &[("product", "ProductUpdateInput!")],
         selection: "product { id title } userErrors { field message }",
     };
     let inputs: Vec<Value> = ids
         .iter()
         .enumerate()
-        .map(|(i, id)| json!({"id": id.to_string(), "title": format!("A{i}")}))
+        .map(|(i, id)| json!({"product": {"id": id.to_string(), "title": format!("A{i}")}}))
         .collect();
     let out = client.mutate_aliased(&m, inputs, true).await.unwrap();
     assert_eq!(out.len(), 150);

@@ -13,11 +13,13 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
 };
 
 mod budget;
+mod changes;
 mod products;
 mod pulls;
 mod shops;
 
 pub use budget::*;
+pub use changes::*;
 pub use products::*;
 pub use pulls::*;
 pub use shops::*;

@@ -476,3 +476,29 @@ pub async fn mark_products_deleted(
     .await?;
     Ok(done.rows_affected())
 }
+
+/// These products of a shop (deleted ones too), in id order.
+pub async fn products_by_id(pool: &PgPool, shop_id: i64, ids: &[i64]) -> Result<Vec<ProductRow>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        product_columns!(),
+        " FROM cowans_products p WHERE p.shop_id = $1 AND p.id = ANY($2) ORDER BY p.id"
+    ))
+    .bind(shop_id)
+    .bind(ids)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// These variants of a shop, in id order.
+pub async fn variants_by_id(pool: &PgPool, shop_id: i64, ids: &[i64]) -> Result<Vec<VariantRow>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        variant_columns!(),
+        " FROM cowans_variants v WHERE v.shop_id = $1 AND v.id = ANY($2) ORDER BY v.id"
+    ))
+    .bind(shop_id)
+    .bind(ids)
+    .fetch_all(pool)
+    .await?)
+}

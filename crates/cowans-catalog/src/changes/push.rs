@@ -1,0 +1,487 @@
+//! The push job (`catalog.push`): sends a shop's approved changes to Shopify, a batch at a time.
+//!
+//! Just before writing, it reads the targets from Shopify (`nodes(ids:)`, as many per request as
+//! the cost cap allows) and checks each field three ways: Shopify still has the base → write the
+//! proposed value; Shopify has the proposed value already → nothing to write; anything else → a
+//! conflict, back to review with base, current and proposed. Fields a change does not touch are
+//! never compared. Writes go as aliased `productUpdate` / `productVariantsBulkUpdate` mutations
+//! packed up to the cost cap; their `userErrors` fail the changes they carried (never retried);
+//! their answers update the catalog's snapshot in the transaction that records the outcomes.
+//!
+//! A push killed part-way and run again takes its own unfinished changes back and reads them
+//! again: what it had written is then found already there, so nothing is written twice and
+//! nothing is lost.
+
+use std::collections::{BTreeMap, HashMap};
+
+use apalis_core::error::BoxDynError;
+use cowans_core::{Actor, Event, JobError, QueueName};
+use cowans_queue::{JobMeta, NewJob, StoreError, StoreResult as Result};
+use cowans_shopify::{AliasedMutation, Client, ShopifyError, cost};
+use cowans_store::catalog::{self as store, ChangeRow, PushOutcome, ShopRow};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sqlx::PgConnection;
+
+use super::{Field, Level};
+use crate::{Catalog, snapshot};
+
+/// The job kind of pushes.
+pub const PUSH: &str = "catalog.push";
+
+/// A push of one shop's approved changes.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushArgs {
+    pub shop_id: i64,
+}
+
+/// Enqueues a push of the shop in `conn`'s transaction, unless one is waiting to start already
+/// (it will take every change approved by then). Returns the job's id.
+pub(crate) async fn enqueue(cat: &Catalog, conn: &mut PgConnection, shop_id: i64) -> Result<i64> {
+    if let Some(id) = store::waiting_shop_job(&mut *conn, crate::QUEUE, PUSH, shop_id).await? {
+        return Ok(id);
+    }
+    let queue =
+        QueueName::new(crate::QUEUE).map_err(|e| StoreError::invalid("queue", e.to_string()))?;
+    let job = NewJob::new(queue, PUSH, json!(PushArgs { shop_id }));
+    Ok(cat.front().enqueue_in(&mut *conn, &job).await?.id.0)
+}
+
+impl Catalog {
+    /// Starts a push of the shop's approved changes (one waiting to start is reused); audited as
+    /// `shop.push`. Returns the job's id.
+    pub async fn start_push(&self, actor: &Actor, shop_id: i64) -> Result<i64> {
+        self.shop(shop_id).await?;
+        let mut tx = self.pool().begin().await?;
+        let job = enqueue(self, &mut tx, shop_id).await?;
+        let recorded = self
+            .front()
+            .record(
+                &mut tx,
+                actor,
+                "shop.push",
+                Some(format!("shop:{shop_id}")),
+                json!({ "job_id": job }),
+            )
+            .await?;
+        recorded.commit(tx).await?;
+        Ok(job)
+    }
+}
+
+/// Pushes batches of the shop's approved changes until none is left.
+pub(crate) async fn run(
+    cat: Catalog,
+    args: PushArgs,
+    job: JobMeta,
+) -> std::result::Result<(), BoxDynError> {
+    let pool = cat.pool();
+    let Some(shop) = store::get_shop(pool, args.shop_id).await? else {
+        return Ok(());
+    };
+    if shop.status == "unauthorized" {
+        return Err(JobError::permanent(
+            "the shop is unauthorized (Shopify refused its token); replace the token and push again",
+        )
+        .into());
+    }
+    let client = cat.client(&shop).map_err(JobError::permanent)?;
+    let batch_size = i64::try_from(cat.settings().push_batch.clamp(1, 10_000)).unwrap_or(250);
+    loop {
+        let batch = store::claim_for_push(pool, shop.id, job.id.0, batch_size).await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match push_batch(&cat, &client, &shop, job.id.0, &batch).await {
+            Ok(()) => {}
+            Err(e) if e.is_unauthorized() => {
+                let why = cat.token_refused(shop.id).await?;
+                return Err(JobError::permanent(why).into());
+            }
+            Err(e) if job.attempt >= job.max_attempts => {
+                // The last attempt: the changes fail with the reason rather than wait.
+                let error = format!("the push gave up: {e}");
+                let outcomes: Vec<PushOutcome> = batch
+                    .iter()
+                    .map(|c| PushOutcome {
+                        id: c.id,
+                        state: "failed",
+                        fields: c.fields.clone(),
+                        error: Some(error.clone()),
+                    })
+                    .collect();
+                let mut tx = pool.begin().await?;
+                store::finish_push(&mut tx, job.id.0, &outcomes).await?;
+                tx.commit().await?;
+                return Err(JobError::permanent(error).into());
+            }
+            Err(e) => return Err(JobError::retry(e).into()),
+        }
+    }
+}
+
+/// The plans (by index) a mutation carries.
+type Carried = Vec<usize>;
+/// A product's variants' inputs, by variant id.
+type VariantInputs = BTreeMap<i64, Map<String, Value>>;
+
+/// How one field of a change fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Shopify had the base: the proposed value is written.
+    Write,
+    /// Shopify had the proposed value already.
+    Already,
+    Conflict,
+    /// A newer change to the same field (or a later one in this batch) took it over.
+    Superseded,
+}
+
+/// A change of the batch and what it does to each of its fields.
+struct Plan<'a> {
+    change: &'a ChangeRow,
+    fields: Vec<(Field, Outcome, Value)>,
+    /// Why it failed (its target is gone, Shopify's user errors).
+    error: Option<String>,
+}
+
+/// The GID of a change's target.
+fn target_gid(c: &ChangeRow) -> String {
+    match c.variant_id {
+        Some(v) => format!("gid://shopify/ProductVariant/{v}"),
+        None => format!("gid://shopify/Product/{}", c.product_id),
+    }
+}
+
+const NODES_QUERY: &str = "query($ids: [ID!]!) { nodes(ids: $ids) { __typename \
+  ... on Product { id title handle descriptionHtml vendor productType status tags updatedAt } \
+  ... on ProductVariant { id price compareAtPrice sku barcode product { id } } } }";
+
+/// What Shopify has now of each of `gids` (absent: it does not exist), as many per request as
+/// the single-query cost cap allows.
+async fn read_nodes(
+    client: &Client,
+    gids: &[String],
+) -> std::result::Result<HashMap<String, Value>, ShopifyError> {
+    let mut out = HashMap::with_capacity(gids.len());
+    let mut rest = gids;
+    while !rest.is_empty() {
+        let mut n = rest.len().min(250);
+        while n > 1
+            && cost::requested_cost(NODES_QUERY, &json!({ "ids": &rest[..n] }), None)
+                .map_or(true, |c| c > cost::MAX_QUERY_COST)
+        {
+            n /= 2;
+        }
+        let (chunk, later) = rest.split_at(n);
+        let answer = client
+            .query::<Value>(NODES_QUERY, json!({ "ids": chunk }))
+            .await?;
+        for node in answer.data["nodes"].as_array().into_iter().flatten() {
+            if let Some(id) = node["id"].as_str() {
+                out.insert(id.to_owned(), node.clone());
+            }
+        }
+        rest = later;
+    }
+    Ok(out)
+}
+
+const PRODUCT_UPDATE: AliasedMutation<'static> = AliasedMutation {
+    field: "productUpdate",
+    args: &[("product", "ProductUpdateInput!")],
+    selection: "product { id title handle descriptionHtml vendor productType status tags \
+      createdAt updatedAt options { name position optionValues { name } } } \
+      userErrors { field message }",
+};
+
+const VARIANTS_UPDATE: AliasedMutation<'static> = AliasedMutation {
+    field: "productVariantsBulkUpdate",
+    args: &[
+        ("productId", "ID!"),
+        ("variants", "[ProductVariantsBulkInput!]!"),
+    ],
+    selection: "productVariants { id price compareAtPrice sku barcode } \
+      userErrors { field message }",
+};
+
+/// A field's value as a mutation input takes it.
+fn input(field: Field, v: &Value, into: &mut Map<String, Value>) {
+    match field.name {
+        "sku" => {
+            into.insert("inventoryItem".into(), json!({ "sku": v }));
+        }
+        _ => {
+            into.insert(field.shopify_name().into(), v.clone());
+        }
+    }
+}
+
+/// The user errors of a mutation's payload as one message, if it has any.
+fn user_errors(payload: &Value) -> Option<String> {
+    let errors = payload["userErrors"].as_array().filter(|e| !e.is_empty());
+    match (errors, payload.is_null()) {
+        (Some(errors), _) => Some(
+            errors
+                .iter()
+                .map(|e| {
+                    let field = e["field"]
+                        .as_array()
+                        .map(|f| {
+                            f.iter()
+                                .filter_map(|p| p.as_str())
+                                .collect::<Vec<_>>()
+                                .join(".")
+                        })
+                        .unwrap_or_default();
+                    format!("{field}: {}", e["message"].as_str().unwrap_or("refused"))
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        (None, true) => Some("Shopify answered nothing for this mutation".into()),
+        (None, false) => None,
+    }
+}
+
+async fn push_batch(
+    cat: &Catalog,
+    client: &Client,
+    shop: &ShopRow,
+    job_id: i64,
+    batch: &[ChangeRow],
+) -> std::result::Result<(), ShopifyError> {
+    let gids: Vec<String> = {
+        let mut g: Vec<String> = batch.iter().map(target_gid).collect();
+        g.sort();
+        g.dedup();
+        g
+    };
+    let nodes = read_nodes(client, &gids).await?;
+    // The three-way check of every field.
+    let mut plans: Vec<Plan<'_>> = batch
+        .iter()
+        .map(|c| {
+            let node = nodes.get(&target_gid(c)).filter(|n| match c.variant_id {
+                None => true,
+                Some(_) => {
+                    n["product"]["id"].as_str()
+                        == Some(&format!("gid://shopify/Product/{}", c.product_id))
+                }
+            });
+            let Some(node) = node else {
+                return Plan {
+                    change: c,
+                    fields: Vec::new(),
+                    error: Some(match c.variant_id {
+                        Some(v) => format!(
+                            "variant {v} of product {} no longer exists in Shopify",
+                            c.product_id
+                        ),
+                        None => format!("product {} no longer exists in Shopify", c.product_id),
+                    }),
+                };
+            };
+            let fields = c
+                .fields
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(name, f)| {
+                    let field = Field::named(name)?;
+                    let current = field.read(node);
+                    let outcome = if c.superseded.iter().any(|s| s == name) {
+                        Outcome::Superseded
+                    } else if current == f["proposed"] {
+                        Outcome::Already
+                    } else if current == f["base"] {
+                        Outcome::Write
+                    } else {
+                        Outcome::Conflict
+                    };
+                    Some((field, outcome, current))
+                })
+                .collect();
+            Plan {
+                change: c,
+                fields,
+                error: None,
+            }
+        })
+        .collect();
+    // Two changes of the batch writing one field: the later one's value goes.
+    let mut writers: HashMap<(i64, Option<i64>, &str), usize> = HashMap::new();
+    for (i, p) in plans.iter().enumerate() {
+        for (f, o, _) in &p.fields {
+            if *o == Outcome::Write {
+                writers.insert((p.change.product_id, p.change.variant_id, f.name), i);
+            }
+        }
+    }
+    for (i, p) in plans.iter_mut().enumerate() {
+        let key = |f: &Field| (p.change.product_id, p.change.variant_id, f.name);
+        for (f, o, _) in p.fields.iter_mut() {
+            if *o == Outcome::Write && writers.get(&key(f)) != Some(&i) {
+                *o = Outcome::Superseded;
+            }
+        }
+    }
+    // The writes: one productUpdate per product, one productVariantsBulkUpdate per product with
+    // variant fields to write; which plans each carries.
+    let mut products: BTreeMap<i64, (Map<String, Value>, Carried)> = BTreeMap::new();
+    let mut variants: BTreeMap<i64, (VariantInputs, Carried)> = BTreeMap::new();
+    for (i, p) in plans.iter().enumerate() {
+        for (f, o, _) in &p.fields {
+            if *o != Outcome::Write {
+                continue;
+            }
+            let proposed = &p.change.fields[f.name]["proposed"];
+            match (f.level, p.change.variant_id) {
+                (Level::Product, None) => {
+                    let slot = products.entry(p.change.product_id).or_default();
+                    input(*f, proposed, &mut slot.0);
+                    if !slot.1.contains(&i) {
+                        slot.1.push(i);
+                    }
+                }
+                (Level::Variant, Some(v)) => {
+                    let slot = variants.entry(p.change.product_id).or_default();
+                    input(*f, proposed, slot.0.entry(v).or_default());
+                    if !slot.1.contains(&i) {
+                        slot.1.push(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let product_inputs: Vec<Value> = products
+        .iter()
+        .map(|(id, (fields, _))| {
+            let mut input = fields.clone();
+            input.insert("id".into(), json!(format!("gid://shopify/Product/{id}")));
+            json!({ "product": input })
+        })
+        .collect();
+    let product_answers = client
+        .mutate_aliased(&PRODUCT_UPDATE, product_inputs, false)
+        .await?;
+    let variant_inputs: Vec<Value> = variants
+        .iter()
+        .map(|(pid, (by_variant, _))| {
+            let list: Vec<Value> = by_variant
+                .iter()
+                .map(|(vid, fields)| {
+                    let mut input = fields.clone();
+                    input.insert(
+                        "id".into(),
+                        json!(format!("gid://shopify/ProductVariant/{vid}")),
+                    );
+                    Value::Object(input)
+                })
+                .collect();
+            json!({ "productId": format!("gid://shopify/Product/{pid}"), "variants": list })
+        })
+        .collect();
+    let variant_answers = client
+        .mutate_aliased(&VARIANTS_UPDATE, variant_inputs, false)
+        .await?;
+    // Shopify's answers: user errors fail the changes a mutation carried; the rest updates the
+    // snapshot.
+    let mut product_snapshots = Vec::new();
+    for ((_, (_, carried)), answer) in products.iter().zip(&product_answers) {
+        match user_errors(answer) {
+            Some(e) => fail(&mut plans, carried, &e),
+            None => match snapshot::product(&answer["product"]) {
+                Ok(s) => product_snapshots.push(s),
+                Err(e) => {
+                    tracing::warn!(shop = %shop.name, error = %e, "a pushed product's answer could not be read; the next pull refreshes it")
+                }
+            },
+        }
+    }
+    let mut variant_values: Vec<(i64, Value)> = Vec::new();
+    for ((_, (_, carried)), answer) in variants.iter().zip(&variant_answers) {
+        match user_errors(answer) {
+            Some(e) => fail(&mut plans, carried, &e),
+            None => {
+                for v in answer["productVariants"].as_array().into_iter().flatten() {
+                    let Ok(id) = snapshot::gid_id(v, "id") else {
+                        continue;
+                    };
+                    let values: Map<String, Value> = super::FIELDS
+                        .iter()
+                        .filter(|f| f.level == Level::Variant)
+                        .map(|f| (f.name.to_owned(), f.read(v)))
+                        .collect();
+                    variant_values.push((id, Value::Object(values)));
+                }
+            }
+        }
+    }
+    // Record outcomes and snapshots together.
+    let outcomes: Vec<PushOutcome> = plans.iter().map(outcome).collect();
+    let tally = |s: &str| outcomes.iter().filter(|o| o.state == s).count() as i64;
+    let event = Event::PushProgress {
+        shop_id: shop.id,
+        job_id,
+        pushed: tally("pushed"),
+        conflicts: tally("conflict"),
+        failed: tally("failed"),
+    };
+    let write = async {
+        let mut tx = cat.pool().begin().await?;
+        store::upsert_products(&mut tx, shop.id, None, None, &product_snapshots).await?;
+        for (id, values) in &variant_values {
+            store::set_variant_fields(&mut tx, shop.id, *id, values).await?;
+        }
+        store::finish_push(&mut tx, job_id, &outcomes).await?;
+        cowans_store::announce(&mut tx, &[], &[event]).await?;
+        tx.commit().await?;
+        Ok::<_, StoreError>(())
+    };
+    write
+        .await
+        .map_err(|e| ShopifyError::Transport(format!("recording the push: {e}")))?;
+    tracing::info!(shop = %shop.name, job = job_id, changes = batch.len(), "pushed a batch of changes");
+    Ok(())
+}
+
+/// Fails the plans `carried` with Shopify's `error`.
+fn fail(plans: &mut [Plan<'_>], carried: &[usize], error: &str) {
+    for i in carried {
+        plans[*i].error = Some(error.to_owned());
+    }
+}
+
+/// A plan's outcome as the store records it: its fields with `current` and `outcome`.
+fn outcome(p: &Plan<'_>) -> PushOutcome {
+    let mut fields = p.change.fields.clone();
+    for (f, o, current) in &p.fields {
+        let name = match (o, &p.error) {
+            (Outcome::Write, Some(_)) => "failed",
+            (Outcome::Write, None) => "written",
+            (Outcome::Already, _) => "already",
+            (Outcome::Conflict, _) => "conflict",
+            (Outcome::Superseded, _) => "superseded",
+        };
+        if let Some(slot) = fields.get_mut(f.name).and_then(Value::as_object_mut) {
+            slot.insert("current".into(), current.clone());
+            slot.insert("outcome".into(), json!(name));
+        }
+    }
+    let state = if p.error.is_some() {
+        "failed"
+    } else if p.fields.iter().any(|(_, o, _)| *o == Outcome::Conflict) {
+        "conflict"
+    } else {
+        "pushed"
+    };
+    PushOutcome {
+        id: p.change.id,
+        state,
+        fields,
+        error: p.error.clone(),
+    }
+}
