@@ -293,6 +293,15 @@ fn router(state: ApiState) -> Router {
             post(routes::changes::resolve),
         )
         .route("/api/v1/shops/{shop}/push", post(routes::changes::push))
+        .route(
+            "/api/v1/shops/{shop}/bulk-edits",
+            post(routes::bulk_edits::start).get(routes::bulk_edits::list),
+        )
+        .route(
+            "/api/v1/shops/{shop}/bulk-edits/preview",
+            post(routes::bulk_edits::preview),
+        )
+        .route("/api/v1/bulk-edits/{id}", get(routes::bulk_edits::get))
         .route("/api/v1/pulls/{id}", get(routes::shops::pull))
         .route("/webhooks/shopify", post(routes::webhooks::shopify))
         .route("/api/v1/events", get(events::sse))

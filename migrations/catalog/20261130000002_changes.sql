@@ -33,3 +33,26 @@ CREATE TABLE cowans_changes (
 CREATE INDEX cowans_changes_shop_state ON cowans_changes (shop_id, state, id);
 CREATE INDEX cowans_changes_target ON cowans_changes (shop_id, product_id, variant_id);
 CREATE INDEX cowans_changes_source ON cowans_changes (source, source_id) WHERE source_id IS NOT NULL;
+
+-- Bulk edits: operations over a selection of a shop's products, run as a batch of jobs over
+-- chunks of it; each chunk stages its changes (and, for `push`, approves them) in the
+-- transaction that completes its job.
+CREATE TABLE cowans_bulk_edits (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    shop_id     bigint NOT NULL REFERENCES cowans_shops ON DELETE CASCADE,
+    author      text NOT NULL,
+    -- {"operations": [...], "push": bool, "selection": {...}}
+    spec        jsonb NOT NULL,
+    state       text NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'completed', 'cancelled')),
+    batch_id    bigint,
+    -- Products selected, processed so far, changes staged, products skipped (an operation could
+    -- not apply: a price that would be negative), and the first of those errors.
+    products    bigint NOT NULL DEFAULT 0,
+    processed   bigint NOT NULL DEFAULT 0,
+    changes     bigint NOT NULL DEFAULT 0,
+    skipped     bigint NOT NULL DEFAULT 0,
+    errors      jsonb NOT NULL DEFAULT '[]',
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz
+);
+CREATE INDEX cowans_bulk_edits_shop ON cowans_bulk_edits (shop_id, id DESC);

@@ -19,6 +19,7 @@ mod api_jobs;
 mod apps;
 mod batches;
 mod catalog_budget;
+mod catalog_bulk_edits;
 mod catalog_changes;
 mod catalog_export;
 mod catalog_pull;

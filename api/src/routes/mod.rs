@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod batches;
+pub mod bulk_edits;
 pub mod changes;
 pub mod dead;
 pub mod exports;

@@ -34,11 +34,12 @@ use cowans_queue::{App, AppContext, FrontDoor, JobKind, JobMeta};
 
 pub use catalog::{Catalog, ConfigError};
 pub use changes::{
-    ChangeState, ChangeView, Decision, Edit, FieldChange, Resolution, Selection, Source, Staged,
+    BulkEditSpec, BulkPreview, BulkSelection, ChangeState, ChangeView, Decision, Edit, FieldChange,
+    Operation, PreviewDiff, Resolution, Selection, Source, Staged,
 };
 /// The catalog's vocabulary, for front ends that should not depend on the store.
 pub use cowans_store::catalog::{
-    ChangeFilter, ChangeRow, ProductFilter, ProductRow, PullRow, ShopRow, VariantRow,
+    BulkEditRow, ChangeFilter, ChangeRow, ProductFilter, ProductRow, PullRow, ShopRow, VariantRow,
 };
 pub use pulls::{PullArgs, PullKind};
 pub use settings::CatalogSettings;
@@ -116,6 +117,42 @@ fn kinds(ctx: &AppContext) -> Result<Vec<JobKind>, String> {
         jitter: 0.25,
     });
     let c = catalog.clone();
+    let bulk_chunk = JobKind::new(
+        changes::bulk_edit::BULK_EDIT,
+        "stages a bulk edit's changes for a chunk of its products",
+        task_fn(
+            move |args: changes::bulk_edit::BulkChunkArgs, job: JobMeta| {
+                let catalog = c.clone();
+                async move { changes::bulk_edit::run_chunk(catalog, args, job).await }
+            },
+        ),
+    )
+    .queue(QUEUE)
+    .timeout(Duration::from_secs(600))
+    .retry(RetryPolicy {
+        max_attempts: 10,
+        base_delay: Duration::from_secs(2),
+        max_delay: Duration::from_secs(300),
+        jitter: 0.25,
+    });
+    let c = catalog.clone();
+    let bulk_done = JobKind::new(
+        changes::bulk_edit::BULK_EDIT_DONE,
+        "ends a bulk edit when its chunks have run",
+        task_fn(move |args: changes::bulk_edit::BulkDoneArgs| {
+            let catalog = c.clone();
+            async move { changes::bulk_edit::run_done(catalog, args).await }
+        }),
+    )
+    .queue(QUEUE)
+    .timeout(Duration::from_secs(60))
+    .retry(RetryPolicy {
+        max_attempts: 10,
+        base_delay: Duration::from_secs(2),
+        max_delay: Duration::from_secs(300),
+        jitter: 0.25,
+    });
+    let c = catalog.clone();
     let subscribe = JobKind::new(
         webhooks::SUBSCRIBE_KIND,
         "subscribes a shop's product webhooks to catalog.webhook_url",
@@ -136,6 +173,8 @@ fn kinds(ctx: &AppContext) -> Result<Vec<JobKind>, String> {
         webhook,
         subscribe,
         push,
+        bulk_chunk,
+        bulk_done,
         pull(
             PullKind::Full,
             "pulls a shop's whole catalog (a bulk export streamed into the catalog; deletions marked)",

@@ -3,6 +3,7 @@
 //! decisions and resolutions are written with their audit entry in one transaction; approving
 //! starts the shop's push in that transaction too.
 
+pub(crate) mod bulk_edit;
 mod fields;
 pub(crate) mod push;
 mod state;
@@ -17,6 +18,7 @@ use cowans_store::catalog::{
 };
 use serde_json::{Map, Value, json};
 
+pub use bulk_edit::{BulkEditSpec, BulkPreview, BulkSelection, Operation, PreviewDiff};
 pub use fields::{FIELDS, Field, Level};
 pub use push::PushArgs;
 pub use state::ChangeState;

@@ -557,6 +557,20 @@ impl FrontDoor {
         Ok((id, done))
     }
 
+    /// A batch created inside the caller's transaction (an application's own batch, made with
+    /// the row that describes it); the caller audits its action. Returns the batch's id.
+    pub async fn create_batch_in(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        description: &str,
+        jobs: &[NewJob],
+        callback: Option<&BatchCallback>,
+    ) -> Result<i64> {
+        let (id, done) = cowans_store::create_batch(conn, description, jobs, callback).await?;
+        count_all(jobs, &done);
+        Ok(id)
+    }
+
     pub async fn batch(&self, id: i64) -> Result<BatchProgress> {
         cowans_store::batch_progress(&self.inner.pool, id)
             .await?

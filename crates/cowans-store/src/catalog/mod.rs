@@ -13,12 +13,14 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
 };
 
 mod budget;
+mod bulk_edits;
 mod changes;
 mod products;
 mod pulls;
 mod shops;
 
 pub use budget::*;
+pub use bulk_edits::*;
 pub use changes::*;
 pub use products::*;
 pub use pulls::*;

@@ -355,6 +355,40 @@ pub async fn list_products(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<ProductRow>> {
+    let q = sqlx::query_as(concat!(
+        "SELECT ",
+        product_columns!(),
+        " FROM cowans_products p WHERE ",
+        product_filter!(),
+        " ORDER BY p.id LIMIT $10"
+    ));
+    Ok(bind_product_filter(q, shop_id, filter, after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// The conditions of a [`ProductFilter`] on `p`: parameters `$1` to `$9`, bound by
+/// [`bind_product_filter`].
+macro_rules! product_filter {
+    () => {
+        "p.shop_id = $1 AND p.id > $2 \
+           AND ($3 OR p.deleted_at IS NULL) \
+           AND ($4::text IS NULL OR p.status = $4) AND ($5::text IS NULL OR p.vendor = $5) \
+           AND ($6::text IS NULL OR p.product_type = $6) AND ($7::text IS NULL OR p.tags @> ARRAY[$7]) \
+           AND ($8::text IS NULL OR EXISTS (SELECT 1 FROM cowans_variants v \
+                 WHERE v.shop_id = p.shop_id AND v.product_id = p.id AND v.sku = $8)) \
+           AND ($9::text IS NULL OR p.title ILIKE $9 OR p.handle ILIKE $9)"
+    };
+}
+use product_filter;
+
+fn bind_product_filter<'q, O>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    shop_id: i64,
+    filter: &'q ProductFilter,
+    after: Option<i64>,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
     let text = filter.text.as_deref().map(|t| {
         format!(
             "%{}%",
@@ -363,30 +397,28 @@ pub async fn list_products(
                 .replace('_', "\\_")
         )
     });
-    Ok(sqlx::query_as(concat!(
-        "SELECT ",
-        product_columns!(),
-        " FROM cowans_products p WHERE p.shop_id = $1 AND p.id > $2 \
-           AND ($3 OR p.deleted_at IS NULL) \
-           AND ($4::text IS NULL OR p.status = $4) AND ($5::text IS NULL OR p.vendor = $5) \
-           AND ($6::text IS NULL OR p.product_type = $6) AND ($7::text IS NULL OR p.tags @> ARRAY[$7]) \
-           AND ($8::text IS NULL OR EXISTS (SELECT 1 FROM cowans_variants v \
-                 WHERE v.shop_id = p.shop_id AND v.product_id = p.id AND v.sku = $8)) \
-           AND ($9::text IS NULL OR p.title ILIKE $9 OR p.handle ILIKE $9) \
-         ORDER BY p.id LIMIT $10"
-    ))
-    .bind(shop_id)
-    .bind(after.unwrap_or(0))
-    .bind(filter.include_deleted)
-    .bind(&filter.status)
-    .bind(&filter.vendor)
-    .bind(&filter.product_type)
-    .bind(&filter.tag)
-    .bind(&filter.sku)
-    .bind(text)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    q.bind(shop_id)
+        .bind(after.unwrap_or(0))
+        .bind(filter.include_deleted)
+        .bind(&filter.status)
+        .bind(&filter.vendor)
+        .bind(&filter.product_type)
+        .bind(&filter.tag)
+        .bind(&filter.sku)
+        .bind(text)
+}
+
+/// The ids of the shop's products `filter` matches, in order.
+pub async fn product_ids(pool: &PgPool, shop_id: i64, filter: &ProductFilter) -> Result<Vec<i64>> {
+    let q = sqlx::query_as(concat!(
+        "SELECT p.id FROM cowans_products p WHERE ",
+        product_filter!(),
+        " ORDER BY p.id"
+    ));
+    let ids: Vec<(i64,)> = bind_product_filter(q, shop_id, filter, None)
+        .fetch_all(pool)
+        .await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
 }
 
 /// The variants of these products, in (product, position) order.

@@ -1,0 +1,797 @@
+//! Bulk edits: operations (price set / ± amount / ± percent with a rounding rule, compare-at
+//! price, tags added or removed, status, vendor, product type) over a selection of a shop's
+//! products. A preview computes counts and the first diffs without staging anything; a bulk edit
+//! runs as a batch of `catalog.bulk_edit` jobs over chunks of the selection (live progress from
+//! the batch's events), each staging its chunk's changes — approved at once for an admin's
+//! `push: true` — in the transaction that completes its job, so a retried chunk stages nothing
+//! twice.
+
+use std::collections::HashMap;
+
+use apalis_core::error::BoxDynError;
+use cowans_core::{Actor, JobError, QueueName, Role};
+use cowans_queue::{BatchCallback, JobMeta, NewJob, StoreError, StoreResult as Result};
+use cowans_store::catalog::{
+    self as store, BulkEditRow, ChangeFilter, ChangeOrigin, Decide, ProductFilter, ProductRow,
+    VariantRow,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{ChangeState, Edit, Field, fields::money, product_fields, variant_fields};
+use crate::Catalog;
+
+/// The job kind of a bulk edit's chunks, and of its end.
+pub const BULK_EDIT: &str = "catalog.bulk_edit";
+pub const BULK_EDIT_DONE: &str = "catalog.bulk_edit_done";
+/// Products per chunk (one job each).
+const CHUNK: usize = 1000;
+/// The largest selection of one bulk edit.
+const MAX_PRODUCTS: usize = 1_000_000;
+
+/// Which products a bulk edit covers: these ids, or every live product the filter matches.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkSelection {
+    /// Product ids (numeric strings or GIDs); when given, the filter is not used.
+    pub ids: Option<Vec<String>>,
+    pub status: Option<String>,
+    pub vendor: Option<String>,
+    pub product_type: Option<String>,
+    pub tag: Option<String>,
+    pub sku: Option<String>,
+    /// Words in the title or handle.
+    pub q: Option<String>,
+}
+
+/// One operation: `{"field": "price", "op": "percent", "value": "-10", "rounding": "99"}`.
+///
+/// - `price`, `compare_at_price`: `set` (a decimal), `add` (± amount), `percent` (± percent);
+///   `compare_at_price` also `clear`. `rounding` of add/percent results: `cents` (default) or
+///   `99` (the nearest price ending in .99).
+/// - `tags`: `add` or `remove` a list of tags.
+/// - `status`, `vendor`, `product_type`: `set`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Operation {
+    pub field: String,
+    pub op: String,
+    #[schema(value_type = Object)]
+    pub value: Option<Value>,
+    pub rounding: Option<String>,
+}
+
+/// A bulk edit as asked for.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkEditSpec {
+    #[serde(default)]
+    pub selection: BulkSelection,
+    pub operations: Vec<Operation>,
+    /// Approve the changes at once so they are pushed (admins only).
+    #[serde(default)]
+    pub push: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rounding {
+    Cents,
+    NinetyNine,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum MoneyOp {
+    Set(Value),
+    /// In millionths.
+    Add(i128),
+    /// In millionths of a percent.
+    Percent(i128),
+    Clear,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Op {
+    Money(Field, MoneyOp, Rounding),
+    TagsAdd(Vec<String>),
+    TagsRemove(Vec<String>),
+    Set(Field, Value),
+}
+
+/// Millionths of a decimal string (`"-12.5"` → -12,500,000); `None` past six decimals.
+fn micros(s: &str) -> Option<i128> {
+    let s = s.trim();
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 6
+        || int.len() > 15
+    {
+        return None;
+    }
+    let int: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let frac: i128 = format!("{frac:0<6}").parse().ok()?;
+    let v = int * 1_000_000 + frac;
+    Some(if neg { -v } else { v })
+}
+
+/// A decimal text of millionths rounded to cents (half away from zero) by `rounding`.
+fn to_money(m: i128, rounding: Rounding) -> std::result::Result<Value, String> {
+    let cents = (m.abs() + 5_000) / 10_000 * m.signum();
+    let cents = match rounding {
+        Rounding::Cents => cents,
+        // The nearest price ending in .99 (0.99 at least).
+        Rounding::NinetyNine => (((cents + 1 + 50) / 100) * 100 - 1).max(99),
+    };
+    if cents < 0 {
+        return Err(format!(
+            "the price would be {}.{:02}",
+            cents / 100,
+            (cents % 100).abs()
+        ));
+    }
+    money(&json!(format!("{}.{:02}", cents / 100, cents % 100)))
+}
+
+fn value_text(v: &Option<Value>) -> Option<String> {
+    match v {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `ops` checked; errors name `operations[i].<part>`.
+fn checked_ops(ops: &[Operation]) -> Result<Vec<Op>> {
+    if ops.is_empty() || ops.len() > 20 {
+        return Err(StoreError::invalid(
+            "operations",
+            "must list 1 to 20 operations",
+        ));
+    }
+    let mut out = Vec::with_capacity(ops.len());
+    for (i, o) in ops.iter().enumerate() {
+        let at = |part: &str| format!("operations[{i}].{part}");
+        let bad = |part: &str, m: &str| StoreError::invalid(at(part), m);
+        let field = Field::named(&o.field)
+            .ok_or_else(|| bad("field", "is not a field a change may propose"))?;
+        let rounding = match o.rounding.as_deref() {
+            None | Some("cents") => Rounding::Cents,
+            Some("99") if field.is_money() => Rounding::NinetyNine,
+            Some(_) => return Err(bad("rounding", "must be cents or 99 (money only)")),
+        };
+        let op = match (field.name, o.op.as_str()) {
+            ("price" | "compare_at_price", "set") => {
+                let v = field
+                    .canonical(o.value.as_ref().unwrap_or(&Value::Null))
+                    .map_err(|m| bad("value", &m))?;
+                Op::Money(field, MoneyOp::Set(v), rounding)
+            }
+            ("price" | "compare_at_price", "add" | "percent") => {
+                let m = value_text(&o.value)
+                    .as_deref()
+                    .and_then(micros)
+                    .ok_or_else(|| bad("value", "must be a signed decimal such as \"-2.50\""))?;
+                if o.op == "percent" && m <= -100_000_000 {
+                    return Err(bad("value", "a percentage must be above -100"));
+                }
+                let op = if o.op == "add" {
+                    MoneyOp::Add(m)
+                } else {
+                    MoneyOp::Percent(m)
+                };
+                Op::Money(field, op, rounding)
+            }
+            ("compare_at_price", "clear") => Op::Money(field, MoneyOp::Clear, rounding),
+            ("tags", "add" | "remove") => {
+                let tags = field
+                    .canonical(o.value.as_ref().unwrap_or(&Value::Null))
+                    .map_err(|m| bad("value", &m))?;
+                let tags: Vec<String> = serde_json::from_value(tags).unwrap_or_default();
+                if tags.is_empty() {
+                    return Err(bad("value", "must name at least one tag"));
+                }
+                if o.op == "add" {
+                    Op::TagsAdd(tags)
+                } else {
+                    Op::TagsRemove(tags)
+                }
+            }
+            ("status" | "vendor" | "product_type", "set") => {
+                let v = field
+                    .canonical(o.value.as_ref().unwrap_or(&Value::Null))
+                    .map_err(|m| bad("value", &m))?;
+                Op::Set(field, v)
+            }
+            _ => {
+                return Err(bad(
+                    "op",
+                    &format!("{:?} is not an operation on {}", o.op, field.name),
+                ));
+            }
+        };
+        out.push(op);
+    }
+    Ok(out)
+}
+
+/// The edits `ops` make to one product and its variants (values equal to the catalog's are
+/// left for staging to drop), or why they cannot apply.
+fn apply(
+    ops: &[Op],
+    p: &ProductRow,
+    variants: &[VariantRow],
+) -> std::result::Result<Vec<Edit>, String> {
+    let snapshot = product_fields(p);
+    let mut product = Map::new();
+    let mut by_variant: Vec<(i64, Value, Map<String, Value>)> = variants
+        .iter()
+        .map(|v| (v.id, variant_fields(v), Map::new()))
+        .collect();
+    for op in ops {
+        match op {
+            Op::Set(f, v) => {
+                product.insert(f.name.into(), v.clone());
+            }
+            Op::TagsAdd(_) | Op::TagsRemove(_) => {
+                let field = Field::named("tags").expect("a field");
+                let now = product
+                    .get("tags")
+                    .cloned()
+                    .unwrap_or_else(|| field.lenient(&snapshot["tags"]));
+                let mut tags: Vec<String> = serde_json::from_value(now).unwrap_or_default();
+                match op {
+                    Op::TagsAdd(add) => tags.extend(add.iter().cloned()),
+                    Op::TagsRemove(remove) => {
+                        tags.retain(|t| !remove.iter().any(|r| r.eq_ignore_ascii_case(t)))
+                    }
+                    _ => {}
+                }
+                let v = field.canonical(&json!(tags))?;
+                product.insert("tags".into(), v);
+            }
+            Op::Money(f, m, rounding) => {
+                for (id, snap, edit) in by_variant.iter_mut() {
+                    let now = edit
+                        .get(f.name)
+                        .cloned()
+                        .unwrap_or_else(|| f.lenient(&snap[f.name]));
+                    let new = match m {
+                        MoneyOp::Set(v) => v.clone(),
+                        MoneyOp::Clear => Value::Null,
+                        MoneyOp::Add(_) | MoneyOp::Percent(_) => {
+                            let Some(cur) = now.as_str().and_then(micros) else {
+                                // No compare-at price to change.
+                                continue;
+                            };
+                            let next = match m {
+                                MoneyOp::Add(d) => cur + d,
+                                MoneyOp::Percent(pct) => cur * (100_000_000 + pct) / 100_000_000,
+                                _ => cur,
+                            };
+                            to_money(next, *rounding).map_err(|e| format!("variant {id}: {e}"))?
+                        }
+                    };
+                    edit.insert(f.name.into(), new);
+                }
+            }
+        }
+    }
+    let mut edits = Vec::new();
+    if !product.is_empty() {
+        edits.push(Edit {
+            product_id: p.id,
+            variant_id: None,
+            fields: product,
+        });
+    }
+    for (id, _, fields) in by_variant {
+        if !fields.is_empty() {
+            edits.push(Edit {
+                product_id: p.id,
+                variant_id: Some(id),
+                fields,
+            });
+        }
+    }
+    Ok(edits)
+}
+
+/// One field a preview shows changing.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PreviewDiff {
+    pub product_id: String,
+    pub variant_id: Option<String>,
+    pub title: String,
+    pub field: String,
+    #[schema(value_type = Object)]
+    pub from: Value,
+    #[schema(value_type = Object)]
+    pub to: Value,
+}
+
+/// What a bulk edit would do.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BulkPreview {
+    /// Products selected.
+    pub products: usize,
+    /// Products it would change, and the changes it would stage.
+    pub products_changed: usize,
+    pub changes: usize,
+    /// Products an operation cannot apply to (and the first reasons).
+    pub skipped: usize,
+    pub errors: Vec<Value>,
+    /// The first field diffs.
+    pub diffs: Vec<PreviewDiff>,
+}
+
+/// The arguments of a chunk's job.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkChunkArgs {
+    pub bulk_edit_id: i64,
+    pub product_ids: Vec<i64>,
+}
+
+/// The arguments of the job that ends a bulk edit when its batch has (the engine's batch
+/// callback: the batch, its counts, and the bulk edit).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BulkDoneArgs {
+    pub batch_id: i64,
+    #[serde(default)]
+    pub counts: Value,
+    pub args: BulkEditRef,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BulkEditRef {
+    pub bulk_edit_id: i64,
+}
+
+fn gid_or_id(s: &str, at: &str) -> Result<i64> {
+    s.strip_prefix("gid://shopify/Product/")
+        .unwrap_or(s)
+        .parse()
+        .ok()
+        .filter(|n: &i64| *n > 0)
+        .ok_or_else(|| StoreError::invalid(at, format!("{s:?} is not a product id")))
+}
+
+impl Catalog {
+    /// The ids of the products a selection covers, in order.
+    async fn selected(&self, shop_id: i64, sel: &BulkSelection) -> Result<Vec<i64>> {
+        let ids = match &sel.ids {
+            Some(ids) => {
+                if ids.is_empty() || ids.len() > MAX_PRODUCTS {
+                    return Err(StoreError::invalid(
+                        "selection.ids",
+                        format!("must list 1 to {MAX_PRODUCTS} products"),
+                    ));
+                }
+                let mut out = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| gid_or_id(s, &format!("selection.ids[{i}]")))
+                    .collect::<Result<Vec<_>>>()?;
+                out.sort_unstable();
+                out.dedup();
+                out
+            }
+            None => {
+                let filter = crate::catalog::checked(&ProductFilter {
+                    status: sel.status.clone(),
+                    vendor: sel.vendor.clone(),
+                    product_type: sel.product_type.clone(),
+                    tag: sel.tag.clone(),
+                    sku: sel.sku.clone(),
+                    text: sel.q.clone(),
+                    include_deleted: false,
+                })?;
+                store::product_ids(self.pool(), shop_id, &filter).await?
+            }
+        };
+        if ids.len() > MAX_PRODUCTS {
+            return Err(StoreError::invalid(
+                "selection",
+                format!("selects {} products; at most {MAX_PRODUCTS}", ids.len()),
+            ));
+        }
+        Ok(ids)
+    }
+
+    /// The products `ids` (live ones) with their variants.
+    async fn with_variants(
+        &self,
+        shop_id: i64,
+        ids: &[i64],
+    ) -> Result<Vec<(ProductRow, Vec<VariantRow>)>> {
+        let products = store::products_by_id(self.pool(), shop_id, ids).await?;
+        let mut variants: HashMap<i64, Vec<VariantRow>> = HashMap::new();
+        for v in store::variants_of(self.pool(), shop_id, ids).await? {
+            variants.entry(v.product_id).or_default().push(v);
+        }
+        Ok(products
+            .into_iter()
+            .filter(|p| p.deleted_at.is_none())
+            .map(|p| {
+                let v = variants.remove(&p.id).unwrap_or_default();
+                (p, v)
+            })
+            .collect())
+    }
+
+    /// What `spec` would do, with the first `sample` diffs; stages nothing.
+    pub async fn preview_bulk_edit(
+        &self,
+        shop_id: i64,
+        spec: &BulkEditSpec,
+        sample: usize,
+    ) -> Result<BulkPreview> {
+        let ops = checked_ops(&spec.operations)?;
+        let ids = self.selected(shop_id, &spec.selection).await?;
+        let mut preview = BulkPreview {
+            products: ids.len(),
+            products_changed: 0,
+            changes: 0,
+            skipped: 0,
+            errors: Vec::new(),
+            diffs: Vec::new(),
+        };
+        for chunk in ids.chunks(CHUNK) {
+            let rows = self.with_variants(shop_id, chunk).await?;
+            let titles: HashMap<i64, String> =
+                rows.iter().map(|(p, _)| (p.id, p.title.clone())).collect();
+            let mut edits = Vec::new();
+            for (p, vs) in &rows {
+                match apply(&ops, p, vs) {
+                    Ok(mut e) => edits.append(&mut e),
+                    Err(e) => {
+                        preview.skipped += 1;
+                        if preview.errors.len() < 100 {
+                            preview
+                                .errors
+                                .push(json!({ "product_id": p.id.to_string(), "error": e }));
+                        }
+                    }
+                }
+            }
+            let changes = self
+                .staged_changes(shop_id, &edits, &|_| String::new())
+                .await?;
+            let mut products: Vec<i64> = changes.iter().map(|c| c.product_id).collect();
+            products.dedup();
+            preview.products_changed += products.len();
+            preview.changes += changes.len();
+            for c in &changes {
+                for (field, f) in c.fields.as_object().into_iter().flatten() {
+                    if preview.diffs.len() >= sample {
+                        break;
+                    }
+                    preview.diffs.push(PreviewDiff {
+                        product_id: c.product_id.to_string(),
+                        variant_id: c.variant_id.map(|v| v.to_string()),
+                        title: titles.get(&c.product_id).cloned().unwrap_or_default(),
+                        field: field.clone(),
+                        from: f["base"].clone(),
+                        to: f["proposed"].clone(),
+                    });
+                }
+            }
+        }
+        Ok(preview)
+    }
+
+    /// Starts a bulk edit: its row, and a batch of one job per chunk of the selection (audited
+    /// as `bulk_edit.start`). `push: true` needs an admin.
+    pub async fn start_bulk_edit(
+        &self,
+        actor: &Actor,
+        shop_id: i64,
+        spec: &BulkEditSpec,
+    ) -> Result<BulkEditRow> {
+        checked_ops(&spec.operations)?;
+        if spec.push && actor.role < Role::Admin {
+            return Err(StoreError::invalid(
+                "push",
+                "only an admin may push a bulk edit without review",
+            ));
+        }
+        self.shop(shop_id).await?;
+        let ids = self.selected(shop_id, &spec.selection).await?;
+        let queue = QueueName::new(crate::QUEUE)
+            .map_err(|e| StoreError::invalid("queue", e.to_string()))?;
+        let mut stored = spec.clone();
+        if stored.selection.ids.is_some() {
+            // The ids are in the jobs; the row keeps how many.
+            stored.selection.ids = None;
+        }
+        let mut tx = self.pool().begin().await?;
+        let id = store::insert_bulk_edit(
+            &mut tx,
+            shop_id,
+            &actor.name,
+            &json!(stored),
+            ids.len() as i64,
+        )
+        .await?;
+        let jobs: Vec<NewJob> = ids
+            .chunks(CHUNK)
+            .map(|chunk| {
+                NewJob::new(
+                    queue.clone(),
+                    BULK_EDIT,
+                    json!(BulkChunkArgs {
+                        bulk_edit_id: id,
+                        product_ids: chunk.to_vec(),
+                    }),
+                )
+            })
+            .collect();
+        let callback = BatchCallback {
+            queue: queue.clone(),
+            kind: BULK_EDIT_DONE.to_owned(),
+            args: json!(BulkEditRef { bulk_edit_id: id }),
+        };
+        let batch = self
+            .front()
+            .create_batch_in(&mut tx, &format!("bulk edit {id}"), &jobs, Some(&callback))
+            .await?;
+        store::set_bulk_edit_batch(&mut tx, id, batch).await?;
+        let recorded = self
+            .front()
+            .record(
+                &mut tx,
+                actor,
+                "bulk_edit.start",
+                Some(format!("shop:{shop_id}")),
+                json!({ "bulk_edit_id": id, "batch_id": batch, "products": ids.len(),
+                        "operations": spec.operations, "push": spec.push }),
+            )
+            .await?;
+        recorded.commit(tx).await?;
+        if jobs.is_empty() {
+            store::finish_bulk_edit(self.pool(), id, "completed").await?;
+        }
+        self.bulk_edit(id).await
+    }
+
+    pub async fn bulk_edit(&self, id: i64) -> Result<BulkEditRow> {
+        store::get_bulk_edit(self.pool(), id)
+            .await?
+            .ok_or_else(|| StoreError::not_found(format!("bulk edit {id}")))
+    }
+
+    pub async fn bulk_edits(&self, shop_id: i64, limit: i64) -> Result<Vec<BulkEditRow>> {
+        store::list_bulk_edits(self.pool(), shop_id, limit).await
+    }
+}
+
+/// A chunk of a bulk edit: its changes staged (and approved, for a push) in the transaction that
+/// completes the job.
+pub(crate) async fn run_chunk(
+    cat: Catalog,
+    args: BulkChunkArgs,
+    job: JobMeta,
+) -> std::result::Result<(), BoxDynError> {
+    let Some(edit) = store::get_bulk_edit(cat.pool(), args.bulk_edit_id).await? else {
+        return Ok(());
+    };
+    if edit.state != "running" {
+        return Ok(());
+    }
+    let spec: BulkEditSpec =
+        serde_json::from_value(edit.spec.clone()).map_err(JobError::permanent)?;
+    let ops = checked_ops(&spec.operations).map_err(JobError::permanent)?;
+    let rows = cat.with_variants(edit.shop_id, &args.product_ids).await?;
+    let (mut edits, mut errors, mut skipped) = (Vec::new(), Vec::new(), 0i64);
+    for (p, vs) in &rows {
+        match apply(&ops, p, vs) {
+            Ok(mut e) => edits.append(&mut e),
+            Err(e) => {
+                skipped += 1;
+                errors.push(json!({ "product_id": p.id.to_string(), "error": e }));
+            }
+        }
+    }
+    let changes = cat
+        .staged_changes(edit.shop_id, &edits, &|_| String::new())
+        .await?;
+    let mut tx = cat.pool().begin().await?;
+    let ids = store::insert_changes(
+        &mut tx,
+        edit.shop_id,
+        ChangeOrigin {
+            author: &edit.author,
+            source: "bulk_edit",
+            source_id: Some(edit.id),
+        },
+        &changes,
+    )
+    .await?;
+    if spec.push && !ids.is_empty() {
+        store::decide_changes(
+            &mut tx,
+            edit.shop_id,
+            &ChangeFilter {
+                ids: Some(ids.clone()),
+                ..Default::default()
+            },
+            Decide {
+                from: &ChangeState::from_states(ChangeState::Approved),
+                to: ChangeState::Approved.as_str(),
+                by: &edit.author,
+                reason: Some(&format!("bulk edit {} with push", edit.id)),
+                not_author: None,
+            },
+        )
+        .await?;
+        super::push::enqueue(&cat, &mut tx, edit.shop_id).await?;
+    }
+    store::record_bulk_chunk(
+        &mut tx,
+        edit.id,
+        args.product_ids.len() as i64,
+        ids.len() as i64,
+        skipped,
+        &Value::Array(errors),
+    )
+    .await?;
+    job.complete_in_tx(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The end of a bulk edit's batch: the bulk edit completes (or, when its batch was cancelled,
+/// is cancelled).
+pub(crate) async fn run_done(
+    cat: Catalog,
+    args: BulkDoneArgs,
+) -> std::result::Result<(), BoxDynError> {
+    let Some(edit) = store::get_bulk_edit(cat.pool(), args.args.bulk_edit_id).await? else {
+        return Ok(());
+    };
+    let cancelled = cat
+        .front()
+        .batch(args.batch_id)
+        .await?
+        .cancelled_at
+        .is_some();
+    store::finish_bulk_edit(
+        cat.pool(),
+        edit.id,
+        if cancelled { "cancelled" } else { "completed" },
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(field: &str, op: &str, value: Value, rounding: Option<&str>) -> Operation {
+        Operation {
+            field: field.into(),
+            op: op.into(),
+            value: Some(value),
+            rounding: rounding.map(Into::into),
+        }
+    }
+
+    fn product(tags: &[&str]) -> ProductRow {
+        ProductRow {
+            shop_id: 1,
+            id: 7,
+            title: "Tee".into(),
+            handle: "tee".into(),
+            description_html: String::new(),
+            vendor: "Acme".into(),
+            product_type: "Shirt".into(),
+            status: "ACTIVE".into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            options: json!([]),
+            shopify_created_at: None,
+            shopify_updated_at: chrono::Utc::now(),
+            deleted_at: None,
+            synced_at: chrono::Utc::now(),
+        }
+    }
+
+    fn variant(id: i64, price: &str, compare: Option<&str>) -> VariantRow {
+        VariantRow {
+            id,
+            product_id: 7,
+            title: String::new(),
+            position: 1,
+            sku: None,
+            barcode: None,
+            price: price.into(),
+            compare_at_price: compare.map(Into::into),
+            inventory_quantity: None,
+            inventory_item_id: None,
+            weight: None,
+            weight_unit: None,
+            option_values: json!([]),
+        }
+    }
+
+    fn run(ops: &[Operation], vs: &[VariantRow]) -> std::result::Result<Vec<Edit>, String> {
+        apply(&checked_ops(ops).unwrap(), &product(&["a"]), vs)
+    }
+
+    #[test]
+    fn price_arithmetic_is_decimal_with_its_rounding_rule() {
+        let vs = [
+            variant(1, "19.99", Some("25.00")),
+            variant(2, "10.00", None),
+        ];
+        let e = run(&[op("price", "percent", json!("-10"), None)], &vs).unwrap();
+        assert_eq!(e[0].fields["price"], json!("17.99"), "19.99 × 0.9 = 17.991");
+        assert_eq!(e[1].fields["price"], json!("9.00"));
+        let e = run(&[op("price", "percent", json!("15"), Some("99"))], &vs).unwrap();
+        assert_eq!(
+            e[0].fields["price"],
+            json!("22.99"),
+            "22.9885 → nearest .99"
+        );
+        assert_eq!(e[1].fields["price"], json!("11.99"), "11.50 → 11.99");
+        let e = run(&[op("price", "add", json!("-0.1"), None)], &vs).unwrap();
+        assert_eq!(e[1].fields["price"], json!("9.90"));
+        // Compare-at moves only where there is one.
+        let e = run(&[op("compare_at_price", "add", json!(5), None)], &vs).unwrap();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].fields["compare_at_price"], json!("30.00"));
+        // A price below zero is refused for the whole product.
+        let err = run(&[op("price", "add", json!("-15"), None)], &vs).unwrap_err();
+        assert!(err.contains("-5.00"), "{err}");
+    }
+
+    #[test]
+    fn tags_are_added_and_removed_as_a_set() {
+        let e = apply(
+            &checked_ops(&[
+                op("tags", "add", json!(["Sale", "summer"]), None),
+                op("tags", "remove", json!("A"), None),
+            ])
+            .unwrap(),
+            &product(&["a", "summer"]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(e[0].fields["tags"], json!(["Sale", "summer"]));
+    }
+
+    #[test]
+    fn bad_operations_name_their_part() {
+        for (o, part) in [
+            (op("price", "double", json!(1), None), "operations[0].op"),
+            (op("price", "add", json!("x"), None), "operations[0].value"),
+            (
+                op("price", "percent", json!("-100"), None),
+                "operations[0].value",
+            ),
+            (
+                op("vendor", "set", json!("x"), Some("99")),
+                "operations[0].rounding",
+            ),
+            (op("colour", "set", json!("x"), None), "operations[0].field"),
+            (
+                op("status", "set", json!("gone"), None),
+                "operations[0].value",
+            ),
+            (op("tags", "add", json!([]), None), "operations[0].value"),
+        ] {
+            match checked_ops(&[o]).unwrap_err() {
+                StoreError::Invalid { field, .. } => assert_eq!(field, part),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(checked_ops(&[]).is_err());
+        assert_eq!(micros("-12.5"), Some(-12_500_000));
+        assert_eq!(micros("1.1234567"), None);
+    }
+}
