@@ -302,6 +302,15 @@ fn router(state: ApiState) -> Router {
             post(routes::bulk_edits::preview),
         )
         .route("/api/v1/bulk-edits/{id}", get(routes::bulk_edits::get))
+        .route(
+            "/api/v1/shops/{shop}/imports",
+            post(routes::imports::create)
+                .layer(DefaultBodyLimit::max(routes::imports::IMPORT_LIMIT)),
+        )
+        .route(
+            "/api/v1/shops/{shop}/imports/{id}",
+            get(routes::imports::report),
+        )
         .route("/api/v1/pulls/{id}", get(routes::shops::pull))
         .route("/webhooks/shopify", post(routes::webhooks::shopify))
         .route("/api/v1/events", get(events::sse))

@@ -56,3 +56,32 @@ CREATE TABLE cowans_bulk_edits (
     finished_at timestamptz
 );
 CREATE INDEX cowans_bulk_edits_shop ON cowans_bulk_edits (shop_id, id DESC);
+
+-- Imports: a CSV or JSON Lines file (the export's columns) turned into staged changes, with a
+-- result per row; a dry run only reports.
+CREATE TABLE cowans_imports (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    shop_id     bigint NOT NULL REFERENCES cowans_shops ON DELETE CASCADE,
+    author      text NOT NULL,
+    format      text NOT NULL CHECK (format IN ('csv', 'jsonl')),
+    dry_run     boolean NOT NULL,
+    rows        bigint NOT NULL,
+    staged      bigint NOT NULL,
+    unchanged   bigint NOT NULL,
+    errors      bigint NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX cowans_imports_shop ON cowans_imports (shop_id, id DESC);
+
+CREATE TABLE cowans_import_rows (
+    import_id  bigint NOT NULL REFERENCES cowans_imports ON DELETE CASCADE,
+    -- The row's number in the file (1 is the first row after a CSV header, or the first line).
+    row        integer NOT NULL,
+    product_id bigint,
+    variant_id bigint,
+    -- `staged` (would be, in a dry run), `unchanged`, or `error`.
+    status     text NOT NULL CHECK (status IN ('staged', 'unchanged', 'error')),
+    error      text,
+    change_id  bigint,
+    PRIMARY KEY (import_id, row)
+);

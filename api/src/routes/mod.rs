@@ -6,6 +6,7 @@ pub mod bulk_edits;
 pub mod changes;
 pub mod dead;
 pub mod exports;
+pub mod imports;
 pub mod jobs;
 pub mod kinds;
 pub mod queues;

@@ -27,7 +27,7 @@ pub struct ProductExport {
     pub variants: Vec<VariantRow>,
 }
 
-const HEADER: &[&str] = &[
+pub(crate) const HEADER: &[&str] = &[
     "Handle",
     "Title",
     "Body (HTML)",

@@ -39,7 +39,8 @@ pub use changes::{
 };
 /// The catalog's vocabulary, for front ends that should not depend on the store.
 pub use cowans_store::catalog::{
-    BulkEditRow, ChangeFilter, ChangeRow, ProductFilter, ProductRow, PullRow, ShopRow, VariantRow,
+    BulkEditRow, ChangeFilter, ChangeRow, ImportResult, ImportRow, ProductFilter, ProductRow,
+    PullRow, ShopRow, VariantRow,
 };
 pub use pulls::{PullArgs, PullKind};
 pub use settings::CatalogSettings;

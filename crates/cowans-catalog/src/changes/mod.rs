@@ -5,6 +5,7 @@
 
 pub(crate) mod bulk_edit;
 mod fields;
+pub mod import;
 pub(crate) mod push;
 mod state;
 mod view;
@@ -219,26 +220,42 @@ impl Catalog {
         Ok(Staged { ids, unchanged })
     }
 
-    /// The changes `edits` make to the catalog's snapshot: at most one per target, fields with
-    /// their base, fields already at the proposed value left out (and targets left with none).
+    /// The changes `edits` make to the catalog's snapshot: at most one per target (edits of one
+    /// target merged, later values winning), fields with their base, fields already at the
+    /// proposed value left out (and targets left with none). The first bad edit fails them all.
     pub(crate) async fn staged_changes(
         &self,
         shop_id: i64,
         edits: &[Edit],
         at: &impl Fn(usize) -> String,
     ) -> Result<Vec<NewChange>> {
-        // By target (product, variant): the first edit's index and the proposed values.
-        type Merged = BTreeMap<(i64, Option<i64>), (usize, BTreeMap<Field, Value>)>;
-        let mut merged = Merged::new();
+        // By target (product, variant): the first edit's index and the merged edit.
+        let mut merged: BTreeMap<(i64, Option<i64>), (usize, Edit)> = BTreeMap::new();
         for (i, e) in edits.iter().enumerate() {
-            let fields = checked_fields(e, &at(i))?;
-            let slot = merged
-                .entry((e.product_id, e.variant_id))
-                .or_insert_with(|| (i, BTreeMap::new()));
-            slot.1.extend(fields);
+            match merged.entry((e.product_id, e.variant_id)) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert((i, e.clone()));
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    o.get_mut().1.fields.extend(e.fields.clone());
+                }
+            }
         }
-        let product_ids: Vec<i64> = merged.keys().map(|(p, _)| *p).collect();
-        let variant_ids: Vec<i64> = merged.keys().filter_map(|(_, v)| *v).collect();
+        let (index, unique): (Vec<usize>, Vec<Edit>) = merged.into_values().unzip();
+        let checked = self.check_each(shop_id, &unique, &|i| at(index[i])).await?;
+        checked.into_iter().filter_map(|c| c.transpose()).collect()
+    }
+
+    /// Each edit (one per target) against the catalog: its change, `None` when every value is
+    /// already the catalog's, or why it cannot be staged (naming `at(i).<field>`).
+    pub(crate) async fn check_each(
+        &self,
+        shop_id: i64,
+        edits: &[Edit],
+        at: &impl Fn(usize) -> String,
+    ) -> Result<Vec<Result<Option<NewChange>>>> {
+        let product_ids: Vec<i64> = edits.iter().map(|e| e.product_id).collect();
+        let variant_ids: Vec<i64> = edits.iter().filter_map(|e| e.variant_id).collect();
         let products: HashMap<i64, ProductRow> =
             store::products_by_id(self.pool(), shop_id, &product_ids)
                 .await?
@@ -251,8 +268,7 @@ impl Catalog {
                 .into_iter()
                 .map(|v| (v.id, v))
                 .collect();
-        let mut out = Vec::with_capacity(merged.len());
-        for ((product_id, variant_id), (i, fields)) in merged {
+        let check = |i: usize, e: &Edit| -> Result<Option<NewChange>> {
             let here = at(i);
             let whose = |f: &str| {
                 if here.is_empty() {
@@ -261,6 +277,8 @@ impl Catalog {
                     format!("{here}.{f}")
                 }
             };
+            let fields = checked_fields(e, &here)?;
+            let product_id = e.product_id;
             let product = products
                 .get(&product_id)
                 .filter(|p| p.deleted_at.is_none())
@@ -270,7 +288,7 @@ impl Catalog {
                         format!("product {product_id} is not in the shop's catalog (or was deleted in Shopify)"),
                     )
                 })?;
-            let snapshot = match variant_id {
+            let snapshot = match e.variant_id {
                 None => product_fields(product),
                 Some(vid) => {
                     let v = variants
@@ -295,15 +313,13 @@ impl Catalog {
                     );
                 }
             }
-            if !change.is_empty() {
-                out.push(NewChange {
-                    product_id,
-                    variant_id,
-                    fields: Value::Object(change),
-                });
-            }
-        }
-        Ok(out)
+            Ok((!change.is_empty()).then_some(NewChange {
+                product_id,
+                variant_id: e.variant_id,
+                fields: Value::Object(change),
+            }))
+        };
+        Ok(edits.iter().enumerate().map(|(i, e)| check(i, e)).collect())
     }
 
     /// A page of a shop's changes, newest first.

@@ -15,6 +15,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
 mod budget;
 mod bulk_edits;
 mod changes;
+mod imports;
 mod products;
 mod pulls;
 mod shops;
@@ -22,6 +23,7 @@ mod shops;
 pub use budget::*;
 pub use bulk_edits::*;
 pub use changes::*;
+pub use imports::*;
 pub use products::*;
 pub use pulls::*;
 pub use shops::*;
