@@ -53,6 +53,7 @@ impl Catalog {
                 "catalog.webhook_url {url:?} must be the http(s) URL of this API's /webhooks/shopify"
             )));
         }
+        settings.notify.check().map_err(ConfigError::Schedule)?;
         for (name, schedule) in [
             (
                 "catalog.incremental_schedule",

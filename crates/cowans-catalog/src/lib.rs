@@ -17,6 +17,7 @@ mod budget;
 mod catalog;
 pub mod changes;
 pub mod export;
+pub mod notify;
 mod pulls;
 pub mod secrets;
 mod settings;
@@ -154,6 +155,23 @@ fn kinds(ctx: &AppContext) -> Result<Vec<JobKind>, String> {
         jitter: 0.25,
     });
     let c = catalog.clone();
+    let notify = JobKind::new(
+        notify::NOTIFY,
+        "sends one notification (email or signed webhook) of a push or bulk edit",
+        task_fn(move |args: notify::NotifyArgs| {
+            let catalog = c.clone();
+            async move { notify::send(catalog, args).await }
+        }),
+    )
+    .queue(QUEUE)
+    .timeout(Duration::from_secs(120))
+    .retry(RetryPolicy {
+        max_attempts: 12,
+        base_delay: Duration::from_secs(5),
+        max_delay: Duration::from_secs(1800),
+        jitter: 0.25,
+    });
+    let c = catalog.clone();
     let subscribe = JobKind::new(
         webhooks::SUBSCRIBE_KIND,
         "subscribes a shop's product webhooks to catalog.webhook_url",
@@ -176,6 +194,7 @@ fn kinds(ctx: &AppContext) -> Result<Vec<JobKind>, String> {
         push,
         bulk_chunk,
         bulk_done,
+        notify,
         pull(
             PullKind::Full,
             "pulls a shop's whole catalog (a bulk export streamed into the catalog; deletions marked)",

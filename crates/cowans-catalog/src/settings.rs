@@ -40,6 +40,8 @@ pub struct CatalogSettings {
     pub push_on_approve: bool,
     /// Changes a push takes (and reads from Shopify) at a time.
     pub push_batch: usize,
+    /// Who hears when pushes and bulk edits finish, and how.
+    pub notify: crate::notify::NotifySettings,
 }
 
 impl Default for CatalogSettings {
@@ -57,6 +59,7 @@ impl Default for CatalogSettings {
             four_eyes: false,
             push_on_approve: true,
             push_batch: 250,
+            notify: Default::default(),
         }
     }
 }

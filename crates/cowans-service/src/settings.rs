@@ -193,7 +193,9 @@ pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
             .try_parsing(true)
             .list_separator(",")
             .with_list_parse_key("worker.queues")
-            .with_list_parse_key("apps"),
+            .with_list_parse_key("apps")
+            .with_list_parse_key("catalog.notify.emails")
+            .with_list_parse_key("catalog.notify.webhooks"),
     );
     if std::env::var_os("COWANS__DATABASE__URL").is_none()
         && let Ok(url) = std::env::var("DATABASE_URL")

@@ -1,9 +1,12 @@
 //! Dev-only helpers for tests: a fresh, migrated Postgres database per test that is dropped when
-//! the test ends, and waiting on a condition with a deadline instead of sleeping.
+//! the test ends, waiting on a condition with a deadline instead of sleeping, and an SMTP sink
+//! ([`smtp::SmtpSink`]) that keeps what real clients deliver.
 //!
 //! The server comes from `COWANS_TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). A test never touches a database it did not
 //! create: it creates `cowans_test_<uuid>` and drops only that one.
+
+pub mod smtp;
 
 use std::{future::Future, str::FromStr, time::Duration};
 

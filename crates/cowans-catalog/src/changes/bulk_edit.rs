@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{ChangeState, Edit, Field, fields::money, product_fields, variant_fields};
-use crate::Catalog;
+use crate::{Catalog, notify::Notice};
 
 /// The job kind of a bulk edit's chunks, and of its end.
 pub const BULK_EDIT: &str = "catalog.bulk_edit";
@@ -660,12 +660,33 @@ pub(crate) async fn run_done(
         .await?
         .cancelled_at
         .is_some();
-    store::finish_bulk_edit(
-        cat.pool(),
-        edit.id,
-        if cancelled { "cancelled" } else { "completed" },
-    )
-    .await?;
+    let state = if cancelled { "cancelled" } else { "completed" };
+    if store::finish_bulk_edit(cat.pool(), edit.id, state).await?
+        && let Some(shop) = store::get_shop(cat.pool(), edit.shop_id).await?
+    {
+        let edit = cat.bulk_edit(edit.id).await?;
+        let notice = Notice {
+            topic: "bulk_edit.finished",
+            subject: format!(
+                "Bulk edit {} of {} {state}: {} changes staged{}",
+                edit.id,
+                shop.name,
+                edit.changes,
+                if edit.skipped > 0 {
+                    format!(", {} products skipped", edit.skipped)
+                } else {
+                    String::new()
+                }
+            ),
+            text: format!(
+                "Bulk edit {} of shop {} by {} {state}.\n\nProducts selected: {}\nChanges staged: {}\nProducts skipped: {}\n\nReview them with source=bulk_edit&source_id={}.\n",
+                edit.id, shop.name, edit.author, edit.products, edit.changes, edit.skipped, edit.id
+            ),
+            data: json!({ "bulk_edit_id": edit.id, "shop_id": shop.id, "state": state,
+                          "products": edit.products, "changes": edit.changes, "skipped": edit.skipped }),
+        };
+        cat.notify_now(&shop.name, &notice).await;
+    }
     Ok(())
 }
 

@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
 
 use super::{Field, Level};
-use crate::{Catalog, snapshot};
+use crate::{Catalog, notify::Notice, snapshot};
 
 /// The job kind of pushes.
 pub const PUSH: &str = "catalog.push";
@@ -88,13 +88,18 @@ pub(crate) async fn run(
     }
     let client = cat.client(&shop).map_err(JobError::permanent)?;
     let batch_size = i64::try_from(cat.settings().push_batch.clamp(1, 10_000)).unwrap_or(250);
+    let mut totals = Tally::default();
     loop {
         let batch = store::claim_for_push(pool, shop.id, job.id.0, batch_size).await?;
         if batch.is_empty() {
+            if totals.any() {
+                cat.notify_now(&shop.name, &totals.notice(&shop, job.id.0))
+                    .await;
+            }
             return Ok(());
         }
         match push_batch(&cat, &client, &shop, job.id.0, &batch).await {
-            Ok(()) => {}
+            Ok(t) => totals.add(t),
             Err(e) if e.is_unauthorized() => {
                 let why = cat.token_refused(shop.id).await?;
                 return Err(JobError::permanent(why).into());
@@ -125,6 +130,50 @@ pub(crate) async fn run(
 type Carried = Vec<usize>;
 /// A product's variants' inputs, by variant id.
 type VariantInputs = BTreeMap<i64, Map<String, Value>>;
+
+/// How many changes a push left pushed, in conflict, failed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    pushed: i64,
+    conflicts: i64,
+    failed: i64,
+}
+
+impl Tally {
+    fn add(&mut self, t: Tally) {
+        self.pushed += t.pushed;
+        self.conflicts += t.conflicts;
+        self.failed += t.failed;
+    }
+
+    fn any(self) -> bool {
+        self.pushed + self.conflicts + self.failed > 0
+    }
+
+    fn notice(self, shop: &ShopRow, job_id: i64) -> Notice {
+        let attention = if self.conflicts + self.failed > 0 {
+            format!(
+                "; {} conflict{} and {} failure{} need review",
+                self.conflicts,
+                if self.conflicts == 1 { "" } else { "s" },
+                self.failed,
+                if self.failed == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        };
+        Notice {
+            topic: "push.finished",
+            subject: format!("Push to {}: {} pushed{attention}", shop.name, self.pushed),
+            text: format!(
+                "The push of shop {} ({}) finished (job {job_id}).\n\nPushed: {}\nConflicts (back to review): {}\nFailed (Shopify refused them): {}\n",
+                shop.name, shop.domain, self.pushed, self.conflicts, self.failed
+            ),
+            data: json!({ "shop_id": shop.id, "job_id": job_id, "pushed": self.pushed,
+                          "conflicts": self.conflicts, "failed": self.failed }),
+        }
+    }
+}
 
 /// How one field of a change fared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,7 +300,7 @@ async fn push_batch(
     shop: &ShopRow,
     job_id: i64,
     batch: &[ChangeRow],
-) -> std::result::Result<(), ShopifyError> {
+) -> std::result::Result<Tally, ShopifyError> {
     let gids: Vec<String> = {
         let mut g: Vec<String> = batch.iter().map(target_gid).collect();
         g.sort();
@@ -422,13 +471,18 @@ async fn push_batch(
     }
     // Record outcomes and snapshots together.
     let outcomes: Vec<PushOutcome> = plans.iter().map(outcome).collect();
-    let tally = |s: &str| outcomes.iter().filter(|o| o.state == s).count() as i64;
+    let count = |s: &str| outcomes.iter().filter(|o| o.state == s).count() as i64;
+    let tally = Tally {
+        pushed: count("pushed"),
+        conflicts: count("conflict"),
+        failed: count("failed"),
+    };
     let event = Event::PushProgress {
         shop_id: shop.id,
         job_id,
-        pushed: tally("pushed"),
-        conflicts: tally("conflict"),
-        failed: tally("failed"),
+        pushed: tally.pushed,
+        conflicts: tally.conflicts,
+        failed: tally.failed,
     };
     let write = async {
         let mut tx = cat.pool().begin().await?;
@@ -445,7 +499,7 @@ async fn push_batch(
         .await
         .map_err(|e| ShopifyError::Transport(format!("recording the push: {e}")))?;
     tracing::info!(shop = %shop.name, job = job_id, changes = batch.len(), "pushed a batch of changes");
-    Ok(())
+    Ok(tally)
 }
 
 /// Fails the plans `carried` with Shopify's `error`.
