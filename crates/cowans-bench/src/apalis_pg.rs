@@ -54,6 +54,9 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         | Workload::Export
         | Workload::ShopBudget
         | Workload::ShopBudgetClient
+        | Workload::BulkEdit
+        | Workload::ApproveAll
+        | Workload::SyncPush
         | Workload::SyncIncremental => anyhow::bail!(
             "{name} has no apalis-postgres counterpart (no unique keys or fleet-wide limits there)"
         ),

@@ -9,6 +9,9 @@
 //! cargo run --release -p cowans-bench -- webhooks --deliveries 20000 --concurrency 50
 //! cargo run --release -p cowans-bench -- export --products 100000
 //! cargo run --release -p cowans-bench -- shop-budget --processes 3 --seconds 30 --concurrency 4
+//! cargo run --release -p cowans-bench -- bulk-edit --products 100000
+//! cargo run --release -p cowans-bench -- approve-all --products 100000 --variants 1 --changes 100000
+//! cargo run --release -p cowans-bench -- sync-push --products 1000 --mode aliased --processes 3
 //! ```
 //! The catalog workloads start `cowans-shopsim`, `cowans-worker` and `cowans-api` from the same
 //! directory (`cargo build --release --bins` first).
@@ -27,6 +30,7 @@ mod catalog_api;
 mod ours;
 mod probe;
 mod procs;
+mod push;
 mod sync;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -61,6 +65,12 @@ pub enum Workload {
     /// `--processes` processes hammering one simulated shop, per-process buckets then the
     /// fleet's one bucket.
     ShopBudget,
+    /// A bulk price edit over `--products` after a full pull, staged by the worker.
+    BulkEdit,
+    /// "Approve all matching" of `--changes` pending changes.
+    ApproveAll,
+    /// Price and tags of every product pushed to the shop by `--processes` workers.
+    SyncPush,
     /// One process of `shop-budget` (started by it).
     #[value(hide = true)]
     ShopBudgetClient,
@@ -113,7 +123,13 @@ pub struct Args {
     /// Deliveries for `webhooks`.
     #[arg(long, default_value_t = 20_000)]
     pub deliveries: usize,
-    /// Processes for `shop-budget`.
+    /// Pending changes for `approve-all`.
+    #[arg(long, default_value_t = 100_000)]
+    pub changes: usize,
+    /// How `sync-push` writes: `aliased` mutations.
+    #[arg(long, default_value = "aliased")]
+    pub mode: String,
+    /// Processes for `shop-budget` and `sync-push`.
     #[arg(long, default_value_t = 3)]
     pub processes: usize,
     /// `shop-budget-client`: the benchmark's database.
@@ -196,6 +212,9 @@ fn workload_name(w: Workload) -> &'static str {
         Workload::Webhooks => "webhooks",
         Workload::Export => "export",
         Workload::ShopBudget => "shop-budget",
+        Workload::BulkEdit => "bulk-edit",
+        Workload::ApproveAll => "approve-all",
+        Workload::SyncPush => "sync-push",
         Workload::ShopBudgetClient => "shop-budget-client",
     }
 }
@@ -286,6 +305,9 @@ async fn run(args: &Args) -> anyhow::Result<Vec<Measurement>> {
                     | Workload::SyncIncremental
                     | Workload::Webhooks
                     | Workload::Export
+                    | Workload::BulkEdit
+                    | Workload::ApproveAll
+                    | Workload::SyncPush
             ) =>
         {
             sync::run(args, &db).await

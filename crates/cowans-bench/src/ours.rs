@@ -51,6 +51,9 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         | Workload::Export
         | Workload::ShopBudget
         | Workload::ShopBudgetClient
+        | Workload::BulkEdit
+        | Workload::ApproveAll
+        | Workload::SyncPush
         | Workload::SyncIncremental => {
             anyhow::bail!("{name} is not an engine workload")
         }

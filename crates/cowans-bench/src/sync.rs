@@ -18,7 +18,7 @@ use secrecy::SecretString;
 
 use crate::{Args, Measurement, Workload, bench_db::BenchDb, procs::Proc};
 
-const TOKEN: &str = "shpat_bench";
+pub const TOKEN: &str = "shpat_bench";
 
 pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> {
     let pool = db.pool(8).await?;
@@ -27,6 +27,8 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
     let settings = CatalogSettings {
         secret_keys: [("bench".to_owned(), SecretString::from(key.clone()))].into(),
         incremental_schedule: String::new(),
+        // The change workloads start their pushes themselves.
+        push_on_approve: false,
         ..CatalogSettings::default()
     };
     let catalog = Catalog::new(cowans_queue::FrontDoor::builder(pool).build(), &settings)?;
@@ -82,25 +84,29 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         let m = crate::catalog_api::webhooks(args, &catalog, &db_url, &key, &shop.domain).await;
         return Ok(vec![m?]);
     }
-    let worker = Proc::spawn(
-        "cowans-worker",
-        &[
-            "run",
-            "--queues",
-            "catalog",
-            "--concurrency",
-            "4",
-            "--ops-listen",
-            "127.0.0.1:0",
-        ],
-        &[
-            ("COWANS__DATABASE__URL", db.url()?),
-            ("COWANS__APPS", "catalog".to_owned()),
-            ("COWANS__CATALOG__SECRET_KEYS__BENCH", key.clone()),
-            ("COWANS__CATALOG__INCREMENTAL_SCHEDULE", String::new()),
-        ],
-        Duration::from_secs(60),
-    )?;
+    let db_url = db.url()?;
+    let spawn_worker = || {
+        Proc::spawn(
+            "cowans-worker",
+            &[
+                "run",
+                "--queues",
+                "catalog",
+                "--concurrency",
+                "4",
+                "--ops-listen",
+                "127.0.0.1:0",
+            ],
+            &[
+                ("COWANS__DATABASE__URL", db_url.clone()),
+                ("COWANS__APPS", "catalog".to_owned()),
+                ("COWANS__CATALOG__SECRET_KEYS__BENCH", key.clone()),
+                ("COWANS__CATALOG__INCREMENTAL_SCHEDULE", String::new()),
+            ],
+            Duration::from_secs(60),
+        )
+    };
+    let worker = spawn_worker()?;
     let full = timed_pull(&catalog, &actor, shop.id, PullKind::Full, &worker).await?;
     let (products, variants) = catalog.counts(shop.id).await?;
     let expected = (args.products as i64, (args.products * args.variants) as i64);
@@ -146,6 +152,17 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
                     inc.rss_growth_mib,
                 ),
             )])
+        }
+        Workload::BulkEdit | Workload::ApproveAll | Workload::SyncPush => {
+            let setup = crate::push::Setup {
+                catalog: &catalog,
+                actor: &actor,
+                shop_id: shop.id,
+                sim_url: &sim_url,
+                worker: &worker,
+                spawn_worker: &spawn_worker,
+            };
+            crate::push::run(args, &setup).await
         }
         Workload::Export => {
             drop(worker);

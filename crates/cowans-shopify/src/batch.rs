@@ -61,14 +61,15 @@ impl AliasedMutation<'_> {
 }
 
 impl Client {
-    /// Runs `m` once per input (an object of its arguments), several per request, and returns
-    /// each payload in input order (check each one's `userErrors`). Retried only when
-    /// `idempotent`.
+    /// Runs `m` once per input (an object of its arguments), as many per request as the cost
+    /// cap allows (at most `max_per_request` when given), and returns each payload in input
+    /// order (check each one's `userErrors`). Retried only when `idempotent`.
     pub async fn mutate_aliased(
         &self,
         m: &AliasedMutation<'_>,
         inputs: Vec<Value>,
         idempotent: bool,
+        max_per_request: Option<usize>,
     ) -> Result<Vec<Value>, ShopifyError> {
         if inputs.is_empty() {
             return Ok(Vec::new());
@@ -80,7 +81,9 @@ impl Client {
         )
         .map_err(|e| ShopifyError::Decode(e.to_string()))?
         .max(1.0);
-        let per_request = ((MAX_QUERY_COST / one).floor() as usize).clamp(1, 250);
+        let per_request = ((MAX_QUERY_COST / one).floor() as usize)
+            .clamp(1, 250)
+            .min(max_per_request.unwrap_or(usize::MAX).max(1));
         let mut out = Vec::with_capacity(inputs.len());
         for chunk in inputs.chunks(per_request) {
             let vars = m.variables(chunk.iter());

@@ -232,7 +232,7 @@ async fn small_mutations_are_batched_with_aliases_up_to_the_cost_cap() {
         .enumerate()
         .map(|(i, id)| json!({"product": {"id": id.to_string(), "title": format!("A{i}")}}))
         .collect();
-    let out = client.mutate_aliased(&m, inputs, true).await.unwrap();
+    let out = client.mutate_aliased(&m, inputs, true, None).await.unwrap();
     assert_eq!(out.len(), 150);
     assert!(
         out.iter()

@@ -34,6 +34,10 @@ pub const PUSH: &str = "catalog.push";
 #[serde(deny_unknown_fields)]
 pub struct PushArgs {
     pub shop_id: i64,
+    /// At most this many mutations per request (default: as many as the cost cap allows; 1 is
+    /// the unbatched baseline `cowans-bench sync-push` compares with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_aliases: Option<usize>,
 }
 
 /// Enqueues a push of the shop in `conn`'s transaction, unless one is waiting to start already
@@ -44,7 +48,14 @@ pub(crate) async fn enqueue(cat: &Catalog, conn: &mut PgConnection, shop_id: i64
     }
     let queue =
         QueueName::new(crate::QUEUE).map_err(|e| StoreError::invalid("queue", e.to_string()))?;
-    let job = NewJob::new(queue, PUSH, json!(PushArgs { shop_id }));
+    let job = NewJob::new(
+        queue,
+        PUSH,
+        json!(PushArgs {
+            shop_id,
+            max_aliases: None
+        }),
+    );
     Ok(cat.front().enqueue_in(&mut *conn, &job).await?.id.0)
 }
 
@@ -98,7 +109,7 @@ pub(crate) async fn run(
             }
             return Ok(());
         }
-        match push_batch(&cat, &client, &shop, job.id.0, &batch).await {
+        match push_batch(&cat, &client, &shop, job.id.0, &batch, args.max_aliases).await {
             Ok(t) => totals.add(t),
             Err(e) if e.is_unauthorized() => {
                 let why = cat.token_refused(shop.id).await?;
@@ -300,6 +311,7 @@ async fn push_batch(
     shop: &ShopRow,
     job_id: i64,
     batch: &[ChangeRow],
+    aliases: Option<usize>,
 ) -> std::result::Result<Tally, ShopifyError> {
     let gids: Vec<String> = {
         let mut g: Vec<String> = batch.iter().map(target_gid).collect();
@@ -414,7 +426,7 @@ async fn push_batch(
         })
         .collect();
     let product_answers = client
-        .mutate_aliased(&PRODUCT_UPDATE, product_inputs, false)
+        .mutate_aliased(&PRODUCT_UPDATE, product_inputs, false, aliases)
         .await?;
     let variant_inputs: Vec<Value> = variants
         .iter()
@@ -434,7 +446,7 @@ async fn push_batch(
         })
         .collect();
     let variant_answers = client
-        .mutate_aliased(&VARIANTS_UPDATE, variant_inputs, false)
+        .mutate_aliased(&VARIANTS_UPDATE, variant_inputs, false, aliases)
         .await?;
     // Shopify's answers: user errors fail the changes a mutation carried; the rest updates the
     // snapshot.
