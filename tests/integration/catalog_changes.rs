@@ -67,6 +67,23 @@ async fn change(f: &Fixture, id: i64) -> ChangeRow {
     f.catalog.change(f.shop.id, id).await.unwrap()
 }
 
+/// Approves every change of the shop, `expected` of them.
+async fn approve_all(f: &Fixture, expected: i64) -> Vec<i64> {
+    f.catalog
+        .decide(
+            &actor(),
+            f.shop.id,
+            &Selection::Matching {
+                filter: ChangeFilter::default(),
+                expected,
+            },
+            Decision::Approve,
+            None,
+        )
+        .await
+        .unwrap()
+}
+
 /// Waits until no change of the shop is approved or being pushed.
 async fn pushed(f: &Fixture) {
     wait_for("the push to finish", Duration::from_secs(120), || async {
@@ -372,20 +389,7 @@ async fn a_merchant_edit_between_staging_and_push_is_a_conflict_for_that_field_o
         .unwrap();
     assert!(r.status().is_success());
 
-    let approved = f
-        .catalog
-        .decide(
-            &actor(),
-            f.shop.id,
-            &Selection::Matching {
-                filter: ChangeFilter::default(),
-                expected: 3,
-            },
-            Decision::Approve,
-            None,
-        )
-        .await
-        .unwrap();
+    let approved = approve_all(&f, 3).await;
     assert_eq!(approved.len(), 3);
     pushed(&f).await;
 
@@ -472,19 +476,7 @@ async fn user_errors_and_deleted_products_fail_their_changes_only() {
         .await
         .unwrap();
     assert!(r.status().is_success());
-    f.catalog
-        .decide(
-            &actor(),
-            f.shop.id,
-            &Selection::Matching {
-                filter: ChangeFilter::default(),
-                expected: 3,
-            },
-            Decision::Approve,
-            None,
-        )
-        .await
-        .unwrap();
+    approve_all(&f, 3).await;
     pushed(&f).await;
     let handle = change(&f, staged[0]).await;
     assert_eq!(handle.state, "failed");
@@ -514,19 +506,7 @@ async fn a_push_killed_mid_way_neither_loses_nor_repeats_a_write() {
         .collect();
     let staged = stage(&f.catalog, &actor(), f.shop.id, &edits).await;
     assert_eq!(staged.len(), 200);
-    f.catalog
-        .decide(
-            &actor(),
-            f.shop.id,
-            &Selection::Matching {
-                filter: ChangeFilter::default(),
-                expected: 200,
-            },
-            Decision::Approve,
-            None,
-        )
-        .await
-        .unwrap();
+    approve_all(&f, 200).await;
     // Kill the worker once part of the changes are pushed.
     wait_for("a first batch pushed", Duration::from_secs(60), || async {
         let counts = f.catalog.change_counts(f.shop.id).await.unwrap();
@@ -688,4 +668,83 @@ async fn the_review_api_stages_lists_decides_and_refuses_by_field() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn a_large_push_goes_through_a_bulk_export_and_bulk_mutations_with_the_same_checks() {
+    let f = fixture(30, 2).await;
+    // Ten or more approved changes take the bulk path here.
+    let _w = f.worker(&[("COWANS__CATALOG__PUSH_BULK_MIN", "10")]);
+    f.pull(PullKind::Full).await;
+    let ids = catalog_ids(&f).await;
+    let mut edits: Vec<Edit> = ids
+        .iter()
+        .map(|(p, vs)| variant_edit(*p, vs[1], json!({"price": "55.55"})))
+        .collect();
+    edits.push(product_edit(ids[0].0, json!({"vendor": "Bulk Vendor"})));
+    let staged = stage(&f.catalog, &actor(), f.shop.id, &edits).await;
+    assert_eq!(staged.len(), 31);
+    // The merchant changes the prices of product 5 meanwhile: its change is a conflict.
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/__sim/products/{}/edit",
+            f.sim.base_url(),
+            ids[5].0
+        ))
+        .json(&json!({"price": "1.00"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    approve_all(&f, 31).await;
+    pushed(&f).await;
+    let counts = f.catalog.change_counts(f.shop.id).await.unwrap();
+    assert_eq!(
+        counts,
+        vec![("conflict".to_owned(), 1), ("pushed".to_owned(), 30)],
+        "{counts:?}"
+    );
+    let conflict = f
+        .catalog
+        .changes(
+            f.shop.id,
+            &ChangeFilter {
+                state: Some("conflict".into()),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(conflict[0].product_id, ids[5].0);
+    assert_eq!(conflict[0].fields["price"]["current"], "1.00");
+    for (i, (p, _)) in ids.iter().enumerate() {
+        let sp = sim_product(&f, *p);
+        let want = if i == 5 { "1.00" } else { "55.55" };
+        assert_eq!(sp.variants[1].price, want, "product {i}");
+    }
+    assert_eq!(sim_product(&f, ids[0].0).vendor, "Bulk Vendor");
+    let kinds: Vec<&str> = f
+        .sim
+        .shop
+        .lock()
+        .bulk
+        .values()
+        .map(|op| op.kind)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect();
+    assert!(
+        kinds.iter().filter(|k| **k == "MUTATION").count() == 2,
+        "one bulk mutation per mutation type: {kinds:?}"
+    );
+    assert_eq!(
+        f.requests_to("productVariantsBulkUpdate"),
+        0,
+        "no aliased writes on the bulk path"
+    );
+    // The catalog follows.
+    let (_, vs) = f.catalog.product(f.shop.id, ids[9].0).await.unwrap();
+    assert_eq!(vs[1].price, "55.55");
 }

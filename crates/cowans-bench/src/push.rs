@@ -150,8 +150,10 @@ async fn push_once(
     jobs: usize,
     max_aliases: Option<usize>,
     http: &reqwest::Client,
-) -> anyhow::Result<(i64, f64, Vec<Value>, f64, f64)> {
+) -> anyhow::Result<(i64, f64, Vec<Value>, f64, f64, f64)> {
     let (e, _, _) = run_bulk_edit(s, ops).await?;
+    let rss0 = s.worker.rss_mib();
+    let mut rss_max = rss0;
     let products = e.processed;
     http.delete(format!("{}/__sim/requests", s.sim_url))
         .send()
@@ -188,6 +190,7 @@ async fn push_once(
     }
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
+        rss_max = rss_max.max(s.worker.rss_mib());
         let counts = s.catalog.change_counts(s.shop_id).await?;
         let open: i64 = counts
             .iter()
@@ -230,14 +233,43 @@ async fn push_once(
         .as_f64()
         .context("maximum_available")?;
     let restore = bucket["restore_rate"].as_f64().context("restore_rate")?;
-    Ok((products, secs, log, max, restore))
+    Ok((products, secs, log, max, restore, rss_max - rss0))
 }
 
 async fn sync_push(args: &Args, s: &Setup<'_>) -> anyhow::Result<Vec<Measurement>> {
     let http = reqwest::Client::new();
+    if args.mode == "bulk" {
+        let (products, secs, log, _, _, rss) = push_once(
+            s,
+            json!([
+                {"field": "price", "op": "set", "value": "19.99"},
+                {"field": "tags", "op": "add", "value": ["bench-bulk"]}
+            ]),
+            1,
+            None,
+            &http,
+        )
+        .await?;
+        let bulk_ops = log
+            .iter()
+            .filter(|r| {
+                r["root_fields"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|x| x == "bulkOperationRunMutation"))
+            })
+            .count();
+        return Ok(vec![Measurement::custom(
+            "sync-push",
+            Duration::from_secs_f64(secs),
+            format!(
+                "mode=bulk processes=1 products={products} secs={secs:.1} requests={} bulk_mutations={bulk_ops} rss_growth_mb={rss:.1}",
+                log.len()
+            ),
+        )]);
+    }
     if args.mode != "aliased" {
         bail!(
-            "sync-push --mode {} is not built yet: pushes go through aliased mutations only",
+            "sync-push --mode must be aliased or bulk, not {}",
             args.mode
         );
     }
@@ -252,7 +284,7 @@ async fn sync_push(args: &Args, s: &Setup<'_>) -> anyhow::Result<Vec<Measurement
         ("one-per-request", 1, Some(1)),
     ] {
         let price = if mode == "aliased" { "19.99" } else { "29.99" };
-        let (products, secs, log, max, restore) = push_once(
+        let (products, secs, log, max, restore, _) = push_once(
             s,
             json!([
                 {"field": "price", "op": "set", "value": price},

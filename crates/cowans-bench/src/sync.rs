@@ -102,6 +102,15 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
                 ("COWANS__APPS", "catalog".to_owned()),
                 ("COWANS__CATALOG__SECRET_KEYS__BENCH", key.clone()),
                 ("COWANS__CATALOG__INCREMENTAL_SCHEDULE", String::new()),
+                // `sync-push --mode aliased` measures the aliased path at any size.
+                (
+                    "COWANS__CATALOG__PUSH_BULK_MIN",
+                    if args.mode == "aliased" {
+                        u32::MAX.to_string()
+                    } else {
+                        "500".to_owned()
+                    },
+                ),
             ],
             Duration::from_secs(60),
         )

@@ -66,164 +66,123 @@ pub const APP: App = App {
     kinds,
 };
 
+/// A retry policy with a quarter of jitter.
+fn retry(max_attempts: i32, base_secs: u64, max_secs: u64) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        base_delay: Duration::from_secs(base_secs),
+        max_delay: Duration::from_secs(max_secs),
+        jitter: 0.25,
+    }
+}
+
+/// A job kind of the catalog: `handler(catalog, args, job)` on `queue`.
+macro_rules! kind {
+    ($catalog:expr, $name:expr, $description:expr, $queue:expr, $timeout_secs:expr, $retry:expr,
+     |$cat:ident, $args:ident : $ty:ty, $job:ident| $body:expr) => {{
+        let c = $catalog.clone();
+        JobKind::new(
+            $name,
+            $description,
+            task_fn(move |$args: $ty, $job: JobMeta| {
+                let $cat = c.clone();
+                async move { $body.await }
+            }),
+        )
+        .queue($queue)
+        .timeout(Duration::from_secs($timeout_secs))
+        .retry($retry)
+    }};
+}
+
 fn kinds(ctx: &AppContext) -> Result<Vec<JobKind>, String> {
     let settings = ctx.get::<CatalogSettings>().cloned().unwrap_or_default();
     let catalog = Catalog::new(FrontDoor::builder(ctx.pool.clone()).build(), &settings)
         .map_err(|e| e.to_string())?;
     let pull = |kind: PullKind, description: &'static str, retry: RetryPolicy| {
-        let catalog = catalog.clone();
-        JobKind::new(
+        kind!(
+            catalog,
             kind.job_kind(),
             description,
-            task_fn(move |args: PullArgs, job: JobMeta| {
-                let catalog = catalog.clone();
-                async move { sync::run(catalog, kind, args, job).await }
-            }),
+            QUEUE,
+            3600,
+            retry,
+            |cat, args: PullArgs, job| sync::run(cat, kind, args, job)
         )
-        .queue(QUEUE)
-        .timeout(Duration::from_secs(3600))
-        .retry(retry)
     };
-    let c = catalog.clone();
-    let webhook = JobKind::new(
-        webhooks::WEBHOOK_KIND,
-        "applies a Shopify webhook delivery to the catalog",
-        task_fn(move |args: webhooks::WebhookArgs| {
-            let catalog = c.clone();
-            async move { webhooks::apply(catalog, args).await }
-        }),
-    )
-    .queue(webhooks::WEBHOOK_QUEUE)
-    .timeout(Duration::from_secs(60))
-    .retry(RetryPolicy {
-        max_attempts: 8,
-        base_delay: Duration::from_secs(1),
-        max_delay: Duration::from_secs(300),
-        jitter: 0.25,
-    });
-    let c = catalog.clone();
-    let push = JobKind::new(
-        changes::push::PUSH,
-        "pushes a shop's approved changes to Shopify (three-way checked, conflicts back to review)",
-        task_fn(move |args: changes::PushArgs, job: JobMeta| {
-            let catalog = c.clone();
-            async move { changes::push::run(catalog, args, job).await }
-        }),
-    )
-    .queue(QUEUE)
-    .timeout(Duration::from_secs(3600))
-    .retry(RetryPolicy {
-        max_attempts: 10,
-        base_delay: Duration::from_secs(5),
-        max_delay: Duration::from_secs(600),
-        jitter: 0.25,
-    });
-    let c = catalog.clone();
-    let bulk_chunk = JobKind::new(
-        changes::bulk_edit::BULK_EDIT,
-        "stages a bulk edit's changes for a chunk of its products",
-        task_fn(
-            move |args: changes::bulk_edit::BulkChunkArgs, job: JobMeta| {
-                let catalog = c.clone();
-                async move { changes::bulk_edit::run_chunk(catalog, args, job).await }
-            },
-        ),
-    )
-    .queue(QUEUE)
-    .timeout(Duration::from_secs(600))
-    .retry(RetryPolicy {
-        max_attempts: 10,
-        base_delay: Duration::from_secs(2),
-        max_delay: Duration::from_secs(300),
-        jitter: 0.25,
-    });
-    let c = catalog.clone();
-    let bulk_done = JobKind::new(
-        changes::bulk_edit::BULK_EDIT_DONE,
-        "ends a bulk edit when its chunks have run",
-        task_fn(move |args: changes::bulk_edit::BulkDoneArgs| {
-            let catalog = c.clone();
-            async move { changes::bulk_edit::run_done(catalog, args).await }
-        }),
-    )
-    .queue(QUEUE)
-    .timeout(Duration::from_secs(60))
-    .retry(RetryPolicy {
-        max_attempts: 10,
-        base_delay: Duration::from_secs(2),
-        max_delay: Duration::from_secs(300),
-        jitter: 0.25,
-    });
-    let c = catalog.clone();
-    let notify = JobKind::new(
-        notify::NOTIFY,
-        "sends one notification (email or signed webhook) of a push or bulk edit",
-        task_fn(move |args: notify::NotifyArgs| {
-            let catalog = c.clone();
-            async move { notify::send(catalog, args).await }
-        }),
-    )
-    .queue(QUEUE)
-    .timeout(Duration::from_secs(120))
-    .retry(RetryPolicy {
-        max_attempts: 12,
-        base_delay: Duration::from_secs(5),
-        max_delay: Duration::from_secs(1800),
-        jitter: 0.25,
-    });
-    let c = catalog.clone();
-    let subscribe = JobKind::new(
-        webhooks::SUBSCRIBE_KIND,
-        "subscribes a shop's product webhooks to catalog.webhook_url",
-        task_fn(move |args: webhooks::SubscribeArgs| {
-            let catalog = c.clone();
-            async move { webhooks::subscribe(catalog, args).await }
-        }),
-    )
-    .queue(QUEUE)
-    .timeout(Duration::from_secs(120))
-    .retry(RetryPolicy {
-        max_attempts: 10,
-        base_delay: Duration::from_secs(5),
-        max_delay: Duration::from_secs(600),
-        jitter: 0.25,
-    });
     Ok(vec![
-        webhook,
-        subscribe,
-        push,
-        bulk_chunk,
-        bulk_done,
-        notify,
+        kind!(
+            catalog,
+            webhooks::WEBHOOK_KIND,
+            "applies a Shopify webhook delivery to the catalog",
+            webhooks::WEBHOOK_QUEUE,
+            60,
+            retry(8, 1, 300),
+            |cat, args: webhooks::WebhookArgs, _job| webhooks::apply(cat, args)
+        ),
+        kind!(
+            catalog,
+            webhooks::SUBSCRIBE_KIND,
+            "subscribes a shop's product webhooks to catalog.webhook_url",
+            QUEUE,
+            120,
+            retry(10, 5, 600),
+            |cat, args: webhooks::SubscribeArgs, _job| webhooks::subscribe(cat, args)
+        ),
+        kind!(
+            catalog,
+            changes::push::PUSH,
+            "pushes a shop's approved changes to Shopify (three-way checked, conflicts back to review)",
+            QUEUE,
+            3600,
+            retry(10, 5, 600),
+            |cat, args: changes::PushArgs, job| changes::push::run(cat, args, job)
+        ),
+        kind!(
+            catalog,
+            changes::bulk_edit::BULK_EDIT,
+            "stages a bulk edit's changes for a chunk of its products",
+            QUEUE,
+            600,
+            retry(10, 2, 300),
+            |cat, args: changes::bulk_edit::BulkChunkArgs, job| changes::bulk_edit::run_chunk(
+                cat, args, job
+            )
+        ),
+        kind!(
+            catalog,
+            changes::bulk_edit::BULK_EDIT_DONE,
+            "ends a bulk edit when its chunks have run",
+            QUEUE,
+            60,
+            retry(10, 2, 300),
+            |cat, args: changes::bulk_edit::BulkDoneArgs, _job| changes::bulk_edit::run_done(
+                cat, args
+            )
+        ),
+        kind!(
+            catalog,
+            notify::NOTIFY,
+            "sends one notification (email or signed webhook) of a push or bulk edit",
+            QUEUE,
+            120,
+            retry(12, 5, 1800),
+            |cat, args: notify::NotifyArgs, _job| notify::send(cat, args)
+        ),
         pull(
             PullKind::Full,
             "pulls a shop's whole catalog (a bulk export streamed into the catalog; deletions marked)",
-            RetryPolicy {
-                max_attempts: 10,
-                base_delay: Duration::from_secs(5),
-                max_delay: Duration::from_secs(600),
-                jitter: 0.25,
-            },
+            retry(10, 5, 600),
         ),
         pull(
             PullKind::Reconcile,
             "compares a shop's product ids and updatedAt with Shopify and repairs the differences",
-            RetryPolicy {
-                max_attempts: 5,
-                base_delay: Duration::from_secs(30),
-                max_delay: Duration::from_secs(1800),
-                jitter: 0.25,
-            },
+            retry(5, 30, 1800),
         ),
         pull(
             PullKind::Incremental,
             "pulls the products of a shop updated since its newest one seen",
-            RetryPolicy {
-                max_attempts: 5,
-                base_delay: Duration::from_secs(5),
-                max_delay: Duration::from_secs(120),
-                jitter: 0.25,
-            },
+            retry(5, 5, 120),
         ),
     ])
 }

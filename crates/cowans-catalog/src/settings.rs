@@ -40,6 +40,11 @@ pub struct CatalogSettings {
     pub push_on_approve: bool,
     /// Changes a push takes (and reads from Shopify) at a time.
     pub push_batch: usize,
+    /// A push with at least this many approved changes reads through a bulk export and writes
+    /// through bulk mutations (fewer go through `nodes()` reads and aliased mutations).
+    pub push_bulk_min: usize,
+    /// Changes a bulk push takes at a time.
+    pub push_bulk_batch: usize,
     /// Who hears when pushes and bulk edits finish, and how.
     pub notify: crate::notify::NotifySettings,
 }
@@ -59,6 +64,8 @@ impl Default for CatalogSettings {
             four_eyes: false,
             push_on_approve: true,
             push_batch: 250,
+            push_bulk_min: 500,
+            push_bulk_batch: 25_000,
             notify: Default::default(),
         }
     }

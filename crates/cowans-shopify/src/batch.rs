@@ -45,6 +45,29 @@ impl AliasedMutation<'_> {
         format!("mutation({}) {{ {} }}", vars.join(", "), fields.join(" "))
     }
 
+    /// The mutation once, its variables named as its arguments (`mutation($a: T) { field(a: $a)
+    /// { selection } }`): the document of a bulk mutation, whose variables lines are the inputs
+    /// [`Client::mutate_aliased`] takes.
+    pub fn single(&self) -> String {
+        let vars: Vec<String> = self
+            .args
+            .iter()
+            .map(|(a, t)| format!("${a}: {t}"))
+            .collect();
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|(a, _)| format!("{a}: ${a}"))
+            .collect();
+        format!(
+            "mutation({}) {{ {}({}) {{ {} }} }}",
+            vars.join(", "),
+            self.field,
+            args.join(", "),
+            self.selection
+        )
+    }
+
     /// The variables of `inputs` (each an object of this mutation's arguments).
     fn variables<'v>(&self, inputs: impl Iterator<Item = &'v Value>) -> Map<String, Value> {
         let mut vars = Map::new();

@@ -182,6 +182,23 @@ impl Client {
         }
     }
 
+    /// The newest bulk mutation of this app and shop (`currentBulkOperation(type: MUTATION)`),
+    /// to wait for before starting another.
+    pub async fn bulk_current_mutation(&self) -> Result<Option<BulkOperation>, ShopifyError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Current {
+            current_bulk_operation: Option<BulkOperation>,
+        }
+        let a = self
+            .query::<Current>(
+                "{ currentBulkOperation(type: MUTATION) { id status errorCode objectCount url } }",
+                json!({}),
+            )
+            .await?;
+        Ok(a.data.current_bulk_operation)
+    }
+
     pub async fn bulk_operation(&self, id: &Gid) -> Result<BulkOperation, ShopifyError> {
         let a = self
             .query::<GetData>(GET, json!({ "id": id.to_string() }))

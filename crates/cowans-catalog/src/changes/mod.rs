@@ -7,6 +7,7 @@ pub(crate) mod bulk_edit;
 mod fields;
 pub mod import;
 pub(crate) mod push;
+mod push_bulk;
 mod state;
 mod view;
 
@@ -371,11 +372,14 @@ impl Catalog {
         let mut tx = self.pool().begin().await?;
         let ids = match selection {
             Selection::Ids(ids) => {
+                let mut ids = ids.clone();
+                ids.sort_unstable();
+                ids.dedup();
                 if ids.is_empty() || ids.len() > 10_000 {
                     return Err(StoreError::invalid("ids", "must list 1 to 10000 changes"));
                 }
-                let states = store::change_states(&mut tx, shop_id, ids).await?;
-                for id in ids {
+                let states = store::change_states(&mut tx, shop_id, &ids).await?;
+                for id in &ids {
                     let Some((_, state, author)) = states.iter().find(|(i, ..)| i == id) else {
                         return Err(StoreError::not_found(format!(
                             "change {id} of shop {shop_id}"
@@ -398,7 +402,7 @@ impl Catalog {
                     ids: Some(ids.clone()),
                     ..Default::default()
                 };
-                store::decide_changes(
+                let moved = store::decide_changes(
                     &mut tx,
                     shop_id,
                     &filter,
@@ -410,7 +414,14 @@ impl Catalog {
                         not_author: None,
                     },
                 )
-                .await?
+                .await?;
+                if moved.len() != ids.len() {
+                    // Another decision or a push moved one of them meanwhile.
+                    return Err(StoreError::conflict(
+                        "one of the changes moved on while deciding; look again",
+                    ));
+                }
+                moved
             }
             Selection::Matching { filter, expected } => {
                 let filter = checked_filter(filter)?;

@@ -98,10 +98,23 @@ pub(crate) async fn run(
         .into());
     }
     let client = cat.client(&shop).map_err(JobError::permanent)?;
-    let batch_size = i64::try_from(cat.settings().push_batch.clamp(1, 10_000)).unwrap_or(250);
+    let settings = cat.settings();
     let mut totals = Tally::default();
     loop {
-        let batch = store::claim_for_push(pool, shop.id, job.id.0, batch_size).await?;
+        // Many changes waiting: the bulk path.
+        let approved: i64 = store::change_counts(pool, shop.id)
+            .await?
+            .into_iter()
+            .filter(|(s, _)| s == "approved" || s == "pushing")
+            .map(|(_, n)| n)
+            .sum();
+        let bulk = approved >= settings.push_bulk_min.max(1) as i64;
+        let batch_size = if bulk {
+            settings.push_bulk_batch.clamp(1, 1_000_000)
+        } else {
+            settings.push_batch.clamp(1, 10_000)
+        };
+        let batch = store::claim_for_push(pool, shop.id, job.id.0, batch_size as i64).await?;
         if batch.is_empty() {
             if totals.any() {
                 cat.notify_now(&shop.name, &totals.notice(&shop, job.id.0))
@@ -109,7 +122,12 @@ pub(crate) async fn run(
             }
             return Ok(());
         }
-        match push_batch(&cat, &client, &shop, job.id.0, &batch, args.max_aliases).await {
+        let how = if bulk {
+            Write::Bulk
+        } else {
+            Write::Aliased(args.max_aliases)
+        };
+        match push_batch(&cat, &client, &shop, job.id.0, &batch, how).await {
             Ok(t) => totals.add(t),
             Err(e) if e.is_unauthorized() => {
                 let why = cat.token_refused(shop.id).await?;
@@ -135,6 +153,15 @@ pub(crate) async fn run(
             Err(e) => return Err(JobError::retry(e).into()),
         }
     }
+}
+
+/// How a batch is read and written.
+#[derive(Debug, Clone, Copy)]
+enum Write {
+    /// `nodes()` reads and aliased mutations, at most this many per request.
+    Aliased(Option<usize>),
+    /// A bulk export and bulk mutations.
+    Bulk,
 }
 
 /// The plans (by index) a mutation carries.
@@ -311,7 +338,7 @@ async fn push_batch(
     shop: &ShopRow,
     job_id: i64,
     batch: &[ChangeRow],
-    aliases: Option<usize>,
+    how: Write,
 ) -> std::result::Result<Tally, ShopifyError> {
     let gids: Vec<String> = {
         let mut g: Vec<String> = batch.iter().map(target_gid).collect();
@@ -319,7 +346,10 @@ async fn push_batch(
         g.dedup();
         g
     };
-    let nodes = read_nodes(client, &gids).await?;
+    let nodes = match how {
+        Write::Aliased(_) => read_nodes(client, &gids).await?,
+        Write::Bulk => super::push_bulk::export_nodes(client, &gids.into_iter().collect()).await?,
+    };
     // The three-way check of every field.
     let mut plans: Vec<Plan<'_>> = batch
         .iter()
@@ -425,9 +455,22 @@ async fn push_batch(
             json!({ "product": input })
         })
         .collect();
-    let product_answers = client
-        .mutate_aliased(&PRODUCT_UPDATE, product_inputs, false, aliases)
-        .await?;
+    let product_answers = match how {
+        Write::Aliased(aliases) => {
+            client
+                .mutate_aliased(&PRODUCT_UPDATE, product_inputs, false, aliases)
+                .await?
+        }
+        Write::Bulk => {
+            super::push_bulk::mutate(
+                client,
+                &PRODUCT_UPDATE.single(),
+                PRODUCT_UPDATE.field,
+                product_inputs,
+            )
+            .await?
+        }
+    };
     let variant_inputs: Vec<Value> = variants
         .iter()
         .map(|(pid, (by_variant, _))| {
@@ -445,9 +488,22 @@ async fn push_batch(
             json!({ "productId": format!("gid://shopify/Product/{pid}"), "variants": list })
         })
         .collect();
-    let variant_answers = client
-        .mutate_aliased(&VARIANTS_UPDATE, variant_inputs, false, aliases)
-        .await?;
+    let variant_answers = match how {
+        Write::Aliased(aliases) => {
+            client
+                .mutate_aliased(&VARIANTS_UPDATE, variant_inputs, false, aliases)
+                .await?
+        }
+        Write::Bulk => {
+            super::push_bulk::mutate(
+                client,
+                &VARIANTS_UPDATE.single(),
+                VARIANTS_UPDATE.field,
+                variant_inputs,
+            )
+            .await?
+        }
+    };
     // Shopify's answers: user errors fail the changes a mutation carried; the rest updates the
     // snapshot.
     let mut product_snapshots = Vec::new();
@@ -499,9 +555,7 @@ async fn push_batch(
     let write = async {
         let mut tx = cat.pool().begin().await?;
         store::upsert_products(&mut tx, shop.id, None, None, &product_snapshots).await?;
-        for (id, values) in &variant_values {
-            store::set_variant_fields(&mut tx, shop.id, *id, values).await?;
-        }
+        store::set_variant_fields(&mut tx, shop.id, &variant_values).await?;
         store::finish_push(&mut tx, job_id, &outcomes).await?;
         cowans_store::announce(&mut tx, &[], &[event]).await?;
         tx.commit().await?;

@@ -382,28 +382,29 @@ pub async fn change_counts(pool: &PgPool, shop_id: i64) -> Result<Vec<(String, i
     .await?)
 }
 
-/// Updates the stored snapshot of a variant's fields a push wrote (the product's own snapshot
-/// is replaced from the mutation's answer).
+/// Updates the stored snapshot of variants' fields a push wrote (`(variant id, {"<field>":
+/// value})`; the products' own snapshots are replaced from the mutations' answers).
 pub async fn set_variant_fields(
     conn: &mut PgConnection,
     shop_id: i64,
-    variant_id: i64,
-    values: &Value,
+    values: &[(i64, Value)],
 ) -> Result<()> {
+    if values.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
-        "UPDATE cowans_variants SET \
-           price = CASE WHEN $3 ? 'price' THEN ($3->>'price')::numeric ELSE price END, \
-           compare_at_price = CASE WHEN $3 ? 'compare_at_price' \
-             THEN ($3->>'compare_at_price')::numeric ELSE compare_at_price END, \
-           sku = CASE WHEN $3 ? 'sku' THEN $3->>'sku' ELSE sku END, \
-           barcode = CASE WHEN $3 ? 'barcode' THEN $3->>'barcode' ELSE barcode END, \
-           inventory_quantity = CASE WHEN $3 ? 'inventory_quantity' \
-             THEN ($3->>'inventory_quantity')::integer ELSE inventory_quantity END \
-         WHERE shop_id = $1 AND id = $2",
+        "UPDATE cowans_variants v SET \
+           price = CASE WHEN t.vals ? 'price' THEN (t.vals->>'price')::numeric ELSE v.price END, \
+           compare_at_price = CASE WHEN t.vals ? 'compare_at_price' \
+             THEN (t.vals->>'compare_at_price')::numeric ELSE v.compare_at_price END, \
+           sku = CASE WHEN t.vals ? 'sku' THEN t.vals->>'sku' ELSE v.sku END, \
+           barcode = CASE WHEN t.vals ? 'barcode' THEN t.vals->>'barcode' ELSE v.barcode END \
+         FROM (SELECT u.id, u.vals::jsonb AS vals FROM unnest($2::bigint[], $3::text[]) AS u(id, vals)) t \
+         WHERE v.shop_id = $1 AND v.id = t.id",
     )
     .bind(shop_id)
-    .bind(variant_id)
-    .bind(values)
+    .bind(values.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(values.iter().map(|(_, v)| v.to_string()).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
