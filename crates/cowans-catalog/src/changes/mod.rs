@@ -6,6 +6,7 @@
 pub(crate) mod bulk_edit;
 mod fields;
 pub mod import;
+mod operations;
 pub(crate) mod push;
 mod push_bulk;
 mod state;
@@ -20,8 +21,9 @@ use cowans_store::catalog::{
 };
 use serde_json::{Map, Value, json};
 
-pub use bulk_edit::{BulkEditSpec, BulkPreview, BulkSelection, Operation, PreviewDiff};
+pub use bulk_edit::{BulkEditSpec, BulkPreview, BulkSelection, PreviewDiff};
 pub use fields::{FIELDS, Field, Level};
+pub use operations::Operation;
 pub use push::PushArgs;
 pub use state::ChangeState;
 pub use view::{ChangeView, FieldChange};
