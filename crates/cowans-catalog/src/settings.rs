@@ -65,7 +65,7 @@ impl Default for CatalogSettings {
             push_on_approve: true,
             push_batch: 250,
             push_bulk_min: 500,
-            push_bulk_batch: 25_000,
+            push_bulk_batch: 5_000,
             notify: Default::default(),
         }
     }

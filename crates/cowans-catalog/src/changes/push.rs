@@ -348,7 +348,11 @@ async fn push_batch(
     };
     let nodes = match how {
         Write::Aliased(_) => read_nodes(client, &gids).await?,
-        Write::Bulk => super::push_bulk::export_nodes(client, &gids.into_iter().collect()).await?,
+        Write::Bulk => {
+            let lo = batch.iter().map(|c| c.product_id).min().unwrap_or(0);
+            let hi = batch.iter().map(|c| c.product_id).max().unwrap_or(0);
+            super::push_bulk::export_nodes(client, &gids.into_iter().collect(), (lo, hi)).await?
+        }
     };
     // The three-way check of every field.
     let mut plans: Vec<Plan<'_>> = batch

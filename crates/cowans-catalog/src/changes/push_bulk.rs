@@ -16,14 +16,17 @@ use serde_json::{Value, json};
 /// that died).
 const BULK_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// What Shopify has now of each of `gids`, from a bulk export of every product (variants carry
-/// `product { id }` like the aliased read's).
+/// What Shopify has now of each of `gids`, from a bulk export of the products with ids from
+/// `lo` to `hi` (a push's batch covers such a range; variants carry `product { id }` like the
+/// aliased read's).
 pub(super) async fn export_nodes(
     client: &Client,
     gids: &HashSet<String>,
+    (lo, hi): (i64, i64),
 ) -> Result<HashMap<String, Value>, ShopifyError> {
+    let search = format!("id:>={lo} id:<={hi}");
     let op = client
-        .bulk_query_start(&crate::sync::export_query(None))
+        .bulk_query_start(&crate::sync::export_query(Some(&search)))
         .await?;
     let op = client
         .bulk_wait(&op.id, Duration::from_millis(250), BULK_TIMEOUT)

@@ -293,8 +293,9 @@ pub async fn resolve_change(
     Ok(done.rows_affected() == 1)
 }
 
-/// Takes up to `limit` changes of the shop for the push job `job_id`: approved ones, and ones a
-/// push took but did not finish (this job's own before a retry, or a job no longer running).
+/// Takes up to `limit` changes of the shop for the push job `job_id`, in product order (a batch
+/// covers a range of product ids): approved ones, and ones a push took but did not finish (this
+/// job's own before a retry, or a job no longer running).
 pub async fn claim_for_push(
     pool: &PgPool,
     shop_id: i64,
@@ -307,7 +308,7 @@ pub async fn claim_for_push(
              AND (x.state = 'approved' OR (x.state = 'pushing' AND (x.push_job = $2 \
                OR NOT EXISTS (SELECT 1 FROM cowans_jobs j WHERE j.id = x.push_job \
                  AND j.state = 'running')))) \
-           ORDER BY x.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+           ORDER BY x.product_id, x.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
          RETURNING c.id",
     )
     .bind(shop_id)
