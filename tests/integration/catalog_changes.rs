@@ -3,7 +3,8 @@
 //! decisions by ids or by filter with the expected count; the four-eyes rule; the push's
 //! three-way check (a merchant's edit between staging and push is a conflict for that field
 //! only, the rest is pushed), conflict resolution, Shopify's user errors, a product deleted in
-//! Shopify, and a push killed mid-way that neither loses nor repeats a write.
+//! Shopify, a push killed mid-way that neither loses nor repeats a write, a push through the
+//! simulator's throttles, errors and resets, a token refused mid-push, and the bulk path.
 
 use std::time::Duration;
 
@@ -747,4 +748,109 @@ async fn a_large_push_goes_through_a_bulk_export_and_bulk_mutations_with_the_sam
     // The catalog follows.
     let (_, vs) = f.catalog.product(f.shop.id, ids[9].0).await.unwrap();
     assert_eq!(vs[1].price, "55.55");
+}
+
+#[tokio::test]
+async fn a_push_through_throttles_errors_and_resets_ends_with_every_change_pushed() {
+    let f = fixture(40, 1).await;
+    let _w = f.worker(&[("COWANS__CATALOG__PUSH_BATCH", "20")]);
+    f.pull(PullKind::Full).await;
+    let ids = catalog_ids(&f).await;
+    let edits: Vec<Edit> = ids
+        .iter()
+        .flat_map(|(p, vs)| {
+            [
+                product_edit(*p, json!({"title": format!("Faulted {p}")})),
+                variant_edit(*p, vs[0], json!({"price": "3.33"})),
+            ]
+        })
+        .collect();
+    stage(&f.catalog, &actor(), f.shop.id, &edits).await;
+    f.sim.shop.lock().faults = cowans_shopsim::Faults {
+        latency_ms: 5,
+        throttles: 2,
+        internal_errors: 1,
+        unavailable: 1,
+        resets: 1,
+        ..cowans_shopsim::Faults::default()
+    };
+    approve_all(&f, 80).await;
+    pushed(&f).await;
+    let counts = f.catalog.change_counts(f.shop.id).await.unwrap();
+    assert_eq!(counts, vec![("pushed".to_owned(), 80)], "{counts:?}");
+    {
+        let x = &f.sim.shop.lock().faults;
+        assert_eq!(
+            (x.throttles, x.internal_errors, x.unavailable, x.resets),
+            (0, 0, 0, 0)
+        );
+    }
+    for (p, _) in &ids {
+        let sp = sim_product(&f, *p);
+        assert_eq!(
+            (sp.title, sp.variants[0].price.as_str()),
+            (format!("Faulted {p}"), "3.33")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_refused_mid_push_stops_the_push_until_it_is_replaced_and_nothing_is_lost() {
+    let f = fixture(5, 1).await;
+    let _w = f.worker(&[]);
+    f.pull(PullKind::Full).await;
+    let ids = catalog_ids(&f).await;
+    let edits: Vec<Edit> = ids
+        .iter()
+        .map(|(p, _)| product_edit(*p, json!({"vendor": "After the new token"})))
+        .collect();
+    stage(&f.catalog, &actor(), f.shop.id, &edits).await;
+    // The merchant revokes the app's token: Shopify answers 401.
+    f.catalog
+        .update_shop(
+            &actor(),
+            f.shop.id,
+            cowans_catalog::ShopUpdate {
+                access_token: Some(secrecy::SecretString::from("shpat_revoked_by_the_merchant")),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    approve_all(&f, 5).await;
+    wait_for(
+        "the shop to be marked unauthorized",
+        Duration::from_secs(60),
+        || async {
+            (f.catalog.shop(f.shop.id).await.unwrap().status == "unauthorized").then_some(())
+        },
+    )
+    .await;
+    let counts = f.catalog.change_counts(f.shop.id).await.unwrap();
+    assert!(
+        !counts.iter().any(|(s, _)| s == "pushed" || s == "failed"),
+        "nothing pushed, nothing failed: {counts:?}"
+    );
+    // A new token, a new push: every change arrives.
+    f.catalog
+        .update_shop(
+            &actor(),
+            f.shop.id,
+            cowans_catalog::ShopUpdate {
+                access_token: Some(secrecy::SecretString::from(crate::support::catalog::TOKEN)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    f.catalog.start_push(&actor(), f.shop.id).await.unwrap();
+    pushed(&f).await;
+    assert_eq!(
+        f.catalog.change_counts(f.shop.id).await.unwrap(),
+        vec![("pushed".to_owned(), 5)]
+    );
+    assert!(
+        ids.iter()
+            .all(|(p, _)| sim_product(&f, *p).vendor == "After the new token")
+    );
 }
