@@ -101,6 +101,25 @@ async fn bulk_edit(args: &Args, s: &Setup<'_>) -> anyhow::Result<Measurement> {
     ))
 }
 
+/// "Approve all matching" of the shop's `expected` pending changes.
+async fn approve_pending(s: &Setup<'_>, expected: i64) -> anyhow::Result<Vec<i64>> {
+    Ok(s.catalog
+        .decide(
+            s.actor,
+            s.shop_id,
+            &Selection::Matching {
+                filter: ChangeFilter {
+                    state: Some("pending".into()),
+                    ..Default::default()
+                },
+                expected,
+            },
+            Decision::Approve,
+            Some("benchmark"),
+        )
+        .await?)
+}
+
 async fn approve_all(args: &Args, s: &Setup<'_>) -> anyhow::Result<Measurement> {
     let (e, _, _) =
         run_bulk_edit(s, json!([{"field": "price", "op": "add", "value": "1"}])).await?;
@@ -113,22 +132,7 @@ async fn approve_all(args: &Args, s: &Setup<'_>) -> anyhow::Result<Measurement> 
         );
     }
     let t = Instant::now();
-    let ids = s
-        .catalog
-        .decide(
-            s.actor,
-            s.shop_id,
-            &Selection::Matching {
-                filter: ChangeFilter {
-                    state: Some("pending".into()),
-                    ..Default::default()
-                },
-                expected: e.changes,
-            },
-            Decision::Approve,
-            Some("benchmark"),
-        )
-        .await?;
+    let ids = approve_pending(s, e.changes).await?;
     let secs = t.elapsed();
     Ok(Measurement::custom(
         "approve-all",
@@ -160,21 +164,7 @@ async fn push_once(
         .await?
         .error_for_status()?;
     let t = Instant::now();
-    s.catalog
-        .decide(
-            s.actor,
-            s.shop_id,
-            &Selection::Matching {
-                filter: ChangeFilter {
-                    state: Some("pending".into()),
-                    ..Default::default()
-                },
-                expected: e.changes,
-            },
-            Decision::Approve,
-            None,
-        )
-        .await?;
+    approve_pending(s, e.changes).await?;
     // The push jobs (approving starts none here): they share the approved changes and the
     // shop's one budget.
     let queue = QueueName::new(cowans_catalog::QUEUE.to_owned())?;

@@ -208,20 +208,28 @@ impl Field {
 }
 
 fn string(v: &Value) -> Result<&str, String> {
-    v.as_str().ok_or_else(|| "must be a string".to_owned())
+    let s = v.as_str().ok_or_else(|| "must be a string".to_owned())?;
+    if s.contains('\0') {
+        return Err("must not contain NUL characters".into());
+    }
+    Ok(s)
 }
 
 /// Tags from a list of strings or Shopify's comma-separated text: trimmed, empty ones dropped,
 /// duplicates (ignoring case) dropped, sorted ignoring case.
 fn tags(v: &Value) -> Result<Value, String> {
     let raw: Vec<String> = match v {
+        Value::String(s) if s.contains('\0') => {
+            return Err("must not contain NUL characters".into());
+        }
         Value::String(s) => s.split(',').map(str::to_owned).collect(),
         Value::Array(items) => items
             .iter()
             .map(|t| {
                 t.as_str()
+                    .filter(|t| !t.contains('\0'))
                     .map(str::to_owned)
-                    .ok_or_else(|| "must be a list of strings".to_owned())
+                    .ok_or_else(|| "must be a list of strings without NUL characters".to_owned())
             })
             .collect::<Result<_, _>>()?,
         _ => return Err("must be a list of strings or comma-separated text".into()),
@@ -328,6 +336,15 @@ mod tests {
         assert_eq!(f("sku").canonical(&json!("")).unwrap(), Value::Null);
         assert!(f("price").canonical(&Value::Null).is_err());
         assert!(Field::named("inventory").is_none());
+        for f in ["title", "vendor", "sku", "tags", "description_html"] {
+            assert!(
+                Field::named(f)
+                    .unwrap()
+                    .canonical(&json!("a\u{0}b"))
+                    .is_err(),
+                "{f}"
+            );
+        }
     }
 
     #[test]

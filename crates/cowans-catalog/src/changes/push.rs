@@ -101,6 +101,10 @@ pub(crate) async fn run(
     let settings = cat.settings();
     let mut totals = Tally::default();
     loop {
+        if job.is_cancelled() {
+            // What it took stays `pushing` for the next push (its job is no longer running).
+            return Ok(());
+        }
         // Many changes waiting: the bulk path.
         let approved: i64 = store::change_counts(pool, shop.id)
             .await?
