@@ -85,3 +85,10 @@ CREATE TABLE cowans_import_rows (
     change_id  bigint,
     PRIMARY KEY (import_id, row)
 );
+
+-- Dead letters per queue as the catalog's watcher last counted them: a rise is notified.
+CREATE TABLE cowans_dead_watch (
+    queue      text PRIMARY KEY,
+    dead       bigint NOT NULL,
+    counted_at timestamptz NOT NULL DEFAULT now()
+);

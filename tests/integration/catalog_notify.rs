@@ -182,3 +182,52 @@ async fn a_push_with_a_conflict_is_mailed_and_posted_signed_even_through_a_faili
         "{mails:?}"
     );
 }
+
+#[tokio::test]
+async fn dead_letters_growing_in_a_queue_are_mailed_once_per_rise() {
+    let f = crate::support::catalog::fixture(1, 1).await;
+    let smtp = SmtpSink::start().await;
+    let port = smtp.port.to_string();
+    let _w = f.worker(&[
+        ("COWANS__CATALOG__NOTIFY__SMTP_HOST", "127.0.0.1"),
+        ("COWANS__CATALOG__NOTIFY__SMTP_PORT", &port),
+        ("COWANS__CATALOG__NOTIFY__EMAILS", "ops@shop.test"),
+        // Every second, for the test.
+        ("COWANS__CATALOG__DEAD_WATCH_SCHEDULE", "* * * * * *"),
+    ]);
+    // A job whose payload does not decode is dead-lettered at once.
+    let queue = cowans_core::QueueName::new("catalog".to_owned()).unwrap();
+    for _ in 0..2 {
+        f.catalog
+            .front()
+            .enqueue(&cowans_queue::NewJob::new(
+                queue.clone(),
+                "catalog.push",
+                json!({"not": "a push"}),
+            ))
+            .await
+            .unwrap();
+    }
+    let mails = wait_for(
+        "the dead letters' mail",
+        Duration::from_secs(60),
+        || async {
+            let m = smtp.mails();
+            (!m.is_empty()).then_some(m)
+        },
+    )
+    .await;
+    let text = mails[0].data.replace("\r\n ", " ");
+    assert!(
+        text.contains("Subject: Dead letters in queue catalog: 0 -> "),
+        "{text}"
+    );
+    // No new dead letters, no new mail (the watch keeps running every second).
+    let before = smtp.mails().len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let settled = smtp.mails();
+    assert!(
+        settled.len() <= before + 1,
+        "at most the second dead letter's rise: {settled:?}"
+    );
+}

@@ -60,6 +60,7 @@ impl Catalog {
                 &settings.incremental_schedule,
             ),
             ("catalog.reconcile_schedule", &settings.reconcile_schedule),
+            ("catalog.dead_watch_schedule", &settings.dead_watch_schedule),
         ] {
             if !schedule.trim().is_empty() {
                 crate::shops::check_schedule(name, schedule.trim())

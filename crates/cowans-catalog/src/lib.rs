@@ -162,6 +162,15 @@ fn kinds(ctx: &AppContext) -> Result<Vec<JobKind>, String> {
         ),
         kind!(
             catalog,
+            notify::WATCH_DEAD,
+            "counts every queue's dead letters and notifies a rise",
+            QUEUE,
+            60,
+            retry(3, 5, 60),
+            |cat, _args: notify::WatchDeadArgs, _job| notify::watch_dead(cat)
+        ),
+        kind!(
+            catalog,
             notify::NOTIFY,
             "sends one notification (email or signed webhook) of a push or bulk edit",
             QUEUE,

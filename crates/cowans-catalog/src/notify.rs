@@ -189,6 +189,68 @@ impl Catalog {
     }
 }
 
+/// The job kind that counts dead letters per queue and notifies a rise.
+pub const WATCH_DEAD: &str = "catalog.watch_dead";
+
+impl Catalog {
+    /// Installs (or, with an empty `catalog.dead_watch_schedule`, removes) the periodic count
+    /// of dead letters; run at start-up by every process of the catalog.
+    pub async fn install_dead_watch(&self) -> Result<()> {
+        let schedule = self.settings().dead_watch_schedule.trim();
+        let mut conn = self.pool().acquire().await?;
+        if schedule.is_empty() {
+            cowans_store::delete_cron(&mut *conn, WATCH_DEAD).await?;
+            return Ok(());
+        }
+        let row = cowans_store::CronRow {
+            name: WATCH_DEAD.to_owned(),
+            schedule: schedule.to_owned(),
+            timezone: "UTC".to_owned(),
+            queue: crate::QUEUE.to_owned(),
+            kind: WATCH_DEAD.to_owned(),
+            args: json!({}),
+            catch_up: 0,
+            last_tick: None,
+        };
+        cowans_store::upsert_cron(&mut *conn, &row).await
+    }
+}
+
+/// The watch's (empty) arguments.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WatchDeadArgs {}
+
+/// Counts every queue's dead letters; a queue with more than last time (a queue not counted
+/// before counts from 0) is notified to the recipients of every shop (`catalog.notify.emails` /
+/// `webhooks`).
+pub(crate) async fn watch_dead(cat: Catalog) -> std::result::Result<(), BoxDynError> {
+    let counts = cowans_store::catalog::dead_letter_counts(cat.pool()).await?;
+    let grown: Vec<(String, i64, i64)> = counts
+        .iter()
+        .filter_map(|(q, now, before)| {
+            let before = before.unwrap_or(0);
+            (*now > before).then(|| (q.clone(), before, *now))
+        })
+        .collect();
+    let mut tx = cat.pool().begin().await?;
+    let now: Vec<(String, i64)> = counts.iter().map(|(q, n, _)| (q.clone(), *n)).collect();
+    cowans_store::catalog::set_dead_letter_counts(&mut tx, &now).await?;
+    for (queue, before, now) in &grown {
+        let notice = Notice {
+            topic: "dead_letters.grew",
+            subject: format!("Dead letters in queue {queue}: {before} -> {now}"),
+            text: format!(
+                "Queue {queue} has {now} dead letters (it had {before}). See them with \
+                 GET /api/v1/queues/{queue}/dead; re-drive or purge them there.\n"
+            ),
+            data: json!({ "queue": queue, "before": before, "now": now }),
+        };
+        cat.notify(&mut tx, "", &notice).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Sends one message; a failure the recipient may recover from is retried.
 pub(crate) async fn send(cat: Catalog, args: NotifyArgs) -> std::result::Result<(), BoxDynError> {
     let settings = &cat.settings().notify;

@@ -45,6 +45,9 @@ pub struct CatalogSettings {
     pub push_bulk_min: usize,
     /// Changes a bulk push takes at a time.
     pub push_bulk_batch: usize,
+    /// When the catalog counts every queue's dead letters and notifies a rise (cron, UTC;
+    /// empty: never).
+    pub dead_watch_schedule: String,
     /// Who hears when pushes and bulk edits finish, and how.
     pub notify: crate::notify::NotifySettings,
 }
@@ -66,6 +69,7 @@ impl Default for CatalogSettings {
             push_batch: 250,
             push_bulk_min: 500,
             push_bulk_batch: 5_000,
+            dead_watch_schedule: "* * * * *".to_owned(),
             notify: Default::default(),
         }
     }

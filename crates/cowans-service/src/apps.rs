@@ -33,6 +33,10 @@ pub async fn assemble(
         let catalog = cowans_catalog::Catalog::new(front, &settings.catalog)
             .map_err(|e| failed(e.to_string()))?;
         catalog.verify_keys().await.map_err(failed)?;
+        catalog
+            .install_dead_watch()
+            .await
+            .map_err(|e| failed(format!("installing the dead-letter watch: {e}")))?;
     }
     Ok(jobs)
 }

@@ -430,3 +430,30 @@ pub async fn waiting_shop_job(
     .await?;
     Ok(found.map(|(id,)| id))
 }
+
+/// Dead letters per queue now, and as last counted by the watcher (`None`: never counted).
+pub async fn dead_letter_counts(pool: &PgPool) -> Result<Vec<(String, i64, Option<i64>)>> {
+    Ok(sqlx::query_as(
+        "SELECT coalesce(d.queue, w.queue), coalesce(d.n, 0), w.dead \
+         FROM (SELECT queue, count(*) AS n FROM cowans_jobs WHERE state = 'dead' GROUP BY queue) d \
+         FULL JOIN cowans_dead_watch w ON w.queue = d.queue ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Records the dead letters counted per queue.
+pub async fn set_dead_letter_counts(
+    conn: &mut PgConnection,
+    counts: &[(String, i64)],
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO cowans_dead_watch (queue, dead) SELECT * FROM unnest($1::text[], $2::bigint[]) \
+         ON CONFLICT (queue) DO UPDATE SET dead = EXCLUDED.dead, counted_at = now()",
+    )
+    .bind(counts.iter().map(|(q, _)| q.clone()).collect::<Vec<_>>())
+    .bind(counts.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
