@@ -101,12 +101,14 @@ async fn a_fleet_wide_concurrency_limit_holds_across_worker_processes() {
     store::set_queue_limits(&db.pool, &queue("gl"), Some(4), None)
         .await
         .unwrap();
+    // Both processes are up before the jobs arrive: on a loaded machine the first could
+    // otherwise drain the queue while the second is still starting.
+    let _a = WorkerProcess::spawn(&db.url(), "gl", 10, FAST_ENGINE);
+    let _b = WorkerProcess::spawn(&db.url(), "gl", 10, FAST_ENGINE);
     store::enqueue_many(&db.pool, &sleeps("gl", 40, 150))
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    let _a = WorkerProcess::spawn(&db.url(), "gl", 10, FAST_ENGINE);
-    let _b = WorkerProcess::spawn(&db.url(), "gl", 10, FAST_ENGINE);
     let mut max_running = 0;
     let mut by_worker = std::collections::HashSet::new();
     while count(&db.pool, "gl", JobState::Completed).await < 40 {
