@@ -277,6 +277,10 @@ fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/shops/{shop}/changes", get(routes::changes::list))
         .route(
+            "/api/v1/shops/{shop}/changes/export",
+            get(routes::exports::changes),
+        )
+        .route(
             "/api/v1/shops/{shop}/changes/approve",
             post(routes::changes::approve),
         )

@@ -50,7 +50,7 @@ impl Modify for BearerKey {
         routes::changes::edit_product, routes::changes::list, routes::changes::get,
         routes::changes::approve, routes::changes::reject, routes::changes::resolve, routes::changes::push,
         routes::bulk_edits::preview, routes::bulk_edits::start, routes::bulk_edits::list, routes::bulk_edits::get,
-        routes::imports::create, routes::imports::report,
+        routes::imports::create, routes::imports::report, routes::exports::changes,
         routes::exports::products, routes::exports::jobs, routes::exports::dead, routes::exports::audit,
         crate::events::sse, crate::events::websocket, crate::events::schema,
         document,

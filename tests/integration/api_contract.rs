@@ -126,7 +126,7 @@ async fn every_route_documents_a_typed_body_for_every_status_and_the_events_sche
         }
     }
     assert_eq!(
-        operations, 52,
+        operations, 53,
         "every route the router serves is in the document"
     );
     let error = &doc["components"]["schemas"]["ErrorBody"];

@@ -654,6 +654,49 @@ async fn the_review_api_stages_lists_decides_and_refuses_by_field() {
         .unwrap();
     assert_eq!(list["changes"].as_array().unwrap().len(), 2, "{list}");
     assert_eq!(sim_product(&f, *p).title, "From the API");
+    // The changes as CSV (a row per field) and JSON Lines (a change per line).
+    let csv = http
+        .get(url("/changes/export?format=csv&state=pushed"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let header: Vec<String> = rows.headers().unwrap().iter().map(str::to_owned).collect();
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    let title = rows.iter().find(|r| &r[col("Field")] == "title").unwrap();
+    assert_eq!(
+        (
+            &title[col("Proposed")],
+            &title[col("Outcome")],
+            &title[col("Product ID")]
+        ),
+        ("From the API", "written", p.to_string().as_str())
+    );
+    let lines = http
+        .get(url("/changes/export?format=jsonl"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(lines.lines().count(), 2);
+    let first: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(first["state"], "pushed");
+    let r = http
+        .get(url("/changes/export?limit=5"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
     // A viewer reads but does not stage.
     let (viewer, _) = f
         .catalog

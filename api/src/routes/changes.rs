@@ -154,7 +154,7 @@ pub struct ChangeQuery {
 }
 
 impl ChangeQuery {
-    fn filter(self) -> ApiResult<ChangeFilter> {
+    pub(crate) fn filter(self) -> ApiResult<ChangeFilter> {
         Ok(ChangeFilter {
             ids: None,
             state: self.state,
@@ -184,10 +184,12 @@ pub struct ListQuery {
     pub product: Option<String>,
     pub before: Option<i64>,
     pub limit: Option<i64>,
+    /// Only for exports: csv or jsonl.
+    pub format: Option<String>,
 }
 
 impl ListQuery {
-    fn split(self) -> (ChangeQuery, Option<i64>, Option<i64>) {
+    pub(crate) fn split(self) -> (ChangeQuery, Option<i64>, Option<i64>) {
         (
             ChangeQuery {
                 state: self.state,
@@ -230,6 +232,12 @@ pub async fn list(
     who.require(Role::Viewer)?;
     let cat = catalog(&state)?;
     let Query(q) = query.map_err(super::query_error)?;
+    if q.format.is_some() {
+        return Err(ApiError::invalid(
+            "format",
+            "belongs to /changes/export, not to the listing",
+        ));
+    }
     let (filter, before, limit) = q.split();
     let limit = super::page_limit(limit)?;
     let filter = filter.filter()?;

@@ -87,6 +87,42 @@ pub async fn products(
     ))
 }
 
+/// `GET /api/v1/shops/{shop}/changes/export?format=csv|jsonl&` + the listing's filters
+/// (viewer): every matching staged change, newest first; CSV has a row per field (base, current,
+/// proposed, outcome), JSON Lines a change per line as the API shows it.
+#[utoipa::path(get, path = "/api/v1/shops/{shop}/changes/export", tag = "changes",
+    params(("shop" = String, Path), ("format" = Option<String>, Query, description = "csv (default; a row per field) or jsonl (a change per line)"),
+        ("state" = Option<String>, Query), ("source" = Option<String>, Query), ("source_id" = Option<i64>, Query), ("author" = Option<String>, Query),
+        ("vendor" = Option<String>, Query), ("field" = Option<String>, Query), ("product" = Option<String>, Query)),
+    responses((status = 200, description = "CSV or JSON Lines, streamed", content_type = "text/csv", body = String), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])), description = "Role: viewer")]
+pub async fn changes(
+    State(state): State<ApiState>,
+    who: Principal,
+    super::ApiPath(key): super::ApiPath<String>,
+    query: Result<Query<super::changes::ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    who.require(Role::Viewer)?;
+    let cat = catalog(&state)?;
+    let Query(q) = query.map_err(super::query_error)?;
+    let format = format_of(q.format.as_deref())?;
+    let (filter, before, limit) = q.split();
+    if before.is_some() || limit.is_some() {
+        let field = if before.is_some() { "before" } else { "limit" };
+        return Err(ApiError::invalid(
+            field,
+            "an export has everything that matches; page with /changes instead",
+        ));
+    }
+    let filter = filter.filter()?;
+    let s = shop(cat, &key).await?;
+    Ok(download(
+        &format!("{}-changes", s.name),
+        format,
+        cat.export_changes(s.id, filter, format)?,
+    ))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobExportQuery {

@@ -343,6 +343,31 @@ impl Catalog {
         .await
     }
 
+    /// Every change of `shop_id` matching `filter` (newest first) as CSV — one row per field —
+    /// or JSON Lines, a page at a time; the filter is checked before the first byte.
+    pub fn export_changes(
+        &self,
+        shop_id: i64,
+        filter: ChangeFilter,
+        format: cowans_queue::export::ExportFormat,
+    ) -> Result<cowans_queue::ExportStream> {
+        const PAGE: i64 = 1000;
+        let filter = checked_filter(&filter)?;
+        let catalog = self.clone();
+        Ok(Box::pin(cowans_queue::export::export_pages(
+            format,
+            move |before| {
+                let (catalog, filter) = (catalog.clone(), filter.clone());
+                async move {
+                    let page =
+                        store::list_changes(catalog.pool(), shop_id, &filter, before, PAGE).await?;
+                    let next = cowans_queue::export::next_cursor(&page, PAGE, |c| c.id);
+                    Ok((page.into_iter().map(ChangeView::from).collect(), next))
+                }
+            },
+        )))
+    }
+
     /// One change of a shop.
     pub async fn change(&self, shop_id: i64, id: i64) -> Result<ChangeRow> {
         let mut conn = self.pool().acquire().await?;

@@ -108,3 +108,79 @@ impl From<ChangeRow> for ChangeView {
         }
     }
 }
+
+/// The CSV columns of a changes export: one row per field of a change.
+const HEADER: &[&str] = &[
+    "Change ID",
+    "State",
+    "Product ID",
+    "Variant ID",
+    "Product Title",
+    "Vendor",
+    "Field",
+    "Base",
+    "Current",
+    "Proposed",
+    "Outcome",
+    "Superseded",
+    "Author",
+    "Source",
+    "Source ID",
+    "Created At",
+    "Decided By",
+    "Decided At",
+    "Reason",
+    "Error",
+];
+
+/// A value as a CSV cell: text as it is, none empty, tags joined as Shopify writes them.
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
+}
+
+impl cowans_queue::export::ExportRecord for ChangeView {
+    fn header() -> &'static [&'static str] {
+        HEADER
+    }
+
+    fn csv_rows(&self, rows: &mut Vec<Vec<String>>) {
+        use cowans_queue::export::time;
+        for f in &self.fields {
+            rows.push(vec![
+                self.id.to_string(),
+                self.state.clone(),
+                self.product_id.clone(),
+                self.variant_id.clone().unwrap_or_default(),
+                self.product_title.clone().unwrap_or_default(),
+                self.vendor.clone().unwrap_or_default(),
+                f.field.clone(),
+                cell(&f.base),
+                cell(&f.current),
+                cell(&f.proposed),
+                f.outcome.clone().unwrap_or_default(),
+                f.superseded.to_string(),
+                self.author.clone(),
+                self.source.clone(),
+                self.source_id.map(|s| s.to_string()).unwrap_or_default(),
+                time(&self.created_at),
+                self.decided_by.clone().unwrap_or_default(),
+                self.decided_at.as_ref().map(time).unwrap_or_default(),
+                self.reason.clone().unwrap_or_default(),
+                self.error.clone().unwrap_or_default(),
+            ]);
+        }
+    }
+
+    fn json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
