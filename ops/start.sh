@@ -45,6 +45,9 @@ cat <<INFO
     API ............... http://127.0.0.1:8080/api/v1/openapi.json
                         (a key: $bin/cowans-api keys create --name me --role operator)
     catalog ........... http://127.0.0.1:8080/api/v1/shops/sim/products
+    staged changes .... http://127.0.0.1:8080/api/v1/shops/sim/changes
+                        (propose: PATCH /api/v1/shops/sim/products/<id> {"title": "…"};
+                        review: POST /api/v1/shops/sim/changes/approve {"ids": [..]} — then pushed)
     live events ....... http://127.0.0.1:8080/api/v1/events (SSE), ws://127.0.0.1:8080/api/v1/events/ws
     API metrics ....... http://127.0.0.1:8080/metrics   (requests, latency, queue gauges)
     worker metrics .... http://127.0.0.1:9464/metrics
