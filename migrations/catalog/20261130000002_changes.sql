@@ -31,6 +31,11 @@ CREATE TABLE cowans_changes (
     error        text
 );
 CREATE INDEX cowans_changes_shop_state ON cowans_changes (shop_id, state, id);
+-- Listings and exports without a state filter: newest first per shop.
+CREATE INDEX cowans_changes_shop ON cowans_changes (shop_id, id);
+-- A push's claim takes waiting changes in product order (a batch covers a product-id range).
+CREATE INDEX cowans_changes_pushable ON cowans_changes (shop_id, product_id, id)
+    WHERE state IN ('approved', 'pushing');
 CREATE INDEX cowans_changes_target ON cowans_changes (shop_id, product_id, variant_id);
 CREATE INDEX cowans_changes_source ON cowans_changes (source, source_id) WHERE source_id IS NOT NULL;
 

@@ -24,12 +24,8 @@ use crate::{
 };
 
 /// A numeric Shopify id, or its GID of `kind`; errors name `field`.
-fn shopify_id(v: &str, kind: &str, field: &str) -> ApiResult<i64> {
-    v.strip_prefix(&format!("gid://shopify/{kind}/"))
-        .unwrap_or(v)
-        .parse()
-        .ok()
-        .filter(|n: &i64| *n > 0)
+pub(crate) fn shopify_id(v: &str, kind: &str, field: &str) -> ApiResult<i64> {
+    cowans_catalog::snapshot::shopify_id(v, kind)
         .ok_or_else(|| ApiError::invalid(field, format!("{v:?} is not a {kind} id")))
 }
 

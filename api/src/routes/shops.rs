@@ -488,13 +488,7 @@ pub async fn product(
 ) -> ApiResult<Json<ProductView>> {
     who.require(Role::Viewer)?;
     let cat = catalog(&state)?;
-    let id: i64 = id
-        .strip_prefix("gid://shopify/Product/")
-        .unwrap_or(&id)
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| ApiError::invalid("id", format!("{id:?} is not a product id")))?;
+    let id = super::changes::shopify_id(&id, "Product", "id")?;
     let s = shop(cat, &key).await?;
     let (p, v) = cat.product(s.id, id).await?;
     Ok(Json(ProductView::new(p, v)))

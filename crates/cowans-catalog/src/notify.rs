@@ -173,20 +173,6 @@ impl Catalog {
         }
         Ok(jobs.len())
     }
-
-    /// [`Catalog::notify`] in a transaction of its own; a failure to enqueue is logged (the
-    /// work it reports on is done either way).
-    pub(crate) async fn notify_now(&self, shop: &str, notice: &Notice) {
-        let done = async {
-            let mut tx = self.pool().begin().await?;
-            self.notify(&mut tx, shop, notice).await?;
-            tx.commit().await?;
-            Ok::<_, StoreError>(())
-        };
-        if let Err(e) = done.await {
-            tracing::warn!(shop, topic = notice.topic, error = %e, "could not enqueue notifications");
-        }
-    }
 }
 
 /// The job kind that counts dead letters per queue and notifies a rise.

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    ChangeState,
+    ChangeState, Targets,
     operations::{Operation, apply, checked_ops},
 };
 use crate::{Catalog, notify::Notice};
@@ -111,11 +111,7 @@ pub struct BulkEditRef {
 }
 
 fn gid_or_id(s: &str, at: &str) -> Result<i64> {
-    s.strip_prefix("gid://shopify/Product/")
-        .unwrap_or(s)
-        .parse()
-        .ok()
-        .filter(|n: &i64| *n > 0)
+    crate::snapshot::shopify_id(s, "Product")
         .ok_or_else(|| StoreError::invalid(at, format!("{s:?} is not a product id")))
 }
 
@@ -217,9 +213,7 @@ impl Catalog {
                     }
                 }
             }
-            let changes = self
-                .staged_changes(shop_id, &edits, &|_| String::new())
-                .await?;
+            let changes = Targets::of(rows).staged(&edits, &|_| String::new())?;
             let mut products: Vec<i64> = changes.iter().map(|c| c.product_id).collect();
             products.dedup();
             preview.products_changed += products.len();
@@ -312,7 +306,8 @@ impl Catalog {
             .await?;
         recorded.commit(tx).await?;
         if jobs.is_empty() {
-            store::finish_bulk_edit(self.pool(), id, "completed").await?;
+            let mut conn = self.pool().acquire().await?;
+            store::finish_bulk_edit(&mut conn, id, "completed").await?;
         }
         self.bulk_edit(id).await
     }
@@ -355,9 +350,7 @@ pub(crate) async fn run_chunk(
             }
         }
     }
-    let changes = cat
-        .staged_changes(edit.shop_id, &edits, &|_| String::new())
-        .await?;
+    let changes = Targets::of(rows).staged(&edits, &|_| String::new())?;
     let mut tx = cat.pool().begin().await?;
     let ids = store::insert_changes(
         &mut tx,
@@ -419,10 +412,12 @@ pub(crate) async fn run_done(
         .cancelled_at
         .is_some();
     let state = if cancelled { "cancelled" } else { "completed" };
-    if store::finish_bulk_edit(cat.pool(), edit.id, state).await?
+    // The end and its notice commit together: a retry after a crash finds it ended and
+    // notified, never ended and silent.
+    let mut tx = cat.pool().begin().await?;
+    if let Some(edit) = store::finish_bulk_edit(&mut tx, edit.id, state).await?
         && let Some(shop) = store::get_shop(cat.pool(), edit.shop_id).await?
     {
-        let edit = cat.bulk_edit(edit.id).await?;
         let notice = Notice {
             topic: "bulk_edit.finished",
             subject: format!(
@@ -443,7 +438,8 @@ pub(crate) async fn run_done(
             data: json!({ "bulk_edit_id": edit.id, "shop_id": shop.id, "state": state,
                           "products": edit.products, "changes": edit.changes, "skipped": edit.skipped }),
         };
-        cat.notify_now(&shop.name, &notice).await;
+        cat.notify(&mut tx, &shop.name, &notice).await?;
     }
+    tx.commit().await?;
     Ok(())
 }

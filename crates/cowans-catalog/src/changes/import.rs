@@ -73,12 +73,9 @@ const CSV_VARIANT: &[(&str, &str)] = &[
     ("Variant Compare At Price", "compare_at_price"),
 ];
 
-fn id_of(s: &str, what: &str) -> std::result::Result<i64, String> {
-    s.trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("{what}: {s:?} is not an id"))
+/// A `kind` id (decimal or GID) named `what` in errors.
+fn id_of(s: &str, kind: &str, what: &str) -> std::result::Result<i64, String> {
+    crate::snapshot::shopify_id(s, kind).ok_or_else(|| format!("{what}: {s:?} is not an id"))
 }
 
 fn csv_rows(body: &[u8]) -> Result<Vec<FileRow>> {
@@ -124,10 +121,10 @@ fn csv_rows(body: &[u8]) -> Result<Vec<FileRow>> {
             }
         };
         let cell = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("");
-        let product_id = id_of(cell(Some(pid)), "Product ID");
+        let product_id = id_of(cell(Some(pid)), "Product", "Product ID");
         let variant_id = match cell(vid).trim() {
             "" => Ok(None),
-            v => id_of(v, "Variant ID").map(Some),
+            v => id_of(v, "ProductVariant", "Variant ID").map(Some),
         };
         let edits = match (product_id, variant_id) {
             (Ok(p), Ok(v)) => {
@@ -164,8 +161,8 @@ fn csv_rows(body: &[u8]) -> Result<Vec<FileRow>> {
         };
         rows.push(FileRow {
             row,
-            product_id: id_of(cell(Some(pid)), "").ok(),
-            variant_id: id_of(cell(vid), "").ok(),
+            product_id: id_of(cell(Some(pid)), "Product", "").ok(),
+            variant_id: id_of(cell(vid), "ProductVariant", "").ok(),
             edits,
         });
     }
@@ -192,9 +189,9 @@ const JSON_VARIANT_READ_ONLY: &[&str] = &[
     "options",
 ];
 
-fn json_id(v: Option<&Value>, what: &str) -> std::result::Result<i64, String> {
+fn json_id(v: Option<&Value>, kind: &str, what: &str) -> std::result::Result<i64, String> {
     match v {
-        Some(Value::String(s)) => id_of(s, what),
+        Some(Value::String(s)) => id_of(s, kind, what),
         Some(Value::Number(n)) => n
             .as_i64()
             .filter(|n| *n > 0)
@@ -209,7 +206,7 @@ fn json_line(line: &str) -> (Option<i64>, std::result::Result<Vec<Edit>, String>
         Ok(_) => return (None, Err("the line is not a JSON object".into())),
         Err(e) => return (None, Err(format!("the line is not JSON: {e}"))),
     };
-    let pid = match json_id(obj.remove("id").as_ref(), "id") {
+    let pid = match json_id(obj.remove("id").as_ref(), "Product", "id") {
         Ok(p) => p,
         Err(e) => return (None, Err(e)),
     };
@@ -230,7 +227,11 @@ fn json_line(line: &str) -> (Option<i64>, std::result::Result<Vec<Edit>, String>
                 let Value::Object(mut v) = v else {
                     return (Some(pid), Err(format!("variants[{i}] is not an object")));
                 };
-                let vid = match json_id(v.remove("id").as_ref(), &format!("variants[{i}].id")) {
+                let vid = match json_id(
+                    v.remove("id").as_ref(),
+                    "ProductVariant",
+                    &format!("variants[{i}].id"),
+                ) {
                     Ok(id) => id,
                     Err(e) => return (Some(pid), Err(e)),
                 };
@@ -311,9 +312,15 @@ impl Catalog {
                     result.error = Some(e);
                 }
                 Ok(list) => {
-                    let dup = list
-                        .iter()
-                        .find_map(|e| seen.get(&(e.product_id, e.variant_id)).map(|row| (e, *row)));
+                    // A target changed by an earlier row, or twice in this one.
+                    let mut own = std::collections::HashSet::new();
+                    let dup = list.iter().find_map(|e| {
+                        let target = (e.product_id, e.variant_id);
+                        seen.get(&target)
+                            .copied()
+                            .or_else(|| (!own.insert(target)).then_some(r.row))
+                            .map(|row| (e, row))
+                    });
                     if let Some((e, row)) = dup {
                         result.status = "error".into();
                         result.error = Some(match e.variant_id {
@@ -518,6 +525,11 @@ mod tests {
             "read-only keys are ignored"
         );
         assert!(json_line("[1]").1.is_err());
+        // Two edits of one variant in a line are caught by the import (`variant … row 1`).
+        let (_, twice) = json_line(
+            r#"{"id": "7", "variants": [{"id": "70", "price": "1"}, {"id": "70", "price": "2"}]}"#,
+        );
+        assert_eq!(twice.unwrap().len(), 2);
         assert!(
             json_line(r#"{"title": "no id"}"#)
                 .1

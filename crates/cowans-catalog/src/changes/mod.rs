@@ -181,6 +181,132 @@ impl Ord for Field {
     }
 }
 
+/// The catalog's rows edits are checked against, by id (read once by whoever has them).
+pub(crate) struct Targets {
+    products: HashMap<i64, ProductRow>,
+    variants: HashMap<i64, VariantRow>,
+}
+
+impl Targets {
+    /// The products and variants `edits` name, read from the catalog.
+    pub(crate) async fn load(cat: &Catalog, shop_id: i64, edits: &[Edit]) -> Result<Self> {
+        let product_ids: Vec<i64> = edits.iter().map(|e| e.product_id).collect();
+        let variant_ids: Vec<i64> = edits.iter().filter_map(|e| e.variant_id).collect();
+        Ok(Self {
+            products: store::products_by_id(cat.pool(), shop_id, &product_ids)
+                .await?
+                .into_iter()
+                .map(|p| (p.id, p))
+                .collect(),
+            variants: store::variants_by_id(cat.pool(), shop_id, &variant_ids)
+                .await?
+                .into_iter()
+                .map(|v| (v.id, v))
+                .collect(),
+        })
+    }
+
+    /// Rows already read (a bulk edit's chunk), by id.
+    pub(crate) fn of(rows: Vec<(ProductRow, Vec<VariantRow>)>) -> Self {
+        let mut t = Self {
+            products: HashMap::with_capacity(rows.len()),
+            variants: HashMap::new(),
+        };
+        for (p, vs) in rows {
+            t.variants.extend(vs.into_iter().map(|v| (v.id, v)));
+            t.products.insert(p.id, p);
+        }
+        t
+    }
+
+    /// [`Catalog::staged_changes`] against these rows.
+    pub(crate) fn staged(
+        &self,
+        edits: &[Edit],
+        at: &impl Fn(usize) -> String,
+    ) -> Result<Vec<NewChange>> {
+        // By target (product, variant): the first edit's index and the merged edit.
+        let mut merged: BTreeMap<(i64, Option<i64>), (usize, Edit)> = BTreeMap::new();
+        for (i, e) in edits.iter().enumerate() {
+            match merged.entry((e.product_id, e.variant_id)) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert((i, e.clone()));
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    o.get_mut().1.fields.extend(e.fields.clone());
+                }
+            }
+        }
+        let (index, unique): (Vec<usize>, Vec<Edit>) = merged.into_values().unzip();
+        self.check_each(&unique, &|i| at(index[i]))
+            .into_iter()
+            .filter_map(|c| c.transpose())
+            .collect()
+    }
+
+    /// [`Catalog::check_each`] against these rows.
+    pub(crate) fn check_each(
+        &self,
+        edits: &[Edit],
+        at: &impl Fn(usize) -> String,
+    ) -> Vec<Result<Option<NewChange>>> {
+        let check = |i: usize, e: &Edit| -> Result<Option<NewChange>> {
+            let here = at(i);
+            let whose = |f: &str| {
+                if here.is_empty() {
+                    f.to_owned()
+                } else {
+                    format!("{here}.{f}")
+                }
+            };
+            let fields = checked_fields(e, &here)?;
+            let product_id = e.product_id;
+            let product = self
+                .products
+                .get(&product_id)
+                .filter(|p| p.deleted_at.is_none())
+                .ok_or_else(|| {
+                    StoreError::invalid(
+                        whose("product_id"),
+                        format!("product {product_id} is not in the shop's catalog (or was deleted in Shopify)"),
+                    )
+                })?;
+            let snapshot = match e.variant_id {
+                None => product_fields(product),
+                Some(vid) => {
+                    let v = self
+                        .variants
+                        .get(&vid)
+                        .filter(|v| v.product_id == product_id)
+                        .ok_or_else(|| {
+                            StoreError::invalid(
+                                whose("variant_id"),
+                                format!("variant {vid} is not a variant of product {product_id} in the catalog"),
+                            )
+                        })?;
+                    variant_fields(v)
+                }
+            };
+            let mut change = Map::new();
+            for (field, proposed) in fields {
+                let base = field.lenient(&snapshot[field.name]);
+                if base != proposed {
+                    change.insert(
+                        field.name.to_owned(),
+                        json!({ "base": base, "proposed": proposed }),
+                    );
+                }
+            }
+            Ok((!change.is_empty()).then_some(NewChange {
+                product_id,
+                variant_id: e.variant_id,
+                fields: Value::Object(change),
+            }))
+        };
+        edits.iter().enumerate().map(|(i, e)| check(i, e)).collect()
+    }
+}
+
 impl Catalog {
     /// Stages `edits` of shop `shop_id` (all or none): each field is checked, its base read from
     /// the catalog, and fields already at the proposed value left out. Edits of one target are
@@ -223,30 +349,18 @@ impl Catalog {
         Ok(Staged { ids, unchanged })
     }
 
-    /// The changes `edits` make to the catalog's snapshot: at most one per target (edits of one
-    /// target merged, later values winning), fields with their base, fields already at the
-    /// proposed value left out (and targets left with none). The first bad edit fails them all.
+    /// The changes `edits` make to the catalog's snapshot (read for them): at most one per
+    /// target (edits of one target merged, later values winning), fields with their base, fields
+    /// already at the proposed value left out (and targets left with none). The first bad edit
+    /// fails them all.
     pub(crate) async fn staged_changes(
         &self,
         shop_id: i64,
         edits: &[Edit],
         at: &impl Fn(usize) -> String,
     ) -> Result<Vec<NewChange>> {
-        // By target (product, variant): the first edit's index and the merged edit.
-        let mut merged: BTreeMap<(i64, Option<i64>), (usize, Edit)> = BTreeMap::new();
-        for (i, e) in edits.iter().enumerate() {
-            match merged.entry((e.product_id, e.variant_id)) {
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    v.insert((i, e.clone()));
-                }
-                std::collections::btree_map::Entry::Occupied(mut o) => {
-                    o.get_mut().1.fields.extend(e.fields.clone());
-                }
-            }
-        }
-        let (index, unique): (Vec<usize>, Vec<Edit>) = merged.into_values().unzip();
-        let checked = self.check_each(shop_id, &unique, &|i| at(index[i])).await?;
-        checked.into_iter().filter_map(|c| c.transpose()).collect()
+        let targets = Targets::load(self, shop_id, edits).await?;
+        targets.staged(edits, at)
     }
 
     /// Each edit (one per target) against the catalog: its change, `None` when every value is
@@ -257,72 +371,9 @@ impl Catalog {
         edits: &[Edit],
         at: &impl Fn(usize) -> String,
     ) -> Result<Vec<Result<Option<NewChange>>>> {
-        let product_ids: Vec<i64> = edits.iter().map(|e| e.product_id).collect();
-        let variant_ids: Vec<i64> = edits.iter().filter_map(|e| e.variant_id).collect();
-        let products: HashMap<i64, ProductRow> =
-            store::products_by_id(self.pool(), shop_id, &product_ids)
-                .await?
-                .into_iter()
-                .map(|p| (p.id, p))
-                .collect();
-        let variants: HashMap<i64, VariantRow> =
-            store::variants_by_id(self.pool(), shop_id, &variant_ids)
-                .await?
-                .into_iter()
-                .map(|v| (v.id, v))
-                .collect();
-        let check = |i: usize, e: &Edit| -> Result<Option<NewChange>> {
-            let here = at(i);
-            let whose = |f: &str| {
-                if here.is_empty() {
-                    f.to_owned()
-                } else {
-                    format!("{here}.{f}")
-                }
-            };
-            let fields = checked_fields(e, &here)?;
-            let product_id = e.product_id;
-            let product = products
-                .get(&product_id)
-                .filter(|p| p.deleted_at.is_none())
-                .ok_or_else(|| {
-                    StoreError::invalid(
-                        whose("product_id"),
-                        format!("product {product_id} is not in the shop's catalog (or was deleted in Shopify)"),
-                    )
-                })?;
-            let snapshot = match e.variant_id {
-                None => product_fields(product),
-                Some(vid) => {
-                    let v = variants
-                        .get(&vid)
-                        .filter(|v| v.product_id == product_id)
-                        .ok_or_else(|| {
-                            StoreError::invalid(
-                                whose("variant_id"),
-                                format!("variant {vid} is not a variant of product {product_id} in the catalog"),
-                            )
-                        })?;
-                    variant_fields(v)
-                }
-            };
-            let mut change = Map::new();
-            for (field, proposed) in fields {
-                let base = field.lenient(&snapshot[field.name]);
-                if base != proposed {
-                    change.insert(
-                        field.name.to_owned(),
-                        json!({ "base": base, "proposed": proposed }),
-                    );
-                }
-            }
-            Ok((!change.is_empty()).then_some(NewChange {
-                product_id,
-                variant_id: e.variant_id,
-                fields: Value::Object(change),
-            }))
-        };
-        Ok(edits.iter().enumerate().map(|(i, e)| check(i, e)).collect())
+        Ok(Targets::load(self, shop_id, edits)
+            .await?
+            .check_each(edits, at))
     }
 
     /// A page of a shop's changes, newest first.
@@ -567,7 +618,7 @@ impl Catalog {
             }
         }
         let to = if fields.is_empty() {
-            store::decide_changes(
+            if store::decide_changes(
                 &mut tx,
                 shop_id,
                 &ChangeFilter {
@@ -575,14 +626,20 @@ impl Catalog {
                     ..Default::default()
                 },
                 Decide {
-                    from: &ChangeState::from_states(ChangeState::Rejected),
+                    from: &[ChangeState::Conflict.as_str()],
                     to: ChangeState::Rejected.as_str(),
                     by: &actor.name,
                     reason: Some(reason.unwrap_or("resolved by keeping Shopify's values")),
                     not_author: None,
                 },
             )
-            .await?;
+            .await?
+            .is_empty()
+            {
+                return Err(StoreError::conflict(format!(
+                    "change {id} is no longer in conflict"
+                )));
+            }
             ChangeState::Rejected
         } else {
             if !store::resolve_change(

@@ -106,13 +106,8 @@ pub(crate) async fn run(
             return Ok(());
         }
         // Many changes waiting: the bulk path.
-        let approved: i64 = store::change_counts(pool, shop.id)
-            .await?
-            .into_iter()
-            .filter(|(s, _)| s == "approved" || s == "pushing")
-            .map(|(_, n)| n)
-            .sum();
-        let bulk = approved >= settings.push_bulk_min.max(1) as i64;
+        let bulk =
+            store::pushable_at_least(pool, shop.id, settings.push_bulk_min.max(1) as i64).await?;
         let batch_size = if bulk {
             settings.push_bulk_batch.clamp(1, 1_000_000)
         } else {
@@ -121,8 +116,12 @@ pub(crate) async fn run(
         let batch = store::claim_for_push(pool, shop.id, job.id.0, batch_size as i64).await?;
         if batch.is_empty() {
             if totals.any() {
-                cat.notify_now(&shop.name, &totals.notice(&shop, job.id.0))
-                    .await;
+                // The notice and the job's completion commit together.
+                let mut tx = pool.begin().await?;
+                cat.notify(&mut tx, &shop.name, &totals.notice(&shop, job.id.0))
+                    .await?;
+                job.complete_in_tx(&mut *tx).await?;
+                tx.commit().await?;
             }
             return Ok(());
         }
@@ -137,23 +136,10 @@ pub(crate) async fn run(
                 let why = cat.token_refused(shop.id).await?;
                 return Err(JobError::permanent(why).into());
             }
-            Err(e) if job.attempt >= job.max_attempts => {
-                // The last attempt: the changes fail with the reason rather than wait.
-                let error = format!("the push gave up: {e}");
-                let outcomes: Vec<PushOutcome> = batch
-                    .iter()
-                    .map(|c| PushOutcome {
-                        id: c.id,
-                        state: "failed",
-                        fields: c.fields.clone(),
-                        error: Some(error.clone()),
-                    })
-                    .collect();
-                let mut tx = pool.begin().await?;
-                store::finish_push(&mut tx, job.id.0, &outcomes).await?;
-                tx.commit().await?;
-                return Err(JobError::permanent(error).into());
-            }
+            // Retried with backoff. After the last attempt the job is a dead letter and the
+            // batch stays `pushing`: Shopify may have some of it already, so failing it here
+            // could call written changes failed; the next push takes it back and checks it
+            // against Shopify again.
             Err(e) => return Err(JobError::retry(e).into()),
         }
     }

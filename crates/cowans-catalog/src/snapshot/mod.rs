@@ -54,6 +54,19 @@ pub fn gid_id(v: &Value, field: &str) -> Result<i64, SnapshotError> {
     i64::try_from(gid.id).map_err(|_| bad(field, format!("{} is out of range", gid.id)))
 }
 
+/// A Shopify id of `kind` as people and files give it: the decimal number, or its GID
+/// (`gid://shopify/<kind>/<n>`). `None` for anything else (another kind, zero, not a number,
+/// out of range).
+pub fn shopify_id(s: &str, kind: &str) -> Option<i64> {
+    let s = s.trim();
+    let n = match s.parse::<Gid>() {
+        Ok(g) if g.kind == kind => g.id,
+        Ok(_) => return None,
+        Err(_) => s.parse::<u64>().ok()?,
+    };
+    i64::try_from(n).ok().filter(|n| *n > 0)
+}
+
 /// A decimal: Shopify sends money as a string (the `Money` scalar) or, in some shapes, as
 /// `{"amount": "...", "currencyCode": ...}`.
 fn decimal(v: &Value) -> Option<String> {
@@ -183,6 +196,22 @@ mod tests {
         assert_eq!(s.weight.as_deref(), Some("0.25"));
         assert_eq!(s.inventory_item_id, Some(9_007_199_254_740_997));
         assert_eq!(s.option_values, json!([{"name": "Size", "value": "S"}]));
+    }
+
+    #[test]
+    fn ids_are_read_as_decimals_or_gids_of_their_kind() {
+        assert_eq!(
+            shopify_id("9007199254740993", "Product"),
+            Some(9_007_199_254_740_993)
+        );
+        assert_eq!(shopify_id(" gid://shopify/Product/7 ", "Product"), Some(7));
+        assert_eq!(
+            shopify_id("gid://shopify/ProductVariant/7", "Product"),
+            None
+        );
+        for bad in ["0", "-3", "x", "", "18446744073709551615"] {
+            assert_eq!(shopify_id(bad, "Product"), None, "{bad}");
+        }
     }
 
     #[test]

@@ -90,17 +90,21 @@ pub async fn record_bulk_chunk(
     Ok(())
 }
 
-/// Ends a running bulk edit in `state`; false when it had ended.
-pub async fn finish_bulk_edit(pool: &PgPool, id: i64, state: &str) -> Result<bool> {
-    let done = sqlx::query(
+/// Ends a running bulk edit in `state`; it as it ended, or `None` when it had ended before.
+pub async fn finish_bulk_edit(
+    conn: &mut PgConnection,
+    id: i64,
+    state: &str,
+) -> Result<Option<BulkEditRow>> {
+    Ok(sqlx::query_as(concat!(
         "UPDATE cowans_bulk_edits SET state = $2, finished_at = now() \
-         WHERE id = $1 AND state = 'running'",
-    )
+         WHERE id = $1 AND state = 'running' RETURNING ",
+        bulk_edit_columns!()
+    ))
     .bind(id)
     .bind(state)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_optional(conn)
+    .await?)
 }
 
 pub async fn get_bulk_edit(pool: &PgPool, id: i64) -> Result<Option<BulkEditRow>> {

@@ -373,6 +373,18 @@ pub async fn finish_push(
     Ok(done.rows_affected())
 }
 
+/// Whether the shop has at least `n` changes approved or being pushed (stops counting at `n`).
+pub async fn pushable_at_least(pool: &PgPool, shop_id: i64, n: i64) -> Result<bool> {
+    let (found,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM (SELECT 1 FROM cowans_changes            WHERE shop_id = $1 AND state IN ('approved', 'pushing') LIMIT $2) s",
+    )
+    .bind(shop_id)
+    .bind(n)
+    .fetch_one(pool)
+    .await?;
+    Ok(found >= n)
+}
+
 /// How many changes of the shop are in each state.
 pub async fn change_counts(pool: &PgPool, shop_id: i64) -> Result<Vec<(String, i64)>> {
     Ok(sqlx::query_as(
@@ -412,12 +424,19 @@ pub async fn set_variant_fields(
 }
 
 /// A job of `kind` on `queue` for the shop (`args.shop_id`) that has not started yet, if any.
+/// Takes a transaction-scoped lock on (kind, shop) first, so that two transactions asking at
+/// once cannot both find none and both enqueue one: the second waits for the first's commit.
 pub async fn waiting_shop_job(
     conn: &mut PgConnection,
     queue: &str,
     kind: &str,
     shop_id: i64,
 ) -> Result<Option<i64>> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1), $2::int)")
+        .bind(kind)
+        .bind(i32::try_from(shop_id.rem_euclid(i64::from(i32::MAX))).unwrap_or(0))
+        .execute(&mut *conn)
+        .await?;
     let found: Option<(i64,)> = sqlx::query_as(
         "SELECT id FROM cowans_jobs WHERE queue = $3 AND kind = $1 \
            AND state IN ('available', 'scheduled') \
