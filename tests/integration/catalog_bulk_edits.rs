@@ -21,6 +21,20 @@ async fn key(f: &Fixture, role: Role) -> String {
         .0
 }
 
+/// A decimal price in cents.
+fn cents(price: &str) -> i64 {
+    let (int, frac) = price.split_once('.').unwrap_or((price, ""));
+    let frac = format!("{:0<2}", &frac[..frac.len().min(2)]);
+    int.parse::<i64>().unwrap() * 100 + frac.parse::<i64>().unwrap()
+}
+
+/// `price` − 10 %, rounded half up to cents, then to the nearest price ending in .99.
+fn minus_ten_to_99(price: &str) -> String {
+    let c = (cents(price) * 90 + 50) / 100;
+    let c = (((c + 1 + 50) / 100) * 100 - 1).max(99);
+    format!("{}.{:02}", c / 100, c % 100)
+}
+
 async fn finished(f: &Fixture, id: i64) -> cowans_catalog::BulkEditRow {
     wait_for(
         "the bulk edit to finish",
@@ -62,10 +76,27 @@ async fn a_previewed_bulk_price_edit_is_staged_by_chunks_and_pushed_only_by_an_a
     assert_eq!(preview["products"], 1500, "{preview}");
     assert_eq!(preview["diffs"].as_array().unwrap().len(), 5);
     let changes = preview["changes"].as_u64().unwrap();
-    assert!(
-        changes > 1500,
-        "tags on each product and prices on most variants: {preview}"
-    );
+    // Worked out here, independently: a tag change per product not tagged sale yet, and a price change per variant
+    // whose price −10 % rounded to the nearest .99 differs from its price now.
+    let mut expected = 0u64;
+    let mut after = None;
+    loop {
+        let page = f
+            .catalog
+            .products(f.shop.id, &Default::default(), after, 500)
+            .await
+            .unwrap();
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.id);
+        for (p, vs) in &page {
+            expected += u64::from(!p.tags.iter().any(|t| t.eq_ignore_ascii_case("sale")));
+            expected += vs
+                .iter()
+                .filter(|v| cents(&v.price) != cents(&minus_ten_to_99(&v.price)))
+                .count() as u64;
+        }
+    }
+    assert_eq!(changes, expected, "{preview}");
     assert!(
         f.catalog.change_counts(f.shop.id).await.unwrap().is_empty(),
         "a preview stages nothing"
@@ -110,9 +141,43 @@ async fn a_previewed_bulk_price_edit_is_staged_by_chunks_and_pushed_only_by_an_a
     );
     assert_eq!(listed["counts"]["pending"].as_u64().unwrap(), changes);
     assert_eq!(
+        listed["counts"].as_object().unwrap().len(),
+        1,
+        "all pending: {}",
+        listed["counts"]
+    );
+    let prices: Value = http
+        .get(url(&format!(
+            "/changes?source=bulk_edit&source_id={id}&field=price&limit=50"
+        )))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for c in prices["changes"].as_array().unwrap() {
+        let f = &c["fields"][0];
+        assert_eq!(
+            f["proposed"].as_str().unwrap(),
+            minus_ten_to_99(f["base"].as_str().unwrap()),
+            "{c}"
+        );
+    }
+    assert_eq!(
         f.requests_to("productUpdate"),
         0,
         "nothing pushed without review"
+    );
+    assert!(
+        f.sim
+            .shop
+            .lock()
+            .bulk
+            .values()
+            .all(|op| op.kind != "MUTATION"),
+        "no bulk mutation either"
     );
 
     // Pushing without review: refused to an operator, done for an admin.

@@ -87,7 +87,8 @@ async fn approve_all(f: &Fixture, expected: i64) -> Vec<i64> {
 
 /// Waits until no change of the shop is approved or being pushed.
 async fn pushed(f: &Fixture) {
-    wait_for("the push to finish", Duration::from_secs(120), || async {
+    // Generous: a push meeting faults is retried by the engine with backoff.
+    wait_for("the push to finish", Duration::from_secs(300), || async {
         let counts = f.catalog.change_counts(f.shop.id).await.unwrap();
         (!counts
             .iter()
@@ -354,7 +355,13 @@ async fn decisions_by_ids_or_filter_check_state_count_and_four_eyes() {
         decisions.contains(&("change.reject", Some(1))),
         "{decisions:?}"
     );
-    // With push_on_approve off nothing was pushed.
+    // With push_on_approve off no push was started (the approval's audit entry names none).
+    let approval = audit.iter().find(|a| a.action == "change.approve").unwrap();
+    assert!(
+        approval.details["push_job"].is_null(),
+        "{:?}",
+        approval.details
+    );
     assert_eq!(f.requests_to("productUpdate"), 0);
 }
 
@@ -366,6 +373,7 @@ async fn a_merchant_edit_between_staging_and_push_is_a_conflict_for_that_field_o
     let ids = catalog_ids(&f).await;
     let (p, vs) = &ids[0];
     let (q, _) = &ids[1];
+    let original = f.catalog.product(f.shop.id, *p).await.unwrap().0.title;
     let staged = stage(
         &f.catalog,
         &actor(),
@@ -399,7 +407,7 @@ async fn a_merchant_edit_between_staging_and_push_is_a_conflict_for_that_field_o
     assert_eq!(title.fields["title"]["outcome"], "conflict");
     assert_eq!(title.fields["title"]["current"], "The merchant's title");
     assert_eq!(title.fields["title"]["proposed"], "Our title");
-    assert_ne!(title.fields["title"]["base"], "The merchant's title");
+    assert_eq!(title.fields["title"]["base"], json!(original));
     // The same change's tags were written: only the title waits for review.
     assert_eq!(title.fields["tags"]["outcome"], "written");
     let price = change(&f, staged[1]).await;
@@ -507,6 +515,8 @@ async fn a_push_killed_mid_way_neither_loses_nor_repeats_a_write() {
         .collect();
     let staged = stage(&f.catalog, &actor(), f.shop.id, &edits).await;
     assert_eq!(staged.len(), 200);
+    // Slow answers, so the kill is likely to land while a request is in flight.
+    f.sim.shop.lock().faults.latency_ms = 100;
     approve_all(&f, 200).await;
     // Kill the worker once part of the changes are pushed.
     wait_for("a first batch pushed", Duration::from_secs(60), || async {
@@ -526,6 +536,7 @@ async fn a_push_killed_mid_way_neither_loses_nor_repeats_a_write() {
         .sum();
     assert!(done_at_kill < 200, "the push must be cut short: {counts:?}");
 
+    f.sim.shop.lock().faults.latency_ms = 0;
     let _second = f.worker(&[("COWANS__CATALOG__PUSH_BATCH", "10")]);
     pushed(&f).await;
     let counts = f.catalog.change_counts(f.shop.id).await.unwrap();
@@ -568,6 +579,7 @@ async fn the_review_api_stages_lists_decides_and_refuses_by_field() {
         .unwrap();
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{base}/api/v1/shops/sim{path}");
+    let original = f.catalog.product(f.shop.id, *p).await.unwrap().0.title;
     let r = http
         .patch(url(&format!("/products/{p}")))
         .bearer_auth(&token)
@@ -582,7 +594,8 @@ async fn the_review_api_stages_lists_decides_and_refuses_by_field() {
     assert_eq!(title["product_id"], p.to_string());
     assert_eq!(title["fields"][0]["field"], "title");
     assert_eq!(title["fields"][0]["proposed"], "From the API");
-    assert_eq!(title["fields"][0]["current"], title["fields"][0]["base"]);
+    assert_eq!(title["fields"][0]["base"], json!(original));
+    assert_eq!(title["fields"][0]["current"], json!(original));
 
     for (body, field) in [
         (
@@ -788,6 +801,12 @@ async fn a_large_push_goes_through_a_bulk_export_and_bulk_mutations_with_the_sam
         0,
         "no aliased writes on the bulk path"
     );
+    assert_eq!(f.requests_to("nodes"), 0, "read through a bulk export");
+    let reads = f.bulk_queries();
+    assert!(
+        reads.last().unwrap().contains("id:>="),
+        "the push exported its range of products: {reads:?}"
+    );
     // The catalog follows.
     let (_, vs) = f.catalog.product(f.shop.id, ids[9].0).await.unwrap();
     assert_eq!(vs[1].price, "55.55");
@@ -895,5 +914,84 @@ async fn a_token_refused_mid_push_stops_the_push_until_it_is_replaced_and_nothin
     assert!(
         ids.iter()
             .all(|(p, _)| sim_product(&f, *p).vendor == "After the new token")
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_is_settled_over_http_by_keeping_shopifys_value() {
+    let f = fixture(2, 1).await;
+    let _w = f.worker(&[]);
+    f.pull(PullKind::Full).await;
+    let base = f.api().await;
+    let (token, _) = f
+        .catalog
+        .front()
+        .create_api_key(&actor(), "reviewer", cowans_core::Role::Operator)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{base}/api/v1/shops/sim{path}");
+    let p = catalog_ids(&f).await[0].0;
+    let post =
+        |path: String, body: Value| http.post(url(&path)).bearer_auth(&token).json(&body).send();
+    let staged: Value = http
+        .patch(url(&format!("/products/{p}")))
+        .bearer_auth(&token)
+        .json(&json!({"title": "Ours", "vendor": "Our Vendor"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = staged["changes"][0]["id"].as_i64().unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/__sim/products/{p}/edit", f.sim.base_url()))
+        .json(&json!({"title": "Theirs"}))
+        .send()
+        .await
+        .unwrap();
+    let r = post("/changes/approve".into(), json!({"ids": [id]}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    pushed(&f).await;
+    assert_eq!(change(&f, id).await.state, "conflict");
+
+    // Every conflicting field must be settled.
+    let r = post(format!("/changes/{id}/resolve"), json!({"fields": {}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["details"]["field"], "fields.title", "{e}");
+    // Keeping Shopify's title: the change goes back to review without it.
+    let r = post(
+        format!("/changes/{id}/resolve"),
+        json!({"fields": {"title": "current"}, "reason": "the merchant knows best"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["state"], "pending");
+    let c = change(&f, id).await;
+    assert!(c.fields.get("title").is_none(), "{c:?}");
+    assert_eq!(c.fields["vendor"]["proposed"], "Our Vendor");
+    // Approved again; asking for a push as well reuses the one approval started.
+    post("/changes/approve".into(), json!({"ids": [id]}))
+        .await
+        .unwrap();
+    let r = post("/push".into(), json!({})).await.unwrap();
+    assert_eq!(r.status(), 202);
+    pushed(&f).await;
+    let c = change(&f, id).await;
+    assert_eq!(c.state, "pushed");
+    assert_eq!(
+        c.fields["vendor"]["outcome"], "already",
+        "written by the first push"
+    );
+    let sp = sim_product(&f, p);
+    assert_eq!(
+        (sp.title.as_str(), sp.vendor.as_str()),
+        ("Theirs", "Our Vendor")
     );
 }

@@ -123,6 +123,16 @@ async fn an_import_stages_good_rows_reports_every_row_and_a_dry_run_stages_nothi
         .unwrap();
     assert_eq!(changes.len(), 2, "title and price of the first row");
     assert!(changes.iter().all(|c| c.source_id == done["id"].as_i64()));
+    let title = changes.iter().find(|c| c.variant_id.is_none()).unwrap();
+    assert_eq!(
+        (title.product_id, &title.fields["title"]["proposed"]),
+        (p0.id, &serde_json::json!("Imported title"))
+    );
+    let price = changes.iter().find(|c| c.variant_id.is_some()).unwrap();
+    assert_eq!(
+        (price.variant_id, &price.fields["price"]["proposed"]),
+        (Some(v0[0].id), &serde_json::json!("42.00"))
+    );
 
     // JSON Lines, with an unknown key named.
     let jsonl = format!(
@@ -143,13 +153,15 @@ async fn an_import_stages_good_rows_reports_every_row_and_a_dry_run_stages_nothi
             .contains("colour")
     );
 
-    // Refused whole: an unknown column, more rows than the limit.
+    // Refused whole, though each file starts with a row that could be staged: an unknown
+    // column, more rows than the limit.
+    let good = format!("{},Refused title,", page[3].0.id);
     for (body, status) in [
-        ("Product ID,Colour\n1,red\n".to_owned(), 422),
+        (format!("Product ID,Title,Colour\n{good}red\n"), 422),
         (
             format!(
-                "Product ID,Variant ID\n{}",
-                format!("{},{}\n", p0.id, v0[0].id).repeat(200_001)
+                "Product ID,Title,Variant ID\n{good}\n{}",
+                format!("{},,{}\n", p0.id, v0[0].id).repeat(200_000)
             ),
             422,
         ),
