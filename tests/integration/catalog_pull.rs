@@ -132,12 +132,26 @@ fn assert_same(
             );
             assert_eq!(
                 v.inventory_quantity.map(i64::from),
-                Some(sv.inventory_quantity)
+                Some(sv.inventory_quantity())
             );
             assert_eq!(
                 v.inventory_item_id.map(|i| i as u64),
                 Some(sv.inventory_item_id)
             );
+            // Levels, where the read carried them (paged reads keep what is stored).
+            if let Some(levels) = &v.inventory {
+                let want: serde_json::Map<String, serde_json::Value> = sv
+                    .levels
+                    .iter()
+                    .map(|(l, q)| (l.to_string(), serde_json::json!(q)))
+                    .collect();
+                assert_eq!(
+                    levels,
+                    &serde_json::Value::Object(want),
+                    "variant {} levels",
+                    sv.id
+                );
+            }
             let (unit, weight) = sv.weight.clone().unwrap();
             assert_eq!(v.weight_unit.as_deref(), Some(unit.as_str()));
             assert_eq!(v.weight.as_deref().unwrap().parse::<f64>().unwrap(), weight);
@@ -165,10 +179,18 @@ async fn a_full_pull_copies_every_product_and_variant_exactly_and_reports_progre
     let pull = f.pull(PullKind::Full).await;
     assert_eq!(
         (pull.lines, pull.products, pull.variants, pull.deleted),
-        (1800, 450, 1350, 0),
-        "every line read, every product and variant written once"
+        (3150, 450, 1350, 0),
+        "every line read (a product, its variants, a level of each), every product and variant written once"
     );
-    assert_same(&stored(&f).await, &shopify(&f));
+    let stored = stored(&f).await;
+    assert!(
+        stored
+            .values()
+            .flat_map(|(_, vs)| vs)
+            .all(|v| v.inventory.is_some()),
+        "a full pull reads every variant's levels"
+    );
+    assert_same(&stored, &shopify(&f));
     assert_eq!(f.catalog.counts(f.shop.id).await.unwrap(), (450, 1350));
 
     let (mut stages, mut finished) = (Vec::new(), None);

@@ -23,6 +23,7 @@ mod catalog_bulk_edits;
 mod catalog_changes;
 mod catalog_export;
 mod catalog_imports;
+mod catalog_inventory;
 mod catalog_notify;
 mod catalog_pull;
 mod catalog_shops;

@@ -55,7 +55,8 @@ pub struct StagedChanges {
 /// `PATCH /api/v1/shops/{shop}/products/{id}` (operator): proposes new values for the product's
 /// fields and its variants' (`"variants": [{"id": "…", "price": "…"}]`), staged for review (all
 /// or none). Product fields: title, handle, description_html, vendor, product_type, status,
-/// tags. Variant fields: price, compare_at_price, sku, barcode.
+/// tags. Variant fields: price, compare_at_price, sku, barcode, inventory (`{"<location id>": n}`:
+/// the available quantity at each location named).
 #[utoipa::path(patch, path = "/api/v1/shops/{shop}/products/{id}", tag = "changes",
     params(("shop" = String, Path), ("id" = String, Path, description = "Shopify's product id, numeric or its GID")),
     request_body(content = Object, description = "Fields to change, and `variants`: a list of objects with `id` and variant fields"),

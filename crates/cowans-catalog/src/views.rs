@@ -72,6 +72,10 @@ pub struct VariantView {
     pub compare_at_price: Option<String>,
     pub inventory_quantity: Option<i32>,
     pub inventory_item_id: Option<String>,
+    /// Available quantity by location (`{"<location id>": n}`): what an inventory change
+    /// proposes. `null` until a pull has read the levels.
+    #[schema(value_type = Option<Object>)]
+    pub inventory: Option<Value>,
     pub weight: Option<String>,
     pub weight_unit: Option<String>,
     /// `[{"name", "value"}]`.
@@ -92,6 +96,7 @@ impl From<VariantRow> for VariantView {
             compare_at_price: v.compare_at_price,
             inventory_quantity: v.inventory_quantity,
             inventory_item_id: v.inventory_item_id.map(|i| i.to_string()),
+            inventory: v.inventory,
             weight: v.weight,
             weight_unit: v.weight_unit,
             options: v.option_values,

@@ -309,8 +309,10 @@ impl Client {
 
 #[derive(Default)]
 struct Assembler {
-    seen: HashSet<u64>,
-    orphans: HashMap<u64, Vec<Value>>,
+    /// Ids of the lines handed out, by kind (a product and a variant may share a number; a
+    /// `Gid` per line would cost several times the memory).
+    seen: HashMap<String, HashSet<u64>>,
+    orphans: HashMap<Gid, Vec<Value>>,
     waiting: usize,
     stats: BulkStats,
 }
@@ -332,36 +334,60 @@ impl Assembler {
         match parent {
             Some(parent) => {
                 self.stats.children += 1;
-                if self.seen.contains(&parent.id) {
-                    out(BulkItem::Child { parent, value });
+                if self
+                    .seen
+                    .get(&parent.kind)
+                    .is_some_and(|ids| ids.contains(&parent.id))
+                {
+                    self.emit(BulkItem::Child { parent, value }, out);
                 } else {
-                    self.orphans.entry(parent.id).or_default().push(value);
+                    self.orphans.entry(parent).or_default().push(value);
                     self.waiting += 1;
                     self.stats.max_orphans = self.stats.max_orphans.max(self.waiting);
                 }
             }
             None => {
                 self.stats.parents += 1;
-                let id = value
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse::<Gid>().ok());
-                out(BulkItem::Parent(value));
-                if let Some(id) = id {
-                    self.seen.insert(id.id);
-                    if let Some(children) = self.orphans.remove(&id.id) {
-                        self.waiting -= children.len();
-                        for value in children {
-                            out(BulkItem::Child {
-                                parent: id.clone(),
-                                value,
-                            });
-                        }
+                self.emit(BulkItem::Parent(value), out);
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands `item` out, then the lines that were waiting for it (children of a child, such as
+    /// a variant's inventory levels, may come before it).
+    fn emit(&mut self, item: BulkItem, out: &mut impl FnMut(BulkItem)) {
+        let mut ready = vec![item];
+        while let Some(item) = ready.pop() {
+            let value = match &item {
+                BulkItem::Parent(v) | BulkItem::Child { value: v, .. } => v,
+            };
+            let id = value
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<Gid>().ok());
+            out(item);
+            if let Some(id) = id {
+                if let Some(children) = self.orphans.remove(&id) {
+                    self.waiting -= children.len();
+                    // Handed out in their order, before anything after them.
+                    for value in children.into_iter().rev() {
+                        ready.push(BulkItem::Child {
+                            parent: id.clone(),
+                            value,
+                        });
+                    }
+                }
+                match self.seen.get_mut(&id.kind) {
+                    Some(ids) => {
+                        ids.insert(id.id);
+                    }
+                    None => {
+                        self.seen.insert(id.kind, HashSet::from([id.id]));
                     }
                 }
             }
         }
-        Ok(())
     }
 
     fn finish(self) -> Result<BulkStats, ShopifyError> {
@@ -406,5 +432,43 @@ mod tests {
             b.finish().is_err(),
             "an orphan whose parent never came is an error"
         );
+    }
+
+    #[test]
+    fn grandchildren_follow_their_own_parent_whatever_the_order() {
+        let mut a = Assembler::default();
+        let mut got = Vec::new();
+        let lines = [
+            // A level before its variant, the variant before its product; a variant sharing
+            // its number with another product is not that product.
+            r#"{"location":{"id":"gid://shopify/Location/9"},"__parentId":"gid://shopify/ProductVariant/11"}"#,
+            r#"{"id":"gid://shopify/ProductVariant/11","__parentId":"gid://shopify/Product/1"}"#,
+            r#"{"id":"gid://shopify/Product/1"}"#,
+            r#"{"id":"gid://shopify/ProductVariant/2","__parentId":"gid://shopify/Product/11"}"#,
+            r#"{"id":"gid://shopify/Product/11"}"#,
+        ];
+        for l in lines {
+            a.line(l.as_bytes(), &mut |i| got.push(i)).unwrap();
+        }
+        let order: Vec<String> = got
+            .iter()
+            .map(|i| match i {
+                BulkItem::Parent(v) => v["id"].as_str().unwrap().to_owned(),
+                BulkItem::Child { parent, value } => {
+                    format!("{}<{parent}", value["id"].as_str().unwrap_or("level"))
+                }
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "gid://shopify/Product/1",
+                "gid://shopify/ProductVariant/11<gid://shopify/Product/1",
+                "level<gid://shopify/ProductVariant/11",
+                "gid://shopify/Product/11",
+                "gid://shopify/ProductVariant/2<gid://shopify/Product/11",
+            ]
+        );
+        a.finish().unwrap();
     }
 }

@@ -199,6 +199,24 @@ fn connection_items(v: &serde_json::Value) -> Option<Vec<serde_json::Value>> {
     )
 }
 
+/// Removes the connections of `object` (also those inside its plain objects, such as a
+/// variant's `inventoryItem { inventoryLevels }`): their items become lines of their own whose
+/// parent is the line `object` is.
+fn take_connections(object: &mut serde_json::Value, nested: &mut Vec<Vec<serde_json::Value>>) {
+    let Some(o) = object.as_object_mut() else {
+        return;
+    };
+    let keys: Vec<String> = o.keys().cloned().collect();
+    for k in keys {
+        if let Some(items) = o.get(&k).and_then(connection_items) {
+            o.remove(&k);
+            nested.push(items);
+        } else if let Some(inner) = o.get_mut(&k).filter(|v| v.is_object()) {
+            take_connections(inner, nested);
+        }
+    }
+}
+
 /// One object of the export and, after it, the lines of its nested connections (each with
 /// `__parentId`, recursively).
 fn flatten(
@@ -208,17 +226,9 @@ fn flatten(
     children: &mut Vec<serde_json::Value>,
 ) {
     let mut nested = Vec::new();
-    if let Some(o) = object.as_object_mut() {
-        let keys: Vec<String> = o.keys().cloned().collect();
-        for k in keys {
-            if let Some(items) = o.get(&k).and_then(connection_items) {
-                o.remove(&k);
-                nested.push(items);
-            }
-        }
-        if let Some(p) = parent {
-            o.insert("__parentId".into(), p.into());
-        }
+    take_connections(&mut object, &mut nested);
+    if let (Some(o), Some(p)) = (object.as_object_mut(), parent) {
+        o.insert("__parentId".into(), p.into());
     }
     let id = object.get("id").and_then(|i| i.as_str()).map(str::to_owned);
     lines.push(object);

@@ -32,8 +32,9 @@ pub struct Variant {
     /// `inventoryItem.tracked` and `inventoryItem.requiresShipping`.
     pub tracked: bool,
     pub requires_shipping: bool,
-    /// At the shop's one location.
-    pub inventory_quantity: i64,
+    /// Available quantity by location id: one entry per location that stocks the item (its
+    /// inventory levels). New items are stocked at the shop's first location.
+    pub levels: BTreeMap<u64, i64>,
     /// `(unit, value)`: `inventoryItem.measurement.weight` (GRAMS, KILOGRAMS, OUNCES, POUNDS).
     pub weight: Option<(String, f64)>,
     pub created_at: DateTime<Utc>,
@@ -57,11 +58,16 @@ impl Variant {
             inventory_item_id,
             tracked: true,
             requires_shipping: true,
-            inventory_quantity: 0,
+            levels: BTreeMap::from([(crate::shop::LOCATION_ID, 0)]),
             weight: None,
             created_at: DateTime::UNIX_EPOCH,
             updated_at: DateTime::UNIX_EPOCH,
         }
+    }
+
+    /// The variant's `inventoryQuantity`: available at every location stocking it.
+    pub fn inventory_quantity(&self) -> i64 {
+        self.levels.values().sum()
     }
 
     /// Replaces the barcodes; `barcode` follows the first.
@@ -215,7 +221,7 @@ impl Catalog {
                         compare_at_price: (i % 3 == 0).then(|| format!("{}.00", 20 + i % 90)),
                         barcode: Some(barcode.clone()),
                         barcodes: vec![(Some("EAN".to_owned()), barcode)],
-                        inventory_quantity: 10,
+                        levels: BTreeMap::from([(crate::shop::LOCATION_ID, 10)]),
                         weight: Some(("KILOGRAMS".into(), 0.25 * (v as f64 + 1.0))),
                         created_at: at,
                         updated_at: at,
@@ -356,7 +362,7 @@ pub fn sort_value(p: &Product, sort: SortKey) -> String {
         SortKey::ProductType => p.product_type.to_lowercase(),
         SortKey::Vendor => p.vendor.to_lowercase(),
         SortKey::InventoryTotal => {
-            let total: i64 = p.variants.iter().map(|v| v.inventory_quantity).sum();
+            let total: i64 = p.variants.iter().map(Variant::inventory_quantity).sum();
             format!("{:020}", i128::from(total) + (1i128 << 62))
         }
         // No product of the simulator is published to a channel: `publishedAt` is null.

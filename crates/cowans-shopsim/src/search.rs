@@ -397,7 +397,10 @@ fn product_term(t: &Term, p: &Product) -> bool {
         "price" => any_variant(&|v| number_term(t, v.price.parse().unwrap_or(f64::NAN))),
         "inventory_total" => number_term(
             t,
-            p.variants.iter().map(|v| v.inventory_quantity).sum::<i64>() as f64,
+            p.variants
+                .iter()
+                .map(|v| v.inventory_quantity())
+                .sum::<i64>() as f64,
         ),
         "is_price_reduced" => boolean(
             t,
@@ -412,7 +415,7 @@ fn product_term(t: &Term, p: &Product) -> bool {
             t,
             p.variants
                 .iter()
-                .any(|v| v.tracked && v.inventory_quantity <= 0),
+                .any(|v| v.tracked && v.inventory_quantity() <= 0),
         ),
         "tracks_inventory" => boolean(t, p.variants.iter().any(|v| v.tracked)),
         "has_only_default_variant" => boolean(
@@ -463,7 +466,7 @@ fn variant_term(t: &Term, p: &Product, v: &Variant) -> bool {
         "sku" => v.sku.as_deref().is_some_and(|s| exact(t, s)),
         "barcode" => v.barcodes.iter().any(|(_, b)| exact(t, b)),
         "title" => tokenized(t, &v.title),
-        "inventory_quantity" => number_term(t, v.inventory_quantity as f64),
+        "inventory_quantity" => number_term(t, v.inventory_quantity() as f64),
         "option1" | "option2" | "option3" => {
             let i = usize::from(field.as_bytes()[6] - b'1');
             v.option_values.get(i).is_some_and(|o| exact(t, o))

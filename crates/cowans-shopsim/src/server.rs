@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(merchant_delete_variant),
         )
         .route("/__sim/inventory", post(set_inventory))
+        .route("/__sim/locations", post(add_location))
         .route("/__sim/webhooks", get(webhook_log))
         // Staged uploads may be up to 100 MB, as on Shopify.
         .layer(axum::extract::DefaultBodyLimit::max(100 << 20))
@@ -537,11 +538,13 @@ async fn merchant_delete_variant(State(app): State<AppState>, Path(id): Path<u64
     Json(json!({"deleted": id, "product": product})).into_response()
 }
 
-/// Stock moved (an order): the quantity changes and, as on Shopify, `updatedAt` too.
+/// Stock moved (an order, a count): the quantity at a location (default: the first; an item
+/// not stocked there yet is stocked from now on) changes and, as on Shopify, `updatedAt` too.
 #[derive(Deserialize)]
 struct InventoryBody {
     inventory_item_id: u64,
     quantity: i64,
+    location_id: Option<u64>,
 }
 
 async fn set_inventory(State(app): State<AppState>, Json(b): Json<InventoryBody>) -> Response {
@@ -555,13 +558,42 @@ async fn set_inventory(State(app): State<AppState>, Json(b): Json<InventoryBody>
         )
             .into_response();
     };
+    let location = b
+        .location_id
+        .or_else(|| shop.locations.first().map(|l| l.id));
+    let Some(location) = location.filter(|l| shop.locations.iter().any(|x| x.id == *l)) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such location"})),
+        )
+            .into_response();
+    };
     let p = shop.catalog.products.get_mut(&pid).expect("found above");
-    p.variants[vix].inventory_quantity = b.quantity;
+    p.variants[vix].levels.insert(location, b.quantity);
     if bump {
         p.updated_at = now;
     }
     shop.emit_product("products/update", pid);
     Json(json!({"product_id": pid})).into_response()
+}
+
+#[derive(Deserialize)]
+struct LocationBody {
+    name: String,
+}
+
+/// Opens another location (stocking nothing until inventory is set there).
+async fn add_location(State(app): State<AppState>, Json(b): Json<LocationBody>) -> Response {
+    let mut shop = app.shop.lock();
+    let id = shop.catalog.next_id();
+    let created_at = shop.clock.now();
+    shop.locations.push(crate::shop::SimLocation {
+        id,
+        name: b.name,
+        active: true,
+        created_at,
+    });
+    Json(json!({ "id": id, "gid": format!("gid://shopify/Location/{id}") })).into_response()
 }
 
 /// Streams a bulk operation's JSONL from disk, in chunks.

@@ -154,6 +154,18 @@ pub struct Faults {
     pub webhook_reorder: u32,
     /// Bulk operations stay RUNNING at least this long (cancellable meanwhile).
     pub bulk_delay_ms: u64,
+    /// Stock that moves (an order, a count) just before the next `inventorySetQuantities` is
+    /// applied: the race between a client's read and its compare-and-swap write.
+    pub stock_moves: Vec<StockMove>,
+}
+
+/// A change of an item's available quantity at a location (default: the first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StockMove {
+    pub inventory_item_id: u64,
+    #[serde(default)]
+    pub location_id: Option<u64>,
+    pub delta: i64,
 }
 
 /// A location of the shop (the simulator has one, holding every variant's stock).

@@ -30,6 +30,10 @@ enum Kind {
     OptMoney,
     /// Text or none (empty is none), at most 255 characters.
     OptText,
+    /// Available quantities by location: `{"<location id>": n}` (a location's GID or number
+    /// as key; or text `"<location>=<n>, ..."`), n from 0 to 1,000,000,000. A change names the
+    /// locations it sets; the others are not part of it.
+    Levels,
 }
 
 /// A field a change may propose.
@@ -72,6 +76,7 @@ pub const FIELDS: &[Field] = &[
     Field::variant("compare_at_price", Kind::OptMoney),
     Field::variant("sku", Kind::OptText),
     Field::variant("barcode", Kind::OptText),
+    Field::variant("inventory", Kind::Levels),
 ];
 
 /// Shopify's product statuses.
@@ -81,6 +86,10 @@ const MAX_TAG: usize = 255;
 const MAX_HTML: usize = 512 * 1024;
 /// Shopify's largest price.
 const MAX_MONEY: f64 = 1e15;
+/// Shopify's largest quantity.
+const MAX_QUANTITY: i64 = 1_000_000_000;
+/// Most locations one change sets.
+const MAX_LEVELS: usize = 250;
 
 impl Field {
     const fn product(name: &'static str, kind: Kind) -> Self {
@@ -149,6 +158,7 @@ impl Field {
                 Ok(Value::String(s))
             }
             Kind::Tags => tags(v),
+            Kind::Levels => levels(v),
             Kind::Money => money(v),
             Kind::OptMoney => match v {
                 Value::Null => Ok(Value::Null),
@@ -178,6 +188,26 @@ impl Field {
         self.canonical(v).unwrap_or_else(|_| v.clone())
     }
 
+    /// Whether it is inventory (written with `inventorySetQuantities`, not with the variant).
+    pub fn is_inventory(self) -> bool {
+        self.kind == Kind::Levels
+    }
+
+    /// The part of `v` (a value of this field) a change proposing `proposed` is about: for
+    /// inventory, the locations `proposed` names (`null` where `v` has none of them); for
+    /// every other field all of it.
+    pub fn part(self, v: &Value, proposed: &Value) -> Value {
+        match (self.kind, proposed.as_object()) {
+            (Kind::Levels, Some(wanted)) => Value::Object(
+                wanted
+                    .keys()
+                    .map(|k| (k.clone(), v.get(k).cloned().unwrap_or(Value::Null)))
+                    .collect(),
+            ),
+            _ => v.clone(),
+        }
+    }
+
     /// Shopify's name of the field in `Product` / `ProductVariant` objects and inputs.
     pub fn shopify_name(self) -> &'static str {
         match self.name {
@@ -192,6 +222,7 @@ impl Field {
     /// may be).
     pub fn read(self, object: &Value) -> Value {
         let v = match self.name {
+            "inventory" => crate::snapshot::levels(&object["inventoryItem"]).unwrap_or(Value::Null),
             "sku" => object
                 .get("sku")
                 .filter(|v| !v.is_null())
@@ -250,6 +281,64 @@ fn tags(v: &Value) -> Result<Value, String> {
     }
     out.sort_by_key(|t| t.to_lowercase());
     Ok(json!(out))
+}
+
+/// Quantities by location, keys as decimal location ids.
+fn levels(v: &Value) -> Result<Value, String> {
+    const SHAPE: &str =
+        "must be quantities by location, e.g. {\"<location id>\": 5} or \"<location id>=5\"";
+    let pairs: Vec<(String, Value)> = match v {
+        Value::Object(o) => o.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        Value::String(s) => s
+            .split([',', ';'])
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| {
+                // The last separator: a GID's own `:` comes before it.
+                let (k, n) = p.rsplit_once(['=', ':']).ok_or_else(|| SHAPE.to_owned())?;
+                let n: i64 = n.trim().parse().map_err(|_| SHAPE.to_owned())?;
+                Ok((k.trim().to_owned(), json!(n)))
+            })
+            .collect::<Result<_, String>>()?,
+        _ => return Err(SHAPE.into()),
+    };
+    if pairs.is_empty() {
+        return Err("must name at least one location".into());
+    }
+    if pairs.len() > MAX_LEVELS {
+        return Err(format!("at most {MAX_LEVELS} locations"));
+    }
+    let out = by_location(&pairs, 0)?;
+    Ok(Value::Object(
+        out.into_iter().map(|(l, n)| (l, json!(n))).collect(),
+    ))
+}
+
+/// Whole numbers by location (keys: a location's GID or number) as `(decimal id, n)` in id
+/// order, each from `min` to 1,000,000,000; a location named twice is an error.
+pub(super) fn by_location(
+    pairs: &[(String, Value)],
+    min: i64,
+) -> Result<Vec<(String, i64)>, String> {
+    let mut out: Vec<(String, i64)> = Vec::with_capacity(pairs.len());
+    for (k, n) in pairs {
+        let location = crate::snapshot::shopify_id(k, "Location")
+            .ok_or_else(|| format!("{k:?} is not a location id"))?;
+        let n = n
+            .as_i64()
+            .ok_or_else(|| format!("the quantity at location {location} must be a whole number"))?;
+        if !(min..=MAX_QUANTITY).contains(&n) {
+            return Err(format!(
+                "the quantity at location {location} must be from {min} to {MAX_QUANTITY}"
+            ));
+        }
+        let key = location.to_string();
+        if out.iter().any(|(l, _)| *l == key) {
+            return Err(format!("location {location} is named twice"));
+        }
+        out.push((key, n));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 /// A decimal amount ≥ 0 as text with at least two decimals (`"10"`, `"10.0"` → `"10.00"`,
@@ -335,7 +424,7 @@ mod tests {
         assert!(f("status").canonical(&json!("gone")).is_err());
         assert_eq!(f("sku").canonical(&json!("")).unwrap(), Value::Null);
         assert!(f("price").canonical(&Value::Null).is_err());
-        assert!(Field::named("inventory").is_none());
+        assert!(Field::named("inventory_quantity").is_none());
         for f in ["title", "vendor", "sku", "tags", "description_html"] {
             assert!(
                 Field::named(f)
@@ -356,5 +445,45 @@ mod tests {
         let p = json!({"tags": ["b", "A"], "productType": "Shirt"});
         assert_eq!(f("tags").read(&p), json!(["A", "b"]));
         assert_eq!(f("product_type").read(&p), json!("Shirt"));
+    }
+
+    #[test]
+    fn inventory_is_quantities_at_named_locations() {
+        let f = f("inventory");
+        assert_eq!(
+            f.canonical(&json!({"gid://shopify/Location/7": 5, "9007199254740993": 0}))
+                .unwrap(),
+            json!({"7": 5, "9007199254740993": 0})
+        );
+        assert_eq!(
+            f.canonical(&json!("7=5; 8:2; gid://shopify/Location/9=1"))
+                .unwrap(),
+            json!({"7": 5, "8": 2, "9": 1})
+        );
+        let twice = f
+            .canonical(&json!("7=1, gid://shopify/Location/7=2"))
+            .unwrap_err();
+        assert!(twice.contains("named twice"), "{twice}");
+        for bad in [
+            json!({"7": -1}),
+            json!({"7": 1.5}),
+            json!({"x": 1}),
+            json!({"gid://shopify/Product/7": 1}),
+            json!({}),
+            json!("7"),
+            json!(5),
+            json!({"7": 1_000_000_001}),
+        ] {
+            assert!(f.canonical(&bad).is_err(), "{bad}");
+        }
+        // A change is about the locations it names only.
+        let proposed = json!({"7": 5});
+        assert_eq!(f.part(&json!({"7": 3, "8": 1}), &proposed), json!({"7": 3}));
+        assert_eq!(f.part(&json!({"8": 1}), &proposed), json!({"7": null}));
+        assert_eq!(f.part(&Value::Null, &proposed), json!({"7": null}));
+        let node = json!({"inventoryItem": {"inventoryLevels": {"nodes": [
+            {"location": {"id": "gid://shopify/Location/7"}, "quantities": [{"name": "available", "quantity": 4}]}
+        ]}}});
+        assert_eq!(f.read(&node), json!({"7": 4}));
     }
 }

@@ -9,7 +9,8 @@
 //!   Barcode, Variant Price — an empty one is left alone —, Variant Compare At Price — empty
 //!   removes it). Other columns (options, inventory, weights, dates) are read-only and ignored.
 //! - JSON Lines: one product per line, shaped like the API's product (`id` required, fields to
-//!   change, `variants: [{"id", …}]`); read-only keys are ignored, unknown keys are an error.
+//!   change, `variants: [{"id", …}]`, a variant's `inventory` as quantities by location);
+//!   read-only keys are ignored, unknown keys are an error.
 
 use std::collections::HashMap;
 
@@ -235,7 +236,12 @@ fn json_line(line: &str) -> (Option<i64>, std::result::Result<Vec<Edit>, String>
                     Ok(id) => id,
                     Err(e) => return (Some(pid), Err(e)),
                 };
-                v.retain(|k, _| !JSON_VARIANT_READ_ONLY.contains(&k.as_str()));
+                // `inventory: null` (levels never read) is what an export says; not a proposal.
+                v.retain(|k, x| {
+                    let ignored = JSON_VARIANT_READ_ONLY.contains(&k.as_str())
+                        || (k == "inventory" && x.is_null());
+                    !ignored
+                });
                 if !v.is_empty() {
                     edits.push(Edit {
                         product_id: pid,

@@ -6,6 +6,7 @@
 pub(crate) mod bulk_edit;
 mod fields;
 pub mod import;
+mod inventory;
 mod operations;
 pub(crate) mod push;
 mod push_bulk;
@@ -121,7 +122,7 @@ pub(crate) fn product_fields(p: &ProductRow) -> Value {
 pub(crate) fn variant_fields(v: &VariantRow) -> Value {
     json!({
         "price": v.price, "compare_at_price": v.compare_at_price, "sku": v.sku,
-        "barcode": v.barcode,
+        "barcode": v.barcode, "inventory": v.inventory,
     })
 }
 
@@ -233,7 +234,20 @@ impl Targets {
                     v.insert((i, e.clone()));
                 }
                 std::collections::btree_map::Entry::Occupied(mut o) => {
-                    o.get_mut().1.fields.extend(e.fields.clone());
+                    let fields = &mut o.get_mut().1.fields;
+                    for (name, v) in &e.fields {
+                        // Quantities by location add up location by location.
+                        match (fields.get_mut(name), v) {
+                            (Some(Value::Object(was)), Value::Object(more))
+                                if name == "inventory" =>
+                            {
+                                was.extend(more.clone());
+                            }
+                            _ => {
+                                fields.insert(name.clone(), v.clone());
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -259,7 +273,6 @@ impl Targets {
                     format!("{here}.{f}")
                 }
             };
-            let fields = checked_fields(e, &here)?;
             let product_id = e.product_id;
             let product = self
                 .products
@@ -287,9 +300,29 @@ impl Targets {
                     variant_fields(v)
                 }
             };
+            // Stock exactly as the catalog has it (an exported line imported back) proposes
+            // nothing, even where it could not be proposed (negative, no location).
+            let unchanged_stock = e
+                .fields
+                .get("inventory")
+                .is_some_and(|v| *v == snapshot["inventory"]);
+            let fields = if unchanged_stock {
+                let mut e = e.clone();
+                e.fields.remove("inventory");
+                if e.fields.is_empty() {
+                    return Ok(None);
+                }
+                checked_fields(&e, &here)?
+            } else {
+                checked_fields(e, &here)?
+            };
             let mut change = Map::new();
             for (field, proposed) in fields {
-                let base = field.lenient(&snapshot[field.name]);
+                let base = field.part(&field.lenient(&snapshot[field.name]), &proposed);
+                if field.is_inventory() {
+                    stocked(&snapshot[field.name], &base)
+                        .map_err(|m| StoreError::invalid(whose(field.name), m))?;
+                }
                 if base != proposed {
                     change.insert(
                         field.name.to_owned(),
@@ -304,6 +337,26 @@ impl Targets {
             }))
         };
         edits.iter().enumerate().map(|(i, e)| check(i, e)).collect()
+    }
+}
+
+/// Why a variant's inventory cannot be changed at the locations of `base` (its levels there as
+/// the catalog has them), if it cannot: levels never pulled, or a location not stocking it.
+fn stocked(levels: &Value, base: &Value) -> std::result::Result<(), String> {
+    if levels.is_null() {
+        return Err(
+            "the variant's inventory levels are not in the catalog yet: a full pull reads them"
+                .into(),
+        );
+    }
+    match base
+        .as_object()
+        .and_then(|b| b.iter().find(|(_, q)| q.is_null()))
+    {
+        Some((location, _)) => Err(format!(
+            "the variant is not stocked at location {location} (as of the last pull)"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -606,10 +659,22 @@ impl Catalog {
                 }
                 Some(Resolution::Current) => continue,
                 Some(Resolution::Proposed) => f["proposed"].clone(),
-                Some(Resolution::Value(v)) => field
-                    .canonical(v)
-                    .map_err(|m| StoreError::invalid(format!("fields.{name}.value"), m))?,
+                Some(Resolution::Value(v)) => {
+                    let v = field
+                        .canonical(v)
+                        .map_err(|m| StoreError::invalid(format!("fields.{name}.value"), m))?;
+                    if let (Some(new), Some(was)) = (v.as_object(), current.as_object())
+                        && let Some(other) = new.keys().find(|k| !was.contains_key(*k))
+                    {
+                        return Err(StoreError::invalid(
+                            format!("fields.{name}.value"),
+                            format!("location {other} is not one this change is about"),
+                        ));
+                    }
+                    v
+                }
             };
+            let current = field.part(&current, &proposed);
             if proposed != current {
                 fields.insert(
                     name.clone(),

@@ -7,7 +7,11 @@ use cowans_store::catalog::{ProductRow, VariantRow};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{Edit, Field, fields::money, product_fields, variant_fields};
+use super::{
+    Edit, Field,
+    fields::{by_location, money},
+    product_fields, variant_fields,
+};
 
 /// One operation: `{"field": "price", "op": "percent", "value": "-10", "rounding": "99"}`.
 ///
@@ -16,6 +20,8 @@ use super::{Edit, Field, fields::money, product_fields, variant_fields};
 ///   `99` (the nearest price ending in .99).
 /// - `tags`: `add` or `remove` a list of tags.
 /// - `status`, `vendor`, `product_type`: `set`.
+/// - `inventory`: `set` quantities (`{"<location id>": n}`) or `add` signed amounts to them, at
+///   the locations named that stock the variant (the others are left alone).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Operation {
@@ -48,6 +54,11 @@ pub(super) enum Op {
     TagsAdd(Vec<String>),
     TagsRemove(Vec<String>),
     Set(Field, Value),
+    /// Quantities by location set (`add: false`) or changed by signed amounts.
+    Inventory {
+        add: bool,
+        by: Vec<(String, i64)>,
+    },
 }
 
 /// Millionths of a decimal string (`"-12.5"` → -12,500,000); `None` past six decimals.
@@ -154,6 +165,30 @@ pub(super) fn checked_ops(ops: &[Operation]) -> Result<Vec<Op>> {
                     Op::TagsRemove(tags)
                 }
             }
+            ("inventory", "set") => {
+                let v = field
+                    .canonical(o.value.as_ref().unwrap_or(&Value::Null))
+                    .map_err(|m| bad("value", &m))?;
+                Op::Inventory {
+                    add: false,
+                    by: quantities(&v),
+                }
+            }
+            ("inventory", "add") => {
+                let pairs: Vec<(String, Value)> = match &o.value {
+                    Some(Value::Object(m)) if !m.is_empty() && m.len() <= 250 => {
+                        m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+                    }
+                    _ => {
+                        return Err(bad(
+                            "value",
+                            "must be 1 to 250 signed amounts by location, e.g. {\"<location id>\": -2}",
+                        ));
+                    }
+                };
+                let by = by_location(&pairs, -1_000_000_000).map_err(|m| bad("value", &m))?;
+                Op::Inventory { add: true, by }
+            }
             ("status" | "vendor" | "product_type", "set") => {
                 let v = field
                     .canonical(o.value.as_ref().unwrap_or(&Value::Null))
@@ -170,6 +205,15 @@ pub(super) fn checked_ops(ops: &[Operation]) -> Result<Vec<Op>> {
         out.push(op);
     }
     Ok(out)
+}
+
+/// `{"<location>": n}` (canonical) as pairs, in key order.
+fn quantities(v: &Value) -> Vec<(String, i64)> {
+    v.as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, n)| Some((k.clone(), n.as_i64()?)))
+        .collect()
 }
 
 /// The edits `ops` make to one product and its variants (values equal to the catalog's are
@@ -206,6 +250,39 @@ pub(super) fn apply(
                 }
                 let v = field.canonical(&json!(tags))?;
                 product.insert("tags".into(), v);
+            }
+            Op::Inventory { add, by } => {
+                let field = Field::named("inventory").expect("a field");
+                for (id, snap, edit) in by_variant.iter_mut() {
+                    let stocked = snap["inventory"].as_object();
+                    let mut now = edit
+                        .get("inventory")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
+                    for (location, n) in by {
+                        let Some(have) = stocked.and_then(|s| s.get(location)) else {
+                            // Not stocked there: left alone.
+                            continue;
+                        };
+                        let base = now
+                            .get(location)
+                            .and_then(Value::as_i64)
+                            .or_else(|| have.as_i64())
+                            .unwrap_or(0);
+                        let q = if *add { base + n } else { *n };
+                        if q < 0 {
+                            return Err(format!(
+                                "variant {id}: the quantity at location {location} would be {q}"
+                            ));
+                        }
+                        now.insert(location.clone(), json!(q));
+                    }
+                    if !now.is_empty() {
+                        let v = field.canonical(&Value::Object(now))?;
+                        edit.insert("inventory".into(), v);
+                    }
+                }
             }
             Op::Money(f, m, rounding) => {
                 for (id, snap, edit) in by_variant.iter_mut() {
@@ -301,6 +378,7 @@ mod tests {
             weight: None,
             weight_unit: None,
             option_values: json!([]),
+            inventory: None,
         }
     }
 
@@ -378,5 +456,41 @@ mod tests {
         assert!(checked_ops(&[]).is_err());
         assert_eq!(micros("-12.5"), Some(-12_500_000));
         assert_eq!(micros("1.1234567"), None);
+    }
+
+    #[test]
+    fn stock_shifts_keep_each_locations_sign_whatever_the_key_form() {
+        let op = |v: Value| Operation {
+            field: "inventory".into(),
+            op: "add".into(),
+            value: Some(v),
+            rounding: None,
+        };
+        let mut v = variant(1, "1.00", None);
+        v.inventory = Some(json!({"9": 10, "10": 10, "7": 10}));
+        // Keys sort differently as given and as ids: each amount stays with its location.
+        let edits = run(
+            &[op(
+                json!({"9": -2, "gid://shopify/Location/10": 5, "07": 1}),
+            )],
+            &[v.clone()],
+        )
+        .unwrap();
+        assert_eq!(
+            edits[0].fields["inventory"],
+            json!({"9": 8, "10": 15, "7": 11})
+        );
+        // Below zero: the product is skipped with the reason; not a number or out of range:
+        // the operation is refused.
+        let e = run(&[op(json!({"9": -11}))], &[v]).unwrap_err();
+        assert!(e.contains("would be -1"), "{e}");
+        for bad in [
+            json!({"9": "x"}),
+            json!({"9": i64::MIN}),
+            json!({}),
+            json!(3),
+        ] {
+            assert!(checked_ops(&[op(bad.clone())]).is_err(), "{bad}");
+        }
     }
 }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
 
-use super::{Field, Level};
+use super::{Field, Level, inventory};
 use crate::{Catalog, notify::Notice, snapshot};
 
 /// The job kind of pushes.
@@ -213,6 +213,8 @@ enum Outcome {
     Conflict,
     /// A newer change to the same field (or a later one in this batch) took it over.
     Superseded,
+    /// Shopify refused it (or refused the change before it was sent).
+    Refused,
 }
 
 /// A change of the batch and what it does to each of its fields.
@@ -221,6 +223,8 @@ struct Plan<'a> {
     fields: Vec<(Field, Outcome, Value)>,
     /// Why it failed (its target is gone, Shopify's user errors).
     error: Option<String>,
+    /// The variant's inventory item (GID), for inventory writes.
+    inventory_item: Option<String>,
 }
 
 /// The GID of a change's target.
@@ -231,33 +235,90 @@ fn target_gid(c: &ChangeRow) -> String {
     }
 }
 
-const NODES_QUERY: &str = "query($ids: [ID!]!) { nodes(ids: $ids) { __typename \
-  ... on Product { id title handle descriptionHtml vendor productType status tags updatedAt } \
-  ... on ProductVariant { id price compareAtPrice sku barcode product { id } } } }";
+/// The `nodes()` read of a batch's targets; variants' levels at `locations` (aliased
+/// `inventoryLevel(locationId:)` reads, only those the batch's inventory changes name).
+fn nodes_query(locations: &[String]) -> String {
+    let levels: String = locations
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            format!(
+                " l{i}: inventoryLevel(locationId: \"gid://shopify/Location/{l}\") {{ location {{ id }} \
+                 quantities(names: [\"available\"]) {{ name quantity }} }}"
+            )
+        })
+        .collect();
+    format!(
+        "query($ids: [ID!]!) {{ nodes(ids: $ids) {{ __typename \
+         ... on Product {{ id title handle descriptionHtml vendor productType status tags updatedAt }} \
+         ... on ProductVariant {{ id price compareAtPrice sku barcode product {{ id }} \
+         inventoryItem {{ id{levels} }} }} }} }}"
+    )
+}
 
 /// What Shopify has now of each of `gids` (absent: it does not exist), as many per request as
-/// the single-query cost cap allows.
+/// the single-query cost cap allows; variants with their levels at `locations`, as
+/// `inventoryItem.inventoryLevels.nodes` (the shape of every other read).
 async fn read_nodes(
     client: &Client,
     gids: &[String],
+    locations: &[String],
 ) -> std::result::Result<HashMap<String, Value>, ShopifyError> {
+    // Each location read costs every variant a few points: past 50, more reads of the variants.
+    let mut groups = locations.chunks(50);
+    let mut out = read_nodes_at(client, gids, groups.next().unwrap_or_default()).await?;
+    let variants: Vec<String> = gids
+        .iter()
+        .filter(|g| g.starts_with("gid://shopify/ProductVariant/"))
+        .cloned()
+        .collect();
+    for group in groups {
+        for (id, node) in read_nodes_at(client, &variants, group).await? {
+            let more = node["inventoryItem"]["inventoryLevels"]["nodes"].clone();
+            if let (Some(list), Some(more)) = (
+                out.get_mut(&id)
+                    .and_then(|n| n["inventoryItem"]["inventoryLevels"]["nodes"].as_array_mut()),
+                more.as_array(),
+            ) {
+                list.extend(more.iter().cloned());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// [`read_nodes`] with levels at these `locations` (at most 50).
+async fn read_nodes_at(
+    client: &Client,
+    gids: &[String],
+    locations: &[String],
+) -> std::result::Result<HashMap<String, Value>, ShopifyError> {
+    let query = nodes_query(locations);
     let mut out = HashMap::with_capacity(gids.len());
     let mut rest = gids;
     while !rest.is_empty() {
         let mut n = rest.len().min(250);
         while n > 1
-            && cost::requested_cost(NODES_QUERY, &json!({ "ids": &rest[..n] }), None)
+            && cost::requested_cost(&query, &json!({ "ids": &rest[..n] }), None)
                 .map_or(true, |c| c > cost::MAX_QUERY_COST)
         {
             n /= 2;
         }
         let (chunk, later) = rest.split_at(n);
         let answer = client
-            .query::<Value>(NODES_QUERY, json!({ "ids": chunk }))
+            .query::<Value>(&query, json!({ "ids": chunk }))
             .await?;
         for node in answer.data["nodes"].as_array().into_iter().flatten() {
             if let Some(id) = node["id"].as_str() {
-                out.insert(id.to_owned(), node.clone());
+                let mut node = node.clone();
+                if let Some(item) = node.get_mut("inventoryItem").and_then(Value::as_object_mut) {
+                    let levels: Vec<Value> = (0..locations.len())
+                        .filter_map(|i| item.remove(&format!("l{i}")))
+                        .filter(|l| !l.is_null())
+                        .collect();
+                    item.insert("inventoryLevels".into(), json!({ "nodes": levels }));
+                }
+                out.insert(id.to_owned(), node);
             }
         }
         rest = later;
@@ -336,8 +397,19 @@ async fn push_batch(
         g.dedup();
         g
     };
+    // The locations the batch's inventory changes name.
+    let locations: Vec<String> = {
+        let mut l: Vec<String> = batch
+            .iter()
+            .filter_map(|c| c.fields.get("inventory")?["proposed"].as_object())
+            .flat_map(|p| p.keys().cloned())
+            .collect();
+        l.sort();
+        l.dedup();
+        l
+    };
     let nodes = match how {
-        Write::Aliased(_) => read_nodes(client, &gids).await?,
+        Write::Aliased(_) => read_nodes(client, &gids, &locations).await?,
         Write::Bulk => {
             let lo = batch.iter().map(|c| c.product_id).min().unwrap_or(0);
             let hi = batch.iter().map(|c| c.product_id).max().unwrap_or(0);
@@ -359,6 +431,7 @@ async fn push_batch(
                 return Plan {
                     change: c,
                     fields: Vec::new(),
+                    inventory_item: None,
                     error: Some(match c.variant_id {
                         Some(v) => format!(
                             "variant {v} of product {} no longer exists in Shopify",
@@ -375,15 +448,11 @@ async fn push_batch(
                 .flatten()
                 .filter_map(|(name, f)| {
                     let field = Field::named(name)?;
-                    let current = field.read(node);
+                    let current = field.part(&field.read(node), &f["proposed"]);
                     let outcome = if c.superseded.iter().any(|s| s == name) {
                         Outcome::Superseded
-                    } else if current == f["proposed"] {
-                        Outcome::Already
-                    } else if current == f["base"] {
-                        Outcome::Write
                     } else {
-                        Outcome::Conflict
+                        three_way(field, &current, f)
                     };
                     Some((field, outcome, current))
                 })
@@ -392,14 +461,16 @@ async fn push_batch(
                 change: c,
                 fields,
                 error: None,
+                inventory_item: node["inventoryItem"]["id"].as_str().map(str::to_owned),
             }
         })
         .collect();
-    // Two changes of the batch writing one field: the later one's value goes.
+    // Two changes of the batch writing one field: the later one's value goes (inventory: per
+    // location, below).
     let mut writers: HashMap<(i64, Option<i64>, &str), usize> = HashMap::new();
     for (i, p) in plans.iter().enumerate() {
         for (f, o, _) in &p.fields {
-            if *o == Outcome::Write {
+            if *o == Outcome::Write && !f.is_inventory() {
                 writers.insert((p.change.product_id, p.change.variant_id, f.name), i);
             }
         }
@@ -407,7 +478,7 @@ async fn push_batch(
     for (i, p) in plans.iter_mut().enumerate() {
         let key = |f: &Field| (p.change.product_id, p.change.variant_id, f.name);
         for (f, o, _) in p.fields.iter_mut() {
-            if *o == Outcome::Write && writers.get(&key(f)) != Some(&i) {
+            if *o == Outcome::Write && !f.is_inventory() && writers.get(&key(f)) != Some(&i) {
                 *o = Outcome::Superseded;
             }
         }
@@ -418,7 +489,7 @@ async fn push_batch(
     let mut variants: BTreeMap<i64, (VariantInputs, Carried)> = BTreeMap::new();
     for (i, p) in plans.iter().enumerate() {
         for (f, o, _) in &p.fields {
-            if *o != Outcome::Write {
+            if *o != Outcome::Write || f.is_inventory() {
                 continue;
             }
             let proposed = &p.change.fields[f.name]["proposed"];
@@ -512,7 +583,7 @@ async fn push_batch(
             },
         }
     }
-    let mut variant_values: Vec<(i64, Value)> = Vec::new();
+    let mut variant_values: BTreeMap<i64, Map<String, Value>> = BTreeMap::new();
     for ((_, (_, carried)), answer) in variants.iter().zip(&variant_answers) {
         match user_errors(answer) {
             Some(e) => fail(&mut plans, carried, &e),
@@ -521,16 +592,99 @@ async fn push_batch(
                     let Ok(id) = snapshot::gid_id(v, "id") else {
                         continue;
                     };
-                    let values: Map<String, Value> = super::FIELDS
-                        .iter()
-                        .filter(|f| f.level == Level::Variant)
-                        .map(|f| (f.name.to_owned(), f.read(v)))
-                        .collect();
-                    variant_values.push((id, Value::Object(values)));
+                    variant_values.entry(id).or_default().extend(
+                        super::FIELDS
+                            .iter()
+                            .filter(|f| f.level == Level::Variant && !f.is_inventory())
+                            .map(|f| (f.name.to_owned(), f.read(v))),
+                    );
                 }
             }
         }
     }
+    // Stock, compare-and-swap from the base: a quantity Shopify changed since the read is a
+    // conflict, not an overwrite (shown with what Shopify has after all, read again). Changes
+    // Shopify refused above send none; of two changes setting one location the later's goes.
+    let mut stock: Vec<inventory::Set> = Vec::new();
+    let mut setting: HashMap<(Option<i64>, String), usize> = HashMap::new();
+    for (i, p) in plans.iter_mut().enumerate() {
+        for (f, o, current) in p.fields.iter_mut() {
+            if *o != Outcome::Write || !f.is_inventory() {
+                continue;
+            }
+            if p.error.is_some() {
+                *o = Outcome::Refused;
+                continue;
+            }
+            let proposed = &p.change.fields[f.name]["proposed"];
+            for set in inventory::sets(i, p.inventory_item.as_deref(), current, proposed) {
+                let key = (p.change.variant_id, set.location().to_owned());
+                match setting.get(&key) {
+                    Some(&j) => stock[j] = set,
+                    None => {
+                        setting.insert(key, stock.len());
+                        stock.push(set);
+                    }
+                }
+            }
+        }
+    }
+    let carrying: std::collections::HashSet<usize> = stock.iter().map(|s| s.plan()).collect();
+    for (i, p) in plans.iter_mut().enumerate() {
+        for (f, o, _) in p.fields.iter_mut() {
+            if *o == Outcome::Write && f.is_inventory() && !carrying.contains(&i) {
+                *o = Outcome::Superseded;
+            }
+        }
+    }
+    let fates = inventory::set_all(client, job_id, &stock).await?;
+    let raced: Vec<String> = fates
+        .iter()
+        .filter(|(_, f)| **f == inventory::Fate::Conflict)
+        .map(|(i, _)| target_gid(plans[*i].change))
+        .collect();
+    let reread = if raced.is_empty() {
+        HashMap::new()
+    } else {
+        read_nodes(client, &raced, &locations).await?
+    };
+    for (i, fate) in fates {
+        match fate {
+            inventory::Fate::Written(levels) => {
+                if let Some(v) = plans[i].change.variant_id {
+                    let slot = variant_values.entry(v).or_default();
+                    let merged = slot.entry("inventory").or_insert_with(|| json!({}));
+                    if let (Some(m), Some(l)) = (merged.as_object_mut(), levels.as_object()) {
+                        m.extend(l.clone());
+                    }
+                }
+            }
+            inventory::Fate::Conflict => {
+                let node = reread.get(&target_gid(plans[i].change));
+                let proposed = &plans[i].change.fields["inventory"]["proposed"];
+                for (f, o, current) in plans[i].fields.iter_mut() {
+                    if f.is_inventory() {
+                        *o = Outcome::Conflict;
+                        if let Some(node) = node {
+                            *current = f.part(&f.read(node), proposed);
+                        }
+                    }
+                }
+            }
+            inventory::Fate::Failed(e) => {
+                plans[i].error = Some(e);
+                for (f, o, _) in plans[i].fields.iter_mut() {
+                    if f.is_inventory() && *o == Outcome::Write {
+                        *o = Outcome::Refused;
+                    }
+                }
+            }
+        }
+    }
+    let variant_values: Vec<(i64, Value)> = variant_values
+        .into_iter()
+        .map(|(id, m)| (id, Value::Object(m)))
+        .collect();
     // Record outcomes and snapshots together.
     let outcomes: Vec<PushOutcome> = plans.iter().map(outcome).collect();
     let count = |s: &str| outcomes.iter().filter(|o| o.state == s).count() as i64;
@@ -562,10 +716,53 @@ async fn push_batch(
     Ok(tally)
 }
 
-/// Fails the plans `carried` with Shopify's `error`.
+/// Fails the plans `carried` with Shopify's `error`: the fields the refused mutation carried
+/// (all but inventory) were not written.
 fn fail(plans: &mut [Plan<'_>], carried: &[usize], error: &str) {
     for i in carried {
         plans[*i].error = Some(error.to_owned());
+        for (f, o, _) in plans[*i].fields.iter_mut() {
+            if *o == Outcome::Write && !f.is_inventory() {
+                *o = Outcome::Refused;
+            }
+        }
+    }
+}
+
+/// A field's three-way check: Shopify has the proposed value already, still the base (write),
+/// or something else (a conflict). Inventory per location: a location already at its proposed
+/// quantity needs nothing, the others must still be at their base.
+fn three_way(field: Field, current: &Value, f: &Value) -> Outcome {
+    if field.is_inventory()
+        && let (Some(cur), Some(base), Some(proposed)) = (
+            current.as_object(),
+            f["base"].as_object(),
+            f["proposed"].as_object(),
+        )
+    {
+        let mut all_there = true;
+        for (location, q) in proposed {
+            let now = cur.get(location);
+            if now == Some(q) {
+                continue;
+            }
+            all_there = false;
+            if now != base.get(location) {
+                return Outcome::Conflict;
+            }
+        }
+        return if all_there {
+            Outcome::Already
+        } else {
+            Outcome::Write
+        };
+    }
+    if *current == f["proposed"] {
+        Outcome::Already
+    } else if *current == f["base"] {
+        Outcome::Write
+    } else {
+        Outcome::Conflict
     }
 }
 
@@ -573,12 +770,12 @@ fn fail(plans: &mut [Plan<'_>], carried: &[usize], error: &str) {
 fn outcome(p: &Plan<'_>) -> PushOutcome {
     let mut fields = p.change.fields.clone();
     for (f, o, current) in &p.fields {
-        let name = match (o, &p.error) {
-            (Outcome::Write, Some(_)) => "failed",
-            (Outcome::Write, None) => "written",
-            (Outcome::Already, _) => "already",
-            (Outcome::Conflict, _) => "conflict",
-            (Outcome::Superseded, _) => "superseded",
+        let name = match o {
+            Outcome::Write => "written",
+            Outcome::Refused => "failed",
+            Outcome::Already => "already",
+            Outcome::Conflict => "conflict",
+            Outcome::Superseded => "superseded",
         };
         if let Some(slot) = fields.get_mut(f.name).and_then(Value::as_object_mut) {
             slot.insert("current".into(), current.clone());

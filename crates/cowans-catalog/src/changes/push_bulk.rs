@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 const BULK_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// What Shopify has now of each of `gids`, from a bulk export of the products with ids from
-/// `lo` to `hi` (a push's batch covers such a range; variants carry `product { id }` like the
-/// aliased read's).
+/// `lo` to `hi` (a push's batch covers such a range; variants carry `product { id }` and their
+/// levels as `inventoryItem.inventoryLevels.nodes`, like the aliased read's).
 pub(super) async fn export_nodes(
     client: &Client,
     gids: &HashSet<String>,
@@ -46,6 +46,22 @@ pub(super) async fn export_nodes(
             BulkItem::Parent(v) => {
                 if let Some(id) = v["id"].as_str().filter(|id| gids.contains(*id)) {
                     out.insert(id.to_owned(), v);
+                }
+            }
+            // A variant's inventory level: into its node, in the shape of the aliased read.
+            BulkItem::Child { parent, value } if parent.kind == "ProductVariant" => {
+                if let Some(variant) = out.get_mut(&parent.to_string()) {
+                    let item = &mut variant["inventoryItem"];
+                    if !item.is_object() {
+                        *item = json!({});
+                    }
+                    let levels = &mut item["inventoryLevels"]["nodes"];
+                    if !levels.is_array() {
+                        *levels = json!([]);
+                    }
+                    if let Some(list) = levels.as_array_mut() {
+                        list.push(value);
+                    }
                 }
             }
             BulkItem::Child { parent, mut value } => {

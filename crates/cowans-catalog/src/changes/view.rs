@@ -72,7 +72,9 @@ impl From<ChangeRow> for ChangeView {
                 let current = match f.get("current") {
                     Some(v) => v.clone(),
                     None => Field::named(name)
-                        .map(|field| field.lenient(&snapshot[name.as_str()]))
+                        .map(|field| {
+                            field.part(&field.lenient(&snapshot[name.as_str()]), &f["proposed"])
+                        })
                         .unwrap_or(Value::Null),
                 };
                 FieldChange {

@@ -150,6 +150,7 @@ pub fn variant(
         inventory_item_id: item.get("id").and_then(|_| gid_id(item, "id").ok()),
         weight: decimal(&weight["value"]),
         weight_unit: opt_text(weight, "unit"),
+        inventory: levels(item),
         option_values: v["selectedOptions"].as_array().map_or_else(
             || json!([]),
             |opts| {
@@ -161,6 +162,41 @@ pub fn variant(
             },
         ),
     })
+}
+
+/// One inventory level (`{location {id}, quantities(names: ["available"]) {name quantity}}`, a
+/// node of `inventoryLevels` or a bulk export's level line): its location's id and available
+/// quantity.
+pub fn level(v: &Value) -> Option<(i64, i64)> {
+    let location = gid_id(&v["location"], "id").ok()?;
+    let available = v["quantities"]
+        .as_array()?
+        .iter()
+        .find(|q| q["name"] == "available")?["quantity"]
+        .as_i64()?;
+    Some((location, available))
+}
+
+/// The levels an inventory item object carries inline (`inventoryLevels { nodes | edges }`) as
+/// `{"<location id>": available}`; `None` when it carries none (the read did not ask).
+pub fn levels(item: &Value) -> Option<Value> {
+    let connection = item.get("inventoryLevels")?;
+    let nodes: Vec<&Value> = match connection.get("nodes").and_then(Value::as_array) {
+        Some(nodes) => nodes.iter().collect(),
+        None => connection
+            .get("edges")?
+            .as_array()?
+            .iter()
+            .map(|e| &e["node"])
+            .collect(),
+    };
+    Some(Value::Object(
+        nodes
+            .into_iter()
+            .filter_map(level)
+            .map(|(l, q)| (l.to_string(), json!(q)))
+            .collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -196,6 +232,20 @@ mod tests {
         assert_eq!(s.weight.as_deref(), Some("0.25"));
         assert_eq!(s.inventory_item_id, Some(9_007_199_254_740_997));
         assert_eq!(s.option_values, json!([{"name": "Size", "value": "S"}]));
+        assert_eq!(s.inventory, None, "no levels asked: none known");
+    }
+
+    #[test]
+    fn inventory_levels_become_available_by_location() {
+        let item = json!({"id": "gid://shopify/InventoryItem/5", "inventoryLevels": {"nodes": [
+            {"location": {"id": "gid://shopify/Location/9007199254740993"},
+             "quantities": [{"name": "available", "quantity": 7}]},
+            {"location": {"id": "gid://shopify/Location/2"},
+             "quantities": [{"name": "on_hand", "quantity": 1}, {"name": "available", "quantity": -2}]}
+        ]}});
+        assert_eq!(levels(&item), Some(json!({"9007199254740993": 7, "2": -2})));
+        let edges = json!({"inventoryLevels": {"edges": []}});
+        assert_eq!(levels(&edges), Some(json!({})));
     }
 
     #[test]

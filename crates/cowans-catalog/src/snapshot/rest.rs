@@ -105,6 +105,8 @@ pub fn rest_variants(
                     .and_then(|i| i64::try_from(i).ok()),
                 weight: None,
                 weight_unit: None,
+                // Webhook payloads carry the total, not the levels.
+                inventory: None,
                 option_values: Value::Array(option_values),
             })
         })

@@ -21,14 +21,20 @@ pub(super) const PRODUCT_FIELDS: &str = "id title handle descriptionHtml vendor 
 pub(super) const VARIANT_FIELDS: &str = "id title position sku barcode price compareAtPrice inventoryQuantity \
   selectedOptions { name value } inventoryItem { id measurement { weight { unit value } } }";
 
+/// What an export reads of each variant's inventory levels (lines of their own, each with its
+/// variant as parent). Paged reads leave them out: nested in every variant of a page they would
+/// multiply its cost.
+const LEVEL_FIELDS: &str = "inventoryItem { inventoryLevels { edges { node { location { id } \
+  quantities(names: [\"available\"]) { name quantity } } } } }";
+
 /// The bulk export of the products `search` matches (all without one), with the fields the
-/// catalog keeps and their variants.
+/// catalog keeps, their variants and the variants' inventory levels.
 pub fn export_query(search: Option<&str>) -> String {
     let args = search
         .map(|s| format!("(query: {})", serde_json::Value::from(s)))
         .unwrap_or_default();
     format!(
-        "{{ products{args} {{ edges {{ node {{ {PRODUCT_FIELDS} variants {{ edges {{ node {{ {VARIANT_FIELDS} }} }} }} }} }} }} }}"
+        "{{ products{args} {{ edges {{ node {{ {PRODUCT_FIELDS} variants {{ edges {{ node {{ {VARIANT_FIELDS} {LEVEL_FIELDS} }} }} }} }} }} }} }}"
     )
 }
 
@@ -75,7 +81,7 @@ pub(super) async fn exported<'a>(
     progress: &mut Progress<'a>,
 ) -> Result<Written, PullError> {
     let op = export(client, catalog.pool(), pull, job, query, progress).await?;
-    let writer = Writer::new(catalog, shop, pull, job, mode, progress);
+    let writer = Writer::new(catalog, shop, pull, job, mode, progress).levels_as_lines();
     // An export of nothing has no file.
     if let Some(url) = op.url.clone() {
         writer.report("writing", None).await;

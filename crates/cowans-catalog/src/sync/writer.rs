@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use cowans_queue::JobMeta;
 use cowans_shopify::{BulkItem, ShopifyError};
 use cowans_store::catalog::{self as store, ProductSnapshot, PullRow, ShopRow, VariantSnapshot};
+use serde_json::Value;
 
 use super::{Progress, PullError, Tally};
 use crate::{Catalog, snapshot};
@@ -33,6 +34,8 @@ pub(super) struct Writer<'a, 'p> {
     pull: &'a PullRow,
     job: &'a JobMeta,
     mode: Mode,
+    /// The read is a bulk export, whose variants' inventory levels come as lines of their own.
+    levels_as_lines: bool,
     state: tokio::sync::Mutex<State<'a, 'p>>,
 }
 
@@ -77,6 +80,7 @@ impl<'a, 'p> Writer<'a, 'p> {
             pull,
             job,
             mode,
+            levels_as_lines: false,
             state: tokio::sync::Mutex::new(State {
                 seen: HashMap::new(),
                 newest: None,
@@ -86,6 +90,13 @@ impl<'a, 'p> Writer<'a, 'p> {
                 analyzed_at: 0,
             }),
         }
+    }
+
+    /// The read is a bulk export: its variants' levels come as lines of their own (see
+    /// [`export_query`](super::export_query)).
+    pub fn levels_as_lines(mut self) -> Self {
+        self.levels_as_lines = true;
+        self
     }
 
     /// Writes one batch, reporting progress now and then. A failure is kept (see
@@ -174,8 +185,29 @@ impl<'a, 'p> Writer<'a, 'p> {
     ) -> Result<(), PullError> {
         let mut products: Vec<ProductSnapshot> = Vec::new();
         let mut variants: Vec<VariantSnapshot> = Vec::new();
+        // An export's level lines: into their variant's snapshot when it is in this batch (the
+        // usual case: they follow it), else merged into the stored variant after the upsert.
+        let mut levels: Vec<(i64, i64, i64)> = Vec::new();
+        let mut at: HashMap<i64, usize> = HashMap::new();
         for item in items {
             match item {
+                BulkItem::Child { parent, value } if parent.kind == "ProductVariant" => {
+                    let (Ok(variant), Some((location, available))) =
+                        (i64::try_from(parent.id), snapshot::level(&value))
+                    else {
+                        continue;
+                    };
+                    match at
+                        .get(&variant)
+                        .and_then(|i| variants[*i].inventory.as_mut())
+                        .and_then(Value::as_object_mut)
+                    {
+                        Some(inventory) => {
+                            inventory.insert(location.to_string(), Value::from(available));
+                        }
+                        None => levels.push((variant, location, available)),
+                    }
+                }
                 BulkItem::Parent(v) => {
                     let p = snapshot::product(&v)?;
                     let seen = Seen {
@@ -191,13 +223,18 @@ impl<'a, 'p> Writer<'a, 'p> {
                     let Some(seen) = state.seen.get_mut(&product_id) else {
                         continue;
                     };
-                    let v = snapshot::variant(
+                    let mut v = snapshot::variant(
                         &value,
                         product_id,
                         seen.updated_at,
                         seen.variants.len(),
                     )?;
+                    if self.levels_as_lines && v.inventory.is_none() {
+                        // Its levels follow as lines of their own: none but those.
+                        v.inventory = Some(serde_json::json!({}));
+                    }
                     seen.variants.push(v.id);
+                    at.insert(v.id, variants.len());
                     variants.push(v);
                 }
             }
@@ -209,6 +246,7 @@ impl<'a, 'p> Writer<'a, 'p> {
         let written = store::upsert_products(&mut tx, shop.id, tag, since, &products).await?;
         let variants_written =
             store::upsert_variants(&mut tx, shop.id, tag, &variants, false).await?;
+        store::merge_inventory_levels(&mut tx, shop.id, &levels).await?;
         tx.commit().await?;
         state.tally.products += written as i64;
         state.tally.variants += variants_written as i64;

@@ -90,11 +90,28 @@ impl InventoryMutations {
                 )],
             });
         }
+        apply_stock_moves(&mut s);
         let answer = set_quantities(&mut s, &input);
         if let Some(k) = key {
             s.idempotency.insert(k, (fingerprint, now, answer.clone()));
         }
         Ok(answer)
+    }
+}
+
+/// The stock moves a test queued for this moment (see `Faults::stock_moves`).
+fn apply_stock_moves(s: &mut ShopState) {
+    let now = s.clock.now();
+    for m in std::mem::take(&mut s.faults.stock_moves) {
+        let location = m.location_id.or_else(|| s.locations.first().map(|l| l.id));
+        let (Some((pid, vix)), Some(location)) =
+            (s.catalog.by_inventory_item(m.inventory_item_id), location)
+        else {
+            continue;
+        };
+        let p = s.catalog.products.get_mut(&pid).expect("found above");
+        *p.variants[vix].levels.entry(location).or_insert(0) += m.delta;
+        p.updated_at = now;
     }
 }
 
@@ -162,14 +179,20 @@ fn set_quantities(
                 Code::InvalidLocation,
             )]);
         };
-        if !location.active {
+        let variant = &s.catalog.products[&pid].variants[vix];
+        let Some(current) = variant
+            .levels
+            .get(&location.id)
+            .copied()
+            .filter(|_| location.active)
+        else {
             return fail(vec![err(
                 "locationId",
                 "The inventory item is not stocked at the location.",
                 Code::ItemNotStockedAtLocation,
             )]);
-        }
-        if !seen.insert((pid, vix)) {
+        };
+        if !seen.insert((pid, vix, location.id)) {
             return fail(vec![err(
                 "inventoryItemId",
                 "The combination of inventoryItemId and locationId must be unique.",
@@ -191,8 +214,6 @@ fn set_quantities(
                 Code::InvalidQuantityTooLow,
             )]);
         }
-        let variant = &s.catalog.products[&pid].variants[vix];
-        let current = variant.inventory_quantity;
         if let MaybeUndefined::Value(expected) = q.change_from_quantity
             && i64::from(expected) != current
         {
@@ -211,7 +232,7 @@ fn set_quantities(
     let mut changes = Vec::new();
     for (pid, vix, qty, before, location) in targets {
         let p = s.catalog.products.get_mut(&pid).expect("found above");
-        p.variants[vix].inventory_quantity = qty;
+        p.variants[vix].levels.insert(location.id, qty);
         if bump {
             p.updated_at = now;
         }

@@ -386,8 +386,10 @@ fn set_variant(t: &mut Variant, v: &ProductVariantSetInput, values: Vec<String>)
     if let Some(x) = v.taxable {
         t.taxable = x;
     }
-    if let Some(q) = v.inventory_quantities.as_ref().and_then(|q| q.last()) {
-        t.inventory_quantity = i64::from(q.quantity);
+    for q in v.inventory_quantities.iter().flatten() {
+        if let Ok(location) = parse_gid(&q.location_id, "Location") {
+            t.levels.insert(location, i64::from(q.quantity));
+        }
     }
 }
 

@@ -247,7 +247,7 @@ impl ProductVariantSortKeys {
         match self {
             Self::Id | Self::Popular | Self::Relevance => format!("{:020}", v.id),
             Self::FullTitle | Self::Name => format!("{} - {}", p.title, v.title).to_lowercase(),
-            Self::InventoryLevelsAvailable | Self::InventoryQuantity => num(v.inventory_quantity),
+            Self::InventoryLevelsAvailable | Self::InventoryQuantity => num(v.inventory_quantity()),
             Self::InventoryManagement => u8::from(!v.tracked).to_string(),
             Self::InventoryPolicy => v.inventory_policy.clone(),
             Self::Position => format!("{:020}{:06}", p.id, i),
@@ -267,7 +267,7 @@ pub struct PageInfo {
 }
 
 #[derive(SimpleObject, Clone)]
-#[graphql(rename_fields = "camelCase")]
+#[graphql(complex, rename_fields = "camelCase")]
 pub struct InventoryItem {
     pub(crate) id: ID,
     pub(crate) legacy_resource_id: UnsignedInt64,
@@ -277,6 +277,9 @@ pub struct InventoryItem {
     pub(crate) measurement: InventoryItemMeasurement,
     pub(crate) created_at: DateTime,
     pub(crate) updated_at: DateTime,
+    /// Available quantity by location (the item's inventory levels).
+    #[graphql(skip)]
+    pub(crate) levels: Vec<(u64, i64)>,
 }
 
 impl InventoryItem {
@@ -296,8 +299,165 @@ impl InventoryItem {
             },
             created_at: DateTime::of(v.created_at),
             updated_at: DateTime::of(v.updated_at),
+            levels: v.levels.iter().map(|(l, q)| (*l, *q)).collect(),
         }
     }
+
+    /// The level at `location` (one of the shop's), if the item is stocked there.
+    fn level(&self, location: &crate::shop::SimLocation) -> Option<InventoryLevel> {
+        let (_, available) = self.levels.iter().find(|(l, _)| *l == location.id)?;
+        let item = self.legacy_resource_id.0;
+        Some(InventoryLevel {
+            id: ID(format!(
+                "gid://shopify/InventoryLevel/{}?inventory_item_id={item}",
+                location.id
+            )),
+            location: Location::of(location),
+            available: *available,
+            created_at: self.created_at.clone(),
+            updated_at: self.updated_at.clone(),
+        })
+    }
+}
+
+#[ComplexObject]
+impl InventoryItem {
+    /// The item's level at a location (null where it is not stocked).
+    async fn inventory_level(
+        &self,
+        ctx: &Context<'_>,
+        location_id: ID,
+    ) -> Result<Option<InventoryLevel>> {
+        let id = parse_gid(&location_id, "Location")?;
+        let shop = ctx.data::<Shop>()?;
+        let s = shop.lock();
+        Ok(s.locations
+            .iter()
+            .find(|l| l.id == id)
+            .and_then(|l| self.level(l)))
+    }
+
+    /// The item's levels, one per location stocking it, in location-id order (a bulk export
+    /// lists them all).
+    #[allow(clippy::too_many_arguments)]
+    async fn inventory_levels(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        last: Option<i32>,
+        after: Option<String>,
+        before: Option<String>,
+        reverse: Option<bool>,
+    ) -> Result<InventoryLevelConnection> {
+        let levels: Vec<InventoryLevel> = {
+            let shop = ctx.data::<Shop>()?;
+            let s = shop.lock();
+            s.locations.iter().filter_map(|l| self.level(l)).collect()
+        };
+        let keys: Vec<(String, u64)> = levels
+            .iter()
+            .map(|l| {
+                (
+                    format!("{:020}", l.location.legacy_resource_id.0),
+                    l.location.legacy_resource_id.0,
+                )
+            })
+            .collect();
+        let bulk = ctx.data_opt::<crate::bulk::BulkWindow>().is_some();
+        let paging = Paging {
+            first: if bulk { Some(250) } else { first },
+            last: if bulk { None } else { last },
+            after: if bulk { None } else { after },
+            before: if bulk { None } else { before },
+            reverse: !bulk && reverse.unwrap_or(false),
+        };
+        let w = paging.window(&keys)?;
+        let node = |i: usize| levels[paging.index(keys.len(), i)].clone();
+        Ok(InventoryLevelConnection {
+            nodes: w.indices.clone().map(node).collect(),
+            edges: w
+                .indices
+                .clone()
+                .map(|i| InventoryLevelEdge {
+                    cursor: paging.cursor(&keys, i),
+                    node: node(i),
+                })
+                .collect(),
+            page_info: w.page_info,
+        })
+    }
+}
+
+/// `InventoryLevel`: an item's quantities at one location (the simulator keeps `available`;
+/// `on_hand` reads the same).
+#[derive(SimpleObject, Clone)]
+#[graphql(complex, rename_fields = "camelCase")]
+pub struct InventoryLevel {
+    pub(crate) id: ID,
+    pub(crate) location: Location,
+    #[graphql(skip)]
+    pub(crate) available: i64,
+    pub(crate) created_at: DateTime,
+    pub(crate) updated_at: DateTime,
+}
+
+#[ComplexObject]
+impl InventoryLevel {
+    /// The quantities named (`available`, `on_hand`, `committed`, `incoming`, `reserved`, ...).
+    async fn quantities(&self, names: Vec<String>) -> Result<Vec<InventoryQuantity>> {
+        const NAMES: &[&str] = &[
+            "available",
+            "on_hand",
+            "committed",
+            "incoming",
+            "reserved",
+            "damaged",
+            "safety_stock",
+            "quality_control",
+        ];
+        names
+            .into_iter()
+            .map(|name| {
+                if !NAMES.contains(&name.as_str()) {
+                    return Err(Error::new(format!("Invalid quantity name: {name}")));
+                }
+                let quantity = match name.as_str() {
+                    "available" | "on_hand" => self.available,
+                    _ => 0,
+                };
+                Ok(InventoryQuantity {
+                    id: ID(format!("{}&name={name}", self.id.0)),
+                    name,
+                    quantity: i32::try_from(quantity).unwrap_or(i32::MAX),
+                    updated_at: Some(self.updated_at.clone()),
+                })
+            })
+            .collect()
+    }
+}
+
+/// `InventoryQuantity`.
+#[derive(SimpleObject, Clone)]
+#[graphql(rename_fields = "camelCase")]
+pub struct InventoryQuantity {
+    pub(crate) id: ID,
+    pub(crate) name: String,
+    pub(crate) quantity: i32,
+    pub(crate) updated_at: Option<DateTime>,
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct InventoryLevelEdge {
+    pub(crate) cursor: String,
+    pub(crate) node: InventoryLevel,
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(rename_fields = "camelCase")]
+pub struct InventoryLevelConnection {
+    pub(crate) nodes: Vec<InventoryLevel>,
+    pub(crate) edges: Vec<InventoryLevelEdge>,
+    pub(crate) page_info: PageInfo,
 }
 
 /// `ProductVariantBarcode` (2026-10).
@@ -364,7 +524,7 @@ impl ProductVariant {
                 value: value.clone(),
             })
             .collect();
-        let in_stock = v.inventory_quantity > 0 || !v.tracked || v.inventory_policy == "CONTINUE";
+        let in_stock = v.inventory_quantity() > 0 || !v.tracked || v.inventory_policy == "CONTINUE";
         Self {
             id: gid("ProductVariant", v.id),
             legacy_resource_id: UnsignedInt64(v.id),
@@ -376,10 +536,10 @@ impl ProductVariant {
             compare_at_price: v.compare_at_price.clone().map(Money),
             position: index as i32 + 1,
             taxable: v.taxable,
-            inventory_quantity: Some(v.inventory_quantity),
+            inventory_quantity: Some(v.inventory_quantity()),
             inventory_policy: ProductVariantInventoryPolicy::of(&v.inventory_policy),
             available_for_sale: p.status == "ACTIVE" && in_stock,
-            sellable_online_quantity: v.inventory_quantity.max(0),
+            sellable_online_quantity: v.inventory_quantity().max(0),
             selected_options,
             inventory_item: InventoryItem::of(v),
             created_at: DateTime::of(v.created_at),
@@ -594,7 +754,7 @@ impl ProductObj {
 
 impl ProductObj {
     pub(crate) fn of(p: Arc<Product>) -> Self {
-        let total: i64 = p.variants.iter().map(|v| v.inventory_quantity).sum();
+        let total: i64 = p.variants.iter().map(|v| v.inventory_quantity()).sum();
         Self {
             id: gid("Product", p.id),
             legacy_resource_id: UnsignedInt64(p.id),

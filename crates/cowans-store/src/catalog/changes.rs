@@ -64,7 +64,7 @@ macro_rules! snapshot_of {
          ELSE CASE WHEN v.id IS NOT NULL THEN jsonb_build_object('price', v.price::text, \
              'compare_at_price', v.compare_at_price::text, 'sku', v.sku, 'barcode', v.barcode, \
              'inventory_quantity', v.inventory_quantity, \
-             'inventory_item_id', v.inventory_item_id::text, 'deleted', p.deleted_at IS NOT NULL) END \
+             'inventory_item_id', v.inventory_item_id::text, 'inventory', v.inventory, 'deleted', p.deleted_at IS NOT NULL) END \
          END"
     };
 }
@@ -87,7 +87,9 @@ macro_rules! change_select {
 
 /// Stages `changes` (at most one per product or variant) and returns their ids in order. Older
 /// pending changes to the same target give up the fields these take over (`superseded`); one
-/// left with none becomes `superseded`.
+/// left with none becomes `superseded`. Of a field whose values are keyed (inventory by
+/// location) a newer change takes over only the keys it names: the older one keeps proposing
+/// the others (each change keeps its author, so the four-eyes rule still holds).
 pub async fn insert_changes(
     conn: &mut PgConnection,
     shop_id: i64,
@@ -110,10 +112,18 @@ pub async fn insert_changes(
            RETURNING id, product_id, variant_id, fields \
          ), sup AS ( \
            UPDATE cowans_changes c SET \
+             fields = c.fields || COALESCE((SELECT jsonb_object_agg(k, \
+                 cowans_field_left(c.fields->k, n.fields->k)) \
+               FROM jsonb_object_keys(c.fields) k WHERE n.fields ? k \
+                 AND NOT (k = ANY(c.superseded)) \
+                 AND cowans_field_left(c.fields->k, n.fields->k) IS NOT NULL), '{}'), \
              superseded = ARRAY(SELECT k FROM jsonb_object_keys(c.fields) k \
-               WHERE k = ANY(c.superseded) OR n.fields ? k), \
+               WHERE k = ANY(c.superseded) \
+                 OR (n.fields ? k AND cowans_field_left(c.fields->k, n.fields->k) IS NULL)), \
              state = CASE WHEN NOT EXISTS (SELECT 1 FROM jsonb_object_keys(c.fields) k \
-               WHERE NOT (k = ANY(c.superseded) OR n.fields ? k)) THEN 'superseded' ELSE c.state END, \
+               WHERE NOT (k = ANY(c.superseded) \
+                 OR (n.fields ? k AND cowans_field_left(c.fields->k, n.fields->k) IS NULL))) \
+               THEN 'superseded' ELSE c.state END, \
              updated_at = now() \
            FROM new n \
            WHERE c.shop_id = $1 AND c.product_id = n.product_id \
@@ -411,7 +421,13 @@ pub async fn set_variant_fields(
            compare_at_price = CASE WHEN t.vals ? 'compare_at_price' \
              THEN (t.vals->>'compare_at_price')::numeric ELSE v.compare_at_price END, \
            sku = CASE WHEN t.vals ? 'sku' THEN t.vals->>'sku' ELSE v.sku END, \
-           barcode = CASE WHEN t.vals ? 'barcode' THEN t.vals->>'barcode' ELSE v.barcode END \
+           barcode = CASE WHEN t.vals ? 'barcode' THEN t.vals->>'barcode' ELSE v.barcode END, \
+           inventory_quantity = CASE WHEN t.vals ? 'inventory' AND v.inventory IS NOT NULL \
+             THEN (SELECT LEAST(sum(l.value::bigint), 2147483647)::integer \
+                   FROM jsonb_each_text(v.inventory || (t.vals->'inventory')) l) \
+             ELSE v.inventory_quantity END, \
+           inventory = CASE WHEN t.vals ? 'inventory' \
+             THEN COALESCE(v.inventory, '{}') || (t.vals->'inventory') ELSE v.inventory END \
          FROM (SELECT u.id, u.vals::jsonb AS vals FROM unnest($2::bigint[], $3::text[]) AS u(id, vals)) t \
          WHERE v.shop_id = $1 AND v.id = t.id",
     )

@@ -43,6 +43,9 @@ pub struct VariantSnapshot {
     pub weight_unit: Option<String>,
     /// `[{"name", "value"}]`.
     pub option_values: Value,
+    /// Available quantity by location (`{"<location id>": n}`); `None`: this read did not carry
+    /// levels, the stored ones stay.
+    pub inventory: Option<Value>,
 }
 
 /// Writes product snapshots; a stored product is replaced only by a snapshot at least as new
@@ -166,15 +169,16 @@ pub async fn upsert_variants(
     let done = sqlx::query(
         "INSERT INTO cowans_variants AS v (shop_id, id, product_id, title, position, sku, barcode, \
            price, compare_at_price, inventory_quantity, inventory_item_id, weight, weight_unit, \
-           option_values, pull_id) \
+           option_values, pull_id, inventory) \
          SELECT $1, t.id, t.product_id, t.title, t.position, t.sku, t.barcode, t.price::numeric, \
            t.compare_at_price::numeric, t.inventory_quantity, t.inventory_item_id, t.weight::numeric, \
-           t.weight_unit, t.option_values::jsonb, $2 \
+           t.weight_unit, t.option_values::jsonb, $2, t.inventory::jsonb \
          FROM unnest($3::bigint[], $4::bigint[], $5::timestamptz[], $6::text[], $7::integer[], \
            $8::text[], $9::text[], $10::text[], $11::text[], $12::integer[], $13::bigint[], \
-           $14::text[], $15::text[], $16::text[]) \
+           $14::text[], $15::text[], $16::text[], $18::text[]) \
            AS t(id, product_id, product_updated_at, title, position, sku, barcode, price, \
-           compare_at_price, inventory_quantity, inventory_item_id, weight, weight_unit, option_values) \
+           compare_at_price, inventory_quantity, inventory_item_id, weight, weight_unit, option_values, \
+           inventory) \
          JOIN cowans_products p ON p.shop_id = $1 AND p.id = t.product_id \
            AND p.shopify_updated_at = t.product_updated_at \
          ON CONFLICT (shop_id, id) DO UPDATE SET product_id = EXCLUDED.product_id, \
@@ -186,7 +190,8 @@ pub async fn upsert_variants(
            weight = CASE WHEN $17 THEN v.weight ELSE EXCLUDED.weight END, \
            weight_unit = CASE WHEN $17 THEN v.weight_unit ELSE EXCLUDED.weight_unit END, \
            option_values = EXCLUDED.option_values, \
-           pull_id = EXCLUDED.pull_id",
+           pull_id = EXCLUDED.pull_id, \
+           inventory = COALESCE(EXCLUDED.inventory, v.inventory)",
     )
     .bind(shop_id)
     .bind(pull_id)
@@ -210,6 +215,12 @@ pub async fn upsert_variants(
             .collect::<Vec<_>>(),
     )
     .bind(keep_weights)
+    .bind(
+        variants
+            .iter()
+            .map(|v| v.inventory.as_ref().map(Value::to_string))
+            .collect::<Vec<_>>(),
+    )
     .execute(conn)
     .await
     .map_err(|e| match StoreError::from(e) {
@@ -316,6 +327,8 @@ pub struct VariantRow {
     pub weight: Option<String>,
     pub weight_unit: Option<String>,
     pub option_values: Value,
+    /// Available quantity by location (`{"<location id>": n}`), if levels were read.
+    pub inventory: Option<Value>,
 }
 
 macro_rules! product_columns {
@@ -329,7 +342,7 @@ macro_rules! variant_columns {
     () => {
         "v.id, v.product_id, v.title, v.position, v.sku, v.barcode, v.price::text AS price, \
          v.compare_at_price::text AS compare_at_price, v.inventory_quantity, v.inventory_item_id, \
-         v.weight::text AS weight, v.weight_unit, v.option_values"
+         v.weight::text AS weight, v.weight_unit, v.option_values, v.inventory"
     };
 }
 
@@ -533,4 +546,41 @@ pub async fn variants_by_id(pool: &PgPool, shop_id: i64, ids: &[i64]) -> Result<
     .bind(ids)
     .fetch_all(pool)
     .await?)
+}
+
+/// Merges inventory levels read apart from their variants (a bulk export's level lines):
+/// `(variant id, location id, available)`. A full pull's variant lines reset levels to `{}`
+/// first, so a location that no longer stocks an item drops out. Returns the variants touched.
+pub async fn merge_inventory_levels(
+    conn: &mut PgConnection,
+    shop_id: i64,
+    levels: &[(i64, i64, i64)],
+) -> Result<u64> {
+    if levels.is_empty() {
+        return Ok(0);
+    }
+    // One row per variant (an UPDATE joined to two rows of one target applies only one).
+    let mut by_variant: std::collections::BTreeMap<i64, serde_json::Map<String, Value>> =
+        Default::default();
+    for (variant, location, available) in levels {
+        by_variant
+            .entry(*variant)
+            .or_default()
+            .insert(location.to_string(), Value::from(*available));
+    }
+    let (ids, values): (Vec<i64>, Vec<String>) = by_variant
+        .into_iter()
+        .map(|(id, l)| (id, Value::Object(l).to_string()))
+        .unzip();
+    let done = sqlx::query(
+        "UPDATE cowans_variants v SET inventory = COALESCE(v.inventory, '{}') || t.levels::jsonb \
+         FROM unnest($2::bigint[], $3::text[]) AS t(id, levels) \
+         WHERE v.shop_id = $1 AND v.id = t.id",
+    )
+    .bind(shop_id)
+    .bind(ids)
+    .bind(values)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
 }
