@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Cowans against graphile-worker (tuned: localQueue 50, completeJobBatchDelay 0, concurrency
+# 10) on this machine, alternating in one invocation so that both see the same load: drain of
+# 50,000 queued no-op jobs, bulk enqueue of 200,000 in calls of 1,000, and enqueue -> start
+# latency at 500 jobs/s for 20 s. Prints each run's RESULT line, then one ratio line per
+# workload from the medians of the rounds.
+#
+#   ./ops/bench-peers.sh [rounds]        (default 2; needs a release build and npm)
+#
+# PEER_DIR: the graphile-worker harness (default ../shared/bench/graphile-worker, installed
+# with `npm install` when its node_modules is missing). DATABASE_URL: the server (default the
+# local one); graphile's own database is bench_graphile on it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds="${1:-2}"
+peer_dir="${PEER_DIR:-../shared/bench/graphile-worker}"
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+base_url="${DATABASE_URL%/*}"
+bench=./target/release/cowans-bench
+
+[ -x "$bench" ] || cargo build --release --bins
+command -v node >/dev/null || { echo "bench-peers: node is not installed (apt-get install nodejs npm)" >&2; exit 1; }
+[ -d "$peer_dir/node_modules" ] || (cd "$peer_dir" && npm install --no-audit --no-fund >/dev/null)
+psql "$base_url/postgres" -qAtc "SELECT 1 FROM pg_database WHERE datname = 'bench_graphile'" | grep -q 1 \
+  || psql "$base_url/postgres" -qc "CREATE DATABASE bench_graphile"
+export PG_URL="$base_url/bench_graphile"
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+run() { # label, command...
+  local label=$1; shift
+  local line
+  line=$("$@" 2>&1 | grep '^RESULT' | tail -1)
+  echo "$label $line" | tee -a "$out"
+}
+for r in $(seq 1 "$rounds"); do
+  run "cowans drain" $bench drain --jobs 50000 --concurrency 50
+  run "graphile drain" env LOCAL_QUEUE=50 node "$peer_dir/bench.js" drain 50000 10
+  run "cowans enqueue-bulk" $bench enqueue-bulk --jobs 200000 --batch 1000 --concurrency 1
+  run "graphile enqueue-bulk" env LOCAL_QUEUE=50 node "$peer_dir/bench.js" enqueue-bulk 200000
+  run "cowans latency" $bench latency --rate 500 --seconds 20 --concurrency 10
+  run "graphile latency" env LOCAL_QUEUE=50 node "$peer_dir/bench.js" latency 10000 10 500 20
+done
+
+# Median of field $3 over the lines of system $1 and workload $2.
+median() {
+  grep "^$1 $2 " "$out" | grep -oE "(^| )$3=[0-9.]+" | cut -d= -f2 | sort -g \
+    | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 == 0) print "nan"; else printf "%.2f", a/b }'; }
+echo
+for w in drain enqueue-bulk; do
+  c=$(median cowans "$w" jobs_per_s); g=$(median graphile "$w" jobs_per_s)
+  echo "RATIO workload=$w cowans_jobs_per_s=$c graphile_jobs_per_s=$g cowans_over_graphile=$(ratio "$c" "$g") rounds=$rounds"
+done
+c50=$(median cowans latency p50_ms); g50=$(median graphile latency p50_ms)
+c99=$(median cowans latency p99_ms); g99=$(median graphile latency p99_ms)
+echo "RATIO workload=latency cowans_p50_ms=$c50 graphile_p50_ms=$g50 cowans_p99_ms=$c99 graphile_p99_ms=$g99 p99_cowans_over_graphile=$(ratio "$c99" "$g99") rounds=$rounds"
