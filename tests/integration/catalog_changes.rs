@@ -85,19 +85,6 @@ async fn approve_all(f: &Fixture, expected: i64) -> Vec<i64> {
         .unwrap()
 }
 
-/// Waits until no change of the shop is approved or being pushed.
-async fn pushed(f: &Fixture) {
-    // Generous: a push meeting faults is retried by the engine with backoff.
-    wait_for("the push to finish", Duration::from_secs(300), || async {
-        let counts = f.catalog.change_counts(f.shop.id).await.unwrap();
-        (!counts
-            .iter()
-            .any(|(s, n)| (s == "approved" || s == "pushing") && *n > 0))
-        .then_some(())
-    })
-    .await;
-}
-
 fn sim_product(f: &Fixture, id: i64) -> cowans_shopsim::model::Product {
     f.sim.shop.lock().catalog.products[&(id as u64)].clone()
 }
@@ -400,7 +387,7 @@ async fn a_merchant_edit_between_staging_and_push_is_a_conflict_for_that_field_o
 
     let approved = approve_all(&f, 3).await;
     assert_eq!(approved.len(), 3);
-    pushed(&f).await;
+    f.pushed().await;
 
     let title = change(&f, staged[0]).await;
     assert_eq!(title.state, "conflict");
@@ -450,7 +437,7 @@ async fn a_merchant_edit_between_staging_and_push_is_a_conflict_for_that_field_o
         )
         .await
         .unwrap();
-    pushed(&f).await;
+    f.pushed().await;
     let c = change(&f, staged[0]).await;
     assert_eq!(c.state, "pushed", "{c:?}");
     assert_eq!(
@@ -486,7 +473,7 @@ async fn user_errors_and_deleted_products_fail_their_changes_only() {
         .unwrap();
     assert!(r.status().is_success());
     approve_all(&f, 3).await;
-    pushed(&f).await;
+    f.pushed().await;
     let handle = change(&f, staged[0]).await;
     assert_eq!(handle.state, "failed");
     assert!(
@@ -538,7 +525,7 @@ async fn a_push_killed_mid_way_neither_loses_nor_repeats_a_write() {
 
     f.sim.shop.lock().faults.latency_ms = 0;
     let _second = f.worker(&[("COWANS__CATALOG__PUSH_BATCH", "10")]);
-    pushed(&f).await;
+    f.pushed().await;
     let counts = f.catalog.change_counts(f.shop.id).await.unwrap();
     assert_eq!(counts, vec![("pushed".to_owned(), 200)], "nothing lost");
     for (p, _) in &ids {
@@ -655,7 +642,7 @@ async fn the_review_api_stages_lists_decides_and_refuses_by_field() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    pushed(&f).await;
+    f.pushed().await;
     let list: Value = http
         .get(url("/changes?state=pushed"))
         .bearer_auth(&token)
@@ -754,7 +741,7 @@ async fn a_large_push_goes_through_a_bulk_export_and_bulk_mutations_with_the_sam
         .unwrap();
     assert!(r.status().is_success());
     approve_all(&f, 31).await;
-    pushed(&f).await;
+    f.pushed().await;
     let counts = f.catalog.change_counts(f.shop.id).await.unwrap();
     assert_eq!(
         counts,
@@ -837,7 +824,7 @@ async fn a_push_through_throttles_errors_and_resets_ends_with_every_change_pushe
         ..cowans_shopsim::Faults::default()
     };
     approve_all(&f, 80).await;
-    pushed(&f).await;
+    f.pushed().await;
     let counts = f.catalog.change_counts(f.shop.id).await.unwrap();
     assert_eq!(counts, vec![("pushed".to_owned(), 80)], "{counts:?}");
     {
@@ -906,7 +893,7 @@ async fn a_token_refused_mid_push_stops_the_push_until_it_is_replaced_and_nothin
         .await
         .unwrap();
     f.catalog.start_push(&actor(), f.shop.id).await.unwrap();
-    pushed(&f).await;
+    f.pushed().await;
     assert_eq!(
         f.catalog.change_counts(f.shop.id).await.unwrap(),
         vec![("pushed".to_owned(), 5)]
@@ -955,7 +942,7 @@ async fn a_conflict_is_settled_over_http_by_keeping_shopifys_value() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    pushed(&f).await;
+    f.pushed().await;
     assert_eq!(change(&f, id).await.state, "conflict");
 
     // Every conflicting field must be settled.
@@ -982,7 +969,7 @@ async fn a_conflict_is_settled_over_http_by_keeping_shopifys_value() {
         .unwrap();
     let r = post("/push".into(), json!({})).await.unwrap();
     assert_eq!(r.status(), 202);
-    pushed(&f).await;
+    f.pushed().await;
     let c = change(&f, id).await;
     assert_eq!(c.state, "pushed");
     assert_eq!(

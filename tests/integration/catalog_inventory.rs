@@ -7,14 +7,11 @@
 //! push's read and its write is a conflict, never an overwrite; a stock-only change in Shopify
 //! is no conflict for a price; bulk edits set or shift quantities.
 
-use std::time::Duration;
-
 use cowans_catalog::{
     BulkEditSpec, BulkSelection, CatalogSettings, ChangeFilter, Decision, Edit, Operation,
     PullKind, Selection, Source,
 };
 use cowans_shopsim::shop::StockMove;
-use cowans_testkit::wait_for;
 use serde_json::{Value, json};
 
 use crate::support::catalog::{Fixture, actor, catalog_with, fixture, settings};
@@ -61,17 +58,6 @@ fn sim_levels(f: &Fixture, p: i64, v: usize) -> std::collections::BTreeMap<u64, 
 
 fn sim_item(f: &Fixture, p: i64, v: usize) -> u64 {
     f.sim.shop.lock().catalog.products[&(p as u64)].variants[v].inventory_item_id
-}
-
-async fn pushed(f: &Fixture) {
-    wait_for("the push to finish", Duration::from_secs(300), || async {
-        let counts = f.catalog.change_counts(f.shop.id).await.unwrap();
-        (!counts
-            .iter()
-            .any(|(s, n)| (s == "approved" || s == "pushing") && *n > 0))
-        .then_some(())
-    })
-    .await;
 }
 
 /// The scenario, with the push's aliased path or (`bulk`) its bulk-export path.
@@ -232,7 +218,7 @@ async fn stock_is_staged_and_pushed_with_compare_and_swap(bulk: bool) {
         .unwrap();
     assert_eq!(approved.len(), 4);
     cat.start_push(&who, f.shop.id).await.unwrap();
-    pushed(&f).await;
+    f.pushed().await;
     // The path asked for: a range export read the stock, or aliased level reads did.
     let range_exports = f
         .bulk_queries()
@@ -295,7 +281,7 @@ async fn stock_is_staged_and_pushed_with_compare_and_swap(bulk: bool) {
     .await
     .unwrap();
     cat.start_push(&who, f.shop.id).await.unwrap();
-    pushed(&f).await;
+    f.pushed().await;
     assert_eq!(
         f.catalog.change(f.shop.id, raced).await.unwrap().state,
         "pushed"

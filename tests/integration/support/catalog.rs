@@ -158,6 +158,19 @@ impl Fixture {
         p
     }
 
+    /// Waits until no change of the shop is approved or being pushed (generous: a push meeting
+    /// faults is retried by the engine with backoff).
+    pub(crate) async fn pushed(&self) {
+        cowans_testkit::wait_for("the push to finish", Duration::from_secs(300), || async {
+            let counts = self.catalog.change_counts(self.shop.id).await.unwrap();
+            (!counts
+                .iter()
+                .any(|(s, n)| (s == "approved" || s == "pushing") && *n > 0))
+            .then_some(())
+        })
+        .await;
+    }
+
     /// The HTTP API over this catalog, on a port of its own; its base URL.
     pub(crate) async fn api(&self) -> String {
         let options = cowans_api::ApiOptions {
