@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure PostgreSQL and Redis are installed and running on this machine (Debian/Ubuntu):
-# installs them with apt when missing, starts them when stopped, and lets the `postgres` user
+# Makes sure PostgreSQL and Redis are installed and running on this machine (Debian/Ubuntu), and
+# OpenSSL's headers for the build: installs them with apt when missing, starts them when stopped, and lets the `postgres` user
 # connect over 127.0.0.1 without a password when the cluster was installed here.
 set -euo pipefail
 
@@ -9,6 +9,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql postgresql-client)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# The outgoing HTTP and SMTP clients use the system's TLS (OpenSSL) and trust store.
+pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev pkg-config ca-certificates)
 fresh_pg=no
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"

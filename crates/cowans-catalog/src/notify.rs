@@ -25,9 +25,13 @@ pub const NOTIFY: &str = "catalog.notify";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotifySettings {
-    /// The SMTP server mail goes through (plain SMTP: a relay on the host or the cluster).
+    /// The SMTP server mail goes through.
     pub smtp_host: Option<String>,
     pub smtp_port: u16,
+    /// TLS to it: `starttls` (required; port 587), `tls` (implicit; port 465), `opportunistic`
+    /// (STARTTLS when the server offers it: a relay on the host), `none`. Credentials need
+    /// `starttls` or `tls`.
+    pub smtp_tls: SmtpTls,
     pub smtp_from: String,
     pub smtp_username: Option<String>,
     #[serde(skip_serializing)]
@@ -47,6 +51,7 @@ impl Default for NotifySettings {
         Self {
             smtp_host: None,
             smtp_port: 25,
+            smtp_tls: SmtpTls::Opportunistic,
             smtp_from: "cowans@localhost".to_owned(),
             smtp_username: None,
             smtp_password: None,
@@ -56,6 +61,16 @@ impl Default for NotifySettings {
             shops: BTreeMap::new(),
         }
     }
+}
+
+/// TLS to the SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    None,
+    Opportunistic,
+    Starttls,
+    Tls,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -97,6 +112,12 @@ impl NotifySettings {
         self.smtp_from
             .parse::<lettre::message::Mailbox>()
             .map_err(|e| format!("catalog.notify.smtp_from: {e}"))?;
+        if self.smtp_username.is_some()
+            && matches!(self.smtp_tls, SmtpTls::None | SmtpTls::Opportunistic)
+        {
+            return Err("catalog.notify.smtp_username: credentials are only sent over TLS;                         set catalog.notify.smtp_tls to starttls or tls"
+                .into());
+        }
         Ok(())
     }
 
@@ -270,8 +291,20 @@ async fn email(
         .header(lettre::message::header::ContentType::TEXT_PLAIN)
         .body(args.text.clone())
         .map_err(JobError::permanent)?;
-    let mut transport =
-        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).port(settings.smtp_port);
+    use lettre::transport::smtp::client::{Tls, TlsParameters};
+    let params = || {
+        TlsParameters::new(host.clone())
+            .map_err(|e| JobError::permanent(format!("TLS to {host}: {e}")))
+    };
+    let tls = match settings.smtp_tls {
+        SmtpTls::None => Tls::None,
+        SmtpTls::Opportunistic => Tls::Opportunistic(params()?),
+        SmtpTls::Starttls => Tls::Required(params()?),
+        SmtpTls::Tls => Tls::Wrapper(params()?),
+    };
+    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .port(settings.smtp_port)
+        .tls(tls);
     if let (Some(user), Some(password)) = (&settings.smtp_username, &settings.smtp_password) {
         transport =
             transport.credentials(lettre::transport::smtp::authentication::Credentials::new(
@@ -316,5 +349,33 @@ async fn webhook(
         Ok(())
     } else {
         Err(JobError::retry(format!("the webhook answered HTTP {}", r.status())).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_credentials_are_refused_without_tls() {
+        let mut s = NotifySettings {
+            smtp_host: Some("smtp.example.com".into()),
+            smtp_username: Some("cowans".into()),
+            smtp_password: Some(SecretString::from("secret")),
+            ..Default::default()
+        };
+        for tls in [SmtpTls::None, SmtpTls::Opportunistic] {
+            s.smtp_tls = tls;
+            let e = s.check().unwrap_err();
+            assert!(e.contains("smtp_tls"), "{e}");
+        }
+        for tls in [SmtpTls::Starttls, SmtpTls::Tls] {
+            s.smtp_tls = tls;
+            assert_eq!(s.check(), Ok(()));
+        }
+        let parsed: NotifySettings =
+            serde_json::from_value(json!({"smtp_tls": "starttls"})).unwrap();
+        assert_eq!(parsed.smtp_tls, SmtpTls::Starttls);
+        assert!(serde_json::from_value::<NotifySettings>(json!({"smtp_tls": "ssl"})).is_err());
     }
 }

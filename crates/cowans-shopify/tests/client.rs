@@ -126,3 +126,45 @@ async fn faults_are_retried_for_idempotent_calls_and_surfaced_otherwise() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Shopify is reached over HTTPS: the client speaks TLS to an `https://` address (here to a
+/// server that answers in plain HTTP, so the handshake fails as a connection error, retried and
+/// reported), rather than refusing the scheme as a client built without TLS does.
+#[tokio::test]
+async fn an_https_shop_is_spoken_to_in_tls() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = [0u8; 512];
+            let n = socket.read(&mut buf).await.unwrap_or(0);
+            record.lock().unwrap().extend_from_slice(&buf[..n]);
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                .await;
+        }
+    });
+    let mut config = ClientConfig::new(format!("https://{addr}"), VERSION, "shpat_x");
+    config.retry.max_attempts = 1;
+    let err = Client::new(config)
+        .unwrap()
+        .query::<Value>("{ shop { id } }", json!({}))
+        .await
+        .unwrap_err();
+    let transport = match &err {
+        ShopifyError::RetriesExhausted { last, .. } => matches!(**last, ShopifyError::Transport(_)),
+        e => matches!(e, ShopifyError::Transport(_)),
+    };
+    assert!(transport, "{err:?}");
+    // What reached the server was a TLS handshake (a ClientHello record), not HTTP.
+    let first = seen.lock().unwrap().clone();
+    assert_eq!(
+        first.first(),
+        Some(&0x16),
+        "{:?}",
+        String::from_utf8_lossy(&first)
+    );
+}
