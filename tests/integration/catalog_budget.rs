@@ -71,10 +71,12 @@ async fn processes_calling_one_shop_share_its_bucket_and_are_hardly_ever_throttl
     let ok = log.iter().filter(|r| r["outcome"] == "ok").count();
     assert_eq!(ok, answered, "every query was answered");
     // The six callers' first requests (42 points) fit the 100 available; from then on the shared
-    // bucket keeps every caller of both "processes" within the restore rate. (With a bucket per
-    // process each spends what the other already took: many throttles.)
+    // bucket keeps every caller of both "processes" within the restore rate: alone on the
+    // machine none or one or two are throttled, on a loaded one (the whole suite on two cores)
+    // up to ~5 %. With a bucket per process each spends what the other already took: more than
+    // half are throttled (`cowans-bench shop-budget`), far above this 10 % bound.
     assert!(
-        throttled <= 2,
+        throttled * 10 <= log.len(),
         "{throttled} throttled of {} requests",
         log.len()
     );

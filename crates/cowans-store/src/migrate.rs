@@ -21,8 +21,11 @@ pub static MIGRATOR: Migrator = Migrator {
 };
 
 /// Opens a pool. `max_connections` should cover the worker's concurrency for handlers that use
-/// the pool plus a handful for the producer, completer and maintenance.
+/// the pool plus a handful for the producer, completer and maintenance. JIT is off: its
+/// compilation (100 ms and more) costs the short statements of a queue and a catalog far more
+/// than it could save.
 pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<sqlx::PgPool> {
+    let options = options.options([("jit", "off")]);
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(1)
