@@ -45,7 +45,7 @@ async fn a_batch_counts_its_jobs_and_finishes_once_with_its_callback() {
         .await
         .unwrap();
     let refs: Vec<LeaseRef> = claimed.iter().map(|j| j.lease_ref()).collect();
-    store::complete(&db.pool, &refs[..2]).await.unwrap();
+    store::complete(&db.pool, &refs[..2], false).await.unwrap();
     let r = store::refresh_batches(&db.pool, 100).await.unwrap();
     assert_eq!(r.progressed, vec![batch]);
     let p = store::batch_progress(&db.pool, batch)

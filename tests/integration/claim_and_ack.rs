@@ -180,7 +180,7 @@ async fn a_worker_that_lost_its_lease_can_neither_complete_nor_fail_the_job() {
     assert_ne!(stale.lease, fresh.lease);
 
     assert!(
-        store::complete(&db.pool, &[stale])
+        store::complete(&db.pool, &[stale], false)
             .await
             .unwrap()
             .is_empty()
@@ -204,7 +204,10 @@ async fn a_worker_that_lost_its_lease_can_neither_complete_nor_fail_the_job() {
     assert!(store::release(&db.pool, &[stale]).await.unwrap().is_empty());
     assert_eq!(state_of(&db, id).await, JobState::Running);
 
-    assert_eq!(store::complete(&db.pool, &[fresh]).await.unwrap(), vec![id]);
+    assert_eq!(
+        store::complete(&db.pool, &[fresh], false).await.unwrap(),
+        vec![id]
+    );
     let rec = store::get_job(&db.pool, id).await.unwrap().unwrap();
     assert_eq!(rec.state, JobState::Completed);
     assert_eq!(rec.errors.len(), 1, "the expired lease is in the history");
@@ -221,7 +224,7 @@ async fn heartbeats_extend_only_leases_still_held() {
         .await
         .unwrap();
     let refs: Vec<LeaseRef> = c.iter().map(|j| j.lease_ref()).collect();
-    store::complete(&db.pool, &refs[..1]).await.unwrap();
+    store::complete(&db.pool, &refs[..1], false).await.unwrap();
     let kept = store::heartbeat(&db.pool, w, &refs, TTL).await.unwrap();
     assert_eq!(kept, vec![refs[1].id]);
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -63,7 +63,7 @@ async fn cancel_stops_waiting_jobs_at_once_and_marks_running_ones() {
         lease: claimed[0].lease,
     };
     assert!(
-        store::complete(&db.pool, &[lease])
+        store::complete(&db.pool, &[lease], false)
             .await
             .unwrap()
             .is_empty()

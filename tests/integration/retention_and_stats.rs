@@ -74,7 +74,7 @@ async fn queue_stats_summarise_states_age_throughput_pause_and_workers() {
     let claimed = store::claim(&db.pool, &queue("st"), 2, Uuid::new_v4(), TTL, None)
         .await
         .unwrap();
-    store::complete(&db.pool, &[claimed[0].lease_ref()])
+    store::complete(&db.pool, &[claimed[0].lease_ref()], false)
         .await
         .unwrap();
     // Enqueued after the claims, 12 s due: now the oldest waiting job.
@@ -245,4 +245,65 @@ async fn the_api_binary_exports_queue_gauges_and_refuses_unknown_kinds() {
     drop(api);
     assert!(text.contains(want), "{want} missing from:\n{text}");
     assert!(text.contains("cowans_api_requests_total"), "{text}");
+}
+
+#[tokio::test]
+async fn with_nothing_retained_a_completion_deletes_the_job_unless_its_row_still_counts() {
+    let db = TestDb::new().await;
+    let plain = store::enqueue(&db.pool, &job("del", 1)).await.unwrap().id;
+    let once = store::enqueue(
+        &db.pool,
+        &job("del", 2).unique(store::Unique::key("once").also_in(&[JobState::Completed])),
+    )
+    .await
+    .unwrap()
+    .id;
+    let retry_key = store::enqueue(&db.pool, &job("del", 3).unique(store::Unique::key("again")))
+        .await
+        .unwrap()
+        .id;
+    let (_, batch_jobs) = store::create_batch(&db.pool, "b", &[job("del", 4)], None)
+        .await
+        .unwrap();
+    let claimed = store::claim(&db.pool, &queue("del"), 10, Uuid::new_v4(), TTL, None)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 4);
+    let refs: Vec<_> = claimed.iter().map(|j| j.lease_ref()).collect();
+    let done = store::complete(&db.pool, &refs, true).await.unwrap();
+    assert_eq!(done.len(), 4, "every held job is acknowledged");
+    // Plain jobs and unique ones whose key no longer holds once completed: gone.
+    for id in [plain, retry_key] {
+        assert!(
+            store::get_job(&db.pool, id).await.unwrap().is_none(),
+            "{id:?}"
+        );
+    }
+    // Still meaningful as rows: a key that holds while completed, a batch's job.
+    assert_eq!(
+        store::get_job(&db.pool, once).await.unwrap().unwrap().state,
+        JobState::Completed
+    );
+    assert_eq!(
+        store::get_job(&db.pool, batch_jobs[0].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        JobState::Completed
+    );
+    let dup = store::enqueue(
+        &db.pool,
+        &job("del", 5).unique(store::Unique::key("once").also_in(&[JobState::Completed])),
+    )
+    .await
+    .unwrap();
+    assert!(dup.duplicate, "the completed key still holds");
+    // Fencing holds: a second ack of the same claims is refused.
+    assert!(
+        store::complete(&db.pool, &refs, true)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

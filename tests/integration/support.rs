@@ -33,7 +33,7 @@ pub(crate) async fn complete_all(db: &TestDb, q: &str) -> Vec<JobId> {
         .await
         .unwrap();
     let refs: Vec<LeaseRef> = claimed.iter().map(|j| j.lease_ref()).collect();
-    store::complete(&db.pool, &refs).await.unwrap()
+    store::complete(&db.pool, &refs, false).await.unwrap()
 }
 
 pub(crate) fn sleeps(q: &str, n: usize, ms: u64) -> Vec<NewJob> {

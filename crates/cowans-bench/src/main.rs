@@ -105,6 +105,10 @@ pub struct Args {
     /// measures the limiter's cost rather than the limit itself).
     #[arg(long)]
     pub limit: Option<u32>,
+    /// How long the engine keeps finished jobs, in milliseconds (default: the engine's, an
+    /// hour); 0 deletes completed jobs at their ack.
+    #[arg(long)]
+    pub retain_finished_ms: Option<u64>,
     /// Most single submits per commit in the API for `api-submit` (its baseline uses 1).
     #[arg(long, default_value_t = 500)]
     pub group: usize,

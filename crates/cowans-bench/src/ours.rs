@@ -31,17 +31,38 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         }
         Workload::Drain => {
             fill(&pool, &q, args.jobs, false).await?;
-            one(drain(&pool, &q, args.jobs, args.concurrency).await?)
+            one(drain(
+                &pool,
+                &q,
+                args.jobs,
+                args.concurrency,
+                args.retain_finished_ms,
+            )
+            .await?)
         }
         Workload::DrainUnique => {
             fill(&pool, &q, args.jobs, true).await?;
-            one(drain(&pool, &q, args.jobs, args.concurrency).await?)
+            one(drain(
+                &pool,
+                &q,
+                args.jobs,
+                args.concurrency,
+                args.retain_finished_ms,
+            )
+            .await?)
         }
         Workload::DrainLimited => {
             let limit = args.limit.unwrap_or(args.concurrency as u32);
             cowans_store::set_queue_limits(&pool, &q, Some(limit), None).await?;
             fill(&pool, &q, args.jobs, false).await?;
-            one(drain(&pool, &q, args.jobs, args.concurrency).await?)
+            one(drain(
+                &pool,
+                &q,
+                args.jobs,
+                args.concurrency,
+                args.retain_finished_ms,
+            )
+            .await?)
         }
         Workload::Latency => vec![latency(&pool, &q, args).await?],
         Workload::ApiSubmit
@@ -63,7 +84,14 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
                 fill(&pool, &q, queued, false).await?;
                 // Fresh statistics, as autovacuum would have them in steady state.
                 let _ = sqlx::query("ANALYZE cowans_jobs").execute(&pool).await;
-                drain(&pool, &q, measured, args.concurrency).await
+                drain(
+                    &pool,
+                    &q,
+                    measured,
+                    args.concurrency,
+                    args.retain_finished_ms,
+                )
+                .await
             })
             .await?
         }
@@ -136,10 +164,19 @@ async fn enqueue_bulk(
     .await
 }
 
-async fn start_engine(pool: &PgPool, q: &QueueName, concurrency: usize) -> anyhow::Result<Engine> {
+async fn start_engine(
+    pool: &PgPool,
+    q: &QueueName,
+    concurrency: usize,
+    retain_finished_ms: Option<u64>,
+) -> anyhow::Result<Engine> {
+    let mut config = EngineConfig::default();
+    if let Some(ms) = retain_finished_ms {
+        config.retain_finished = Duration::from_millis(ms);
+    }
     Ok(Engine::start(
         pool.clone(),
-        EngineConfig::default(),
+        config,
         vec![q.to_string()],
         concurrency as u32,
     )
@@ -152,8 +189,19 @@ async fn drain(
     q: &QueueName,
     target: usize,
     concurrency: usize,
+    retain_finished_ms: Option<u64>,
 ) -> anyhow::Result<Duration> {
-    let engine = start_engine(pool, q, concurrency).await?;
+    // Completed in the database: rows in `completed`, plus rows gone (completions that delete).
+    let rows = async || -> anyhow::Result<(i64, i64)> {
+        let counts = cowans_store::count_by_state(pool, q.as_str()).await?;
+        let completed = counts
+            .iter()
+            .find(|(s, _)| *s == JobState::Completed)
+            .map_or(0, |(_, n)| *n);
+        Ok((completed, counts.iter().map(|(_, n)| *n).sum()))
+    };
+    let (_, before) = rows().await?;
+    let engine = start_engine(pool, q, concurrency, retain_finished_ms).await?;
     let counter = Counter::new(target);
     let backend =
         engine.backend::<IgnoredAny>(QueueConfig::new(q.clone()).concurrency(concurrency));
@@ -165,11 +213,8 @@ async fn drain(
     let handle = tokio::spawn(worker.run());
     counter
         .until_completed(async || {
-            let counts = cowans_store::count_by_state(pool, q.as_str()).await?;
-            Ok(counts
-                .into_iter()
-                .find(|(s, _)| *s == JobState::Completed)
-                .map_or(0, |(_, n)| n))
+            let (completed, now) = rows().await?;
+            Ok(completed + (before - now))
         })
         .await?;
     let elapsed = started.elapsed();
@@ -179,7 +224,7 @@ async fn drain(
 }
 
 async fn latency(pool: &PgPool, q: &QueueName, args: &Args) -> anyhow::Result<Measurement> {
-    let engine = start_engine(pool, q, args.concurrency).await?;
+    let engine = start_engine(pool, q, args.concurrency, args.retain_finished_ms).await?;
     let waits = Samples::default();
     let backend =
         engine.backend::<Stamped>(QueueConfig::new(q.clone()).concurrency(args.concurrency));

@@ -45,10 +45,12 @@ pub(crate) async fn run(
     limiter: Arc<dyn Limiter>,
     mut rx: mpsc::Receiver<Ack>,
     max_batch: usize,
+    // Finished jobs are kept for no time: completed ones are deleted by their ack.
+    delete: bool,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
-        flush(&pool, worker_id, &signals, &batch).await;
+        flush(&pool, worker_id, &signals, &batch, delete).await;
         // Only now is the job no longer running in the database: free its fleet-wide slot.
         let permits: Vec<Permit> = batch.iter().filter_map(|a| a.permit.clone()).collect();
         if !permits.is_empty()
@@ -86,13 +88,13 @@ fn split(batch: &[Ack]) -> (Vec<LeaseRef>, Vec<Failed>) {
 }
 
 /// Writes one batch, retrying on database errors: an accepted ack is never dropped.
-async fn flush(pool: &PgPool, worker_id: Uuid, signals: &Signals, batch: &[Ack]) {
+async fn flush(pool: &PgPool, worker_id: Uuid, signals: &Signals, batch: &[Ack], delete: bool) {
     let (completed, failed) = split(batch);
 
     let mut backoff = Duration::from_millis(50);
     let (done, settled) = loop {
         let result = tokio::try_join!(
-            cowans_store::complete(pool, &completed),
+            cowans_store::complete(pool, &completed, delete),
             cowans_store::settle_failures(pool, worker_id, &failed),
         );
         match result {

@@ -175,6 +175,7 @@ impl Engine {
             limiter,
             rx,
             config.ack_batch,
+            config.retain_finished.is_zero(),
         ));
         *inner.completer.lock().unwrap_or_else(|p| p.into_inner()) = Some(completer);
         let stop = inner.stop_services.clone();

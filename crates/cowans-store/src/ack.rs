@@ -30,14 +30,40 @@ WHERE j.id = c.id AND j.state = 'running' AND j.lease = c.lease
 RETURNING j.id
 "#;
 
+// Completion when finished jobs are kept for no time: the row is deleted (no new tuple, no
+// index entries, nothing for the retention pass to delete later), except where a completed row
+// still means something: a job of a batch (its counts come from the jobs) and a unique job whose
+// key holds while completed. Both parts see the same snapshot and disjoint rows.
+const COMPLETE_DELETING: &str = r#"
+WITH c AS (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS c(id, lease)),
+gone AS (
+    DELETE FROM cowans_jobs j USING c
+    WHERE j.id = c.id AND j.state = 'running' AND j.lease = c.lease
+      AND j.batch_id IS NULL
+      AND (j.unique_key IS NULL OR (j.unique_states & cowans_state_bit('completed')) = 0)
+    RETURNING j.id
+),
+kept AS (
+    UPDATE cowans_jobs j
+    SET state = 'completed', finalized_at = now(), lease_expires_at = NULL
+    FROM c
+    WHERE j.id = c.id AND j.state = 'running' AND j.lease = c.lease
+      AND NOT (j.batch_id IS NULL
+        AND (j.unique_key IS NULL OR (j.unique_states & cowans_state_bit('completed')) = 0))
+    RETURNING j.id
+)
+SELECT id FROM gone UNION ALL SELECT id FROM kept
+"#;
+
 /// Completes a batch of jobs; returns the ids that were still held (the others were fenced off:
-/// rescued, cancelled, or already completed in the handler's own transaction).
-pub async fn complete(pool: &PgPool, refs: &[LeaseRef]) -> Result<Vec<JobId>> {
+/// rescued, cancelled, or already completed in the handler's own transaction). `delete`: finished
+/// jobs are kept for no time, so completed rows are deleted at once where nothing needs them.
+pub async fn complete(pool: &PgPool, refs: &[LeaseRef], delete: bool) -> Result<Vec<JobId>> {
     if refs.is_empty() {
         return Ok(Vec::new());
     }
     let (ids, leases) = split(refs);
-    let done: Vec<i64> = sqlx::query_scalar(COMPLETE)
+    let done: Vec<i64> = sqlx::query_scalar(if delete { COMPLETE_DELETING } else { COMPLETE })
         .bind(ids)
         .bind(leases)
         .fetch_all(pool)
