@@ -31,38 +31,17 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         }
         Workload::Drain => {
             fill(&pool, &q, args.jobs, false).await?;
-            one(drain(
-                &pool,
-                &q,
-                args.jobs,
-                args.concurrency,
-                args.retain_finished_ms,
-            )
-            .await?)
+            one(drain(&pool, &q, args.jobs, args).await?)
         }
         Workload::DrainUnique => {
             fill(&pool, &q, args.jobs, true).await?;
-            one(drain(
-                &pool,
-                &q,
-                args.jobs,
-                args.concurrency,
-                args.retain_finished_ms,
-            )
-            .await?)
+            one(drain(&pool, &q, args.jobs, args).await?)
         }
         Workload::DrainLimited => {
             let limit = args.limit.unwrap_or(args.concurrency as u32);
             cowans_store::set_queue_limits(&pool, &q, Some(limit), None).await?;
             fill(&pool, &q, args.jobs, false).await?;
-            one(drain(
-                &pool,
-                &q,
-                args.jobs,
-                args.concurrency,
-                args.retain_finished_ms,
-            )
-            .await?)
+            one(drain(&pool, &q, args.jobs, args).await?)
         }
         Workload::Latency => vec![latency(&pool, &q, args).await?],
         Workload::ApiSubmit
@@ -84,14 +63,7 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
                 fill(&pool, &q, queued, false).await?;
                 // Fresh statistics, as autovacuum would have them in steady state.
                 let _ = sqlx::query("ANALYZE cowans_jobs").execute(&pool).await;
-                drain(
-                    &pool,
-                    &q,
-                    measured,
-                    args.concurrency,
-                    args.retain_finished_ms,
-                )
-                .await
+                drain(&pool, &q, measured, args).await
             })
             .await?
         }
@@ -188,9 +160,9 @@ async fn drain(
     pool: &PgPool,
     q: &QueueName,
     target: usize,
-    concurrency: usize,
-    retain_finished_ms: Option<u64>,
+    args: &Args,
 ) -> anyhow::Result<Duration> {
+    let concurrency = args.concurrency;
     // Completed in the database: rows in `completed`, plus rows gone (completions that delete).
     let rows = async || -> anyhow::Result<(i64, i64)> {
         let counts = cowans_store::count_by_state(pool, q.as_str()).await?;
@@ -201,7 +173,7 @@ async fn drain(
         Ok((completed, counts.iter().map(|(_, n)| *n).sum()))
     };
     let (_, before) = rows().await?;
-    let engine = start_engine(pool, q, concurrency, retain_finished_ms).await?;
+    let engine = start_engine(pool, q, concurrency, args.retain_finished_ms).await?;
     let counter = Counter::new(target);
     let backend =
         engine.backend::<IgnoredAny>(QueueConfig::new(q.clone()).concurrency(concurrency));
