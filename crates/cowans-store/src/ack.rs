@@ -33,12 +33,15 @@ RETURNING j.id
 // Completion when finished jobs are kept for no time: the row is deleted (no new tuple, no
 // index entries, nothing for the retention pass to delete later), except where a completed row
 // still means something: a job of a batch (its counts come from the jobs) and a unique job whose
-// key holds while completed. Both parts see the same snapshot and disjoint rows.
+// key holds while completed. Both parts see the same snapshot and disjoint rows. Rows are found
+// by `id = ANY(ids)` (the primary key, whatever the statistics say) and their lease looked up by
+// position: joined to `unnest`, the planner sometimes scanned the whole table once per acked
+// id (measured: a 2,000-job ack running for 20 s).
 const COMPLETE_DELETING: &str = r#"
-WITH c AS (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS c(id, lease)),
-gone AS (
-    DELETE FROM cowans_jobs j USING c
-    WHERE j.id = c.id AND j.state = 'running' AND j.lease = c.lease
+WITH gone AS (
+    DELETE FROM cowans_jobs j
+    WHERE j.id = ANY($1::bigint[]) AND j.state = 'running'
+      AND j.lease = ($2::bigint[])[array_position($1::bigint[], j.id)]
       AND j.batch_id IS NULL
       AND (j.unique_key IS NULL OR (j.unique_states & cowans_state_bit('completed')) = 0)
     RETURNING j.id
@@ -46,8 +49,8 @@ gone AS (
 kept AS (
     UPDATE cowans_jobs j
     SET state = 'completed', finalized_at = now(), lease_expires_at = NULL
-    FROM c
-    WHERE j.id = c.id AND j.state = 'running' AND j.lease = c.lease
+    WHERE j.id = ANY($1::bigint[]) AND j.state = 'running'
+      AND j.lease = ($2::bigint[])[array_position($1::bigint[], j.id)]
       AND NOT (j.batch_id IS NULL
         AND (j.unique_key IS NULL OR (j.unique_states & cowans_state_bit('completed')) = 0))
     RETURNING j.id
