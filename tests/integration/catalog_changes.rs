@@ -14,8 +14,10 @@ use cowans_catalog::{
 };
 use cowans_core::Actor;
 use cowans_testkit::wait_for;
+use reqwest::Method;
 use serde_json::{Map, Value, json};
 
+use crate::support::api::{request, request_text};
 use crate::support::catalog::{Fixture, actor, catalog_with, fixture, settings};
 
 fn fields(v: Value) -> Map<String, Value> {
@@ -567,15 +569,11 @@ async fn the_review_api_stages_lists_decides_and_refuses_by_field() {
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{base}/api/v1/shops/sim{path}");
     let original = f.catalog.product(f.shop.id, *p).await.unwrap().0.title;
-    let r = http
-        .patch(url(&format!("/products/{p}")))
-        .bearer_auth(&token)
-        .json(&json!({"title": "From the API", "variants": [{"id": vs[0].to_string(), "price": "5"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let body: Value = r.json().await.unwrap();
+    let edit =
+        json!({"title": "From the API", "variants": [{"id": vs[0].to_string(), "price": "5"}]});
+    let product = url(&format!("/products/{p}"));
+    let (status, body) = request(&http, Method::PATCH, &product, Some(&token), Some(edit)).await;
+    assert_eq!(status, 201);
     assert_eq!(body["changes"].as_array().unwrap().len(), 2, "{body}");
     let title = &body["changes"][0];
     assert_eq!(title["product_id"], p.to_string());
@@ -593,77 +591,58 @@ async fn the_review_api_stages_lists_decides_and_refuses_by_field() {
         (json!({"colour": "red"}), "colour"),
         (json!({}), "body"),
     ] {
-        let r = http
-            .patch(url(&format!("/products/{p}")))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 422, "{body}");
-        let e: Value = r.json().await.unwrap();
+        let (status, e) = request(
+            &http,
+            Method::PATCH,
+            &product,
+            Some(&token),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 422, "{body}");
         assert_eq!(e["error"]["details"]["field"], field, "{e}");
     }
 
-    let list: Value = http
-        .get(url("/changes?state=pending&field=price"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, list) = request(
+        &http,
+        Method::GET,
+        &url("/changes?state=pending&field=price"),
+        Some(&token),
+        None,
+    )
+    .await;
     assert_eq!(list["changes"].as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list["counts"]["pending"], 2);
-    let r = http
-        .post(url("/changes/approve"))
-        .bearer_auth(&token)
-        .json(&json!({"filter": {"state": "pending"}, "expected": 3}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 409);
-    let e: Value = r.json().await.unwrap();
+    let approve = url("/changes/approve");
+    let decide = |body: Value| request(&http, Method::POST, &approve, Some(&token), Some(body));
+    let (status, e) = decide(json!({"filter": {"state": "pending"}, "expected": 3})).await;
+    assert_eq!(status, 409);
     assert_eq!(e["error"]["details"]["actual"], 2, "{e}");
-    let r = http
-        .post(url("/changes/approve"))
-        .bearer_auth(&token)
-        .json(&json!({"filter": {"state": "pending"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 422);
-    let r = http
-        .post(url("/changes/approve"))
-        .bearer_auth(&token)
-        .json(&json!({"filter": {"state": "pending"}, "expected": 2, "reason": "ok"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let (status, _) = decide(json!({"filter": {"state": "pending"}})).await;
+    assert_eq!(status, 422);
+    let (status, _) =
+        decide(json!({"filter": {"state": "pending"}, "expected": 2, "reason": "ok"})).await;
+    assert_eq!(status, 200);
     f.pushed().await;
-    let list: Value = http
-        .get(url("/changes?state=pushed"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, list) = request(
+        &http,
+        Method::GET,
+        &url("/changes?state=pushed"),
+        Some(&token),
+        None,
+    )
+    .await;
     assert_eq!(list["changes"].as_array().unwrap().len(), 2, "{list}");
     assert_eq!(sim_product(&f, *p).title, "From the API");
     // The changes as CSV (a row per field) and JSON Lines (a change per line).
-    let csv = http
-        .get(url("/changes/export?format=csv&state=pushed"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, csv) = request_text(
+        &http,
+        Method::GET,
+        &url("/changes/export?format=csv&state=pushed"),
+        Some(&token),
+        None,
+    )
+    .await;
     let mut rows = csv::Reader::from_reader(csv.as_bytes());
     let header: Vec<String> = rows.headers().unwrap().iter().map(str::to_owned).collect();
     let col = |n: &str| header.iter().position(|h| h == n).unwrap();
@@ -678,25 +657,26 @@ async fn the_review_api_stages_lists_decides_and_refuses_by_field() {
         ),
         ("From the API", "written", p.to_string().as_str())
     );
-    let lines = http
-        .get(url("/changes/export?format=jsonl"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, lines) = request_text(
+        &http,
+        Method::GET,
+        &url("/changes/export?format=jsonl"),
+        Some(&token),
+        None,
+    )
+    .await;
     assert_eq!(lines.lines().count(), 2);
     let first: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
     assert_eq!(first["state"], "pushed");
-    let r = http
-        .get(url("/changes/export?limit=5"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 422);
+    let (status, _) = request(
+        &http,
+        Method::GET,
+        &url("/changes/export?limit=5"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 422);
     // A viewer reads but does not stage.
     let (viewer, _) = f
         .catalog
@@ -921,16 +901,14 @@ async fn a_conflict_is_settled_over_http_by_keeping_shopifys_value() {
     let p = catalog_ids(&f).await[0].0;
     let post =
         |path: String, body: Value| http.post(url(&path)).bearer_auth(&token).json(&body).send();
-    let staged: Value = http
-        .patch(url(&format!("/products/{p}")))
-        .bearer_auth(&token)
-        .json(&json!({"title": "Ours", "vendor": "Our Vendor"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, staged) = request(
+        &http,
+        Method::PATCH,
+        &url(&format!("/products/{p}")),
+        Some(&token),
+        Some(json!({"title": "Ours", "vendor": "Our Vendor"})),
+    )
+    .await;
     let id = staged["changes"][0]["id"].as_i64().unwrap();
     reqwest::Client::new()
         .post(format!("{}/__sim/products/{p}/edit", f.sim.base_url()))

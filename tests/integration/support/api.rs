@@ -109,21 +109,49 @@ impl Api {
         key: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(k) = key {
-            req = req.bearer_auth(k);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        request(
+            &self.http,
+            method,
+            &format!("{}{path}", self.base),
+            key,
+            body,
         )
+        .await
     }
+}
+
+/// One HTTP request: its status and body (JSON when it parses, else the text as a string).
+pub(crate) async fn request(
+    http: &reqwest::Client,
+    method: Method,
+    url: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let (status, text) = request_text(http, method, url, key, body).await;
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// [`request`] with the body as text (CSV, JSON Lines).
+pub(crate) async fn request_text(
+    http: &reqwest::Client,
+    method: Method,
+    url: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, String) {
+    let mut req = http.request(method, url);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    (r.status(), r.text().await.unwrap())
 }
 
 pub(crate) fn assert_error_shape(v: &Value, code: &str) {
