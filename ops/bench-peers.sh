@@ -2,7 +2,8 @@
 # Cowans against graphile-worker (tuned: localQueue 50, completeJobBatchDelay 0, concurrency
 # 10) on this machine, alternating in one invocation so that both see the same load: drain of
 # 50,000 queued no-op jobs, bulk enqueue of 200,000 in calls of 1,000, and enqueue -> start
-# latency at 500 jobs/s for 20 s. Prints each run's RESULT line, then one ratio line per
+# latency at 500 jobs/s for 20 s; and our bulk enqueue in calls of 10,000 against COPY of the
+# same rows into the same table (the server's ceiling). Prints each run's RESULT line, then one ratio line per
 # workload from the medians of the rounds.
 #
 #   ./ops/bench-peers.sh [rounds]        (default 2; needs a release build and npm)
@@ -40,6 +41,9 @@ for r in $(seq 1 "$rounds"); do
   run "graphile drain" env LOCAL_QUEUE=50 node "$peer_dir/bench.js" drain 50000 10
   run "cowans enqueue-bulk" $bench enqueue-bulk --jobs 200000 --batch 1000 --concurrency 1
   run "graphile enqueue-bulk" env LOCAL_QUEUE=50 node "$peer_dir/bench.js" enqueue-bulk 200000
+  # Large calls against the server's own ceiling: COPY of the same rows into the same table.
+  run "cowans enqueue-large" $bench enqueue-bulk --jobs 500000 --batch 10000 --concurrency 1
+  run "copy enqueue-large" $bench enqueue-copy --jobs 500000 --batch 10000 --concurrency 1
   run "cowans latency" $bench latency --rate 500 --seconds 20 --concurrency 10
   run "graphile latency" env LOCAL_QUEUE=50 node "$peer_dir/bench.js" latency 10000 10 500 20
 done
@@ -57,6 +61,8 @@ for w in drain enqueue-bulk; do
 done
 c=$(median cowans drain-deleting jobs_per_s); g=$(median graphile drain jobs_per_s)
 echo "RATIO workload=drain-deleting cowans_jobs_per_s=$c graphile_jobs_per_s=$g cowans_over_graphile=$(ratio "$c" "$g") rounds=$rounds"
+c=$(median cowans enqueue-large jobs_per_s); g=$(median copy enqueue-large jobs_per_s)
+echo "RATIO workload=enqueue-large(10000/call) cowans_jobs_per_s=$c copy_rows_per_s=$g cowans_over_copy=$(ratio "$c" "$g") rounds=$rounds"
 c50=$(median cowans latency p50_ms); g50=$(median graphile latency p50_ms)
 c99=$(median cowans latency p99_ms); g99=$(median graphile latency p99_ms)
 echo "RATIO workload=latency cowans_p50_ms=$c50 graphile_p50_ms=$g50 cowans_p99_ms=$c99 graphile_p99_ms=$g99 p99_cowans_over_graphile=$(ratio "$c99" "$g99") rounds=$rounds"

@@ -34,6 +34,7 @@ mod cron;
 mod enqueue;
 mod leadership;
 mod limits;
+mod prefetch;
 mod retention_and_stats;
 mod retries_and_dead_letters;
 mod shutdown;

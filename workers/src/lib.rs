@@ -167,5 +167,6 @@ fn queue_config(settings: &Settings, name: QueueName) -> QueueConfig {
         cfg = cfg.autoscale(a);
     }
     cfg.claim_batch = w.claim_batch;
+    cfg.prefetch = w.prefetch;
     cfg
 }

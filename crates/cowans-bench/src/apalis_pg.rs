@@ -46,6 +46,8 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         }
         Workload::Latency => vec![latency(&pool, args).await?],
         Workload::DrainUnique
+        | Workload::EnqueueCopy
+        | Workload::IdleTx
         | Workload::DrainLimited
         | Workload::ApiSubmit
         | Workload::ApiBulk

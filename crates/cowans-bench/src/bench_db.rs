@@ -1,7 +1,5 @@
 //! A throw-away database per benchmark run, on the server `DATABASE_URL` names.
 
-use std::str::FromStr;
-
 use anyhow::Context;
 use sqlx::{
     ConnectOptions, Connection, PgConnection, PgPool,
@@ -19,7 +17,7 @@ impl BenchDb {
     pub async fn create() -> anyhow::Result<BenchDb> {
         let url = std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let admin = PgConnectOptions::from_str(&url)
+        let admin = cowans_store::connect_options(&url)
             .context("DATABASE_URL is not a Postgres URL")?
             .disable_statement_logging();
         let name = format!("cowans_bench_{}", uuid::Uuid::new_v4().simple());

@@ -27,6 +27,7 @@ mod api_http;
 mod bench_db;
 mod budget;
 mod catalog_api;
+mod idle_tx;
 mod ours;
 mod probe;
 mod procs;
@@ -39,6 +40,13 @@ pub enum Workload {
     EnqueueSingle,
     /// Bulk enqueues of `--batch` jobs per call from `concurrency` callers.
     EnqueueBulk,
+    /// The reference for `enqueue-bulk`: the same rows written with `COPY` into the jobs
+    /// table, `--batch` rows per `COPY`, from `concurrency` callers (Cowans only).
+    EnqueueCopy,
+    /// Drain throughput of a topped-up queue before, during and after another session holds a
+    /// snapshot open (idle in transaction) for `--hold-seconds`, with the claim index's size
+    /// (Cowans only).
+    IdleTx,
     /// N jobs queued first, then timed until all are completed.
     Drain,
     /// `--rate` jobs/s offered for `--seconds`; enqueue-to-start p50/p99.
@@ -109,6 +117,12 @@ pub struct Args {
     /// hour); 0 deletes completed jobs at their ack.
     #[arg(long)]
     pub retain_finished_ms: Option<u64>,
+    /// Most jobs the worker claims ahead of free slots (default: the engine's); 0 = none.
+    #[arg(long)]
+    pub prefetch: Option<usize>,
+    /// How long `idle-tx` holds its snapshot open, seconds.
+    #[arg(long, default_value_t = 180)]
+    pub hold_seconds: u64,
     /// Most single submits per commit in the API for `api-submit` (its baseline uses 1).
     #[arg(long, default_value_t = 500)]
     pub group: usize,
@@ -204,6 +218,8 @@ fn workload_name(w: Workload) -> &'static str {
     match w {
         Workload::EnqueueSingle => "enqueue-single",
         Workload::EnqueueBulk => "enqueue-bulk",
+        Workload::EnqueueCopy => "enqueue-copy",
+        Workload::IdleTx => "idle-tx",
         Workload::Drain => "drain",
         Workload::Latency => "latency",
         Workload::Backlog => "backlog",

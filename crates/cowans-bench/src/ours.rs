@@ -29,6 +29,9 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         Workload::EnqueueBulk => {
             one(enqueue_bulk(&pool, &q, args.jobs, args.batch, args.concurrency).await?)
         }
+        Workload::EnqueueCopy => {
+            one(enqueue_copy(&pool, &q, args.jobs, args.batch, args.concurrency).await?)
+        }
         Workload::Drain => {
             fill(&pool, &q, args.jobs, false).await?;
             one(drain(&pool, &q, args.jobs, args).await?)
@@ -44,6 +47,7 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
             one(drain(&pool, &q, args.jobs, args).await?)
         }
         Workload::Latency => vec![latency(&pool, &q, args).await?],
+        Workload::IdleTx => vec![crate::idle_tx::run(&pool, &q, args).await?],
         Workload::ApiSubmit
         | Workload::ApiBulk
         | Workload::SyncPull
@@ -70,7 +74,7 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
     })
 }
 
-fn job(q: &QueueName, n: usize) -> NewJob {
+pub(crate) fn job(q: &QueueName, n: usize) -> NewJob {
     NewJob::new(q.clone(), "bench.noop", json!({ "n": n }))
 }
 
@@ -136,7 +140,44 @@ async fn enqueue_bulk(
     .await
 }
 
-async fn start_engine(
+/// What `COPY` achieves writing the rows `enqueue_bulk` writes (same table, indexes and
+/// payloads; no ids returned, no wake-up): the server's own ceiling for bulk inserts.
+async fn enqueue_copy(
+    pool: &PgPool,
+    q: &QueueName,
+    n: usize,
+    batch: usize,
+    callers: usize,
+) -> anyhow::Result<Duration> {
+    use sqlx::postgres::PgPoolCopyExt;
+    let batch = batch.max(1);
+    let max_attempts = cowans_core::RetryPolicy::default().max_attempts;
+    let (pool, q, ticket) = (pool.clone(), q.clone(), Ticket::new(n.div_ceil(batch)));
+    probe::run_callers(callers, move || {
+        let (pool, q, ticket) = (pool.clone(), q.clone(), ticket.clone());
+        async move {
+            let Some(b) = ticket.next() else {
+                return Ok(false);
+            };
+            let mut rows = String::with_capacity(batch * 48);
+            for i in b * batch..((b + 1) * batch).min(n) {
+                rows.push_str(&format!(
+                    "{}\tbench.noop\t{{\"n\": {i}}}\tavailable\t{max_attempts}\n",
+                    q.as_str()
+                ));
+            }
+            let mut copy = pool
+                .copy_in_raw("COPY cowans_jobs (queue, kind, args, state, max_attempts) FROM STDIN")
+                .await?;
+            copy.send(rows.into_bytes()).await?;
+            copy.finish().await?;
+            Ok(true)
+        }
+    })
+    .await
+}
+
+pub(crate) async fn start_engine(
     pool: &PgPool,
     q: &QueueName,
     concurrency: usize,
@@ -175,8 +216,7 @@ async fn drain(
     let (_, before) = rows().await?;
     let engine = start_engine(pool, q, concurrency, args.retain_finished_ms).await?;
     let counter = Counter::new(target);
-    let backend =
-        engine.backend::<IgnoredAny>(QueueConfig::new(q.clone()).concurrency(concurrency));
+    let backend = engine.backend::<IgnoredAny>(queue_config(q, concurrency, args));
     let worker = WorkerBuilder::new("bench")
         .backend(backend)
         .data(counter.clone())
@@ -198,8 +238,7 @@ async fn drain(
 async fn latency(pool: &PgPool, q: &QueueName, args: &Args) -> anyhow::Result<Measurement> {
     let engine = start_engine(pool, q, args.concurrency, args.retain_finished_ms).await?;
     let waits = Samples::default();
-    let backend =
-        engine.backend::<Stamped>(QueueConfig::new(q.clone()).concurrency(args.concurrency));
+    let backend = engine.backend::<Stamped>(queue_config(q, args.concurrency, args));
     let worker = WorkerBuilder::new("bench")
         .backend(backend)
         .data(waits.clone())
@@ -224,4 +263,12 @@ async fn latency(pool: &PgPool, q: &QueueName, args: &Args) -> anyhow::Result<Me
     engine.shutdown().await;
     handle.abort();
     Ok(Measurement::latency(args, waits.take(), inserts.take()))
+}
+
+pub(crate) fn queue_config(q: &QueueName, concurrency: usize, args: &Args) -> QueueConfig {
+    let config = QueueConfig::new(q.clone()).concurrency(concurrency);
+    match args.prefetch {
+        Some(n) => config.prefetch(n),
+        None => config,
+    }
 }

@@ -31,6 +31,11 @@ impl Counter {
         }
     }
 
+    /// Jobs the handler has seen so far.
+    pub fn seen(&self) -> usize {
+        self.seen.load(Ordering::Relaxed)
+    }
+
     /// Waits until the handler saw every job, then until `completed()` (the backend's count of
     /// completed jobs in the database) reaches the target.
     pub async fn until_completed(

@@ -109,8 +109,17 @@ where
         if self.handoff.stop.is_cancelled() {
             return Poll::Ready(None);
         }
-        self.handoff.waker.register(cx.waker());
-        let next = self.handoff.buffer().tasks.pop_front();
+        let slots = &self.handoff.slots;
+        slots.waker.register(cx.waker());
+        // Claimed ahead: buffered jobs start only while fewer than `concurrency` run.
+        let next = {
+            let mut buffer = self.handoff.buffer();
+            if slots.may_start(buffer.tasks.len()) {
+                buffer.tasks.pop_front()
+            } else {
+                None
+            }
+        };
         match next {
             Some(task) => Poll::Ready(Some(Ok(task))),
             None if self.handoff.stop.is_cancelled() => Poll::Ready(None),

@@ -118,6 +118,10 @@ pub struct QueueConfig {
     pub concurrency: usize,
     /// Most jobs one claim statement takes (the claim never exceeds free slots either).
     pub claim_batch: usize,
+    /// Most jobs claimed ahead of free slots, buffered until a slot frees up. The producer
+    /// claims ahead only what its handlers finish in two claim round trips (so slow jobs are
+    /// never hoarded), and nothing under a fleet-wide limit; 0 turns it off.
+    pub prefetch: usize,
     /// The queue's retry policy...
     pub retry: RetryPolicy,
     /// ...unless the job's kind has its own.
@@ -175,6 +179,7 @@ impl QueueConfig {
             queue,
             concurrency: 10,
             claim_batch: 500,
+            prefetch: 400,
             retry: RetryPolicy::default(),
             retry_by_kind: Arc::default(),
             timeout: Some(Duration::from_secs(15 * 60)),
@@ -210,6 +215,12 @@ impl QueueConfig {
 
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// See [`QueueConfig::prefetch`].
+    pub fn prefetch(mut self, prefetch: usize) -> Self {
+        self.prefetch = prefetch;
         self
     }
 

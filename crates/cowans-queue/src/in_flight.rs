@@ -11,6 +11,7 @@ use std::{
 
 use cowans_core::JobId;
 use cowans_store::LeaseRef;
+use futures::task::AtomicWaker;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -89,12 +90,19 @@ impl InFlight {
 }
 
 /// Slot accounting of one consumed queue: `held` counts jobs claimed and not yet finished
-/// (buffered + running), so a producer never claims more than `concurrency - held`.
+/// (buffered + running). At most `concurrency` of them run; the producer may claim up to
+/// `ahead` more than that (a prefetch it sizes from how fast the handlers finish), so it never
+/// holds more than `concurrency + ahead`.
 pub(crate) struct Slots {
     held: AtomicUsize,
     concurrency: AtomicUsize,
+    ahead: AtomicUsize,
+    /// Jobs finished since start (for the producer's estimate of the handlers' pace).
+    finished: AtomicU64,
     /// Signalled whenever a slot frees up.
     pub(crate) freed: Notify,
+    /// The backend's task: woken when jobs were buffered or a running slot freed up.
+    pub(crate) waker: AtomicWaker,
     /// What the autoscaler looks at: did the last claim leave jobs behind, and the queue wait
     /// of the jobs started since it last looked.
     backlog: AtomicBool,
@@ -107,7 +115,10 @@ impl Slots {
         Self {
             held: AtomicUsize::new(0),
             concurrency: AtomicUsize::new(concurrency),
+            ahead: AtomicUsize::new(0),
+            finished: AtomicU64::new(0),
             freed: Notify::new(),
+            waker: AtomicWaker::new(),
             backlog: AtomicBool::new(false),
             waited_us: AtomicU64::new(0),
             started: AtomicU64::new(0),
@@ -128,10 +139,24 @@ impl Slots {
         self.held.load(Ordering::Acquire)
     }
 
+    /// How many more jobs the producer may claim.
     pub(crate) fn free(&self) -> usize {
-        self.concurrency
-            .load(Ordering::Acquire)
+        (self.concurrency.load(Ordering::Acquire) + self.ahead.load(Ordering::Acquire))
             .saturating_sub(self.held.load(Ordering::Acquire))
+    }
+
+    /// Whether one more of the `buffered` jobs may start now.
+    pub(crate) fn may_start(&self, buffered: usize) -> bool {
+        self.held.load(Ordering::Acquire).saturating_sub(buffered)
+            < self.concurrency.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_ahead(&self, n: usize) {
+        self.ahead.store(n, Ordering::Release);
+    }
+
+    pub(crate) fn finished(&self) -> u64 {
+        self.finished.load(Ordering::Acquire)
     }
 
     pub(crate) fn saw_backlog(&self, backlog: bool) {
@@ -162,6 +187,8 @@ impl Slots {
 
     pub(crate) fn release(&self, n: usize) {
         self.held.fetch_sub(n, Ordering::AcqRel);
+        self.finished.fetch_add(n as u64, Ordering::AcqRel);
         self.freed.notify_one();
+        self.waker.wake();
     }
 }

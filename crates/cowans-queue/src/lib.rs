@@ -33,6 +33,7 @@ mod limiter;
 mod listener;
 mod maintenance;
 pub mod metrics;
+mod prefetch;
 mod process;
 mod producer;
 mod router;

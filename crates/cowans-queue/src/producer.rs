@@ -16,7 +16,6 @@ use apalis_core::task::{Task, builder::TaskBuilder, task_id::TaskId};
 use chrono::Utc;
 use cowans_core::{JobId, JobOutcome};
 use cowans_store::{ClaimCursor, ClaimedJob, LeaseRef, QueueControl};
-use futures::task::AtomicWaker;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -34,7 +33,6 @@ use crate::{
 /// What the producer and the backend share.
 pub(crate) struct Handoff<Args> {
     buffer: Mutex<Buffer<Args>>,
-    pub(crate) waker: AtomicWaker,
     pub(crate) slots: Arc<Slots>,
     /// Stops this queue's producer: the engine's shutdown, or the apalis worker closing alone.
     pub(crate) stop: CancellationToken,
@@ -47,6 +45,31 @@ pub(crate) struct Buffer<Args> {
     pub(crate) closed: bool,
 }
 
+impl<Args> Buffer<Args> {
+    /// Appends a claim's jobs (in claim order); see [`push_ranked`].
+    pub(crate) fn push(&mut self, jobs: Vec<Task<Args>>) {
+        push_ranked(&mut self.tasks, jobs, |t| {
+            t.data().get::<JobMeta>().map_or(0, |m| m.priority)
+        });
+    }
+}
+
+/// Appends `new` to `queue`. Jobs claimed ahead may wait in the buffer behind others: if the new
+/// ones outrank the last waiting one, the buffer is re-sorted (stable: claim order within a
+/// priority), so a higher-priority job still starts first.
+fn push_ranked<T>(queue: &mut VecDeque<T>, new: Vec<T>, priority: impl Fn(&T) -> i16) {
+    let last = queue.back().map(&priority);
+    let top = new.iter().map(&priority).max();
+    queue.extend(new);
+    if let (Some(last), Some(top)) = (last, top)
+        && top > last
+    {
+        queue
+            .make_contiguous()
+            .sort_by_key(|t| std::cmp::Reverse(priority(t)));
+    }
+}
+
 impl<Args> Handoff<Args> {
     pub(crate) fn new(concurrency: usize, engine_stop: &CancellationToken) -> Self {
         Self {
@@ -54,7 +77,6 @@ impl<Args> Handoff<Args> {
                 tasks: VecDeque::new(),
                 closed: false,
             }),
-            waker: AtomicWaker::new(),
             slots: Arc::new(Slots::new(concurrency)),
             stop: engine_stop.child_token(),
         }
@@ -111,6 +133,7 @@ pub(crate) async fn run<Args>(
     let mut reload_control = true;
     // A limit said "not before": no claim until then (unless woken by a change).
     let mut not_before: Option<Instant> = None;
+    let mut pace = crate::prefetch::Pace::new(queue.prefetch);
 
     loop {
         if handoff.stop.is_cancelled() {
@@ -176,13 +199,19 @@ pub(crate) async fn run<Args>(
             }
         }
 
+        let limited = ctl.concurrency_limit.is_some() || ctl.rate.is_some();
+        let ahead = pace.ahead(Instant::now(), handoff.slots.finished());
+        handoff.slots.set_ahead(if limited { 0 } else { ahead });
         let free = handoff.slots.free();
         let gated = ctl.paused || not_before.is_some_and(|t| t > Instant::now());
         if more && free > 0 && !failed && !gated {
             let want = free.min(queue.claim_batch);
-            match claim_within_limits(&engine, &queue, &scope, &ctl, &signal, want, &mut cursor)
-                .await
-            {
+            let began = Instant::now();
+            let claimed =
+                claim_within_limits(&engine, &queue, &scope, &ctl, &signal, want, &mut cursor)
+                    .await;
+            pace.claimed(began.elapsed());
+            match claimed {
                 Ok(claimed) => {
                     error_backoff = Duration::from_millis(100);
                     more = claimed.full || claimed.limited_until.is_some();
@@ -232,7 +261,7 @@ pub(crate) async fn run<Args>(
         }
     }
     // Let the backend notice the stop and finish.
-    handoff.waker.wake();
+    handoff.slots.waker.wake();
 }
 
 /// How long a producer blocked by a fleet-wide concurrency limit waits before asking again. A
@@ -514,12 +543,12 @@ async fn hand_over<Args>(
             if buffer.closed {
                 ready
             } else {
-                buffer.tasks.extend(ready);
+                buffer.push(ready);
                 Vec::new()
             }
         };
         if late.is_empty() {
-            handoff.waker.wake();
+            handoff.slots.waker.wake();
         } else {
             hand_back(engine, &handoff.slots, late).await;
         }
@@ -585,6 +614,21 @@ fn task_of<Args>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_higher_priority_claim_goes_before_the_buffered_jobs_in_claim_order_within_a_priority() {
+        // (priority, claim order)
+        let mut q: VecDeque<(i16, u32)> = VecDeque::from(vec![(0, 1), (0, 2), (0, 3)]);
+        push_ranked(&mut q, vec![(0, 4), (5, 5), (0, 6), (5, 7)], |t| t.0);
+        assert_eq!(
+            q.iter().map(|t| t.1).collect::<Vec<_>>(),
+            vec![5, 7, 1, 2, 3, 4, 6]
+        );
+        // Same or lower priority: appended as claimed.
+        let mut q: VecDeque<(i16, u32)> = VecDeque::from(vec![(3, 1)]);
+        push_ranked(&mut q, vec![(3, 2), (1, 3)], |t| t.0);
+        assert_eq!(q.iter().map(|t| t.1).collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
 
     fn job(id: i64, key: Option<&str>) -> (ClaimedJob, Option<Permit>) {
         let now = Utc::now();

@@ -1,12 +1,7 @@
 //! Connecting to Postgres with errors that say where and what to do, password hidden.
 
-use std::str::FromStr;
-
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::{
-    Connection, PgConnection, PgPool, Postgres, migrate::MigrateDatabase,
-    postgres::PgConnectOptions,
-};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, migrate::MigrateDatabase};
 
 use crate::{apps::Migrations, settings::DatabaseSettings};
 
@@ -65,7 +60,7 @@ pub async fn create_if_missing(settings: &DatabaseSettings) -> anyhow::Result<bo
 /// applications (see [`crate::apps::migrations`]).
 pub async fn connect(settings: &DatabaseSettings, apps: &Migrations) -> anyhow::Result<PgPool> {
     let shown = redact(&settings.url);
-    let options = PgConnectOptions::from_str(settings.url.expose_secret()).map_err(|e| {
+    let options = cowans_store::connect_options(settings.url.expose_secret()).map_err(|e| {
         anyhow::anyhow!(
             "database.url {shown} is not a valid Postgres URL: {}",
             root_cause(&e)

@@ -56,6 +56,9 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// Most jobs taken by one claim statement.
     pub claim_batch: usize,
+    /// Most jobs per queue claimed ahead of free slots while the handlers are fast (0 = off);
+    /// see `QueueConfig::prefetch`.
+    pub prefetch: usize,
     pub retry: RetryPolicy,
     /// Per-kind policies (`[worker.retry_by_kind."shopify.push"]` in the settings file).
     pub retry_by_kind: std::collections::HashMap<String, RetryPolicy>,
@@ -104,6 +107,7 @@ impl Default for WorkerSettings {
             queues: Vec::new(),
             concurrency: 10,
             claim_batch: 500,
+            prefetch: 400,
             retry: RetryPolicy::default(),
             retry_by_kind: Default::default(),
             ops_listen: "127.0.0.1:9464".to_owned(),

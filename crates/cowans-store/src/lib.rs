@@ -58,7 +58,7 @@ pub use limits::{
     Granted, PermitRow, acquire_permits, defer, ensure_permit_slots, extend_permits, rate_refund,
     rate_take, release_holder_permits, release_permits,
 };
-pub use migrate::{MIGRATOR, connect, migrate, migrations_pending};
+pub use migrate::{MIGRATOR, connect, connect_options, migrate, migrations_pending};
 pub use retention::{Pruned, Retention, prune};
 pub use stats::{QueueStats, queue_stats, refresh_queue_stats};
 pub use workers::{WorkerInfo, deregister_worker, forget_stale_workers, register_worker};

@@ -8,7 +8,7 @@
 
 pub mod smtp;
 
-use std::{future::Future, str::FromStr, time::Duration};
+use std::{future::Future, time::Duration};
 
 use sqlx::{
     ConnectOptions, Connection, PgConnection, PgPool,
@@ -41,7 +41,7 @@ impl TestDb {
     /// `&cowans_store::demo::MIGRATOR`).
     pub async fn with_apps(apps: &[&'static sqlx::migrate::Migrator]) -> TestDb {
         let url = server_url();
-        let admin = PgConnectOptions::from_str(&url)
+        let admin = cowans_store::connect_options(&url)
             .unwrap_or_else(|e| panic!("COWANS_TEST_DATABASE_URL is not a valid URL: {e}"))
             .disable_statement_logging();
         let name = format!("cowans_test_{}", uuid::Uuid::new_v4().simple());

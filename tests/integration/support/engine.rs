@@ -94,11 +94,15 @@ pub(crate) struct Gauge {
     pub(crate) started: Arc<Mutex<Vec<Instant>>>,
 }
 
-async fn busy(_: Value, g: Data<Gauge>) -> Result<(), BoxDynError> {
+/// Runs for the job's `ms` (default 40; 0 = just yield), recording how many run at once.
+async fn busy(args: Value, g: Data<Gauge>) -> Result<(), BoxDynError> {
     g.started.lock().unwrap().push(Instant::now());
     let now = g.now.fetch_add(1, Ordering::SeqCst) + 1;
     g.max.fetch_max(now, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    match args.get("ms").and_then(Value::as_u64).unwrap_or(40) {
+        0 => tokio::task::yield_now().await,
+        ms => tokio::time::sleep(Duration::from_millis(ms)).await,
+    }
     g.now.fetch_sub(1, Ordering::SeqCst);
     Ok(())
 }
