@@ -36,6 +36,7 @@ pub mod metrics;
 mod prefetch;
 mod process;
 mod producer;
+mod rewind;
 mod router;
 mod scheduler;
 

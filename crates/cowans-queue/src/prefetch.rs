@@ -43,6 +43,11 @@ impl Pace {
         };
     }
 
+    /// The smoothed duration of a claim.
+    pub(crate) fn claim_time(&self) -> Duration {
+        Duration::from_secs_f64(self.claim_secs)
+    }
+
     /// The claim-ahead for now, given the count of jobs finished since start.
     pub(crate) fn ahead(&mut self, now: Instant, finished: u64) -> usize {
         if self.max == 0 {

@@ -134,6 +134,7 @@ pub(crate) async fn run<Args>(
     // A limit said "not before": no claim until then (unless woken by a change).
     let mut not_before: Option<Instant> = None;
     let mut pace = crate::prefetch::Pace::new(queue.prefetch);
+    let mut rewinds = crate::rewind::Rewinds::new(poll, Instant::now());
 
     loop {
         if handoff.stop.is_cancelled() {
@@ -207,10 +208,15 @@ pub(crate) async fn run<Args>(
         if more && free > 0 && !failed && !gated {
             let want = free.min(queue.claim_batch);
             let began = Instant::now();
+            let from_head = cursor.is_none();
             let claimed =
                 claim_within_limits(&engine, &queue, &scope, &ctl, &signal, want, &mut cursor)
                     .await;
-            pace.claimed(began.elapsed());
+            let took = began.elapsed();
+            if from_head {
+                rewinds.head_claimed(Instant::now(), took, pace.claim_time());
+            }
+            pace.claimed(took);
             match claimed {
                 Ok(claimed) => {
                     error_backoff = Duration::from_millis(100);
@@ -253,7 +259,9 @@ pub(crate) async fn run<Args>(
             _ = tokio::time::sleep_until(wake_at) => {
                 if Instant::now() >= next_poll {
                     more = true;
-                    cursor = None;
+                    if rewinds.due(Instant::now()) {
+                        cursor = None;
+                    }
                     reload_control = true;
                     next_poll = Instant::now() + poll;
                 }
