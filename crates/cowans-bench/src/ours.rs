@@ -122,20 +122,10 @@ async fn enqueue_bulk(
     batch: usize,
     callers: usize,
 ) -> anyhow::Result<Duration> {
-    let batch = batch.max(1);
-    let (pool, q, ticket) = (pool.clone(), q.clone(), Ticket::new(n.div_ceil(batch)));
-    probe::run_callers(callers, move || {
-        let (pool, q, ticket) = (pool.clone(), q.clone(), ticket.clone());
-        async move {
-            let Some(b) = ticket.next() else {
-                return Ok(false);
-            };
-            let jobs: Vec<NewJob> = (b * batch..((b + 1) * batch).min(n))
-                .map(|i| job(&q, i))
-                .collect();
-            cowans_store::enqueue_autocommit(&pool, &jobs).await?;
-            Ok(true)
-        }
+    in_calls(pool, q, n, batch, callers, |pool, q, range| async move {
+        let jobs: Vec<NewJob> = range.map(|i| job(&q, i)).collect();
+        cowans_store::enqueue_autocommit(&pool, &jobs).await?;
+        Ok(())
     })
     .await
 }
@@ -150,17 +140,16 @@ async fn enqueue_copy(
     callers: usize,
 ) -> anyhow::Result<Duration> {
     use sqlx::postgres::PgPoolCopyExt;
-    let batch = batch.max(1);
     let max_attempts = cowans_core::RetryPolicy::default().max_attempts;
-    let (pool, q, ticket) = (pool.clone(), q.clone(), Ticket::new(n.div_ceil(batch)));
-    probe::run_callers(callers, move || {
-        let (pool, q, ticket) = (pool.clone(), q.clone(), ticket.clone());
-        async move {
-            let Some(b) = ticket.next() else {
-                return Ok(false);
-            };
-            let mut rows = String::with_capacity(batch * 48);
-            for i in b * batch..((b + 1) * batch).min(n) {
+    in_calls(
+        pool,
+        q,
+        n,
+        batch,
+        callers,
+        move |pool, q, range| async move {
+            let mut rows = String::with_capacity(range.len() * 48);
+            for i in range {
                 rows.push_str(&format!(
                     "{}\tbench.noop\t{{\"n\": {i}}}\tavailable\t{max_attempts}\n",
                     q.as_str()
@@ -171,6 +160,35 @@ async fn enqueue_copy(
                 .await?;
             copy.send(rows.into_bytes()).await?;
             copy.finish().await?;
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// Jobs `0..n` written in calls of `batch` from `callers` concurrent callers, each call by
+/// `call(pool, queue, range)`; the time all took.
+async fn in_calls<F, Fut>(
+    pool: &PgPool,
+    q: &QueueName,
+    n: usize,
+    batch: usize,
+    callers: usize,
+    call: F,
+) -> anyhow::Result<Duration>
+where
+    F: Fn(PgPool, QueueName, std::ops::Range<usize>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let batch = batch.max(1);
+    let (pool, q, ticket) = (pool.clone(), q.clone(), Ticket::new(n.div_ceil(batch)));
+    probe::run_callers(callers, move || {
+        let (pool, q, ticket, call) = (pool.clone(), q.clone(), ticket.clone(), call.clone());
+        async move {
+            let Some(b) = ticket.next() else {
+                return Ok(false);
+            };
+            call(pool, q, b * batch..((b + 1) * batch).min(n)).await?;
             Ok(true)
         }
     })
