@@ -5,8 +5,9 @@
 //!   leases of running jobs, runs the batched completer and, when elected, the maintenance
 //!   services (rescuer). Its [`Engine::shutdown`] drains to a deadline and hands back the rest.
 //! - [`PgBackend`]: what an apalis `WorkerBuilder` consumes. Each backend owns a producer task
-//!   that claims at most as many jobs as the worker has free slots, decodes them (a payload
-//!   that does not decode is dead-lettered, the worker keeps going) and hands them to apalis.
+//!   that claims its free slots (and, while its handlers are fast, a little ahead: `prefetch`),
+//!   decodes them (a payload that does not decode is dead-lettered, the worker keeps going) and
+//!   hands them to apalis.
 //! - The backend's middleware observes every attempt's result (panics included) and turns it
 //!   into an ack: complete, retry with backoff, or dead-letter.
 //! - [`FrontDoor`]: the one entry point for every action on jobs, queues, dead letters,

@@ -4,7 +4,8 @@
 //! It claims when woken by a notification, when a slot frees up while the last claim came back
 //! full (a backlog), when its poll timer fires (the fallback for lost notifications), and runs a
 //! promotion pass when a scheduled job may have fallen due. It never claims more than
-//! `concurrency - held`, so a slow worker never hoards jobs another worker could run.
+//! `concurrency + ahead - held`, where `ahead` is what its handlers finish in two claim round
+//! trips (`prefetch`), so a slow worker never hoards jobs another worker could run.
 
 use std::{
     collections::{HashMap, VecDeque},
