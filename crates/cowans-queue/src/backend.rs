@@ -323,6 +323,7 @@ impl AttemptGuard {
             })
             .await;
         self.settled = true;
+        self.layer.slots.ran(self.started.elapsed());
         self.layer.slots.release(1);
     }
 }

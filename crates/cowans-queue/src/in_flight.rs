@@ -97,8 +97,10 @@ pub(crate) struct Slots {
     held: AtomicUsize,
     concurrency: AtomicUsize,
     ahead: AtomicUsize,
-    /// Jobs finished since start (for the producer's estimate of the handlers' pace).
-    finished: AtomicU64,
+    /// Attempts settled since start and their summed run time, µs (for the producer's estimate
+    /// of the handlers' pace).
+    ran: AtomicU64,
+    ran_us: AtomicU64,
     /// Signalled whenever a slot frees up.
     pub(crate) freed: Notify,
     /// The backend's task: woken when jobs were buffered or a running slot freed up.
@@ -116,7 +118,8 @@ impl Slots {
             held: AtomicUsize::new(0),
             concurrency: AtomicUsize::new(concurrency),
             ahead: AtomicUsize::new(0),
-            finished: AtomicU64::new(0),
+            ran: AtomicU64::new(0),
+            ran_us: AtomicU64::new(0),
             freed: Notify::new(),
             waker: AtomicWaker::new(),
             backlog: AtomicBool::new(false),
@@ -155,8 +158,19 @@ impl Slots {
         self.ahead.store(n, Ordering::Release);
     }
 
-    pub(crate) fn finished(&self) -> u64 {
-        self.finished.load(Ordering::Acquire)
+    /// One attempt ran for `took`.
+    pub(crate) fn ran(&self, took: std::time::Duration) {
+        self.ran_us
+            .fetch_add(took.as_micros() as u64, Ordering::AcqRel);
+        self.ran.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Attempts settled since start and their summed run time in µs.
+    pub(crate) fn runs(&self) -> (u64, u64) {
+        (
+            self.ran.load(Ordering::Acquire),
+            self.ran_us.load(Ordering::Acquire),
+        )
     }
 
     pub(crate) fn saw_backlog(&self, backlog: bool) {
@@ -187,7 +201,6 @@ impl Slots {
 
     pub(crate) fn release(&self, n: usize) {
         self.held.fetch_sub(n, Ordering::AcqRel);
-        self.finished.fetch_add(n as u64, Ordering::AcqRel);
         self.freed.notify_one();
         self.waker.wake();
     }

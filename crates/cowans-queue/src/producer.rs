@@ -202,7 +202,7 @@ pub(crate) async fn run<Args>(
         }
 
         let limited = ctl.concurrency_limit.is_some() || ctl.rate.is_some();
-        let ahead = pace.ahead(Instant::now(), handoff.slots.finished());
+        let ahead = pace.ahead(handoff.slots.runs(), handoff.slots.concurrency());
         handoff.slots.set_ahead(if limited { 0 } else { ahead });
         let free = handoff.slots.free();
         let gated = ctl.paused || not_before.is_some_and(|t| t > Instant::now());
