@@ -45,17 +45,17 @@ pub async fn run(pool: &PgPool, q: &QueueName, args: &Args) -> anyhow::Result<Me
     let filler = {
         let (pool, q, enqueued, counter) =
             (pool.clone(), q.clone(), enqueued.clone(), counter.clone());
+        // Runs until aborted; a failed top-up ends it (the drain then runs dry and shows it).
         tokio::spawn(async move {
             loop {
                 let n = enqueued.load(Ordering::Relaxed);
-                if n.saturating_sub(counter.seen()) < BACKLOG {
-                    top_up(&pool, &q, &enqueued, n, TOP_UP).await?;
-                } else {
+                if n.saturating_sub(counter.seen()) >= BACKLOG {
                     tokio::time::sleep(Duration::from_millis(10)).await;
+                } else if let Err(e) = top_up(&pool, &q, &enqueued, n, TOP_UP).await {
+                    eprintln!("idle-tx: topping up failed: {e:#}");
+                    return;
                 }
             }
-            #[allow(unreachable_code)]
-            anyhow::Ok(())
         })
     };
     let started = Instant::now();

@@ -79,19 +79,17 @@ pub(crate) fn job(q: &QueueName, n: usize) -> NewJob {
 }
 
 async fn fill(pool: &PgPool, q: &QueueName, n: usize, unique: bool) -> anyhow::Result<()> {
-    for start in (0..n).step_by(10_000) {
-        let jobs: Vec<NewJob> = (start..(start + 10_000).min(n))
-            .map(|i| {
-                let j = job(q, i);
-                if unique {
-                    j.unique(Unique::key(format!("bench-{i}")))
-                } else {
-                    j
-                }
+    in_calls(pool, q, n, 10_000, 1, move |pool, q, range| async move {
+        let jobs: Vec<NewJob> = range
+            .map(|i| match unique {
+                true => job(&q, i).unique(Unique::key(format!("bench-{i}"))),
+                false => job(&q, i),
             })
             .collect();
-        cowans_store::enqueue_autocommit(pool, &jobs).await?;
-    }
+        cowans_store::enqueue_autocommit(&pool, &jobs).await?;
+        Ok(())
+    })
+    .await?;
     Ok(())
 }
 
