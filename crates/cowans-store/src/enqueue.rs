@@ -275,6 +275,27 @@ macro_rules! notify_tail {
     };
 }
 
+// Jobs without unique keys need only their ids back, in input order: one row of arrays instead
+// of a row per job (decoding a thousand rows costs the client more than the server spends
+// writing them). The notifying form has no states to return.
+macro_rules! packed_notify_tail {
+    ($ch:literal, $q:literal, $a:literal, $s:literal) => {
+        concat!(
+            "SELECT ARRAY(SELECT id FROM ins ORDER BY id) AS ids, NULL::text[] AS available, \
+             NULL::text[] AS scheduled FROM (SELECT count(pg_notify(",
+            $ch,
+            ", CASE WHEN s.state = 'available' THEN w.avail ELSE w.sched END)) AS n \
+             FROM (SELECT DISTINCT queue, state FROM ins) s JOIN unnest(",
+            $q,
+            "::text[], ",
+            $a,
+            "::text[], ",
+            $s,
+            "::text[]) AS w(queue, avail, sched) ON w.queue = s.queue) notified"
+        )
+    };
+}
+
 // Outside a transaction the insert commits on its own and the wake-up follows as a separate
 // statement: a transaction that sends NOTIFY holds Postgres' notify-queue lock through its
 // commit (and its WAL flush), which would serialise every concurrent single enqueue. The insert
@@ -283,6 +304,16 @@ macro_rules! states_tail {
     () => {
         "SELECT id, queue, unique_key, NULL::text AS state FROM ins UNION ALL \
          SELECT NULL, queue, NULL, state::text FROM ins GROUP BY queue, state ORDER BY 1"
+    };
+}
+
+// The packed form of `states_tail`: the ids in input order and the queues that got runnable and
+// scheduled jobs.
+macro_rules! packed_states_tail {
+    () => {
+        "SELECT ARRAY(SELECT id FROM ins ORDER BY id) AS ids, \
+         ARRAY(SELECT DISTINCT queue FROM ins WHERE state = 'available') AS available, \
+         ARRAY(SELECT DISTINCT queue FROM ins WHERE state = 'scheduled') AS scheduled"
     };
 }
 
@@ -298,15 +329,15 @@ const INSERT_AUDITED: &str = insert_sql!(
         "jsonb_build_object('queue', a.queue, 'kind', a.kind, 'duplicate', false) ",
         "FROM numbered n JOIN unnest($1::text[], $2::text[], $11::text[], $12::text[], $13::text[]) ",
         "WITH ORDINALITY AS a(queue, kind, actor, role, client_addr, ord) ON a.ord = n.rn) ",
-        notify_tail!("$14", "$15", "$16", "$17")
+        packed_notify_tail!("$14", "$15", "$16", "$17")
     )
 );
-const INSERT_NOTIFY: &str = insert_sql!("", notify_tail!("$11", "$12", "$13", "$14"));
+const INSERT_NOTIFY: &str = insert_sql!("", packed_notify_tail!("$11", "$12", "$13", "$14"));
 const INSERT_NOTIFY_UNIQUE: &str = insert_sql!(
     "ON CONFLICT DO NOTHING",
     notify_tail!("$11", "$12", "$13", "$14")
 );
-const INSERT_ONLY: &str = insert_sql!("", states_tail!());
+const INSERT_ONLY: &str = insert_sql!("", packed_states_tail!());
 const INSERT_ONLY_UNIQUE: &str = insert_sql!("ON CONFLICT DO NOTHING", states_tail!());
 
 /// The wake-ups an insert of `jobs` may need, per queue: new runnable jobs (at the highest
@@ -432,19 +463,8 @@ pub async fn enqueue_audited(
         let mut conn = pool.acquire().await?;
         let all: Vec<&NewJob> = jobs.iter().collect();
         let wake = WakeCandidates::of(&all);
-        let rows = insert_rows(&mut conn, &all, INSERT_AUDITED, Some(who), Some(&wake)).await?;
-        let results: Vec<Enqueued> = rows
-            .into_iter()
-            .filter_map(|(id, ..)| id)
-            .map(|id| Enqueued {
-                id: JobId(id),
-                duplicate: false,
-            })
-            .collect();
-        if results.len() != jobs.len() {
-            return Err(missing_row());
-        }
-        return Ok(results);
+        let packed = insert_rows(&mut conn, &all, INSERT_AUDITED, Some(who), Some(&wake)).await?;
+        return Ok(unpack(packed, jobs.len())?.results);
     }
     let mut tx = pool.begin().await?;
     let done = insert_resolving(&mut tx, jobs, Mode::InTx).await?;
@@ -514,20 +534,30 @@ async fn insert_resolving(
     jobs: &[NewJob],
     mode: Mode,
 ) -> Result<Inserted> {
+    if jobs.iter().all(|j| j.unique.is_none()) {
+        let all: Vec<&NewJob> = jobs.iter().collect();
+        let packed = match mode {
+            Mode::InTx => {
+                let wake = WakeCandidates::of(&all);
+                insert_rows(&mut *conn, &all, INSERT_NOTIFY, None, Some(&wake)).await?
+            }
+            Mode::Autocommit => insert_rows(&mut *conn, &all, INSERT_ONLY, None, None).await?,
+        };
+        return unpack(packed, jobs.len());
+    }
     let mut results: Vec<Option<Enqueued>> = vec![None; jobs.len()];
     let mut states = Vec::new();
     let mut todo: Vec<usize> = (0..jobs.len()).collect();
     for _round in 0..5 {
         let batch: Vec<&NewJob> = todo.iter().map(|&i| &jobs[i]).collect();
-        let unique = batch.iter().any(|j| j.unique.is_some());
-        let sql = match (mode, unique) {
-            (Mode::InTx, false) => INSERT_NOTIFY,
-            (Mode::InTx, true) => INSERT_NOTIFY_UNIQUE,
-            (Mode::Autocommit, false) => INSERT_ONLY,
-            (Mode::Autocommit, true) => INSERT_ONLY_UNIQUE,
+        // Every round has a unique key (plain calls took the packed path above; later rounds
+        // retry only keyed jobs).
+        let sql = match mode {
+            Mode::InTx => INSERT_NOTIFY_UNIQUE,
+            Mode::Autocommit => INSERT_ONLY_UNIQUE,
         };
         let wake = (mode == Mode::InTx).then(|| WakeCandidates::of(&batch));
-        let rows = insert_rows(&mut *conn, &batch, sql, None, wake.as_ref()).await?;
+        let rows: Vec<Row> = insert_rows(&mut *conn, &batch, sql, None, wake.as_ref()).await?;
         let mut inserted = Vec::with_capacity(rows.len());
         for (id, queue, key, state) in rows {
             match (id, queue, state.as_deref().and_then(JobState::parse)) {
@@ -626,15 +656,48 @@ fn missing_row() -> StoreError {
     StoreError::invalid("jobs", "the insert returned fewer rows than jobs")
 }
 
+/// The one row of a packed statement: ids in input order, and (autocommit only) the queues
+/// that got runnable and scheduled jobs.
+type Packed = (Vec<i64>, Option<Vec<String>>, Option<Vec<String>>);
+
+fn unpack(rows: Vec<Packed>, expected: usize) -> Result<Inserted> {
+    let (ids, available, scheduled) = rows.into_iter().next().ok_or_else(missing_row)?;
+    if ids.len() != expected {
+        return Err(missing_row());
+    }
+    let results = ids
+        .into_iter()
+        .map(|id| Enqueued {
+            id: JobId(id),
+            duplicate: false,
+        })
+        .collect();
+    let states = available
+        .into_iter()
+        .flatten()
+        .map(|q| (q, JobState::Available))
+        .chain(
+            scheduled
+                .into_iter()
+                .flatten()
+                .map(|q| (q, JobState::Scheduled)),
+        )
+        .collect();
+    Ok(Inserted { results, states })
+}
+
 /// Binds the jobs as arrays ($1..$10), for [`INSERT_AUDITED`] their submitters ($11..$13),
 /// and for the statements that notify, the channel and the wake-up candidates.
-async fn insert_rows(
+async fn insert_rows<O>(
     conn: &mut PgConnection,
     jobs: &[&NewJob],
     sql: &'static str,
     who: Option<&[Actor]>,
     wake: Option<&WakeCandidates>,
-) -> Result<Vec<Row>> {
+) -> Result<Vec<O>>
+where
+    O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
     let n = jobs.len();
     let mut queues = Vec::with_capacity(n);
     let mut kinds = Vec::with_capacity(n);
@@ -683,6 +746,5 @@ async fn insert_rows(
             .bind(&w.available)
             .bind(&w.scheduled);
     }
-    let rows: Vec<Row> = query.fetch_all(&mut *conn).await?;
-    Ok(rows)
+    Ok(query.fetch_all(&mut *conn).await?)
 }
