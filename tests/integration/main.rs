@@ -32,6 +32,7 @@ mod claim_and_ack;
 mod control;
 mod cron;
 mod enqueue;
+mod index_upkeep;
 mod leadership;
 mod limits;
 mod prefetch;

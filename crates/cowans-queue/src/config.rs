@@ -58,6 +58,12 @@ pub struct EngineConfig {
     /// How often the leader refreshes the queue summary, and every process its queue gauges.
     #[serde(with = "humantime_ms")]
     pub stats_interval: Duration,
+    /// The leader rebuilds a hot index of the job table (claim, leases, scheduled) with
+    /// `REINDEX CONCURRENTLY` once it is at least this large and eight times what its entries
+    /// need, while no transaction holds an old snapshot (0 = never, the default: a busy queue's
+    /// index regrows to its churn between vacuums within seconds, and a rebuild reads the whole
+    /// table; worth it to return the space a one-off backlog or a long-held snapshot left).
+    pub index_rebuild_min_bytes: u64,
 }
 
 impl Default for EngineConfig {
@@ -78,6 +84,7 @@ impl Default for EngineConfig {
             retain_dead: Duration::from_secs(7 * 24 * 3600),
             maintenance_interval: Duration::from_secs(1),
             stats_interval: Duration::from_secs(5),
+            index_rebuild_min_bytes: 0,
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod export;
 mod front_door;
 mod heartbeat;
 mod in_flight;
+mod index_upkeep;
 mod job_meta;
 mod limiter;
 mod listener;

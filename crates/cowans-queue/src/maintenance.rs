@@ -1,6 +1,6 @@
 //! Maintenance. Run only by the elected leader: the rescuer (expired leases become retries or
 //! dead letters), the worker-registry janitor, the cron scheduler, batch progress, the retention
-//! pruner and the queue summary. Run by every process: the queue gauges, read from the summary.
+//! pruner, the queue summary and index upkeep. Run by every process: the queue gauges, read from the summary.
 
 use std::{sync::Arc, time::Duration};
 
@@ -8,7 +8,7 @@ use cowans_store::{PgPool, Retention};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::{EngineConfig, engine::EngineInner, metrics, scheduler};
+use crate::{EngineConfig, engine::EngineInner, index_upkeep::IndexUpkeep, metrics, scheduler};
 
 pub(crate) const ROLE: &str = "maintenance";
 const RESCUE_BATCH: i64 = 1000;
@@ -51,6 +51,7 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
     let mut rescue = Every::new(cfg.rescue_interval);
     let mut housekeeping = Every::new(cfg.maintenance_interval);
     let mut summary = Every::new(cfg.stats_interval);
+    let mut upkeep = IndexUpkeep::default();
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -91,6 +92,7 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
                 Err(e) => tracing::warn!(error = %e, "batch progress pass failed"),
             }
             prune(&engine).await;
+            upkeep.pass(&engine).await;
         }
         if summary.due()
             && let Err(e) = cowans_store::refresh_queue_stats(&engine.pool).await
@@ -98,6 +100,7 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
             tracing::warn!(error = %e, "queue summary refresh failed");
         }
     }
+    upkeep.stop();
     if leading
         && let Err(e) = cowans_store::resign_leader(&engine.pool, ROLE, engine.worker_id).await
     {

@@ -27,6 +27,8 @@ pub const QUEUE_PAUSED: &str = "cowans_queue_paused";
 pub const QUEUE_COMPLETED_LAST_MINUTE: &str = "cowans_queue_completed_last_minute";
 pub const ACTIONS: &str = "cowans_actions_total";
 pub const SUBMIT_GROUP_SIZE: &str = "cowans_api_submit_group_size";
+pub const INDEX_BYTES: &str = "cowans_index_bytes";
+pub const INDEX_REBUILDS: &str = "cowans_index_rebuilds_total";
 
 /// Bucket bounds for both histograms: a millisecond to ten minutes.
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -88,6 +90,23 @@ pub fn describe() {
         QUEUE_COMPLETED_LAST_MINUTE,
         "Jobs of the queue completed in the last minute"
     );
+    metrics::describe_gauge!(
+        INDEX_BYTES,
+        metrics::Unit::Bytes,
+        "Size of the job table's hot partial indexes (claim, leases, scheduled), read by the leader"
+    );
+    metrics::describe_counter!(
+        INDEX_REBUILDS,
+        "Bloated hot indexes rebuilt (REINDEX CONCURRENTLY) by this process as leader"
+    );
+}
+
+pub(crate) fn index_bytes(index: &str, bytes: i64) {
+    gauge!(INDEX_BYTES, "index" => index.to_owned()).set(bytes as f64);
+}
+
+pub(crate) fn index_rebuilt(index: &str) {
+    counter!(INDEX_REBUILDS, "index" => index.to_owned()).increment(1);
 }
 
 pub(crate) fn concurrency_target(queue: &str) -> Gauge {

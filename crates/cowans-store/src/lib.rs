@@ -1,5 +1,5 @@
 //! Every Postgres statement of Cowans: the embedded migrations, enqueue, claim, acks, leases,
-//! leader election, worker registry and dead-letter administration.
+//! leader election, worker registry, dead-letter administration and index upkeep.
 //!
 //! Functions that a caller may want inside its own transaction take any `PgExecutor` (a pool,
 //! a connection or `&mut *tx`); the rest take the pool.
@@ -19,6 +19,7 @@ mod dead_letter;
 pub mod demo;
 mod enqueue;
 mod error;
+mod index_upkeep;
 mod jobs;
 mod leader;
 mod lease;
@@ -51,6 +52,7 @@ pub use enqueue::{
     Enqueued, NewJob, Unique, enqueue, enqueue_audited, enqueue_autocommit, enqueue_many,
 };
 pub use error::{Result, StoreError};
+pub use index_upkeep::{IndexSize, Rebuild, UPKEPT_INDEXES, index_sizes, rebuild_index};
 pub use jobs::{JobFilter, JobRecord, count_by_state, get_job, list_jobs, retry_job};
 pub use leader::{LeaderTerm, resign_leader, try_lead};
 pub use lease::{Rescued, heartbeat, rescue_expired};
