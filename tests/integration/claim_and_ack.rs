@@ -215,7 +215,7 @@ async fn a_worker_that_lost_its_lease_can_neither_complete_nor_fail_the_job() {
 }
 
 #[tokio::test]
-async fn heartbeats_extend_only_leases_still_held() {
+async fn heartbeats_extend_only_leases_still_held_and_register_a_forgotten_worker() {
     let db = TestDb::new().await;
     let q = queue("hb");
     let ids = cowans_tests::enqueue_ids(&db.pool, &[job("hb", 1), job("hb", 2)]).await;
@@ -225,8 +225,24 @@ async fn heartbeats_extend_only_leases_still_held() {
         .unwrap();
     let refs: Vec<LeaseRef> = c.iter().map(|j| j.lease_ref()).collect();
     store::complete(&db.pool, &refs[..1], false).await.unwrap();
-    let kept = store::heartbeat(&db.pool, w, &refs, TTL).await.unwrap();
+    let me = store::WorkerInfo {
+        id: w,
+        hostname: "h".into(),
+        pid: 1,
+        queues: vec!["hb".into()],
+        concurrency: 2,
+    };
+    let kept = store::heartbeat(&db.pool, &me, &refs, TTL).await.unwrap();
     assert_eq!(kept, vec![refs[1].id]);
+    // The process was not in the registry (as after an outage longer than the janitor's
+    // horizon): its heartbeat put it back, with what it consumes.
+    let registered: Vec<(Vec<String>, i32)> =
+        sqlx::query_as("SELECT queues, concurrency FROM cowans_workers WHERE id = $1")
+            .bind(w)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(registered, vec![(vec!["hb".to_owned()], 2)]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rescued = store::rescue_expired(&db.pool, 100).await.unwrap();
     assert!(
@@ -234,6 +250,44 @@ async fn heartbeats_extend_only_leases_still_held() {
         "the heartbeat kept the lease alive"
     );
     assert_eq!(state_of(&db, ids[1]).await, JobState::Running);
+}
+
+#[tokio::test]
+async fn a_rescued_job_keeps_its_place_ahead_of_jobs_queued_after_it() {
+    let db = TestDb::new().await;
+    let q = queue("place");
+    let first = store::enqueue(&db.pool, &job("place", 0)).await.unwrap().id;
+    let lost = store::claim(
+        &db.pool,
+        &q,
+        1,
+        Uuid::new_v4(),
+        Duration::from_millis(1),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(lost[0].id, first.0);
+    // A backlog arrives while the first job's worker is dying.
+    let backlog: Vec<NewJob> = (1..=20).map(|n| job("place", n)).collect();
+    store::enqueue_many(&db.pool, &backlog).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        store::rescue_expired(&db.pool, 100)
+            .await
+            .unwrap()
+            .retried
+            .len(),
+        1
+    );
+    let next = store::claim(&db.pool, &q, 5, Uuid::new_v4(), TTL, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        next[0].id, first.0,
+        "back at the head, not behind the backlog"
+    );
+    assert_eq!(next[0].attempt, 2);
 }
 
 #[tokio::test]

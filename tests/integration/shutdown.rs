@@ -1,6 +1,6 @@
 //! Shutdown: in-flight jobs drained before the deadline, the rest left runnable; past the deadline
 //! jobs handed back without counting the attempt; a worker stopped on its own; SIGTERM on a real
-//! worker process.
+//! worker process, also with its database out of reach.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +8,7 @@ use apalis_core::worker::builder::WorkerBuilder;
 use cowans_core::JobState;
 use cowans_queue::{EngineConfig, QueueConfig};
 use cowans_store::{self as store, NewJob};
-use cowans_testkit::{TestDb, wait_for};
+use cowans_testkit::{TestDb, tcp_proxy::TcpProxy, wait_for};
 use cowans_tests::{FAST_ENGINE, WorkerProcess, count, queue};
 use serde_json::{Value, json};
 
@@ -129,4 +129,57 @@ async fn sigterm_drains_running_jobs_and_leaves_the_rest_runnable() {
         vec![0, 0, 0],
         "unstarted jobs were handed back uncounted"
     );
+}
+
+/// `url` with its host and port replaced by the local relay's.
+fn through(url: &str, proxy: &TcpProxy) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    u.set_host(Some("127.0.0.1")).unwrap();
+    u.set_port(Some(proxy.port)).unwrap();
+    u.to_string()
+}
+
+// Multi-threaded: the relay keeps running while the test blocks on the worker process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_is_honoured_while_the_database_is_unreachable_and_no_job_is_lost() {
+    let db = TestDb::new().await;
+    let server = url::Url::parse(&db.url()).unwrap();
+    let upstream =
+        tokio::net::lookup_host((server.host_str().unwrap(), server.port().unwrap_or(5432)))
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
+    let proxy = TcpProxy::start(upstream).await;
+    let jobs: Vec<NewJob> = (0..4)
+        .map(|_| NewJob::new(queue("outage"), "demo.sleep", json!({"ms": 2000})))
+        .collect();
+    store::enqueue_many(&db.pool, &jobs).await.unwrap();
+    let env: Vec<(&str, &str)> = FAST_ENGINE
+        .iter()
+        .copied()
+        .chain([("COWANS__ENGINE__SHUTDOWN_TIMEOUT", "5000")])
+        .collect();
+    let w = WorkerProcess::spawn(&through(&db.url(), &proxy), "outage", 4, &env);
+    wait_for("four jobs running", Duration::from_secs(30), || async {
+        (count(&db.pool, "outage", JobState::Running).await == 4).then_some(())
+    })
+    .await;
+    // The database goes away with four jobs in hand; the orchestrator asks the worker to stop.
+    // The jobs finish within the drain deadline, and their acks cannot be written.
+    proxy.down();
+    // At most five seconds of drain and five of grace for the acks; the margin is for a busy
+    // machine. Before the fix the completer retried until the server came back (never, here).
+    let (code, _) = tokio::task::spawn_blocking(move || w.terminate(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    // The server is back: the jobs the stopped worker could not hand back are rescued once their
+    // leases expire and run by another worker. Nothing is lost.
+    proxy.up();
+    let _other = WorkerProcess::spawn(&db.url(), "outage", 4, FAST_ENGINE);
+    wait_for("all four completed", Duration::from_secs(60), || async {
+        (count(&db.pool, "outage", JobState::Completed).await == 4).then_some(())
+    })
+    .await;
 }

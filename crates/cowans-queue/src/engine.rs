@@ -37,6 +37,10 @@ pub enum EngineError {
     Store(#[from] cowans_store::StoreError),
 }
 
+/// How long shutdown waits, after the drain, for the database to take the last acks, the
+/// hand-back of unfinished jobs and the deregistration.
+pub const FINISH_GRACE: Duration = Duration::from_secs(5);
+
 /// What a shutdown did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownReport {
@@ -53,6 +57,8 @@ pub(crate) struct EngineInner {
     /// The caller's pool, handed to handlers as is.
     app_pool: PgPool,
     pub(crate) worker_id: Uuid,
+    /// What the worker registry says about this process (re-sent by every heartbeat).
+    pub(crate) info: WorkerInfo,
     pub(crate) config: EngineConfig,
     pub(crate) in_flight: Arc<InFlight>,
     pub(crate) limiter: Arc<dyn Limiter>,
@@ -136,17 +142,14 @@ impl Engine {
         let pool = engine_pool(&app_pool, &config).await?;
         let limiter = limiter.unwrap_or_else(|| Arc::new(PgLimiter::new(pool.clone())));
         let worker_id = Uuid::new_v4();
-        cowans_store::register_worker(
-            &pool,
-            &WorkerInfo {
-                id: worker_id,
-                hostname: hostname(),
-                pid: std::process::id(),
-                queues,
-                concurrency,
-            },
-        )
-        .await?;
+        let info = WorkerInfo {
+            id: worker_id,
+            hostname: hostname(),
+            pid: std::process::id(),
+            queues,
+            concurrency,
+        };
+        cowans_store::register_worker(&pool, &info).await?;
         let (tx, rx) = mpsc::channel(config.ack_batch * 4);
         let signals = Arc::new(Signals::default());
         let in_flight = signals.in_flight.clone();
@@ -154,6 +157,7 @@ impl Engine {
             pool: pool.clone(),
             app_pool,
             worker_id,
+            info,
             config: config.clone(),
             in_flight,
             limiter: limiter.clone(),
@@ -217,7 +221,8 @@ impl Engine {
 
     /// Graceful shutdown: stop claiming, let running jobs finish until `shutdown_timeout`, hand
     /// back the rest (buffered or still running) as available without counting the attempt,
-    /// flush every ack, resign leadership and deregister. Call once; returns when done.
+    /// flush every ack, resign leadership and deregister. Call once; returns when done, at
+    /// most [`FINISH_GRACE`] after the drain even if the database is unreachable.
     pub async fn shutdown(&self) -> ShutdownReport {
         let inner = &self.inner;
         inner.stop_claiming.cancel();
@@ -255,26 +260,51 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        if let Some(c) = completer {
-            let _ = c.await;
-        }
-        let leftovers = inner.in_flight.snapshot();
-        let released = release_with_retry(&inner.pool, &leftovers)
-            .await
-            .unwrap_or_default();
-        if let Err(e) = inner.limiter.release_all(inner.worker_id).await {
-            tracing::warn!(error = %e, "could not release concurrency permits; they expire");
-        }
-        inner.stop_services.cancel();
         let tasks: Vec<_> =
             std::mem::take(&mut *inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
-        for t in tasks {
-            let _ = t.await;
-        }
-        if let Err(e) = cowans_store::deregister_worker(&inner.pool, inner.worker_id).await {
-            tracing::warn!(error = %e, "could not deregister worker");
-        }
-        inner.pool.close().await;
+        let aborts: Vec<_> = completer
+            .iter()
+            .chain(&tasks)
+            .map(|t| t.abort_handle())
+            .collect();
+        // The database gets a bounded time for the last acks, the hand-back and the goodbye:
+        // with the server unreachable the process still stops (an ack not written only means
+        // the job runs again once its lease expires: at-least-once).
+        let finished = tokio::time::timeout(FINISH_GRACE, async {
+            if let Some(c) = completer {
+                let _ = c.await;
+            }
+            let leftovers = inner.in_flight.snapshot();
+            let released = release_with_retry(&inner.pool, &leftovers)
+                .await
+                .unwrap_or_default();
+            if let Err(e) = inner.limiter.release_all(inner.worker_id).await {
+                tracing::warn!(error = %e, "could not release concurrency permits; they expire");
+            }
+            inner.stop_services.cancel();
+            for t in tasks {
+                let _ = t.await;
+            }
+            if let Err(e) = cowans_store::deregister_worker(&inner.pool, inner.worker_id).await {
+                tracing::warn!(error = %e, "could not deregister worker");
+            }
+            released
+        })
+        .await;
+        let released = finished.unwrap_or_else(|_| {
+            tracing::warn!(
+                grace = ?FINISH_GRACE,
+                "the database did not take the last acks in time; they are given up and their \
+                 jobs run again once their leases expire"
+            );
+            inner.stop_services.cancel();
+            for a in aborts {
+                a.abort();
+            }
+            0
+        });
+        // Closing says goodbye to each connection; a server that is gone does not answer.
+        let _ = tokio::time::timeout(Duration::from_secs(1), inner.pool.close()).await;
         tracing::info!(drained, released, "engine stopped");
         ShutdownReport { drained, released }
     }

@@ -1,5 +1,5 @@
-//! The heartbeat: one statement every interval marks the process alive and extends the leases
-//! of every job it holds.
+//! The heartbeat: one transaction every interval marks the process alive (registering it again
+//! if the leader forgot it during an outage) and extends the leases of every job it holds.
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -16,13 +16,8 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         let held = engine.in_flight.snapshot();
-        match cowans_store::heartbeat(
-            &engine.pool,
-            engine.worker_id,
-            &held,
-            engine.config.lease_ttl,
-        )
-        .await
+        match cowans_store::heartbeat(&engine.pool, &engine.info, &held, engine.config.lease_ttl)
+            .await
         {
             Ok(kept) => {
                 if kept.len() < held.len() {

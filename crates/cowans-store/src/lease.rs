@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use cowans_core::{Event, JobId, JobState};
 use sqlx::PgPool;
-use uuid::Uuid;
 
-use crate::{LeaseRef, Result};
+use crate::{LeaseRef, Result, WorkerInfo};
 
 const EXTEND: &str = r#"
 UPDATE cowans_jobs j
@@ -22,15 +21,14 @@ RETURNING j.id
 /// was rescued or cancelled meanwhile, and its result will be discarded by the fencing.
 pub async fn heartbeat(
     pool: &PgPool,
-    worker_id: Uuid,
+    worker: &WorkerInfo,
     running: &[LeaseRef],
     lease_ttl: Duration,
 ) -> Result<Vec<JobId>> {
     let mut tx = pool.begin().await?;
-    sqlx::query("UPDATE cowans_workers SET last_seen = now() WHERE id = $1")
-        .bind(worker_id)
-        .execute(&mut *tx)
-        .await?;
+    // An upsert: after an outage longer than the janitor's horizon the leader has forgotten this
+    // process, and its first heartbeat back registers it again.
+    crate::workers::upsert_worker(&mut *tx, worker).await?;
     let held: Vec<i64> = if running.is_empty() {
         Vec::new()
     } else {
@@ -60,7 +58,9 @@ const LEASE_EXPIRED: &str =
 
 // Rescued jobs are runnable at once rather than after a backoff: a crashed worker is rarely the
 // job's fault, and the rescuer (which may run in a process that does not know the job's kind)
-// has no retry policy for it.
+// has no retry policy for it. They keep their place (`run_at` unchanged): they were at the head
+// of their queue when claimed, and sending them behind a backlog would add the whole backlog's
+// wait to a job that already lost one lease's worth of time.
 const RESCUE: &str = r#"
 WITH expired AS (
     SELECT id FROM cowans_jobs
@@ -71,7 +71,6 @@ WITH expired AS (
 )
 UPDATE cowans_jobs j
 SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'dead' ELSE 'available' END::cowans_job_state,
-    run_at = CASE WHEN j.attempt >= j.max_attempts THEN j.run_at ELSE now() END,
     finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
     lease_expires_at = NULL,
     errors = j.errors || jsonb_build_array(jsonb_build_object(

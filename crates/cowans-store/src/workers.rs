@@ -18,6 +18,13 @@ pub struct WorkerInfo {
 }
 
 pub async fn register_worker(pool: &PgPool, info: &WorkerInfo) -> Result<()> {
+    upsert_worker(pool, info).await
+}
+
+pub(crate) async fn upsert_worker<'e>(
+    conn: impl sqlx::PgExecutor<'e>,
+    info: &WorkerInfo,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO cowans_workers (id, hostname, pid, queues, concurrency) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (id) DO UPDATE SET last_seen = now()",
@@ -27,7 +34,7 @@ pub async fn register_worker(pool: &PgPool, info: &WorkerInfo) -> Result<()> {
     .bind(info.pid as i32)
     .bind(&info.queues)
     .bind(info.concurrency as i32)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }
