@@ -77,14 +77,18 @@ pub const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
 const KEY_CACHE_MAX: usize = 10_000;
 
 impl KeyCache {
-    async fn principal(&self, front: &FrontDoor, key: &str) -> Result<(String, Role), ApiError> {
+    /// A key looked up and found recently.
+    fn cached(&self, key: &str) -> Option<(String, Role)> {
         // The cache is keyed by a digest, never by the key itself.
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        if let Some((actor, role, at)) = self.lock().get(&digest)
-            && at.elapsed() < KEY_CACHE_TTL
-        {
-            return Ok((actor.clone(), *role));
-        }
+        self.lock()
+            .get(&digest)
+            .filter(|(_, _, at)| at.elapsed() < KEY_CACHE_TTL)
+            .map(|(actor, role, _)| (actor.clone(), *role))
+    }
+
+    async fn principal(&self, front: &FrontDoor, key: &str) -> Result<(String, Role), ApiError> {
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let found = front.find_api_key(key).await?;
         let mut keys = self.lock();
         let Some(row) = found else {
@@ -109,18 +113,31 @@ impl KeyCache {
 }
 
 /// JWT bearer tokens: HS256 with a shared secret or RS256 with a public key. Claims: `sub` (who),
-/// `role` (viewer, operator or admin) and `exp` (required).
+/// `role` (viewer, operator or admin) and `exp` (required); `nbf` honoured when present;
+/// `iss`, `aud` and the age from `iat` checked when configured. Clocks may differ by 60 s.
 #[derive(Clone)]
 pub struct JwtConfig {
     key: jsonwebtoken::DecodingKey,
     algorithm: jsonwebtoken::Algorithm,
+    /// Required `iss`.
+    pub issuer: Option<String>,
+    /// Required `aud`.
+    pub audience: Option<String>,
+    /// Most age of a token by its `iat` (which is then required).
+    pub max_age: Option<Duration>,
 }
+
+/// Clock difference tolerated between the token's issuer and this server.
+const LEEWAY_SECS: u64 = 60;
 
 impl JwtConfig {
     pub fn hs256(secret: &[u8]) -> Self {
         Self {
             key: jsonwebtoken::DecodingKey::from_secret(secret),
             algorithm: jsonwebtoken::Algorithm::HS256,
+            issuer: None,
+            audience: None,
+            max_age: None,
         }
     }
 
@@ -128,27 +145,49 @@ impl JwtConfig {
         Ok(Self {
             key: jsonwebtoken::DecodingKey::from_rsa_pem(public_key).map_err(|e| e.to_string())?,
             algorithm: jsonwebtoken::Algorithm::RS256,
+            issuer: None,
+            audience: None,
+            max_age: None,
         })
     }
 
-    /// The JWT mode the settings ask for: none, an HS256 secret, or an RS256 public key file.
-    /// The error names the setting.
+    /// The JWT mode the settings ask for: none, an HS256 secret, or an RS256 public key file,
+    /// with the optional issuer, audience and age checks. The error names the setting.
     pub fn from_settings(api: &ApiSettings) -> Result<Option<Self>, String> {
-        match (&api.jwt_hs256_secret, &api.jwt_rs256_public_key_file) {
-            (Some(secret), None) => Ok(Some(Self::hs256(secret.expose_secret().as_bytes()))),
+        let config = match (&api.jwt_hs256_secret, &api.jwt_rs256_public_key_file) {
+            (Some(secret), None) => Self::hs256(secret.expose_secret().as_bytes()),
             (None, Some(file)) => {
                 let pem = std::fs::read(file).map_err(|e| {
                     format!("api.jwt_rs256_public_key_file {}: {e}", file.display())
                 })?;
                 Self::rs256_pem(&pem)
-                    .map(Some)
-                    .map_err(|e| format!("api.jwt_rs256_public_key_file {}: {e}", file.display()))
+                    .map_err(|e| format!("api.jwt_rs256_public_key_file {}: {e}", file.display()))?
             }
             (Some(_), Some(_)) => {
-                Err("set only one of api.jwt_hs256_secret and api.jwt_rs256_public_key_file".into())
+                return Err(
+                    "set only one of api.jwt_hs256_secret and api.jwt_rs256_public_key_file".into(),
+                );
             }
-            (None, None) => Ok(None),
-        }
+            (None, None) => {
+                if api.jwt_issuer.is_some()
+                    || api.jwt_audience.is_some()
+                    || api.jwt_max_age_secs.is_some()
+                {
+                    return Err(
+                        "api.jwt_issuer, api.jwt_audience and api.jwt_max_age_secs need \
+                                api.jwt_hs256_secret or api.jwt_rs256_public_key_file"
+                            .into(),
+                    );
+                }
+                return Ok(None);
+            }
+        };
+        Ok(Some(Self {
+            issuer: api.jwt_issuer.clone(),
+            audience: api.jwt_audience.clone(),
+            max_age: api.jwt_max_age_secs.map(Duration::from_secs),
+            ..config
+        }))
     }
 }
 
@@ -156,19 +195,64 @@ impl JwtConfig {
 struct Claims {
     sub: String,
     role: String,
+    iat: Option<u64>,
 }
 
 fn jwt_principal(token: &str, jwt: &JwtConfig) -> Result<(String, Role), ApiError> {
+    use jsonwebtoken::errors::ErrorKind;
     let mut validation = jsonwebtoken::Validation::new(jwt.algorithm);
-    validation.set_required_spec_claims(&["exp", "sub"]);
+    let mut required = vec!["exp", "sub"];
+    validation.leeway = LEEWAY_SECS;
+    validation.validate_nbf = true;
+    if let Some(iss) = &jwt.issuer {
+        validation.set_issuer(&[iss]);
+        required.push("iss");
+    }
+    match &jwt.audience {
+        Some(aud) => {
+            validation.set_audience(&[aud]);
+            required.push("aud");
+        }
+        None => validation.validate_aud = false,
+    }
+    validation.set_required_spec_claims(&required);
     let data = jsonwebtoken::decode::<Claims>(token, &jwt.key, &validation).map_err(|e| {
         let why = match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired",
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => "the token's signature is wrong",
+            ErrorKind::ExpiredSignature => "the token has expired",
+            ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
+            ErrorKind::InvalidSignature => "the token's signature is wrong",
+            ErrorKind::InvalidIssuer => "the token's issuer (iss) is not accepted",
+            ErrorKind::InvalidAudience => "the token's audience (aud) is not this API",
+            ErrorKind::MissingRequiredClaim(claim) => {
+                return ApiError::Unauthorized(format!(
+                    "the token lacks a required claim ({claim})"
+                ));
+            }
             _ => "the token is not a valid JWT for this API",
         };
         ApiError::Unauthorized(why.into())
     })?;
+    if let Some(max_age) = jwt.max_age {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let Some(iat) = data.claims.iat else {
+            return Err(ApiError::Unauthorized(
+                "the token lacks a required claim (iat)".into(),
+            ));
+        };
+        if iat > now + LEEWAY_SECS {
+            return Err(ApiError::Unauthorized(
+                "the token was issued in the future (iat)".into(),
+            ));
+        }
+        if now.saturating_sub(iat) > max_age.as_secs() + LEEWAY_SECS {
+            return Err(ApiError::Unauthorized(
+                "the token is older than this API accepts (iat)".into(),
+            ));
+        }
+    }
     let role = Role::parse(&data.claims.role).ok_or_else(|| {
         ApiError::Unauthorized("the token's role claim must be viewer, operator or admin".into())
     })?;
@@ -182,22 +266,48 @@ impl FromRequestParts<ApiState> for Principal {
         parts: &mut Parts,
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
-        let credential = presented_credential(parts)?;
-        let (name, role) =
-            if credential.starts_with(cowans_queue::API_KEY_PREFIX) && credential.len() <= 100 {
-                state.keys.principal(&state.front, &credential).await?
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        // Failed authentications are limited per client address (its IP: the port changes per
+        // connection), before anything is looked up: guessing keys costs the guesser, not the
+        // database.
+        // A key known good a moment ago passes, so a guesser behind the same address cannot
+        // lock out the keys in use there.
+        let ip = peer.map_or_else(|| "unknown".to_owned(), |p| p.ip().to_string());
+        let authenticated = async {
+            let credential = presented_credential(parts)?;
+            let is_key =
+                credential.starts_with(cowans_queue::API_KEY_PREFIX) && credential.len() <= 100;
+            if is_key && let Some(known) = state.keys.cached(&credential) {
+                return Ok(known);
+            }
+            if let Err(retry_after) = state.auth_failures.peek(&ip) {
+                return Err(ApiError::RateLimited { retry_after });
+            }
+            if is_key {
+                state.keys.principal(&state.front, &credential).await
             } else if let Some(jwt) = &state.jwt {
-                jwt_principal(&credential, jwt)?
+                jwt_principal(&credential, jwt)
             } else {
-                return Err(ApiError::Unauthorized("malformed API key".into()));
-            };
+                Err(ApiError::Unauthorized("malformed API key".into()))
+            }
+        }
+        .await;
+        let (name, role) = match authenticated {
+            Ok(who) => who,
+            Err(e) => {
+                if matches!(e, ApiError::Unauthorized(_)) {
+                    let _ = state.auth_failures.check(&ip);
+                }
+                return Err(e);
+            }
+        };
         if let Err(retry_after) = state.limiter.check(&name) {
             return Err(ApiError::RateLimited { retry_after });
         }
-        let client_addr = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.to_string());
+        let client_addr = peer.map(|p| p.to_string());
         Ok(Principal {
             actor: Actor {
                 name,

@@ -39,6 +39,8 @@ pub struct ApiState {
     pub catalog: Option<cowans_catalog::Catalog>,
     pub relay: Arc<EventRelay>,
     pub limiter: Arc<rate_limit::KeyRateLimiter>,
+    /// Failed authentications per client address.
+    pub auth_failures: Arc<rate_limit::KeyRateLimiter>,
     /// JWT bearer tokens, when configured (API keys always work).
     pub jwt: Option<Arc<auth::JwtConfig>>,
     /// API keys recently looked up.
@@ -49,6 +51,9 @@ pub struct ApiState {
 #[derive(Default)]
 pub struct ApiOptions {
     pub rate: rate_limit::RateConfig,
+    /// Failed authentications allowed per client address (default: a burst of 20, then one per
+    /// second).
+    pub auth_failures: Option<rate_limit::RateConfig>,
     pub jwt: Option<auth::JwtConfig>,
     /// Serve the catalog's routes (shops, pulls, products) through this.
     pub catalog: Option<cowans_catalog::Catalog>,
@@ -76,6 +81,11 @@ impl ApiServer {
             catalog: options.catalog,
             front,
             limiter: Arc::new(rate_limit::KeyRateLimiter::new(options.rate)),
+            auth_failures: Arc::new(rate_limit::KeyRateLimiter::new(
+                options
+                    .auth_failures
+                    .unwrap_or(rate_limit::RateConfig::AUTH_FAILURES),
+            )),
             jwt: options.jwt.map(Arc::new),
             keys: Arc::default(),
         };
@@ -159,6 +169,10 @@ pub async fn run_api(
             per_second: settings.api.rate_per_second,
             burst: f64::from(settings.api.rate_burst),
         },
+        auth_failures: Some(rate_limit::RateConfig {
+            per_second: settings.api.auth_failures_per_second,
+            burst: f64::from(settings.api.auth_failure_burst),
+        }),
         jwt: auth::JwtConfig::from_settings(&settings.api).map_err(anyhow::Error::msg)?,
         catalog: jobs
             .apps()

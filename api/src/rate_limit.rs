@@ -1,5 +1,6 @@
-//! Per-key request rate limiting: a token bucket per caller (burst, then `per_second`), in the
-//! API process. Over the limit: 429 with `Retry-After`.
+//! Request rate limiting: a token bucket per caller (burst, then `per_second`), in the API
+//! process; per key for requests, per client address for failed authentications. Over the
+//! limit: 429 with `Retry-After`.
 
 use std::{
     collections::HashMap,
@@ -7,10 +8,21 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// Callers remembered before full buckets are forgotten (bounds memory under address churn).
+const MAX_CALLERS: usize = 100_000;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateConfig {
     pub per_second: f64,
     pub burst: f64,
+}
+
+impl RateConfig {
+    /// The default for failed authentications per client address.
+    pub const AUTH_FAILURES: RateConfig = RateConfig {
+        per_second: 1.0,
+        burst: 20.0,
+    };
 }
 
 impl Default for RateConfig {
@@ -36,11 +48,33 @@ impl KeyRateLimiter {
         }
     }
 
+    /// `Err(wait)` when `who` has no request left, without taking one.
+    pub fn peek(&self, who: &str) -> Result<(), Duration> {
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((tokens, at)) = buckets.get(who) else {
+            return Ok(());
+        };
+        let c = self.config;
+        let tokens = (tokens + at.elapsed().as_secs_f64() * c.per_second).min(c.burst);
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - tokens) / c.per_second.max(f64::MIN_POSITIVE),
+            ))
+        }
+    }
+
     /// Takes one request for `who`; `Err(wait)` when over the limit.
     pub fn check(&self, who: &str) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let c = self.config;
+        if buckets.len() >= MAX_CALLERS && !buckets.contains_key(who) {
+            // Forget callers whose bucket has refilled: they are indistinguishable from new ones.
+            let full = c.burst;
+            buckets.retain(|_, (t, at)| *t + at.elapsed().as_secs_f64() * c.per_second < full);
+        }
         let (tokens, at) = buckets.entry(who.to_owned()).or_insert((c.burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * c.per_second).min(c.burst);
         *at = now;

@@ -1,6 +1,7 @@
 //! The API's authentication and authorisation: the auth matrix on every route, API keys (created
-//! on the command line, stored hashed, revoked on a running server), JWT bearer tokens, and the
-//! per-key rate limit.
+//! on the command line, stored hashed, revoked on a running server), JWT bearer tokens (nbf,
+//! issuer, audience, age), the per-key rate limit and the per-address limit on failed
+//! authentications.
 
 use std::time::{Duration, Instant};
 
@@ -8,11 +9,20 @@ use cowans_testkit::TestDb;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::api::{api, api_with, assert_error_shape, key, metrics_handle, serve};
+use crate::support::api::{api_with, assert_error_shape, key, metrics_handle, serve};
 
 #[tokio::test]
 async fn every_route_refuses_missing_malformed_wrong_and_revoked_credentials_and_low_roles() {
-    let api = api().await;
+    // Hundreds of failed authentications from one address: the per-address limit (tested on
+    // its own below) is raised so each answer is the route's own.
+    let api = api_with(cowans_api::ApiOptions {
+        auth_failures: Some(cowans_api::rate_limit::RateConfig {
+            per_second: 1000.0,
+            burst: 100_000.0,
+        }),
+        ..Default::default()
+    })
+    .await;
     // (method, path, body, least role)
     let routes: Vec<(Method, &str, Option<Value>, &str)> = vec![
         (
@@ -279,6 +289,23 @@ async fn jwt_bearer_tokens_carry_a_role_and_expire() {
     );
     assert_eq!(status("operator", now + 600, b"other-secret").await, 401);
     assert_eq!(status("root", now + 600, b"jwt-secret").await, 401);
+    // Not valid before an hour from now: refused until then.
+    let early = encode(
+        &Header::default(),
+        &json!({"sub": "ci-bot", "role": "operator", "exp": now + 7200, "nbf": now + 3600}),
+        &EncodingKey::from_secret(b"jwt-secret"),
+    )
+    .unwrap();
+    let r = submit(early).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid yet"),
+        "{v}"
+    );
     let audit: Vec<(String, String)> = sqlx::query_as("SELECT actor, action FROM cowans_audit")
         .fetch_all(&db.pool)
         .await
@@ -288,6 +315,131 @@ async fn jwt_bearer_tokens_carry_a_role_and_expire() {
         [("jwt:ci-bot".to_owned(), "job.submit".to_owned())],
         "the one accepted submit is audited under the token's subject"
     );
+}
+
+#[tokio::test]
+async fn jwt_issuer_audience_and_age_are_enforced_when_configured() {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let db = TestDb::new().await;
+    // Configured as an operator would: the settings' api.jwt_* keys.
+    let settings = cowans_service::settings::ApiSettings {
+        jwt_hs256_secret: Some("jwt-secret".into()),
+        jwt_issuer: Some("https://id.example".into()),
+        jwt_audience: Some("cowans".into()),
+        jwt_max_age_secs: Some(300),
+        ..Default::default()
+    };
+    let jwt = cowans_api::auth::JwtConfig::from_settings(&settings)
+        .unwrap()
+        .expect("JWT is configured");
+    let options = cowans_api::ApiOptions {
+        jwt: Some(jwt),
+        ..Default::default()
+    };
+    let base = serve(
+        &db,
+        options,
+        cowans_core::KindRegistry::new(),
+        metrics_handle(),
+    )
+    .await;
+    let now = chrono::Utc::now().timestamp();
+    let http = reqwest::Client::new();
+    let answer = async |claims: Value| {
+        let token = encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(b"jwt-secret"),
+        )
+        .unwrap();
+        let r = http
+            .get(format!("{base}/api/v1/queues"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        (
+            status,
+            v["error"]["message"].as_str().unwrap_or("").to_owned(),
+        )
+    };
+    let good = json!({"sub": "s", "role": "viewer", "exp": now + 600, "iat": now,
+                      "iss": "https://id.example", "aud": "cowans"});
+    assert_eq!(answer(good.clone()).await.0, 200);
+    let with = |k: &str, v: Value| {
+        let mut c = good.clone();
+        c[k] = v;
+        c
+    };
+    let without = |k: &str| {
+        let mut c = good.clone();
+        c.as_object_mut().unwrap().remove(k);
+        c
+    };
+    for (claims, why) in [
+        (with("iss", json!("https://evil.example")), "issuer"),
+        (without("iss"), "required claim"),
+        (with("aud", json!("another-api")), "audience"),
+        (without("aud"), "required claim"),
+        (without("iat"), "required claim"),
+        (with("iat", json!(now - 3600)), "older"),
+        (with("iat", json!(now + 3600)), "future"),
+    ] {
+        let (status, message) = answer(claims.clone()).await;
+        assert_eq!(status, 401, "{claims}");
+        assert!(message.contains(why), "{claims}: {message}");
+    }
+    // An audience list that includes ours is fine.
+    assert_eq!(answer(with("aud", json!(["x", "cowans"]))).await.0, 200);
+}
+
+#[tokio::test]
+async fn failed_authentications_are_limited_per_client_address_before_any_lookup() {
+    let db = TestDb::new().await;
+    let options = cowans_api::ApiOptions {
+        auth_failures: Some(cowans_api::rate_limit::RateConfig {
+            per_second: 0.001,
+            burst: 5.0,
+        }),
+        ..Default::default()
+    };
+    let base = serve(
+        &db,
+        options,
+        cowans_core::KindRegistry::new(),
+        metrics_handle(),
+    )
+    .await;
+    let good = key(&db.pool, "viewer").await;
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .unwrap()
+    };
+    let (guesser, neighbour) = (from([127, 0, 0, 1]), from([127, 0, 0, 2]));
+    let get = async |http: &reqwest::Client, key: &str| {
+        http.get(format!("{base}/api/v1/queues"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+    };
+    let guess = |n: usize| format!("cwk_{n:0>40}");
+    for n in 0..5 {
+        assert_eq!(get(&guesser, &guess(n)).await.status(), 401);
+    }
+    // The sixth guess is refused before the key is looked up.
+    let r = get(&guesser, &guess(5)).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let v: Value = r.json().await.unwrap();
+    assert_error_shape(&v, "rate_limited");
+    // Another address is not affected.
+    assert_eq!(get(&neighbour, &guess(6)).await.status(), 401);
+    assert_eq!(get(&neighbour, &good).await.status(), 200);
 }
 
 #[tokio::test]

@@ -132,6 +132,16 @@ pub struct ApiSettings {
     pub jwt_hs256_secret: Option<SecretString>,
     /// ...or RS256 tokens verified with this PEM public key.
     pub jwt_rs256_public_key_file: Option<std::path::PathBuf>,
+    /// When set, tokens must carry this `iss`.
+    pub jwt_issuer: Option<String>,
+    /// When set, tokens must carry this `aud` (or a list including it).
+    pub jwt_audience: Option<String>,
+    /// When set, tokens must carry `iat` and be at most this many seconds old.
+    pub jwt_max_age_secs: Option<u64>,
+    /// Failed authentications each client address may make per second after its burst; beyond,
+    /// 429 without looking the credential up.
+    pub auth_failures_per_second: f64,
+    pub auth_failure_burst: u32,
     /// Refuse jobs of kinds no worker registers (422 naming `kind`) instead of queueing them.
     pub reject_unknown_kinds: bool,
     /// Concurrent single-job submits are inserted together, up to this many per statement and
@@ -147,6 +157,11 @@ impl Default for ApiSettings {
             rate_burst: 200,
             jwt_hs256_secret: None,
             jwt_rs256_public_key_file: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_max_age_secs: None,
+            auth_failures_per_second: 1.0,
+            auth_failure_burst: 20,
             reject_unknown_kinds: true,
             submit_group_max: 500,
         }
@@ -235,6 +250,12 @@ impl Settings {
         }
         if self.api.submit_group_max == 0 {
             return bad("api.submit_group_max", "must be at least 1".into());
+        }
+        if !(self.api.auth_failures_per_second > 0.0) || self.api.auth_failure_burst == 0 {
+            return bad(
+                "api.auth_failures_per_second",
+                "auth_failures_per_second and auth_failure_burst must be positive".into(),
+            );
         }
         if self.api.rate_per_second <= 0.0 || self.api.rate_burst == 0 {
             return bad(
