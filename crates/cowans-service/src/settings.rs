@@ -251,7 +251,10 @@ impl Settings {
         if self.api.submit_group_max == 0 {
             return bad("api.submit_group_max", "must be at least 1".into());
         }
-        if !(self.api.auth_failures_per_second > 0.0) || self.api.auth_failure_burst == 0 {
+        if self.api.auth_failures_per_second.is_nan()
+            || self.api.auth_failures_per_second <= 0.0
+            || self.api.auth_failure_burst == 0
+        {
             return bad(
                 "api.auth_failures_per_second",
                 "auth_failures_per_second and auth_failure_burst must be positive".into(),
