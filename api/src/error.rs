@@ -45,6 +45,9 @@ pub enum ApiError {
     /// 426: the route is a WebSocket and the request is not an upgrade.
     #[error("{0}")]
     NotWebSocket(String),
+    /// 408: the client stopped sending its body.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 503: the request took too long, or a dependency is down or shutting down. Retry.
     #[error("{0}")]
     Unavailable(String),
@@ -63,7 +66,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// `invalid`, `not_found`, `conflict`, `unauthorized`, `forbidden`, `rate_limited`,
     /// `too_large`, `method_not_allowed`, `unsupported_media_type`, `not_websocket`,
-    /// `unavailable`, `internal`.
+    /// `request_timeout`, `unavailable`, `internal`.
     #[schema(example = "invalid")]
     pub code: &'static str,
     #[schema(example = "queue: must not be empty")]
@@ -94,6 +97,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotWebSocket(_) => StatusCode::UPGRADE_REQUIRED,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -111,6 +115,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotWebSocket(_) => "not_websocket",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal => "internal",
         }

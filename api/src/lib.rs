@@ -9,6 +9,7 @@ pub mod auth;
 pub mod commands;
 pub mod error;
 pub mod events;
+pub mod input;
 mod ndjson;
 pub mod openapi;
 pub mod rate_limit;
@@ -336,6 +337,7 @@ fn router(state: ApiState) -> Router {
         .route("/api/v1/events/schema.json", get(events::schema))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route_layer(axum::middleware::from_fn(track))
+        .layer(axum::middleware::from_fn(input::refuse_unstorable_uri))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -1,18 +1,28 @@
-//! Streaming bulk submit: NDJSON in, inserted in chunks while the body arrives, one result line
-//! per input line out. Memory is bounded by one chunk of jobs plus one id per job.
+//! Bulk submit as NDJSON: one job per line, up to 100,000 lines in at most 16 MiB.
+//!
+//! The contract: all or nothing per request, with a result per line. Lines are checked and
+//! inserted while the body streams in (5,000 per statement, so memory stays bounded by a chunk),
+//! all into one transaction that commits only once the whole body has arrived within its limits.
+//! A refused request (413 beyond the limits, 422 for more than 100,000 lines, 408 when the
+//! upload stalls, the client going away, a database failure) leaves no job behind, so retrying
+//! it cannot duplicate any. An accepted one answers one line per input line: the job's id, or
+//! that line's own error (a bad line does not refuse the others).
+
+use std::time::Duration;
 
 use axum::{
     body::Body,
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use cowans_queue::BulkSource;
+use cowans_queue::{BulkSource, BulkSubmit};
 use futures::StreamExt;
 
 use crate::{
-    ApiState,
+    ApiState, BODY_LIMIT,
     auth::Principal,
     error::{ApiError, ApiResult, ErrorDetail},
+    input::{BODY_IDLE, refuse_nul},
     routes::jobs::{NdjsonResult, SubmitJob},
 };
 
@@ -27,65 +37,104 @@ enum Outcome {
     Failed(ErrorDetail),
 }
 
+/// What has been read so far.
+struct Progress<'a> {
+    state: &'a ApiState,
+    outcomes: Vec<Outcome>,
+    lines: Vec<usize>,
+    jobs: Vec<cowans_queue::NewJob>,
+    open: Option<BulkSubmit>,
+}
+
+impl Progress<'_> {
+    fn line(&mut self, raw: &[u8]) -> ApiResult<()> {
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let n = self.outcomes.len();
+        if n >= MAX_NDJSON_JOBS {
+            return Err(ApiError::invalid(
+                "body",
+                format!("more than {MAX_NDJSON_JOBS} jobs in one request; none was inserted"),
+            ));
+        }
+        match parse_line(self.state, raw, n) {
+            Ok(job) => {
+                // Answered once inserted.
+                self.outcomes.push(Outcome::Inserted(0, false));
+                self.lines.push(n);
+                self.jobs.push(job);
+            }
+            Err(e) => self.outcomes.push(Outcome::Failed(e.body())),
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> ApiResult<()> {
+        if self.jobs.is_empty() {
+            return Ok(());
+        }
+        let bulk = match &mut self.open {
+            Some(b) => b,
+            None => self.open.insert(self.state.front.bulk_submit().await?),
+        };
+        let done = bulk.add(&self.jobs).await?;
+        for (n, d) in self.lines.iter().zip(done) {
+            self.outcomes[*n] = Outcome::Inserted(d.id.0, d.duplicate);
+        }
+        self.lines.clear();
+        self.jobs.clear();
+        Ok(())
+    }
+}
+
 pub async fn submit(state: &ApiState, who: &Principal, body: Body) -> ApiResult<Response> {
     let mut stream = body.into_data_stream();
+    let mut progress = Progress {
+        state,
+        outcomes: Vec::new(),
+        lines: Vec::new(),
+        jobs: Vec::new(),
+        open: None,
+    };
     let mut pending: Vec<u8> = Vec::new();
-    let mut batch = Chunk::default();
-    let mut outcomes: Vec<Outcome> = Vec::new();
-    let mut line_no = 0usize;
-    let mut handle_line =
-        |line: &[u8], batch: &mut Chunk, outcomes: &mut Vec<Outcome>| -> ApiResult<()> {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                return Ok(());
-            }
-            let n = line_no;
-            line_no += 1;
-            if line_no > MAX_NDJSON_JOBS {
-                return Err(ApiError::invalid(
-                    "body",
-                    format!("more than {MAX_NDJSON_JOBS} jobs in one request"),
-                ));
-            }
-            let parsed = serde_json::from_slice::<SubmitJob>(line)
-                .map_err(|e| ApiError::invalid(format!("line {n}"), e.to_string()))
-                .and_then(|j| {
-                    j.into_job(&state.front)
-                        .map_err(|e| e.at(&format!("line {n}")))
-                });
-            match parsed {
-                Ok(job) => {
-                    // Answered once its chunk is inserted.
-                    outcomes.push(Outcome::Inserted(0, false));
-                    batch.lines.push(n);
-                    batch.jobs.push(job);
-                }
-                Err(e) => outcomes.push(Outcome::Failed(e.body())),
-            }
-            Ok(())
+    let mut received = 0usize;
+    loop {
+        let chunk = match tokio::time::timeout(BODY_IDLE, stream.next()).await {
+            Err(_) => return Err(stalled(BODY_IDLE)),
+            Ok(None) => break,
+            Ok(Some(chunk)) => chunk.map_err(|e| {
+                ApiError::invalid("body", format!("the body could not be read: {e}"))
+            })?,
         };
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::invalid("body", format!("the body could not be read: {e}")))?;
+        received += chunk.len();
+        if received > BODY_LIMIT {
+            return Err(ApiError::TooLarge(format!(
+                "the body is larger than {BODY_LIMIT} bytes; none of it was inserted"
+            )));
+        }
         pending.extend_from_slice(&chunk);
         let mut start = 0;
         while let Some(nl) = pending[start..].iter().position(|b| *b == b'\n') {
-            handle_line(&pending[start..start + nl], &mut batch, &mut outcomes)?;
+            progress.line(&pending[start..start + nl])?;
             start += nl + 1;
         }
         pending.drain(..start);
         if pending.len() > MAX_LINE {
-            return Err(ApiError::invalid(
-                "body",
-                format!("a line is longer than {MAX_LINE} bytes"),
-            ));
+            return Err(ApiError::TooLarge(format!(
+                "a line is longer than {MAX_LINE} bytes; none of the body was inserted"
+            )));
         }
-        if batch.jobs.len() >= CHUNK {
-            flush(state, who, &mut batch, &mut outcomes).await?;
+        if progress.jobs.len() >= CHUNK {
+            progress.flush().await?;
         }
     }
-    let last = std::mem::take(&mut pending);
-    handle_line(&last, &mut batch, &mut outcomes)?;
-    flush(state, who, &mut batch, &mut outcomes).await?;
+    progress.line(&std::mem::take(&mut pending))?;
+    progress.flush().await?;
+    if let Some(bulk) = progress.open.take() {
+        bulk.commit(&who.actor, BulkSource::Ndjson).await?;
+    }
+    let outcomes = progress.outcomes;
     // The answer is written 1,000 lines at a time as the client reads it, from the outcome list
     // (a few bytes per job), never as one big string.
     let lines = futures::stream::unfold((outcomes, 0usize), |(outcomes, from)| async move {
@@ -125,32 +174,26 @@ pub async fn submit(state: &ApiState, who: &Principal, body: Body) -> ApiResult<
         .into_response())
 }
 
-/// Jobs parsed and not yet inserted, with their input line numbers.
-#[derive(Default)]
-struct Chunk {
-    lines: Vec<usize>,
-    jobs: Vec<cowans_queue::NewJob>,
+/// One line as a job ready to insert, or its error with the field under `line <n>`.
+fn parse_line(state: &ApiState, raw: &[u8], n: usize) -> ApiResult<cowans_queue::NewJob> {
+    let at = format!("line {n}");
+    if raw.len() > MAX_LINE {
+        return Err(ApiError::invalid(
+            at,
+            format!("is {} bytes long; a line may have {MAX_LINE}", raw.len()),
+        ));
+    }
+    refuse_nul(raw, "").map_err(|e| e.at(&at))?;
+    let job: SubmitJob =
+        serde_json::from_slice(raw).map_err(|e| ApiError::invalid(&at, e.to_string()))?;
+    let job = job.into_job(&state.front).map_err(|e| e.at(&at))?;
+    job.check().map_err(|e| ApiError::from(e).at(&at))?;
+    Ok(job)
 }
 
-/// Inserts a chunk with its audit entry (one transaction per chunk: a chunk committed is a
-/// chunk audited, even if the client goes away before the end of its stream).
-async fn flush(
-    state: &ApiState,
-    who: &Principal,
-    batch: &mut Chunk,
-    outcomes: &mut [Outcome],
-) -> ApiResult<()> {
-    if batch.jobs.is_empty() {
-        return Ok(());
-    }
-    let done = state
-        .front
-        .submit_many(&who.actor, BulkSource::NdjsonChunk, &batch.jobs)
-        .await?;
-    for (n, d) in batch.lines.iter().zip(done) {
-        outcomes[*n] = Outcome::Inserted(d.id.0, d.duplicate);
-    }
-    batch.lines.clear();
-    batch.jobs.clear();
-    Ok(())
+fn stalled(idle: Duration) -> ApiError {
+    ApiError::RequestTimeout(format!(
+        "no part of the body arrived for {} s; none of it was inserted",
+        idle.as_secs()
+    ))
 }

@@ -53,10 +53,10 @@ pub struct BatchCreated {
 pub async fn create(
     State(state): State<ApiState>,
     who: Principal,
-    body: Result<Json<CreateBatch>, axum::extract::rejection::JsonRejection>,
+    body: crate::input::ApiJson<CreateBatch>,
 ) -> ApiResult<(StatusCode, Json<BatchCreated>)> {
     who.require(Role::Operator)?;
-    let Json(body) = body.map_err(|e| crate::json_error(&e))?;
+    let crate::input::ApiJson(body) = body;
     if body.jobs.is_empty() || body.jobs.len() > MAX_BULK {
         return Err(ApiError::invalid(
             "jobs",

@@ -83,12 +83,12 @@ pub async fn preview(
     who: Principal,
     super::ApiPath(key): super::ApiPath<String>,
     query: Result<Query<PreviewQuery>, axum::extract::rejection::QueryRejection>,
-    body: Result<Json<BulkEditSpec>, axum::extract::rejection::JsonRejection>,
+    body: crate::input::ApiJson<BulkEditSpec>,
 ) -> ApiResult<Json<BulkPreview>> {
     who.require(Role::Viewer)?;
     let cat = catalog(&state)?;
     let Query(q) = query.map_err(super::query_error)?;
-    let Json(spec) = body.map_err(|e| crate::json_error(&e))?;
+    let crate::input::ApiJson(spec) = body;
     let sample = q.sample.unwrap_or(20);
     if sample > 1000 {
         return Err(ApiError::invalid("sample", "must be at most 1000"));
@@ -106,11 +106,11 @@ pub async fn start(
     State(state): State<ApiState>,
     who: Principal,
     super::ApiPath(key): super::ApiPath<String>,
-    body: Result<Json<BulkEditSpec>, axum::extract::rejection::JsonRejection>,
+    body: crate::input::ApiJson<BulkEditSpec>,
 ) -> ApiResult<(StatusCode, Json<BulkEditView>)> {
     who.require(Role::Operator)?;
     let cat = catalog(&state)?;
-    let Json(spec) = body.map_err(|e| crate::json_error(&e))?;
+    let crate::input::ApiJson(spec) = body;
     if spec.push {
         who.require(Role::Admin)?;
     }

@@ -66,11 +66,11 @@ pub async fn edit_product(
     State(state): State<ApiState>,
     who: Principal,
     super::ApiPath((key, id)): super::ApiPath<(String, String)>,
-    body: Result<Json<Map<String, Value>>, axum::extract::rejection::JsonRejection>,
+    body: crate::input::ApiJson<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, Json<StagedChanges>)> {
     who.require(Role::Operator)?;
     let cat = catalog(&state)?;
-    let Json(mut body) = body.map_err(|e| crate::json_error(&e))?;
+    let crate::input::ApiJson(mut body) = body;
     let product_id = shopify_id(&id, "Product", "id")?;
     let mut edits = Vec::new();
     let mut names = Vec::new();
@@ -346,9 +346,9 @@ pub async fn approve(
     State(state): State<ApiState>,
     who: Principal,
     super::ApiPath(key): super::ApiPath<String>,
-    body: Result<Json<DecideBody>, axum::extract::rejection::JsonRejection>,
+    body: crate::input::ApiJson<DecideBody>,
 ) -> ApiResult<Json<Decided>> {
-    let Json(b) = body.map_err(|e| crate::json_error(&e))?;
+    let crate::input::ApiJson(b) = body;
     decide(catalog(&state)?, &who, &key, b, Decision::Approve).await
 }
 
@@ -361,9 +361,9 @@ pub async fn reject(
     State(state): State<ApiState>,
     who: Principal,
     super::ApiPath(key): super::ApiPath<String>,
-    body: Result<Json<DecideBody>, axum::extract::rejection::JsonRejection>,
+    body: crate::input::ApiJson<DecideBody>,
 ) -> ApiResult<Json<Decided>> {
-    let Json(b) = body.map_err(|e| crate::json_error(&e))?;
+    let crate::input::ApiJson(b) = body;
     decide(catalog(&state)?, &who, &key, b, Decision::Reject).await
 }
 
@@ -391,11 +391,11 @@ pub async fn resolve(
     State(state): State<ApiState>,
     who: Principal,
     super::ApiPath((key, id)): super::ApiPath<(String, i64)>,
-    body: Result<Json<ResolveBody>, axum::extract::rejection::JsonRejection>,
+    body: crate::input::ApiJson<ResolveBody>,
 ) -> ApiResult<Json<Resolved>> {
     who.require(Role::Operator)?;
     let cat = catalog(&state)?;
-    let Json(b) = body.map_err(|e| crate::json_error(&e))?;
+    let crate::input::ApiJson(b) = body;
     let mut choices = BTreeMap::new();
     for (name, v) in b.fields {
         let choice = match &v {

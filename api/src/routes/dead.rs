@@ -76,11 +76,11 @@ pub async fn redrive(
     State(state): State<ApiState>,
     who: Principal,
     super::ApiPath(q): super::ApiPath<String>,
-    body: Result<Json<RedriveRequest>, axum::extract::rejection::JsonRejection>,
+    body: crate::input::ApiJson<RedriveRequest>,
 ) -> ApiResult<Json<Redriven>> {
     who.require(Role::Operator)?;
     let q = queue_name(&q)?;
-    let Json(body) = body.map_err(|e| crate::json_error(&e))?;
+    let crate::input::ApiJson(body) = body;
     let what = match (body.ids, body.all.unwrap_or(false)) {
         (Some(ids), false) => {
             if ids.is_empty() || ids.len() > MAX_REDRIVE_IDS {
@@ -128,11 +128,11 @@ pub async fn purge(
     State(state): State<ApiState>,
     who: Principal,
     super::ApiPath(q): super::ApiPath<String>,
-    body: Result<Json<PurgeRequest>, axum::extract::rejection::JsonRejection>,
+    body: crate::input::ApiJson<PurgeRequest>,
 ) -> ApiResult<Json<Purged>> {
     who.require(Role::Admin)?;
     let q = queue_name(&q)?;
-    let Json(body) = body.map_err(|e| crate::json_error(&e))?;
+    let crate::input::ApiJson(body) = body;
     let purged = state
         .front
         .purge(&who.actor, &q, body.kind, body.expected)

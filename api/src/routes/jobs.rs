@@ -204,10 +204,10 @@ impl JobPage {
 pub async fn submit(
     State(state): State<ApiState>,
     who: Principal,
-    body: Result<Json<SubmitJob>, axum::extract::rejection::JsonRejection>,
+    body: crate::input::ApiJson<SubmitJob>,
 ) -> ApiResult<(StatusCode, Json<Submitted>)> {
     who.require(Role::Operator)?;
-    let Json(body) = body.map_err(|e| crate::json_error(&e))?;
+    let crate::input::ApiJson(body) = body;
     let job = body.into_job(&state.front)?;
     let done = state.front.submit(&who.actor, job).await?;
     let status = if done.duplicate {
@@ -239,27 +239,34 @@ pub async fn submit_many(
     body: axum::body::Body,
 ) -> ApiResult<Response> {
     who.require(Role::Operator)?;
-    let content_type = headers
+    let mime = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if content_type.starts_with("application/x-ndjson") {
-        return crate::ndjson::submit(&state, &who, body).await;
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > crate::BODY_LIMIT as u64) {
+        return Err(ApiError::TooLarge(format!(
+            "the body is larger than {} bytes",
+            crate::BODY_LIMIT
+        )));
     }
-    if !content_type.starts_with("application/json") {
-        return Err(ApiError::UnsupportedMediaType(
-            "send Content-Type: application/json (an array) or application/x-ndjson (a job per line)".into(),
-        ));
+    match mime.as_str() {
+        "application/x-ndjson" => return crate::ndjson::submit(&state, &who, body).await,
+        "application/json" => {}
+        _ => {
+            return Err(ApiError::UnsupportedMediaType(
+                "send Content-Type: application/json (an array) or application/x-ndjson (a job per line)".into(),
+            ));
+        }
     }
-    let bytes = axum::body::to_bytes(body, crate::BODY_LIMIT)
-        .await
-        .map_err(|_| {
-            ApiError::TooLarge(format!(
-                "the body is larger than {} bytes; use application/x-ndjson for big submits",
-                crate::BODY_LIMIT
-            ))
-        })?;
-    let items: Vec<SubmitJob> =
+    let bytes = crate::input::read_body(body, crate::BODY_LIMIT).await?;
+    crate::input::refuse_nul(&bytes, "jobs")?;
+    let items: Vec<Value> =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid("body", e.to_string()))?;
     if items.len() > MAX_BULK {
         return Err(ApiError::invalid(
@@ -267,6 +274,14 @@ pub async fn submit_many(
             format!("has {} items; at most {MAX_BULK} per request", items.len()),
         ));
     }
+    let items = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            serde_json::from_value::<SubmitJob>(v)
+                .map_err(|e| ApiError::invalid(format!("jobs[{i}]"), e.to_string()))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
     let jobs = into_jobs(items, &state.front)?;
     let done = state
         .front

@@ -162,11 +162,11 @@ pub async fn set_limits(
     State(state): State<ApiState>,
     who: Principal,
     super::ApiPath(q): super::ApiPath<String>,
-    body: Result<Json<Limits>, axum::extract::rejection::JsonRejection>,
+    body: crate::input::ApiJson<Limits>,
 ) -> ApiResult<Json<Limits>> {
     who.require(Role::Operator)?;
     let q = queue_name(&q)?;
-    let Json(limits) = body.map_err(|e| crate::json_error(&e))?;
+    let crate::input::ApiJson(limits) = body;
     let rate = match (limits.rate_jobs, limits.rate_period_ms) {
         (Some(jobs), Some(ms)) => Some(RateLimit {
             jobs,

@@ -127,11 +127,11 @@ pub struct AddShop {
 pub async fn add(
     State(state): State<ApiState>,
     who: Principal,
-    body: Result<Json<AddShop>, axum::extract::rejection::JsonRejection>,
+    body: crate::input::ApiJson<AddShop>,
 ) -> ApiResult<(StatusCode, Json<ShopView>)> {
     who.require(Role::Admin)?;
     let cat = catalog(&state)?;
-    let Json(b) = body.map_err(|e| crate::json_error(&e))?;
+    let crate::input::ApiJson(b) = body;
     let row = cat
         .add_shop(
             &who.actor,
@@ -226,11 +226,11 @@ pub async fn patch(
     State(state): State<ApiState>,
     who: Principal,
     super::ApiPath(key): super::ApiPath<String>,
-    body: Result<Json<PatchShop>, axum::extract::rejection::JsonRejection>,
+    body: crate::input::ApiJson<PatchShop>,
 ) -> ApiResult<Json<ShopView>> {
     who.require(Role::Admin)?;
     let cat = catalog(&state)?;
-    let Json(b) = body.map_err(|e| crate::json_error(&e))?;
+    let crate::input::ApiJson(b) = body;
     let s = shop(cat, &key).await?;
     let row = cat
         .update_shop(
@@ -335,11 +335,11 @@ pub async fn start_pull(
     State(state): State<ApiState>,
     who: Principal,
     super::ApiPath(key): super::ApiPath<String>,
-    body: Result<Json<StartPull>, axum::extract::rejection::JsonRejection>,
+    body: crate::input::ApiJson<StartPull>,
 ) -> ApiResult<(StatusCode, Json<PullView>)> {
     who.require(Role::Operator)?;
     let cat = catalog(&state)?;
-    let Json(b) = body.map_err(|e| crate::json_error(&e))?;
+    let crate::input::ApiJson(b) = body;
     let s = shop(cat, &key).await?;
     let pull = cat.start_pull(&who.actor, s.id, b.kind).await?;
     Ok((StatusCode::ACCEPTED, Json(pull.into())))

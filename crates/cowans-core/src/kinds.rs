@@ -91,7 +91,16 @@ impl KindSpec {
         self.max_attempts
     }
 
+    /// Whether `args` fits the payload type. A payload whose schema is an object must be one:
+    /// serde would also take a positional array for a struct (`[5]` for `{"ms": 5}`), which the
+    /// published schema does not allow.
     pub fn check(&self, args: &Value) -> Result<(), PayloadError> {
+        if self.schema.get("type").and_then(Value::as_str) == Some("object") && !args.is_object() {
+            return Err(PayloadError {
+                path: String::new(),
+                message: "must be a JSON object (the kind's payload schema)".to_owned(),
+            });
+        }
         (self.check)(args)
     }
 }
@@ -232,6 +241,14 @@ mod tests {
     fn a_fitting_payload_is_valid() {
         let ok = json!({"handle": "h", "variants": [{"sku": "a", "price": 1.5}]});
         assert_eq!(registry().check("catalog.push", &ok), KindCheck::Valid);
+    }
+
+    #[test]
+    fn a_positional_array_is_not_an_object() {
+        let KindCheck::Invalid(e) = registry().check("catalog.push", &json!(["h", []])) else {
+            panic!("serde's positional form was accepted for an object payload");
+        };
+        assert!(e.message.contains("object"), "{e}");
     }
 
     #[test]

@@ -61,6 +61,9 @@ impl BatchProgress {
     }
 }
 
+/// Longest batch description accepted, in bytes.
+pub const MAX_DESCRIPTION: usize = 4096;
+
 /// Creates a batch of `jobs` in one transaction. Jobs that turn out to be duplicates of existing
 /// unique jobs are not part of the batch (their results say so); `total` counts the others.
 pub async fn create_batch<'c, A>(
@@ -73,9 +76,24 @@ where
     A: sqlx::Acquire<'c, Database = sqlx::Postgres>,
 {
     validate_all(jobs)?;
+    if description.len() > MAX_DESCRIPTION || description.contains('\0') {
+        return Err(StoreError::invalid(
+            "description",
+            format!(
+                "must be at most {MAX_DESCRIPTION} bytes without \\u0000 (it is {} bytes)",
+                description.len()
+            ),
+        ));
+    }
     if let Some(cb) = callback {
         cowans_core::validate_kind(&cb.kind)
             .map_err(|e| StoreError::invalid("callback.kind", e.to_string()))?;
+        if let Some(path) = crate::enqueue::nul_at(&cb.args, "callback.args") {
+            return Err(StoreError::invalid(
+                path,
+                "contains a \\u0000 character, which Postgres cannot store in JSON",
+            ));
+        }
     }
     let mut tx = conn.begin().await?;
     let id: i64 = sqlx::query_scalar(

@@ -169,13 +169,11 @@ impl NewJob {
                 format!("is {}; it must be at least 1", self.max_attempts),
             ));
         }
+        if let Some(key) = &self.rate_key {
+            text_key(key).map_err(|m| StoreError::invalid(at("rate_key"), m))?;
+        }
         if let Some(u) = &self.unique {
-            if u.key.is_empty() || u.key.len() > 512 {
-                return Err(StoreError::invalid(
-                    at("unique.key"),
-                    format!("is {} bytes long; it must be 1 to 512", u.key.len()),
-                ));
-            }
+            text_key(&u.key).map_err(|m| StoreError::invalid(at("unique.key"), m))?;
             if let Some(missing) = Unique::REQUIRED.iter().find(|s| !u.states.contains(s)) {
                 return Err(StoreError::invalid(
                     at("unique.states"),
@@ -185,6 +183,17 @@ impl NewJob {
                 ));
             }
         }
+        Ok(())
+    }
+}
+
+/// Keys (unique, rate): 1 to 512 bytes, no NUL (Postgres text cannot hold one).
+fn text_key(key: &str) -> std::result::Result<(), String> {
+    if key.is_empty() || key.len() > 512 {
+        Err(format!("is {} bytes long; it must be 1 to 512", key.len()))
+    } else if key.contains('\0') {
+        Err("contains a \\u0000 character, which Postgres cannot store".to_owned())
+    } else {
         Ok(())
     }
 }
@@ -211,7 +220,7 @@ fn has_nul(value: &Value) -> bool {
 
 /// The path of the first string or key holding a NUL character (`args.items[2].name`), which
 /// jsonb refuses: caught here so the caller gets a field-level error, not a failed statement.
-fn nul_at(value: &Value, path: &str) -> Option<String> {
+pub(crate) fn nul_at(value: &Value, path: &str) -> Option<String> {
     match value {
         Value::String(s) => s.contains('\0').then(|| path.to_owned()),
         Value::Array(items) => items

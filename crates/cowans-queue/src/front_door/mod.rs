@@ -7,10 +7,12 @@
 //! action that caused the jobs is what the audit log records) and `submit*` for callers with an
 //! [`Actor`] (validated against the registered kinds, audited and counted).
 
+mod bulk_submit;
 mod exports;
 mod keys;
 mod submit_group;
 
+pub use bulk_submit::BulkSubmit;
 pub use exports::ExportStream;
 
 use std::{sync::Arc, time::Duration};
@@ -116,15 +118,15 @@ pub enum Redrive {
 pub enum BulkSource {
     /// A JSON array, all or nothing.
     Array,
-    /// One chunk of an NDJSON stream (committed as it arrives).
-    NdjsonChunk,
+    /// An NDJSON body's valid lines, all or nothing.
+    Ndjson,
 }
 
 impl BulkSource {
     fn action(self) -> &'static str {
         match self {
             BulkSource::Array => "jobs.submit",
-            BulkSource::NdjsonChunk => "jobs.submit_ndjson",
+            BulkSource::Ndjson => "jobs.submit_ndjson",
         }
     }
 }

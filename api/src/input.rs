@@ -1,0 +1,237 @@
+//! Input Postgres cannot store, refused at the door with the field named: a NUL character in the
+//! path, in a query parameter or in any string (or key) of a JSON body, and query parameters
+//! that are not UTF-8. Without this, such input reached a statement and came back as a
+//! field-less refusal (or, for an export, a stream cut short after its 200).
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    body::{Body, Bytes},
+    extract::{FromRequest, Request},
+    http::header,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use futures::StreamExt;
+use percent_encoding::percent_decode;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::{BODY_LIMIT, error::ApiError};
+
+const NUL: &str = "contains a \\u0000 character, which cannot be stored";
+
+/// Middleware: the path and every query parameter decoded, checked for NUL and for UTF-8.
+pub async fn refuse_unstorable_uri(req: Request, next: Next) -> Response {
+    match check_uri(req.uri()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn check_uri(uri: &axum::http::Uri) -> Result<(), ApiError> {
+    let path: Vec<u8> = percent_decode(uri.path().as_bytes()).collect();
+    if path.contains(&0) {
+        return Err(ApiError::invalid("path", NUL));
+    }
+    let Some(query) = uri.query() else {
+        return Ok(());
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = decode(name);
+        let shown = String::from_utf8_lossy(&name).into_owned();
+        let value = decode(value);
+        if name.contains(&0) {
+            return Err(ApiError::invalid(
+                "query",
+                format!("a parameter name {NUL}"),
+            ));
+        }
+        if value.contains(&0) {
+            return Err(ApiError::invalid(shown, NUL));
+        }
+        if std::str::from_utf8(&name).is_err() || std::str::from_utf8(&value).is_err() {
+            return Err(ApiError::invalid(
+                shown,
+                "is not UTF-8 once percent-decoded",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A query component as bytes: `+` is a space, `%XX` a byte.
+fn decode(s: &str) -> Vec<u8> {
+    let spaced = s.replace('+', " ");
+    percent_decode(spaced.as_bytes()).collect()
+}
+
+/// A JSON request body (`Content-Type: application/json`), refused in the one error shape: 415
+/// without the content type, 413 above the body limit, 422 naming the field for a NUL character
+/// or a value of the wrong shape.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(&req) {
+            return Err(ApiError::UnsupportedMediaType(
+                "send Content-Type: application/json".into(),
+            ));
+        }
+        let _ = state;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+            return Err(ApiError::TooLarge(format!(
+                "the body is larger than {BODY_LIMIT} bytes"
+            )));
+        }
+        let bytes = read_body(req.into_body(), BODY_LIMIT).await?;
+        refuse_nul(&bytes, "body")?;
+        Json::<T>::from_bytes(&bytes)
+            .map(|Json(t)| ApiJson(t))
+            .map_err(|e| crate::json_error(&e))
+    }
+}
+
+/// How long a body may go without a byte arriving before the request is answered 408.
+pub const BODY_IDLE: Duration = Duration::from_secs(10);
+
+/// The whole body, at most `limit` bytes (413 beyond, said before reading on when the
+/// `Content-Length` already exceeds it), 408 when the client stops sending for [`BODY_IDLE`].
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::TooLarge(format!("the body is larger than {limit} bytes"));
+    let mut stream = body.into_data_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        match tokio::time::timeout(BODY_IDLE, stream.next()).await {
+            Err(_) => {
+                return Err(ApiError::RequestTimeout(format!(
+                    "no part of the body arrived for {} s",
+                    BODY_IDLE.as_secs()
+                )));
+            }
+            Ok(None) => return Ok(Bytes::from(buf)),
+            Ok(Some(Err(e))) => {
+                return Err(ApiError::invalid(
+                    "body",
+                    format!("the body could not be read: {e}"),
+                ));
+            }
+            Ok(Some(Ok(chunk))) => {
+                if buf.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
+    }
+}
+
+/// 422 naming the first string or key of a JSON document that holds a NUL character; `root`
+/// names a top-level array (`jobs[3].unique_key`). JSON can carry NUL only escaped, so the
+/// document is parsed only when the escape occurs.
+pub fn refuse_nul(bytes: &[u8], root: &str) -> Result<(), ApiError> {
+    if bytes.windows(6).any(|w| w == b"\\u0000")
+        && let Ok(value) = serde_json::from_slice::<Value>(bytes)
+        && let Some(field) = nul_path(&value, "", root)
+    {
+        return Err(ApiError::invalid(
+            if field.is_empty() {
+                root.to_owned()
+            } else {
+                field
+            },
+            NUL,
+        ));
+    }
+    Ok(())
+}
+
+fn is_json(req: &Request) -> bool {
+    let Some(ct) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// Where the first NUL sits: `unique_key`, `args.name`, `<root>[2].kind` (a top-level array);
+/// `""` for the document itself.
+fn nul_path(value: &Value, path: &str, root: &str) -> Option<String> {
+    match value {
+        Value::String(s) => s.contains('\0').then(|| path.to_owned()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
+            let at = if path.is_empty() { root } else { path };
+            nul_path(v, &format!("{at}[{i}]"), root)
+        }),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                return Some(path.to_owned());
+            }
+            let at = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            nul_path(v, &at, root)
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_nul_is_found_and_named_where_it_sits() {
+        let v = json!({"queue": "q", "jobs": [{"a": 1}, {"unique_key": "x\u{0}"}]});
+        assert_eq!(
+            nul_path(&v, "", "body").as_deref(),
+            Some("jobs[1].unique_key")
+        );
+        assert_eq!(
+            nul_path(&json!([{"k": "ok"}, {"k": "\u{0}"}]), "", "jobs").as_deref(),
+            Some("jobs[1].k")
+        );
+        assert_eq!(nul_path(&json!({"a": ["x", "y"]}), "", "body"), None);
+    }
+
+    #[test]
+    fn query_parameters_are_checked_once_decoded() {
+        let ok: axum::http::Uri = "/api/v1/jobs?kind=a+b&queue=x%20y".parse().unwrap();
+        assert!(check_uri(&ok).is_ok());
+        let nul: axum::http::Uri = "/api/v1/jobs?queue=q&kind=a%00b".parse().unwrap();
+        let e = check_uri(&nul).unwrap_err();
+        assert_eq!(e.body().details["field"], "kind");
+        let latin1: axum::http::Uri = "/api/v1/jobs?kind=%ff%fe".parse().unwrap();
+        assert_eq!(
+            check_uri(&latin1).unwrap_err().body().details["field"],
+            "kind"
+        );
+        let path: axum::http::Uri = "/api/v1/shops/a%00b".parse().unwrap();
+        assert_eq!(
+            check_uri(&path).unwrap_err().body().details["field"],
+            "path"
+        );
+    }
+}
