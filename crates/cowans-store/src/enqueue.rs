@@ -266,11 +266,10 @@ macro_rules! insert_sql {
 // became available or scheduled, which only the database knows (its clock decides). The notify
 // CTE is joined into the result so Postgres cannot skip it. `$ch` is the channel, `$q`, `$a`,
 // `$s` the queues and their "available" and "scheduled" payloads.
-macro_rules! notify_tail {
+macro_rules! notified {
     ($ch:literal, $q:literal, $a:literal, $s:literal) => {
         concat!(
-            "SELECT ins.id, ins.queue, ins.unique_key, NULL::text AS state FROM ins CROSS JOIN \
-             (SELECT count(pg_notify(",
+            "(SELECT count(pg_notify(",
             $ch,
             ", CASE WHEN s.state = 'available' THEN w.avail ELSE w.sched END)) AS n \
              FROM (SELECT DISTINCT queue, state FROM ins) s JOIN unnest(",
@@ -279,7 +278,17 @@ macro_rules! notify_tail {
             $a,
             "::text[], ",
             $s,
-            "::text[]) AS w(queue, avail, sched) ON w.queue = s.queue) notified ORDER BY ins.id"
+            "::text[]) AS w(queue, avail, sched) ON w.queue = s.queue) notified"
+        )
+    };
+}
+
+macro_rules! notify_tail {
+    ($ch:literal, $q:literal, $a:literal, $s:literal) => {
+        concat!(
+            "SELECT ins.id, ins.queue, ins.unique_key, NULL::text AS state FROM ins CROSS JOIN ",
+            notified!($ch, $q, $a, $s),
+            " ORDER BY ins.id"
         )
     };
 }
@@ -291,16 +300,8 @@ macro_rules! packed_notify_tail {
     ($ch:literal, $q:literal, $a:literal, $s:literal) => {
         concat!(
             "SELECT ARRAY(SELECT id FROM ins ORDER BY id) AS ids, NULL::text[] AS available, \
-             NULL::text[] AS scheduled FROM (SELECT count(pg_notify(",
-            $ch,
-            ", CASE WHEN s.state = 'available' THEN w.avail ELSE w.sched END)) AS n \
-             FROM (SELECT DISTINCT queue, state FROM ins) s JOIN unnest(",
-            $q,
-            "::text[], ",
-            $a,
-            "::text[], ",
-            $s,
-            "::text[]) AS w(queue, avail, sched) ON w.queue = s.queue) notified"
+             NULL::text[] AS scheduled FROM ",
+            notified!($ch, $q, $a, $s)
         )
     };
 }
