@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use axum::{
-    Json,
     body::{Body, Bytes},
     extract::{FromRequest, Request},
     http::header,
@@ -95,9 +94,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         }
         let bytes = read_body(req.into_body(), BODY_LIMIT).await?;
         refuse_nul(&bytes, "body")?;
-        Json::<T>::from_bytes(&bytes)
-            .map(|Json(t)| ApiJson(t))
-            .map_err(|e| crate::json_error(&e))
+        // The path of a value of the wrong type is the field to name (`run_at`, `jobs[2].priority`).
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." { "body".to_owned() } else { path };
+            ApiError::invalid(field, e.into_inner().to_string())
+        })?;
+        de.end()
+            .map_err(|e| ApiError::invalid("body", e.to_string()))?;
+        Ok(ApiJson(value))
     }
 }
 

@@ -20,7 +20,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context;
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, rejection::JsonRejection},
+    extract::DefaultBodyLimit,
     routing::{get, post, put},
 };
 use cowans_queue::{App, EventRelay, FrontDoor};
@@ -353,21 +353,6 @@ fn router(state: ApiState) -> Router {
                 .timeout(REQUEST_TIMEOUT),
         )
         .with_state(state)
-}
-
-/// A JSON body that could not be read, as a 422 (or 413, 415) naming what is wrong.
-pub(crate) fn json_error(e: &JsonRejection) -> ApiError {
-    match e {
-        JsonRejection::BytesRejection(_)
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
-        {
-            ApiError::TooLarge(format!("the body is larger than {BODY_LIMIT} bytes"))
-        }
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::UnsupportedMediaType("send Content-Type: application/json".into())
-        }
-        _ => ApiError::invalid("body", e.body_text()),
-    }
 }
 
 /// Requests by route, method and status, and their latency.

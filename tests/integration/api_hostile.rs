@@ -48,6 +48,15 @@ async fn unstorable_text_is_refused_naming_the_field() {
             json!({"queue": "h", "kind": "k", "rate_key": "r".repeat(600)}),
             "rate_key",
         ),
+        // Values of the wrong type are named by their path too.
+        (
+            json!({"queue": "h", "kind": "k", "run_at": "garbage"}),
+            "run_at",
+        ),
+        (
+            json!({"queue": "h", "kind": "k", "priority": 40000}),
+            "priority",
+        ),
     ] {
         let (s, v) = submit(body).await;
         assert_invalid(s, &v, field);
@@ -99,6 +108,16 @@ async fn unstorable_text_is_refused_naming_the_field() {
         .await;
     assert_invalid(s, &v, "callback.args.note");
     assert_eq!(jobs_in(&api, "h").await, 0, "nothing refused was inserted");
+    // The ops routes answer a wrong method in the same shape.
+    let r = api
+        .http
+        .post(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let v: Value = r.json().await.unwrap();
+    assert_error_shape(&v, "method_not_allowed");
 
     // Query parameters and paths, decoded: NUL and non-UTF-8 are named, also on exports (which
     // used to answer 200 and cut the stream).

@@ -21,6 +21,14 @@ pub fn router(pool: PgPool, metrics: PrometheusHandle, apps: &[&'static Migrator
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
         .route("/metrics", get(render_metrics))
+        // The API's error shape, so a wrong method on an ops route is answered like any other.
+        .method_not_allowed_fallback(|| async {
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                r#"{"error":{"code":"method_not_allowed","message":"this route does not take this method","details":null}}"#,
+            )
+        })
         .with_state(OpsState {
             pool,
             metrics,
