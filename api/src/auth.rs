@@ -195,7 +195,8 @@ impl JwtConfig {
 struct Claims {
     sub: String,
     role: String,
-    iat: Option<u64>,
+    /// A NumericDate, which may have a fraction.
+    iat: Option<f64>,
 }
 
 fn jwt_principal(token: &str, jwt: &JwtConfig) -> Result<(String, Role), ApiError> {
@@ -237,7 +238,13 @@ fn jwt_principal(token: &str, jwt: &JwtConfig) -> Result<(String, Role), ApiErro
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        let Some(iat) = data.claims.iat else {
+        // Whole seconds are enough at a minute's leeway.
+        let Some(iat) = data
+            .claims
+            .iat
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .map(|t| t as u64)
+        else {
             return Err(ApiError::Unauthorized(
                 "the token lacks a required claim (iat)".into(),
             ));
