@@ -242,6 +242,17 @@ async fn a_revoked_key_stops_working_on_a_running_server_within_the_cache_ttl() 
     }
 }
 
+/// A server over `db` with `options`, any kind accepted, metrics to a private recorder.
+async fn serve_open(db: &TestDb, options: cowans_api::ApiOptions) -> String {
+    serve(
+        db,
+        options,
+        cowans_core::KindRegistry::new(),
+        metrics_handle(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn jwt_bearer_tokens_carry_a_role_and_expire() {
     use jsonwebtoken::{EncodingKey, Header, encode};
@@ -250,13 +261,7 @@ async fn jwt_bearer_tokens_carry_a_role_and_expire() {
         jwt: Some(cowans_api::auth::JwtConfig::hs256(b"jwt-secret")),
         ..Default::default()
     };
-    let base = serve(
-        &db,
-        options,
-        cowans_core::KindRegistry::new(),
-        metrics_handle(),
-    )
-    .await;
+    let base = serve_open(&db, options).await;
     let now = chrono::Utc::now().timestamp();
     let token = |role: &str, exp: i64, secret: &[u8]| {
         encode(
@@ -336,13 +341,7 @@ async fn jwt_issuer_audience_and_age_are_enforced_when_configured() {
         jwt: Some(jwt),
         ..Default::default()
     };
-    let base = serve(
-        &db,
-        options,
-        cowans_core::KindRegistry::new(),
-        metrics_handle(),
-    )
-    .await;
+    let base = serve_open(&db, options).await;
     let now = chrono::Utc::now().timestamp();
     let http = reqwest::Client::new();
     let answer = async |claims: Value| {
@@ -405,13 +404,7 @@ async fn failed_authentications_are_limited_per_client_address_before_any_lookup
         }),
         ..Default::default()
     };
-    let base = serve(
-        &db,
-        options,
-        cowans_core::KindRegistry::new(),
-        metrics_handle(),
-    )
-    .await;
+    let base = serve_open(&db, options).await;
     let good = key(&db.pool, "viewer").await;
     let from = |ip: [u8; 4]| {
         reqwest::Client::builder()
