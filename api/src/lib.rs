@@ -62,6 +62,8 @@ pub struct ApiOptions {
 
 /// Request bodies above this are refused (413).
 pub const BODY_LIMIT: usize = 16 << 20;
+/// A client must send its whole request head within this, or it is disconnected.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A request taking longer is answered 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `run_api` waits for the event relay to listen before giving up.
@@ -116,29 +118,68 @@ impl ApiServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = self
-            .router
-            .clone()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        // Open event streams never end by themselves: end them when shutdown starts, so the
-        // graceful shutdown does not wait for them.
-        let relay = self.state.relay.clone();
-        let shutdown = async move {
-            shutdown.await;
-            relay.shutdown().await;
-        };
-        // Answers go out as soon as they are written: without TCP_NODELAY a response written in
-        // two parts waits for the client's delayed ACK (~40 ms) before its second part.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        // Each connection is served by hyper directly (not `axum::serve`) for one setting axum
+        // does not expose: a client that does not finish its request head within
+        // `HEADER_READ_TIMEOUT` is disconnected, so idle half-open requests cannot pile up.
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        let (closing, closing_rx) = tokio::sync::watch::channel(false);
+        let mut connections = tokio::task::JoinSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: let it pass, then accept again.
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            // Answers go out as soon as they are written: without TCP_NODELAY a response written
+            // in two parts waits for the client's delayed ACK (~40 ms) before its second part.
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
             }
-        });
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+            // The client's address, for the audit log and the failed-authentication limit.
+            let service = hyper_util::service::TowerToHyperService::new(
+                self.router
+                    .clone()
+                    .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+            );
+            let conn = http
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                .with_upgrades();
+            let mut closing = closing_rx.clone();
+            connections.spawn(async move {
+                let mut conn = std::pin::pin!(conn);
+                tokio::select! {
+                    done = conn.as_mut() => {
+                        if let Err(e) = done {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                        return;
+                    }
+                    _ = closing.wait_for(|c| *c) => conn.as_mut().graceful_shutdown(),
+                }
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+            while connections.try_join_next().is_some() {}
+        }
+        drop(listener);
+        // Open event streams never end by themselves: end them, then let every connection
+        // finish the request it is on.
+        self.state.relay.shutdown().await;
+        let _ = closing.send(true);
+        while connections.join_next().await.is_some() {}
         self.state.front.shutdown().await;
-        served
+        Ok(())
     }
 }
 

@@ -1,7 +1,8 @@
 //! Hostile input against a real API server: what Postgres cannot store is refused at the door
 //! naming the field (never a field-less refusal or a stream cut short), payloads must have their
 //! schema's shape, content types are matched exactly, and the NDJSON bulk submit is all or
-//! nothing per request: over its limits, stalled, or cut off mid-stream, it leaves no job behind.
+//! nothing per request: over its limits, stalled, or cut off mid-stream, it leaves no job behind;
+//! a request head that never ends does not hold a connection forever.
 
 use std::time::Duration;
 
@@ -299,4 +300,27 @@ async fn an_ndjson_upload_cut_off_or_stalled_leaves_no_job_behind() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("request_timeout"), "{answer}");
     assert_eq!(jobs_in(&api, "stall").await, 0);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
+    let api = api().await;
+    let addr = api.base.trim_start_matches("http://");
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // The server gives up on it after HEADER_READ_TIMEOUT (10 s); the margin is for a busy
+    // machine. Before, such a connection stayed open for as long as the client liked.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(90), slow.read_to_end(&mut rest))
+        .await
+        .expect("the server closes a connection whose request head never ends");
+    // (A reset is as good as an orderly close.)
+    drop(closed);
+    // Other clients were served meanwhile and still are.
+    let (status, _) = api
+        .call(Method::GET, "/api/v1/queues", Some(&api.viewer), None)
+        .await;
+    assert_eq!(status, 200);
 }
