@@ -307,6 +307,28 @@ async fn a_pull_started_over_http_answers_its_job_and_one_of_each_kind_runs_at_a
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(listed["pulls"].as_array().unwrap().len(), 2);
+    let (s, newest) = api
+        .call(
+            Method::GET,
+            "/api/v1/shops/sim/pulls?limit=1",
+            Some(&api.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(newest["pulls"].as_array().unwrap().len(), 1);
+    assert_eq!(newest["pulls"][0]["id"], listed["pulls"][0]["id"]);
+    for bad in ["limit=abc", "limit=0", "limit=100000", "lmit=5"] {
+        let (s, v) = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/shops/sim/pulls?{bad}"),
+                Some(&api.viewer),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
+    }
     let (s, one) = api
         .call(
             Method::GET,

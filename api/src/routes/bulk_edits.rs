@@ -124,21 +124,23 @@ pub struct BulkEditList {
     pub bulk_edits: Vec<BulkEditView>,
 }
 
-/// `GET /api/v1/shops/{shop}/bulk-edits` (viewer): the latest 50.
-#[utoipa::path(get, path = "/api/v1/shops/{shop}/bulk-edits", tag = "changes", params(("shop" = String, Path)),
-    responses((status = 200, body = BulkEditList), (status = 404, body = ErrorBody)),
+/// `GET /api/v1/shops/{shop}/bulk-edits?limit` (viewer): the latest bulk edits (default 50).
+#[utoipa::path(get, path = "/api/v1/shops/{shop}/bulk-edits", tag = "changes", params(("shop" = String, Path), super::LatestQuery),
+    responses((status = 200, body = BulkEditList), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("api_key" = [])), description = "Role: viewer")]
 pub async fn list(
     State(state): State<ApiState>,
     who: Principal,
     super::ApiPath(key): super::ApiPath<String>,
+    query: Result<Query<super::LatestQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<BulkEditList>> {
     who.require(Role::Viewer)?;
+    let limit = super::LatestQuery::limit(query)?;
     let cat = catalog(&state)?;
     let s = shop(cat, &key).await?;
     Ok(Json(BulkEditList {
         bulk_edits: cat
-            .bulk_edits(s.id, 50)
+            .bulk_edits(s.id, limit)
             .await?
             .into_iter()
             .map(Into::into)

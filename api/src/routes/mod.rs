@@ -30,6 +30,28 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
+/// `?limit=<n>` of a "latest first" list: default 50, 1 to 1000; any other parameter refused.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LatestQuery {
+    /// How many, newest first (1 to 1000, default 50).
+    pub limit: Option<i64>,
+}
+
+impl LatestQuery {
+    /// The checked limit, or a 422 naming the query or `limit`.
+    pub fn limit(
+        query: Result<axum::extract::Query<LatestQuery>, axum::extract::rejection::QueryRejection>,
+    ) -> Result<i64, ApiError> {
+        let axum::extract::Query(q) = query.map_err(query_error)?;
+        match q.limit {
+            None => Ok(50),
+            Some(n) => page_limit(Some(n)),
+        }
+    }
+}
+
 /// The keyset to ask for the next page with: the last item's key when the page is full, `None`
 /// when this was the last page.
 pub fn next_key<T>(items: &[T], limit: i64, key: impl Fn(&T) -> i64) -> Option<i64> {

@@ -373,18 +373,20 @@ pub struct PullList {
     pub pulls: Vec<PullView>,
 }
 
-/// `GET /api/v1/shops/{shop}/pulls` (viewer): the latest 50, newest first.
-#[utoipa::path(get, path = "/api/v1/shops/{shop}/pulls", tag = "shops", params(("shop" = String, Path)),
-    responses((status = 200, body = PullList), (status = 404, body = ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
+/// `GET /api/v1/shops/{shop}/pulls?limit` (viewer): the latest pulls (default 50), newest first.
+#[utoipa::path(get, path = "/api/v1/shops/{shop}/pulls", tag = "shops", params(("shop" = String, Path), super::LatestQuery),
+    responses((status = 200, body = PullList), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("api_key" = [])), description = "Role: viewer")]
 pub async fn pulls(
     State(state): State<ApiState>,
     who: Principal,
     super::ApiPath(key): super::ApiPath<String>,
+    query: Result<Query<super::LatestQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<PullList>> {
     who.require(Role::Viewer)?;
+    let limit = super::LatestQuery::limit(query)?;
     let cat = catalog(&state)?;
     let s = shop(cat, &key).await?;
-    let pulls = cat.pulls(s.id, 50).await?;
+    let pulls = cat.pulls(s.id, limit).await?;
     Ok(Json(PullList {
         pulls: pulls.into_iter().map(Into::into).collect(),
     }))
