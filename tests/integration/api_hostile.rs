@@ -152,6 +152,26 @@ async fn payloads_must_have_their_schemas_shape_and_content_types_match_exactly(
             .await;
         assert_invalid(s, &v, "args");
     }
+    // An unknown kind without a queue is named as such, not as a missing default queue; the
+    // unique key is named as the submission spells it.
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/jobs",
+            op,
+            Some(json!({"kind": "no.such.kind"})),
+        )
+        .await;
+    assert_invalid(s, &v, "kind");
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/jobs",
+            op,
+            Some(json!({"queue": "k", "kind": "demo.noop", "unique_key": "u".repeat(600)})),
+        )
+        .await;
+    assert_invalid(s, &v, "unique_key");
     for content_type in [
         "application/jsonfoo",
         "application/x-ndjsonXYZ",

@@ -201,6 +201,20 @@ impl FrontDoor {
     pub fn prepare(&self, s: Submission) -> Result<NewJob> {
         let kinds = &self.inner.kinds;
         let spec = kinds.get(&s.kind);
+        let unknown = |kind: &str| {
+            let known: Vec<&str> = kinds.names().collect();
+            StoreError::invalid(
+                "kind",
+                format!(
+                    "is {kind:?}, which no worker registers; known kinds: {}",
+                    known.join(", ")
+                ),
+            )
+        };
+        // An unknown kind is the problem to name, not the default queue it cannot have.
+        if spec.is_none() && kinds.check(&s.kind, &s.args) == KindCheck::Unknown {
+            return Err(unknown(&s.kind));
+        }
         let queue = match s
             .queue
             .or_else(|| spec.and_then(|k| k.queue()).map(str::to_owned))
@@ -231,20 +245,16 @@ impl FrontDoor {
         if let Some(k) = s.rate_key {
             job = job.rate_key(k);
         }
-        job.check()?;
+        // Named as the submission names it (`unique_key`), not as the store's `Unique` does.
+        job.check().map_err(|e| match e {
+            StoreError::Invalid { field, message } if field == "unique.key" => {
+                StoreError::invalid("unique_key", message)
+            }
+            other => other,
+        })?;
         match kinds.check(&job.kind, &job.args) {
             KindCheck::Valid | KindCheck::Unchecked => Ok(job),
-            KindCheck::Unknown => {
-                let known: Vec<&str> = kinds.names().collect();
-                Err(StoreError::invalid(
-                    "kind",
-                    format!(
-                        "is {:?}, which no worker registers; known kinds: {}",
-                        job.kind,
-                        known.join(", ")
-                    ),
-                ))
-            }
+            KindCheck::Unknown => Err(unknown(&job.kind)),
             KindCheck::Invalid(e) => {
                 let field = if e.path.is_empty() {
                     "args".to_owned()
