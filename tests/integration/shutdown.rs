@@ -92,7 +92,8 @@ async fn shutdown_past_its_deadline_hands_jobs_back_without_counting_the_attempt
     .await;
     let t0 = Instant::now();
     let report = engine.shutdown().await;
-    assert!(t0.elapsed() < Duration::from_secs(3));
+    // It did not wait for the minute-long jobs (the margin is for a loaded machine).
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
     assert!(!report.drained);
     assert_eq!(report.released, 4);
     for id in ids {
