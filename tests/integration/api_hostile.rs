@@ -140,38 +140,32 @@ async fn unstorable_text_is_refused_naming_the_field() {
 async fn payloads_must_have_their_schemas_shape_and_content_types_match_exactly() {
     let api = api_with_kinds().await;
     let op = Some(api.operator.as_str());
-    // serde would take a positional array for a struct; the published schema says object.
-    for args in [json!([5]), json!(5), json!("x")] {
-        let (s, v) = api
-            .call(
-                Method::POST,
-                "/api/v1/jobs",
-                op,
-                Some(json!({"queue": "k", "kind": "demo.sleep", "args": args})),
-            )
-            .await;
-        assert_invalid(s, &v, "args");
+    // serde would take a positional array for a struct; the published schema says object. An
+    // unknown kind without a queue is named as such, not as a missing default queue; the unique
+    // key is named as the submission spells it.
+    let cases = [
+        (
+            json!({"queue": "k", "kind": "demo.sleep", "args": [5]}),
+            "args",
+        ),
+        (
+            json!({"queue": "k", "kind": "demo.sleep", "args": 5}),
+            "args",
+        ),
+        (
+            json!({"queue": "k", "kind": "demo.sleep", "args": "x"}),
+            "args",
+        ),
+        (json!({"kind": "no.such.kind"}), "kind"),
+        (
+            json!({"queue": "k", "kind": "demo.noop", "unique_key": "u".repeat(600)}),
+            "unique_key",
+        ),
+    ];
+    for (body, field) in cases {
+        let (s, v) = api.call(Method::POST, "/api/v1/jobs", op, Some(body)).await;
+        assert_invalid(s, &v, field);
     }
-    // An unknown kind without a queue is named as such, not as a missing default queue; the
-    // unique key is named as the submission spells it.
-    let (s, v) = api
-        .call(
-            Method::POST,
-            "/api/v1/jobs",
-            op,
-            Some(json!({"kind": "no.such.kind"})),
-        )
-        .await;
-    assert_invalid(s, &v, "kind");
-    let (s, v) = api
-        .call(
-            Method::POST,
-            "/api/v1/jobs",
-            op,
-            Some(json!({"queue": "k", "kind": "demo.noop", "unique_key": "u".repeat(600)})),
-        )
-        .await;
-    assert_invalid(s, &v, "unique_key");
     for content_type in [
         "application/jsonfoo",
         "application/x-ndjsonXYZ",
