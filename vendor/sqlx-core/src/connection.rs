@@ -246,11 +246,11 @@ pub trait ConnectOptions: 'static + Send + Sync + FromStr<Err = Error> + Debug +
     /// to see which options are preserved in the URL.
     ///
     /// ### Panics
-    /// This defaults to `unimplemented!()`.
+    /// This defaults to a panic.
     ///
     /// Individual drivers should override this to implement the intended behavior.
     fn to_url_lossy(&self) -> Url {
-        unimplemented!()
+        panic!("to_url_lossy() is not implemented for this driver")
     }
 
     /// Establish a new database connection with the options specified by `self`.

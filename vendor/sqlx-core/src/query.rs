@@ -547,7 +547,7 @@ where
 /// Your first instinct might be to do something like this:
 /// ```rust,no_run
 /// # async fn example() -> sqlx::Result<()> {
-/// # let mut conn: sqlx::PgConnection = unimplemented!();
+/// # let mut conn: sqlx::PgConnection = unreachable!();
 /// // Imagine this is input from the user, e.g. a search form on a website.
 /// let user_input = "possibly untrustworthy input!";
 ///
@@ -607,7 +607,7 @@ where
 ///
 /// ```rust,no_run
 /// # async fn example2() -> sqlx::Result<()> {
-/// # let mut conn: sqlx::PgConnection = unimplemented!();
+/// # let mut conn: sqlx::PgConnection = unreachable!();
 /// let user_input = "Alice's Apples";
 ///
 /// // Postgres and SQLite
