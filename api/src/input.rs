@@ -8,10 +8,11 @@ use std::time::Duration;
 use axum::{
     body::{Body, Bytes},
     extract::{FromRequest, Request},
-    http::header,
+    http::{HeaderMap, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use cowans_core::unstorable::nul_at;
 use futures::StreamExt;
 use percent_encoding::percent_decode;
 use serde::de::DeserializeOwned;
@@ -75,23 +76,13 @@ pub struct ApiJson<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(&req) {
             return Err(ApiError::UnsupportedMediaType(
                 "send Content-Type: application/json".into(),
             ));
         }
-        let _ = state;
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
-            return Err(ApiError::TooLarge(format!(
-                "the body is larger than {BODY_LIMIT} bytes"
-            )));
-        }
+        refuse_declared_over(req.headers(), BODY_LIMIT)?;
         let bytes = read_body(req.into_body(), BODY_LIMIT).await?;
         refuse_nul(&bytes, "body")?;
         // The path of a value of the wrong type is the field to name (`run_at`, `jobs[2].priority`).
@@ -110,8 +101,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 /// How long a body may go without a byte arriving before the request is answered 408.
 pub const BODY_IDLE: Duration = Duration::from_secs(10);
 
-/// The whole body, at most `limit` bytes (413 beyond, said before reading on when the
-/// `Content-Length` already exceeds it), 408 when the client stops sending for [`BODY_IDLE`].
+/// 413 at once when the declared `Content-Length` already exceeds `limit`.
+pub fn refuse_declared_over(headers: &HeaderMap, limit: usize) -> Result<(), ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::TooLarge(format!(
+            "the body is larger than {limit} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// The whole body, at most `limit` bytes (413 beyond), 408 when the client stops sending for
+/// [`BODY_IDLE`].
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || ApiError::TooLarge(format!("the body is larger than {limit} bytes"));
     let mut stream = body.into_data_stream();
@@ -147,7 +152,7 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
 pub fn refuse_nul(bytes: &[u8], root: &str) -> Result<(), ApiError> {
     if bytes.windows(6).any(|w| w == b"\\u0000")
         && let Ok(value) = serde_json::from_slice::<Value>(bytes)
-        && let Some(field) = nul_path(&value, "", root)
+        && let Some(field) = nul_at(&value, if value.is_array() { root } else { "" })
     {
         return Err(ApiError::invalid(
             if field.is_empty() {
@@ -161,66 +166,24 @@ pub fn refuse_nul(bytes: &[u8], root: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn is_json(req: &Request) -> bool {
-    let Some(ct) = req
-        .headers()
+/// The request's media type, lower-case, without parameters (`application/json`).
+pub fn media_type(headers: &HeaderMap) -> String {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let mime = ct
-        .split(';')
-        .next()
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
         .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
-/// Where the first NUL sits: `unique_key`, `args.name`, `<root>[2].kind` (a top-level array);
-/// `""` for the document itself.
-fn nul_path(value: &Value, path: &str, root: &str) -> Option<String> {
-    match value {
-        Value::String(s) => s.contains('\0').then(|| path.to_owned()),
-        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
-            let at = if path.is_empty() { root } else { path };
-            nul_path(v, &format!("{at}[{i}]"), root)
-        }),
-        Value::Object(map) => map.iter().find_map(|(k, v)| {
-            if k.contains('\0') {
-                return Some(path.to_owned());
-            }
-            let at = if path.is_empty() {
-                k.clone()
-            } else {
-                format!("{path}.{k}")
-            };
-            nul_path(v, &at, root)
-        }),
-        _ => None,
-    }
+fn is_json(req: &Request) -> bool {
+    let mime = media_type(req.headers());
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
-
-    #[test]
-    fn a_nul_is_found_and_named_where_it_sits() {
-        let v = json!({"queue": "q", "jobs": [{"a": 1}, {"unique_key": "x\u{0}"}]});
-        assert_eq!(
-            nul_path(&v, "", "body").as_deref(),
-            Some("jobs[1].unique_key")
-        );
-        assert_eq!(
-            nul_path(&json!([{"k": "ok"}, {"k": "\u{0}"}]), "", "jobs").as_deref(),
-            Some("jobs[1].k")
-        );
-        assert_eq!(nul_path(&json!({"a": ["x", "y"]}), "", "body"), None);
-    }
 
     #[test]
     fn query_parameters_are_checked_once_decoded() {

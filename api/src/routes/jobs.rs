@@ -239,22 +239,8 @@ pub async fn submit_many(
     body: axum::body::Body,
 ) -> ApiResult<Response> {
     who.require(Role::Operator)?;
-    let mime = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|m| m.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > crate::BODY_LIMIT as u64) {
-        return Err(ApiError::TooLarge(format!(
-            "the body is larger than {} bytes",
-            crate::BODY_LIMIT
-        )));
-    }
+    let mime = crate::input::media_type(&headers);
+    crate::input::refuse_declared_over(&headers, crate::BODY_LIMIT)?;
     match mime.as_str() {
         "application/x-ndjson" => return crate::ndjson::submit(&state, &who, body).await,
         "application/json" => {}

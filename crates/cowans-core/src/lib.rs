@@ -11,6 +11,7 @@ mod job;
 pub mod kinds;
 mod outcome;
 mod retry_policy;
+pub mod unstorable;
 pub mod wakeup;
 
 pub use actor::{Actor, Role};

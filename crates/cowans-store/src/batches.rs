@@ -88,7 +88,7 @@ where
     if let Some(cb) = callback {
         cowans_core::validate_kind(&cb.kind)
             .map_err(|e| StoreError::invalid("callback.kind", e.to_string()))?;
-        if let Some(path) = crate::enqueue::nul_at(&cb.args, "callback.args") {
+        if let Some(path) = cowans_core::unstorable::nul_at(&cb.args, "callback.args") {
             return Err(StoreError::invalid(
                 path,
                 "contains a \\u0000 character, which Postgres cannot store in JSON",

@@ -146,10 +146,7 @@ impl NewJob {
             None => field.to_owned(),
         };
         validate_kind(&self.kind).map_err(|e| StoreError::invalid(at("kind"), e.to_string()))?;
-        if let Some(path) = has_nul(&self.args)
-            .then(|| nul_at(&self.args, "args"))
-            .flatten()
-        {
+        if let Some(path) = cowans_core::unstorable::nul_at(&self.args, "args") {
             return Err(StoreError::invalid(
                 at(&path),
                 "contains a \\u0000 character, which Postgres cannot store in JSON",
@@ -206,36 +203,6 @@ fn min_timestamp() -> DateTime<Utc> {
 
 fn max_timestamp() -> DateTime<Utc> {
     DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default() // 9999-12-31T23:59:59
-}
-
-/// Whether any string or key holds a NUL character (no allocation: this runs on every enqueue).
-fn has_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(has_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
-}
-
-/// The path of the first string or key holding a NUL character (`args.items[2].name`), which
-/// jsonb refuses: caught here so the caller gets a field-level error, not a failed statement.
-pub(crate) fn nul_at(value: &Value, path: &str) -> Option<String> {
-    match value {
-        Value::String(s) => s.contains('\0').then(|| path.to_owned()),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, v)| nul_at(v, &format!("{path}[{i}]"))),
-        Value::Object(map) => map.iter().find_map(|(k, v)| {
-            if k.contains('\0') {
-                Some(path.to_owned())
-            } else {
-                nul_at(v, &format!("{path}.{k}"))
-            }
-        }),
-        _ => None,
-    }
 }
 
 // One statement for one job or ten thousand: arrays in, unnest, rows out. Ids come from an
