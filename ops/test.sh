@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./ops/dev-services.sh
+# The schema fuzzer the contract test runs (from PyPI).
+./ops/schemathesis/install.sh
 export COWANS_TEST_DATABASE_URL="${COWANS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 cargo build --workspace --bins
 if cargo nextest --version >/dev/null 2>&1; then

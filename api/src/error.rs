@@ -72,7 +72,7 @@ pub struct ErrorDetail {
     #[schema(example = "queue: must not be empty")]
     pub message: String,
     /// For `invalid`: `{field, problem}`; for `conflict`: what differs; otherwise null.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub details: Value,
 }
 

@@ -85,16 +85,45 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         refuse_declared_over(req.headers(), BODY_LIMIT)?;
         let bytes = read_body(req.into_body(), BODY_LIMIT).await?;
         refuse_nul(&bytes, "body")?;
-        // The path of a value of the wrong type is the field to name (`run_at`, `jobs[2].priority`).
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let field = if path == "." { "body".to_owned() } else { path };
-            ApiError::invalid(field, e.into_inner().to_string())
-        })?;
-        de.end()
-            .map_err(|e| ApiError::invalid("body", e.to_string()))?;
-        Ok(ApiJson(value))
+        parse_json(&bytes, "").map(ApiJson)
+    }
+}
+
+/// A JSON document as `T`; a refusal names the field (`run_at`, `jobs[2].priority`) under
+/// `root` (`line 7`), or `root` (else `body`) for the document itself. Whole numbers written
+/// with a fraction are taken where integers belong ([`cowans_core::whole_numbers`]).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], root: &str) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let first = serde_path_to_error::deserialize::<_, T>(&mut de);
+    let refused = match first {
+        Ok(value) => {
+            return de
+                .end()
+                .map(|()| value)
+                .map_err(|e| ApiError::invalid(name(root, "."), e.to_string()));
+        }
+        Err(e) => e,
+    };
+    // The slow path, only for a refusal: a number like `5.0` may be the only problem.
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(mut value) if refused.inner().to_string().contains("floating point") => {
+            cowans_core::whole_numbers::from_value(&mut value)
+                .map_err(|e| ApiError::invalid(name(root, &e.path), e.message))
+        }
+        _ => Err(ApiError::invalid(
+            name(root, &refused.path().to_string()),
+            refused.into_inner().to_string(),
+        )),
+    }
+}
+
+/// A field's name under `root` (`line 3.kind`); the document itself is `root`, or `body`.
+pub fn name(root: &str, path: &str) -> String {
+    match (root, path) {
+        ("", ".") => "body".to_owned(),
+        (root, ".") => root.to_owned(),
+        ("", path) => path.to_owned(),
+        (root, path) => format!("{root}.{path}"),
     }
 }
 

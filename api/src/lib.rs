@@ -46,6 +46,8 @@ pub struct ApiState {
     pub jwt: Option<Arc<auth::JwtConfig>>,
     /// API keys recently looked up.
     pub keys: Arc<auth::KeyCache>,
+    /// The OpenAPI document, made once from the routes and the registered kinds.
+    pub openapi: openapi::Document,
 }
 
 /// Per-process options of the HTTP layer.
@@ -80,6 +82,7 @@ impl ApiServer {
     /// `ops`: the process's `/health`, `/ready`, `/metrics` router, served beside the API.
     pub fn new(front: FrontDoor, ops: Router, options: ApiOptions) -> Self {
         let state = ApiState {
+            openapi: openapi::Document::new(front.kinds()),
             relay: Arc::new(front.event_relay()),
             catalog: options.catalog,
             front,

@@ -184,8 +184,7 @@ fn parse_line(state: &ApiState, raw: &[u8], n: usize) -> ApiResult<cowans_queue:
         ));
     }
     refuse_nul(raw, "").map_err(|e| e.at(&at))?;
-    let job: SubmitJob =
-        serde_json::from_slice(raw).map_err(|e| ApiError::invalid(&at, e.to_string()))?;
+    let job: SubmitJob = crate::input::parse_json(raw, &at)?;
     let job = job.into_job(&state.front).map_err(|e| e.at(&at))?;
     job.check().map_err(|e| ApiError::from(e).at(&at))?;
     Ok(job)

@@ -66,11 +66,75 @@ async fn the_openapi_document_is_generated_and_lists_every_route() {
             "{method} {path} declares its security"
         );
     }
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer", "API key or JWT");
     assert_eq!(
-        doc["components"]["securitySchemes"]["api_key"]["scheme"],
-        "bearer"
+        (&schemes["api_key"]["in"], &schemes["api_key"]["name"]),
+        (
+            &serde_json::json!("header"),
+            &serde_json::json!("X-Api-Key")
+        )
     );
-    assert!(doc["components"]["schemas"]["SubmitJob"]["properties"]["queue"].is_object());
+    // Every operation has its own id (generated clients name their methods after them).
+    let mut ids = std::collections::BTreeSet::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            let id = op["operationId"].as_str().expect("an operation id");
+            assert!(ids.insert(id.to_owned()), "operation id {id} repeats");
+        }
+    }
+    assert!(ids.contains("jobs_list") && ids.contains("dead_letters_list"));
+    // No kinds registered: any kind goes, with a queue to wait in.
+    let any = &doc["components"]["schemas"]["SubmitJob.unregistered"];
+    assert!(any["properties"]["queue"].is_object(), "{any}");
+    assert_eq!(any["required"], serde_json::json!(["kind", "queue"]));
+}
+
+#[tokio::test]
+async fn each_registered_kind_has_its_submit_schema_with_its_payload() {
+    let api = crate::support::api::api_with_kinds().await;
+    let (_, doc) = api
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    let schemas = &doc["components"]["schemas"];
+    let submit = schemas["SubmitJob"]["oneOf"].as_array().unwrap();
+    assert!(
+        submit.contains(&serde_json::json!({"$ref": "#/components/schemas/SubmitJob.demo.sleep"})),
+        "{submit:?}"
+    );
+    assert!(
+        schemas.get("SubmitJob.unregistered").is_none(),
+        "unknown kinds are refused, so none is documented"
+    );
+    let sleep = &schemas["SubmitJob.demo.sleep"];
+    assert_eq!(sleep["properties"]["kind"]["const"], "demo.sleep");
+    assert_eq!(
+        sleep["properties"]["args"]["required"],
+        serde_json::json!(["ms"])
+    );
+    assert_eq!(
+        sleep["required"],
+        serde_json::json!(["kind", "args"]),
+        "its payload has a required field; its queue has a default"
+    );
+    // The limits the server enforces.
+    let priority = &sleep["properties"]["priority"];
+    assert_eq!(
+        (&priority["minimum"], &priority["maximum"]),
+        (&serde_json::json!(-32768), &serde_json::json!(32767))
+    );
+    assert_eq!(sleep["properties"]["max_attempts"]["minimum"], 1);
+    assert_eq!(sleep["properties"]["unique_key"]["maxLength"], 512);
+    let limit = doc["paths"]["/api/v1/jobs"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(
+        (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+        (&serde_json::json!(1), &serde_json::json!(1000))
+    );
 }
 
 #[tokio::test]
@@ -93,6 +157,14 @@ async fn every_route_documents_a_typed_body_for_every_status_and_the_events_sche
         for (method, op) in item.as_object().unwrap() {
             operations += 1;
             let responses = op["responses"].as_object().unwrap();
+            if op["tags"][0] == "ops" {
+                // /health, /ready, /metrics: plain text, no credentials.
+                assert!(
+                    responses["200"]["content"]["text/plain"].is_object(),
+                    "{path}"
+                );
+                continue;
+            }
             let secured = op.get("security").is_some();
             for status in ["500", "503"].into_iter().chain(
                 secured
@@ -126,8 +198,8 @@ async fn every_route_documents_a_typed_body_for_every_status_and_the_events_sche
         }
     }
     assert_eq!(
-        operations, 53,
-        "every route the router serves is in the document"
+        operations, 56,
+        "every route the router serves is in the document, and the ops routes beside it"
     );
     let error = &doc["components"]["schemas"]["ErrorBody"];
     assert!(error["properties"]["error"].is_object(), "{error}");

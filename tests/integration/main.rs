@@ -15,6 +15,7 @@ mod api_admin;
 mod api_auth;
 mod api_contract;
 mod api_events;
+mod api_fuzz;
 mod api_hostile;
 mod api_jobs;
 mod apps;

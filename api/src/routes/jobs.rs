@@ -263,9 +263,13 @@ pub async fn submit_many(
     let items = items
         .into_iter()
         .enumerate()
-        .map(|(i, v)| {
-            serde_json::from_value::<SubmitJob>(v)
-                .map_err(|e| ApiError::invalid(format!("jobs[{i}]"), e.to_string()))
+        .map(|(i, mut v)| {
+            cowans_core::whole_numbers::from_value::<SubmitJob>(&mut v).map_err(|e| {
+                ApiError::invalid(
+                    crate::input::name(&format!("jobs[{i}]"), &e.path),
+                    e.message,
+                )
+            })
         })
         .collect::<ApiResult<Vec<_>>>()?;
     let jobs = into_jobs(items, &state.front)?;

@@ -35,8 +35,8 @@ use cowans_queue::{App, AppContext, FrontDoor, JobKind, JobMeta};
 
 pub use catalog::{Catalog, ConfigError};
 pub use changes::{
-    BulkEditSpec, BulkPreview, BulkSelection, ChangeState, ChangeView, Decision, Edit, FieldChange,
-    Operation, PreviewDiff, Resolution, Selection, Source, Staged,
+    BulkEditSpec, BulkPreview, BulkSelection, ChangeState, ChangeView, Decision, Edit, FIELDS,
+    FieldChange, Operation, PreviewDiff, Resolution, Selection, Source, Staged,
 };
 /// The catalog's vocabulary, for front ends that should not depend on the store.
 pub use cowans_store::catalog::{

@@ -50,7 +50,7 @@ pub struct KindSpec {
     description: String,
     queue: Option<String>,
     max_attempts: Option<i32>,
-    check: fn(&Value) -> Result<(), PayloadError>,
+    check: fn(&mut Value) -> Result<(), PayloadError>,
     schema: Value,
 }
 
@@ -93,8 +93,9 @@ impl KindSpec {
 
     /// Whether `args` fits the payload type. A payload whose schema is an object must be one:
     /// serde would also take a positional array for a struct (`[5]` for `{"ms": 5}`), which the
-    /// published schema does not allow.
-    pub fn check(&self, args: &Value) -> Result<(), PayloadError> {
+    /// published schema does not allow. Whole numbers written with a fraction (`5.0`) where the
+    /// type has an integer become integers in `args` ([`crate::whole_numbers`]).
+    pub fn check(&self, args: &mut Value) -> Result<(), PayloadError> {
         if self.schema.get("type").and_then(Value::as_str) == Some("object") && !args.is_object() {
             return Err(PayloadError {
                 path: String::new(),
@@ -168,7 +169,9 @@ impl KindRegistry {
         self.reject_unknown
     }
 
-    pub fn check(&self, kind: &str, args: &Value) -> KindCheck {
+    /// What the registry says about `args` for `kind` (repairing whole numbers, see
+    /// [`KindSpec::check`]).
+    pub fn check(&self, kind: &str, args: &mut Value) -> KindCheck {
         match self.kinds.get(kind) {
             Some(k) => match k.check(args) {
                 Ok(()) => KindCheck::Valid,
@@ -198,15 +201,12 @@ impl KindRegistry {
     }
 }
 
-fn check<P: DeserializeOwned>(args: &Value) -> Result<(), PayloadError> {
-    serde_path_to_error::deserialize::<_, P>(args)
+fn check<P: DeserializeOwned>(args: &mut Value) -> Result<(), PayloadError> {
+    crate::whole_numbers::from_value::<P>(args)
         .map(drop)
-        .map_err(|e| {
-            let path = e.path().to_string();
-            PayloadError {
-                path: if path == "." { String::new() } else { path },
-                message: e.into_inner().to_string(),
-            }
+        .map_err(|e| PayloadError {
+            path: if e.path == "." { String::new() } else { e.path },
+            message: e.message,
         })
 }
 
@@ -239,13 +239,13 @@ mod tests {
 
     #[test]
     fn a_fitting_payload_is_valid() {
-        let ok = json!({"handle": "h", "variants": [{"sku": "a", "price": 1.5}]});
-        assert_eq!(registry().check("catalog.push", &ok), KindCheck::Valid);
+        let mut ok = json!({"handle": "h", "variants": [{"sku": "a", "price": 1.5}]});
+        assert_eq!(registry().check("catalog.push", &mut ok), KindCheck::Valid);
     }
 
     #[test]
     fn a_positional_array_is_not_an_object() {
-        let KindCheck::Invalid(e) = registry().check("catalog.push", &json!(["h", []])) else {
+        let KindCheck::Invalid(e) = registry().check("catalog.push", &mut json!(["h", []])) else {
             panic!("serde's positional form was accepted for an object payload");
         };
         assert!(e.message.contains("object"), "{e}");
@@ -253,9 +253,9 @@ mod tests {
 
     #[test]
     fn a_bad_payload_names_the_nested_field() {
-        let bad =
+        let mut bad =
             json!({"handle": "h", "variants": [{"sku": "a", "price": 1}, {"sku": 7, "price": 2}]});
-        let KindCheck::Invalid(e) = registry().check("catalog.push", &bad) else {
+        let KindCheck::Invalid(e) = registry().check("catalog.push", &mut bad) else {
             panic!("accepted a bad payload");
         };
         assert_eq!(e.path, "variants[1].sku");
@@ -264,13 +264,13 @@ mod tests {
 
     #[test]
     fn missing_and_unknown_fields_are_named() {
-        let KindCheck::Invalid(e) = registry().check("catalog.push", &json!({"variants": []}))
+        let KindCheck::Invalid(e) = registry().check("catalog.push", &mut json!({"variants": []}))
         else {
             panic!("accepted a payload without handle");
         };
         assert!(e.message.contains("missing field `handle`"), "{e}");
-        let extra = json!({"handle": "h", "variants": [], "colour": 1});
-        let KindCheck::Invalid(e) = registry().check("catalog.push", &extra) else {
+        let mut extra = json!({"handle": "h", "variants": [], "colour": 1});
+        let KindCheck::Invalid(e) = registry().check("catalog.push", &mut extra) else {
             panic!("accepted an unknown field");
         };
         assert!(e.message.contains("unknown field `colour`"), "{e}");
@@ -278,9 +278,14 @@ mod tests {
 
     #[test]
     fn unknown_kinds_pass_or_fail_as_configured() {
-        assert_eq!(registry().check("other", &json!({})), KindCheck::Unchecked);
         assert_eq!(
-            registry().reject_unknown(true).check("other", &json!({})),
+            registry().check("other", &mut json!({})),
+            KindCheck::Unchecked
+        );
+        assert_eq!(
+            registry()
+                .reject_unknown(true)
+                .check("other", &mut json!({})),
             KindCheck::Unknown
         );
     }

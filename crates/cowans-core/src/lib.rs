@@ -13,6 +13,7 @@ mod outcome;
 mod retry_policy;
 pub mod unstorable;
 pub mod wakeup;
+pub mod whole_numbers;
 
 pub use actor::{Actor, Role};
 pub use event::{EVENTS_CHANNEL, Event};

@@ -366,11 +366,11 @@ mod tests {
         let set = JobSet::assemble(&[IMAGES], &["images".to_owned()], &ctx()).unwrap();
         let registry = set.registry().reject_unknown(true);
         assert_eq!(
-            registry.check("img.resize", &json!({"width": 3})),
+            registry.check("img.resize", &mut json!({"width": 3})),
             cowans_core::KindCheck::Valid
         );
         assert!(matches!(
-            registry.check("img.resize", &json!({"width": "wide"})),
+            registry.check("img.resize", &mut json!({"width": "wide"})),
             cowans_core::KindCheck::Invalid(e) if e.path == "width"
         ));
         let spec = registry.get("img.resize").unwrap();

@@ -62,6 +62,6 @@ pub use scheduler::{CronJob, register_cron};
 /// store themselves.
 pub use cowans_store::{
     AuditEntry, BatchCallback, BatchProgress, Cancelled, Counts, DeadLetterFilter, Enqueued,
-    JobFilter, JobRecord, NewJob, PgPool, QueueStats, RateLimit, Result as StoreResult, StoreError,
-    Unique,
+    JobFilter, JobRecord, MAX_BATCH_DESCRIPTION, MAX_KEY, NewJob, PgPool, QueueStats, RateLimit,
+    Result as StoreResult, StoreError, Unique,
 };

@@ -61,7 +61,7 @@ impl BatchProgress {
     }
 }
 
-/// Longest batch description accepted, in bytes.
+/// Longest batch description accepted, in characters.
 pub const MAX_DESCRIPTION: usize = 4096;
 
 /// Creates a batch of `jobs` in one transaction. Jobs that turn out to be duplicates of existing
@@ -76,12 +76,12 @@ where
     A: sqlx::Acquire<'c, Database = sqlx::Postgres>,
 {
     validate_all(jobs)?;
-    if description.len() > MAX_DESCRIPTION || description.contains('\0') {
+    let chars = description.chars().count();
+    if chars > MAX_DESCRIPTION || description.contains('\0') {
         return Err(StoreError::invalid(
             "description",
             format!(
-                "must be at most {MAX_DESCRIPTION} bytes without \\u0000 (it is {} bytes)",
-                description.len()
+                "must be at most {MAX_DESCRIPTION} characters without \\u0000 (it is {chars} characters)"
             ),
         ));
     }

@@ -184,10 +184,16 @@ impl NewJob {
     }
 }
 
-/// Keys (unique, rate): 1 to 512 bytes, no NUL (Postgres text cannot hold one).
+/// Keys (unique, rate): 1 to 512 characters, no NUL (Postgres text cannot hold one).
+/// Longest unique or rate key accepted, in characters.
+pub const MAX_KEY: usize = 512;
+
 fn text_key(key: &str) -> std::result::Result<(), String> {
-    if key.is_empty() || key.len() > 512 {
-        Err(format!("is {} bytes long; it must be 1 to 512", key.len()))
+    let chars = key.chars().count();
+    if chars == 0 || chars > MAX_KEY {
+        Err(format!(
+            "is {chars} characters long; it must be 1 to {MAX_KEY}"
+        ))
     } else if key.contains('\0') {
         Err("contains a \\u0000 character, which Postgres cannot store".to_owned())
     } else {

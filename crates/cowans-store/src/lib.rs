@@ -36,8 +36,8 @@ pub use api::{
     revoke_api_key,
 };
 pub use batches::{
-    BatchCallback, BatchProgress, BatchRefresh, Counts, batch_progress, create_batch,
-    refresh_batches,
+    BatchCallback, BatchProgress, BatchRefresh, Counts, MAX_DESCRIPTION as MAX_BATCH_DESCRIPTION,
+    batch_progress, create_batch, refresh_batches,
 };
 pub use claim::{ClaimCursor, ClaimedJob, Promotion, claim, promote_due};
 pub use control::{
@@ -49,7 +49,7 @@ pub use dead_letter::{
     DeadLetterFilter, list_dead, purge_dead, redrive_ids, redrive_ids_in, redrive_matching,
 };
 pub use enqueue::{
-    Enqueued, NewJob, Unique, enqueue, enqueue_audited, enqueue_autocommit, enqueue_many,
+    Enqueued, MAX_KEY, NewJob, Unique, enqueue, enqueue_audited, enqueue_autocommit, enqueue_many,
 };
 pub use error::{Result, StoreError};
 pub use index_upkeep::{IndexSize, Rebuild, UPKEPT_INDEXES, index_sizes, rebuild_index};

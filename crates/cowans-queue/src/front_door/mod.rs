@@ -212,7 +212,7 @@ impl FrontDoor {
             )
         };
         // An unknown kind is the problem to name, not the default queue it cannot have.
-        if spec.is_none() && kinds.check(&s.kind, &s.args) == KindCheck::Unknown {
+        if spec.is_none() && kinds.rejects_unknown() {
             return Err(unknown(&s.kind));
         }
         let queue = match s
@@ -252,7 +252,7 @@ impl FrontDoor {
             }
             other => other,
         })?;
-        match kinds.check(&job.kind, &job.args) {
+        match kinds.check(&job.kind, &mut job.args) {
             KindCheck::Valid | KindCheck::Unchecked => Ok(job),
             KindCheck::Unknown => Err(unknown(&job.kind)),
             KindCheck::Invalid(e) => {
@@ -542,15 +542,8 @@ impl FrontDoor {
         jobs: &[NewJob],
         callback: Option<&BatchCallback>,
     ) -> Result<(i64, Vec<Enqueued>)> {
-        let kinds = &self.inner.kinds;
-        if let Some(cb) = callback
-            && kinds.rejects_unknown()
-            && kinds.get(&cb.kind).is_none()
-        {
-            return Err(StoreError::invalid(
-                "callback.kind",
-                format!("is {:?}, which no worker registers", cb.kind),
-            ));
+        if let Some(cb) = callback {
+            self.check_callback(cb)?;
         }
         let mut tx = self.inner.pool.begin().await?;
         let (id, done) = cowans_store::create_batch(&mut *tx, description, jobs, callback).await?;
@@ -567,6 +560,29 @@ impl FrontDoor {
         recorded.commit(tx).await?;
         count_all(jobs, &done);
         Ok((id, done))
+    }
+
+    /// A callback's kind must be registered (where unknown kinds are refused), and its payload
+    /// must take what the callback job will carry: `{batch_id, counts, args}`.
+    fn check_callback(&self, cb: &BatchCallback) -> Result<()> {
+        let mut carried = json!({"batch_id": 0, "counts": {}, "args": cb.args});
+        match self.inner.kinds.check(&cb.kind, &mut carried) {
+            KindCheck::Valid | KindCheck::Unchecked => Ok(()),
+            KindCheck::Unknown => Err(StoreError::invalid(
+                "callback.kind",
+                format!("is {:?}, which no worker registers", cb.kind),
+            )),
+            KindCheck::Invalid(e) if e.path == "args" || e.path.starts_with("args.") => Err(
+                StoreError::invalid(format!("callback.{}", e.path), e.message),
+            ),
+            KindCheck::Invalid(e) => Err(StoreError::invalid(
+                "callback.kind",
+                format!(
+                    "{:?} cannot be a batch callback: its payload does not take {{batch_id, counts, args}} ({e})",
+                    cb.kind
+                ),
+            )),
+        }
     }
 
     /// A batch created inside the caller's transaction (an application's own batch, made with
