@@ -166,6 +166,50 @@ async fn payloads_must_have_their_schemas_shape_and_content_types_match_exactly(
         let (s, v) = api.call(Method::POST, "/api/v1/jobs", op, Some(body)).await;
         assert_invalid(s, &v, field);
     }
+    // A whole number written with a fraction is the integer (JSON Schema agrees); the job's
+    // stored payload holds the integer, so its handler can read it. A fraction is refused.
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/jobs",
+            op,
+            Some(json!({"queue": "k", "kind": "demo.sleep", "args": {"ms": 5.0}, "priority": 2.0})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (_, job) = api
+        .call(Method::GET, &format!("/api/v1/jobs/{}", v["id"]), op, None)
+        .await;
+    assert_eq!(
+        (&job["args"], &job["priority"]),
+        (&json!({"ms": 5}), &json!(2))
+    );
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/jobs",
+            op,
+            Some(json!({"queue": "k", "kind": "demo.sleep", "args": {"ms": 5.5}})),
+        )
+        .await;
+    assert_invalid(s, &v, "args.ms");
+    // A batch callback's kind must be registered and take {batch_id, counts, args}.
+    let batch = |callback: Value| json!({"jobs": [{"queue": "k", "kind": "demo.noop"}], "callback": callback});
+    for (callback, field) in [
+        (
+            json!({"queue": "k", "kind": "no.such.kind"}),
+            "callback.kind",
+        ),
+        (
+            json!({"queue": "k", "kind": "demo.sleep", "args": {}}),
+            "callback.kind",
+        ),
+    ] {
+        let (s, v) = api
+            .call(Method::POST, "/api/v1/batches", op, Some(batch(callback)))
+            .await;
+        assert_invalid(s, &v, field);
+    }
     for content_type in [
         "application/jsonfoo",
         "application/x-ndjsonXYZ",

@@ -572,9 +572,16 @@ impl FrontDoor {
                 "callback.kind",
                 format!("is {:?}, which no worker registers", cb.kind),
             )),
-            KindCheck::Invalid(e) if e.path == "args" || e.path.starts_with("args.") => Err(
-                StoreError::invalid(format!("callback.{}", e.path), e.message),
-            ),
+            // Inside `args`; an unknown field named `args` means the kind takes no such thing.
+            KindCheck::Invalid(e)
+                if e.path.starts_with("args.")
+                    || (e.path == "args" && !e.message.starts_with("unknown field")) =>
+            {
+                Err(StoreError::invalid(
+                    format!("callback.{}", e.path),
+                    e.message,
+                ))
+            }
             KindCheck::Invalid(e) => Err(StoreError::invalid(
                 "callback.kind",
                 format!(
