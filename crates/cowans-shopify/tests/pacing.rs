@@ -86,7 +86,9 @@ async fn a_throttled_answer_is_http_200_and_the_client_waits_it_out() {
         &sim,
         reqwest::Method::POST,
         "plan",
-        json!({"bucket_size": 100.0, "restore_rate": 50.0, "available": 5.0}),
+        // Restoring slowly enough that a busy machine cannot refill the bucket before the
+        // query arrives (at 50/s, 5 points became 12 within 0.15 s).
+        json!({"bucket_size": 100.0, "restore_rate": 1.0, "available": 0.0}),
     )
     .await;
     let raw = reqwest::Client::new()
@@ -105,6 +107,15 @@ async fn a_throttled_answer_is_http_200_and_the_client_waits_it_out() {
     assert!(body.get("data").is_none());
     assert_eq!(body["extensions"]["cost"]["actualQueryCost"], Value::Null);
 
+    // An empty bucket restoring 25 points a second: ~42 points take ~1.7 s to come back, more
+    // than a loaded machine needs between this call and the query.
+    control(
+        &sim,
+        reqwest::Method::POST,
+        "plan",
+        json!({"bucket_size": 100.0, "restore_rate": 25.0, "available": 0.0}),
+    )
+    .await;
     let client = client(&sim);
     let t0 = Instant::now();
     let a = client
@@ -114,7 +125,7 @@ async fn a_throttled_answer_is_http_200_and_the_client_waits_it_out() {
     assert!(a.attempts >= 2, "throttled first, then paced");
     assert!(
         t0.elapsed() >= Duration::from_millis(500),
-        "waited for ~77 points at 50/s"
+        "waited for the points to restore"
     );
     // A query needing more than the whole bucket can never run: a clear error, not a long wait.
     let err = client
