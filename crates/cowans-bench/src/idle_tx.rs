@@ -9,7 +9,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -19,6 +19,7 @@ use cowans_core::QueueName;
 use cowans_store::{NewJob, PgPool};
 use serde::de::IgnoredAny;
 use sqlx::{Connection, PgConnection};
+use tokio::task::JoinHandle;
 
 use crate::{
     Args, Measurement,
@@ -33,83 +34,159 @@ const BASELINE: Duration = Duration::from_secs(30);
 const AFTER: Duration = Duration::from_secs(60);
 
 pub async fn run(pool: &PgPool, q: &QueueName, args: &Args) -> anyhow::Result<Measurement> {
-    let enqueued = Arc::new(AtomicUsize::new(0));
-    top_up(pool, q, &enqueued, 0, BACKLOG).await?;
     let engine = start_engine(pool, q, args.concurrency, args.retain_finished_ms).await?;
     let counter = Counter::new(usize::MAX);
+    let filler = Filler::start(pool, q, job, {
+        let counter = counter.clone();
+        move || counter.seen()
+    })
+    .await?;
     let worker = WorkerBuilder::new("bench")
         .backend(engine.backend::<IgnoredAny>(queue_config(q, args.concurrency, args)))
         .data(counter.clone())
         .build(probe::count::<IgnoredAny>);
     let handle = tokio::spawn(worker.run());
-    let filler = {
-        let (pool, q, enqueued, counter) =
-            (pool.clone(), q.clone(), enqueued.clone(), counter.clone());
-        // Runs until aborted; a failed top-up ends it (the drain then runs dry and shows it).
-        tokio::spawn(async move {
-            loop {
-                let n = enqueued.load(Ordering::Relaxed);
-                if n.saturating_sub(counter.seen()) >= BACKLOG {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                } else if let Err(e) = top_up(&pool, &q, &enqueued, n, TOP_UP).await {
-                    eprintln!("idle-tx: topping up failed: {e:#}");
-                    return;
-                }
-            }
-        })
-    };
     let started = Instant::now();
-    let mut watch = Watch::new(&counter);
+    let held = hold_phases(pool, Duration::from_secs(args.hold_seconds), || {
+        counter.seen()
+    })
+    .await?;
+    filler.stop().await;
+    engine.shutdown().await;
+    handle.abort();
+    Ok(Measurement::custom(
+        "idle-tx",
+        started.elapsed(),
+        held.figures(),
+    ))
+}
+
+/// Keeps about `BACKLOG` jobs queued (made by `make(queue, n)`, numbered from 0) while `done()`
+/// (jobs finished so far) rises.
+pub struct Filler {
+    stop: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+    enqueued: Arc<AtomicUsize>,
+}
+
+impl Filler {
+    /// Enqueues the first `BACKLOG` jobs, then tops up in the background.
+    pub async fn start(
+        pool: &PgPool,
+        q: &QueueName,
+        make: fn(&QueueName, usize) -> NewJob,
+        done: impl Fn() -> usize + Send + 'static,
+    ) -> anyhow::Result<Filler> {
+        let enqueued = Arc::new(AtomicUsize::new(0));
+        top_up(pool, q, make, &enqueued, 0, BACKLOG).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = {
+            let (pool, q, enqueued, stop) =
+                (pool.clone(), q.clone(), enqueued.clone(), stop.clone());
+            // A failed top-up ends it (the drain then runs dry and shows it).
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let n = enqueued.load(Ordering::Relaxed);
+                    if n.saturating_sub(done()) >= BACKLOG {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    } else if let Err(e) = top_up(&pool, &q, make, &enqueued, n, TOP_UP).await {
+                        eprintln!("idle-tx: topping up failed: {e:#}");
+                        return;
+                    }
+                }
+            })
+        };
+        Ok(Filler {
+            stop,
+            task,
+            enqueued,
+        })
+    }
+
+    /// Stops topping up (after the call in progress); the number of jobs enqueued.
+    pub async fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.task.await;
+        self.enqueued.load(Ordering::Relaxed)
+    }
+}
+
+/// Throughput (jobs per `WINDOW`) before, while and after another connection holds a snapshot
+/// for `hold`, and the claim index's size at each phase's end; `seen()` counts finished jobs.
+pub struct Held {
+    baseline: Vec<f64>,
+    during: Vec<f64>,
+    after: Vec<f64>,
+    index_mb: [f64; 3],
+    hold: Duration,
+}
+
+pub async fn hold_phases(
+    pool: &PgPool,
+    hold: Duration,
+    seen: impl Fn() -> usize,
+) -> anyhow::Result<Held> {
+    let mut watch = Watch::new(&seen);
     let baseline = watch.phase(BASELINE).await;
-    let index_before = claim_index_mb(pool).await?;
+    let before = claim_index_mb(pool).await?;
 
     let mut holder = PgConnection::connect_with(&engine_options(pool)).await?;
     sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1 FROM cowans_jobs LIMIT 1")
         .execute(&mut holder)
         .await?;
-    let during = watch.phase(Duration::from_secs(args.hold_seconds)).await;
-    let index_held = claim_index_mb(pool).await?;
+    let during = watch.phase(hold).await;
+    let held = claim_index_mb(pool).await?;
     sqlx::raw_sql("COMMIT").execute(&mut holder).await?;
     holder.close().await?;
 
     let after = watch.phase(AFTER).await;
     let index_after = claim_index_mb(pool).await?;
-    filler.abort();
-    engine.shutdown().await;
-    handle.abort();
+    Ok(Held {
+        baseline,
+        during,
+        after,
+        index_mb: [before, held, index_after],
+        hold,
+    })
+}
 
-    let base = median(&baseline);
-    let recovered = after
-        .iter()
-        .position(|r| *r >= 0.9 * base)
-        .map(|i| ((i + 1) as u64 * WINDOW.as_secs()).to_string())
-        .unwrap_or_else(|| "never".to_owned());
-    let during_mean = mean(&during);
-    let during_min = during.iter().copied().fold(f64::INFINITY, f64::min);
-    let last_half = &after[after.len() / 2..];
-    let figures = format!(
-        "baseline_jobs_per_s={base:.0} held_mean_jobs_per_s={during_mean:.0} held_min_jobs_per_s={during_min:.0} \
-         held_over_baseline={:.2} recovered_within_s={recovered} after_jobs_per_s={:.0} after_over_baseline={:.2} \
-         claim_index_mb_before={index_before:.1} claim_index_mb_held={index_held:.1} claim_index_mb_after={index_after:.1} \
-         hold_s={} windows_held=[{}] windows_after=[{}]",
-        during_mean / base,
-        mean(last_half),
-        mean(last_half) / base,
-        args.hold_seconds,
-        list(&during),
-        list(&after),
-    );
-    Ok(Measurement::custom("idle-tx", started.elapsed(), figures))
+impl Held {
+    pub fn figures(&self) -> String {
+        let (during, after) = (&self.during, &self.after);
+        let base = median(&self.baseline);
+        let recovered = after
+            .iter()
+            .position(|r| *r >= 0.9 * base)
+            .map(|i| ((i + 1) as u64 * WINDOW.as_secs()).to_string())
+            .unwrap_or_else(|| "never".to_owned());
+        let during_mean = mean(during);
+        let during_min = during.iter().copied().fold(f64::INFINITY, f64::min);
+        let last_half = &after[after.len() / 2..];
+        let [index_before, index_held, index_after] = self.index_mb;
+        format!(
+            "baseline_jobs_per_s={base:.0} held_mean_jobs_per_s={during_mean:.0} held_min_jobs_per_s={during_min:.0} \
+             held_over_baseline={:.2} recovered_within_s={recovered} after_jobs_per_s={:.0} after_over_baseline={:.2} \
+             claim_index_mb_before={index_before:.1} claim_index_mb_held={index_held:.1} claim_index_mb_after={index_after:.1} \
+             hold_s={} windows_held=[{}] windows_after=[{}]",
+            during_mean / base,
+            mean(last_half),
+            mean(last_half) / base,
+            self.hold.as_secs(),
+            list(during),
+            list(after),
+        )
+    }
 }
 
 async fn top_up(
     pool: &PgPool,
     q: &QueueName,
+    make: fn(&QueueName, usize) -> NewJob,
     enqueued: &AtomicUsize,
     from: usize,
     n: usize,
 ) -> anyhow::Result<()> {
-    let jobs: Vec<NewJob> = (from..from + n).map(|i| job(q, i)).collect();
+    let jobs: Vec<NewJob> = (from..from + n).map(|i| make(q, i)).collect();
     cowans_store::enqueue_autocommit(pool, &jobs).await?;
     enqueued.fetch_add(n, Ordering::Relaxed);
     Ok(())
@@ -129,17 +206,14 @@ async fn claim_index_mb(pool: &PgPool) -> anyhow::Result<f64> {
 }
 
 /// Jobs per second in consecutive windows.
-struct Watch<'a> {
-    counter: &'a Counter,
+struct Watch<'a, F: Fn() -> usize> {
+    seen: &'a F,
     last: usize,
 }
 
-impl<'a> Watch<'a> {
-    fn new(counter: &'a Counter) -> Self {
-        Self {
-            counter,
-            last: counter.seen(),
-        }
+impl<'a, F: Fn() -> usize> Watch<'a, F> {
+    fn new(seen: &'a F) -> Self {
+        Self { seen, last: seen() }
     }
 
     async fn phase(&mut self, length: Duration) -> Vec<f64> {
@@ -148,8 +222,8 @@ impl<'a> Watch<'a> {
         while Instant::now() < end {
             let began = Instant::now();
             tokio::time::sleep(WINDOW.min(end - began)).await;
-            let seen = self.counter.seen();
-            rates.push((seen - self.last) as f64 / began.elapsed().as_secs_f64());
+            let seen = (self.seen)();
+            rates.push(seen.saturating_sub(self.last) as f64 / began.elapsed().as_secs_f64());
             self.last = seen;
         }
         rates
