@@ -17,6 +17,11 @@ impl BenchDb {
     pub async fn create() -> anyhow::Result<BenchDb> {
         let url = std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        Self::create_on(url).await
+    }
+
+    /// A database on the server `url` names (its path is the database to connect to first).
+    pub async fn create_on(url: String) -> anyhow::Result<BenchDb> {
         let admin = cowans_store::connect_options(&url)
             .context("DATABASE_URL is not a Postgres URL")?
             .disable_statement_logging();

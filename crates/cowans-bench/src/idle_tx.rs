@@ -4,7 +4,7 @@
 //! pins the horizon: no dead row or index entry can be removed) and sits idle for
 //! `--hold-seconds`, then commits; the drain is watched for a minute more. Throughput is
 //! counted per window from the handler's calls; the claim index's size is read at each phase's
-//! end.
+//! end. `chaos idle-tx` drives the same filler and phases with worker processes.
 
 use std::{
     sync::{

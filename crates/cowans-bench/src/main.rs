@@ -12,9 +12,10 @@
 //! cargo run --release -p cowans-bench -- bulk-edit --products 100000
 //! cargo run --release -p cowans-bench -- approve-all --products 100000 --variants 1 --changes 100000
 //! cargo run --release -p cowans-bench -- sync-push --products 1000 --mode aliased --processes 3
+//! cargo run --release -p cowans-bench -- chaos --jobs 100000 --processes 3 [--scenarios kill,…]
 //! ```
-//! The catalog workloads start `cowans-shopsim`, `cowans-worker` and `cowans-api` from the same
-//! directory (`cargo build --release --bins` first).
+//! The catalog workloads and `chaos` start `cowans-shopsim`, `cowans-worker` and `cowans-api`
+//! from the same directory (`cargo build --release --bins` first).
 //! Each run creates its own database on the server named by `DATABASE_URL` and drops it at the
 //! end. One line per result: `RESULT workload=.. backend=.. jobs=.. concurrency=.. jobs_per_s=..`.
 
@@ -27,6 +28,7 @@ mod api_http;
 mod bench_db;
 mod budget;
 mod catalog_api;
+mod chaos;
 mod idle_tx;
 mod ours;
 mod probe;
@@ -79,6 +81,10 @@ pub enum Workload {
     ApproveAll,
     /// Price and tags of every product pushed to the shop by `--processes` workers.
     SyncPush,
+    /// Faults under `--processes` real worker processes draining `--jobs` exactly-once
+    /// effects: SIGKILLs, connection storms, a server restart, a held snapshot, connection
+    /// exhaustion, SIGTERM with long jobs; jobs lost, duplicates, exits, recovery times.
+    Chaos,
     /// One process of `shop-budget` (started by it).
     #[value(hide = true)]
     ShopBudgetClient,
@@ -162,6 +168,8 @@ pub struct Args {
     /// `shop-budget-client`: pace with a bucket of this process only.
     #[arg(long, hide = true)]
     pub local_bucket: bool,
+    #[command(flatten)]
+    pub chaos: chaos::ChaosArgs,
 }
 
 /// One measured figure.
@@ -235,6 +243,7 @@ fn workload_name(w: Workload) -> &'static str {
         Workload::BulkEdit => "bulk-edit",
         Workload::ApproveAll => "approve-all",
         Workload::SyncPush => "sync-push",
+        Workload::Chaos => "chaos",
         Workload::ShopBudgetClient => "shop-budget-client",
     }
 }
@@ -310,6 +319,10 @@ async fn run(args: &Args) -> anyhow::Result<Vec<Measurement>> {
     if args.workload == Workload::ShopBudgetClient {
         budget::client(args).await?;
         return Ok(Vec::new());
+    }
+    if args.workload == Workload::Chaos {
+        // A database per scenario, some on a cluster of its own.
+        return chaos::run(args).await;
     }
     let db = bench_db::BenchDb::create().await?;
     let result = match args.backend {

@@ -58,6 +58,7 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         | Workload::BulkEdit
         | Workload::ApproveAll
         | Workload::SyncPush
+        | Workload::Chaos
         | Workload::SyncIncremental => {
             anyhow::bail!("{name} is not an engine workload")
         }

@@ -16,6 +16,8 @@ pub struct Proc {
     pub child: Child,
     /// Its first line on stdout (its ready line).
     pub ready: String,
+    /// Its later stdout lines (read on, so a last line printed at exit cannot meet a closed pipe).
+    pub lines: mpsc::Receiver<String>,
 }
 
 impl Proc {
@@ -27,13 +29,24 @@ impl Proc {
         env: &[(&str, String)],
         within: Duration,
     ) -> anyhow::Result<Proc> {
+        Self::spawn_to(name, args, env, within, Stdio::inherit())
+    }
+
+    /// [`Proc::spawn`] with its stderr sent to `stderr` (e.g. a log file).
+    pub fn spawn_to(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, String)],
+        within: Duration,
+        stderr: Stdio,
+    ) -> anyhow::Result<Proc> {
         let bin = binary(name)?;
         let mut cmd = Command::new(&bin);
         cmd.args(args)
             .env_remove("DATABASE_URL")
             .env("COWANS__LOG__FILTER", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -53,10 +66,15 @@ impl Proc {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 bail!("{name} printed no ready line within {within:?}");
             }
         };
-        Ok(Proc { child, ready })
+        Ok(Proc {
+            child,
+            ready,
+            lines: rx,
+        })
     }
 
     /// Its resident memory now, in MiB.
