@@ -30,6 +30,7 @@ mod catalog_notify;
 mod catalog_pull;
 mod catalog_shops;
 mod catalog_webhooks;
+mod chaos;
 mod claim_and_ack;
 mod control;
 mod cron;
