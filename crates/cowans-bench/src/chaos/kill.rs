@@ -2,8 +2,10 @@
 //! SIGKILLed every `--kill-every-ms` (and started again at once) until the backlog is gone.
 //! For each kill: the jobs the victim held and how long until none of them is still `running`
 //! under its lease (the rescue), against the lease TTL plus one rescue pass (`lease_ttl +
-//! rescue_interval`, rounded up to the maintenance loop's tick), seen within `POLL`. Re-runs
-//! (attempts beyond the first) may only come from jobs held at a kill.
+//! rescue_interval`, rounded up to the maintenance loop's tick), seen within `POLL`; rescues
+//! that had to wait for a killed leader's successor (up to `leader_ttl`) are also counted
+//! apart. Re-runs (attempts beyond the first) may only be attempts the rescuer took back from
+//! killed workers.
 
 use std::time::Duration;
 
@@ -44,9 +46,22 @@ pub async fn run(ctx: &Ctx<'_>) -> anyhow::Result<Report> {
         let now = timeline.now();
         if killing && any_available(&stage.pool, &stage.q).await == Some(false) {
             killing = false;
+            eprintln!(
+                "chaos kill: {:.1}s backlog claimed ({} done), no more kills",
+                now.as_secs_f64(),
+                timeline.latest()
+            );
         }
         if killing && now >= next_kill {
-            kills.extend(kill_one(&stage, &workers, &timeline).await);
+            if let Some(k) = kill_one(&stage, &workers, &timeline).await {
+                eprintln!(
+                    "chaos kill: {:.1}s killed a worker{} holding {} jobs",
+                    k.at.as_secs_f64(),
+                    if k.leader { " (the leader)" } else { "" },
+                    k.held
+                );
+                kills.push(k);
+            }
             next_kill = now + every;
         }
         let pending: Vec<Uuid> = kills
@@ -57,7 +72,17 @@ pub async fn run(ctx: &Ctx<'_>) -> anyhow::Result<Report> {
         if let Some(still) = holding(&stage.pool, &pending).await {
             for k in kills.iter_mut().filter(|k| k.rescued_after.is_none()) {
                 if k.worker.is_none_or(|w| !still.contains(&w)) {
-                    k.rescued_after = Some(timeline.now().saturating_sub(k.at));
+                    let after = timeline.now().saturating_sub(k.at);
+                    k.rescued_after = Some(after);
+                    if k.held > 0 {
+                        eprintln!(
+                            "chaos kill: {:.1}s the {} jobs of the worker killed at {:.1}s rescued after {:.1}s",
+                            timeline.now().as_secs_f64(),
+                            k.held,
+                            k.at.as_secs_f64(),
+                            after.as_secs_f64()
+                        );
+                    }
                 }
             }
         }
@@ -77,21 +102,42 @@ pub async fn run(ctx: &Ctx<'_>) -> anyhow::Result<Report> {
     let elapsed = timeline.now();
     let fleet = workers.finish(Duration::from_secs(40));
 
-    let target = ctx.engine.lease_ttl + rescue_period(&ctx.engine);
-    let rescues: Vec<Duration> = kills
+    let period = rescue_period(&ctx.engine);
+    let target = ctx.engine.lease_ttl + period;
+    // Whether the leader itself was down (killed, its successor not yet in office: up to
+    // leader_ttl) at some point between a victim's leases expiring and their rescue.
+    let leader_down = |k: &Kill, r: Duration| {
+        let expiry = k.at + ctx.engine.lease_ttl;
+        kills.iter().any(|l| {
+            l.leader && l.at <= k.at + r && l.at + ctx.engine.leader_ttl + period >= expiry
+        })
+    };
+    let rescued: Vec<(&Kill, Duration)> = kills
         .iter()
         .filter(|k| k.held > 0)
-        .filter_map(|k| k.rescued_after)
+        .filter_map(|k| Some((k, k.rescued_after?)))
+        .collect();
+    let rescues: Vec<Duration> = rescued.iter().map(|(_, r)| *r).collect();
+    let leader_alive: Vec<Duration> = rescued
+        .iter()
+        .filter(|(k, r)| !leader_down(k, *r))
+        .map(|(_, r)| *r)
         .collect();
     let unrescued = kills.iter().filter(|k| k.rescued_after.is_none()).count();
-    let over = rescues.iter().filter(|r| **r > target + POLL).count();
+    let late = |r: &Duration| *r > target + POLL;
+    let over = rescues.iter().filter(|r| late(r)).count();
+    let over_leader_alive = leader_alive.iter().filter(|r| late(r)).count();
+    let (_, max_leader_alive) = p50_max(leader_alive);
+    let lost_attempts = attempts_lost_at_kills(&stage, &kills).await;
     let held: usize = kills.iter().map(|k| k.held).sum();
     let (p50, max) = p50_max(rescues);
     let mut r = Report::new("kill");
     r.add(format!(
         "jobs={jobs} job_ms={} processes={} concurrency={} kill_every_ms={} kills={} leader_kills={} \
          held_at_kills={held} rescue_p50_ms={p50} rescue_max_ms={max} rescue_target_ms={} \
-         rescues_over_target={over} unrescued={unrescued} lease_ttl_ms={} rescue_every_ms={} \
+         rescues_over_target={over} rescue_max_ms_leader_alive={max_leader_alive} \
+         rescues_over_target_leader_alive={over_leader_alive} unrescued={unrescued} \
+         attempts_lost_at_kills={lost_attempts} lease_ttl_ms={} leader_ttl_ms={} rescue_every_ms={} \
          jobs_per_s={:.0}",
         ctx.chaos.job_ms,
         ctx.args.processes,
@@ -101,7 +147,8 @@ pub async fn run(ctx: &Ctx<'_>) -> anyhow::Result<Report> {
         kills.iter().filter(|k| k.leader).count(),
         target.as_millis(),
         ctx.engine.lease_ttl.as_millis(),
-        rescue_period(&ctx.engine).as_millis(),
+        ctx.engine.leader_ttl.as_millis(),
+        period.as_millis(),
         jobs as f64 / elapsed.as_secs_f64(),
     ));
     r.audit(&audit, settled);
@@ -113,6 +160,24 @@ pub async fn run(ctx: &Ctx<'_>) -> anyhow::Result<Report> {
     r.fleet(&fleet, &ctx.logs.join("kill"));
     stage.drop_database().await;
     Ok(r)
+}
+
+/// Attempts the rescuer took back from the killed workers (each leaves an error naming the
+/// worker whose lease expired).
+async fn attempts_lost_at_kills(stage: &Stage, kills: &[Kill]) -> i64 {
+    let victims: Vec<String> = kills
+        .iter()
+        .filter_map(|k| k.worker.map(|w| w.to_string()))
+        .collect();
+    sqlx::query_scalar(
+        "SELECT count(*) FROM cowans_jobs j, jsonb_array_elements(j.errors) e \
+         WHERE j.queue = $1 AND j.errors <> '[]' AND e->>'worker' = ANY($2)",
+    )
+    .bind(stage.q.as_str())
+    .bind(victims)
+    .fetch_one(&stage.pool)
+    .await
+    .unwrap_or(-1)
 }
 
 /// How often the leader's rescue pass runs: `rescue_interval`, looked at on the maintenance
@@ -152,7 +217,9 @@ async fn kill_one(stage: &Stage, workers: &Supervised, timeline: &Timeline) -> O
         fleet::kill9(p);
         Some(timeline.now())
     })?;
-    // Nothing can change the victim's rows now but the rescuer.
+    // Nothing can change the victim's rows now but the rescuer, once a claim it had sent
+    // just before dying has committed (the server finishes a statement whose client is gone).
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let held = match worker {
         Some(w) => held_by(&stage.pool, w).await.map_or(0, |h| h.len()),
         None => 0,
