@@ -56,6 +56,10 @@ pub struct Audit {
     pub extra_attempts: i64,
     /// Completed rows without an effect (would mean the effect and the ack came apart).
     pub completed_without_effect: i64,
+    /// Lost attempts by cause, from the jobs' error history: leases that expired (the rescuer
+    /// took the job back) and attempts that failed (then retried).
+    pub rescued_attempts: i64,
+    pub failed_attempts: i64,
 }
 
 const JOBS: &str = r#"
@@ -74,6 +78,13 @@ const COMPLETED_WITHOUT_EFFECT: &str = r#"
 SELECT count(*) FROM cowans_jobs j
 WHERE j.queue = $1 AND j.state = 'completed'
   AND NOT EXISTS (SELECT 1 FROM cowans_demo_effects e WHERE e.job_id = j.id)
+"#;
+
+const ATTEMPT_ERRORS: &str = r#"
+SELECT count(*) FILTER (WHERE e->>'error' LIKE 'lease expired%'),
+       count(*) FILTER (WHERE e->>'error' NOT LIKE 'lease expired%')
+FROM cowans_jobs j, jsonb_array_elements(j.errors) e
+WHERE j.queue = $1 AND j.errors <> '[]'
 "#;
 
 const OPEN: &str = "SELECT count(*) FROM cowans_jobs \
@@ -103,7 +114,13 @@ impl Audit {
             .bind(q.as_str())
             .fetch_one(pool)
             .await?;
+        let (rescued_attempts, failed_attempts): (i64, i64) = sqlx::query_as(ATTEMPT_ERRORS)
+            .bind(q.as_str())
+            .fetch_one(pool)
+            .await?;
         Ok(Audit {
+            rescued_attempts,
+            failed_attempts,
             enqueued,
             rows,
             completed,
@@ -130,7 +147,8 @@ impl Audit {
     pub fn figures(&self) -> String {
         format!(
             "enqueued={} completed={} lost={} duplicate_effects={} stuck={} dead={} missing_rows={} \
-             completed_without_effect={} reattempted_jobs={} extra_attempts={}",
+             completed_without_effect={} reattempted_jobs={} extra_attempts={} rescued_attempts={} \
+             failed_attempts={}",
             self.enqueued,
             self.completed,
             self.lost(),
@@ -141,6 +159,8 @@ impl Audit {
             self.completed_without_effect,
             self.reattempted,
             self.extra_attempts,
+            self.rescued_attempts,
+            self.failed_attempts,
         )
     }
 }
