@@ -31,10 +31,15 @@ impl Every {
         }
     }
 
-    fn due(&mut self) -> bool {
-        let due = self.last.is_none_or(|t| t.elapsed() >= self.interval);
+    /// Whether a pass is due at the tick scheduled for `at`. Measured between scheduled ticks
+    /// (not between the passes' actual starts, which drift by the election statement before
+    /// them): five 1 s ticks are exactly 5 s, so a 5 s pass never slips to the sixth tick.
+    fn due(&mut self, at: Instant) -> bool {
+        let due = self
+            .last
+            .is_none_or(|t| at.saturating_duration_since(t) >= self.interval);
         if due {
-            self.last = Some(Instant::now());
+            self.last = Some(at);
         }
         due
     }
@@ -53,10 +58,10 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
     let mut summary = Every::new(cfg.stats_interval);
     let mut upkeep = IndexUpkeep::default();
     loop {
-        tokio::select! {
+        let at = tokio::select! {
             _ = stop.cancelled() => break,
-            _ = tick.tick() => {}
-        }
+            at = tick.tick() => at,
+        };
         match cowans_store::try_lead(&engine.pool, ROLE, engine.worker_id, cfg.leader_ttl).await {
             Ok(term) => {
                 if term.is_some() != leading {
@@ -72,7 +77,7 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
         if !leading {
             continue;
         }
-        if rescue.due() {
+        if rescue.due(at) {
             rescue_expired(&engine).await;
             if let Err(e) =
                 cowans_store::forget_stale_workers(&engine.pool, cfg.lease_ttl * 3).await
@@ -80,7 +85,7 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
                 tracing::warn!(error = %e, "could not prune stale worker rows");
             }
         }
-        if housekeeping.due() {
+        if housekeeping.due(at) {
             if let Err(e) = scheduler::fire_due(&engine.pool).await {
                 tracing::warn!(error = %e, "cron pass failed");
             }
@@ -94,7 +99,7 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
             prune(&engine).await;
             upkeep.pass(&engine).await;
         }
-        if summary.due()
+        if summary.due(at)
             && let Err(e) = cowans_store::refresh_queue_stats(&engine.pool).await
         {
             tracing::warn!(error = %e, "queue summary refresh failed");
@@ -182,5 +187,20 @@ async fn rescue_expired(engine: &EngineInner) {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod every_tests {
+    use super::*;
+
+    #[test]
+    fn a_pass_every_five_ticks_of_a_second_falls_on_every_fifth_tick() {
+        let t0 = Instant::now();
+        let mut every = Every::new(Duration::from_secs(5));
+        let passes: Vec<u64> = (0..=20)
+            .filter(|s| every.due(t0 + Duration::from_secs(*s)))
+            .collect();
+        assert_eq!(passes, [0, 5, 10, 15, 20]);
     }
 }
