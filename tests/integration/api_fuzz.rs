@@ -50,6 +50,8 @@ fn fuzz(st: &PathBuf, base: &str, key: &str) -> std::process::Child {
         .args(["--exclude-path", "/api/v1/events"])
         .args(["--exclude-path", "/api/v1/events/ws"])
         .args(["--seed", "20261130", "--no-color"])
+        // Its cache of found failures goes under target/, not into the source tree.
+        .current_dir(workspace().join("target"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
