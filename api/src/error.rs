@@ -36,6 +36,12 @@ pub enum ApiError {
     /// 413.
     #[error("{0}")]
     TooLarge(String),
+    /// 414: the request's URI is longer than the API reads.
+    #[error("{0}")]
+    UriTooLong(String),
+    /// 431: the request's headers are larger than the API reads.
+    #[error("{0}")]
+    HeadersTooLarge(String),
     /// 405: the route exists, not with this method.
     #[error("this route does not take this method")]
     MethodNotAllowed,
@@ -65,7 +71,7 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// `invalid`, `not_found`, `conflict`, `unauthorized`, `forbidden`, `rate_limited`,
-    /// `too_large`, `method_not_allowed`, `unsupported_media_type`, `not_websocket`,
+    /// `too_large`, `uri_too_long`, `headers_too_large`, `method_not_allowed`, `unsupported_media_type`, `not_websocket`,
     /// `request_timeout`, `unavailable`, `internal`.
     #[schema(example = "invalid")]
     pub code: &'static str,
@@ -94,6 +100,8 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotWebSocket(_) => StatusCode::UPGRADE_REQUIRED,
@@ -112,6 +120,8 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::TooLarge(_) => "too_large",
+            ApiError::UriTooLong(_) => "uri_too_long",
+            ApiError::HeadersTooLarge(_) => "headers_too_large",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotWebSocket(_) => "not_websocket",

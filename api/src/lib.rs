@@ -382,6 +382,7 @@ fn router(state: ApiState) -> Router {
         .route("/api/v1/openapi.json", get(openapi::document))
         .route_layer(axum::middleware::from_fn(track))
         .layer(axum::middleware::from_fn(input::refuse_unstorable_uri))
+        .layer(axum::middleware::from_fn(input::refuse_oversized_head))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

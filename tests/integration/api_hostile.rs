@@ -382,3 +382,35 @@ async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
         .await;
     assert_eq!(status, 200);
 }
+
+/// A raw request's answer: status and body.
+async fn raw(api: &Api, head: String) -> (u16, Value) {
+    let addr = api.base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer[9..12].parse().unwrap();
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_request_head_larger_than_the_api_reads_is_refused_in_the_error_shape() {
+    let api = api().await;
+    let long_uri = format!(
+        "GET /api/v1/jobs?kind={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let (status, body) = raw(&api, long_uri).await;
+    assert_eq!(status, 414, "{body}");
+    assert_error_shape(&body, "uri_too_long");
+    let big_headers = format!(
+        "GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let (status, body) = raw(&api, big_headers).await;
+    assert_eq!(status, 431, "{body}");
+    assert_error_shape(&body, "headers_too_large");
+}

@@ -58,8 +58,8 @@ fn error_response(description: &str) -> Value {
     })
 }
 
-/// The errors a route may answer, added where its annotation did not list them: 500 and 503
-/// everywhere; 401/403/429 where credentials are needed; 422 where it takes input; 404 where
+/// The errors a route may answer, added where its annotation did not list them: 414, 431, 500
+/// and 503 everywhere; 401/403/429 where credentials are needed; 422 where it takes input; 404 where
 /// its path names something; 408/413/415 where it takes a body.
 pub fn add_common_responses(doc: &mut Value) {
     for op in operations(doc) {
@@ -72,6 +72,8 @@ pub fn add_common_responses(doc: &mut Value) {
         let in_path = params.iter().any(|p| p["in"] == "path");
         let body = op.contains_key("requestBody");
         let mut common = vec![
+            ("414", "The URI is longer than the API reads (8 KiB)"),
+            ("431", "The headers are larger than the API reads (64 KiB)"),
             ("500", "Unexpected failure (the cause is in the server log)"),
             ("503", "Timed out, or the database is unavailable; retry"),
         ];
