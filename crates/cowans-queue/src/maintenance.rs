@@ -74,16 +74,22 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
                 leading = false;
             }
         }
+        // Every process rescues, not only the leader: the statement is safe to run concurrently
+        // (SKIP LOCKED, state rechecked under the lock) and cheap (the lease index), and a
+        // SIGKILLed leader keeps its term until it expires — rescues waiting for its successor
+        // took up to lease TTL + leader TTL + a pass in `cowans-bench chaos --scenarios kill`.
+        let rescue_due = rescue.due(at);
+        if rescue_due {
+            rescue_expired(&engine).await;
+        }
         if !leading {
             continue;
         }
-        if rescue.due(at) {
-            rescue_expired(&engine).await;
-            if let Err(e) =
+        if rescue_due
+            && let Err(e) =
                 cowans_store::forget_stale_workers(&engine.pool, cfg.lease_ttl * 3).await
-            {
-                tracing::warn!(error = %e, "could not prune stale worker rows");
-            }
+        {
+            tracing::warn!(error = %e, "could not prune stale worker rows");
         }
         if housekeeping.due(at) {
             if let Err(e) = scheduler::fire_due(&engine.pool).await {

@@ -82,7 +82,8 @@ RETURNING j.id, j.queue, j.kind, j.batch_id, j.attempt, j.state::text
 type RescuedRow = (i64, String, String, Option<i64>, i32, String);
 
 /// Turns up to `limit` expired leases into retries (their producers woken) or dead letters
-/// (announced as `job.dead`), in one transaction. Run by the leader only.
+/// (announced as `job.dead`), in one transaction. Every worker process runs it; concurrent runs
+/// skip each other's rows.
 pub async fn rescue_expired(pool: &PgPool, limit: i64) -> Result<Rescued> {
     let mut tx = pool.begin().await?;
     let rows: Vec<RescuedRow> = sqlx::query_as(RESCUE)
