@@ -23,7 +23,8 @@ pub struct EngineConfig {
     /// Leader lease for the maintenance services.
     #[serde(with = "humantime_ms")]
     pub leader_ttl: Duration,
-    /// How often the leader looks for expired leases.
+    /// How often each process looks for expired leases (every process does: a killed leader
+    /// must not hold rescues back until its term expires).
     #[serde(with = "humantime_ms")]
     pub rescue_interval: Duration,
     /// Graceful shutdown: how long in-flight jobs may run on before they are handed back.

@@ -1,6 +1,7 @@
-//! Maintenance. Run only by the elected leader: the rescuer (expired leases become retries or
-//! dead letters), the worker-registry janitor, the cron scheduler, batch progress, the retention
-//! pruner, the queue summary and index upkeep. Run by every process: the queue gauges, read from the summary.
+//! Maintenance. Run only by the elected leader: the worker-registry janitor, the cron scheduler,
+//! batch progress, the retention pruner, the queue summary and index upkeep. Run by every
+//! process: the rescuer (expired leases become retries or dead letters; a killed leader must not
+//! hold it back) and the queue gauges, read from the summary.
 
 use std::{sync::Arc, time::Duration};
 
