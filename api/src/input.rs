@@ -30,7 +30,8 @@ pub const MAX_HEADERS: usize = 64 * 1024;
 
 /// Middleware: a request head larger than the API reads is refused before anything else.
 pub async fn refuse_oversized_head(req: Request, next: Next) -> Response {
-    let uri = req.uri().to_string().len();
+    // The request target as sent (origin form: path and query), measured without copying it.
+    let uri = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if uri > MAX_URI {
         return ApiError::UriTooLong(format!(
             "the URI is {uri} bytes long; at most {MAX_URI} are read"

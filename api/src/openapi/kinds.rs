@@ -35,8 +35,7 @@ pub fn add_submit_schemas(doc: &mut Value, kinds: &KindRegistry) {
         schemas[&name] = variant;
         submits.push(json!({"$ref": format!("#/components/schemas/{name}")}));
         // Callback: the kind's payload describes `{batch_id, counts, args}`.
-        let props = &k.schema["properties"];
-        if props.get("batch_id").is_some() && props.get("counts").is_some() {
+        if k.takes_batch_callback() {
             let inner = args["properties"]
                 .get("args")
                 .cloned()

@@ -143,6 +143,15 @@ pub struct KindInfo<'a> {
     pub schema: &'a Value,
 }
 
+impl KindInfo<'_> {
+    /// Whether the kind can be a batch's callback: its payload takes what a callback job
+    /// carries, `{batch_id, counts, args}` (the submit check and the API document both ask here).
+    pub fn takes_batch_callback(&self) -> bool {
+        let props = &self.schema["properties"];
+        props.get("batch_id").is_some() && props.get("counts").is_some()
+    }
+}
+
 impl KindRegistry {
     pub fn new() -> Self {
         Self::default()
@@ -182,18 +191,23 @@ impl KindRegistry {
         }
     }
 
+    /// The registered kind as clients see it.
+    pub fn info(&self, kind: &str) -> Option<KindInfo<'_>> {
+        self.kinds.get_key_value(kind).map(|(name, k)| KindInfo {
+            kind: name,
+            description: &k.description,
+            queue: k.queue.as_deref(),
+            schema: &k.schema,
+        })
+    }
+
     pub fn get(&self, kind: &str) -> Option<&KindSpec> {
         self.kinds.get(kind)
     }
 
     /// The registered kinds, by name.
     pub fn kinds(&self) -> impl Iterator<Item = KindInfo<'_>> {
-        self.kinds.iter().map(|(name, k)| KindInfo {
-            kind: name,
-            description: &k.description,
-            queue: k.queue.as_deref(),
-            schema: &k.schema,
-        })
+        self.kinds.keys().filter_map(|name| self.info(name))
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {

@@ -565,29 +565,31 @@ impl FrontDoor {
     /// A callback's kind must be registered (where unknown kinds are refused), and its payload
     /// must take what the callback job will carry: `{batch_id, counts, args}`.
     fn check_callback(&self, cb: &BatchCallback) -> Result<()> {
+        let kinds = &self.inner.kinds;
+        if let Some(info) = kinds.info(&cb.kind)
+            && !info.takes_batch_callback()
+        {
+            return Err(StoreError::invalid(
+                "callback.kind",
+                format!(
+                    "{:?} cannot be a batch callback: its payload does not take {{batch_id, counts, args}}",
+                    cb.kind
+                ),
+            ));
+        }
         let mut carried = json!({"batch_id": 0, "counts": {}, "args": cb.args});
-        match self.inner.kinds.check(&cb.kind, &mut carried) {
+        match kinds.check(&cb.kind, &mut carried) {
             KindCheck::Valid | KindCheck::Unchecked => Ok(()),
             KindCheck::Unknown => Err(StoreError::invalid(
                 "callback.kind",
                 format!("is {:?}, which no worker registers", cb.kind),
             )),
-            // Inside `args`; an unknown field named `args` means the kind takes no such thing.
-            KindCheck::Invalid(e)
-                if e.path.starts_with("args.")
-                    || (e.path == "args" && !e.message.starts_with("unknown field")) =>
-            {
-                Err(StoreError::invalid(
-                    format!("callback.{}", e.path),
-                    e.message,
-                ))
-            }
             KindCheck::Invalid(e) => Err(StoreError::invalid(
-                "callback.kind",
                 format!(
-                    "{:?} cannot be a batch callback: its payload does not take {{batch_id, counts, args}} ({e})",
-                    cb.kind
+                    "callback.{}",
+                    if e.path.is_empty() { "args" } else { &e.path }
                 ),
+                e.message,
             )),
         }
     }
