@@ -174,35 +174,61 @@ pub fn refuse_declared_over(headers: &HeaderMap, limit: usize) -> Result<(), Api
     Ok(())
 }
 
+/// A request body read chunk by chunk: 413 once more than `limit` bytes have arrived, 408 when
+/// the client stops sending for [`BODY_IDLE`]. `refused` is added to those messages (e.g. "none
+/// of it was inserted").
+pub struct BodyReader {
+    stream: axum::body::BodyDataStream,
+    limit: usize,
+    received: usize,
+    refused: &'static str,
+}
+
+impl BodyReader {
+    pub fn new(body: Body, limit: usize, refused: &'static str) -> Self {
+        Self {
+            stream: body.into_data_stream(),
+            limit,
+            received: 0,
+            refused,
+        }
+    }
+
+    /// The next chunk, `None` at the end of the body.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
+        let chunk = match tokio::time::timeout(BODY_IDLE, self.stream.next()).await {
+            Err(_) => {
+                return Err(ApiError::RequestTimeout(format!(
+                    "no part of the body arrived for {} s{}",
+                    BODY_IDLE.as_secs(),
+                    self.refused
+                )));
+            }
+            Ok(None) => return Ok(None),
+            Ok(Some(chunk)) => chunk.map_err(|e| {
+                ApiError::invalid("body", format!("the body could not be read: {e}"))
+            })?,
+        };
+        self.received += chunk.len();
+        if self.received > self.limit {
+            return Err(ApiError::TooLarge(format!(
+                "the body is larger than {} bytes{}",
+                self.limit, self.refused
+            )));
+        }
+        Ok(Some(chunk))
+    }
+}
+
 /// The whole body, at most `limit` bytes (413 beyond), 408 when the client stops sending for
 /// [`BODY_IDLE`].
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    let too_large = || ApiError::TooLarge(format!("the body is larger than {limit} bytes"));
-    let mut stream = body.into_data_stream();
+    let mut reader = BodyReader::new(body, limit, "");
     let mut buf: Vec<u8> = Vec::new();
-    loop {
-        match tokio::time::timeout(BODY_IDLE, stream.next()).await {
-            Err(_) => {
-                return Err(ApiError::RequestTimeout(format!(
-                    "no part of the body arrived for {} s",
-                    BODY_IDLE.as_secs()
-                )));
-            }
-            Ok(None) => return Ok(Bytes::from(buf)),
-            Ok(Some(Err(e))) => {
-                return Err(ApiError::invalid(
-                    "body",
-                    format!("the body could not be read: {e}"),
-                ));
-            }
-            Ok(Some(Ok(chunk))) => {
-                if buf.len() + chunk.len() > limit {
-                    return Err(too_large());
-                }
-                buf.extend_from_slice(&chunk);
-            }
-        }
+    while let Some(chunk) = reader.next().await? {
+        buf.extend_from_slice(&chunk);
     }
+    Ok(Bytes::from(buf))
 }
 
 /// 422 naming the first string or key of a JSON document that holds a NUL character; `root`

@@ -8,21 +8,18 @@
 //! it cannot duplicate any. An accepted one answers one line per input line: the job's id, or
 //! that line's own error (a bad line does not refuse the others).
 
-use std::time::Duration;
-
 use axum::{
     body::Body,
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
 use cowans_queue::{BulkSource, BulkSubmit};
-use futures::StreamExt;
 
 use crate::{
     ApiState, BODY_LIMIT,
     auth::Principal,
     error::{ApiError, ApiResult, ErrorDetail},
-    input::{BODY_IDLE, refuse_nul},
+    input::{BodyReader, refuse_nul},
     routes::jobs::{NdjsonResult, SubmitJob},
 };
 
@@ -89,7 +86,7 @@ impl Progress<'_> {
 }
 
 pub async fn submit(state: &ApiState, who: &Principal, body: Body) -> ApiResult<Response> {
-    let mut stream = body.into_data_stream();
+    let mut reader = BodyReader::new(body, BODY_LIMIT, "; none of it was inserted");
     let mut progress = Progress {
         state,
         outcomes: Vec::new(),
@@ -98,21 +95,7 @@ pub async fn submit(state: &ApiState, who: &Principal, body: Body) -> ApiResult<
         open: None,
     };
     let mut pending: Vec<u8> = Vec::new();
-    let mut received = 0usize;
-    loop {
-        let chunk = match tokio::time::timeout(BODY_IDLE, stream.next()).await {
-            Err(_) => return Err(stalled(BODY_IDLE)),
-            Ok(None) => break,
-            Ok(Some(chunk)) => chunk.map_err(|e| {
-                ApiError::invalid("body", format!("the body could not be read: {e}"))
-            })?,
-        };
-        received += chunk.len();
-        if received > BODY_LIMIT {
-            return Err(ApiError::TooLarge(format!(
-                "the body is larger than {BODY_LIMIT} bytes; none of it was inserted"
-            )));
-        }
+    while let Some(chunk) = reader.next().await? {
         pending.extend_from_slice(&chunk);
         let mut start = 0;
         while let Some(nl) = pending[start..].iter().position(|b| *b == b'\n') {
@@ -188,11 +171,4 @@ fn parse_line(state: &ApiState, raw: &[u8], n: usize) -> ApiResult<cowans_queue:
     let job = job.into_job(&state.front).map_err(|e| e.at(&at))?;
     job.check().map_err(|e| ApiError::from(e).at(&at))?;
     Ok(job)
-}
-
-fn stalled(idle: Duration) -> ApiError {
-    ApiError::RequestTimeout(format!(
-        "no part of the body arrived for {} s; none of it was inserted",
-        idle.as_secs()
-    ))
 }
