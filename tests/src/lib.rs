@@ -106,7 +106,12 @@ impl WorkerProcess {
         let deadline = std::time::Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                let last = self.lines.try_iter().last().unwrap_or_default();
+                // The reader thread may not have forwarded the last lines yet: read until it
+                // reaches the end of the pipe (its sender is dropped then).
+                let mut last = String::new();
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
+                    last = line;
+                }
                 return (status.code(), last);
             }
             assert!(

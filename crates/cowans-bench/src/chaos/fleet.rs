@@ -233,9 +233,10 @@ pub fn terminate(mut p: Proc, within: Duration) -> Stopped {
         let _ = p.child.kill();
         let _ = p.child.wait();
     }
-    // The reader thread may still be passing on the last line.
-    std::thread::sleep(Duration::from_millis(50));
-    stopped.last_line = p.lines.try_iter().last().unwrap_or_default();
+    // The reader thread may still be passing on the last lines: read until the pipe ends.
+    while let Ok(line) = p.lines.recv_timeout(Duration::from_secs(10)) {
+        stopped.last_line = line;
+    }
     stopped
 }
 
