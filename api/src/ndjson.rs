@@ -169,6 +169,7 @@ fn parse_line(state: &ApiState, raw: &[u8], n: usize) -> ApiResult<cowans_queue:
     refuse_nul(raw, "").map_err(|e| e.at(&at))?;
     let job: SubmitJob = crate::input::parse_json(raw, &at)?;
     let job = job.into_job(&state.front).map_err(|e| e.at(&at))?;
-    job.check().map_err(|e| ApiError::from(e).at(&at))?;
+    job.check()
+        .map_err(|e| ApiError::from(cowans_queue::StoreError::from(e)).at(&at))?;
     Ok(job)
 }

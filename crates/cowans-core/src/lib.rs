@@ -10,6 +10,7 @@ pub mod event;
 mod job;
 pub mod kinds;
 mod outcome;
+pub mod queue;
 mod retry_policy;
 pub mod unstorable;
 pub mod wakeup;

@@ -2,21 +2,12 @@
 //! on `state = 'running' AND lease = <the claim's lease>`: that is the fencing that stops a
 //! worker which lost its lease from touching a job another worker now runs.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use cowans_core::{Event, JobId, JobState};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::{Result, StoreError};
-
-/// A claim as the ack statements see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LeaseRef {
-    pub id: JobId,
-    pub lease: i64,
-}
+use crate::{Failed, LeaseRef, Result, Settled, StoreError};
 
 fn split(refs: &[LeaseRef]) -> (Vec<i64>, Vec<i64>) {
     refs.iter().map(|r| (r.id.0, r.lease)).unzip()
@@ -88,36 +79,6 @@ pub async fn complete_in_tx<'e>(executor: impl PgExecutor<'e>, lease: LeaseRef) 
     .fetch_optional(executor)
     .await?;
     done.map(drop).ok_or(StoreError::StaleLease)
-}
-
-/// A failed attempt and what to do about it, decided by the worker from the retry policy.
-#[derive(Debug, Clone)]
-pub struct Failed {
-    pub lease: LeaseRef,
-    pub attempt: i32,
-    pub error: String,
-    /// `Some(delay)`: retry after the delay (zero = runnable at once). `None`: dead-letter.
-    pub retry_in: Option<Duration>,
-}
-
-impl Failed {
-    /// The state the job moves to.
-    pub fn next_state(&self) -> JobState {
-        match self.retry_in {
-            None => JobState::Dead,
-            Some(d) if d.is_zero() => JobState::Available,
-            Some(_) => JobState::Scheduled,
-        }
-    }
-}
-
-/// A failed attempt as recorded: the job's new state and when it runs next.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settled {
-    pub id: JobId,
-    pub queue: String,
-    pub state: JobState,
-    pub run_at: DateTime<Utc>,
 }
 
 const SETTLE: &str = r#"

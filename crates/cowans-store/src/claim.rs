@@ -3,64 +3,46 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use cowans_core::{JobId, QueueName};
+use cowans_core::QueueName;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::Result;
+use crate::{ClaimCursor, ClaimedJob, Promotion, Result};
 
-/// A job this worker now holds. `lease` must accompany every ack.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ClaimedJob {
-    pub id: i64,
-    pub queue: String,
-    pub kind: String,
-    /// The payload as JSON text: decoded once, straight into the handler's type.
-    pub args: String,
-    pub priority: i16,
-    /// This attempt, 1-based (the claim counted it).
-    pub attempt: i32,
-    pub max_attempts: i32,
-    pub lease: i64,
-    /// When the job became runnable; `attempted_at - run_at` is its queue wait.
-    pub run_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub attempted_at: DateTime<Utc>,
-    /// The job's key for queues rate-limited per key.
-    pub rate_key: Option<String>,
+/// A claimed row as the statement returns it.
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    id: i64,
+    queue: String,
+    kind: String,
+    args: String,
+    priority: i16,
+    attempt: i32,
+    max_attempts: i32,
+    lease: i64,
+    run_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    attempted_at: DateTime<Utc>,
+    rate_key: Option<String>,
 }
 
-impl ClaimedJob {
-    pub fn job_id(&self) -> JobId {
-        JobId(self.id)
-    }
-
-    /// What acks and releases of this claim are fenced by.
-    pub fn lease_ref(&self) -> crate::LeaseRef {
-        crate::LeaseRef {
-            id: self.job_id(),
-            lease: self.lease,
+impl From<ClaimRow> for ClaimedJob {
+    fn from(r: ClaimRow) -> Self {
+        ClaimedJob {
+            id: r.id,
+            queue: r.queue,
+            kind: r.kind,
+            args: r.args,
+            priority: r.priority,
+            attempt: r.attempt,
+            max_attempts: r.max_attempts,
+            lease: r.lease,
+            run_at: r.run_at,
+            created_at: r.created_at,
+            attempted_at: r.attempted_at,
+            rate_key: r.rate_key,
         }
     }
-
-    /// The cursor that continues after this job.
-    pub fn cursor(&self) -> ClaimCursor {
-        ClaimCursor {
-            priority: self.priority,
-            run_at: self.run_at,
-            id: self.id,
-        }
-    }
-}
-
-/// Where the previous claim of this producer stopped, in claim order. Passing it lets the next
-/// claim start there instead of stepping over the index entries of every job claimed since the
-/// last vacuum (which, at thousands of jobs per second, costs more than the claim itself).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClaimCursor {
-    pub priority: i16,
-    pub run_at: DateTime<Utc>,
-    pub id: i64,
 }
 
 macro_rules! claim_sql {
@@ -125,7 +107,8 @@ pub async fn claim(
     if let Some(c) = after {
         query = query.bind(c.priority).bind(c.run_at).bind(c.id);
     }
-    let mut jobs: Vec<ClaimedJob> = query.fetch_all(pool).await?;
+    let rows: Vec<ClaimRow> = query.fetch_all(pool).await?;
+    let mut jobs: Vec<ClaimedJob> = rows.into_iter().map(ClaimedJob::from).collect();
     // RETURNING order is unspecified; hand jobs out in claim order.
     jobs.sort_by(|a, b| {
         b.priority
@@ -134,15 +117,6 @@ pub async fn claim(
             .then(a.id.cmp(&b.id))
     });
     Ok(jobs)
-}
-
-/// The result of a promotion pass.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Promotion {
-    /// Scheduled jobs that became available.
-    pub promoted: u64,
-    /// The earliest `run_at` still in the future among these queues, if any.
-    pub next_due: Option<DateTime<Utc>>,
 }
 
 const PROMOTE: &str = r#"

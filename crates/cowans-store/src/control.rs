@@ -8,7 +8,7 @@ use std::time::Duration;
 use cowans_core::{Event, JobId, JobState, QueueName, Wakeup};
 use sqlx::{Acquire, PgPool, Postgres};
 
-use crate::{Result, StoreError};
+use crate::{QueueControl, RateLimit, Result, StoreError};
 
 macro_rules! cancel_sql {
     ($target:literal) => {
@@ -131,23 +131,6 @@ fn cancelled(rows: &[CancelledRow]) -> Result<(Vec<Cancelled>, Vec<Wakeup>)> {
         });
     }
     Ok((done, wake))
-}
-
-/// A rate limit: `jobs` per `period`, for the whole queue or per job `rate_key`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    pub jobs: u32,
-    pub period: Duration,
-    pub by_key: bool,
-}
-
-/// A queue's cluster-wide control row.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QueueControl {
-    pub paused: bool,
-    /// Most jobs running at once across the fleet.
-    pub concurrency_limit: Option<u32>,
-    pub rate: Option<RateLimit>,
 }
 
 type ControlRow = (bool, Option<i32>, Option<i32>, Option<i64>, bool);

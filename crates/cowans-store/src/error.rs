@@ -91,3 +91,36 @@ impl From<sqlx::Error> for StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl From<cowans_core::queue::QueueError> for StoreError {
+    fn from(e: cowans_core::queue::QueueError) -> Self {
+        use cowans_core::queue::QueueError as Q;
+        match e {
+            Q::Invalid { field, message } => StoreError::Invalid { field, message },
+            Q::NotFound { what } => StoreError::NotFound { what },
+            Q::Conflict { message, details } => StoreError::Conflict { message, details },
+            Q::StaleLease => StoreError::StaleLease,
+            Q::Unavailable { message } => StoreError::Unavailable { message },
+            Q::Backend { backend, message } => StoreError::Unavailable {
+                message: format!("{backend}: {message}"),
+            },
+        }
+    }
+}
+
+impl From<StoreError> for cowans_core::queue::QueueError {
+    fn from(e: StoreError) -> Self {
+        use cowans_core::queue::QueueError as Q;
+        match e {
+            StoreError::Invalid { field, message } => Q::Invalid { field, message },
+            StoreError::NotFound { what } => Q::NotFound { what },
+            StoreError::Conflict { message, details } => Q::Conflict { message, details },
+            StoreError::StaleLease => Q::StaleLease,
+            StoreError::Unavailable { message } => Q::Unavailable { message },
+            other => Q::Backend {
+                backend: "postgres",
+                message: other.to_string(),
+            },
+        }
+    }
+}

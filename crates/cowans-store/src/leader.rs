@@ -8,11 +8,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::Result;
-
-/// Proof of leadership: the term changes whenever another process takes the role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LeaderTerm(pub i64);
+use crate::{LeaderTerm, Result};
 
 const LEAD: &str = r#"
 INSERT INTO cowans_leaders AS l (role, holder, term, expires_at)

@@ -6,7 +6,8 @@ use std::time::Duration;
 use cowans_core::{Event, JobId, JobState};
 use sqlx::PgPool;
 
-use crate::{LeaseRef, Result, WorkerInfo};
+use crate::{LeaseRef, Rescued, Result, WorkerInfo};
+use cowans_core::queue::LEASE_EXPIRED;
 
 const EXTEND: &str = r#"
 UPDATE cowans_jobs j
@@ -43,18 +44,6 @@ pub async fn heartbeat(
     tx.commit().await?;
     Ok(held.into_iter().map(JobId).collect())
 }
-
-/// What one rescue pass did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Rescued {
-    /// `(queue, kind)` of jobs made available again (the lost attempt counts).
-    pub retried: Vec<(String, String)>,
-    /// `(queue, kind)` of jobs whose lost attempt was their last: now dead letters.
-    pub dead: Vec<(String, String)>,
-}
-
-const LEASE_EXPIRED: &str =
-    "lease expired: the worker stopped heart-beating while running this job";
 
 // Rescued jobs are runnable at once rather than after a backoff: a crashed worker is rarely the
 // job's fault, and the rescuer (which may run in a process that does not know the job's kind)

@@ -17,6 +17,7 @@ mod control;
 mod cron;
 mod dead_letter;
 pub mod demo;
+mod driver;
 mod enqueue;
 mod error;
 mod index_upkeep;
@@ -29,7 +30,7 @@ mod retention;
 mod stats;
 mod workers;
 
-pub use ack::{Failed, LeaseRef, Settled, complete, complete_in_tx, release, settle_failures};
+pub use ack::{complete, complete_in_tx, release, settle_failures};
 pub use announce::announce;
 pub use api::{
     ApiKeyRow, AuditEntry, NewAudit, audit, audit_many, create_api_key, find_api_key, list_audit,
@@ -39,31 +40,33 @@ pub use batches::{
     BatchCallback, BatchProgress, BatchRefresh, Counts, MAX_DESCRIPTION as MAX_BATCH_DESCRIPTION,
     batch_progress, create_batch, refresh_batches,
 };
-pub use claim::{ClaimCursor, ClaimedJob, Promotion, claim, promote_due};
+pub use claim::{claim, promote_due};
 pub use control::{
-    Cancelled, QueueControl, RateLimit, cancel_batch, cancel_job, cancel_jobs, queue_control,
-    set_paused, set_queue_limits,
+    Cancelled, cancel_batch, cancel_job, cancel_jobs, queue_control, set_paused, set_queue_limits,
 };
 pub use cron::{CronRow, advance_cron, delete_cron, get_cron, list_cron, upsert_cron};
 pub use dead_letter::{
     DeadLetterFilter, list_dead, purge_dead, redrive_ids, redrive_ids_in, redrive_matching,
 };
-pub use enqueue::{
-    Enqueued, MAX_KEY, NewJob, Unique, enqueue, enqueue_audited, enqueue_autocommit, enqueue_many,
-};
+pub use driver::PgDriver;
+pub use enqueue::{enqueue, enqueue_audited, enqueue_autocommit, enqueue_many};
 pub use error::{Result, StoreError};
 pub use index_upkeep::{IndexSize, Rebuild, UPKEPT_INDEXES, index_sizes, rebuild_index};
 pub use jobs::{JobFilter, JobRecord, count_by_state, get_job, list_jobs, retry_job};
-pub use leader::{LeaderTerm, resign_leader, try_lead};
-pub use lease::{Rescued, heartbeat, rescue_expired};
+pub use leader::{resign_leader, try_lead};
+pub use lease::{heartbeat, rescue_expired};
 pub use limits::{
     Granted, PermitRow, acquire_permits, defer, ensure_permit_slots, extend_permits, rate_refund,
     rate_take, release_holder_permits, release_permits,
 };
 pub use migrate::{MIGRATOR, connect, connect_options, migrate, migrations_pending};
-pub use retention::{Pruned, Retention, prune};
-pub use stats::{QueueStats, queue_stats, refresh_queue_stats};
-pub use workers::{WorkerInfo, deregister_worker, forget_stale_workers, register_worker};
+pub use retention::prune;
+pub use stats::{queue_stats, refresh_queue_stats};
+pub use workers::{deregister_worker, forget_stale_workers, register_worker};
 
+pub use cowans_core::queue::{
+    ClaimCursor, ClaimedJob, Enqueued, Failed, LeaderTerm, LeaseRef, MAX_KEY, NewJob, Promotion,
+    Pruned, QueueControl, QueueStats, RateLimit, Rescued, Retention, Settled, Unique, WorkerInfo,
+};
 pub use cowans_core::{EVENTS_CHANNEL, WAKEUP_CHANNEL};
 pub use sqlx::PgPool;

@@ -1,10 +1,8 @@
 //! Retention: finished jobs are deleted after their window, in bounded batches, by the leader.
 
-use std::time::Duration;
-
 use sqlx::PgPool;
 
-use crate::Result;
+use crate::{Pruned, Result, Retention};
 
 // Jobs of a batch that has not finished are kept: the batch's counts come from them.
 macro_rules! prune_sql {
@@ -21,23 +19,6 @@ macro_rules! prune_sql {
 }
 const PRUNE_FINISHED: &str = prune_sql!("('completed', 'cancelled')");
 const PRUNE_DEAD: &str = prune_sql!("('dead')");
-
-/// How long finished jobs are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    /// Completed and cancelled jobs (zero: pruned at the next pass).
-    pub finished: Duration,
-    /// Dead letters (and finished batches).
-    pub dead: Duration,
-}
-
-/// What one prune pass deleted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Pruned {
-    pub finished: u64,
-    pub dead: u64,
-    pub batches: u64,
-}
 
 /// Deletes at most `limit` finished jobs and `limit` dead letters past their window, and
 /// finished batches older than the dead-letter window. Call again while it returns `limit`.

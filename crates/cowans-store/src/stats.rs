@@ -4,7 +4,47 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use crate::Result;
+use crate::{QueueStats, Result};
+
+/// A summary row as the statement returns it.
+#[derive(sqlx::FromRow)]
+struct StatsRow {
+    queue: String,
+    available: i64,
+    scheduled: i64,
+    running: i64,
+    completed: i64,
+    cancelled: i64,
+    dead: i64,
+    oldest_available_at: Option<DateTime<Utc>>,
+    oldest_available_age_secs: f64,
+    completed_last_minute: i64,
+    paused: bool,
+    workers: i64,
+    worker_concurrency: i64,
+    refreshed_at: DateTime<Utc>,
+}
+
+impl From<StatsRow> for QueueStats {
+    fn from(r: StatsRow) -> Self {
+        QueueStats {
+            queue: r.queue,
+            available: r.available,
+            scheduled: r.scheduled,
+            running: r.running,
+            completed: r.completed,
+            cancelled: r.cancelled,
+            dead: r.dead,
+            oldest_available_at: r.oldest_available_at,
+            oldest_available_age_secs: r.oldest_available_age_secs,
+            completed_last_minute: r.completed_last_minute,
+            paused: r.paused,
+            workers: r.workers,
+            worker_concurrency: r.worker_concurrency,
+            refreshed_at: r.refreshed_at,
+        }
+    }
+}
 
 const REFRESH: &str = r#"
 WITH counts AS (
@@ -41,27 +81,6 @@ pub async fn refresh_queue_stats(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
-/// One queue as operators see it.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct QueueStats {
-    pub queue: String,
-    pub available: i64,
-    pub scheduled: i64,
-    pub running: i64,
-    pub completed: i64,
-    pub cancelled: i64,
-    pub dead: i64,
-    pub oldest_available_at: Option<DateTime<Utc>>,
-    /// Seconds the oldest available job has waited (0 when none waits).
-    pub oldest_available_age_secs: f64,
-    pub completed_last_minute: i64,
-    pub paused: bool,
-    /// Live worker processes consuming the queue, and their summed concurrency.
-    pub workers: i64,
-    pub worker_concurrency: i64,
-    pub refreshed_at: DateTime<Utc>,
-}
-
 const READ: &str = r#"
 SELECT s.queue, s.available, s.scheduled, s.running, s.completed, s.cancelled, s.dead,
        s.oldest_available_at,
@@ -86,9 +105,10 @@ pub async fn queue_stats(
     queue: Option<&str>,
     live_within: std::time::Duration,
 ) -> Result<Vec<QueueStats>> {
-    Ok(sqlx::query_as(READ)
+    let rows: Vec<StatsRow> = sqlx::query_as(READ)
         .bind(queue)
         .bind(live_within.as_millis() as f64)
         .fetch_all(pool)
-        .await?)
+        .await?;
+    Ok(rows.into_iter().map(QueueStats::from).collect())
 }

@@ -5,17 +5,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::Result;
-
-/// What a worker process says about itself when it starts.
-#[derive(Debug, Clone)]
-pub struct WorkerInfo {
-    pub id: Uuid,
-    pub hostname: String,
-    pub pid: u32,
-    pub queues: Vec<String>,
-    pub concurrency: u32,
-}
+use crate::{Result, WorkerInfo};
 
 pub async fn register_worker(pool: &PgPool, info: &WorkerInfo) -> Result<()> {
     upsert_worker(pool, info).await

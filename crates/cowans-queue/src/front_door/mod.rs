@@ -246,7 +246,7 @@ impl FrontDoor {
             job = job.rate_key(k);
         }
         // Named as the submission names it (`unique_key`), not as the store's `Unique` does.
-        job.check().map_err(|e| match e {
+        job.check().map_err(|e| match StoreError::from(e) {
             StoreError::Invalid { field, message } if field == "unique.key" => {
                 StoreError::invalid("unique_key", message)
             }
