@@ -233,7 +233,7 @@ pub async fn run_api(
     // The queue gauges on this process's /metrics, as on every worker's.
     let stop_gauges = CancellationToken::new();
     let gauges = tokio::spawn(cowans_queue::export_queue_gauges(
-        pool,
+        std::sync::Arc::new(cowans_queue::PgDriver::new(pool)),
         settings.engine.clone(),
         stop_gauges.clone(),
     ));

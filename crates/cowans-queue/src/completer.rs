@@ -13,9 +13,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use cowans_core::queue::{Driver, Failed, LeaseRef};
 use cowans_core::{JobOutcome, JobState};
-use cowans_store::{Failed, LeaseRef};
-use sqlx::PgPool;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -39,7 +38,7 @@ pub(crate) struct Ack {
 }
 
 pub(crate) async fn run(
-    pool: PgPool,
+    driver: Arc<dyn Driver>,
     worker_id: Uuid,
     signals: Arc<Signals>,
     limiter: Arc<dyn Limiter>,
@@ -50,7 +49,7 @@ pub(crate) async fn run(
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
-        flush(&pool, worker_id, &signals, &batch, delete).await;
+        flush(&*driver, worker_id, &signals, &batch, delete).await;
         // Only now is the job no longer running in the database: free its fleet-wide slot.
         let permits: Vec<Permit> = batch.iter().filter_map(|a| a.permit.clone()).collect();
         if !permits.is_empty()
@@ -88,14 +87,20 @@ fn split(batch: &[Ack]) -> (Vec<LeaseRef>, Vec<Failed>) {
 }
 
 /// Writes one batch, retrying on database errors: an accepted ack is never dropped.
-async fn flush(pool: &PgPool, worker_id: Uuid, signals: &Signals, batch: &[Ack], delete: bool) {
+async fn flush(
+    driver: &dyn Driver,
+    worker_id: Uuid,
+    signals: &Signals,
+    batch: &[Ack],
+    delete: bool,
+) {
     let (completed, failed) = split(batch);
 
     let mut backoff = Duration::from_millis(50);
     let (done, settled) = loop {
         let result = tokio::try_join!(
-            cowans_store::complete(pool, &completed, delete),
-            cowans_store::settle_failures(pool, worker_id, &failed),
+            driver.complete(&completed, delete),
+            driver.settle_failures(worker_id, &failed),
         );
         match result {
             Ok(r) => break r,

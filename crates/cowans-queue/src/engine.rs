@@ -10,7 +10,8 @@ use std::{
 };
 
 use apalis_core::worker::context::WorkerContext;
-use cowans_store::{PgPool, WorkerInfo};
+use cowans_core::queue::{Driver, LeaseRef, WorkerInfo};
+use cowans_store::{PgDriver, PgPool};
 use serde::de::DeserializeOwned;
 use tokio::{
     sync::{Notify, RwLock, mpsc},
@@ -35,6 +36,8 @@ pub enum EngineError {
     Config(String),
     #[error(transparent)]
     Store(#[from] cowans_store::StoreError),
+    #[error(transparent)]
+    Queue(#[from] cowans_core::queue::QueueError),
 }
 
 /// How long shutdown waits, after the drain, for the database to take the last acks, the
@@ -51,8 +54,10 @@ pub struct ShutdownReport {
 }
 
 pub(crate) struct EngineInner {
-    /// The engine's own connections (claims, acks, heartbeats, maintenance); see
-    /// `EngineConfig::async_commit`.
+    /// The queue backend: every claim, ack, lease, wake-up and maintenance pass of the queues.
+    pub(crate) driver: Arc<dyn Driver>,
+    /// The engine's own Postgres connections (Postgres-only services: cron, batches, index
+    /// upkeep, the Postgres limiter); see `EngineConfig::async_commit`.
     pub(crate) pool: PgPool,
     /// The caller's pool, handed to handlers as is.
     app_pool: PgPool,
@@ -137,9 +142,24 @@ impl Engine {
         concurrency: u32,
         limiter: Option<Arc<dyn Limiter>>,
     ) -> Result<Engine, EngineError> {
+        Self::start_on(None, pool, config, queues, concurrency, limiter).await
+    }
+
+    /// Like [`Engine::start_with_limiter`], with the queues on `driver` (default: Postgres, on
+    /// the engine's own pool). `pool` is still the application's Postgres (handlers, and the
+    /// Postgres-only services).
+    pub async fn start_on(
+        driver: Option<Arc<dyn Driver>>,
+        pool: PgPool,
+        config: EngineConfig,
+        queues: Vec<String>,
+        concurrency: u32,
+        limiter: Option<Arc<dyn Limiter>>,
+    ) -> Result<Engine, EngineError> {
         config.validate().map_err(EngineError::Config)?;
         let app_pool = pool;
         let pool = engine_pool(&app_pool, &config).await?;
+        let driver = driver.unwrap_or_else(|| Arc::new(PgDriver::new(pool.clone())));
         let limiter = limiter.unwrap_or_else(|| Arc::new(PgLimiter::new(pool.clone())));
         let worker_id = Uuid::new_v4();
         let info = WorkerInfo {
@@ -149,11 +169,12 @@ impl Engine {
             queues,
             concurrency,
         };
-        cowans_store::register_worker(&pool, &info).await?;
+        driver.register_worker(&info).await?;
         let (tx, rx) = mpsc::channel(config.ack_batch * 4);
         let signals = Arc::new(Signals::default());
         let in_flight = signals.in_flight.clone();
         let inner = Arc::new(EngineInner {
+            driver: driver.clone(),
             pool: pool.clone(),
             app_pool,
             worker_id,
@@ -173,7 +194,7 @@ impl Engine {
             completer: Mutex::new(None),
         });
         let completer = tokio::spawn(completer::run(
-            pool.clone(),
+            driver.clone(),
             worker_id,
             signals.clone(),
             limiter,
@@ -185,7 +206,7 @@ impl Engine {
         let stop = inner.stop_services.clone();
         if config.listen {
             inner.spawn(tokio::spawn(listener::run(
-                pool.clone(),
+                driver.clone(),
                 signals,
                 stop.clone(),
             )));
@@ -193,7 +214,7 @@ impl Engine {
         inner.spawn(tokio::spawn(heartbeat::run(inner.clone(), stop.clone())));
         inner.spawn(tokio::spawn(maintenance::run(inner.clone(), stop.clone())));
         inner.spawn(tokio::spawn(maintenance::export_queue_gauges(
-            inner.pool.clone(),
+            driver,
             inner.config.clone(),
             stop,
         )));
@@ -275,7 +296,7 @@ impl Engine {
                 let _ = c.await;
             }
             let leftovers = inner.in_flight.snapshot();
-            let released = release_with_retry(&inner.pool, &leftovers)
+            let released = release_with_retry(&*inner.driver, &leftovers)
                 .await
                 .unwrap_or_default();
             if let Err(e) = inner.limiter.release_all(inner.worker_id).await {
@@ -285,7 +306,7 @@ impl Engine {
             for t in tasks {
                 let _ = t.await;
             }
-            if let Err(e) = cowans_store::deregister_worker(&inner.pool, inner.worker_id).await {
+            if let Err(e) = inner.driver.deregister_worker(inner.worker_id).await {
                 tracing::warn!(error = %e, "could not deregister worker");
             }
             released
@@ -329,12 +350,12 @@ async fn engine_pool(app: &PgPool, config: &EngineConfig) -> Result<PgPool, Engi
     Ok(pool)
 }
 
-async fn release_with_retry(pool: &PgPool, refs: &[cowans_store::LeaseRef]) -> Option<usize> {
+async fn release_with_retry(driver: &dyn Driver, refs: &[LeaseRef]) -> Option<usize> {
     if refs.is_empty() {
         return Some(0);
     }
     for attempt in 1..=3 {
-        match cowans_store::release(pool, refs).await {
+        match driver.release(refs).await {
             Ok(ids) => return Some(ids.len()),
             Err(e) => {
                 tracing::warn!(error = %e, attempt, "could not hand jobs back; their leases will expire");

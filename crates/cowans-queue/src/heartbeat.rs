@@ -16,7 +16,9 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         let held = engine.in_flight.snapshot();
-        match cowans_store::heartbeat(&engine.pool, &engine.info, &held, engine.config.lease_ttl)
+        match engine
+            .driver
+            .heartbeat(&engine.info, &held, engine.config.lease_ttl)
             .await
         {
             Ok(kept) => {

@@ -58,10 +58,12 @@ pub use process::run_queues;
 pub use router::KindRouter;
 pub use scheduler::{CronJob, register_cron};
 
+/// The seam between the engine and a queue backend.
+pub use cowans_core::queue::{Driver, QueueError, QueueResult};
 /// The store's vocabulary that callers of the front door use, so they need not depend on the
 /// store themselves.
 pub use cowans_store::{
     AuditEntry, BatchCallback, BatchProgress, Cancelled, Counts, DeadLetterFilter, Enqueued,
-    JobFilter, JobRecord, MAX_BATCH_DESCRIPTION, MAX_KEY, NewJob, PgPool, QueueStats, RateLimit,
-    Result as StoreResult, StoreError, Unique,
+    JobFilter, JobRecord, MAX_BATCH_DESCRIPTION, MAX_KEY, NewJob, PgDriver, PgPool, QueueStats,
+    RateLimit, Result as StoreResult, StoreError, Unique,
 };

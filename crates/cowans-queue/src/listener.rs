@@ -1,6 +1,6 @@
-//! Wake-ups: one LISTEN connection per process fans NOTIFY payloads out to the producers of the
-//! named queue. Losing the connection loses notifications, so on reconnect every producer is
-//! woken; the poll fallback covers anything else.
+//! Wake-ups: the driver's one listening connection per process (Postgres LISTEN, Redis pub/sub)
+//! fans wake-ups out to the producers of the named queue. Losing the connection loses
+//! wake-ups, so on reconnect every producer is woken; the poll fallback covers anything else.
 
 use std::{
     collections::HashMap,
@@ -8,12 +8,13 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicI32, Ordering},
     },
-    time::Duration,
 };
 
 use chrono::{DateTime, Utc};
-use cowans_core::{WAKEUP_CHANNEL, Wakeup};
-use sqlx::{PgPool, postgres::PgListener};
+use cowans_core::{
+    Wakeup,
+    queue::{Driver, WakeupSink},
+};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -127,77 +128,45 @@ impl Signals {
     }
 
     /// Routes one wake-up payload (see [`Wakeup`]).
+    #[cfg(test)]
     pub(crate) fn dispatch(&self, payload: &str) {
-        match Wakeup::parse(payload) {
-            Some(Wakeup::Enqueued { queue, priority }) => {
+        if let Some(w) = Wakeup::parse(payload) {
+            self.wake(w);
+        }
+    }
+}
+
+impl WakeupSink for Signals {
+    fn wake(&self, wakeup: Wakeup) {
+        match wakeup {
+            Wakeup::Enqueued { queue, priority } => {
                 self.each(queue.as_str(), |s| s.enqueued(priority))
             }
-            Some(Wakeup::Runnable { queue }) => self.each(queue.as_str(), QueueSignal::runnable),
-            Some(Wakeup::Scheduled { queue }) => self.each(queue.as_str(), |s| s.scheduled(None)),
-            Some(Wakeup::Control { queue }) => {
-                self.each(queue.as_str(), QueueSignal::control_changed)
-            }
-            Some(Wakeup::PermitsFreed { queue }) => {
-                self.each(queue.as_str(), QueueSignal::permits_freed)
-            }
-            Some(Wakeup::Cancel { job }) => {
+            Wakeup::Runnable { queue } => self.each(queue.as_str(), QueueSignal::runnable),
+            Wakeup::Scheduled { queue } => self.each(queue.as_str(), |s| s.scheduled(None)),
+            Wakeup::Control { queue } => self.each(queue.as_str(), QueueSignal::control_changed),
+            Wakeup::PermitsFreed { queue } => self.each(queue.as_str(), QueueSignal::permits_freed),
+            Wakeup::Cancel { job } => {
                 self.in_flight.cancel(job);
             }
-            None => tracing::debug!(payload, "ignoring unknown notification"),
         }
+    }
+
+    fn missed(&self) {
+        self.all(|s| {
+            s.runnable();
+            s.scheduled(None);
+            s.control_changed();
+        });
     }
 }
 
-pub(crate) async fn run(pool: PgPool, signals: Arc<Signals>, stop: CancellationToken) {
-    let mut listener: Option<PgListener> = None;
-    loop {
-        let current = match listener.as_mut() {
-            Some(l) => l,
-            None => match connect(&pool).await {
-                Ok(l) => {
-                    // Anything sent while we were not listening is lost: look now.
-                    signals.all(|s| {
-                        s.runnable();
-                        s.scheduled(None);
-                        s.control_changed();
-                    });
-                    listener.insert(l)
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for job notifications, polling meanwhile");
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
-            },
-        };
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            msg = current.try_recv() => match msg {
-                Ok(Some(n)) => signals.dispatch(n.payload()),
-                Ok(None) => {
-                    // The connection dropped; sqlx reconnects on the next call.
-                    tracing::warn!("notification connection lost, reconnecting");
-                    signals.all(|s| {
-                        s.runnable();
-                        s.scheduled(None);
-                        s.control_changed();
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "notification listener failed, reconnecting");
-                    listener = None;
-                }
-            },
-        }
+/// Delivers the driver's wake-ups to the producers until `stop`.
+pub(crate) async fn run(driver: Arc<dyn Driver>, signals: Arc<Signals>, stop: CancellationToken) {
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = driver.listen(signals) => {}
     }
-}
-
-async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut l = PgListener::connect_with(pool).await?;
-    l.listen(WAKEUP_CHANNEL).await?;
-    Ok(l)
 }
 
 #[cfg(test)]
@@ -240,7 +209,7 @@ mod tests {
         assert!(b.permits_freed.load(Ordering::Acquire));
         assert!(!a.permits_freed.load(Ordering::Acquire));
         let token = CancellationToken::new();
-        let held = cowans_store::LeaseRef {
+        let held = cowans_core::queue::LeaseRef {
             id: cowans_core::JobId(7),
             lease: 1,
         };

@@ -5,7 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use cowans_store::{PgPool, Retention};
+use cowans_core::queue::{Driver, Retention};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -63,7 +63,11 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
             _ = stop.cancelled() => break,
             at = tick.tick() => at,
         };
-        match cowans_store::try_lead(&engine.pool, ROLE, engine.worker_id, cfg.leader_ttl).await {
+        match engine
+            .driver
+            .try_lead(ROLE, engine.worker_id, cfg.leader_ttl)
+            .await
+        {
             Ok(term) => {
                 if term.is_some() != leading {
                     tracing::info!(leader = term.is_some(), "maintenance leadership changed");
@@ -86,10 +90,7 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
         if !leading {
             continue;
         }
-        if rescue_due
-            && let Err(e) =
-                cowans_store::forget_stale_workers(&engine.pool, cfg.lease_ttl * 3).await
-        {
+        if rescue_due && let Err(e) = engine.driver.forget_stale_workers(cfg.lease_ttl * 3).await {
             tracing::warn!(error = %e, "could not prune stale worker rows");
         }
         if housekeeping.due(at) {
@@ -107,22 +108,24 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
             upkeep.pass(&engine).await;
         }
         if summary.due(at)
-            && let Err(e) = cowans_store::refresh_queue_stats(&engine.pool).await
+            && let Err(e) = engine.driver.refresh_queue_stats().await
         {
             tracing::warn!(error = %e, "queue summary refresh failed");
         }
     }
     upkeep.stop();
-    if leading
-        && let Err(e) = cowans_store::resign_leader(&engine.pool, ROLE, engine.worker_id).await
-    {
+    if leading && let Err(e) = engine.driver.resign_leader(ROLE, engine.worker_id).await {
         tracing::warn!(error = %e, "could not resign leadership; it lapses with its lease");
     }
 }
 
 /// Publishes the leader's queue summary (`cowans_queue_*` gauges) every `stats_interval` until
 /// `stop`. Every worker process runs it; so does the API, so its `/metrics` shows the queues too.
-pub async fn export_queue_gauges(pool: PgPool, config: EngineConfig, stop: CancellationToken) {
+pub async fn export_queue_gauges(
+    driver: Arc<dyn Driver>,
+    config: EngineConfig,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(config.stats_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -130,7 +133,7 @@ pub async fn export_queue_gauges(pool: PgPool, config: EngineConfig, stop: Cance
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match cowans_store::queue_stats(&pool, None, config.lease_ttl).await {
+        match driver.queue_stats(None, config.lease_ttl).await {
             Ok(stats) => metrics::queue_stats(&stats),
             Err(e) => tracing::debug!(error = %e, "could not read the queue summary"),
         }
@@ -143,7 +146,7 @@ async fn prune(engine: &EngineInner) {
         dead: engine.config.retain_dead,
     };
     for _ in 0..PRUNE_ROUNDS {
-        match cowans_store::prune(&engine.pool, retention, PRUNE_BATCH).await {
+        match engine.driver.prune(retention, PRUNE_BATCH).await {
             Ok(p) => {
                 if p.finished > 0 || p.dead > 0 {
                     tracing::debug!(
@@ -167,7 +170,7 @@ async fn prune(engine: &EngineInner) {
 
 async fn rescue_expired(engine: &EngineInner) {
     loop {
-        match cowans_store::rescue_expired(&engine.pool, RESCUE_BATCH).await {
+        match engine.driver.rescue_expired(RESCUE_BATCH).await {
             Ok(r) => {
                 for (queue, kind) in &r.retried {
                     metrics::outcome(metrics::RESCUED, queue, kind);

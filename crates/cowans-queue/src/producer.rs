@@ -15,8 +15,8 @@ use std::{
 
 use apalis_core::task::{Task, builder::TaskBuilder, task_id::TaskId};
 use chrono::Utc;
+use cowans_core::queue::{ClaimCursor, ClaimedJob, LeaseRef, QueueControl, QueueResult};
 use cowans_core::{JobId, JobOutcome};
-use cowans_store::{ClaimCursor, ClaimedJob, LeaseRef, QueueControl};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -98,7 +98,7 @@ pub(crate) async fn hand_back<Args>(engine: &EngineInner, slots: &Slots, tasks: 
         return;
     }
     let refs: Vec<LeaseRef> = metas.iter().map(JobMeta::lease_ref).collect();
-    match cowans_store::release(&engine.pool, &refs).await {
+    match engine.driver.release(&refs).await {
         Ok(_) => refs.iter().for_each(|r| engine.in_flight.remove(*r)),
         // Still registered: the engine's shutdown tries again, and the leases expire otherwise.
         Err(e) => tracing::warn!(error = %e, "could not hand back unstarted jobs"),
@@ -149,7 +149,7 @@ pub(crate) async fn run<Args>(
             not_before = None;
         }
         if reload_control {
-            match cowans_store::queue_control(&engine.pool, queue.queue.as_str()).await {
+            match engine.driver.queue_control(queue.queue.as_str()).await {
                 Ok(c) => {
                     if control.as_ref().is_some_and(|old| old.paused && !c.paused) {
                         more = true;
@@ -182,7 +182,7 @@ pub(crate) async fn run<Args>(
             || next_due.is_some_and(|d| d <= Instant::now());
         let mut failed = false;
         if promote_now {
-            match cowans_store::promote_due(&engine.pool, queues, PROMOTE_BATCH).await {
+            match engine.driver.promote_due(queues, PROMOTE_BATCH).await {
                 Ok(p) => {
                     if p.promoted > 0 {
                         more = true;
@@ -379,7 +379,7 @@ async fn claim_within_limits(
 async fn admit_by_key(
     engine: &EngineInner,
     scope: &str,
-    rate: cowans_store::RateLimit,
+    rate: cowans_core::queue::RateLimit,
     signal: &QueueSignal,
     jobs: Vec<(ClaimedJob, Option<Permit>)>,
 ) -> Result<Vec<(ClaimedJob, Option<Permit>)>, LimitError> {
@@ -390,7 +390,7 @@ async fn admit_by_key(
         if let Some(first) = admission.deferred.iter().map(|(_, at)| *at).min() {
             signal.scheduled(Some(first));
         }
-        cowans_store::defer(&engine.pool, &admission.deferred).await?;
+        engine.driver.defer(&admission.deferred).await?;
         give_back_permits(engine, &admission.freed).await;
     }
     Ok(admission.admitted)
@@ -469,17 +469,18 @@ async fn claim(
     queue: &QueueConfig,
     want: usize,
     cursor: &mut Option<ClaimCursor>,
-) -> cowans_store::Result<Vec<ClaimedJob>> {
+) -> QueueResult<Vec<ClaimedJob>> {
     let claim = |n, after: Option<ClaimCursor>| async move {
-        cowans_store::claim(
-            &engine.pool,
-            &queue.queue,
-            n,
-            engine.worker_id,
-            engine.config.lease_ttl,
-            after.as_ref(),
-        )
-        .await
+        engine
+            .driver
+            .claim(
+                &queue.queue,
+                n,
+                engine.worker_id,
+                engine.config.lease_ttl,
+                after.as_ref(),
+            )
+            .await
     };
     let mut jobs = match cursor.take() {
         Some(c) => claim(want, Some(c)).await?,
