@@ -38,11 +38,14 @@ pub async fn try_lead(
 }
 
 /// Gives the role up at once (graceful shutdown), so another process need not wait for the TTL.
+/// The row stays (expired), so the next holder's term is still a new one.
 pub async fn resign_leader(pool: &PgPool, role: &str, holder: Uuid) -> Result<()> {
-    sqlx::query("DELETE FROM cowans_leaders WHERE role = $1 AND holder = $2")
-        .bind(role)
-        .bind(holder)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "UPDATE cowans_leaders SET expires_at = '-infinity' WHERE role = $1 AND holder = $2",
+    )
+    .bind(role)
+    .bind(holder)
+    .execute(pool)
+    .await?;
     Ok(())
 }

@@ -202,7 +202,7 @@ async fn kill_one(stage: &Stage, workers: &Supervised, timeline: &Timeline) -> O
     let worker = worker_id(&stage.pool, pid).await;
     let leader = match worker {
         Some(w) => sqlx::query_scalar::<_, bool>(
-            "SELECT holder = $1 FROM cowans_leaders WHERE role = 'maintenance'",
+            "SELECT holder = $1 AND expires_at > now() FROM cowans_leaders WHERE role = 'maintenance'",
         )
         .bind(w)
         .fetch_optional(&stage.pool)

@@ -120,7 +120,7 @@ pub trait Driver: Send + Sync + 'static {
         live_within: Duration,
     ) -> QueueResult<Vec<QueueStats>>;
 
-    /// Counts of a queue's jobs by state (states without jobs omitted).
+    /// Counts of a queue's jobs by state (a state without jobs may be left out or be 0).
     async fn count_by_state(&self, queue: &str) -> QueueResult<Vec<(JobState, i64)>>;
 
     /// A job as stored, if it exists.
