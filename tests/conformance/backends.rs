@@ -1,5 +1,6 @@
 //! The backends the suite runs against, each in its own throw-away namespace (a Postgres
-//! database; a Redis key prefix).
+//! database; a Redis key prefix). Every harness has a Postgres database too: the applications'
+//! handlers keep their own data there whatever backend holds the queues.
 
 use std::sync::Arc;
 
@@ -8,16 +9,16 @@ use cowans_testkit::TestDb;
 
 pub struct Harness {
     pub driver: Arc<dyn Driver>,
-    /// Kept alive for the test (dropped: the database is dropped).
-    _db: Option<TestDb>,
+    /// The applications' database (dropped with the harness).
+    pub db: TestDb,
 }
 
 impl Harness {
     pub async fn postgres() -> Harness {
-        let db = TestDb::new().await;
+        let db = cowans_tests::demo_db().await;
         Harness {
             driver: Arc::new(cowans_store::PgDriver::new(db.pool.clone())),
-            _db: Some(db),
+            db,
         }
     }
 

@@ -11,16 +11,17 @@
 
 mod backends;
 mod cases;
+mod engine_cases;
 
 /// Generates one `#[tokio::test]` per case and backend.
 macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
+    ($($module:ident :: $case:ident),* $(,)?) => {
         mod postgres {
             $(
                 #[tokio::test]
                 async fn $case() {
                     let h = crate::backends::Harness::postgres().await;
-                    crate::cases::$case(&h).await;
+                    crate::$module::$case(&h).await;
                     h.close().await;
                 }
             )*
@@ -29,21 +30,23 @@ macro_rules! conformance {
 }
 
 conformance!(
-    claims_come_in_priority_then_enqueue_order,
-    a_claim_never_takes_more_than_asked_and_each_job_once,
-    delayed_jobs_run_only_once_due,
-    acks_are_fenced_by_the_lease,
-    heartbeats_keep_a_lease_and_expired_ones_are_rescued,
-    a_lost_last_attempt_becomes_a_dead_letter,
-    failures_retry_with_their_backoff_then_dead_letter_with_history,
-    dead_letters_are_redriven_with_fresh_attempts,
-    a_released_job_runs_again_without_counting_the_attempt,
-    unique_keys_hold_while_waiting_or_running,
-    cancel_stops_waiting_and_running_jobs_and_tells_the_handler,
-    a_paused_queue_gives_nothing_until_resumed,
-    enqueues_wake_listeners,
-    one_leader_at_a_time,
-    retention_prunes_finished_jobs,
-    stats_count_jobs_by_state,
-    a_bad_job_refuses_the_whole_enqueue,
+    cases::claims_come_in_priority_then_enqueue_order,
+    cases::a_claim_never_takes_more_than_asked_and_each_job_once,
+    cases::delayed_jobs_run_only_once_due,
+    cases::acks_are_fenced_by_the_lease,
+    cases::heartbeats_keep_a_lease_and_expired_ones_are_rescued,
+    cases::a_lost_last_attempt_becomes_a_dead_letter,
+    cases::failures_retry_with_their_backoff_then_dead_letter_with_history,
+    cases::dead_letters_are_redriven_with_fresh_attempts,
+    cases::a_released_job_runs_again_without_counting_the_attempt,
+    cases::unique_keys_hold_while_waiting_or_running,
+    cases::cancel_stops_waiting_and_running_jobs_and_tells_the_handler,
+    cases::a_paused_queue_gives_nothing_until_resumed,
+    cases::enqueues_wake_listeners,
+    cases::one_leader_at_a_time,
+    cases::retention_prunes_finished_jobs,
+    cases::stats_count_jobs_by_state,
+    cases::a_bad_job_refuses_the_whole_enqueue,
+    engine_cases::the_engine_runs_retries_and_dead_letters_jobs,
+    engine_cases::shutdown_drains_running_jobs_and_hands_back_the_rest,
 );
