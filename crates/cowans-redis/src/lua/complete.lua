@@ -1,0 +1,24 @@
+-- Completes the jobs still held. ARGV: delete ('1'/'0'), then id, lease pairs. With delete, a
+-- job is dropped at once unless its unique key holds while completed. Returns the ids done.
+local now = now_ms()
+local del = ARGV[1] == '1'
+local out = {}
+for i = 2, #ARGV, 2 do
+  local id, lease = ARGV[i], ARGV[i + 1]
+  local key = jk(id)
+  if held(key, lease) then
+    redis.call('ZREM', Q .. ':running', pad(id))
+    local u = redis.call('HMGET', key, 'unique_key', 'unique_mask')
+    local keep = u[1] and holds_key(u[2], 'completed')
+    if del and not keep then
+      if u[1] and redis.call('HGET', Q .. ':unique', u[1]) == id then
+        redis.call('HDEL', Q .. ':unique', u[1])
+      end
+      redis.call('DEL', key)
+    else
+      finish(key, id, 'completed', now)
+    end
+    out[#out + 1] = id
+  end
+end
+return out

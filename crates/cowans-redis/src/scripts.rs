@@ -1,0 +1,52 @@
+//! The Lua scripts, one per state transition, each built once and invoked by SHA (`EVALSHA`,
+//! falling back to `EVAL` when the server does not have it cached yet).
+
+use std::sync::LazyLock;
+
+use cowans_core::{JobState, queue::state_bit};
+use redis::Script;
+
+const PRELUDE: &str = include_str!("lua/prelude.lua");
+
+/// The state bits of unique keys, generated from [`state_bit`] so Lua and Rust cannot disagree.
+fn bits() -> String {
+    let fields: Vec<String> = JobState::ALL
+        .iter()
+        .map(|s| format!("{} = {}", s.as_str(), state_bit(*s)))
+        .collect();
+    format!("local BIT = {{ {} }}\n", fields.join(", "))
+}
+
+fn build(body: &str) -> Script {
+    Script::new(&format!("{}{PRELUDE}{body}", bits()))
+}
+
+macro_rules! scripts {
+    ($($name:ident => $file:literal),* $(,)?) => {
+        $(pub static $name: LazyLock<Script> =
+            LazyLock::new(|| build(include_str!(concat!("lua/", $file))));)*
+    };
+}
+
+scripts! {
+    IDS => "ids.lua",
+    ENQUEUE => "enqueue.lua",
+    CLAIM => "claim.lua",
+    COMPLETE => "complete.lua",
+    SETTLE => "settle.lua",
+    RELEASE => "release.lua",
+    DEFER => "defer.lua",
+    PROMOTE => "promote.lua",
+    EXTEND => "extend.lua",
+    RESCUE => "rescue.lua",
+    CANCEL => "cancel.lua",
+    REDRIVE => "redrive.lua",
+    SET_PAUSED => "set_paused.lua",
+    STATS => "stats.lua",
+    PRUNE => "prune.lua",
+    WORKER_SEEN => "worker_seen.lua",
+    WORKERS_FORGET => "workers_forget.lua",
+    WORKERS_LIVE => "workers_live.lua",
+    LEAD => "lead.lua",
+    RESIGN => "resign.lua",
+}
