@@ -1004,7 +1004,7 @@ impl Driver for RedisDriver {
             let s = self.summary(&queue).await?;
             let serving: Vec<&WorkerRecord> = workers
                 .iter()
-                .filter(|w| w.queues.iter().any(|q| *q == queue))
+                .filter(|w| w.queues.contains(&queue))
                 .collect();
             let [available, scheduled, running, completed, cancelled, dead] = s.counts;
             out.push(QueueStats {
