@@ -623,13 +623,39 @@ impl Driver for RedisDriver {
         }
         let fields = refs
             .iter()
-            .map(|r| (r.id.0, vec![r.id.0.to_string(), r.lease.to_string()]));
+            .map(|r| (r.id.0, vec![r.id.0.to_string(), r.lease.to_string()]))
+            .collect::<Vec<_>>();
         let flag = if delete { "1" } else { "0" };
-        let done = self
-            .ack_ids(&scripts::COMPLETE, fields.collect(), |_| {
-                vec![flag.to_owned()]
-            })
-            .await?;
+        let mut done = Vec::new();
+        let mut dropped = Vec::new();
+        for (queue, rows) in self.by_queue(fields).await? {
+            let mut args = vec![flag.to_owned()];
+            args.extend(rows.into_iter().flatten());
+            let reply = self
+                .run(&scripts::COMPLETE, &self.qkey(&queue), &args)
+                .await?;
+            for row in items(&reply)? {
+                let f = items(row)?;
+                let id = int(at(f, 0, "id")?, "id")?;
+                if int(at(f, 1, "dropped")?, "dropped")? == 1 {
+                    dropped.push(id);
+                }
+                done.push(JobId(id));
+            }
+        }
+        if !dropped.is_empty() {
+            // The job is gone: its id -> queue entry goes too (best effort; a stale entry only
+            // costs a lookup that finds nothing).
+            let mut conn = self.conn.clone();
+            let cleaned: Result<i64, _> = redis::cmd("HDEL")
+                .arg(format!("{}:jobq", self.global()))
+                .arg(&dropped)
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = cleaned {
+                tracing::debug!(error = %e, "cannot forget the queue of deleted jobs");
+            }
+        }
         self.forget(done.iter().map(|id| id.0));
         Ok(done)
     }

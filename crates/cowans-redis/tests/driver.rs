@@ -113,7 +113,7 @@ async fn invalid_jobs_are_refused_before_anything_is_stored() {
 #[tokio::test]
 async fn delayed_jobs_are_promoted_when_due() {
     let d = driver().await;
-    let due = Utc::now() + chrono::Duration::milliseconds(1200);
+    let due = Utc::now() + chrono::Duration::milliseconds(2000);
     let id = d.enqueue(&[job("later").run_at(due)]).await.unwrap()[0].id;
     let w = Uuid::new_v4();
     assert!(
@@ -130,7 +130,7 @@ async fn delayed_jobs_are_promoted_when_due() {
         (next - due).num_milliseconds().abs() <= 1,
         "{next} vs {due}"
     );
-    tokio::time::sleep(Duration::from_millis(1400)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     let p = d.promote_due(&[q("later")], 100).await.unwrap();
     assert_eq!(p.promoted, 1);
     assert_eq!(p.next_due, None);
@@ -174,6 +174,15 @@ async fn acks_are_fenced_by_the_lease() {
         vec![c[1].job_id()]
     );
     assert_eq!(d.job(c[1].job_id()).await.unwrap(), None);
+    let client = redis::Client::open(url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mapped: bool = redis::cmd("HEXISTS")
+        .arg(format!("{{{}}}:jobq", d.prefix()))
+        .arg(c[1].id)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!mapped, "a deleted job's id -> queue entry goes too");
     // A fresh driver (no claim cache) finds the queue through the global map.
     let other = RedisDriver::connect(&url(), d.prefix()).await.unwrap();
     assert_eq!(other.job(c[0].job_id()).await.unwrap().unwrap().queue, "f");
@@ -224,7 +233,8 @@ async fn heartbeats_extend_leases_and_expired_ones_are_rescued() {
         .enqueue(&[job("hb"), job("hb").max_attempts(1)])
         .await
         .unwrap();
-    let short = Duration::from_millis(300);
+    // Long enough for the heartbeat below to arrive first on a loaded machine.
+    let short = Duration::from_millis(1000);
     let c = d.claim(&q("hb"), 2, info.id, short, None).await.unwrap();
     assert_eq!(c.len(), 2);
     let held = d
@@ -235,7 +245,7 @@ async fn heartbeats_extend_leases_and_expired_ones_are_rescued() {
     let mut wrong = c[1].lease_ref();
     wrong.lease += 1000;
     assert!(d.heartbeat(&info, &[wrong], TTL).await.unwrap().is_empty());
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     let rescued = d.rescue_expired(100).await.unwrap();
     assert!(rescued.retried.is_empty(), "{rescued:?}");
     assert_eq!(
@@ -633,41 +643,46 @@ impl Drop for Throwaway {
     }
 }
 
-#[tokio::test]
-async fn a_server_that_evicts_keys_is_refused() {
+/// Starts a throw-away `redis-server` on a free port (no persistence) with `extra` arguments;
+/// returns it with its URL and a connection once it answers.
+async fn throwaway(extra: &[&str]) -> (Throwaway, String, redis::aio::MultiplexedConnection) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
+    let port = port.to_string();
+    let mut args = vec![
+        "--port",
+        &port,
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ];
+    args.extend_from_slice(extra);
     let child = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--maxmemory-policy",
-            "allkeys-lru",
-        ])
+        .args(&args)
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("redis-server must be installed to run this test");
-    let _server = Throwaway(child);
+    let server = Throwaway(child);
     let url = format!("redis://127.0.0.1:{port}");
     let client = redis::Client::open(url.as_str()).unwrap();
-    let mut conn = None;
     for _ in 0..50 {
         if let Ok(c) = client.get_multiplexed_async_connection().await {
-            conn = Some(c);
-            break;
+            return (server, url, c);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut conn = conn.expect("the throw-away redis-server did not start");
+    panic!("the throw-away redis-server on port {port} did not start");
+}
+
+#[tokio::test]
+async fn a_server_that_evicts_keys_is_refused() {
+    let (_server, url, mut conn) = throwaway(&["--maxmemory-policy", "allkeys-lru"]).await;
     let err = RedisDriver::connect(&url, "evict").await.unwrap_err();
     assert!(
         matches!(&err, QueueError::Invalid { field, message }
@@ -682,4 +697,42 @@ async fn a_server_that_evicts_keys_is_refused() {
         .await
         .unwrap();
     RedisDriver::connect(&url, "evict").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_without_config_is_accepted() {
+    let (_server, url, _conn) = throwaway(&["--rename-command", "CONFIG", ""]).await;
+    let d = RedisDriver::connect(&url, "noconfig").await.unwrap();
+    d.enqueue(&[job("x")]).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_listener_reconnects_and_reports_missed_wakeups() {
+    let (_server, url, mut conn) = throwaway(&[]).await;
+    let d = RedisDriver::connect(&url, "relisten").await.unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let sink = Arc::new(Collect {
+        tx,
+        missed: Mutex::new(0),
+    });
+    let listener = {
+        let d = d.clone();
+        let sink: Arc<dyn WakeupSink> = sink.clone();
+        tokio::spawn(async move { d.listen(sink).await })
+    };
+    next_matching(&mut rx, Option::is_none).await;
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+    next_matching(&mut rx, Option::is_none).await;
+    assert_eq!(*sink.missed.lock().unwrap(), 2);
+    d.set_paused(&q("z"), true).await.unwrap();
+    let control = Some(Wakeup::Control { queue: q("z") });
+    next_matching(&mut rx, |w| *w == control).await;
+    listener.abort();
 }

@@ -1,5 +1,6 @@
 -- Completes the jobs still held. ARGV: delete ('1'/'0'), then id, lease pairs. With delete, a
--- job is dropped at once unless its unique key holds while completed. Returns the ids done.
+-- job is dropped at once unless its unique key holds while completed. Returns id, dropped (0/1)
+-- per job done.
 local now = now_ms()
 local del = ARGV[1] == '1'
 local out = {}
@@ -15,10 +16,11 @@ for i = 2, #ARGV, 2 do
         redis.call('HDEL', Q .. ':unique', u[1])
       end
       redis.call('DEL', key)
+      out[#out + 1] = { id, 1 }
     else
       finish(key, id, 'completed', now)
+      out[#out + 1] = { id, 0 }
     end
-    out[#out + 1] = id
   end
 end
 return out
