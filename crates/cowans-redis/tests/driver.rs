@@ -54,7 +54,7 @@ async fn claims_by_priority_then_run_at_then_id() {
         job("orders").priority(0).run_at(t),
         job("orders").priority(5).run_at(t),
         job("orders").priority(0).run_at(t),
-        job("orders").priority(5).run_at(t),
+        job("orders").priority(5).run_at(t).rate_key("shop-1"),
         job("orders").priority(-1).run_at(t),
         job("orders")
             .priority(0)
@@ -82,6 +82,8 @@ async fn claims_by_priority_then_run_at_then_id() {
         first.iter().chain(&rest).map(|j| j.lease).collect();
     assert_eq!(leases.len(), 6, "every claim has its own lease");
     assert_eq!(first[0].args, r#"{"n":1}"#);
+    assert_eq!(first[1].rate_key.as_deref(), Some("shop-1"));
+    assert_eq!(first[0].rate_key, None);
     assert!(
         d.claim(&q("orders"), 10, w, TTL, None)
             .await
@@ -92,6 +94,40 @@ async fn claims_by_priority_then_run_at_then_id() {
         d.count_by_state("orders").await.unwrap(),
         vec![(JobState::Running, 6)]
     );
+    d.flush_prefix().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claimers_never_share_a_job() {
+    let d = driver().await;
+    let jobs: Vec<NewJob> = (0..2000).map(|_| job("many")).collect();
+    let ids = d.enqueue(&jobs).await.unwrap();
+    assert_eq!(ids.len(), 2000);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let d = d.clone();
+        tasks.push(tokio::spawn(async move {
+            let w = Uuid::new_v4();
+            let mut mine = Vec::new();
+            loop {
+                let c = d.claim(&q("many"), 25, w, TTL, None).await.unwrap();
+                if c.is_empty() {
+                    return mine;
+                }
+                let refs: Vec<_> = c.iter().map(|j| j.lease_ref()).collect();
+                assert_eq!(d.complete(&refs, true).await.unwrap().len(), refs.len());
+                mine.extend(c.into_iter().map(|j| j.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    let expected: Vec<i64> = ids.iter().map(|e| e.id.0).collect();
+    assert_eq!(all, expected, "each job claimed exactly once");
+    assert!(d.count_by_state("many").await.unwrap().is_empty());
     d.flush_prefix().await.unwrap();
 }
 
@@ -735,4 +771,53 @@ async fn the_listener_reconnects_and_reports_missed_wakeups() {
     let control = Some(Wakeup::Control { queue: q("z") });
     next_matching(&mut rx, |w| *w == control).await;
     listener.abort();
+}
+
+#[tokio::test]
+async fn unreadable_job_data_is_a_backend_error() {
+    let d = driver().await;
+    let id = d.enqueue(&[job("bad")]).await.unwrap()[0].id;
+    let client = redis::Client::open(url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{{{}:q:bad}}:job:{}", d.prefix(), id.0);
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("errors")
+        .arg("not json")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let err = d.job(id).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            QueueError::Backend {
+                backend: "redis",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("attempt")
+        .arg("many")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let err = d
+        .claim(&q("bad"), 1, Uuid::new_v4(), TTL, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            QueueError::Backend {
+                backend: "redis",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    d.flush_prefix().await.unwrap();
 }
