@@ -11,6 +11,13 @@ pub struct Harness {
     pub driver: Arc<dyn Driver>,
     /// The applications' database (dropped with the harness).
     pub db: TestDb,
+    /// The Redis driver, to delete its keys at the end.
+    redis: Option<cowans_redis::RedisDriver>,
+}
+
+/// The Redis the suite uses (`COWANS_TEST_REDIS_URL`, default the local one).
+pub fn redis_url() -> String {
+    std::env::var("COWANS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
 impl Harness {
@@ -19,8 +26,34 @@ impl Harness {
         Harness {
             driver: Arc::new(cowans_store::PgDriver::new(db.pool.clone())),
             db,
+            redis: None,
         }
     }
 
-    pub async fn close(self) {}
+    /// Queues in Redis under a fresh key prefix (deleted by [`Harness::close`]).
+    pub async fn redis() -> Harness {
+        let db = cowans_tests::demo_db().await;
+        let prefix = format!("cowans-conformance-{}", uuid::Uuid::new_v4().simple());
+        let driver = cowans_redis::RedisDriver::connect(&redis_url(), &prefix)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot use the test Redis at {} ({e}): start it (./ops/dev-services.sh) or set COWANS_TEST_REDIS_URL",
+                    redis_url()
+                )
+            });
+        Harness {
+            driver: Arc::new(driver.clone()),
+            db,
+            redis: Some(driver),
+        }
+    }
+
+    pub async fn close(self) {
+        if let Some(r) = &self.redis {
+            r.flush_prefix()
+                .await
+                .expect("delete the test's Redis keys");
+        }
+    }
 }

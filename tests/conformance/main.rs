@@ -26,6 +26,16 @@ macro_rules! conformance {
                 }
             )*
         }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let h = crate::backends::Harness::redis().await;
+                    crate::$module::$case(&h).await;
+                    h.close().await;
+                }
+            )*
+        }
     };
 }
 
