@@ -93,6 +93,8 @@ pub enum Workload {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
     Postgres,
+    /// The engine with its queues in Redis (`--redis-url`).
+    Redis,
     ApalisPostgres,
 }
 
@@ -102,6 +104,9 @@ pub struct Args {
     pub workload: Workload,
     #[arg(long, value_enum, default_value = "postgres")]
     pub backend: BackendKind,
+    /// The Redis of `--backend redis` (each run uses a fresh key prefix, deleted at the end).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
     #[arg(long, default_value_t = 100_000)]
     pub jobs: usize,
     #[arg(long, default_value_t = 50)]
@@ -251,6 +256,7 @@ fn workload_name(w: Workload) -> &'static str {
 fn backend_name(b: BackendKind) -> &'static str {
     match b {
         BackendKind::Postgres => "postgres",
+        BackendKind::Redis => "redis",
         BackendKind::ApalisPostgres => "apalis-postgres",
     }
 }
@@ -348,7 +354,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<Measurement>> {
         BackendKind::Postgres if args.workload == Workload::ShopBudget => {
             budget::run(args, &db).await
         }
-        BackendKind::Postgres => ours::run(args, &db).await,
+        BackendKind::Postgres | BackendKind::Redis => ours::run(args, &db).await,
         BackendKind::ApalisPostgres => apalis_pg::run(args, &db).await,
     };
     db.drop_database().await;

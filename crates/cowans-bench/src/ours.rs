@@ -1,10 +1,11 @@
 //! The workloads on the Cowans engine.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use apalis_core::worker::builder::WorkerBuilder;
-use cowans_core::{JobState, QueueName};
+use cowans_core::{JobState, QueueName, queue::Driver};
 use cowans_queue::{Engine, EngineConfig, QueueConfig};
+use cowans_redis::RedisDriver;
 use cowans_store::{NewJob, PgPool, Unique};
 use serde::de::IgnoredAny;
 use serde_json::json;
@@ -16,38 +17,101 @@ use crate::{
     probe::{self, Counter, Samples, Stamped, Ticket},
 };
 
+/// Where the engine workloads keep their queues.
+#[derive(Clone)]
+pub(crate) struct Target {
+    /// The benchmark's database (the applications' pool; Postgres-only workloads).
+    pub pool: PgPool,
+    /// What the benchmark enqueues into and counts with.
+    pub driver: Arc<dyn Driver>,
+    /// The engine's driver; `None`: the engine's own Postgres driver (its tuned pool).
+    pub engine_driver: Option<Arc<dyn Driver>>,
+    redis: Option<RedisDriver>,
+}
+
+impl Target {
+    async fn open(args: &Args, db: &BenchDb) -> anyhow::Result<Target> {
+        let pool = db.pool(args.concurrency as u32 + 16).await?;
+        cowans_store::migrate(&pool, &[], &[]).await?;
+        Ok(match args.backend {
+            crate::BackendKind::Redis => {
+                let prefix = format!("cowans-bench-{}", uuid::Uuid::new_v4().simple());
+                let redis = RedisDriver::connect(&args.redis_url, &prefix).await?;
+                let driver: Arc<dyn Driver> = Arc::new(redis.clone());
+                Target {
+                    pool,
+                    driver: driver.clone(),
+                    engine_driver: Some(driver),
+                    redis: Some(redis),
+                }
+            }
+            _ => Target {
+                driver: Arc::new(cowans_store::PgDriver::new(pool.clone())),
+                pool,
+                engine_driver: None,
+                redis: None,
+            },
+        })
+    }
+
+    fn postgres_only(&self, name: &str) -> anyhow::Result<()> {
+        match self.redis {
+            Some(_) => anyhow::bail!("{name} runs on Postgres only"),
+            None => Ok(()),
+        }
+    }
+
+    async fn close(&self) {
+        if let Some(r) = &self.redis
+            && let Err(e) = r.flush_prefix().await
+        {
+            tracing::warn!(error = %e, "could not delete the benchmark's Redis keys");
+        }
+    }
+}
+
 pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> {
-    let pool = db.pool(args.concurrency as u32 + 16).await?;
-    cowans_store::migrate(&pool, &[], &[]).await?;
+    let target = Target::open(args, db).await?;
+    let result = run_on(&target, args).await;
+    target.close().await;
+    result
+}
+
+async fn run_on(target: &Target, args: &Args) -> anyhow::Result<Vec<Measurement>> {
+    let pool = target.pool.clone();
+    let t = target;
     let q = QueueName::new("bench")?;
     let name = name_of(args.workload);
     let one = |elapsed| vec![Measurement::new(name, args.jobs, elapsed)];
     Ok(match args.workload {
-        Workload::EnqueueSingle => {
-            one(enqueue_single(&pool, &q, args.jobs, args.concurrency).await?)
-        }
+        Workload::EnqueueSingle => one(enqueue_single(t, &q, args.jobs, args.concurrency).await?),
         Workload::EnqueueBulk => {
-            one(enqueue_bulk(&pool, &q, args.jobs, args.batch, args.concurrency).await?)
+            one(enqueue_bulk(t, &q, args.jobs, args.batch, args.concurrency).await?)
         }
         Workload::EnqueueCopy => {
+            t.postgres_only(name)?;
             one(enqueue_copy(&pool, &q, args.jobs, args.batch, args.concurrency).await?)
         }
         Workload::Drain => {
-            fill(&pool, &q, args.jobs, false).await?;
-            one(drain(&pool, &q, args.jobs, args).await?)
+            fill(t, &q, args.jobs, false).await?;
+            one(drain(t, &q, args.jobs, args).await?)
         }
         Workload::DrainUnique => {
-            fill(&pool, &q, args.jobs, true).await?;
-            one(drain(&pool, &q, args.jobs, args).await?)
+            fill(t, &q, args.jobs, true).await?;
+            one(drain(t, &q, args.jobs, args).await?)
         }
         Workload::DrainLimited => {
+            t.postgres_only(name)?;
             let limit = args.limit.unwrap_or(args.concurrency as u32);
             cowans_store::set_queue_limits(&pool, &q, Some(limit), None).await?;
-            fill(&pool, &q, args.jobs, false).await?;
-            one(drain(&pool, &q, args.jobs, args).await?)
+            fill(t, &q, args.jobs, false).await?;
+            one(drain(t, &q, args.jobs, args).await?)
         }
-        Workload::Latency => vec![latency(&pool, &q, args).await?],
-        Workload::IdleTx => vec![crate::idle_tx::run(&pool, &q, args).await?],
+        Workload::Latency => vec![latency(t, &q, args).await?],
+        Workload::IdleTx => {
+            t.postgres_only(name)?;
+            vec![crate::idle_tx::run(&pool, &q, args).await?]
+        }
         Workload::ApiSubmit
         | Workload::ApiBulk
         | Workload::SyncPull
@@ -65,10 +129,10 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         Workload::Backlog => {
             probe::backlog(async |queued, measured| {
                 let q = QueueName::new(format!("backlog-{queued}"))?;
-                fill(&pool, &q, queued, false).await?;
+                fill(t, &q, queued, false).await?;
                 // Fresh statistics, as autovacuum would have them in steady state.
                 let _ = sqlx::query("ANALYZE cowans_jobs").execute(&pool).await;
-                drain(&pool, &q, measured, args).await
+                drain(t, &q, measured, args).await
             })
             .await?
         }
@@ -79,35 +143,42 @@ pub(crate) fn job(q: &QueueName, n: usize) -> NewJob {
     NewJob::new(q.clone(), "bench.noop", json!({ "n": n }))
 }
 
-async fn fill(pool: &PgPool, q: &QueueName, n: usize, unique: bool) -> anyhow::Result<()> {
-    in_calls(pool, q, n, 10_000, 1, move |pool, q, range| async move {
-        let jobs: Vec<NewJob> = range
-            .map(|i| match unique {
-                true => job(&q, i).unique(Unique::key(format!("bench-{i}"))),
-                false => job(&q, i),
-            })
-            .collect();
-        cowans_store::enqueue_autocommit(&pool, &jobs).await?;
-        Ok(())
-    })
+async fn fill(t: &Target, q: &QueueName, n: usize, unique: bool) -> anyhow::Result<()> {
+    in_calls(
+        t.driver.clone(),
+        q,
+        n,
+        10_000,
+        1,
+        move |driver, q, range| async move {
+            let jobs: Vec<NewJob> = range
+                .map(|i| match unique {
+                    true => job(&q, i).unique(Unique::key(format!("bench-{i}"))),
+                    false => job(&q, i),
+                })
+                .collect();
+            driver.enqueue(&jobs).await?;
+            Ok(())
+        },
+    )
     .await?;
     Ok(())
 }
 
 async fn enqueue_single(
-    pool: &PgPool,
+    t: &Target,
     q: &QueueName,
     n: usize,
     callers: usize,
 ) -> anyhow::Result<Duration> {
-    let (pool, q, ticket) = (pool.clone(), q.clone(), Ticket::new(n));
+    let (driver, q, ticket) = (t.driver.clone(), q.clone(), Ticket::new(n));
     probe::run_callers(callers, move || {
-        let (pool, q, ticket) = (pool.clone(), q.clone(), ticket.clone());
+        let (driver, q, ticket) = (driver.clone(), q.clone(), ticket.clone());
         async move {
             let Some(i) = ticket.next() else {
                 return Ok(false);
             };
-            cowans_store::enqueue_autocommit(&pool, &[job(&q, i)]).await?;
+            driver.enqueue(&[job(&q, i)]).await?;
             Ok(true)
         }
     })
@@ -115,17 +186,24 @@ async fn enqueue_single(
 }
 
 async fn enqueue_bulk(
-    pool: &PgPool,
+    t: &Target,
     q: &QueueName,
     n: usize,
     batch: usize,
     callers: usize,
 ) -> anyhow::Result<Duration> {
-    in_calls(pool, q, n, batch, callers, |pool, q, range| async move {
-        let jobs: Vec<NewJob> = range.map(|i| job(&q, i)).collect();
-        cowans_store::enqueue_autocommit(&pool, &jobs).await?;
-        Ok(())
-    })
+    in_calls(
+        t.driver.clone(),
+        q,
+        n,
+        batch,
+        callers,
+        |driver, q, range| async move {
+            let jobs: Vec<NewJob> = range.map(|i| job(&q, i)).collect();
+            driver.enqueue(&jobs).await?;
+            Ok(())
+        },
+    )
     .await
 }
 
@@ -141,7 +219,7 @@ async fn enqueue_copy(
     use sqlx::postgres::PgPoolCopyExt;
     let max_attempts = cowans_core::RetryPolicy::default().max_attempts;
     in_calls(
-        pool,
+        pool.clone(),
         q,
         n,
         batch,
@@ -166,9 +244,9 @@ async fn enqueue_copy(
 }
 
 /// Jobs `0..n` written in calls of `batch` from `callers` concurrent callers, each call by
-/// `call(pool, queue, range)`; the time all took.
-async fn in_calls<F, Fut>(
-    pool: &PgPool,
+/// `call(to, queue, range)`; the time all took.
+async fn in_calls<T, F, Fut>(
+    to: T,
     q: &QueueName,
     n: usize,
     batch: usize,
@@ -176,18 +254,19 @@ async fn in_calls<F, Fut>(
     call: F,
 ) -> anyhow::Result<Duration>
 where
-    F: Fn(PgPool, QueueName, std::ops::Range<usize>) -> Fut + Clone + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+    F: Fn(T, QueueName, std::ops::Range<usize>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
     let batch = batch.max(1);
-    let (pool, q, ticket) = (pool.clone(), q.clone(), Ticket::new(n.div_ceil(batch)));
+    let (q, ticket) = (q.clone(), Ticket::new(n.div_ceil(batch)));
     probe::run_callers(callers, move || {
-        let (pool, q, ticket, call) = (pool.clone(), q.clone(), ticket.clone(), call.clone());
+        let (to, q, ticket, call) = (to.clone(), q.clone(), ticket.clone(), call.clone());
         async move {
             let Some(b) = ticket.next() else {
                 return Ok(false);
             };
-            call(pool, q, b * batch..((b + 1) * batch).min(n)).await?;
+            call(to, q, b * batch..((b + 1) * batch).min(n)).await?;
             Ok(true)
         }
     })
@@ -200,30 +279,37 @@ pub(crate) async fn start_engine(
     concurrency: usize,
     retain_finished_ms: Option<u64>,
 ) -> anyhow::Result<Engine> {
+    start_engine_on(None, pool, q, concurrency, retain_finished_ms).await
+}
+
+async fn start_engine_on(
+    driver: Option<Arc<dyn Driver>>,
+    pool: &PgPool,
+    q: &QueueName,
+    concurrency: usize,
+    retain_finished_ms: Option<u64>,
+) -> anyhow::Result<Engine> {
     let mut config = EngineConfig::default();
     if let Some(ms) = retain_finished_ms {
         config.retain_finished = Duration::from_millis(ms);
     }
-    Ok(Engine::start(
+    Ok(Engine::start_on(
+        driver,
         pool.clone(),
         config,
         vec![q.to_string()],
         concurrency as u32,
+        None,
     )
     .await?)
 }
 
 /// Runs a no-op worker until `target` jobs of `q` are completed in the database.
-async fn drain(
-    pool: &PgPool,
-    q: &QueueName,
-    target: usize,
-    args: &Args,
-) -> anyhow::Result<Duration> {
+async fn drain(t: &Target, q: &QueueName, target: usize, args: &Args) -> anyhow::Result<Duration> {
     let concurrency = args.concurrency;
     // Completed in the database: rows in `completed`, plus rows gone (completions that delete).
     let rows = async || -> anyhow::Result<(i64, i64)> {
-        let counts = cowans_store::count_by_state(pool, q.as_str()).await?;
+        let counts = t.driver.count_by_state(q.as_str()).await?;
         let completed = counts
             .iter()
             .find(|(s, _)| *s == JobState::Completed)
@@ -231,7 +317,14 @@ async fn drain(
         Ok((completed, counts.iter().map(|(_, n)| *n).sum()))
     };
     let (_, before) = rows().await?;
-    let engine = start_engine(pool, q, concurrency, args.retain_finished_ms).await?;
+    let engine = start_engine_on(
+        t.engine_driver.clone(),
+        &t.pool,
+        q,
+        concurrency,
+        args.retain_finished_ms,
+    )
+    .await?;
     let counter = Counter::new(target);
     let backend = engine.backend::<IgnoredAny>(queue_config(q, concurrency, args));
     let worker = WorkerBuilder::new("bench")
@@ -252,8 +345,15 @@ async fn drain(
     Ok(elapsed)
 }
 
-async fn latency(pool: &PgPool, q: &QueueName, args: &Args) -> anyhow::Result<Measurement> {
-    let engine = start_engine(pool, q, args.concurrency, args.retain_finished_ms).await?;
+async fn latency(t: &Target, q: &QueueName, args: &Args) -> anyhow::Result<Measurement> {
+    let engine = start_engine_on(
+        t.engine_driver.clone(),
+        &t.pool,
+        q,
+        args.concurrency,
+        args.retain_finished_ms,
+    )
+    .await?;
     let waits = Samples::default();
     let backend = engine.backend::<Stamped>(queue_config(q, args.concurrency, args));
     let worker = WorkerBuilder::new("bench")
@@ -264,13 +364,13 @@ async fn latency(pool: &PgPool, q: &QueueName, args: &Args) -> anyhow::Result<Me
     tokio::time::sleep(Duration::from_millis(500)).await;
     let total = (args.rate * args.seconds) as usize;
     let inserts = Samples::default();
-    let (pool2, q2, inserts2) = (pool.clone(), q.clone(), inserts.clone());
+    let (driver2, q2, inserts2) = (t.driver.clone(), q.clone(), inserts.clone());
     probe::offer_load(args.rate, total, move || {
-        let (pool, q, inserts) = (pool2.clone(), q2.clone(), inserts2.clone());
+        let (driver, q, inserts) = (driver2.clone(), q2.clone(), inserts2.clone());
         async move {
             let t = probe::now_micros();
             let j = NewJob::new(q, "bench.stamped", json!({ "t": t }));
-            cowans_store::enqueue_autocommit(&pool, &[j]).await?;
+            driver.enqueue(&[j]).await?;
             inserts.push(probe::now_micros().saturating_sub(t));
             Ok(())
         }
