@@ -58,6 +58,7 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
     let mut housekeeping = Every::new(cfg.maintenance_interval);
     let mut summary = Every::new(cfg.stats_interval);
     let mut upkeep = IndexUpkeep::default();
+    let on_postgres = engine.driver.backend() == "postgres";
     loop {
         let at = tokio::select! {
             _ = stop.cancelled() => break,
@@ -94,18 +95,24 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
             tracing::warn!(error = %e, "could not prune stale worker rows");
         }
         if housekeeping.due(at) {
-            if let Err(e) = scheduler::fire_due(&engine.pool).await {
-                tracing::warn!(error = %e, "cron pass failed");
-            }
-            match cowans_store::refresh_batches(&engine.pool, BATCHES_PER_PASS).await {
-                Ok(r) if !r.finished.is_empty() => {
-                    tracing::info!(batches = ?r.finished, "batches finished")
+            // Cron, batches and index upkeep are Postgres-only services: a process whose
+            // queues are elsewhere leaves them to the Postgres fleet's leader.
+            if on_postgres {
+                if let Err(e) = scheduler::fire_due(&engine.pool).await {
+                    tracing::warn!(error = %e, "cron pass failed");
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "batch progress pass failed"),
+                match cowans_store::refresh_batches(&engine.pool, BATCHES_PER_PASS).await {
+                    Ok(r) if !r.finished.is_empty() => {
+                        tracing::info!(batches = ?r.finished, "batches finished")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "batch progress pass failed"),
+                }
             }
             prune(&engine).await;
-            upkeep.pass(&engine).await;
+            if on_postgres {
+                upkeep.pass(&engine).await;
+            }
         }
         if summary.due(at)
             && let Err(e) = engine.driver.refresh_queue_stats().await
