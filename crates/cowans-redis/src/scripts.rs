@@ -3,8 +3,13 @@
 
 use std::sync::LazyLock;
 
-use cowans_core::{JobState, queue::state_bit};
-use redis::Script;
+use cowans_core::{
+    JobState,
+    queue::{QueueResult, state_bit},
+};
+use redis::{Script, Value};
+
+use crate::{RedisDriver, value::map_err};
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 
@@ -49,4 +54,22 @@ scripts! {
     WORKERS_LIVE => "workers_live.lua",
     LEAD => "lead.lua",
     RESIGN => "resign.lua",
+}
+
+impl RedisDriver {
+    /// Runs `script` with `base` (the hash-tagged base of every key it touches) as KEYS[1].
+    pub(crate) async fn run(
+        &self,
+        script: &Script,
+        base: &str,
+        args: &[String],
+    ) -> QueueResult<Value> {
+        let mut inv = script.prepare_invoke();
+        inv.key(base);
+        for a in args {
+            inv.arg(a);
+        }
+        let mut conn = self.conn.clone();
+        inv.invoke_async(&mut conn).await.map_err(map_err)
+    }
 }

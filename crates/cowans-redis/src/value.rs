@@ -1,6 +1,8 @@
 //! Reading script replies without trusting them: anything unexpected is a backend error, never a
 //! panic.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use cowans_core::queue::QueueError;
 use redis::{RedisError, Value};
@@ -89,4 +91,9 @@ pub(crate) fn time(ms: i64, what: &str) -> Result<DateTime<Utc>, QueueError> {
 pub(crate) fn at<'a>(a: &'a [Value], i: usize, what: &str) -> Result<&'a Value, QueueError> {
     a.get(i)
         .ok_or_else(|| bad(format!("the reply has no {what}")))
+}
+
+pub(crate) fn millis(d: Duration) -> String {
+    // Capped at ten years, like the Postgres driver's delays.
+    d.as_millis().min(315_360_000_000).to_string()
 }

@@ -1,0 +1,287 @@
+//! Reading jobs and queues (job, counts, stats), operators' actions on jobs (cancel,
+//! redrive) and retention (prune).
+
+use std::{collections::HashMap, time::Duration};
+
+use chrono::{DateTime, Utc};
+use cowans_core::{
+    AttemptError, JobId, JobState, Wakeup,
+    queue::{JobView, Pruned, QueueError, QueueResult, QueueStats, Retention},
+};
+use serde::Deserialize;
+
+use crate::{
+    RedisDriver,
+    fleet::WorkerRecord,
+    scripts,
+    value::{at, bad, int, items, map_err, millis, narrow, opt_int, text, time},
+};
+
+/// One entry of a job's error history as the scripts write it.
+#[derive(Deserialize)]
+struct StoredError {
+    attempt: i32,
+    at: i64,
+    #[serde(default)]
+    worker: Option<String>,
+    error: String,
+}
+
+/// One queue's live summary, as the stats script returns it.
+struct Summary {
+    now: DateTime<Utc>,
+    counts: [i64; 6],
+    oldest_available: Option<DateTime<Utc>>,
+    completed_last_minute: i64,
+    paused: bool,
+}
+
+impl RedisDriver {
+    async fn summary(&self, queue: &str) -> QueueResult<Summary> {
+        let reply = self.run(&scripts::STATS, &self.qkey(queue), &[]).await?;
+        let a = items(&reply)?;
+        let mut counts = [0i64; 6];
+        for (i, c) in counts.iter_mut().enumerate() {
+            *c = int(at(a, i + 1, "count")?, "count")?;
+        }
+        Ok(Summary {
+            now: time(int(at(a, 0, "now")?, "now")?, "now")?,
+            counts,
+            oldest_available: opt_int(at(a, 7, "oldest")?, "oldest")?
+                .map(|ms| time(ms, "oldest available"))
+                .transpose()?,
+            completed_last_minute: int(at(a, 8, "completed")?, "completed last minute")?,
+            paused: int(at(a, 9, "paused")?, "paused")? == 1,
+        })
+    }
+}
+
+fn job_view(id: JobId, h: &HashMap<String, String>) -> QueueResult<JobView> {
+    let field = |name: &str| {
+        h.get(name)
+            .ok_or_else(|| bad(format!("job {id} has no {name}")))
+    };
+    let num = |name: &str| -> QueueResult<i64> {
+        let t = field(name)?;
+        t.parse::<i64>()
+            .map_err(|_| bad(format!("job {id}: {name} is not a number: {t:?}")))
+    };
+    let state = field("state")?;
+    let errors: Vec<StoredError> = match h.get("errors") {
+        Some(t) if !t.is_empty() => serde_json::from_str(t)
+            .map_err(|e| bad(format!("job {id}: unreadable error history: {e}")))?,
+        _ => Vec::new(),
+    };
+    Ok(JobView {
+        id,
+        queue: field("queue")?.clone(),
+        kind: field("kind")?.clone(),
+        args: serde_json::from_str(field("args")?)
+            .map_err(|e| bad(format!("job {id}: unreadable args: {e}")))?,
+        state: JobState::parse(state)
+            .ok_or_else(|| bad(format!("job {id}: unknown state {state:?}")))?,
+        priority: narrow(num("priority")?, "priority")?,
+        attempt: narrow(num("attempt")?, "attempt")?,
+        max_attempts: narrow(num("max_attempts")?, "max_attempts")?,
+        run_at: time(num("run_at")?, "run_at")?,
+        errors: errors
+            .into_iter()
+            .map(|e| {
+                Ok(AttemptError {
+                    attempt: e.attempt,
+                    at: time(e.at, "error time")?,
+                    worker: e.worker,
+                    error: e.error,
+                })
+            })
+            .collect::<QueueResult<_>>()?,
+    })
+}
+
+pub(crate) async fn job(d: &RedisDriver, id: JobId) -> QueueResult<Option<JobView>> {
+    let located = d.locate(&[id.0]).await?;
+    let Some(queue) = located.get(&id.0) else {
+        return Ok(None);
+    };
+    let mut conn = d.conn.clone();
+    let h: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("{}:job:{}", d.qkey(queue), id.0))
+        .query_async(&mut conn)
+        .await
+        .map_err(map_err)?;
+    if h.is_empty() {
+        return Ok(None);
+    }
+    job_view(id, &h).map(Some)
+}
+
+pub(crate) async fn count_by_state(
+    d: &RedisDriver,
+    queue: &str,
+) -> QueueResult<Vec<(JobState, i64)>> {
+    let s = d.summary(queue).await?;
+    Ok(JobState::ALL
+        .into_iter()
+        .zip(s.counts)
+        .filter(|(_, n)| *n > 0)
+        .collect())
+}
+
+pub(crate) async fn queue_stats(
+    d: &RedisDriver,
+    queue: Option<&str>,
+    live_within: Duration,
+) -> QueueResult<Vec<QueueStats>> {
+    let known = d.known_queues().await?;
+    let queues: Vec<String> = match queue {
+        Some(q) => known.into_iter().filter(|k| k == q).collect(),
+        None => known,
+    };
+    if queues.is_empty() {
+        return Ok(Vec::new());
+    }
+    let reply = d
+        .run(&scripts::WORKERS_LIVE, &d.global(), &[millis(live_within)])
+        .await?;
+    let mut workers = Vec::new();
+    for v in items(&reply)? {
+        let json = text(v, "worker")?;
+        match serde_json::from_str::<WorkerRecord>(&json) {
+            Ok(w) => workers.push(w),
+            Err(e) => tracing::warn!(error = %e, "ignoring an unreadable worker registration"),
+        }
+    }
+    let mut out = Vec::with_capacity(queues.len());
+    for queue in queues {
+        let s = d.summary(&queue).await?;
+        let serving: Vec<&WorkerRecord> = workers
+            .iter()
+            .filter(|w| w.queues.contains(&queue))
+            .collect();
+        let [available, scheduled, running, completed, cancelled, dead] = s.counts;
+        out.push(QueueStats {
+            available,
+            scheduled,
+            running,
+            completed,
+            cancelled,
+            dead,
+            oldest_available_at: s.oldest_available,
+            oldest_available_age_secs: s.oldest_available.map_or(0.0, |t| {
+                ((s.now - t).num_milliseconds() as f64 / 1000.0).max(0.0)
+            }),
+            completed_last_minute: s.completed_last_minute,
+            paused: s.paused,
+            workers: serving.len() as i64,
+            worker_concurrency: serving.iter().map(|w| i64::from(w.concurrency)).sum(),
+            refreshed_at: s.now,
+            queue,
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) async fn cancel(d: &RedisDriver, id: JobId) -> QueueResult<JobState> {
+    let located = d.locate(&[id.0]).await?;
+    let Some(queue) = located.get(&id.0) else {
+        return Err(QueueError::not_found(format!("job {id}")));
+    };
+    let reply = d
+        .run(
+            &scripts::CANCEL,
+            &d.qkey(queue),
+            &[
+                id.0.to_string(),
+                d.channel(),
+                Wakeup::Cancel { job: id }.encode(),
+            ],
+        )
+        .await?;
+    let a = items(&reply)?;
+    let outcome = text(at(a, 0, "outcome")?, "outcome")?;
+    let state = |i: usize| -> QueueResult<JobState> {
+        let s = text(at(a, i, "state")?, "state")?;
+        JobState::parse(&s).ok_or_else(|| bad(format!("unknown state {s:?}")))
+    };
+    match outcome.as_str() {
+        "missing" => Err(QueueError::not_found(format!("job {id}"))),
+        "final" => Err(QueueError::conflict(format!(
+            "job {id} is {} and cannot be cancelled",
+            state(1)?
+        ))),
+        "ok" => {
+            d.forget(std::iter::once(id.0));
+            state(1)
+        }
+        other => Err(bad(format!("cancel answered {other:?}"))),
+    }
+}
+
+pub(crate) async fn redrive(d: &RedisDriver, ids: &[JobId]) -> QueueResult<Vec<JobId>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let fields = ids
+        .iter()
+        .map(|id| (id.0, vec![id.0.to_string()]))
+        .collect();
+    let channel = d.channel();
+    let mut moved = d
+        .ack_ids(&scripts::REDRIVE, fields, |q| {
+            vec![
+                channel.clone(),
+                Wakeup::Runnable { queue: q.clone() }.encode(),
+            ]
+        })
+        .await?;
+    moved.sort();
+    Ok(moved)
+}
+
+pub(crate) async fn prune(
+    d: &RedisDriver,
+    retention: Retention,
+    limit: i64,
+) -> QueueResult<Pruned> {
+    let mut left_finished = limit.max(0);
+    let mut left_dead = limit.max(0);
+    let mut pruned = Pruned::default();
+    let mut gone: Vec<String> = Vec::new();
+    for queue in d.known_queues().await? {
+        if left_finished == 0 && left_dead == 0 {
+            break;
+        }
+        let reply = d
+            .run(
+                &scripts::PRUNE,
+                &d.qkey(&queue),
+                &[
+                    millis(retention.finished),
+                    millis(retention.dead),
+                    left_finished.to_string(),
+                    left_dead.to_string(),
+                ],
+            )
+            .await?;
+        let a = items(&reply)?;
+        let finished = int(at(a, 0, "finished")?, "finished")?.max(0);
+        let dead = int(at(a, 1, "dead")?, "dead")?.max(0);
+        left_finished = (left_finished - finished).max(0);
+        left_dead = (left_dead - dead).max(0);
+        pruned.finished += finished as u64;
+        pruned.dead += dead as u64;
+        for v in a.iter().skip(2) {
+            gone.push(text(v, "pruned id")?);
+        }
+    }
+    if !gone.is_empty() {
+        let mut conn = d.conn.clone();
+        let _: i64 = redis::cmd("HDEL")
+            .arg(format!("{}:jobq", d.global()))
+            .arg(&gone)
+            .query_async(&mut conn)
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(pruned)
+}

@@ -1,0 +1,40 @@
+//! Wake-ups: a pub/sub subscription to the prefix's channel, re-established when lost.
+
+use std::{sync::Arc, time::Duration};
+
+use cowans_core::{Wakeup, queue::WakeupSink};
+use futures::StreamExt;
+
+use crate::RedisDriver;
+
+pub(crate) async fn listen(d: &RedisDriver, sink: Arc<dyn WakeupSink>) {
+    let channel = d.channel();
+    loop {
+        let mut pubsub = match d.client.get_async_pubsub().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot subscribe to wake-ups, retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = pubsub.subscribe(&channel).await {
+            tracing::warn!(error = %e, "cannot subscribe to wake-ups, retrying in 1 s");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // Anything published while we were not subscribed is lost: look now.
+        sink.missed();
+        let mut messages = pubsub.on_message();
+        while let Some(msg) = messages.next().await {
+            match msg.get_payload::<String>() {
+                Ok(payload) => match Wakeup::parse(&payload) {
+                    Some(w) => sink.wake(w),
+                    None => tracing::debug!(payload, "ignoring unknown wake-up"),
+                },
+                Err(e) => tracing::debug!(error = %e, "ignoring unreadable wake-up"),
+            }
+        }
+        tracing::warn!("wake-up subscription lost, reconnecting");
+    }
+}
