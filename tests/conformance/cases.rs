@@ -47,7 +47,8 @@ async fn state(h: &Harness, id: JobId) -> Option<JobState> {
     h.driver.job(id).await.unwrap().map(|j| j.state)
 }
 
-async fn count(h: &Harness, q: &str, s: JobState) -> i64 {
+/// Jobs of `q` in state `s`.
+pub(crate) async fn count(h: &Harness, q: &str, s: JobState) -> i64 {
     h.driver
         .count_by_state(q)
         .await

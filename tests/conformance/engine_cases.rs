@@ -13,7 +13,7 @@ use cowans_testkit::wait_for;
 use cowans_tests::queue;
 use serde_json::{Value, json};
 
-use crate::backends::Harness;
+use crate::{backends::Harness, cases::count};
 
 fn fast() -> EngineConfig {
     EngineConfig {
@@ -63,16 +63,6 @@ async fn finished(h: &Harness, id: JobId) -> JobView {
             .filter(|j| j.state.is_final())
     })
     .await
-}
-
-async fn count(h: &Harness, q: &str, s: JobState) -> i64 {
-    h.driver
-        .count_by_state(q)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|(st, _)| *st == s)
-        .map_or(0, |(_, n)| n)
 }
 
 pub async fn the_engine_runs_retries_and_dead_letters_jobs(h: &Harness) {
