@@ -119,6 +119,27 @@ pub async fn claims_come_in_priority_then_enqueue_order(h: &Harness) {
     assert_eq!(kinds(&claim(h, "order", 10, TTL).await), ["x", "y", "z"]);
 }
 
+pub async fn claims_order_by_due_time_within_a_priority(h: &Harness) {
+    let t = Utc::now() - chrono::Duration::seconds(10);
+    let done = h
+        .driver
+        .enqueue(&[
+            job("due", "late").run_at(t),
+            job("due", "early").run_at(t - chrono::Duration::seconds(1)),
+            job("due", "top").priority(5).run_at(t).rate_key("shop-1"),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        done.windows(2).all(|w| w[0].id < w[1].id),
+        "ids follow the input order"
+    );
+    let claimed = claim(h, "due", 10, TTL).await;
+    assert_eq!(kinds(&claimed), ["top", "early", "late"]);
+    assert_eq!(claimed[0].rate_key.as_deref(), Some("shop-1"));
+    assert_eq!(claimed[1].rate_key, None);
+}
+
 pub async fn a_claim_never_takes_more_than_asked_and_each_job_once(h: &Harness) {
     let jobs: Vec<NewJob> = (0..10).map(|i| job("many", &format!("k{i}"))).collect();
     h.driver.enqueue(&jobs).await.unwrap();
@@ -209,6 +230,14 @@ pub async fn acks_are_fenced_by_the_lease(h: &Harness) {
             .is_empty(),
         "a job completes once"
     );
+    // A deleting complete leaves nothing behind (no unique key keeps it).
+    h.driver.enqueue(&[job("fence", "b")]).await.unwrap();
+    let c = claim(h, "fence", 1, TTL).await.remove(0);
+    assert_eq!(
+        h.driver.complete(&[c.lease_ref()], true).await.unwrap(),
+        [c.job_id()]
+    );
+    assert_eq!(state(h, c.job_id()).await, None);
 }
 
 fn worker(queues: &[&str]) -> WorkerInfo {
@@ -333,6 +362,14 @@ pub async fn failures_retry_with_their_backoff_then_dead_letter_with_history(h: 
         .map(|e| (e.attempt, e.error.as_str()))
         .collect();
     assert_eq!(history, [(1, "one"), (2, "two")]);
+    let w = w.to_string();
+    assert!(
+        j.errors
+            .iter()
+            .all(|e| e.worker.as_deref() == Some(w.as_str())),
+        "{:?}",
+        j.errors
+    );
     let slow = h.driver.job(slow.job_id()).await.unwrap().unwrap();
     assert_eq!((slow.state, slow.errors.len()), (JobState::Scheduled, 1));
 }
@@ -374,6 +411,31 @@ pub async fn a_released_job_runs_again_without_counting_the_attempt(h: &Harness)
     let again = claim(h, "release", 1, TTL).await.remove(0);
     assert_eq!(again.attempt, 1);
     assert_ne!(again.lease, c.lease);
+}
+
+pub async fn a_deferred_job_waits_without_counting_the_attempt(h: &Harness) {
+    h.driver.enqueue(&[job("defer", "a")]).await.unwrap();
+    let c = claim(h, "defer", 1, TTL).await.remove(0);
+    let later = Utc::now() + chrono::Duration::seconds(60);
+    let stale = LeaseRef {
+        id: c.job_id(),
+        lease: c.lease + 1000,
+    };
+    assert!(h.driver.defer(&[(stale, later)]).await.unwrap().is_empty());
+    assert_eq!(
+        h.driver.defer(&[(c.lease_ref(), later)]).await.unwrap(),
+        [c.id]
+    );
+    let j = h.driver.job(c.job_id()).await.unwrap().unwrap();
+    assert_eq!((j.state, j.attempt), (JobState::Scheduled, 0));
+    assert!(
+        (j.run_at - later).num_milliseconds().abs() <= 1,
+        "{} vs {later}",
+        j.run_at
+    );
+    assert!(claim(h, "defer", 10, TTL).await.is_empty());
+    let p = h.driver.promote_due(&[queue("defer")], 100).await.unwrap();
+    assert_eq!(p.promoted, 0);
 }
 
 pub async fn unique_keys_hold_while_waiting_or_running(h: &Harness) {
@@ -463,13 +525,28 @@ pub async fn cancel_stops_waiting_and_running_jobs_and_tells_the_handler(h: &Har
 }
 
 pub async fn a_paused_queue_gives_nothing_until_resumed(h: &Harness) {
+    let (sink, listener) = listening(h).await;
     h.driver
         .enqueue(&[job("pause", "a"), job("pause", "b")])
         .await
         .unwrap();
     h.driver.set_paused(&queue("pause"), true).await.unwrap();
+    wait_for("the pause's control wake-up", PATIENCE, || async {
+        sink.seen
+            .lock()
+            .unwrap()
+            .contains(&Wakeup::Control {
+                queue: queue("pause"),
+            })
+            .then_some(())
+    })
+    .await;
+    listener.abort();
     assert!(h.driver.queue_control("pause").await.unwrap().paused);
     assert!(claim(h, "pause", 10, TTL).await.is_empty());
+    h.driver.refresh_queue_stats().await.unwrap();
+    let s = h.driver.queue_stats(Some("pause"), TTL).await.unwrap();
+    assert_eq!((s[0].paused, s[0].available), (true, 2), "{s:?}");
     assert!(!h.driver.queue_control("other").await.unwrap().paused);
     h.driver.set_paused(&queue("pause"), false).await.unwrap();
     assert_eq!(claim(h, "pause", 10, TTL).await.len(), 2);
@@ -513,6 +590,12 @@ pub async fn one_leader_at_a_time(h: &Harness) {
             .unwrap()
             .is_some()
     );
+    h.driver.resign_leader("conformance", b).await.unwrap();
+    assert_eq!(
+        h.driver.try_lead("conformance", b, TTL).await.unwrap(),
+        None,
+        "only the holder resigns"
+    );
     h.driver.resign_leader("conformance", a).await.unwrap();
     let t2 = h.driver.try_lead("conformance", b, TTL).await.unwrap();
     assert!(t2.is_some());
@@ -534,6 +617,25 @@ pub async fn one_leader_at_a_time(h: &Harness) {
     .await;
 }
 
+pub async fn stale_workers_are_forgotten(h: &Harness) {
+    h.driver.register_worker(&worker(&["x"])).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        h.driver
+            .forget_stale_workers(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        h.driver
+            .forget_stale_workers(Duration::from_millis(50))
+            .await
+            .unwrap(),
+        1
+    );
+}
+
 pub async fn retention_prunes_finished_jobs(h: &Harness) {
     let w = Uuid::new_v4();
     h.driver
@@ -545,6 +647,8 @@ pub async fn retention_prunes_finished_jobs(h: &Harness) {
         .await
         .unwrap();
     let c = claim(h, "prune", 3, TTL).await;
+    let cancelled = h.driver.enqueue(&[job("prune", "x")]).await.unwrap()[0].id;
+    h.driver.cancel(cancelled).await.unwrap();
     h.driver
         .complete(&[c[0].lease_ref(), c[1].lease_ref()], false)
         .await
@@ -564,6 +668,11 @@ pub async fn retention_prunes_finished_jobs(h: &Harness) {
     })
     .await;
     assert_eq!(state(h, c[0].job_id()).await, None);
+    wait_for("cancelled jobs to be pruned", PATIENCE, || async {
+        h.driver.prune(keep_dead, 1000).await.unwrap();
+        (state(h, cancelled).await.is_none()).then_some(())
+    })
+    .await;
     assert_eq!(
         state(h, c[2].job_id()).await,
         Some(JobState::Dead),
@@ -598,6 +707,9 @@ pub async fn stats_count_jobs_by_state(h: &Harness) {
     assert_eq!((s.workers, s.worker_concurrency), (1, 4));
     assert!(s.oldest_available_at.is_some());
     h.driver.deregister_worker(w.id).await.unwrap();
+    h.driver.refresh_queue_stats().await.unwrap();
+    let s = h.driver.queue_stats(Some("stats"), TTL).await.unwrap();
+    assert_eq!(s[0].workers, 0, "a deregistered worker is not counted");
 }
 
 pub async fn a_bad_job_refuses_the_whole_enqueue(h: &Harness) {

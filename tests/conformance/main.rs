@@ -41,6 +41,7 @@ macro_rules! conformance {
 
 conformance!(
     cases::claims_come_in_priority_then_enqueue_order,
+    cases::claims_order_by_due_time_within_a_priority,
     cases::a_claim_never_takes_more_than_asked_and_each_job_once,
     cases::delayed_jobs_run_only_once_due,
     cases::acks_are_fenced_by_the_lease,
@@ -49,11 +50,13 @@ conformance!(
     cases::failures_retry_with_their_backoff_then_dead_letter_with_history,
     cases::dead_letters_are_redriven_with_fresh_attempts,
     cases::a_released_job_runs_again_without_counting_the_attempt,
+    cases::a_deferred_job_waits_without_counting_the_attempt,
     cases::unique_keys_hold_while_waiting_or_running,
     cases::cancel_stops_waiting_and_running_jobs_and_tells_the_handler,
     cases::a_paused_queue_gives_nothing_until_resumed,
     cases::enqueues_wake_listeners,
     cases::one_leader_at_a_time,
+    cases::stale_workers_are_forgotten,
     cases::retention_prunes_finished_jobs,
     cases::stats_count_jobs_by_state,
     cases::a_bad_job_refuses_the_whole_enqueue,
