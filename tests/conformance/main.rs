@@ -1,6 +1,7 @@
 //! The conformance suite: every queue-semantics case is written once, against
-//! `cowans_core::queue::Driver`, and run against each backend (`postgres::*`, `redis::*`). A
-//! backend is a queue backend of Cowans when it passes all of them.
+//! `cowans_core::queue::Driver`, and run against each backend (`postgres::*`, `redis::*`, `redis_cluster::*`). A
+//! backend is a queue backend of Cowans when it passes all of them. Redis runs twice: on one
+//! server (`redis::*`) and on a 3-primary Redis Cluster started per test (`redis_cluster::*`).
 //!
 //! Cases talk to the driver as the engine does (enqueue, claim, ack, heartbeat, rescue,
 //! promote, control, wake-ups) and inspect through it (`job`, `count_by_state`), so nothing
@@ -11,6 +12,7 @@
 
 mod backends;
 mod cases;
+mod cluster;
 mod engine_cases;
 
 /// Generates one `#[tokio::test]` per case and backend.
@@ -31,6 +33,16 @@ macro_rules! conformance {
                 #[tokio::test]
                 async fn $case() {
                     let h = crate::backends::Harness::redis().await;
+                    crate::$module::$case(&h).await;
+                    h.close().await;
+                }
+            )*
+        }
+        mod redis_cluster {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let h = crate::backends::Harness::redis_cluster().await;
                     crate::$module::$case(&h).await;
                     h.close().await;
                 }

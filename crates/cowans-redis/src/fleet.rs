@@ -45,21 +45,10 @@ impl RedisDriver {
 }
 
 pub(crate) async fn deregister_worker(d: &RedisDriver, id: Uuid) -> QueueResult<()> {
-    let mut conn = d.conn.clone();
-    let g = d.global();
-    redis::pipe()
-        .atomic()
-        .cmd("HDEL")
-        .arg(format!("{g}:workers"))
-        .arg(id.to_string())
-        .ignore()
-        .cmd("ZREM")
-        .arg(format!("{g}:workers:seen"))
-        .arg(id.to_string())
-        .ignore()
-        .query_async::<()>(&mut conn)
-        .await
-        .map_err(map_err)
+    // A script rather than MULTI: one atomic call a cluster client routes like any other.
+    d.run(&scripts::WORKER_GONE, &d.global(), &[id.to_string()])
+        .await?;
+    Ok(())
 }
 
 pub(crate) async fn forget_stale_workers(

@@ -59,6 +59,7 @@
 
 mod acks;
 mod claim;
+mod conn;
 mod connect;
 mod enqueue;
 mod fleet;
@@ -86,14 +87,16 @@ use cowans_core::{
         WakeupSink, WorkerInfo,
     },
 };
-use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
-/// The Redis queue backend. Cheap to clone (a connection manager and a shared cache).
+/// The Redis queue backend, over one server ([`RedisDriver::connect`]) or a Redis Cluster
+/// ([`RedisDriver::connect_cluster`]). Cheap to clone (a connection and a shared cache).
 #[derive(Clone)]
 pub struct RedisDriver {
-    conn: ConnectionManager,
-    client: redis::Client,
+    conn: conn::Conn,
+    /// The servers to subscribe to wake-ups on, tried in turn (any cluster node hears every
+    /// classic `PUBLISH`).
+    subscribers: Arc<Vec<redis::Client>>,
     prefix: String,
     /// The queue of each job this process claimed, so acks need no lookup.
     queues: Arc<Mutex<HashMap<i64, String>>>,

@@ -1,4 +1,6 @@
-//! Wake-ups: a pub/sub subscription to the prefix's channel, re-established when lost.
+//! Wake-ups: a pub/sub subscription to the prefix's channel, re-established when lost. A Redis
+//! Cluster forwards every classic `PUBLISH` to all its nodes, so one node's subscription hears
+//! the wake-ups of every queue.
 
 use std::{sync::Arc, time::Duration};
 
@@ -9,8 +11,14 @@ use crate::RedisDriver;
 
 pub(crate) async fn listen(d: &RedisDriver, sink: Arc<dyn WakeupSink>) {
     let channel = d.channel();
+    let mut turn = 0usize;
     loop {
-        let mut pubsub = match d.client.get_async_pubsub().await {
+        // A lost subscription moves on to the next server (on a cluster: the next node given).
+        let Some(client) = d.subscribers.get(turn % d.subscribers.len().max(1)) else {
+            return;
+        };
+        turn = turn.wrapping_add(1);
+        let mut pubsub = match client.get_async_pubsub().await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot subscribe to wake-ups, retrying in 1 s");

@@ -52,6 +52,7 @@ scripts! {
     WORKER_SEEN => "worker_seen.lua",
     WORKERS_FORGET => "workers_forget.lua",
     WORKERS_LIVE => "workers_live.lua",
+    WORKER_GONE => "worker_gone.lua",
     LEAD => "lead.lua",
     RESIGN => "resign.lua",
 }
