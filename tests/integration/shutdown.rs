@@ -59,13 +59,24 @@ async fn a_worker_stopped_on_its_own_stops_claiming_and_leaves_the_rest_runnable
         .unwrap()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await; // three poll intervals
+    // The two jobs the database shows running were claimed; on a loaded machine their
+    // handlers may not have started before the stop, and then they are handed back (attempt not
+    // counted) instead of finished. Either way nothing is left running and nothing was claimed
+    // after the stop.
     let c = store::count_by_state(&db.pool, "alone").await.unwrap();
-    assert!(c.contains(&(JobState::Completed, 2)), "{c:?}");
+    let n = |s| c.iter().find(|(st, _)| *st == s).map_or(0, |(_, n)| *n);
+    assert!(n(JobState::Completed) <= 2, "{c:?}");
+    assert_eq!(n(JobState::Completed) + n(JobState::Available), 10, "{c:?}");
+    assert_eq!(n(JobState::Running), 0, "{c:?}");
+    let attempts: Vec<i32> =
+        sqlx::query_scalar("SELECT attempt FROM cowans_jobs WHERE state = 'available'")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     assert!(
-        c.contains(&(JobState::Available, 8)),
-        "no job claimed after the stop: {c:?}"
+        attempts.iter().all(|a| *a == 0),
+        "no job claimed after the stop was left with a counted attempt: {attempts:?}"
     );
-    assert!(c.contains(&(JobState::Running, 0)), "{c:?}");
     engine.shutdown().await;
 }
 
