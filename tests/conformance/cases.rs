@@ -58,6 +58,11 @@ pub(crate) async fn count(h: &Harness, q: &str, s: JobState) -> i64 {
         .map_or(0, |(_, n)| n)
 }
 
+/// Completes the jobs still held under these leases; the ids it accepted.
+async fn complete(h: &Harness, refs: &[LeaseRef], delete: bool) -> Vec<JobId> {
+    h.driver.complete(refs, delete).await.unwrap()
+}
+
 fn fail(c: &ClaimedJob, error: &str, retry_in: Option<Duration>) -> Failed {
     Failed {
         lease: c.lease_ref(),
@@ -202,7 +207,7 @@ pub async fn acks_are_fenced_by_the_lease(h: &Harness) {
         id: c.job_id(),
         lease: c.lease + 1000,
     };
-    assert!(h.driver.complete(&[stale], false).await.unwrap().is_empty());
+    assert!(complete(h, &[stale], false).await.is_empty());
     let stale_fail = Failed {
         lease: stale,
         ..fail(&c, "boom", None)
@@ -217,26 +222,16 @@ pub async fn acks_are_fenced_by_the_lease(h: &Harness) {
     );
     assert!(h.driver.release(&[stale]).await.unwrap().is_empty());
     assert_eq!(state(h, c.job_id()).await, Some(JobState::Running));
-    assert_eq!(
-        h.driver.complete(&[c.lease_ref()], false).await.unwrap(),
-        [c.job_id()]
-    );
+    assert_eq!(complete(h, &[c.lease_ref()], false).await, [c.job_id()]);
     assert_eq!(state(h, c.job_id()).await, Some(JobState::Completed));
     assert!(
-        h.driver
-            .complete(&[c.lease_ref()], false)
-            .await
-            .unwrap()
-            .is_empty(),
+        complete(h, &[c.lease_ref()], false).await.is_empty(),
         "a job completes once"
     );
     // A deleting complete leaves nothing behind (no unique key keeps it).
     h.driver.enqueue(&[job("fence", "b")]).await.unwrap();
     let c = claim(h, "fence", 1, TTL).await.remove(0);
-    assert_eq!(
-        h.driver.complete(&[c.lease_ref()], true).await.unwrap(),
-        [c.job_id()]
-    );
+    assert_eq!(complete(h, &[c.lease_ref()], true).await, [c.job_id()]);
     assert_eq!(state(h, c.job_id()).await, None);
 }
 
@@ -274,11 +269,7 @@ pub async fn heartbeats_keep_a_lease_and_expired_ones_are_rescued(h: &Harness) {
     assert_eq!((j.state, j.attempt), (JobState::Available, 1));
     assert_eq!(j.errors.last().unwrap().error, LEASE_EXPIRED);
     assert!(
-        h.driver
-            .complete(&[lost.lease_ref()], false)
-            .await
-            .unwrap()
-            .is_empty(),
+        complete(h, &[lost.lease_ref()], false).await.is_empty(),
         "the rescued attempt's ack is fenced off"
     );
     let again = claim(h, "rescue", 10, TTL).await;
@@ -451,7 +442,7 @@ pub async fn unique_keys_hold_while_waiting_or_running(h: &Harness) {
         (first.id, true),
         "held while running"
     );
-    h.driver.complete(&[c.lease_ref()], false).await.unwrap();
+    complete(h, &[c.lease_ref()], false).await;
     let next = h.driver.enqueue(&[keyed()]).await.unwrap()[0];
     assert!(!next.duplicate, "released once completed");
     assert_ne!(next.id, first.id);
@@ -460,7 +451,7 @@ pub async fn unique_keys_hold_while_waiting_or_running(h: &Harness) {
     let s = h.driver.enqueue(&[sticky()]).await.unwrap()[0];
     let c = claim(h, "uniq", 10, TTL).await;
     let c = c.iter().find(|c| c.job_id() == s.id).unwrap();
-    h.driver.complete(&[c.lease_ref()], true).await.unwrap();
+    complete(h, &[c.lease_ref()], true).await;
     let again = h.driver.enqueue(&[sticky()]).await.unwrap()[0];
     assert_eq!((again.id, again.duplicate), (s.id, true));
     // Within one call, the second job with a key is the first one's duplicate.
@@ -504,11 +495,7 @@ pub async fn cancel_stops_waiting_and_running_jobs_and_tells_the_handler(h: &Har
     })
     .await;
     assert!(
-        h.driver
-            .complete(&[c.lease_ref()], false)
-            .await
-            .unwrap()
-            .is_empty(),
+        complete(h, &[c.lease_ref()], false).await.is_empty(),
         "a cancelled job's result is discarded"
     );
     assert_eq!(state(h, c.job_id()).await, Some(JobState::Cancelled));
@@ -649,10 +636,7 @@ pub async fn retention_prunes_finished_jobs(h: &Harness) {
     let c = claim(h, "prune", 3, TTL).await;
     let cancelled = h.driver.enqueue(&[job("prune", "x")]).await.unwrap()[0].id;
     h.driver.cancel(cancelled).await.unwrap();
-    h.driver
-        .complete(&[c[0].lease_ref(), c[1].lease_ref()], false)
-        .await
-        .unwrap();
+    complete(h, &[c[0].lease_ref(), c[1].lease_ref()], false).await;
     h.driver
         .settle_failures(w, &[fail(&c[2], "boom", None)])
         .await

@@ -3,29 +3,16 @@
 
 use std::time::Duration;
 
-use apalis_core::worker::builder::WorkerBuilder;
 use cowans_core::{
-    JobId, JobState, RetryPolicy,
+    JobId, JobState,
     queue::{JobView, NewJob},
 };
-use cowans_queue::{Engine, EngineConfig, QueueConfig};
+use cowans_queue::{Engine, EngineConfig};
 use cowans_testkit::wait_for;
 use cowans_tests::queue;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::{backends::Harness, cases::count};
-
-fn fast() -> EngineConfig {
-    EngineConfig {
-        lease_ttl: Duration::from_secs(2),
-        heartbeat_interval: Duration::from_millis(500),
-        poll_interval: Duration::from_millis(200),
-        leader_ttl: Duration::from_secs(1),
-        rescue_interval: Duration::from_millis(200),
-        shutdown_timeout: Duration::from_secs(5),
-        ..EngineConfig::default()
-    }
-}
 
 async fn start(h: &Harness, config: EngineConfig, q: &str, concurrency: usize) -> Engine {
     let engine = Engine::start_on(
@@ -38,19 +25,7 @@ async fn start(h: &Harness, config: EngineConfig, q: &str, concurrency: usize) -
     )
     .await
     .expect("engine starts");
-    let backend =
-        engine.backend::<Value>(QueueConfig::new(queue(q)).concurrency(concurrency).retry(
-            RetryPolicy {
-                max_attempts: 5,
-                base_delay: Duration::from_millis(100),
-                max_delay: Duration::from_secs(1),
-                jitter: 0.0,
-            },
-        ));
-    let worker = WorkerBuilder::new(q)
-        .backend(backend)
-        .build(cowans_tests::demo_jobs(&h.db.pool).router());
-    tokio::spawn(worker.run());
+    cowans_tests::run_demo(&engine, q, concurrency);
     engine
 }
 
@@ -66,7 +41,7 @@ async fn finished(h: &Harness, id: JobId) -> JobView {
 }
 
 pub async fn the_engine_runs_retries_and_dead_letters_jobs(h: &Harness) {
-    let engine = start(h, fast(), "run", 4).await;
+    let engine = start(h, cowans_tests::fast_engine(), "run", 4).await;
     let q = || queue("run");
     let mut jobs: Vec<NewJob> = (0..20)
         .map(|_| NewJob::new(q(), "demo.noop", json!({})))
@@ -103,15 +78,18 @@ pub async fn the_engine_runs_retries_and_dead_letters_jobs(h: &Harness) {
 }
 
 pub async fn shutdown_drains_running_jobs_and_hands_back_the_rest(h: &Harness) {
-    let engine = start(h, fast(), "drain", 3).await;
+    let engine = start(h, cowans_tests::fast_engine(), "drain", 3).await;
     let jobs: Vec<NewJob> = (0..8)
-        .map(|_| NewJob::new(queue("drain"), "demo.sleep", json!({"ms": 2000})))
+        .map(|_| NewJob::new(queue("drain"), "demo.sleep", json!({"ms": 3000})))
         .collect();
     h.driver.enqueue(&jobs).await.unwrap();
     wait_for("three running", Duration::from_secs(15), || async {
         (count(h, "drain", JobState::Running).await == 3).then_some(())
     })
     .await;
+    // Claimed is not started: give the handlers time to begin (a margin, well inside the jobs'
+    // 3 s), so the shutdown finds them running rather than still buffered (handed back).
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let report = engine.shutdown().await;
     assert!(report.drained);
     assert_eq!(count(h, "drain", JobState::Completed).await, 3);

@@ -22,10 +22,12 @@ async fn shutdown_drains_in_flight_jobs_before_the_deadline() {
     let jobs: Vec<NewJob> = (0..8)
         // Long enough that no job finishes (and frees a slot) between "five running" and the
         // shutdown, even on a loaded machine.
-        .map(|_| NewJob::new(queue("drain"), "demo.sleep", json!({"ms": 2000})))
+        .map(|_| NewJob::new(queue("drain"), "demo.sleep", json!({"ms": 3000})))
         .collect();
     store::enqueue_many(&db.pool, &jobs).await.unwrap();
     wait_count(&db, "drain", JobState::Running, 5, Duration::from_secs(5)).await;
+    // Claimed is not started: a margin for the handlers to begin (see the test below).
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let report = engine.shutdown().await;
     assert!(report.drained);
     let c = store::count_by_state(&db.pool, "drain").await.unwrap();
@@ -48,35 +50,27 @@ async fn a_worker_stopped_on_its_own_stops_claiming_and_leaves_the_rest_runnable
         .build(cowans_tests::demo_jobs(engine.pool()).router());
     let run = tokio::spawn(worker.run());
     let jobs: Vec<NewJob> = (0..10)
-        .map(|_| NewJob::new(queue("alone"), "demo.sleep", json!({"ms": 1500})))
+        .map(|_| NewJob::new(queue("alone"), "demo.sleep", json!({"ms": 3000})))
         .collect();
     store::enqueue_many(&db.pool, &jobs).await.unwrap();
     wait_count(&db, "alone", JobState::Running, 2, Duration::from_secs(5)).await;
+    // Claimed is not started: give the handlers time to begin (a margin, well inside the jobs'
+    // 3 s), so the stop finds them running rather than still buffered (those are handed back).
+    tokio::time::sleep(Duration::from_secs(1)).await;
     ctx.stop().unwrap();
-    tokio::time::timeout(Duration::from_secs(5), run)
+    tokio::time::timeout(Duration::from_secs(10), run)
         .await
         .unwrap()
         .unwrap()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await; // three poll intervals
-    // The two jobs the database shows running were claimed; on a loaded machine their
-    // handlers may not have started before the stop, and then they are handed back (attempt not
-    // counted) instead of finished. Either way nothing is left running and nothing was claimed
-    // after the stop.
     let c = store::count_by_state(&db.pool, "alone").await.unwrap();
-    let n = |s| c.iter().find(|(st, _)| *st == s).map_or(0, |(_, n)| *n);
-    assert!(n(JobState::Completed) <= 2, "{c:?}");
-    assert_eq!(n(JobState::Completed) + n(JobState::Available), 10, "{c:?}");
-    assert_eq!(n(JobState::Running), 0, "{c:?}");
-    let attempts: Vec<i32> =
-        sqlx::query_scalar("SELECT attempt FROM cowans_jobs WHERE state = 'available'")
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
+    assert!(c.contains(&(JobState::Completed, 2)), "{c:?}");
     assert!(
-        attempts.iter().all(|a| *a == 0),
-        "no job claimed after the stop was left with a counted attempt: {attempts:?}"
+        c.contains(&(JobState::Available, 8)),
+        "no job claimed after the stop: {c:?}"
     );
+    assert!(c.contains(&(JobState::Running, 0)), "{c:?}");
     engine.shutdown().await;
 }
 

@@ -184,6 +184,42 @@ pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
         .expect("a text body")
 }
 
+/// Engine timings short enough for in-process tests (the in-process twin of [`FAST_ENGINE`]).
+pub fn fast_engine() -> cowans_queue::EngineConfig {
+    cowans_queue::EngineConfig {
+        lease_ttl: Duration::from_secs(2),
+        heartbeat_interval: Duration::from_millis(500),
+        poll_interval: Duration::from_millis(200),
+        leader_ttl: Duration::from_secs(1),
+        rescue_interval: Duration::from_millis(200),
+        shutdown_timeout: Duration::from_secs(5),
+        ..cowans_queue::EngineConfig::default()
+    }
+}
+
+/// Retries quick enough for tests: 5 attempts, 100 ms doubling, no jitter.
+pub fn quick_retries() -> cowans_core::RetryPolicy {
+    cowans_core::RetryPolicy {
+        max_attempts: 5,
+        base_delay: Duration::from_millis(100),
+        max_delay: Duration::from_secs(5),
+        jitter: 0.0,
+    }
+}
+
+/// Runs the demo kinds on `q` in this process, `concurrency` at a time, with [`quick_retries`].
+pub fn run_demo(engine: &cowans_queue::Engine, q: &str, concurrency: usize) {
+    let backend = engine.backend::<serde_json::Value>(
+        cowans_queue::QueueConfig::new(queue(q))
+            .concurrency(concurrency)
+            .retry(quick_retries()),
+    );
+    let worker = apalis_core::worker::builder::WorkerBuilder::new(q)
+        .backend(backend)
+        .build(demo_jobs(engine.pool()).router());
+    tokio::spawn(worker.run());
+}
+
 /// Engine timings short enough for black-box tests (lease, heartbeat, leader, rescue, poll,
 /// maintenance and stats cadence), as `COWANS__ENGINE__*` variables for `WorkerProcess::spawn`.
 pub const FAST_ENGINE: &[(&str, &str)] = &[

@@ -16,16 +16,11 @@ use serde_json::Value;
 
 fn fast() -> EngineConfig {
     EngineConfig {
-        lease_ttl: Duration::from_secs(2),
         heartbeat_interval: Duration::from_millis(300),
-        poll_interval: Duration::from_millis(200),
-        leader_ttl: Duration::from_secs(1),
-        rescue_interval: Duration::from_millis(200),
-        shutdown_timeout: Duration::from_secs(5),
         cancel_grace: Duration::from_millis(300),
         maintenance_interval: Duration::from_millis(100),
         stats_interval: Duration::from_millis(200),
-        ..EngineConfig::default()
+        ..cowans_tests::fast_engine()
     }
 }
 

@@ -10,51 +10,19 @@ use std::{
 };
 
 use apalis_core::{error::BoxDynError, task::data::Data, worker::builder::WorkerBuilder};
-use cowans_core::{JobId, JobState, RetryPolicy};
+use cowans_core::{JobId, JobState};
 use cowans_queue::{Engine, EngineConfig, QueueConfig};
 use cowans_store::{self as store, NewJob};
 use cowans_testkit::{TestDb, wait_for};
 use cowans_tests::queue;
 use serde_json::Value;
 
-pub(crate) fn fast() -> EngineConfig {
-    EngineConfig {
-        lease_ttl: Duration::from_secs(2),
-        heartbeat_interval: Duration::from_millis(500),
-        poll_interval: Duration::from_millis(200),
-        leader_ttl: Duration::from_secs(1),
-        rescue_interval: Duration::from_millis(200),
-        shutdown_timeout: Duration::from_secs(5),
-        ..EngineConfig::default()
-    }
-}
-
-pub(crate) fn quick_retries() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 5,
-        base_delay: Duration::from_millis(100),
-        max_delay: Duration::from_secs(5),
-        jitter: 0.0,
-    }
-}
+pub(crate) use cowans_tests::{fast_engine as fast, quick_retries, run_demo};
 
 pub(crate) async fn engine(db: &TestDb, config: EngineConfig) -> Engine {
     Engine::start(db.pool.clone(), config, vec!["t".into()], 10)
         .await
         .expect("engine starts")
-}
-
-/// Runs the demo kinds on `q` in this process.
-pub(crate) fn run_demo(engine: &Engine, q: &str, concurrency: usize) {
-    let backend = engine.backend::<Value>(
-        QueueConfig::new(queue(q))
-            .concurrency(concurrency)
-            .retry(quick_retries()),
-    );
-    let worker = WorkerBuilder::new(q)
-        .backend(backend)
-        .build(cowans_tests::demo_jobs(engine.pool()).router());
-    tokio::spawn(worker.run());
 }
 
 pub(crate) async fn finished(db: &TestDb, id: JobId) -> cowans_store::JobRecord {
