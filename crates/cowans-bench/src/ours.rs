@@ -18,14 +18,12 @@ use crate::{
 };
 
 /// Where the engine workloads keep their queues.
-#[derive(Clone)]
-pub(crate) struct Target {
+struct Target {
     /// The benchmark's database (the applications' pool; Postgres-only workloads).
-    pub pool: PgPool,
+    pool: PgPool,
     /// What the benchmark enqueues into and counts with.
-    pub driver: Arc<dyn Driver>,
-    /// The engine's driver; `None`: the engine's own Postgres driver (its tuned pool).
-    pub engine_driver: Option<Arc<dyn Driver>>,
+    driver: Arc<dyn Driver>,
+    /// Set when the queues are in Redis (to delete the run's keys at the end).
     redis: Option<RedisDriver>,
 }
 
@@ -37,21 +35,23 @@ impl Target {
             crate::BackendKind::Redis => {
                 let prefix = format!("cowans-bench-{}", uuid::Uuid::new_v4().simple());
                 let redis = RedisDriver::connect(&args.redis_url, &prefix).await?;
-                let driver: Arc<dyn Driver> = Arc::new(redis.clone());
                 Target {
                     pool,
-                    driver: driver.clone(),
-                    engine_driver: Some(driver),
+                    driver: Arc::new(redis.clone()),
                     redis: Some(redis),
                 }
             }
             _ => Target {
                 driver: Arc::new(cowans_store::PgDriver::new(pool.clone())),
                 pool,
-                engine_driver: None,
                 redis: None,
             },
         })
+    }
+
+    /// The engine's driver; `None` on Postgres: the engine's own driver (its tuned pool).
+    fn engine_driver(&self) -> Option<Arc<dyn Driver>> {
+        self.redis.is_some().then(|| self.driver.clone())
     }
 
     fn postgres_only(&self, name: &str) -> anyhow::Result<()> {
@@ -318,7 +318,7 @@ async fn drain(t: &Target, q: &QueueName, target: usize, args: &Args) -> anyhow:
     };
     let (_, before) = rows().await?;
     let engine = start_engine_on(
-        t.engine_driver.clone(),
+        t.engine_driver(),
         &t.pool,
         q,
         concurrency,
@@ -347,7 +347,7 @@ async fn drain(t: &Target, q: &QueueName, target: usize, args: &Args) -> anyhow:
 
 async fn latency(t: &Target, q: &QueueName, args: &Args) -> anyhow::Result<Measurement> {
     let engine = start_engine_on(
-        t.engine_driver.clone(),
+        t.engine_driver(),
         &t.pool,
         q,
         args.concurrency,

@@ -126,14 +126,6 @@ impl Signals {
             f(s);
         }
     }
-
-    /// Routes one wake-up payload (see [`Wakeup`]).
-    #[cfg(test)]
-    pub(crate) fn dispatch(&self, payload: &str) {
-        if let Some(w) = Wakeup::parse(payload) {
-            self.wake(w);
-        }
-    }
 }
 
 impl WakeupSink for Signals {
@@ -176,7 +168,7 @@ mod tests {
     #[test]
     fn wakeups_reach_the_producers_of_their_queue_only() {
         let q = |name: &str| cowans_core::QueueName::new(name).unwrap();
-        let send = |signals: &Signals, w: Wakeup| signals.dispatch(&w.encode());
+        let send = |signals: &Signals, w: Wakeup| signals.wake(w);
         let signals = Signals::default();
         let a = signals.subscribe("shopify.push");
         let b = signals.subscribe("other");
@@ -231,8 +223,6 @@ mod tests {
             token.is_cancelled(),
             "a cancellation reaches the job's handler"
         );
-        signals.dispatch("garbage");
-        assert_eq!(b.new_priority.load(Ordering::Acquire), i32::MIN);
     }
 
     #[test]

@@ -26,10 +26,6 @@ impl PgDriver {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
 }
 
 #[async_trait]

@@ -9,6 +9,10 @@
 //!   expires; nothing acknowledged as enqueued is lost;
 //! - **claim order**: highest priority first, then oldest `run_at`, then enqueue order.
 //!
+//! The admin primitives here (`cancel`, `redrive`, `set_paused`) change state without an actor:
+//! people and programs reach them only through the engine's `FrontDoor`, which records who did
+//! what (audit entry, event, metric); only the conformance suite calls them directly.
+//!
 //! Powers only one backend has (Postgres: enqueue or complete inside the caller's transaction)
 //! are that backend's own API, not part of this trait.
 
