@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use cowans_core::{
     JobId, JobState, QueueName, Wakeup,
-    queue::{Failed, LeaseRef, QueueResult, Settled},
+    queue::{Failed, LeaseRef, QueueError, QueueResult, Settled},
 };
-use redis::Script;
+use redis::{Script, Value};
 use uuid::Uuid;
 
 use crate::{
@@ -16,6 +16,13 @@ use crate::{
     value::{at, bad, int, items, millis, text, time},
 };
 
+/// `(id, [id, lease])`: the per-job arguments of the lease-fenced scripts.
+pub(crate) fn fenced(refs: &[LeaseRef]) -> Vec<(i64, Vec<String>)> {
+    refs.iter()
+        .map(|r| (r.id.0, vec![r.id.0.to_string(), r.lease.to_string()]))
+        .collect()
+}
+
 pub(crate) async fn complete(
     d: &RedisDriver,
     refs: &[LeaseRef],
@@ -24,17 +31,15 @@ pub(crate) async fn complete(
     if refs.is_empty() {
         return Ok(Vec::new());
     }
-    let fields = refs
-        .iter()
-        .map(|r| (r.id.0, vec![r.id.0.to_string(), r.lease.to_string()]))
-        .collect::<Vec<_>>();
     let flag = if delete { "1" } else { "0" };
+    let replies = d
+        .per_queue(&scripts::COMPLETE, fenced(refs), |_| vec![flag.to_owned()])
+        .await;
+    // Whatever the outcome, this process will not ack these claims again.
+    d.forget(refs.iter().map(|r| r.id.0));
     let mut done = Vec::new();
     let mut dropped = Vec::new();
-    for (queue, rows) in d.by_queue(fields).await? {
-        let mut args = vec![flag.to_owned()];
-        args.extend(rows.into_iter().flatten());
-        let reply = d.run(&scripts::COMPLETE, &d.qkey(&queue), &args).await?;
+    for (_, reply) in replies? {
         for row in items(&reply)? {
             let f = items(row)?;
             let id = int(at(f, 0, "id")?, "id")?;
@@ -44,20 +49,9 @@ pub(crate) async fn complete(
             done.push(JobId(id));
         }
     }
-    if !dropped.is_empty() {
-        // The job is gone: its id -> queue entry goes too (best effort; a stale entry only
-        // costs a lookup that finds nothing).
-        let mut conn = d.conn.clone();
-        let cleaned: Result<i64, _> = redis::cmd("HDEL")
-            .arg(format!("{}:jobq", d.global()))
-            .arg(&dropped)
-            .query_async(&mut conn)
-            .await;
-        if let Err(e) = cleaned {
-            tracing::debug!(error = %e, "cannot forget the queue of deleted jobs");
-        }
-    }
-    d.forget(done.iter().map(|id| id.0));
+    // The deleted jobs' id -> queue entries go too (best effort: a stale entry only costs a
+    // lookup that finds nothing).
+    d.forget_queues(&dropped).await;
     Ok(done)
 }
 
@@ -90,21 +84,12 @@ pub(crate) async fn settle_failures(
             )
         })
         .collect();
-    let groups = d.by_queue(fields).await?;
+    let replies = d
+        .per_queue(&scripts::SETTLE, fields, |_| vec![worker.to_string()])
+        .await;
+    d.forget(failed.iter().map(|f| f.lease.id.0));
     let mut out = Vec::new();
-    for (queue, rows) in groups {
-        let name = queue_name(&queue)?;
-        let mut args = vec![
-            worker.to_string(),
-            d.channel(),
-            Wakeup::Runnable {
-                queue: name.clone(),
-            }
-            .encode(),
-            Wakeup::Scheduled { queue: name }.encode(),
-        ];
-        args.extend(rows.into_iter().flatten());
-        let reply = d.run(&scripts::SETTLE, &d.qkey(&queue), &args).await?;
+    for (queue, reply) in replies? {
         for row in items(&reply)? {
             let f = items(row)?;
             let state = text(at(f, 1, "state")?, "state")?;
@@ -117,7 +102,6 @@ pub(crate) async fn settle_failures(
             });
         }
     }
-    d.forget(out.iter().map(|s| s.id.0));
     Ok(out)
 }
 
@@ -125,18 +109,17 @@ pub(crate) async fn release(d: &RedisDriver, refs: &[LeaseRef]) -> QueueResult<V
     if refs.is_empty() {
         return Ok(Vec::new());
     }
-    let fields = refs
-        .iter()
-        .map(|r| (r.id.0, vec![r.id.0.to_string(), r.lease.to_string()]))
-        .collect();
     let channel = d.channel();
-    d.ack_ids(&scripts::RELEASE, fields, |q| {
-        vec![
-            channel.clone(),
-            Wakeup::Runnable { queue: q.clone() }.encode(),
-        ]
-    })
-    .await
+    let done = d
+        .ack_ids(&scripts::RELEASE, fenced(refs), |q| {
+            vec![
+                channel.clone(),
+                Wakeup::Runnable { queue: q.clone() }.encode(),
+            ]
+        })
+        .await;
+    d.forget(refs.iter().map(|r| r.id.0));
+    done
 }
 
 pub(crate) async fn defer(
@@ -159,25 +142,44 @@ pub(crate) async fn defer(
             )
         })
         .collect();
-    let done = d.ack_ids(&scripts::DEFER, fields, |_| Vec::new()).await?;
-    Ok(done.into_iter().map(|id| id.0).collect())
+    let done = d.ack_ids(&scripts::DEFER, fields, |_| Vec::new()).await;
+    d.forget(jobs.iter().map(|(r, _)| r.id.0));
+    Ok(done?.into_iter().map(|id| id.0).collect())
 }
 
 impl RedisDriver {
-    /// Runs an ack script (`args` first, then the per-job fields) once per queue; returns the
-    /// ids it reported.
+    /// Runs `script` once per queue of the jobs in `fields` (`head` first, then each job's
+    /// fields), the queues' calls at once (the connection pipelines them); each queue's reply.
+    /// Jobs of no known queue are left out. A call is atomic per queue: when one queue's call
+    /// fails, the others may have been applied (an ack retried then finds them fenced).
+    pub(crate) async fn per_queue(
+        &self,
+        script: &Script,
+        fields: Vec<(i64, Vec<String>)>,
+        head: impl Fn(&QueueName) -> Vec<String>,
+    ) -> QueueResult<Vec<(String, Value)>> {
+        let groups = self.by_queue(fields).await?;
+        let mut calls = Vec::with_capacity(groups.len());
+        for (queue, rows) in groups {
+            let mut args = head(&queue_name(&queue)?);
+            args.extend(rows.into_iter().flatten());
+            calls.push(async move {
+                let reply = self.run(script, &self.qkey(&queue), &args).await?;
+                Ok::<_, QueueError>((queue, reply))
+            });
+        }
+        futures::future::try_join_all(calls).await
+    }
+
+    /// [`RedisDriver::per_queue`] for scripts that answer the ids they acted on.
     pub(crate) async fn ack_ids(
         &self,
         script: &Script,
         fields: Vec<(i64, Vec<String>)>,
         head: impl Fn(&QueueName) -> Vec<String>,
     ) -> QueueResult<Vec<JobId>> {
-        let groups = self.by_queue(fields).await?;
         let mut done = Vec::new();
-        for (queue, rows) in groups {
-            let mut args = head(&queue_name(&queue)?);
-            args.extend(rows.into_iter().flatten());
-            let reply = self.run(script, &self.qkey(&queue), &args).await?;
+        for (_, reply) in self.per_queue(script, fields, head).await? {
             for v in items(&reply)? {
                 done.push(JobId(int(v, "job id")?));
             }

@@ -36,8 +36,7 @@ pub(crate) async fn enqueue(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec
         groups.entry(&job.queue).or_default().push(i);
     }
     let channel = d.channel();
-    let mut out: Vec<Option<Enqueued>> = vec![None; jobs.len()];
-    for (queue, idx) in groups {
+    let calls = groups.into_iter().map(|(queue, idx)| {
         let top = idx.iter().map(|&i| jobs[i].priority).max().unwrap_or(0);
         let mut args = vec![
             channel.clone(),
@@ -58,7 +57,7 @@ pub(crate) async fn enqueue(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec
             args.extend([
                 (first + i as i64).to_string(),
                 job.kind.clone(),
-                payloads[i].clone(),
+                std::mem::take(&mut payloads[i]),
                 job.priority.to_string(),
                 job.run_at
                     .map(|t| t.timestamp_millis().to_string())
@@ -75,23 +74,54 @@ pub(crate) async fn enqueue(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec
                 job.rate_key.clone().unwrap_or_default(),
             ]);
         }
-        let reply = d
-            .run(&scripts::ENQUEUE, &d.qkey(queue.as_str()), &args)
-            .await?;
-        let a = items(&reply)?;
-        if a.len() != idx.len() * 2 {
-            return Err(bad(format!(
-                "enqueue answered {} values for {} jobs",
-                a.len(),
-                idx.len()
-            )));
+        async move {
+            let reply = d
+                .run(&scripts::ENQUEUE, &d.qkey(queue.as_str()), &args)
+                .await;
+            (idx, reply)
         }
+    });
+    // The queues' scripts at once (the connection pipelines them); each is all or none.
+    let replies = futures::future::join_all(calls).await;
+    let mut out: Vec<Option<Enqueued>> = vec![None; jobs.len()];
+    // Allocated ids that name no stored job: duplicates, and the jobs of a queue whose script
+    // failed. Their id -> queue entries go.
+    let mut unused = Vec::new();
+    let mut failure = None;
+    for (idx, reply) in replies {
+        let answered = reply.and_then(|r| {
+            let a = items(&r)?.to_vec();
+            if a.len() != idx.len() * 2 {
+                return Err(bad(format!(
+                    "enqueue answered {} values for {} jobs",
+                    a.len(),
+                    idx.len()
+                )));
+            }
+            Ok(a)
+        });
+        let a = match answered {
+            Ok(a) => a,
+            Err(e) => {
+                unused.extend(idx.iter().map(|&i| first + i as i64));
+                failure.get_or_insert(e);
+                continue;
+            }
+        };
         for (k, &i) in idx.iter().enumerate() {
-            out[i] = Some(Enqueued {
+            let e = Enqueued {
                 id: JobId(int(&a[2 * k], "job id")?),
                 duplicate: int(&a[2 * k + 1], "duplicate")? == 1,
-            });
+            };
+            if e.duplicate {
+                unused.push(first + i as i64);
+            }
+            out[i] = Some(e);
         }
+    }
+    d.forget_queues(&unused).await;
+    if let Some(e) = failure {
+        return Err(e);
     }
     out.into_iter()
         .map(|e| e.ok_or_else(|| bad("a job got no enqueue result")))

@@ -6,7 +6,6 @@ use cowans_core::{
     QueueName, Wakeup,
     queue::{LeaderTerm, QueueControl, QueueResult, WorkerInfo},
 };
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
@@ -14,26 +13,9 @@ use crate::{
     value::{bad, int, map_err, millis, opt_int},
 };
 
-/// A worker's registration as stored.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct WorkerRecord {
-    pub(crate) id: Uuid,
-    pub(crate) hostname: String,
-    pub(crate) pid: u32,
-    pub(crate) queues: Vec<String>,
-    pub(crate) concurrency: u32,
-}
-
 impl RedisDriver {
     pub(crate) async fn upsert_worker(&self, info: &WorkerInfo) -> QueueResult<()> {
-        let record = WorkerRecord {
-            id: info.id,
-            hostname: info.hostname.clone(),
-            pid: info.pid,
-            queues: info.queues.clone(),
-            concurrency: info.concurrency,
-        };
-        let json = serde_json::to_string(&record).map_err(|e| bad(e.to_string()))?;
+        let json = serde_json::to_string(info).map_err(|e| bad(e.to_string()))?;
         self.run(
             &scripts::WORKER_SEEN,
             &self.global(),

@@ -6,14 +6,12 @@ use std::{collections::HashMap, time::Duration};
 use chrono::{DateTime, Utc};
 use cowans_core::{
     AttemptError, JobId, JobState, Wakeup,
-    queue::{JobView, Pruned, QueueError, QueueResult, QueueStats, Retention},
+    queue::{JobView, Pruned, QueueError, QueueResult, QueueStats, Retention, WorkerInfo},
 };
 use serde::Deserialize;
 
 use crate::{
-    RedisDriver,
-    fleet::WorkerRecord,
-    scripts,
+    RedisDriver, scripts,
     value::{at, bad, int, items, map_err, millis, narrow, opt_int, text, time},
 };
 
@@ -146,7 +144,7 @@ pub(crate) async fn queue_stats(
     let mut workers = Vec::new();
     for v in items(&reply)? {
         let json = text(v, "worker")?;
-        match serde_json::from_str::<WorkerRecord>(&json) {
+        match serde_json::from_str::<WorkerInfo>(&json) {
             Ok(w) => workers.push(w),
             Err(e) => tracing::warn!(error = %e, "ignoring an unreadable worker registration"),
         }
@@ -154,7 +152,7 @@ pub(crate) async fn queue_stats(
     let mut out = Vec::with_capacity(queues.len());
     for queue in queues {
         let s = d.summary(&queue).await?;
-        let serving: Vec<&WorkerRecord> = workers
+        let serving: Vec<&WorkerInfo> = workers
             .iter()
             .filter(|w| w.queues.contains(&queue))
             .collect();
@@ -221,6 +219,9 @@ pub(crate) async fn redrive(d: &RedisDriver, ids: &[JobId]) -> QueueResult<Vec<J
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    // Oldest first, as Postgres: of two dead letters with one unique key, the older comes back.
+    let mut ids = ids.to_vec();
+    ids.sort();
     let fields = ids
         .iter()
         .map(|id| (id.0, vec![id.0.to_string()]))
@@ -243,45 +244,35 @@ pub(crate) async fn prune(
     retention: Retention,
     limit: i64,
 ) -> QueueResult<Pruned> {
-    let mut left_finished = limit.max(0);
-    let mut left_dead = limit.max(0);
+    // Every known queue at once, each up to `limit` (the caller calls again while a pass
+    // comes back full).
+    let args = [
+        millis(retention.finished),
+        millis(retention.dead),
+        limit.max(0).to_string(),
+        limit.max(0).to_string(),
+    ];
+    let calls = d.known_queues().await?.into_iter().map(|queue| {
+        let args = &args;
+        async move {
+            let reply = d.run(&scripts::PRUNE, &d.qkey(&queue), args).await?;
+            let a = items(&reply)?;
+            let gone = a
+                .iter()
+                .skip(2)
+                .map(|v| int(v, "pruned id"))
+                .collect::<QueueResult<Vec<i64>>>()?;
+            d.forget_queues(&gone).await;
+            Ok::<_, QueueError>((
+                int(at(a, 0, "finished")?, "finished")?.max(0) as u64,
+                int(at(a, 1, "dead")?, "dead")?.max(0) as u64,
+            ))
+        }
+    });
     let mut pruned = Pruned::default();
-    let mut gone: Vec<String> = Vec::new();
-    for queue in d.known_queues().await? {
-        if left_finished == 0 && left_dead == 0 {
-            break;
-        }
-        let reply = d
-            .run(
-                &scripts::PRUNE,
-                &d.qkey(&queue),
-                &[
-                    millis(retention.finished),
-                    millis(retention.dead),
-                    left_finished.to_string(),
-                    left_dead.to_string(),
-                ],
-            )
-            .await?;
-        let a = items(&reply)?;
-        let finished = int(at(a, 0, "finished")?, "finished")?.max(0);
-        let dead = int(at(a, 1, "dead")?, "dead")?.max(0);
-        left_finished = (left_finished - finished).max(0);
-        left_dead = (left_dead - dead).max(0);
-        pruned.finished += finished as u64;
-        pruned.dead += dead as u64;
-        for v in a.iter().skip(2) {
-            gone.push(text(v, "pruned id")?);
-        }
-    }
-    if !gone.is_empty() {
-        let mut conn = d.conn.clone();
-        let _: i64 = redis::cmd("HDEL")
-            .arg(format!("{}:jobq", d.global()))
-            .arg(&gone)
-            .query_async(&mut conn)
-            .await
-            .map_err(map_err)?;
+    for (finished, dead) in futures::future::try_join_all(calls).await? {
+        pruned.finished += finished;
+        pruned.dead += dead;
     }
     Ok(pruned)
 }

@@ -4,11 +4,12 @@ use std::time::Duration;
 
 use cowans_core::{
     JobId, Wakeup,
-    queue::{LEASE_EXPIRED, LeaseRef, QueueResult, Rescued, WorkerInfo},
+    queue::{LEASE_EXPIRED, LeaseRef, QueueError, QueueResult, Rescued, WorkerInfo},
 };
 
 use crate::{
     RedisDriver,
+    acks::fenced,
     keys::queue_name,
     scripts,
     value::{at, int, items, millis, text},
@@ -20,39 +21,43 @@ pub(crate) async fn heartbeat(
     running: &[LeaseRef],
     lease_ttl: Duration,
 ) -> QueueResult<Vec<JobId>> {
-    d.upsert_worker(worker).await?;
-    if running.is_empty() {
-        return Ok(Vec::new());
-    }
-    let fields = running
-        .iter()
-        .map(|r| (r.id.0, vec![r.id.0.to_string(), r.lease.to_string()]))
-        .collect();
     let ttl = millis(lease_ttl);
-    d.ack_ids(&scripts::EXTEND, fields, |_| vec![ttl.clone()])
-        .await
+    let extend = async {
+        if running.is_empty() {
+            return Ok(Vec::new());
+        }
+        d.ack_ids(&scripts::EXTEND, fenced(running), |_| vec![ttl.clone()])
+            .await
+    };
+    let ((), held) = tokio::try_join!(d.upsert_worker(worker), extend)?;
+    Ok(held)
 }
 
 pub(crate) async fn rescue_expired(d: &RedisDriver, limit: i64) -> QueueResult<Rescued> {
-    let mut out = Rescued::default();
-    let mut left = limit.max(0);
-    for queue in d.known_queues().await? {
-        if left == 0 {
-            break;
+    // Every known queue at once, each up to `limit` (the caller calls again while a pass
+    // comes back full).
+    let limit = limit.max(0).to_string();
+    let calls = d.known_queues().await?.into_iter().map(|queue| {
+        let limit = limit.clone();
+        async move {
+            let name = queue_name(&queue)?;
+            let reply = d
+                .run(
+                    &scripts::RESCUE,
+                    &d.qkey(&queue),
+                    &[
+                        limit,
+                        LEASE_EXPIRED.to_owned(),
+                        d.channel(),
+                        Wakeup::Runnable { queue: name }.encode(),
+                    ],
+                )
+                .await?;
+            Ok::<_, QueueError>((queue, reply))
         }
-        let name = queue_name(&queue)?;
-        let reply = d
-            .run(
-                &scripts::RESCUE,
-                &d.qkey(&queue),
-                &[
-                    left.to_string(),
-                    LEASE_EXPIRED.to_owned(),
-                    d.channel(),
-                    Wakeup::Runnable { queue: name }.encode(),
-                ],
-            )
-            .await?;
+    });
+    let mut out = Rescued::default();
+    for (queue, reply) in futures::future::try_join_all(calls).await? {
         for row in items(&reply)? {
             let f = items(row)?;
             let kind = text(at(f, 0, "kind")?, "kind")?;
@@ -61,7 +66,6 @@ pub(crate) async fn rescue_expired(d: &RedisDriver, limit: i64) -> QueueResult<R
             } else {
                 out.retried.push((queue.clone(), kind));
             }
-            left -= 1;
         }
     }
     Ok(out)

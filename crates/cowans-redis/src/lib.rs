@@ -10,11 +10,11 @@
 //!
 //! | key | type | what |
 //! | --- | --- | --- |
-//! | `Q:job:<id>` | hash | the job: queue, kind, args (JSON text), state, priority, attempt, max_attempts, run_at, created_at, attempted_at, finalized_at (ms since the epoch), lease, lease_expires_at, worker, unique_key, unique_mask, rate_key, errors (JSON array of `{attempt, at (ms), worker, error}`) |
+//! | `Q:job:<id>` | hash | the job: queue, kind, args (JSON text), state, priority, attempt, max_attempts, run_at, created_at, attempted_at, finalized_at (ms since the epoch), lease, worker, unique_key, unique_mask, rate_key, errors (JSON array of `{attempt, at (ms), worker, error}`) |
 //! | `Q:prios` | zset | the priorities that have available jobs (score = priority) |
 //! | `Q:ready:<priority>` | zset | available jobs of one priority, score = run_at ms, member = the id zero-padded to 20 digits (equal run_at: lower id first) |
 //! | `Q:sched` | zset | scheduled jobs by run_at ms |
-//! | `Q:running` | zset | running jobs by lease expiry ms |
+//! | `Q:running` | zset | running jobs by lease expiry ms (the only record of the expiry) |
 //! | `Q:done:completed`, `Q:done:cancelled`, `Q:done:dead` | zset | finished jobs by finalized time ms (retention, counts) |
 //! | `Q:unique` | hash | unique key → the job id holding it (it holds while the job's state is in its stored mask) |
 //! | `Q:control` | hash | `paused` (`1`/`0`) |

@@ -43,6 +43,9 @@ pub(crate) async fn listen(d: &RedisDriver, sink: Arc<dyn WakeupSink>) {
                 Err(e) => tracing::debug!(error = %e, "ignoring unreadable wake-up"),
             }
         }
-        tracing::warn!("wake-up subscription lost, reconnecting");
+        // A server that keeps dropping subscribers must not make us spin (each `missed()`
+        // sends every producer to the head of its queue): wait before the next attempt.
+        tracing::warn!("wake-up subscription lost, reconnecting in 1 s");
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -6,7 +6,9 @@ use cowans_core::queue::QueueResult;
 
 use crate::{RedisDriver, value::map_err};
 
-/// Ids whose queue is remembered from claims at most; past it the cache starts over.
+/// Ids whose queue is remembered from claims at most; past it the cache starts over. Every ack
+/// (complete, settle, release, defer) forgets its ids whatever its outcome, so the cache holds
+/// about what this process has in flight; the bound is a safety net.
 const CACHE_LIMIT: usize = 100_000;
 
 impl RedisDriver {
@@ -37,6 +39,23 @@ impl RedisDriver {
             for id in ids {
                 cache.remove(&id);
             }
+        }
+    }
+
+    /// Drops the id -> queue entries of jobs that no longer exist (best effort: a stale entry
+    /// only costs a lookup that finds nothing).
+    pub(crate) async fn forget_queues(&self, ids: &[i64]) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut conn = self.conn.clone();
+        let cleaned: Result<i64, _> = redis::cmd("HDEL")
+            .arg(format!("{}:jobq", self.global()))
+            .arg(ids)
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = cleaned {
+            tracing::debug!(error = %e, "cannot forget the queue of gone jobs");
         }
     }
 

@@ -11,8 +11,8 @@ use std::{
 };
 
 use cowans_core::{
-    QueueName, Wakeup,
-    queue::{Driver, NewJob, QueueError, WakeupSink},
+    JobId, JobState, QueueName, Wakeup,
+    queue::{Driver, NewJob, QueueError, Unique, WakeupSink},
 };
 use cowans_redis::RedisDriver;
 use serde_json::json;
@@ -146,7 +146,7 @@ async fn next_matching(
     rx: &mut mpsc::UnboundedReceiver<Option<Wakeup>>,
     want: impl Fn(&Option<Wakeup>) -> bool,
 ) -> Option<Wakeup> {
-    tokio::time::timeout(Duration::from_secs(5), async {
+    tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             let got = rx.recv().await.expect("the listener is gone");
             if want(&got) {
@@ -263,7 +263,7 @@ async fn the_listener_reconnects_and_reports_missed_wakeups() {
 }
 
 #[tokio::test]
-async fn unreadable_job_data_is_a_backend_error() {
+async fn unreadable_job_data_is_reported_and_never_blocks_a_queue() {
     let d = driver().await;
     let id = d.enqueue(&[job("bad")]).await.unwrap()[0].id;
     let client = redis::Client::open(url()).unwrap();
@@ -287,6 +287,16 @@ async fn unreadable_job_data_is_a_backend_error() {
         ),
         "{err:?}"
     );
+    // A job whose attempt cannot be read is dead-lettered by the claim (naming the problem);
+    // the jobs behind it are claimed as usual and nothing is left out of every index.
+    let ids: Vec<JobId> = d
+        .enqueue(&[job("bad2"), job("bad2")])
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let key = format!("{{{}:q:bad2}}:job:{}", d.prefix(), ids[0].0);
     let _: () = redis::cmd("HSET")
         .arg(&key)
         .arg("attempt")
@@ -294,19 +304,54 @@ async fn unreadable_job_data_is_a_backend_error() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let err = d
-        .claim(&q("bad"), 1, Uuid::new_v4(), TTL, None)
+    let claimed = d
+        .claim(&q("bad2"), 10, Uuid::new_v4(), TTL, None)
         .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            QueueError::Backend {
-                backend: "redis",
-                ..
-            }
-        ),
-        "{err:?}"
+        .unwrap();
+    assert_eq!(
+        claimed.iter().map(|c| c.job_id()).collect::<Vec<_>>(),
+        [ids[1]]
     );
+    let dead = d.job(ids[0]).await.unwrap().unwrap();
+    assert_eq!(dead.state, JobState::Dead);
+    assert!(
+        dead.errors[0].error.contains("unreadable job data"),
+        "{dead:?}"
+    );
+    d.flush_prefix().await.unwrap();
+}
+
+#[tokio::test]
+async fn ids_that_name_no_job_leave_no_id_to_queue_entry() {
+    let d = driver().await;
+    let keyed = || job("uniq").unique(Unique::key("k"));
+    let first = d.enqueue(&[keyed()]).await.unwrap()[0];
+    for _ in 0..5 {
+        assert!(d.enqueue(&[keyed()]).await.unwrap()[0].duplicate);
+    }
+    let client = redis::Client::open(url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let jobq = format!("{{{}}}:jobq", d.prefix());
+    let entries: i64 = redis::cmd("HLEN")
+        .arg(&jobq)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        entries, 1,
+        "duplicates allocate ids that must not stay mapped"
+    );
+    let c = d
+        .claim(&q("uniq"), 1, Uuid::new_v4(), TTL, None)
+        .await
+        .unwrap();
+    assert_eq!(c[0].job_id(), first.id);
+    d.complete(&[c[0].lease_ref()], true).await.unwrap();
+    let entries: i64 = redis::cmd("HLEN")
+        .arg(&jobq)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(entries, 0, "a deleted job's entry goes with it");
     d.flush_prefix().await.unwrap();
 }

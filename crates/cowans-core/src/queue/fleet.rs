@@ -24,7 +24,7 @@ pub struct QueueControl {
 }
 
 /// What a worker process says about itself when it starts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WorkerInfo {
     pub id: Uuid,
     pub hostname: String,

@@ -8,7 +8,6 @@ for i = 1, #ARGV, 3 do
     redis.call('ZREM', Q .. ':running', pad(id))
     local attempt = math.max((tonumber(redis.call('HGET', key, 'attempt')) or 1) - 1, 0)
     redis.call('HSET', key, 'state', 'scheduled', 'attempt', fmt(attempt), 'run_at', at)
-    redis.call('HDEL', key, 'lease_expires_at')
     redis.call('ZADD', Q .. ':sched', at, pad(id))
     out[#out + 1] = id
   end

@@ -55,7 +55,6 @@ end
 -- Ends a job in a final state, indexed for retention by its finalized time.
 local function finish(key, id, state, now)
   redis.call('HSET', key, 'state', state, 'finalized_at', fmt(now))
-  redis.call('HDEL', key, 'lease_expires_at')
   redis.call('ZADD', Q .. ':done:' .. state, fmt(now), pad(id))
 end
 

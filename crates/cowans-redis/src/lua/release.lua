@@ -9,7 +9,6 @@ for i = 3, #ARGV, 2 do
     local f = redis.call('HMGET', key, 'priority', 'run_at', 'attempt')
     local attempt = math.max((tonumber(f[3]) or 1) - 1, 0)
     redis.call('HSET', key, 'state', 'available', 'attempt', fmt(attempt))
-    redis.call('HDEL', key, 'lease_expires_at')
     to_ready(id, f[1], tonumber(f[2]) or 0)
     out[#out + 1] = id
   end

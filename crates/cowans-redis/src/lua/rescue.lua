@@ -15,7 +15,6 @@ for _, m in ipairs(expired) do
     local worker = nil
     if f[4] then worker = f[4] end
     append_error(key, attempt, now, worker, ARGV[2])
-    redis.call('HDEL', key, 'lease_expires_at')
     if attempt >= (tonumber(f[3]) or 1) then
       finish(key, id, 'dead', now)
       out[#out + 1] = { f[5], 1 }
