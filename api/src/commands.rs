@@ -13,7 +13,7 @@ use anyhow::Context;
 use cowans_catalog::{Catalog, PullKind, PullRow, ShopRequest};
 use cowans_core::{Actor, Role};
 use cowans_queue::FrontDoor;
-use cowans_service::{Settings, apps, database};
+use cowans_service::{Settings, apps, backends, database};
 use secrecy::SecretString;
 
 /// The engine's front door over the settings' database (key management needs no
@@ -71,9 +71,7 @@ pub async fn catalog(settings: &Settings) -> anyhow::Result<Catalog> {
     }
     let migrations = apps::migrations(apps::AVAILABLE, &settings.apps)?;
     let pool = database::connect(&settings.database, &migrations).await?;
-    let front = FrontDoor::builder(pool)
-        .lease_ttl(settings.engine.lease_ttl)
-        .build();
+    let front = backends::front_door(settings, &pool).await?.build();
     Catalog::new(front, &settings.catalog).context("catalog.secret_keys")
 }
 

@@ -24,7 +24,7 @@ use axum::{
     routing::{get, post, put},
 };
 use cowans_queue::{App, EventRelay, FrontDoor};
-use cowans_service::{Settings, apps, database, ops};
+use cowans_service::{Settings, apps, backends, database, ops};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -204,7 +204,9 @@ pub async fn run_api(
     let kinds = jobs
         .registry()
         .reject_unknown(settings.api.reject_unknown_kinds);
+    let routes = backends::connect(&settings, &pool).await?;
     let front = FrontDoor::builder(pool.clone())
+        .backends(routes.clone())
         .kinds(kinds)
         .lease_ttl(settings.engine.lease_ttl)
         .group_commit(settings.api.submit_group_max)
@@ -233,7 +235,7 @@ pub async fn run_api(
     // The queue gauges on this process's /metrics, as on every worker's.
     let stop_gauges = CancellationToken::new();
     let gauges = tokio::spawn(cowans_queue::export_queue_gauges(
-        std::sync::Arc::new(cowans_queue::PgDriver::new(pool)),
+        std::sync::Arc::new(routes),
         settings.engine.clone(),
         stop_gauges.clone(),
     ));

@@ -18,10 +18,7 @@ pub struct Harness {
     pub cluster: Option<RedisCluster>,
 }
 
-/// The Redis the suite uses (`COWANS_TEST_REDIS_URL`, default the local one).
-pub fn redis_url() -> String {
-    std::env::var("COWANS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
+pub use cowans_testkit::redis_server::shared_url as redis_url;
 
 impl Harness {
     pub async fn postgres() -> Harness {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cowans_core::{
     JobId, JobState,
-    queue::{JobView, NewJob},
+    queue::{JobRecord, NewJob},
 };
 use cowans_queue::{Engine, EngineConfig};
 use cowans_testkit::wait_for;
@@ -29,7 +29,7 @@ async fn start(h: &Harness, config: EngineConfig, q: &str, concurrency: usize) -
     engine
 }
 
-async fn finished(h: &Harness, id: JobId) -> JobView {
+async fn finished(h: &Harness, id: JobId) -> JobRecord {
     wait_for("the job to finish", Duration::from_secs(30), || async {
         h.driver
             .job(id)

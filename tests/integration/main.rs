@@ -39,6 +39,7 @@ mod index_upkeep;
 mod leadership;
 mod limits;
 mod prefetch;
+mod redis_queues;
 mod retention_and_stats;
 mod retries_and_dead_letters;
 mod shutdown;

@@ -40,8 +40,8 @@ pub async fn front_door(settings: &cowans_service::Settings) -> anyhow::Result<F
     // Operator actions are the engine's: no application's tables are needed.
     let engine_only = cowans_service::apps::migrations(cowans_service::apps::AVAILABLE, &[])?;
     let pool = cowans_service::database::connect(&settings.database, &engine_only).await?;
-    Ok(FrontDoor::builder(pool)
-        .lease_ttl(settings.engine.lease_ttl)
+    Ok(cowans_service::backends::front_door(settings, &pool)
+        .await?
         .build())
 }
 

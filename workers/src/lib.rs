@@ -10,7 +10,7 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 use anyhow::Context;
 use cowans_core::{Actor, QueueName};
 use cowans_queue::{App, Engine, FrontDoor, JobSet, QueueConfig, ShutdownReport};
-use cowans_service::{Settings, apps, database, ops};
+use cowans_service::{Settings, apps, backends, database, ops};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -64,7 +64,10 @@ impl Worker {
             .into_iter()
             .map(|name| jobs.configure(queue_config(&settings, name)))
             .collect();
+        let routes = backends::connect(&settings, &pool).await?;
         let front = FrontDoor::builder(pool.clone())
+            .backends(routes.clone())
+            .lease_ttl(settings.engine.lease_ttl)
             .kinds(jobs.registry())
             .build();
         let system = Actor::system("worker");
@@ -81,11 +84,12 @@ impl Worker {
                 .await
                 .with_context(|| format!("worker.cron {}", job.name))?;
         }
-        let engine = Engine::start(
+        let engine = Engine::start_routed(
             pool.clone(),
             settings.engine.clone(),
             queues.iter().map(|q| q.queue.to_string()).collect(),
             queues.iter().map(|q| q.concurrency as u32).sum(),
+            &routes,
         )
         .await?;
         let ops_addr = ops.local_addr().context("the ops listen address")?;
@@ -145,7 +149,7 @@ pub async fn migrate(mut settings: Settings, available: &[App]) -> anyhow::Resul
 pub async fn demo(settings: &Settings, queue: QueueName, jobs: usize) -> anyhow::Result<()> {
     let migrations = apps::migrations(apps::AVAILABLE, &["demo".to_owned()])?;
     let pool = database::connect(&settings.database, &migrations).await?;
-    let front = FrontDoor::builder(pool).build();
+    let front = backends::front_door(settings, &pool).await?.build();
     Ok(cowans_demo::run_producer(&front, queue, jobs).await?)
 }
 

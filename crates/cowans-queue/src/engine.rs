@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
-    EngineConfig, PgBackend, QueueConfig,
+    Backends, EngineConfig, PgBackend, QueueConfig,
     completer::{self, Ack},
     heartbeat,
     in_flight::InFlight,
@@ -156,10 +156,56 @@ impl Engine {
         concurrency: u32,
         limiter: Option<Arc<dyn Limiter>>,
     ) -> Result<Engine, EngineError> {
+        Self::start_inner(
+            |engine_pool| driver.unwrap_or_else(|| Arc::new(PgDriver::new(engine_pool.clone()))),
+            pool,
+            config,
+            queues,
+            concurrency,
+            limiter,
+        )
+        .await
+    }
+
+    /// Like [`Engine::start`], with each queue on the backend `routes` names (their Postgres
+    /// part on the engine's own pool).
+    pub async fn start_routed(
+        pool: PgPool,
+        config: EngineConfig,
+        queues: Vec<String>,
+        concurrency: u32,
+        routes: &Backends,
+    ) -> Result<Engine, EngineError> {
+        Self::start_inner(
+            |engine_pool| {
+                let postgres: Arc<dyn Driver> = Arc::new(PgDriver::new(engine_pool.clone()));
+                match routes.redis() {
+                    Some(_) => Arc::new(routes.on_postgres(postgres)),
+                    // Nothing to route: no splitting on every ack.
+                    None => postgres,
+                }
+            },
+            pool,
+            config,
+            queues,
+            concurrency,
+            None,
+        )
+        .await
+    }
+
+    async fn start_inner(
+        driver: impl FnOnce(&PgPool) -> Arc<dyn Driver>,
+        pool: PgPool,
+        config: EngineConfig,
+        queues: Vec<String>,
+        concurrency: u32,
+        limiter: Option<Arc<dyn Limiter>>,
+    ) -> Result<Engine, EngineError> {
         config.validate().map_err(EngineError::Config)?;
         let app_pool = pool;
         let pool = engine_pool(&app_pool, &config).await?;
-        let driver = driver.unwrap_or_else(|| Arc::new(PgDriver::new(pool.clone())));
+        let driver = driver(&pool);
         let limiter = limiter.unwrap_or_else(|| Arc::new(PgLimiter::new(pool.clone())));
         let worker_id = Uuid::new_v4();
         let info = WorkerInfo {

@@ -40,6 +40,7 @@ mod process;
 mod producer;
 mod rewind;
 mod router;
+mod routing;
 mod scheduler;
 
 pub use app::{App, AppContext, DEFAULT_QUEUE, JobKind, JobSet, JobSetError};
@@ -56,6 +57,7 @@ pub use limiter::{LimitError, LimitResult, Limiter, Permit, PgLimiter, Tokens};
 pub use maintenance::export_queue_gauges;
 pub use process::run_queues;
 pub use router::KindRouter;
+pub use routing::Backends;
 pub use scheduler::{CronJob, register_cron};
 
 /// The seam between the engine and a queue backend.

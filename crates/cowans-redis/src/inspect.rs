@@ -6,7 +6,7 @@ use std::{collections::HashMap, time::Duration};
 use chrono::{DateTime, Utc};
 use cowans_core::{
     AttemptError, JobId, JobState, Wakeup,
-    queue::{JobView, Pruned, QueueError, QueueResult, QueueStats, Retention, WorkerInfo},
+    queue::{JobRecord, Pruned, QueueError, QueueResult, QueueStats, Retention, WorkerInfo},
 };
 use serde::Deserialize;
 
@@ -54,7 +54,7 @@ impl RedisDriver {
     }
 }
 
-fn job_view(id: JobId, h: &HashMap<String, String>) -> QueueResult<JobView> {
+fn job_view(id: JobId, h: &HashMap<String, String>) -> QueueResult<JobRecord> {
     let field = |name: &str| {
         h.get(name)
             .ok_or_else(|| bad(format!("job {id} has no {name}")))
@@ -64,13 +64,24 @@ fn job_view(id: JobId, h: &HashMap<String, String>) -> QueueResult<JobView> {
         t.parse::<i64>()
             .map_err(|_| bad(format!("job {id}: {name} is not a number: {t:?}")))
     };
+    let opt_time = |name: &str| -> QueueResult<Option<DateTime<Utc>>> {
+        match h.get(name).filter(|t| !t.is_empty()) {
+            Some(t) => t
+                .parse::<i64>()
+                .map_err(|_| bad(format!("job {id}: {name} is not a number: {t:?}")))
+                .and_then(|ms| time(ms, name))
+                .map(Some),
+            None => Ok(None),
+        }
+    };
+    let opt = |name: &str| h.get(name).filter(|t| !t.is_empty()).cloned();
     let state = field("state")?;
     let errors: Vec<StoredError> = match h.get("errors") {
         Some(t) if !t.is_empty() => serde_json::from_str(t)
             .map_err(|e| bad(format!("job {id}: unreadable error history: {e}")))?,
         _ => Vec::new(),
     };
-    Ok(JobView {
+    Ok(JobRecord {
         id,
         queue: field("queue")?.clone(),
         kind: field("kind")?.clone(),
@@ -82,6 +93,19 @@ fn job_view(id: JobId, h: &HashMap<String, String>) -> QueueResult<JobView> {
         attempt: narrow(num("attempt")?, "attempt")?,
         max_attempts: narrow(num("max_attempts")?, "max_attempts")?,
         run_at: time(num("run_at")?, "run_at")?,
+        created_at: time(num("created_at")?, "created_at")?,
+        attempted_at: opt_time("attempted_at")?,
+        finalized_at: opt_time("finalized_at")?,
+        lease: opt("lease")
+            .map(|t| {
+                t.parse::<i64>()
+                    .map_err(|_| bad(format!("job {id}: lease is not a number: {t:?}")))
+            })
+            .transpose()?,
+        worker_id: opt("worker").and_then(|w| w.parse().ok()),
+        unique_key: opt("unique_key"),
+        batch_id: None,
+        rate_key: opt("rate_key"),
         errors: errors
             .into_iter()
             .map(|e| {
@@ -96,7 +120,7 @@ fn job_view(id: JobId, h: &HashMap<String, String>) -> QueueResult<JobView> {
     })
 }
 
-pub(crate) async fn job(d: &RedisDriver, id: JobId) -> QueueResult<Option<JobView>> {
+pub(crate) async fn job(d: &RedisDriver, id: JobId) -> QueueResult<Option<JobRecord>> {
     let located = d.locate(&[id.0]).await?;
     let Some(queue) = located.get(&id.0) else {
         return Ok(None);

@@ -82,7 +82,7 @@ use chrono::{DateTime, Utc};
 use cowans_core::{
     JobId, JobState, QueueName,
     queue::{
-        ClaimCursor, ClaimedJob, Driver, Enqueued, Failed, JobView, LeaderTerm, LeaseRef, NewJob,
+        ClaimCursor, ClaimedJob, Driver, Enqueued, Failed, JobRecord, LeaderTerm, LeaseRef, NewJob,
         Promotion, Pruned, QueueControl, QueueResult, QueueStats, Rescued, Retention, Settled,
         WakeupSink, WorkerInfo,
     },
@@ -218,7 +218,7 @@ impl Driver for RedisDriver {
         inspect::count_by_state(self, queue).await
     }
 
-    async fn job(&self, id: JobId) -> QueueResult<Option<JobView>> {
+    async fn job(&self, id: JobId) -> QueueResult<Option<JobRecord>> {
         inspect::job(self, id).await
     }
 

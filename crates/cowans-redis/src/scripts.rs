@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 
 use cowans_core::{
     JobState,
-    queue::{QueueResult, state_bit},
+    queue::{QueueResult, REDIS_FIRST_ID, state_bit},
 };
 use redis::{Script, Value};
 
@@ -13,17 +13,21 @@ use crate::{RedisDriver, value::map_err};
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 
-/// The state bits of unique keys, generated from [`state_bit`] so Lua and Rust cannot disagree.
-fn bits() -> String {
+/// The constants the scripts share with Rust, generated so the two cannot disagree: the state
+/// bits of unique keys ([`state_bit`]) and the first job id ([`REDIS_FIRST_ID`]).
+fn constants() -> String {
     let fields: Vec<String> = JobState::ALL
         .iter()
         .map(|s| format!("{} = {}", s.as_str(), state_bit(*s)))
         .collect();
-    format!("local BIT = {{ {} }}\n", fields.join(", "))
+    format!(
+        "local BIT = {{ {} }}\nlocal FIRST_ID = {REDIS_FIRST_ID}\n",
+        fields.join(", ")
+    )
 }
 
 fn build(body: &str) -> Script {
-    Script::new(&format!("{}{PRELUDE}{body}", bits()))
+    Script::new(&format!("{}{PRELUDE}{body}", constants()))
 }
 
 macro_rules! scripts {

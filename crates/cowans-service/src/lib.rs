@@ -6,6 +6,7 @@
 //! libraries receive their sub-configs as values.
 
 pub mod apps;
+pub mod backends;
 pub mod database;
 pub mod ops;
 pub mod settings;

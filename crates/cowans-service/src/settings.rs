@@ -16,6 +16,11 @@ pub struct Settings {
     /// default.
     pub apps: Vec<String>,
     pub database: DatabaseSettings,
+    /// The Redis server (or cluster) of the queues stored there (`[redis]`).
+    pub redis: RedisSettings,
+    /// Per-queue settings (`[queues.fast] backend = "redis"`); a queue not named here is
+    /// stored in Postgres.
+    pub queues: std::collections::BTreeMap<String, QueueSettings>,
     pub engine: EngineConfig,
     pub worker: WorkerSettings,
     pub api: ApiSettings,
@@ -44,6 +49,42 @@ impl Default for DatabaseSettings {
             auto_migrate: true,
         }
     }
+}
+
+/// Where the queues stored in Redis live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://[:password@]host:port[/db]` (`rediss://` for TLS): one server. A secret, like
+    /// `database.url`.
+    #[serde(skip_serializing)]
+    pub url: Option<SecretString>,
+    /// A Redis Cluster's seed nodes (`redis://host:port`, comma-separated in
+    /// `COWANS__REDIS__NODES`), instead of `url`.
+    #[serde(skip_serializing)]
+    pub nodes: Vec<SecretString>,
+    /// Every key the queues write starts with `{<prefix>`: several deployments can share one
+    /// server under different prefixes.
+    pub prefix: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            nodes: Vec::new(),
+            prefix: "cowans".to_owned(),
+        }
+    }
+}
+
+/// One queue's settings.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueSettings {
+    /// Where the queue's jobs are stored: `"postgres"` (default) or `"redis"` (needs
+    /// `[redis]`). Every process of a fleet must read the same value.
+    pub backend: cowans_core::queue::Backend,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -213,6 +254,7 @@ pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
             .list_separator(",")
             .with_list_parse_key("worker.queues")
             .with_list_parse_key("apps")
+            .with_list_parse_key("redis.nodes")
             .with_list_parse_key("catalog.notify.emails")
             .with_list_parse_key("catalog.notify.webhooks"),
     );
@@ -236,6 +278,15 @@ pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
 }
 
 impl Settings {
+    /// The queues whose settings put them in Redis, sorted.
+    pub fn redis_queues(&self) -> Vec<String> {
+        self.queues
+            .iter()
+            .filter(|(_, q)| q.backend == cowans_core::queue::Backend::Redis)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// Cross-field checks; messages name the setting.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let bad = |key: &str, msg: String| Err(SettingsError(format!("bad setting {key}: {msg}")));
@@ -309,6 +360,37 @@ impl Settings {
                 return bad("worker.cron", e);
             }
         }
+        for queue in self.queues.keys() {
+            if let Err(e) = cowans_core::QueueName::new(queue.clone()) {
+                return bad(&format!("queues.{queue}"), e.to_string());
+            }
+        }
+        let on_redis = self.redis_queues();
+        if !on_redis.is_empty() {
+            if self.redis.url.is_none() && self.redis.nodes.is_empty() {
+                return bad(
+                    &format!("queues.{}.backend", on_redis[0]),
+                    "is \"redis\", but neither redis.url nor redis.nodes is set".into(),
+                );
+            }
+            if self.redis.url.is_some() && !self.redis.nodes.is_empty() {
+                return bad(
+                    "redis.nodes",
+                    "set redis.url (one server) or redis.nodes (a cluster), not both".into(),
+                );
+            }
+            if let Some(q) = on_redis
+                .iter()
+                .find(|q| self.worker.limits.contains_key(*q))
+            {
+                return bad(
+                    &format!("worker.limits.{q}"),
+                    format!(
+                        "queue {q} is stored in Redis, which does not support fleet-wide limits yet"
+                    ),
+                );
+            }
+        }
         if let Err(e) = self.engine.validate() {
             return bad("engine", e);
         }
@@ -330,6 +412,7 @@ mod tests {
         let mut s = Settings::default();
         s.database.url = "postgres://app:s3cret-db@db.example/cowans".into();
         s.api.jwt_hs256_secret = Some("s3cret-jwt".into());
+        s.redis.url = Some("redis://:s3cret-redis@cache.example:6379".into());
         let shown = format!("{s:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("REDACTED"), "{shown}");
@@ -341,6 +424,15 @@ mod tests {
         s.worker.queues = vec!["Bad Name".into()];
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("worker.queues"), "{e}");
+        let mut s = Settings::default();
+        s.queues.insert(
+            "fast".into(),
+            QueueSettings {
+                backend: cowans_core::queue::Backend::Redis,
+            },
+        );
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("queues.fast.backend"), "{e}");
         let mut s = Settings::default();
         s.database.url = "not a url".into();
         assert!(

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use cowans_core::{
     JobId, JobState, QueueName, WAKEUP_CHANNEL, Wakeup,
     queue::{
-        ClaimCursor, ClaimedJob, Driver, Enqueued, Failed, JobView, LeaderTerm, LeaseRef, NewJob,
+        ClaimCursor, ClaimedJob, Driver, Enqueued, Failed, JobRecord, LeaderTerm, LeaseRef, NewJob,
         Promotion, Pruned, QueueControl, QueueResult, QueueStats, Rescued, Retention, Settled,
         WakeupSink, WorkerInfo,
     },
@@ -135,19 +135,8 @@ impl Driver for PgDriver {
         Ok(crate::count_by_state(&self.pool, queue).await?)
     }
 
-    async fn job(&self, id: JobId) -> QueueResult<Option<JobView>> {
-        Ok(crate::get_job(&self.pool, id).await?.map(|j| JobView {
-            id: j.id,
-            queue: j.queue,
-            kind: j.kind,
-            args: j.args,
-            state: j.state,
-            priority: j.priority,
-            attempt: j.attempt,
-            max_attempts: j.max_attempts,
-            run_at: j.run_at,
-            errors: j.errors,
-        }))
+    async fn job(&self, id: JobId) -> QueueResult<Option<JobRecord>> {
+        Ok(crate::get_job(&self.pool, id).await?)
     }
 
     async fn cancel(&self, id: JobId) -> QueueResult<JobState> {

@@ -1,35 +1,12 @@
 //! Reading jobs back: one job in full, and counts by state.
 
 use chrono::{DateTime, Utc};
-use cowans_core::{AttemptError, Event, JobId, JobState};
+use cowans_core::{Event, JobId, JobState, queue::JobRecord};
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{Result, StoreError};
-
-/// A job as stored, for admin views and tests.
-#[derive(Debug, Clone)]
-pub struct JobRecord {
-    pub id: JobId,
-    pub queue: String,
-    pub kind: String,
-    pub args: Value,
-    pub state: JobState,
-    pub priority: i16,
-    pub attempt: i32,
-    pub max_attempts: i32,
-    pub run_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub attempted_at: Option<DateTime<Utc>>,
-    pub finalized_at: Option<DateTime<Utc>>,
-    pub lease: Option<i64>,
-    pub worker_id: Option<Uuid>,
-    pub errors: Vec<AttemptError>,
-    pub unique_key: Option<String>,
-    pub batch_id: Option<i64>,
-    pub rate_key: Option<String>,
-}
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct JobRow {

@@ -52,7 +52,7 @@ pub use driver::PgDriver;
 pub use enqueue::{enqueue, enqueue_audited, enqueue_autocommit, enqueue_many};
 pub use error::{Result, StoreError};
 pub use index_upkeep::{IndexSize, Rebuild, UPKEPT_INDEXES, index_sizes, rebuild_index};
-pub use jobs::{JobFilter, JobRecord, count_by_state, get_job, list_jobs, retry_job};
+pub use jobs::{JobFilter, count_by_state, get_job, list_jobs, retry_job};
 pub use leader::{resign_leader, try_lead};
 pub use lease::{heartbeat, rescue_expired};
 pub use limits::{
@@ -65,8 +65,9 @@ pub use stats::{queue_stats, refresh_queue_stats};
 pub use workers::{deregister_worker, forget_stale_workers, register_worker};
 
 pub use cowans_core::queue::{
-    ClaimCursor, ClaimedJob, Enqueued, Failed, LeaderTerm, LeaseRef, MAX_KEY, NewJob, Promotion,
-    Pruned, QueueControl, QueueStats, RateLimit, Rescued, Retention, Settled, Unique, WorkerInfo,
+    ClaimCursor, ClaimedJob, Enqueued, Failed, JobRecord, LeaderTerm, LeaseRef, MAX_KEY, NewJob,
+    Promotion, Pruned, QueueControl, QueueStats, RateLimit, Rescued, Retention, Settled, Unique,
+    WorkerInfo,
 };
 pub use cowans_core::{EVENTS_CHANNEL, WAKEUP_CHANNEL};
 pub use sqlx::PgPool;

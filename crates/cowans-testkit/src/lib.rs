@@ -2,13 +2,15 @@
 //! the test ends, waiting on a condition with a deadline instead of sleeping, and an SMTP sink
 //! ([`smtp::SmtpSink`]) that keeps what real clients deliver, and a TCP relay the test can take
 //! down ([`tcp_proxy::TcpProxy`]) to put a real server out of reach, and a throw-away 3-primary
-//! Redis Cluster of real processes ([`redis_cluster::RedisCluster`]).
+//! Redis Cluster of real processes ([`redis_cluster::RedisCluster`]), and a single Redis server a test
+//! can crash and restart ([`redis_server::RedisServer`]).
 //!
 //! The server comes from `COWANS_TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). A test never touches a database it did not
 //! create: it creates `cowans_test_<uuid>` and drops only that one.
 
 pub mod redis_cluster;
+pub mod redis_server;
 pub mod smtp;
 pub mod tcp_proxy;
 

@@ -128,7 +128,7 @@ pub trait Driver: Send + Sync + 'static {
     async fn count_by_state(&self, queue: &str) -> QueueResult<Vec<(JobState, i64)>>;
 
     /// A job as stored, if it exists.
-    async fn job(&self, id: JobId) -> QueueResult<Option<JobView>>;
+    async fn job(&self, id: JobId) -> QueueResult<Option<JobRecord>>;
 
     /// Cancels a job that has not finished (a running one's handler is told to stop, and its
     /// result is fenced off); returns the state it was in. `NotFound` without such a job,
@@ -143,9 +143,9 @@ pub trait Driver: Send + Sync + 'static {
     async fn listen(&self, sink: Arc<dyn WakeupSink>);
 }
 
-/// A job as the conformance suite and operators inspect it, on any backend.
+/// A job as stored, on any backend: for admin views, the API and tests.
 #[derive(Debug, Clone, PartialEq)]
-pub struct JobView {
+pub struct JobRecord {
     pub id: JobId,
     pub queue: String,
     pub kind: String,
@@ -155,6 +155,17 @@ pub struct JobView {
     pub attempt: i32,
     pub max_attempts: i32,
     pub run_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub attempted_at: Option<DateTime<Utc>>,
+    pub finalized_at: Option<DateTime<Utc>>,
+    /// The fencing token of the last claim.
+    pub lease: Option<i64>,
+    /// The worker of the last claim.
+    pub worker_id: Option<Uuid>,
     /// Each failed attempt's error, oldest first.
     pub errors: Vec<AttemptError>,
+    pub unique_key: Option<String>,
+    /// Batches exist on Postgres only.
+    pub batch_id: Option<i64>,
+    pub rate_key: Option<String>,
 }

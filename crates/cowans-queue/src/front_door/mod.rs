@@ -10,6 +10,7 @@
 mod bulk_submit;
 mod exports;
 mod keys;
+mod on_redis;
 mod submit_group;
 
 pub use bulk_submit::BulkSubmit;
@@ -17,7 +18,10 @@ pub use exports::ExportStream;
 
 use std::{sync::Arc, time::Duration};
 
-use cowans_core::{Actor, JobId, JobState, KindCheck, KindRegistry, QueueName};
+use cowans_core::{
+    Actor, JobId, JobState, KindCheck, KindRegistry, QueueName,
+    queue::{Backend, Driver},
+};
 use cowans_store::{
     AuditEntry, BatchCallback, BatchProgress, Cancelled, DeadLetterFilter, Enqueued, JobFilter,
     JobRecord, NewAudit, NewJob, PgPool, QueueStats, RateLimit, Result, StoreError, Unique,
@@ -27,7 +31,7 @@ use sqlx::{Acquire, Postgres};
 
 pub use keys::{ApiKeyRow, KEY_PREFIX as API_KEY_PREFIX};
 
-use crate::{events::EventRelay, metrics};
+use crate::{Backends, events::EventRelay, metrics};
 
 /// The engine's one entry point for every action. Cheap to clone.
 #[derive(Clone)]
@@ -37,6 +41,7 @@ pub struct FrontDoor {
 
 struct Inner {
     pool: PgPool,
+    backends: Backends,
     kinds: KindRegistry,
     lease_ttl: Duration,
     group: Option<submit_group::SubmitGroup>,
@@ -45,6 +50,7 @@ struct Inner {
 /// Builds a [`FrontDoor`].
 pub struct FrontDoorBuilder {
     pool: PgPool,
+    backends: Option<Backends>,
     kinds: KindRegistry,
     lease_ttl: Duration,
     group_max: Option<usize>,
@@ -55,6 +61,12 @@ impl FrontDoorBuilder {
     /// accepted unchecked).
     pub fn kinds(mut self, kinds: KindRegistry) -> Self {
         self.kinds = kinds;
+        self
+    }
+
+    /// Where each queue is stored (default: every queue in the front door's Postgres).
+    pub fn backends(mut self, backends: Backends) -> Self {
+        self.backends = Some(backends);
         self
     }
 
@@ -77,8 +89,12 @@ impl FrontDoorBuilder {
         let group = self
             .group_max
             .map(|max| submit_group::SubmitGroup::start(self.pool.clone(), max));
+        let backends = self.backends.unwrap_or_else(|| {
+            Backends::postgres(Arc::new(cowans_store::PgDriver::new(self.pool.clone())))
+        });
         FrontDoor {
             inner: Arc::new(Inner {
+                backends,
                 pool: self.pool,
                 kinds: self.kinds,
                 lease_ttl: self.lease_ttl,
@@ -135,6 +151,7 @@ impl FrontDoor {
     pub fn builder(pool: PgPool) -> FrontDoorBuilder {
         FrontDoorBuilder {
             pool,
+            backends: None,
             kinds: KindRegistry::new(),
             lease_ttl: Duration::from_secs(30),
             group_max: None,
@@ -169,6 +186,11 @@ impl FrontDoor {
 
     /// One job. A job whose unique key is taken answers with the holder's id, marked duplicate.
     pub async fn enqueue(&self, job: &NewJob) -> Result<Enqueued> {
+        if let Some(redis) = self.redis_queue(job.queue.as_str()) {
+            let done = redis.enqueue(std::slice::from_ref(job)).await?;
+            count_enqueued(job, &done[0]);
+            return Ok(done[0]);
+        }
         let done =
             cowans_store::enqueue_autocommit(&self.inner.pool, std::slice::from_ref(job)).await?;
         count_enqueued(job, &done[0]);
@@ -176,18 +198,31 @@ impl FrontDoor {
     }
 
     /// Many jobs, one statement; a result per job, in input order.
+    /// Jobs of Redis queues are stored there (all or none per backend).
     pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
-        let done = cowans_store::enqueue_autocommit(&self.inner.pool, jobs).await?;
+        let done = if self.any_on_redis(jobs) {
+            self.inner.backends.enqueue(jobs).await?
+        } else {
+            cowans_store::enqueue_autocommit(&self.inner.pool, jobs).await?
+        };
         count_all(jobs, &done);
         Ok(done)
     }
 
     /// Inside the caller's transaction (`&mut *tx`): the job is invisible until it commits and
-    /// gone if it rolls back.
+    /// gone if it rolls back. A job of a Redis queue is refused (`Invalid` naming `queue`):
+    /// Redis cannot join the transaction.
     pub async fn enqueue_in<'c, A>(&self, conn: A, job: &'c NewJob) -> Result<Enqueued>
     where
         A: Acquire<'c, Database = Postgres> + Send + 'c,
     {
+        if self.redis_queue(job.queue.as_str()).is_some() {
+            return Err(on_redis::not_on_redis(
+                "queue",
+                job.queue.as_str(),
+                "enqueueing inside a Postgres transaction",
+            ));
+        }
         let done = cowans_store::enqueue(conn, job).await?;
         count_enqueued(job, &done);
         Ok(done)
@@ -270,6 +305,15 @@ impl FrontDoor {
     /// Concurrent submits share one commit (see [`FrontDoorBuilder::group_commit`]); the
     /// answer comes after the commit.
     pub async fn submit(&self, actor: &Actor, job: NewJob) -> Result<Enqueued> {
+        if self.redis_queue(job.queue.as_str()).is_some() {
+            let jobs = std::slice::from_ref(&job);
+            let done = self
+                .submit_split(jobs, |done| {
+                    ("job.submit", on_redis::submit_entries(actor, jobs, done))
+                })
+                .await?;
+            return Ok(done[0]);
+        }
         match &self.inner.group {
             Some(g) => g.submit(job, actor).await,
             None => {
@@ -293,6 +337,16 @@ impl FrontDoor {
         source: BulkSource,
         jobs: &[NewJob],
     ) -> Result<Vec<Enqueued>> {
+        if self.any_on_redis(jobs) {
+            return self
+                .submit_split(jobs, |done| {
+                    let duplicates = done.iter().filter(|d| d.duplicate).count();
+                    let details = json!({ "jobs": jobs.len(), "duplicates": duplicates });
+                    let entry = NewAudit::by(actor, source.action(), None, details);
+                    (source.action(), vec![entry])
+                })
+                .await;
+        }
         let mut tx = self.inner.pool.begin().await?;
         let done = cowans_store::enqueue_many(&mut *tx, jobs).await?;
         let duplicates = done.iter().filter(|d| d.duplicate).count();
@@ -308,9 +362,11 @@ impl FrontDoor {
     // ---- jobs ----
 
     pub async fn job(&self, id: JobId) -> Result<JobRecord> {
-        cowans_store::get_job(&self.inner.pool, id)
-            .await?
-            .ok_or_else(|| StoreError::not_found(format!("job {id}")))
+        let found = match self.redis_job(id)? {
+            Some(redis) => redis.job(id).await?,
+            None => cowans_store::get_job(&self.inner.pool, id).await?,
+        };
+        found.ok_or_else(|| StoreError::not_found(format!("job {id}")))
     }
 
     /// A page of jobs in id order after `after`.
@@ -320,17 +376,35 @@ impl FrontDoor {
         after: Option<JobId>,
         limit: i64,
     ) -> Result<Vec<JobRecord>> {
+        if let Some(q) = &filter.queue
+            && self.redis_queue(q).is_some()
+        {
+            return Err(on_redis::not_on_redis("queue", q, "listing jobs"));
+        }
         cowans_store::list_jobs(&self.inner.pool, filter, after, limit).await
     }
 
     /// Jobs of `queue` per state, every state listed. Counts rows: for the progress of one run,
     /// not for dashboards (the leader's summary is the cheap one).
     pub async fn count_by_state(&self, queue: &QueueName) -> Result<Vec<(JobState, i64)>> {
+        if let Some(redis) = self.redis_queue(queue.as_str()) {
+            let counted = redis.count_by_state(queue.as_str()).await?;
+            return Ok(JobState::ALL
+                .into_iter()
+                .map(|s| {
+                    let n = counted.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
+                    (s, n)
+                })
+                .collect());
+        }
         cowans_store::count_by_state(&self.inner.pool, queue.as_str()).await
     }
 
     /// Cancels one job (`NotFound`, or `Conflict` naming its state if it has finished).
     pub async fn cancel(&self, actor: &Actor, id: JobId) -> Result<Cancelled> {
+        if let Some(redis) = self.redis_job(id)? {
+            return self.cancel_on_redis(redis, actor, id).await;
+        }
         let mut tx = self.inner.pool.begin().await?;
         let done = cowans_store::cancel_job(&mut *tx, id).await?;
         let details = json!({ "was": done.was });
@@ -349,8 +423,12 @@ impl FrontDoor {
 
     /// Cancels those of `ids` that have not finished; the others are left alone.
     pub async fn cancel_many(&self, actor: &Actor, ids: &[JobId]) -> Result<Vec<Cancelled>> {
+        let (on_redis, on_pg): (Vec<JobId>, Vec<JobId>) = ids
+            .iter()
+            .partition(|id| Backend::of_job(**id) == Backend::Redis);
         let mut tx = self.inner.pool.begin().await?;
-        let done = cowans_store::cancel_jobs(&mut *tx, ids).await?;
+        let mut done = cowans_store::cancel_jobs(&mut *tx, &on_pg).await?;
+        done.extend(self.cancel_some_on_redis(&on_redis).await?);
         let cancelled: Vec<i64> = done.iter().map(|c| c.id.0).collect();
         let details = json!({ "asked": ids.len(), "cancelled": cancelled });
         let recorded = self
@@ -362,6 +440,9 @@ impl FrontDoor {
 
     /// Runs a dead or cancelled job again from its first attempt.
     pub async fn retry(&self, actor: &Actor, id: JobId) -> Result<()> {
+        if let Some(redis) = self.redis_job(id)? {
+            return self.retry_on_redis(redis, actor, id).await;
+        }
         let mut tx = self.inner.pool.begin().await?;
         cowans_store::retry_job(&mut *tx, id).await?;
         let recorded = self
@@ -386,11 +467,40 @@ impl FrontDoor {
         after: Option<JobId>,
         limit: i64,
     ) -> Result<Vec<JobRecord>> {
+        if let Some(q) = &filter.queue
+            && self.redis_queue(q).is_some()
+        {
+            return Err(on_redis::not_on_redis("queue", q, "listing dead letters"));
+        }
         cowans_store::list_dead(&self.inner.pool, filter, after, limit).await
     }
 
     /// Re-drives dead letters of `queue`; returns how many went back.
     pub async fn redrive(&self, actor: &Actor, queue: &QueueName, what: Redrive) -> Result<u64> {
+        if let Some(redis) = self.redis_queue(queue.as_str()) {
+            let Redrive::Ids(ids) = &what else {
+                return Err(on_redis::not_on_redis(
+                    "ids",
+                    queue.as_str(),
+                    "re-driving by filter (name the ids)",
+                ));
+            };
+            let mine: Vec<JobId> = ids
+                .iter()
+                .copied()
+                .filter(|id| Backend::of_job(*id) == Backend::Redis)
+                .collect();
+            let n = redis.redrive(&mine).await?.len() as u64;
+            let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
+            let entry = NewAudit::by(
+                actor,
+                "dead.redrive",
+                Some(format!("queue:{queue}")),
+                json!({ "ids": ids, "redriven": n }),
+            );
+            self.audit_after("dead.redrive", vec![entry]).await;
+            return Ok(n);
+        }
         let mut tx = self.inner.pool.begin().await?;
         let (count, details) = match &what {
             Redrive::Ids(ids) => {
@@ -431,6 +541,13 @@ impl FrontDoor {
         kind: Option<String>,
         expected: u64,
     ) -> Result<u64> {
+        if self.redis_queue(queue.as_str()).is_some() {
+            return Err(on_redis::not_on_redis(
+                "queue",
+                queue.as_str(),
+                "purging dead letters",
+            ));
+        }
         let filter = DeadLetterFilter {
             queue: Some(queue.to_string()),
             kind,
@@ -455,12 +572,18 @@ impl FrontDoor {
 
     /// The leader's summary of every queue.
     pub async fn queues(&self) -> Result<Vec<QueueStats>> {
-        cowans_store::queue_stats(&self.inner.pool, None, self.inner.lease_ttl).await
+        Ok(self
+            .inner
+            .backends
+            .queue_stats(None, self.inner.lease_ttl)
+            .await?)
     }
 
     /// One queue's summary (`NotFound` until the leader has counted it).
     pub async fn queue(&self, queue: &QueueName) -> Result<QueueStats> {
-        cowans_store::queue_stats(&self.inner.pool, Some(queue.as_str()), self.inner.lease_ttl)
+        self.inner
+            .backends
+            .queue_stats(Some(queue.as_str()), self.inner.lease_ttl)
             .await?
             .into_iter()
             .next()
@@ -473,11 +596,14 @@ impl FrontDoor {
 
     /// Counts every queue now instead of waiting for the leader (`ctl queues`).
     pub async fn refresh_queue_stats(&self) -> Result<()> {
-        cowans_store::refresh_queue_stats(&self.inner.pool).await
+        Ok(self.inner.backends.refresh_queue_stats().await?)
     }
 
     /// Pauses (`true`) or resumes a queue for the whole fleet.
     pub async fn set_paused(&self, actor: &Actor, queue: &QueueName, paused: bool) -> Result<()> {
+        if let Some(redis) = self.redis_queue(queue.as_str()) {
+            return self.set_paused_on_redis(redis, actor, queue, paused).await;
+        }
         let mut tx = self.inner.pool.begin().await?;
         cowans_store::set_paused(&mut *tx, queue, paused).await?;
         let action = if paused {
@@ -508,6 +634,13 @@ impl FrontDoor {
         concurrency: Option<u32>,
         rate: Option<RateLimit>,
     ) -> Result<()> {
+        if self.redis_queue(queue.as_str()).is_some() {
+            return Err(on_redis::not_on_redis(
+                "queue",
+                queue.as_str(),
+                "fleet-wide limits",
+            ));
+        }
         let mut tx = self.inner.pool.begin().await?;
         if !cowans_store::set_queue_limits(&mut *tx, queue, concurrency, rate).await? {
             return Ok(());
@@ -545,6 +678,7 @@ impl FrontDoor {
         if let Some(cb) = callback {
             self.check_callback(cb)?;
         }
+        self.batch_on_postgres(jobs, callback)?;
         let mut tx = self.inner.pool.begin().await?;
         let (id, done) = cowans_store::create_batch(&mut *tx, description, jobs, callback).await?;
         let details = json!({ "jobs": done.len() });
@@ -560,6 +694,31 @@ impl FrontDoor {
         recorded.commit(tx).await?;
         count_all(jobs, &done);
         Ok((id, done))
+    }
+
+    /// Batches live in Postgres: their jobs and callback too.
+    fn batch_on_postgres(&self, jobs: &[NewJob], callback: Option<&BatchCallback>) -> Result<()> {
+        if let Some((i, j)) = jobs
+            .iter()
+            .enumerate()
+            .find(|(_, j)| self.redis_queue(j.queue.as_str()).is_some())
+        {
+            return Err(on_redis::not_on_redis(
+                &format!("jobs[{i}].queue"),
+                j.queue.as_str(),
+                "batches",
+            ));
+        }
+        if let Some(cb) = callback
+            && self.redis_queue(cb.queue.as_str()).is_some()
+        {
+            return Err(on_redis::not_on_redis(
+                "callback.queue",
+                cb.queue.as_str(),
+                "batch callbacks",
+            ));
+        }
+        Ok(())
     }
 
     /// A callback's kind must be registered (where unknown kinds are refused), and its payload
@@ -603,6 +762,7 @@ impl FrontDoor {
         jobs: &[NewJob],
         callback: Option<&BatchCallback>,
     ) -> Result<i64> {
+        self.batch_on_postgres(jobs, callback)?;
         let (id, done) = cowans_store::create_batch(conn, description, jobs, callback).await?;
         count_all(jobs, &done);
         Ok(id)

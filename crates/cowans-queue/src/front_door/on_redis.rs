@@ -1,0 +1,238 @@
+//! The front door's actions on jobs and queues stored in Redis. The change is made on Redis and
+//! its audit entry written to Postgres after it: the two stores share no transaction, so an
+//! action is never refused for its audit entry, and an entry that cannot be written is logged
+//! in full (as an error) instead of being lost silently.
+
+use std::sync::Arc;
+
+use cowans_core::{
+    Actor, JobId, QueueName,
+    queue::{Backend, Driver, Enqueued, NewJob},
+};
+use cowans_store::{Cancelled, NewAudit, Result, StoreError};
+use serde_json::json;
+
+use super::FrontDoor;
+use crate::metrics;
+
+impl FrontDoor {
+    /// The Redis driver when `queue` is stored there.
+    pub(super) fn redis_queue(&self, queue: &str) -> Option<&Arc<dyn Driver>> {
+        let b = &self.inner.backends;
+        (b.backend_of(queue) == Backend::Redis)
+            .then(|| b.redis())
+            .flatten()
+    }
+
+    /// The Redis driver when the job with this id is stored there (`NotFound` for a Redis id
+    /// without Redis configured).
+    pub(super) fn redis_job(&self, id: JobId) -> Result<Option<&Arc<dyn Driver>>> {
+        match Backend::of_job(id) {
+            Backend::Postgres => Ok(None),
+            Backend::Redis => self
+                .inner
+                .backends
+                .redis()
+                .map(Some)
+                .ok_or_else(|| StoreError::not_found(format!("job {id}"))),
+        }
+    }
+
+    /// Whether any of `jobs` goes to a Redis queue.
+    pub(super) fn any_on_redis(&self, jobs: &[NewJob]) -> bool {
+        jobs.iter()
+            .any(|j| self.redis_queue(j.queue.as_str()).is_some())
+    }
+
+    /// Writes audit entries after their change was made on Redis, then counts `action` (once
+    /// per entry).
+    pub(super) async fn audit_after(&self, action: &'static str, entries: Vec<NewAudit>) {
+        let written = async {
+            let mut conn = self.inner.pool.acquire().await?;
+            cowans_store::audit_many(&mut conn, &entries).await
+        }
+        .await;
+        match written {
+            Ok(()) => {
+                for _ in &entries {
+                    metrics::action(action);
+                }
+            }
+            Err(e) => tracing::error!(
+                error = %e, ?entries,
+                "a change on Redis was made but its audit entries could not be written"
+            ),
+        }
+    }
+
+    /// Submits jobs of which some go to Redis queues: each backend's part is all or none, the
+    /// Redis part stored after the Postgres part's statement and before its commit (a refused
+    /// Redis part leaves nothing behind); the audit entries follow.
+    pub(super) async fn submit_split(
+        &self,
+        jobs: &[NewJob],
+        audit: impl FnOnce(&[Enqueued]) -> (&'static str, Vec<NewAudit>),
+    ) -> Result<Vec<Enqueued>> {
+        let (rd, pg): (Vec<usize>, Vec<usize>) =
+            (0..jobs.len()).partition(|&i| self.redis_queue(jobs[i].queue.as_str()).is_some());
+        let pick = |idx: &[usize]| idx.iter().map(|&i| jobs[i].clone()).collect::<Vec<_>>();
+        let mut tx = self.inner.pool.begin().await?;
+        let pg_done = if pg.is_empty() {
+            Vec::new()
+        } else {
+            cowans_store::enqueue_many(&mut *tx, &pick(&pg)).await?
+        };
+        let redis =
+            self.inner.backends.redis().ok_or_else(|| {
+                StoreError::invalid("queue", "is on Redis, which is not configured")
+            })?;
+        let rd_done = redis.enqueue(&pick(&rd)).await?;
+        if let Err(e) = tx.commit().await {
+            tracing::error!(
+                error = %e, redis_jobs = rd_done.len(), postgres_jobs = pg_done.len(),
+                "a submit's Redis jobs were stored but its Postgres jobs could not be committed"
+            );
+            return Err(e.into());
+        }
+        let mut done = vec![
+            Enqueued {
+                id: JobId(0),
+                duplicate: false
+            };
+            jobs.len()
+        ];
+        for (i, e) in pg
+            .into_iter()
+            .zip(pg_done)
+            .chain(rd.into_iter().zip(rd_done))
+        {
+            done[i] = e;
+        }
+        let (action, entries) = audit(&done);
+        self.audit_after(action, entries).await;
+        super::count_all(jobs, &done);
+        Ok(done)
+    }
+
+    /// Cancels a Redis job, audited as `job.cancel`.
+    pub(super) async fn cancel_on_redis(
+        &self,
+        redis: &Arc<dyn Driver>,
+        actor: &Actor,
+        id: JobId,
+    ) -> Result<Cancelled> {
+        let was = redis.cancel(id).await?;
+        self.audit_after(
+            "job.cancel",
+            vec![NewAudit::by(
+                actor,
+                "job.cancel",
+                Some(format!("job:{id}")),
+                json!({ "was": was }),
+            )],
+        )
+        .await;
+        Ok(Cancelled { id, was })
+    }
+
+    /// Cancels those of `ids` (all on Redis) that have not finished.
+    pub(super) async fn cancel_some_on_redis(&self, ids: &[JobId]) -> Result<Vec<Cancelled>> {
+        let mut done = Vec::new();
+        for &id in ids {
+            let Some(redis) = self.redis_job(id).ok().flatten() else {
+                continue;
+            };
+            match redis.cancel(id).await {
+                Ok(was) => done.push(Cancelled { id, was }),
+                Err(cowans_core::queue::QueueError::NotFound { .. })
+                | Err(cowans_core::queue::QueueError::Conflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Runs a dead Redis job again from its first attempt (`Conflict` naming its state
+    /// otherwise).
+    pub(super) async fn retry_on_redis(
+        &self,
+        redis: &Arc<dyn Driver>,
+        actor: &Actor,
+        id: JobId,
+    ) -> Result<()> {
+        if redis.redrive(&[id]).await?.is_empty() {
+            let job = redis
+                .job(id)
+                .await?
+                .ok_or_else(|| StoreError::not_found(format!("job {id}")))?;
+            return Err(StoreError::Conflict {
+                message: format!(
+                    "job {id} is {}: only a dead letter runs again (a job on Redis; a cancelled one cannot be retried there yet)",
+                    job.state.as_str()
+                ),
+                details: json!({ "state": job.state.as_str() }),
+            });
+        }
+        self.audit_after(
+            "job.retry",
+            vec![NewAudit::by(
+                actor,
+                "job.retry",
+                Some(format!("job:{id}")),
+                json!({}),
+            )],
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Pauses or resumes a Redis queue, audited.
+    pub(super) async fn set_paused_on_redis(
+        &self,
+        redis: &Arc<dyn Driver>,
+        actor: &Actor,
+        queue: &QueueName,
+        paused: bool,
+    ) -> Result<()> {
+        redis.set_paused(queue, paused).await?;
+        let action = if paused {
+            "queue.pause"
+        } else {
+            "queue.resume"
+        };
+        self.audit_after(
+            action,
+            vec![NewAudit::by(
+                actor,
+                action,
+                Some(format!("queue:{queue}")),
+                json!({}),
+            )],
+        )
+        .await;
+        Ok(())
+    }
+}
+
+/// What a Redis queue cannot do yet, as the error naming the field.
+pub(super) fn not_on_redis(field: &str, queue: &str, what: &str) -> StoreError {
+    StoreError::invalid(
+        field,
+        format!("queue {queue} is stored in Redis, which does not support {what} yet"),
+    )
+}
+
+/// The `job.submit` audit entries of jobs submitted one by one.
+pub(super) fn submit_entries(actor: &Actor, jobs: &[NewJob], done: &[Enqueued]) -> Vec<NewAudit> {
+    jobs.iter()
+        .zip(done)
+        .map(|(job, e)| {
+            NewAudit::by(
+                actor,
+                "job.submit",
+                Some(format!("job:{}", e.id)),
+                json!({ "queue": job.queue, "kind": job.kind, "duplicate": e.duplicate }),
+            )
+        })
+        .collect()
+}

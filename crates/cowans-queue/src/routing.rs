@@ -1,0 +1,394 @@
+//! Queues on two backends behind one driver: [`Backends`] sends each queue's calls to the
+//! backend its settings name (`backend = "redis"`), each job's to the backend its id names
+//! ([`Backend::of_job`]), and fleet-wide calls to both. Postgres is the primary: it holds the
+//! leader lease, cron, batches and the audit log, so the engine's leader runs every queue's
+//! maintenance (promote, rescue, prune) through this one driver.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cowans_core::{
+    JobId, JobState, QueueName,
+    queue::{
+        Backend, ClaimCursor, ClaimedJob, Driver, Enqueued, Failed, JobRecord, LeaderTerm,
+        LeaseRef, NewJob, Promotion, Pruned, QueueControl, QueueResult, QueueStats, Rescued,
+        Retention, Settled, WakeupSink, WorkerInfo,
+    },
+};
+use uuid::Uuid;
+
+/// The backends of a fleet and which queues live on Redis. Cheap to clone.
+#[derive(Clone)]
+pub struct Backends {
+    postgres: Arc<dyn Driver>,
+    redis: Option<Arc<dyn Driver>>,
+    on_redis: Arc<HashSet<String>>,
+}
+
+impl Backends {
+    /// Every queue on `postgres`.
+    pub fn postgres(postgres: Arc<dyn Driver>) -> Self {
+        Self {
+            postgres,
+            redis: None,
+            on_redis: Default::default(),
+        }
+    }
+
+    /// `queues` on `redis`, every other queue on `postgres`.
+    pub fn with_redis(
+        postgres: Arc<dyn Driver>,
+        redis: Arc<dyn Driver>,
+        queues: impl IntoIterator<Item = QueueName>,
+    ) -> Self {
+        Self {
+            postgres,
+            redis: Some(redis),
+            on_redis: Arc::new(queues.into_iter().map(|q| q.to_string()).collect()),
+        }
+    }
+
+    /// The same routes with another Postgres driver (the engine's, on its own pool).
+    pub fn on_postgres(&self, postgres: Arc<dyn Driver>) -> Self {
+        Self {
+            postgres,
+            redis: self.redis.clone(),
+            on_redis: self.on_redis.clone(),
+        }
+    }
+
+    /// The backend storing `queue`.
+    pub fn backend_of(&self, queue: &str) -> Backend {
+        if self.on_redis.contains(queue) {
+            Backend::Redis
+        } else {
+            Backend::Postgres
+        }
+    }
+
+    /// The driver of `queue`.
+    pub fn for_queue(&self, queue: &str) -> &Arc<dyn Driver> {
+        match (&self.redis, self.backend_of(queue)) {
+            (Some(r), Backend::Redis) => r,
+            _ => &self.postgres,
+        }
+    }
+
+    /// The driver of the job with this id (`None`: a Redis id and no Redis configured).
+    pub fn for_job(&self, id: JobId) -> Option<&Arc<dyn Driver>> {
+        match Backend::of_job(id) {
+            Backend::Postgres => Some(&self.postgres),
+            Backend::Redis => self.redis.as_ref(),
+        }
+    }
+
+    /// The Redis driver, when one is configured.
+    pub fn redis(&self) -> Option<&Arc<dyn Driver>> {
+        self.redis.as_ref()
+    }
+
+    /// `items` split by the backend of their job id: (Postgres', Redis').
+    fn split_ids<T: Clone>(&self, items: &[T], id: impl Fn(&T) -> JobId) -> (Vec<T>, Vec<T>) {
+        let mut pg = Vec::new();
+        let mut rd = Vec::new();
+        for item in items {
+            match Backend::of_job(id(item)) {
+                Backend::Postgres => pg.push(item.clone()),
+                Backend::Redis => rd.push(item.clone()),
+            }
+        }
+        (pg, rd)
+    }
+
+    /// Runs `f` on Postgres with the Postgres part and on Redis with the Redis part (each only
+    /// when its part is not empty), at once; concatenates the answers.
+    async fn both<T, R, F, Fut>(&self, (pg, rd): (Vec<T>, Vec<T>), f: F) -> QueueResult<Vec<R>>
+    where
+        F: Fn(Arc<dyn Driver>, Vec<T>) -> Fut,
+        Fut: Future<Output = QueueResult<Vec<R>>>,
+    {
+        let redis = match (&self.redis, rd.is_empty()) {
+            (Some(r), false) => Some(f(r.clone(), rd)),
+            _ => None,
+        };
+        let postgres = (!pg.is_empty()).then(|| f(self.postgres.clone(), pg));
+        let (a, b) = futures::join!(
+            async {
+                match postgres {
+                    Some(p) => p.await,
+                    None => Ok(Vec::new()),
+                }
+            },
+            async {
+                match redis {
+                    Some(r) => r.await,
+                    None => Ok(Vec::new()),
+                }
+            }
+        );
+        let mut out = a?;
+        out.extend(b?);
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Driver for Backends {
+    /// The primary's: the leader's Postgres-only upkeep (cron, batches, index upkeep) runs.
+    fn backend(&self) -> &'static str {
+        self.postgres.backend()
+    }
+
+    /// Each backend's part is all or none; a call with jobs of both is not atomic across them.
+    async fn enqueue(&self, jobs: &[NewJob]) -> QueueResult<Vec<Enqueued>> {
+        let Some(redis) = &self.redis else {
+            return self.postgres.enqueue(jobs).await;
+        };
+        let (rd, pg): (Vec<usize>, Vec<usize>) = (0..jobs.len())
+            .partition(|&i| self.backend_of(jobs[i].queue.as_str()) == Backend::Redis);
+        if rd.is_empty() {
+            return self.postgres.enqueue(jobs).await;
+        }
+        if pg.is_empty() {
+            return redis.enqueue(jobs).await;
+        }
+        let pick = |idx: &[usize]| idx.iter().map(|&i| jobs[i].clone()).collect::<Vec<_>>();
+        let (pg_jobs, rd_jobs) = (pick(&pg), pick(&rd));
+        let (a, b) = futures::join!(self.postgres.enqueue(&pg_jobs), redis.enqueue(&rd_jobs));
+        let mut out = vec![
+            Enqueued {
+                id: JobId(0),
+                duplicate: false
+            };
+            jobs.len()
+        ];
+        for (i, e) in pg.into_iter().zip(a?) {
+            out[i] = e;
+        }
+        for (i, e) in rd.into_iter().zip(b?) {
+            out[i] = e;
+        }
+        Ok(out)
+    }
+
+    async fn claim(
+        &self,
+        queue: &QueueName,
+        limit: usize,
+        worker: Uuid,
+        lease_ttl: Duration,
+        after: Option<&ClaimCursor>,
+    ) -> QueueResult<Vec<ClaimedJob>> {
+        self.for_queue(queue.as_str())
+            .claim(queue, limit, worker, lease_ttl, after)
+            .await
+    }
+
+    async fn complete(&self, refs: &[LeaseRef], delete: bool) -> QueueResult<Vec<JobId>> {
+        self.both(self.split_ids(refs, |r| r.id), |d, part| async move {
+            d.complete(&part, delete).await
+        })
+        .await
+    }
+
+    async fn settle_failures(&self, worker: Uuid, failed: &[Failed]) -> QueueResult<Vec<Settled>> {
+        self.both(
+            self.split_ids(failed, |f| f.lease.id),
+            |d, part| async move { d.settle_failures(worker, &part).await },
+        )
+        .await
+    }
+
+    async fn release(&self, refs: &[LeaseRef]) -> QueueResult<Vec<JobId>> {
+        self.both(self.split_ids(refs, |r| r.id), |d, part| async move {
+            d.release(&part).await
+        })
+        .await
+    }
+
+    async fn defer(&self, jobs: &[(LeaseRef, DateTime<Utc>)]) -> QueueResult<Vec<i64>> {
+        self.both(self.split_ids(jobs, |(r, _)| r.id), |d, part| async move {
+            d.defer(&part).await
+        })
+        .await
+    }
+
+    async fn promote_due(&self, queues: &[QueueName], limit: i64) -> QueueResult<Promotion> {
+        let (rd, pg): (Vec<QueueName>, Vec<QueueName>) = queues
+            .iter()
+            .cloned()
+            .partition(|q| self.backend_of(q.as_str()) == Backend::Redis);
+        let promoted = self
+            .both((pg, rd), |d, part| async move {
+                Ok(vec![d.promote_due(&part, limit).await?])
+            })
+            .await?;
+        Ok(Promotion {
+            promoted: promoted.iter().map(|p| p.promoted).sum(),
+            next_due: promoted.iter().filter_map(|p| p.next_due).min(),
+        })
+    }
+
+    async fn queue_control(&self, queue: &str) -> QueueResult<QueueControl> {
+        self.for_queue(queue).queue_control(queue).await
+    }
+
+    async fn set_paused(&self, queue: &QueueName, paused: bool) -> QueueResult<()> {
+        self.for_queue(queue.as_str())
+            .set_paused(queue, paused)
+            .await
+    }
+
+    /// Marks the worker alive on both backends (each counts its live workers) and extends each
+    /// backend's leases.
+    async fn heartbeat(
+        &self,
+        worker: &WorkerInfo,
+        running: &[LeaseRef],
+        lease_ttl: Duration,
+    ) -> QueueResult<Vec<JobId>> {
+        let (pg, rd) = self.split_ids(running, |r| r.id);
+        let Some(redis) = &self.redis else {
+            return self.postgres.heartbeat(worker, &pg, lease_ttl).await;
+        };
+        let (a, b) = futures::join!(
+            self.postgres.heartbeat(worker, &pg, lease_ttl),
+            redis.heartbeat(worker, &rd, lease_ttl)
+        );
+        let mut held = a?;
+        held.extend(b?);
+        Ok(held)
+    }
+
+    async fn rescue_expired(&self, limit: i64) -> QueueResult<Rescued> {
+        let mut out = self.postgres.rescue_expired(limit).await?;
+        if let Some(r) = &self.redis {
+            let more = r.rescue_expired(limit).await?;
+            out.retried.extend(more.retried);
+            out.dead.extend(more.dead);
+        }
+        Ok(out)
+    }
+
+    async fn register_worker(&self, info: &WorkerInfo) -> QueueResult<()> {
+        self.postgres.register_worker(info).await?;
+        if let Some(r) = &self.redis {
+            r.register_worker(info).await?;
+        }
+        Ok(())
+    }
+
+    async fn deregister_worker(&self, id: Uuid) -> QueueResult<()> {
+        let pg = self.postgres.deregister_worker(id).await;
+        if let Some(r) = &self.redis {
+            r.deregister_worker(id).await?;
+        }
+        pg
+    }
+
+    async fn forget_stale_workers(&self, older_than: Duration) -> QueueResult<u64> {
+        let mut n = self.postgres.forget_stale_workers(older_than).await?;
+        if let Some(r) = &self.redis {
+            n += r.forget_stale_workers(older_than).await?;
+        }
+        Ok(n)
+    }
+
+    async fn try_lead(
+        &self,
+        role: &str,
+        holder: Uuid,
+        ttl: Duration,
+    ) -> QueueResult<Option<LeaderTerm>> {
+        self.postgres.try_lead(role, holder, ttl).await
+    }
+
+    async fn resign_leader(&self, role: &str, holder: Uuid) -> QueueResult<()> {
+        self.postgres.resign_leader(role, holder).await
+    }
+
+    async fn prune(&self, retention: Retention, limit: i64) -> QueueResult<Pruned> {
+        let mut out = self.postgres.prune(retention, limit).await?;
+        if let Some(r) = &self.redis {
+            let more = r.prune(retention, limit).await?;
+            out.finished += more.finished;
+            out.dead += more.dead;
+            out.batches += more.batches;
+        }
+        Ok(out)
+    }
+
+    async fn refresh_queue_stats(&self) -> QueueResult<()> {
+        self.postgres.refresh_queue_stats().await?;
+        if let Some(r) = &self.redis {
+            r.refresh_queue_stats().await?;
+        }
+        Ok(())
+    }
+
+    /// One queue from its backend; every queue from both, a queue known to both (moved from
+    /// one to the other) once, from the backend its settings name now.
+    async fn queue_stats(
+        &self,
+        queue: Option<&str>,
+        live_within: Duration,
+    ) -> QueueResult<Vec<QueueStats>> {
+        if let Some(q) = queue {
+            return self.for_queue(q).queue_stats(Some(q), live_within).await;
+        }
+        let mut all: Vec<QueueStats> = self
+            .postgres
+            .queue_stats(None, live_within)
+            .await?
+            .into_iter()
+            .filter(|s| self.backend_of(&s.queue) == Backend::Postgres)
+            .collect();
+        if let Some(r) = &self.redis {
+            all.extend(
+                r.queue_stats(None, live_within)
+                    .await?
+                    .into_iter()
+                    .filter(|s| self.backend_of(&s.queue) == Backend::Redis),
+            );
+        }
+        all.sort_by(|a, b| a.queue.cmp(&b.queue));
+        Ok(all)
+    }
+
+    async fn count_by_state(&self, queue: &str) -> QueueResult<Vec<(JobState, i64)>> {
+        self.for_queue(queue).count_by_state(queue).await
+    }
+
+    async fn job(&self, id: JobId) -> QueueResult<Option<JobRecord>> {
+        match self.for_job(id) {
+            Some(d) => d.job(id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn cancel(&self, id: JobId) -> QueueResult<JobState> {
+        match self.for_job(id) {
+            Some(d) => d.cancel(id).await,
+            None => Err(cowans_core::queue::QueueError::NotFound {
+                what: format!("job {id}"),
+            }),
+        }
+    }
+
+    async fn redrive(&self, ids: &[JobId]) -> QueueResult<Vec<JobId>> {
+        self.both(self.split_ids(ids, |id| *id), |d, part| async move {
+            d.redrive(&part).await
+        })
+        .await
+    }
+
+    async fn listen(&self, sink: Arc<dyn WakeupSink>) {
+        match &self.redis {
+            Some(r) => {
+                futures::join!(self.postgres.listen(sink.clone()), r.listen(sink));
+            }
+            None => self.postgres.listen(sink).await,
+        }
+    }
+}

@@ -1,0 +1,515 @@
+//! Queues stored in Redis next to queues stored in Postgres, in one fleet: chosen per queue in
+//! the settings (`[queues.<name>] backend = "redis"`), driven through the real API, worker and
+//! `ctl` binaries; and the Redis faults a fleet must ride out (a worker killed mid-drain, the
+//! server killed and restarted, connections dropped, a payload that does not decode).
+
+use std::{
+    collections::HashSet,
+    process::Command,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use cowans_core::{
+    JobId, JobState,
+    queue::{Driver, NewJob, REDIS_FIRST_ID},
+};
+use cowans_redis::RedisDriver;
+use cowans_testkit::{redis_server::RedisServer, wait_for};
+use cowans_tests::{ApiProcess, FAST_ENGINE, WorkerProcess, queue};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// The settings that put queue `fast` in Redis under `prefix`, as every process reads them.
+fn redis_env(url: &str, prefix: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("COWANS__REDIS__URL", url.to_owned()),
+        ("COWANS__REDIS__PREFIX", prefix.to_owned()),
+        ("COWANS__QUEUES__FAST__BACKEND", "redis".to_owned()),
+    ]
+}
+
+fn env_refs<'a>(extra: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
+    FAST_ENGINE
+        .iter()
+        .copied()
+        .chain(extra.iter().map(|(k, v)| (*k, v.as_str())))
+        .collect()
+}
+
+fn prefix() -> String {
+    format!("cowans-it-{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn connect(url: &str, prefix: &str) -> RedisDriver {
+    RedisDriver::connect(url, prefix).await.unwrap_or_else(|e| {
+        panic!("cannot use Redis at {url} ({e}): start it (./ops/dev-services.sh) or set COWANS_TEST_REDIS_URL")
+    })
+}
+
+async fn state(driver: &RedisDriver, id: JobId) -> Option<JobState> {
+    driver.job(id).await.ok().flatten().map(|j| j.state)
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Client {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn job_state(&self, id: i64) -> String {
+        let (s, body) = self
+            .call(reqwest::Method::GET, &format!("/api/v1/jobs/{id}"), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        body["state"].as_str().expect("state").to_owned()
+    }
+
+    async fn submit(&self, body: Value) -> i64 {
+        let (s, b) = self
+            .call(reqwest::Method::POST, "/api/v1/jobs", Some(body))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        b["id"].as_i64().expect("id")
+    }
+
+    async fn wait_state(&self, id: i64, want: &str) {
+        wait_for(
+            &format!("job {id} {want}"),
+            Duration::from_secs(30),
+            || async { (self.job_state(id).await == want).then_some(()) },
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_queue_set_to_redis_runs_through_the_api_workers_and_ctl_beside_a_postgres_queue() {
+    let db = cowans_tests::demo_db().await;
+    let url = cowans_testkit::redis_server::shared_url();
+    let prefix = prefix();
+    let driver = connect(&url, &prefix).await;
+    let extra = redis_env(&url, &prefix);
+    let env = env_refs(&extra);
+    let _worker = WorkerProcess::spawn(&db.url(), "fast,slow", 4, &env);
+    let api = ApiProcess::spawn(&db.url(), &env);
+    let c = Client {
+        http: reqwest::Client::new(),
+        key: crate::support::api::key(&db.pool, "admin").await,
+        base: api.base.clone(),
+    };
+
+    // Each queue's jobs land in its backend (the id says which) and run.
+    let on_redis = c
+        .submit(json!({"queue": "fast", "kind": "demo.sleep", "args": {"ms": 10}}))
+        .await;
+    let on_pg = c
+        .submit(json!({"queue": "slow", "kind": "demo.sleep", "args": {"ms": 10}}))
+        .await;
+    assert!(on_redis >= REDIS_FIRST_ID, "{on_redis}");
+    assert!(on_pg < REDIS_FIRST_ID, "{on_pg}");
+    c.wait_state(on_redis, "completed").await;
+    c.wait_state(on_pg, "completed").await;
+    assert_eq!(
+        state(&driver, JobId(on_redis)).await,
+        Some(JobState::Completed),
+        "the job lives in Redis"
+    );
+    let in_pg: i64 = sqlx::query_scalar("SELECT count(*) FROM cowans_jobs WHERE queue = 'fast'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(in_pg, 0, "nothing of the Redis queue is in Postgres");
+
+    // Bulk submits spanning both backends: every job lands where its queue lives.
+    let (s, b) = c
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/jobs/bulk",
+            Some(json!([
+                {"queue": "fast", "kind": "demo.noop", "args": {}},
+                {"queue": "slow", "kind": "demo.noop", "args": {}},
+                {"queue": "fast", "kind": "demo.noop", "args": {}},
+            ])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let ids: Vec<i64> = b["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert!(ids[0] >= REDIS_FIRST_ID && ids[1] < REDIS_FIRST_ID && ids[2] >= REDIS_FIRST_ID);
+    for id in &ids {
+        c.wait_state(*id, "completed").await;
+    }
+
+    // Pause holds the Redis queue's jobs; resume lets them run.
+    let (s, b) = c
+        .call(reqwest::Method::POST, "/api/v1/queues/fast/pause", None)
+        .await;
+    assert!(s.is_success(), "{s} {b}");
+    let held = c
+        .submit(json!({"queue": "fast", "kind": "demo.noop", "args": {}}))
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await; // five poll intervals
+    assert_eq!(c.job_state(held).await, "available");
+    let (s, b) = c
+        .call(reqwest::Method::POST, "/api/v1/queues/fast/resume", None)
+        .await;
+    assert!(s.is_success(), "{s} {b}");
+    c.wait_state(held, "completed").await;
+
+    // Cancel a job waiting for its time.
+    let later = c
+        .submit(json!({"queue": "fast", "kind": "demo.noop", "args": {},
+            "run_at": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339()}))
+        .await;
+    assert_eq!(c.job_state(later).await, "scheduled");
+    let (s, b) = c
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/jobs/{later}/cancel"),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{s} {b}");
+    assert_eq!(c.job_state(later).await, "cancelled");
+
+    // A dead letter, re-driven by id, runs again from a fresh attempt count (and fails again:
+    // its first attempt fails), its error history kept.
+    let dead = c
+        .submit(
+            json!({"queue": "fast", "kind": "demo.fail", "max_attempts": 1,
+            "args": {"times": 1}}),
+        )
+        .await;
+    c.wait_state(dead, "dead").await;
+    let (s, b) = c
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/queues/fast/dead/redrive",
+            Some(json!({"ids": [dead]})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["redriven"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{b}"
+    );
+    wait_for(
+        "the re-driven job ran again",
+        Duration::from_secs(30),
+        || async {
+            let (_, j) = c
+                .call(reqwest::Method::GET, &format!("/api/v1/jobs/{dead}"), None)
+                .await;
+            (j["state"] == "dead" && j["errors"].as_array().map(Vec::len) == Some(2)).then_some(())
+        },
+    )
+    .await;
+
+    // The queue summary counts the Redis queue with the Postgres one.
+    let (s, b) = c.call(reqwest::Method::GET, "/api/v1/queues", None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let listed = b["queues"]
+        .as_array()
+        .unwrap_or_else(|| panic!("queues: {b}"));
+    let fast = listed
+        .iter()
+        .find(|q| q["queue"] == "fast")
+        .unwrap_or_else(|| panic!("fast is listed: {b}"));
+    assert_eq!(fast["counts"]["completed"], 4, "{fast}");
+    assert_eq!(fast["counts"]["cancelled"], 1, "{fast}");
+    assert_eq!(fast["counts"]["dead"], 1, "{fast}");
+    assert!(listed.iter().any(|q| q["queue"] == "slow"), "{b}");
+
+    // What Redis queues cannot do yet is refused naming the field, never a 500.
+    let (s, b) = c
+        .call(reqwest::Method::GET, "/api/v1/jobs?queue=fast", None)
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(b.to_string().contains("Redis"), "{b}");
+
+    // Every action is audited, whichever backend it touched.
+    let (_, audit) = c
+        .call(reqwest::Method::GET, "/api/v1/audit?limit=100", None)
+        .await;
+    let actions: Vec<(String, String)> = audit["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("audit entries: {audit}"))
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or_default().to_owned(),
+                e["target"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    for want in [
+        ("job.submit", format!("job:{on_redis}")),
+        ("queue.pause", "queue:fast".to_owned()),
+        ("job.cancel", format!("job:{later}")),
+        ("dead.redrive", "queue:fast".to_owned()),
+    ] {
+        assert!(
+            actions
+                .iter()
+                .any(|(a, t)| (a.as_str(), t) == (want.0, &want.1)),
+            "{want:?} audited: {actions:?}"
+        );
+    }
+
+    // `ctl queues` shows the Redis queue too.
+    let mut ctl = Command::new(cowans_tests::worker_binary());
+    ctl.args(["ctl", "queues"])
+        .env("COWANS__DATABASE__URL", db.url())
+        .env("COWANS__LOG__FILTER", "warn")
+        .env_remove("DATABASE_URL");
+    for (k, v) in &extra {
+        ctl.env(k, v);
+    }
+    let out = ctl.output().expect("run ctl queues");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(shown.lines().any(|l| l.contains("fast")), "{shown}");
+    driver.flush_prefix().await.unwrap();
+}
+
+/// Jobs of `ms` milliseconds on queue `fast`, enqueued straight through the driver.
+async fn fill(driver: &RedisDriver, n: usize, ms: u64) -> Vec<JobId> {
+    let jobs: Vec<NewJob> = (0..n)
+        .map(|_| NewJob::new(queue("fast"), "demo.sleep", json!({ "ms": ms })))
+        .collect();
+    driver
+        .enqueue(&jobs)
+        .await
+        .expect("enqueue")
+        .into_iter()
+        .map(|e| e.id)
+        .collect()
+}
+
+/// Completed jobs of `fast` (0 while Redis cannot be reached: the tests break connections).
+async fn completed(driver: &RedisDriver) -> i64 {
+    driver
+        .count_by_state("fast")
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(s, _)| *s == JobState::Completed)
+        .map_or(0, |(_, n)| n)
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_drain_on_redis_loses_no_job() {
+    let db = cowans_tests::demo_db().await;
+    let url = cowans_testkit::redis_server::shared_url();
+    let prefix = prefix();
+    let driver = connect(&url, &prefix).await;
+    let extra = redis_env(&url, &prefix);
+    let env = env_refs(&extra);
+    let ids = fill(&driver, 300, 20).await;
+    let mut doomed = WorkerProcess::spawn(&db.url(), "fast", 8, &env);
+    let _survivor = WorkerProcess::spawn(&db.url(), "fast", 8, &env);
+    wait_for("a third drained", Duration::from_secs(60), || async {
+        (completed(&driver).await >= 100).then_some(())
+    })
+    .await;
+    doomed.kill9();
+    // The killed worker's jobs come back when their leases (2 s) expire; every job completes.
+    wait_for("every job completed", Duration::from_secs(90), || async {
+        (completed(&driver).await == 300).then_some(())
+    })
+    .await;
+    for id in ids {
+        assert_eq!(state(&driver, id).await, Some(JobState::Completed), "{id}");
+    }
+    driver.flush_prefix().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_redis_crash_and_restart_loses_no_acknowledged_enqueue_and_workers_reconnect() {
+    let db = cowans_tests::demo_db().await;
+    let server = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let url = server.url();
+    let prefix = prefix();
+    let driver = connect(&url, &prefix).await;
+    let extra = redis_env(&url, &prefix);
+    let env = env_refs(&extra);
+    let mut worker = WorkerProcess::spawn(&db.url(), "fast", 8, &env);
+    // A producer enqueues all along; only what the server acknowledged counts.
+    let acked: Arc<Mutex<Vec<JobId>>> = Default::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let producer = {
+        let (driver, acked, stop) = (driver.clone(), acked.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                let job = NewJob::new(queue("fast"), "demo.sleep", json!({"ms": 5}));
+                if let Ok(done) = driver.enqueue(std::slice::from_ref(&job)).await {
+                    acked.lock().unwrap().push(done[0].id);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    wait_for("jobs flowing", Duration::from_secs(30), || async {
+        (completed(&driver).await >= 50).then_some(())
+    })
+    .await;
+    let before = acked.lock().unwrap().len();
+    let server = tokio::task::spawn_blocking(move || {
+        let mut server = server;
+        server.kill9();
+        std::thread::sleep(Duration::from_secs(1));
+        server.restart();
+        server
+    })
+    .await
+    .unwrap();
+    wait_for(
+        "enqueues acknowledged again",
+        Duration::from_secs(30),
+        || async { (acked.lock().unwrap().len() > before + 50).then_some(()) },
+    )
+    .await;
+    stop.cancel();
+    producer.await.unwrap();
+    let acked: Vec<JobId> = acked.lock().unwrap().clone();
+    wait_for(
+        "every acknowledged job completed",
+        Duration::from_secs(90),
+        || async {
+            let mut left = 0;
+            for id in &acked {
+                if state(&driver, *id).await != Some(JobState::Completed) {
+                    left += 1;
+                }
+            }
+            (left == 0).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        worker.child.try_wait().unwrap().is_none(),
+        "the worker rode out the restart"
+    );
+    let unique: HashSet<JobId> = acked.iter().copied().collect();
+    assert_eq!(unique.len(), acked.len(), "no id given twice");
+    worker.kill9();
+    drop(server);
+}
+
+#[tokio::test]
+async fn dropped_connections_and_an_undecodable_payload_do_not_stop_a_redis_worker() {
+    let db = cowans_tests::demo_db().await;
+    // A server of its own: the test drops every client connection of the server it uses.
+    let server = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let url = server.url();
+    let prefix = prefix();
+    let driver = connect(&url, &prefix).await;
+    let extra = redis_env(&url, &prefix);
+    let env = env_refs(&extra);
+    // A job whose stored payload is not JSON at all.
+    let poison = fill(&driver, 1, 1).await[0];
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{{{prefix}:q:fast}}:job:{}", poison.0))
+        .arg("args")
+        .arg("{not json")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    // Long enough (about 4 s at 8 at once) for many connection drops mid-drain.
+    let ids = fill(&driver, 300, 100).await;
+    let mut worker = WorkerProcess::spawn(&db.url(), "fast", 8, &env);
+    // Drop every client connection of the server, again and again, while the worker drains
+    // (each time some are in the middle of a script or waiting on its reply).
+    let mut kills = 0;
+    while completed(&driver).await < 300 && kills < 100 {
+        let _: Result<i64, _> = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("normal")
+            .arg("SKIPME")
+            .arg("yes")
+            .query_async(&mut raw)
+            .await;
+        let _: Result<i64, _> = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query_async(&mut raw)
+            .await;
+        kills += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        kills >= 5,
+        "connections were dropped mid-drain ({kills} times)"
+    );
+    wait_for("every job completed", Duration::from_secs(90), || async {
+        (completed(&driver).await == 300).then_some(())
+    })
+    .await;
+    for id in ids {
+        assert_eq!(state(&driver, id).await, Some(JobState::Completed), "{id}");
+    }
+    let dead = wait_for(
+        "the poison job dead-lettered",
+        Duration::from_secs(30),
+        || async {
+            let h: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+                .arg(format!("{{{prefix}:q:fast}}:job:{}", poison.0))
+                .query_async(&mut raw.clone())
+                .await
+                .unwrap();
+            (h.get("state").map(String::as_str) == Some("dead")).then_some(h)
+        },
+    )
+    .await;
+    assert!(
+        dead.get("errors")
+            .is_some_and(|e| e.contains("payload does not decode")),
+        "the dead letter says why: {dead:?}"
+    );
+    assert!(
+        worker.child.try_wait().unwrap().is_none(),
+        "the worker keeps running"
+    );
+    worker.kill9();
+    driver.flush_prefix().await.unwrap();
+}
