@@ -390,6 +390,88 @@ pub async fn dead_letters_are_redriven_with_fresh_attempts(h: &Harness) {
     assert_eq!((again[0].kind.as_str(), again[0].attempt), ("a", 1));
 }
 
+pub async fn jobs_are_listed_in_id_order_by_state_and_kind_and_dead_letters_purged(h: &Harness) {
+    let w = Uuid::new_v4();
+    // 30 jobs: kinds a, b, c in turn; a stranger queue's jobs never show.
+    let jobs: Vec<NewJob> = (0..30)
+        .map(|i| job("listed", ["a", "b", "c"][i % 3]).max_attempts(1))
+        .collect();
+    let ids: Vec<JobId> = h
+        .driver
+        .enqueue(&jobs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    h.driver.enqueue(&[job("other", "a")]).await.unwrap();
+    // Pages of 7 walk every job once, in id order.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = h
+            .driver
+            .list_jobs("listed", None, None, after, 7)
+            .await
+            .unwrap();
+        assert!(page.len() <= 7);
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        assert!(page.iter().all(|j| j.queue == "listed"));
+        seen.extend(page.iter().map(|j| j.id));
+    }
+    assert_eq!(seen, ids);
+    // Kill the first five claimed (kinds a, b, c, a, b): dead letters, listed by state and kind.
+    let c = claim(h, "listed", 5, TTL).await;
+    let failed: Vec<Failed> = c.iter().map(|j| fail(j, "boom", None)).collect();
+    h.driver.settle_failures(w, &failed).await.unwrap();
+    let dead = h
+        .driver
+        .list_jobs("listed", Some(JobState::Dead), None, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(dead.iter().map(|j| j.id).collect::<Vec<_>>(), ids[..5]);
+    let dead_a = h
+        .driver
+        .list_jobs("listed", Some(JobState::Dead), Some("a"), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        dead_a.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [ids[0], ids[3]]
+    );
+    let waiting_c = h
+        .driver
+        .list_jobs("listed", Some(JobState::Available), Some("c"), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(waiting_c.len(), 9, "10 of kind c, one dead");
+    // Purge takes exactly the expected count, or nothing.
+    let wrong = h
+        .driver
+        .purge_dead("listed", Some("a"), 3)
+        .await
+        .unwrap_err();
+    assert!(matches!(wrong, QueueError::Conflict { .. }), "{wrong:?}");
+    assert_eq!(count(h, "listed", JobState::Dead).await, 5);
+    assert_eq!(
+        h.driver.purge_dead("listed", Some("a"), 2).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        h.driver.job(ids[0]).await.unwrap(),
+        None,
+        "purged jobs are gone"
+    );
+    assert_eq!(count(h, "listed", JobState::Dead).await, 3);
+    let listed = h
+        .driver
+        .list_jobs("listed", None, None, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 28, "purged jobs are no longer listed");
+}
+
 pub async fn a_released_job_runs_again_without_counting_the_attempt(h: &Harness) {
     h.driver.enqueue(&[job("release", "a")]).await.unwrap();
     let c = claim(h, "release", 1, TTL).await.remove(0);

@@ -233,6 +233,31 @@ async fn a_queue_set_to_redis_runs_through_the_api_workers_and_ctl_beside_a_post
     )
     .await;
 
+    // Re-drive by filter: every dead letter of the kind.
+    let (s, b) = c
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/queues/fast/dead/redrive",
+            Some(json!({"all": true, "kind": "demo.fail"})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["redriven"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{b}"
+    );
+    wait_for(
+        "the job re-driven by filter ran again",
+        Duration::from_secs(30),
+        || async {
+            let (_, j) = c
+                .call(reqwest::Method::GET, &format!("/api/v1/jobs/{dead}"), None)
+                .await;
+            (j["state"] == "dead" && j["errors"].as_array().map(Vec::len) == Some(3)).then_some(())
+        },
+    )
+    .await;
+
     // The queue summary counts the Redis queue with the Postgres one.
     let (s, b) = c.call(reqwest::Method::GET, "/api/v1/queues", None).await;
     assert_eq!(s, StatusCode::OK, "{b}");
@@ -248,12 +273,70 @@ async fn a_queue_set_to_redis_runs_through_the_api_workers_and_ctl_beside_a_post
     assert_eq!(fast["counts"]["dead"], 1, "{fast}");
     assert!(listed.iter().any(|q| q["queue"] == "slow"), "{b}");
 
-    // What Redis queues cannot do yet is refused naming the field, never a 500.
+    // Listings page through the Redis queue like a Postgres one.
     let (s, b) = c
-        .call(reqwest::Method::GET, "/api/v1/jobs?queue=fast", None)
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/jobs?queue=fast&state=completed&limit=3",
+            None,
+        )
         .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
-    assert!(b.to_string().contains("Redis"), "{b}");
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let first: Vec<i64> = b["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(first.len(), 3, "{b}");
+    let next = b["next_after"].as_i64().expect("a next page");
+    let (_, b) = c
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/jobs?queue=fast&state=completed&after={next}"),
+            None,
+        )
+        .await;
+    let rest: Vec<i64> = b["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_i64().unwrap())
+        .collect();
+    let mut all = first.clone();
+    all.extend(&rest);
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "id order: {all:?}");
+    let (s, b) = c
+        .call(reqwest::Method::GET, "/api/v1/queues/fast/dead", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(
+        b.to_string().contains(&format!("\"id\":{dead}")),
+        "the dead letter is listed: {b}"
+    );
+
+    // Purge takes exactly the expected dead letters, or none.
+    let (s, b) = c
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/queues/fast/dead/purge",
+            Some(json!({"expected": 5})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    let (s, b) = c
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/queues/fast/dead/purge",
+            Some(json!({"expected": 1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, _) = c
+        .call(reqwest::Method::GET, &format!("/api/v1/jobs/{dead}"), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 
     // Every action is audited, whichever backend it touched.
     let (_, audit) = c
@@ -275,6 +358,7 @@ async fn a_queue_set_to_redis_runs_through_the_api_workers_and_ctl_beside_a_post
         ("queue.pause", "queue:fast".to_owned()),
         ("job.cancel", format!("job:{later}")),
         ("dead.redrive", "queue:fast".to_owned()),
+        ("dead.purge", "queue:fast".to_owned()),
     ] {
         assert!(
             actions

@@ -376,6 +376,25 @@ impl Driver for Backends {
         }
     }
 
+    async fn list_jobs(
+        &self,
+        queue: &str,
+        state: Option<JobState>,
+        kind: Option<&str>,
+        after: Option<JobId>,
+        limit: i64,
+    ) -> QueueResult<Vec<JobRecord>> {
+        self.for_queue(queue)
+            .list_jobs(queue, state, kind, after, limit)
+            .await
+    }
+
+    async fn purge_dead(&self, queue: &str, kind: Option<&str>, expected: u64) -> QueueResult<u64> {
+        self.for_queue(queue)
+            .purge_dead(queue, kind, expected)
+            .await
+    }
+
     async fn redrive(&self, ids: &[JobId]) -> QueueResult<Vec<JobId>> {
         self.both(self.split_ids(ids, |id| *id), |d, part| async move {
             d.redrive(&part).await

@@ -54,7 +54,7 @@ impl RedisDriver {
     }
 }
 
-fn job_view(id: JobId, h: &HashMap<String, String>) -> QueueResult<JobRecord> {
+pub(crate) fn job_view(id: JobId, h: &HashMap<String, String>) -> QueueResult<JobRecord> {
     let field = |name: &str| {
         h.get(name)
             .ok_or_else(|| bad(format!("job {id} has no {name}")))

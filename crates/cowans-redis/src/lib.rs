@@ -16,6 +16,7 @@
 //! | `Q:sched` | zset | scheduled jobs by run_at ms |
 //! | `Q:running` | zset | running jobs by lease expiry ms (the only record of the expiry) |
 //! | `Q:done:completed`, `Q:done:cancelled`, `Q:done:dead` | zset | finished jobs by finalized time ms (retention, counts) |
+//! | `Q:jobs` | zset | every stored job of the queue, score = its id (listing in id order) |
 //! | `Q:unique` | hash | unique key → the job id holding it (it holds while the job's state is in its stored mask) |
 //! | `Q:control` | hash | `paused` (`1`/`0`) |
 //! | `Q:lease` | string | the queue's lease counter (fencing tokens) |
@@ -53,6 +54,8 @@
 //!   (all or none within each), so a failure between two of them leaves the earlier queues'
 //!   jobs stored.
 //! - Batches (`NewJob::batch_id`) are not stored; enqueue-in-transaction does not exist.
+//! - Purging dead letters reads the queue's whole dead set in one script (purges are rare;
+//!   [`Driver::list_jobs`] is bounded per call).
 //! - [`Driver::queue_control`] reports `paused` only; concurrency and rate limits are `None`.
 //! - Stats are computed live, so [`Driver::refresh_queue_stats`] does nothing.
 //! - The claim cursor (`after`) is ignored.
@@ -67,6 +70,7 @@ mod inspect;
 mod keys;
 mod leases;
 mod listen;
+mod listing;
 mod route;
 mod scripts;
 mod value;
@@ -224,6 +228,21 @@ impl Driver for RedisDriver {
 
     async fn cancel(&self, id: JobId) -> QueueResult<JobState> {
         inspect::cancel(self, id).await
+    }
+
+    async fn list_jobs(
+        &self,
+        queue: &str,
+        state: Option<JobState>,
+        kind: Option<&str>,
+        after: Option<JobId>,
+        limit: i64,
+    ) -> QueueResult<Vec<JobRecord>> {
+        listing::list_jobs(self, queue, state, kind, after, limit).await
+    }
+
+    async fn purge_dead(&self, queue: &str, kind: Option<&str>, expected: u64) -> QueueResult<u64> {
+        listing::purge_dead(self, queue, kind, expected).await
     }
 
     async fn redrive(&self, ids: &[JobId]) -> QueueResult<Vec<JobId>> {

@@ -53,6 +53,8 @@ scripts! {
     SET_PAUSED => "set_paused.lua",
     STATS => "stats.lua",
     PRUNE => "prune.lua",
+    LIST => "list.lua",
+    PURGE => "purge.lua",
     WORKER_SEEN => "worker_seen.lua",
     WORKERS_FORGET => "workers_forget.lua",
     WORKERS_LIVE => "workers_live.lua",

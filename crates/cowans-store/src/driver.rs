@@ -143,6 +143,30 @@ impl Driver for PgDriver {
         Ok(crate::cancel_job(&self.pool, id).await?.was)
     }
 
+    async fn list_jobs(
+        &self,
+        queue: &str,
+        state: Option<JobState>,
+        kind: Option<&str>,
+        after: Option<JobId>,
+        limit: i64,
+    ) -> QueueResult<Vec<JobRecord>> {
+        let filter = crate::JobFilter {
+            queue: Some(queue.to_owned()),
+            state,
+            kind: kind.map(str::to_owned),
+        };
+        Ok(crate::list_jobs(&self.pool, &filter, after, limit).await?)
+    }
+
+    async fn purge_dead(&self, queue: &str, kind: Option<&str>, expected: u64) -> QueueResult<u64> {
+        let filter = crate::DeadLetterFilter {
+            queue: Some(queue.to_owned()),
+            kind: kind.map(str::to_owned),
+        };
+        Ok(crate::purge_dead(&self.pool, &filter, Some(expected)).await?)
+    }
+
     async fn redrive(&self, ids: &[JobId]) -> QueueResult<Vec<JobId>> {
         Ok(crate::redrive_ids(&self.pool, ids).await?)
     }

@@ -135,6 +135,20 @@ pub trait Driver: Send + Sync + 'static {
     /// `Conflict` naming its state when it has already finished.
     async fn cancel(&self, id: JobId) -> QueueResult<JobState>;
 
+    /// A page of `queue`'s jobs in id order after `after`, of `state` and `kind` when given.
+    async fn list_jobs(
+        &self,
+        queue: &str,
+        state: Option<JobState>,
+        kind: Option<&str>,
+        after: Option<JobId>,
+        limit: i64,
+    ) -> QueueResult<Vec<JobRecord>>;
+
+    /// Deletes `queue`'s dead letters (of `kind`, if given), but only if there are exactly
+    /// `expected` of them: `Conflict` with `{expected, actual}` otherwise, nothing deleted.
+    async fn purge_dead(&self, queue: &str, kind: Option<&str>, expected: u64) -> QueueResult<u64>;
+
     /// Makes dead letters available again with a fresh attempt count; returns those moved.
     async fn redrive(&self, ids: &[JobId]) -> QueueResult<Vec<JobId>>;
 

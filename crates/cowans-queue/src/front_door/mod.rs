@@ -377,9 +377,10 @@ impl FrontDoor {
         limit: i64,
     ) -> Result<Vec<JobRecord>> {
         if let Some(q) = &filter.queue
-            && self.redis_queue(q).is_some()
+            && let Some(redis) = self.redis_queue(q)
         {
-            return Err(on_redis::not_on_redis("queue", q, "listing jobs"));
+            let kind = filter.kind.as_deref();
+            return Ok(redis.list_jobs(q, filter.state, kind, after, limit).await?);
         }
         cowans_store::list_jobs(&self.inner.pool, filter, after, limit).await
     }
@@ -468,9 +469,12 @@ impl FrontDoor {
         limit: i64,
     ) -> Result<Vec<JobRecord>> {
         if let Some(q) = &filter.queue
-            && self.redis_queue(q).is_some()
+            && let Some(redis) = self.redis_queue(q)
         {
-            return Err(on_redis::not_on_redis("queue", q, "listing dead letters"));
+            let kind = filter.kind.as_deref();
+            return Ok(redis
+                .list_jobs(q, Some(JobState::Dead), kind, after, limit)
+                .await?);
         }
         cowans_store::list_dead(&self.inner.pool, filter, after, limit).await
     }
@@ -478,28 +482,7 @@ impl FrontDoor {
     /// Re-drives dead letters of `queue`; returns how many went back.
     pub async fn redrive(&self, actor: &Actor, queue: &QueueName, what: Redrive) -> Result<u64> {
         if let Some(redis) = self.redis_queue(queue.as_str()) {
-            let Redrive::Ids(ids) = &what else {
-                return Err(on_redis::not_on_redis(
-                    "ids",
-                    queue.as_str(),
-                    "re-driving by filter (name the ids)",
-                ));
-            };
-            let mine: Vec<JobId> = ids
-                .iter()
-                .copied()
-                .filter(|id| Backend::of_job(*id) == Backend::Redis)
-                .collect();
-            let n = redis.redrive(&mine).await?.len() as u64;
-            let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
-            let entry = NewAudit::by(
-                actor,
-                "dead.redrive",
-                Some(format!("queue:{queue}")),
-                json!({ "ids": ids, "redriven": n }),
-            );
-            self.audit_after("dead.redrive", vec![entry]).await;
-            return Ok(n);
+            return self.redrive_on_redis(redis, actor, queue, what).await;
         }
         let mut tx = self.inner.pool.begin().await?;
         let (count, details) = match &what {
@@ -541,12 +524,18 @@ impl FrontDoor {
         kind: Option<String>,
         expected: u64,
     ) -> Result<u64> {
-        if self.redis_queue(queue.as_str()).is_some() {
-            return Err(on_redis::not_on_redis(
-                "queue",
-                queue.as_str(),
-                "purging dead letters",
-            ));
+        if let Some(redis) = self.redis_queue(queue.as_str()) {
+            let n = redis
+                .purge_dead(queue.as_str(), kind.as_deref(), expected)
+                .await?;
+            let entry = NewAudit::by(
+                actor,
+                "dead.purge",
+                Some(format!("queue:{queue}")),
+                json!({ "kind": kind, "purged": n }),
+            );
+            self.audit_after("dead.purge", vec![entry]).await;
+            return Ok(n);
         }
         let filter = DeadLetterFilter {
             queue: Some(queue.to_string()),

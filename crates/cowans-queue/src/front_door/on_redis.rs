@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use cowans_core::{
-    Actor, JobId, QueueName,
+    Actor, JobId, JobState, QueueName,
     queue::{Backend, Driver, Enqueued, NewJob},
 };
 use cowans_store::{Cancelled, NewAudit, Result, StoreError};
 use serde_json::json;
 
-use super::FrontDoor;
+use super::{FrontDoor, Redrive};
 use crate::metrics;
 
 impl FrontDoor {
@@ -76,16 +76,19 @@ impl FrontDoor {
         let (rd, pg): (Vec<usize>, Vec<usize>) =
             (0..jobs.len()).partition(|&i| self.redis_queue(jobs[i].queue.as_str()).is_some());
         let pick = |idx: &[usize]| idx.iter().map(|&i| jobs[i].clone()).collect::<Vec<_>>();
-        let mut tx = self.inner.pool.begin().await?;
-        let pg_done = if pg.is_empty() {
-            Vec::new()
-        } else {
-            cowans_store::enqueue_many(&mut *tx, &pick(&pg)).await?
-        };
         let redis =
             self.inner.backends.redis().ok_or_else(|| {
                 StoreError::invalid("queue", "is on Redis, which is not configured")
             })?;
+        if pg.is_empty() {
+            let rd_done = redis.enqueue(jobs).await?;
+            let (action, entries) = audit(&rd_done);
+            self.audit_after(action, entries).await;
+            super::count_all(jobs, &rd_done);
+            return Ok(rd_done);
+        }
+        let mut tx = self.inner.pool.begin().await?;
+        let pg_done = cowans_store::enqueue_many(&mut *tx, &pick(&pg)).await?;
         let rd_done = redis.enqueue(&pick(&rd)).await?;
         if let Err(e) = tx.commit().await {
             tracing::error!(
@@ -184,6 +187,64 @@ impl FrontDoor {
         )
         .await;
         Ok(())
+    }
+
+    /// Re-drives dead letters of a Redis queue (the named ones of this queue, or every one of
+    /// a kind, page by page), audited as `dead.redrive`.
+    pub(super) async fn redrive_on_redis(
+        &self,
+        redis: &Arc<dyn Driver>,
+        actor: &Actor,
+        queue: &QueueName,
+        what: Redrive,
+    ) -> Result<u64> {
+        let (n, details) = match &what {
+            Redrive::Ids(ids) => {
+                // Only this queue's dead letters, as on Postgres.
+                let mut mine = Vec::new();
+                for &id in ids {
+                    if Backend::of_job(id) == Backend::Redis
+                        && redis
+                            .job(id)
+                            .await?
+                            .is_some_and(|j| j.queue == queue.as_str())
+                    {
+                        mine.push(id);
+                    }
+                }
+                let n = redis.redrive(&mine).await?.len() as u64;
+                let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
+                (n, json!({ "ids": ids, "redriven": n }))
+            }
+            Redrive::All { kind } => {
+                let mut n = 0u64;
+                let mut after = None;
+                loop {
+                    let page = redis
+                        .list_jobs(
+                            queue.as_str(),
+                            Some(JobState::Dead),
+                            kind.as_deref(),
+                            after,
+                            500,
+                        )
+                        .await?;
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.id);
+                    let ids: Vec<JobId> = page.iter().map(|j| j.id).collect();
+                    n += redis.redrive(&ids).await?.len() as u64;
+                }
+                (n, json!({ "kind": kind, "redriven": n }))
+            }
+        };
+        let entry = NewAudit::by(
+            actor,
+            "dead.redrive",
+            Some(format!("queue:{queue}")),
+            details,
+        );
+        self.audit_after("dead.redrive", vec![entry]).await;
+        Ok(n)
     }
 
     /// Pauses or resumes a Redis queue, audited.

@@ -12,10 +12,7 @@ for i = 2, #ARGV, 2 do
     local u = redis.call('HMGET', key, 'unique_key', 'unique_mask')
     local keep = u[1] and holds_key(u[2], 'completed')
     if del and not keep then
-      if u[1] and redis.call('HGET', Q .. ':unique', u[1]) == id then
-        redis.call('HDEL', Q .. ':unique', u[1])
-      end
-      redis.call('DEL', key)
+      drop_job(key, id)
       out[#out + 1] = { id, 1 }
     else
       finish(key, id, 'completed', now)

@@ -40,6 +40,7 @@ for i = 0, n - 1 do
       f[#f + 1] = 'rate_key'; f[#f + 1] = rkey
     end
     redis.call('HSET', jk(id), unpack(f))
+    redis.call('ZADD', Q .. ':jobs', id, pad(id))
     if state == 'available' then
       to_ready(id, prio, ra)
       avail = true

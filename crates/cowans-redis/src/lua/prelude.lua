@@ -69,3 +69,13 @@ local function append_error(key, attempt, at, worker, err)
   redis.call('HSET', key, 'errors', cur)
 end
 
+
+-- Deletes a job: its hash, its place in the id index, and its unique key if it holds it.
+local function drop_job(key, id)
+  local uk = redis.call('HGET', key, 'unique_key')
+  if uk and redis.call('HGET', Q .. ':unique', uk) == id then
+    redis.call('HDEL', Q .. ':unique', uk)
+  end
+  redis.call('DEL', key)
+  redis.call('ZREM', Q .. ':jobs', pad(id))
+end

@@ -10,12 +10,7 @@ local function prune(state, cutoff, max)
   local ms = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. fmt(cutoff), 'LIMIT', 0, max)
   for _, m in ipairs(ms) do
     local id = unpad(m)
-    local key = jk(id)
-    local uk = redis.call('HGET', key, 'unique_key')
-    if uk and redis.call('HGET', Q .. ':unique', uk) == id then
-      redis.call('HDEL', Q .. ':unique', uk)
-    end
-    redis.call('DEL', key)
+    drop_job(jk(id), id)
     redis.call('ZREM', z, m)
     ids[#ids + 1] = id
   end
