@@ -5,11 +5,13 @@
 
 use std::sync::Arc;
 
-use cowans_core::queue::Driver;
+use cowans_core::queue::{Driver, Limiter};
 use cowans_testkit::{TestDb, redis_cluster::RedisCluster};
 
 pub struct Harness {
     pub driver: Arc<dyn Driver>,
+    /// The backend's fleet-wide limits.
+    pub limiter: Arc<dyn Limiter>,
     /// The applications' database (dropped with the harness).
     pub db: TestDb,
     /// The Redis driver, to delete its keys at the end.
@@ -25,6 +27,7 @@ impl Harness {
         let db = cowans_tests::demo_db().await;
         Harness {
             driver: Arc::new(cowans_store::PgDriver::new(db.pool.clone())),
+            limiter: Arc::new(cowans_queue::PgLimiter::new(db.pool.clone())),
             db,
             redis: None,
             cluster: None,
@@ -45,6 +48,7 @@ impl Harness {
             });
         Harness {
             driver: Arc::new(driver.clone()),
+            limiter: Arc::new(cowans_redis::RedisLimiter::new(driver.clone())),
             db,
             redis: Some(driver),
             cluster: None,
@@ -64,6 +68,7 @@ impl Harness {
             .unwrap_or_else(|e| panic!("cannot use the test cluster {:?}: {e}", cluster.nodes));
         Harness {
             driver: Arc::new(driver.clone()),
+            limiter: Arc::new(cowans_redis::RedisLimiter::new(driver.clone())),
             db,
             redis: Some(driver),
             cluster: Some(cluster),

@@ -9,8 +9,8 @@ use chrono::Utc;
 use cowans_core::{
     JobId, JobState, QueueName, Wakeup,
     queue::{
-        ClaimedJob, Failed, LEASE_EXPIRED, LeaseRef, NewJob, QueueError, Retention, Unique,
-        WakeupSink, WorkerInfo,
+        ClaimedJob, Failed, LEASE_EXPIRED, LeaseRef, NewJob, Permit, QueueError, RateLimit,
+        Retention, Unique, WakeupSink, WorkerInfo,
     },
 };
 use cowans_testkit::wait_for;
@@ -470,6 +470,79 @@ pub async fn jobs_are_listed_in_id_order_by_state_and_kind_and_dead_letters_purg
         .await
         .unwrap();
     assert_eq!(listed.len(), 28, "purged jobs are no longer listed");
+}
+
+pub async fn fleet_limits_hold_across_holders_and_free_on_release_or_expiry(h: &Harness) {
+    let l = &h.limiter;
+    let scope: Arc<str> = "limited".into();
+    let (a, b, c, d) = (
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    );
+    // Three permits in all, whoever asks.
+    let pa = l.acquire(&scope, 3, 2, a, TTL).await.unwrap();
+    assert_eq!(pa.len(), 2);
+    let pb = l.acquire(&scope, 3, 5, b, TTL).await.unwrap();
+    assert_eq!(pb.len(), 1, "only one left");
+    assert!(l.acquire(&scope, 3, 1, b, TTL).await.unwrap().is_empty());
+    // A release is fenced by its token: a stale one frees nothing.
+    let stale = Permit {
+        token: pb[0].token + 1_000_000,
+        ..pb[0].clone()
+    };
+    l.release(&[stale]).await.unwrap();
+    assert!(l.acquire(&scope, 3, 1, b, TTL).await.unwrap().is_empty());
+    l.release(&pa[..1]).await.unwrap();
+    assert_eq!(l.acquire(&scope, 3, 5, b, TTL).await.unwrap().len(), 1);
+    // A holder's shutdown gives all of its permits back.
+    l.release_all(b).await.unwrap();
+    let short = l
+        .acquire(&scope, 3, 5, c, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert_eq!(short.len(), 2, "b's two came back; a still holds one");
+    // A holder that stops extending loses its permits; one that extends keeps them.
+    l.extend(a, TTL).await.unwrap();
+    let taken = wait_for("c's permits expire", PATIENCE, || async {
+        let got = l.acquire(&scope, 3, 5, d, TTL).await.unwrap();
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    assert_eq!(taken.len(), 2, "c's two, not a's");
+
+    // Rate: a bucket of 3 per minute, for the whole scope or per key.
+    let rate = RateLimit {
+        jobs: 3,
+        period: Duration::from_secs(60),
+        by_key: false,
+    };
+    let all = vec!["all".to_owned()];
+    let g = l.take("rated", rate, &all, &[5]).await.unwrap();
+    assert_eq!(g[0].granted, 3);
+    assert!(g[0].next_at > Utc::now(), "{:?}", g[0].next_at);
+    assert!(
+        g[0].next_at <= Utc::now() + chrono::Duration::seconds(21),
+        "{:?}",
+        g[0].next_at
+    );
+    assert_eq!(
+        l.take("rated", rate, &all, &[1]).await.unwrap()[0].granted,
+        0
+    );
+    l.refund("rated", rate, "all", 1).await.unwrap();
+    assert_eq!(
+        l.take("rated", rate, &all, &[2]).await.unwrap()[0].granted,
+        1
+    );
+    let keys = vec!["x".to_owned(), "y".to_owned()];
+    let g = l.take("rated-by-key", rate, &keys, &[2, 4]).await.unwrap();
+    assert_eq!(
+        (g[0].granted, g[1].granted),
+        (2, 3),
+        "each key has its own bucket"
+    );
 }
 
 pub async fn a_released_job_runs_again_without_counting_the_attempt(h: &Harness) {

@@ -62,6 +62,7 @@ conformance!(
     cases::failures_retry_with_their_backoff_then_dead_letter_with_history,
     cases::dead_letters_are_redriven_with_fresh_attempts,
     cases::jobs_are_listed_in_id_order_by_state_and_kind_and_dead_letters_purged,
+    cases::fleet_limits_hold_across_holders_and_free_on_release_or_expiry,
     cases::a_released_job_runs_again_without_counting_the_attempt,
     cases::a_deferred_job_waits_without_counting_the_attempt,
     cases::unique_keys_hold_while_waiting_or_running,

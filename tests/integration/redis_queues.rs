@@ -421,22 +421,31 @@ async fn a_worker_killed_mid_drain_on_redis_loses_no_job() {
     let driver = connect(&url, &prefix).await;
     let extra = redis_env(&url, &prefix);
     let env = env_refs(&extra);
-    let ids = fill(&driver, 300, 20).await;
+    // The doomed worker alone first, so it surely holds jobs when it dies.
     let mut doomed = WorkerProcess::spawn(&db.url(), "fast", 8, &env);
-    let _survivor = WorkerProcess::spawn(&db.url(), "fast", 8, &env);
-    wait_for("a third drained", Duration::from_secs(60), || async {
-        (completed(&driver).await >= 100).then_some(())
+    let ids = fill(&driver, 300, 50).await;
+    wait_for("some drained", Duration::from_secs(60), || async {
+        (completed(&driver).await >= 40).then_some(())
     })
     .await;
+    let _survivor = WorkerProcess::spawn(&db.url(), "fast", 8, &env);
     doomed.kill9();
     // The killed worker's jobs come back when their leases (2 s) expire; every job completes.
     wait_for("every job completed", Duration::from_secs(90), || async {
         (completed(&driver).await == 300).then_some(())
     })
     .await;
+    let mut rescued = 0;
     for id in ids {
-        assert_eq!(state(&driver, id).await, Some(JobState::Completed), "{id}");
+        let job = driver.job(id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Completed, "{id}");
+        rescued += job
+            .errors
+            .iter()
+            .filter(|e| e.error == cowans_core::queue::LEASE_EXPIRED)
+            .count();
     }
+    assert!(rescued > 0, "the killed worker's jobs were rescued");
     driver.flush_prefix().await.unwrap();
 }
 
@@ -595,5 +604,50 @@ async fn dropped_connections_and_an_undecodable_payload_do_not_stop_a_redis_work
         "the worker keeps running"
     );
     worker.kill9();
+    driver.flush_prefix().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_fleet_wide_limit_from_the_settings_holds_a_redis_queue_across_worker_processes() {
+    let db = cowans_tests::demo_db().await;
+    let url = cowans_testkit::redis_server::shared_url();
+    let prefix = prefix();
+    let driver = connect(&url, &prefix).await;
+    let mut extra = redis_env(&url, &prefix);
+    extra.push(("COWANS__WORKER__LIMITS__FAST__CONCURRENCY", "3".to_owned()));
+    let env = env_refs(&extra);
+    // Both processes up before the jobs arrive, so both take part.
+    let _a = WorkerProcess::spawn(&db.url(), "fast", 10, &env);
+    let _b = WorkerProcess::spawn(&db.url(), "fast", 10, &env);
+    let control = driver.queue_control("fast").await.unwrap();
+    assert_eq!(
+        control.concurrency_limit,
+        Some(3),
+        "the settings' limit is in Redis"
+    );
+    fill(&driver, 30, 150).await;
+    let mut max_running = 0;
+    let started = std::time::Instant::now();
+    loop {
+        let counts = driver.count_by_state("fast").await.unwrap_or_default();
+        let n = |s: JobState| counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
+        max_running = max_running.max(n(JobState::Running));
+        if n(JobState::Completed) == 30 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "drain took too long"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        max_running <= 3,
+        "{max_running} jobs ran at once under a limit of 3"
+    );
+    assert!(
+        max_running >= 2,
+        "the limit is used ({max_running} at most seen running)"
+    );
     driver.flush_prefix().await.unwrap();
 }

@@ -13,7 +13,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use cowans_core::queue::{Driver, Failed, LeaseRef};
+use cowans_core::queue::{Backend, Driver, Failed, LeaseRef};
 use cowans_core::{JobOutcome, JobState};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -37,6 +37,10 @@ pub(crate) struct Ack {
     pub(crate) outcome: JobOutcome,
 }
 
+/// Routes each ack to the writer of its job's backend ([`Backend::of_job`]): each backend's acks
+/// are written, and retried while it is unreachable, on their own, so a Redis outage never
+/// holds up the acks (and so the leases) of Postgres queues, nor the reverse. The writers' queues
+/// are unbounded: what they hold is bounded by the jobs claimed before the outage.
 pub(crate) async fn run(
     driver: Arc<dyn Driver>,
     worker_id: Uuid,
@@ -45,6 +49,46 @@ pub(crate) async fn run(
     mut rx: mpsc::Receiver<Ack>,
     max_batch: usize,
     // Finished jobs are kept for no time: completed ones are deleted by their ack.
+    delete: bool,
+) {
+    let (pg_tx, pg_rx) = mpsc::unbounded_channel();
+    let (rd_tx, rd_rx) = mpsc::unbounded_channel();
+    let writer = |rx| {
+        tokio::spawn(write(
+            driver.clone(),
+            worker_id,
+            signals.clone(),
+            limiter.clone(),
+            rx,
+            max_batch,
+            delete,
+        ))
+    };
+    let writers = [writer(pg_rx), writer(rd_rx)];
+    while let Some(ack) = rx.recv().await {
+        let to = match Backend::of_job(ack.lease.id) {
+            Backend::Postgres => &pg_tx,
+            Backend::Redis => &rd_tx,
+        };
+        if to.send(ack).is_err() {
+            break;
+        }
+    }
+    drop((pg_tx, rd_tx));
+    for w in writers {
+        let _ = w.await;
+    }
+    tracing::debug!("completer drained");
+}
+
+/// Writes one backend's acks, a batch at a time.
+async fn write(
+    driver: Arc<dyn Driver>,
+    worker_id: Uuid,
+    signals: Arc<Signals>,
+    limiter: Arc<dyn Limiter>,
+    mut rx: mpsc::UnboundedReceiver<Ack>,
+    max_batch: usize,
     delete: bool,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
@@ -59,7 +103,6 @@ pub(crate) async fn run(
         }
         batch.clear();
     }
-    tracing::debug!("completer drained");
 }
 
 /// Splits a batch of acks into the completions and the failures (with what to do about each),

@@ -157,7 +157,10 @@ impl Engine {
         limiter: Option<Arc<dyn Limiter>>,
     ) -> Result<Engine, EngineError> {
         Self::start_inner(
-            |engine_pool| driver.unwrap_or_else(|| Arc::new(PgDriver::new(engine_pool.clone()))),
+            |engine_pool| {
+                let driver = driver.unwrap_or_else(|| Arc::new(PgDriver::new(engine_pool.clone())));
+                (driver, None)
+            },
             pool,
             config,
             queues,
@@ -179,10 +182,11 @@ impl Engine {
         Self::start_inner(
             |engine_pool| {
                 let postgres: Arc<dyn Driver> = Arc::new(PgDriver::new(engine_pool.clone()));
+                let limiter = routes.limiter(Arc::new(PgLimiter::new(engine_pool.clone())));
                 match routes.redis() {
-                    Some(_) => Arc::new(routes.on_postgres(postgres)),
+                    Some(_) => (Arc::new(routes.on_postgres(postgres)), Some(limiter)),
                     // Nothing to route: no splitting on every ack.
-                    None => postgres,
+                    None => (postgres, Some(limiter)),
                 }
             },
             pool,
@@ -195,7 +199,7 @@ impl Engine {
     }
 
     async fn start_inner(
-        driver: impl FnOnce(&PgPool) -> Arc<dyn Driver>,
+        driver: impl FnOnce(&PgPool) -> (Arc<dyn Driver>, Option<Arc<dyn Limiter>>),
         pool: PgPool,
         config: EngineConfig,
         queues: Vec<String>,
@@ -205,8 +209,10 @@ impl Engine {
         config.validate().map_err(EngineError::Config)?;
         let app_pool = pool;
         let pool = engine_pool(&app_pool, &config).await?;
-        let driver = driver(&pool);
-        let limiter = limiter.unwrap_or_else(|| Arc::new(PgLimiter::new(pool.clone())));
+        let (driver, routed) = driver(&pool);
+        let limiter = limiter
+            .or(routed)
+            .unwrap_or_else(|| Arc::new(PgLimiter::new(pool.clone())));
         let worker_id = Uuid::new_v4();
         let info = WorkerInfo {
             id: worker_id,

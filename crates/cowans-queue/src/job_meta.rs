@@ -51,11 +51,22 @@ impl JobMeta {
     /// commit together: `job.complete_in_tx(&mut *tx).await?; tx.commit().await?`. If the lease
     /// was lost (another worker owns the job now) this answers
     /// [`cowans_store::StoreError::StaleLease`]; returning it drops the transaction, so the effect
-    /// rolls back, and the attempt's result is discarded by the fencing anyway.
+    /// rolls back, and the attempt's result is discarded by the fencing anyway. A job of a
+    /// queue stored in Redis cannot be completed in a Postgres transaction: `Invalid` naming
+    /// its queue (the kind needs a Postgres queue).
     pub async fn complete_in_tx<'e>(
         &self,
         executor: impl sqlx::PgExecutor<'e>,
     ) -> Result<(), cowans_store::StoreError> {
+        if cowans_core::queue::Backend::of_job(self.id) == cowans_core::queue::Backend::Redis {
+            return Err(cowans_store::StoreError::invalid(
+                "queue",
+                format!(
+                    "job {} is stored in Redis; its kind completes jobs in a Postgres transaction, so its queue must be a Postgres one",
+                    self.id
+                ),
+            ));
+        }
         cowans_store::complete_in_tx(executor, self.lease_ref()).await?;
         self.completed_in_tx.store(true, Ordering::Release);
         Ok(())

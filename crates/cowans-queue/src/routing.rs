@@ -11,9 +11,9 @@ use chrono::{DateTime, Utc};
 use cowans_core::{
     JobId, JobState, QueueName,
     queue::{
-        Backend, ClaimCursor, ClaimedJob, Driver, Enqueued, Failed, JobRecord, LeaderTerm,
-        LeaseRef, NewJob, Promotion, Pruned, QueueControl, QueueResult, QueueStats, Rescued,
-        Retention, Settled, WakeupSink, WorkerInfo,
+        Backend, ClaimCursor, ClaimedJob, Driver, Enqueued, Failed, Granted, JobRecord, LeaderTerm,
+        LeaseRef, LimitResult, Limiter, NewJob, Permit, Promotion, Pruned, QueueControl,
+        QueueResult, QueueStats, RateLimit, Rescued, Retention, Settled, WakeupSink, WorkerInfo,
     },
 };
 use uuid::Uuid;
@@ -23,6 +23,8 @@ use uuid::Uuid;
 pub struct Backends {
     postgres: Arc<dyn Driver>,
     redis: Option<Arc<dyn Driver>>,
+    /// The fleet-wide limits of the Redis queues.
+    redis_limiter: Option<Arc<dyn Limiter>>,
     on_redis: Arc<HashSet<String>>,
 }
 
@@ -32,19 +34,22 @@ impl Backends {
         Self {
             postgres,
             redis: None,
+            redis_limiter: None,
             on_redis: Default::default(),
         }
     }
 
-    /// `queues` on `redis`, every other queue on `postgres`.
+    /// `queues` on `redis` (their limits kept by `limiter`), every other queue on `postgres`.
     pub fn with_redis(
         postgres: Arc<dyn Driver>,
         redis: Arc<dyn Driver>,
+        limiter: Arc<dyn Limiter>,
         queues: impl IntoIterator<Item = QueueName>,
     ) -> Self {
         Self {
             postgres,
             redis: Some(redis),
+            redis_limiter: Some(limiter),
             on_redis: Arc::new(queues.into_iter().map(|q| q.to_string()).collect()),
         }
     }
@@ -54,7 +59,21 @@ impl Backends {
         Self {
             postgres,
             redis: self.redis.clone(),
+            redis_limiter: self.redis_limiter.clone(),
             on_redis: self.on_redis.clone(),
+        }
+    }
+
+    /// The fleet-wide limits of every queue: `postgres`'s for Postgres queues, the Redis
+    /// limiter's for Redis queues (`postgres` alone when no Redis is configured).
+    pub fn limiter(&self, postgres: Arc<dyn Limiter>) -> Arc<dyn Limiter> {
+        match &self.redis_limiter {
+            Some(redis) => Arc::new(RoutedLimiter {
+                postgres,
+                redis: redis.clone(),
+                on_redis: self.on_redis.clone(),
+            }),
+            None => postgres,
         }
     }
 
@@ -86,6 +105,23 @@ impl Backends {
     /// The Redis driver, when one is configured.
     pub fn redis(&self) -> Option<&Arc<dyn Driver>> {
         self.redis.as_ref()
+    }
+
+    /// A fleet-wide pass's Redis part: `None` (logged) when Redis fails, so Postgres' part of
+    /// the pass (rescue, prune, ...) never waits for Redis to come back.
+    async fn redis_part<T, F, Fut>(&self, what: &str, f: F) -> Option<T>
+    where
+        F: FnOnce(Arc<dyn Driver>) -> Fut,
+        Fut: Future<Output = QueueResult<T>>,
+    {
+        let r = self.redis.clone()?;
+        match f(r).await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "Redis {what} failed; Postgres' part went ahead");
+                None
+            }
+        }
     }
 
     /// `items` split by the backend of their job id: (Postgres', Redis').
@@ -240,6 +276,17 @@ impl Driver for Backends {
             .await
     }
 
+    async fn set_limits(
+        &self,
+        queue: &QueueName,
+        concurrency: Option<u32>,
+        rate: Option<RateLimit>,
+    ) -> QueueResult<bool> {
+        self.for_queue(queue.as_str())
+            .set_limits(queue, concurrency, rate)
+            .await
+    }
+
     /// Marks the worker alive on both backends (each counts its live workers) and extends each
     /// backend's leases.
     async fn heartbeat(
@@ -257,14 +304,24 @@ impl Driver for Backends {
             redis.heartbeat(worker, &rd, lease_ttl)
         );
         let mut held = a?;
-        held.extend(b?);
+        match b {
+            Ok(b) => held.extend(b),
+            // Unknown is not lost: the handlers go on (their acks are fenced if the leases
+            // did expire meanwhile), and Postgres' leases were extended all the same.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot extend the Redis leases; trying again at the next heartbeat");
+                held.extend(rd.iter().map(|r| r.id));
+            }
+        }
         Ok(held)
     }
 
     async fn rescue_expired(&self, limit: i64) -> QueueResult<Rescued> {
         let mut out = self.postgres.rescue_expired(limit).await?;
-        if let Some(r) = &self.redis {
-            let more = r.rescue_expired(limit).await?;
+        if let Some(more) = self
+            .redis_part("rescue", |r| async move { r.rescue_expired(limit).await })
+            .await
+        {
             out.retried.extend(more.retried);
             out.dead.extend(more.dead);
         }
@@ -288,11 +345,13 @@ impl Driver for Backends {
     }
 
     async fn forget_stale_workers(&self, older_than: Duration) -> QueueResult<u64> {
-        let mut n = self.postgres.forget_stale_workers(older_than).await?;
-        if let Some(r) = &self.redis {
-            n += r.forget_stale_workers(older_than).await?;
-        }
-        Ok(n)
+        let n = self.postgres.forget_stale_workers(older_than).await?;
+        let more = self
+            .redis_part("forget stale workers", |r| async move {
+                r.forget_stale_workers(older_than).await
+            })
+            .await;
+        Ok(n + more.unwrap_or(0))
     }
 
     async fn try_lead(
@@ -310,8 +369,10 @@ impl Driver for Backends {
 
     async fn prune(&self, retention: Retention, limit: i64) -> QueueResult<Pruned> {
         let mut out = self.postgres.prune(retention, limit).await?;
-        if let Some(r) = &self.redis {
-            let more = r.prune(retention, limit).await?;
+        if let Some(more) = self
+            .redis_part("prune", |r| async move { r.prune(retention, limit).await })
+            .await
+        {
             out.finished += more.finished;
             out.dead += more.dead;
             out.batches += more.batches;
@@ -321,9 +382,11 @@ impl Driver for Backends {
 
     async fn refresh_queue_stats(&self) -> QueueResult<()> {
         self.postgres.refresh_queue_stats().await?;
-        if let Some(r) = &self.redis {
-            r.refresh_queue_stats().await?;
-        }
+        self.redis_part(
+            "refresh stats",
+            |r| async move { r.refresh_queue_stats().await },
+        )
+        .await;
         Ok(())
     }
 
@@ -344,14 +407,17 @@ impl Driver for Backends {
             .into_iter()
             .filter(|s| self.backend_of(&s.queue) == Backend::Postgres)
             .collect();
-        if let Some(r) = &self.redis {
-            all.extend(
-                r.queue_stats(None, live_within)
-                    .await?
-                    .into_iter()
-                    .filter(|s| self.backend_of(&s.queue) == Backend::Redis),
-            );
-        }
+        let redis = self
+            .redis_part("queue stats", |r| async move {
+                r.queue_stats(None, live_within).await
+            })
+            .await;
+        all.extend(
+            redis
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|s| self.backend_of(&s.queue) == Backend::Redis),
+        );
         all.sort_by(|a, b| a.queue.cmp(&b.queue));
         Ok(all)
     }
@@ -409,5 +475,77 @@ impl Driver for Backends {
             }
             None => self.postgres.listen(sink).await,
         }
+    }
+}
+
+/// Limits by scope (a queue name): a Redis queue's in Redis, every other in Postgres.
+struct RoutedLimiter {
+    postgres: Arc<dyn Limiter>,
+    redis: Arc<dyn Limiter>,
+    on_redis: Arc<HashSet<String>>,
+}
+
+impl RoutedLimiter {
+    fn of(&self, scope: &str) -> &Arc<dyn Limiter> {
+        if self.on_redis.contains(scope) {
+            &self.redis
+        } else {
+            &self.postgres
+        }
+    }
+}
+
+#[async_trait]
+impl Limiter for RoutedLimiter {
+    async fn acquire(
+        &self,
+        scope: &Arc<str>,
+        limit: u32,
+        want: u32,
+        holder: Uuid,
+        ttl: Duration,
+    ) -> LimitResult<Vec<Permit>> {
+        self.of(scope)
+            .acquire(scope, limit, want, holder, ttl)
+            .await
+    }
+
+    async fn release(&self, permits: &[Permit]) -> LimitResult<()> {
+        let (rd, pg): (Vec<Permit>, Vec<Permit>) = permits
+            .iter()
+            .cloned()
+            .partition(|p| self.on_redis.contains(&*p.scope));
+        if !pg.is_empty() {
+            self.postgres.release(&pg).await?;
+        }
+        if !rd.is_empty() {
+            self.redis.release(&rd).await?;
+        }
+        Ok(())
+    }
+
+    async fn extend(&self, holder: Uuid, ttl: Duration) -> LimitResult<()> {
+        self.postgres.extend(holder, ttl).await?;
+        self.redis.extend(holder, ttl).await
+    }
+
+    async fn release_all(&self, holder: Uuid) -> LimitResult<()> {
+        let pg = self.postgres.release_all(holder).await;
+        self.redis.release_all(holder).await?;
+        pg
+    }
+
+    async fn take(
+        &self,
+        scope: &str,
+        rate: RateLimit,
+        keys: &[String],
+        wants: &[u32],
+    ) -> LimitResult<Vec<Granted>> {
+        self.of(scope).take(scope, rate, keys, wants).await
+    }
+
+    async fn refund(&self, scope: &str, rate: RateLimit, key: &str, n: u32) -> LimitResult<()> {
+        self.of(scope).refund(scope, rate, key, n).await
     }
 }

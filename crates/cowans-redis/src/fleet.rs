@@ -1,10 +1,10 @@
-//! The fleet: worker registrations, leadership terms and queue control (pause).
+//! The fleet: worker registrations, leadership terms and queue control (pause, limits).
 
 use std::time::Duration;
 
 use cowans_core::{
     QueueName, Wakeup,
-    queue::{LeaderTerm, QueueControl, QueueResult, WorkerInfo},
+    queue::{LeaderTerm, QueueControl, QueueResult, RateLimit, WorkerInfo},
 };
 use uuid::Uuid;
 
@@ -75,17 +75,66 @@ pub(crate) async fn resign_leader(d: &RedisDriver, role: &str, holder: Uuid) -> 
 
 pub(crate) async fn queue_control(d: &RedisDriver, queue: &str) -> QueueResult<QueueControl> {
     let mut conn = d.conn.clone();
-    let paused: Option<String> = redis::cmd("HGET")
+    let v: Vec<Option<String>> = redis::cmd("HMGET")
         .arg(format!("{}:control", d.qkey(queue)))
-        .arg("paused")
+        .arg(&[
+            "paused",
+            "concurrency",
+            "rate_jobs",
+            "rate_period_ms",
+            "rate_by_key",
+        ])
         .query_async(&mut conn)
         .await
         .map_err(map_err)?;
+    let num = |i: usize| {
+        v.get(i)
+            .cloned()
+            .flatten()
+            .and_then(|t| t.parse::<u64>().ok())
+    };
     Ok(QueueControl {
-        paused: paused.as_deref() == Some("1"),
-        concurrency_limit: None,
-        rate: None,
+        paused: v.first().cloned().flatten().as_deref() == Some("1"),
+        concurrency_limit: num(1).map(|c| c as u32),
+        rate: match (num(2), num(3)) {
+            (Some(jobs), Some(ms)) => Some(RateLimit {
+                jobs: jobs as u32,
+                period: Duration::from_millis(ms),
+                by_key: v.get(4).cloned().flatten().as_deref() == Some("1"),
+            }),
+            _ => None,
+        },
     })
+}
+
+pub(crate) async fn set_limits(
+    d: &RedisDriver,
+    queue: &QueueName,
+    concurrency: Option<u32>,
+    rate: Option<RateLimit>,
+) -> QueueResult<bool> {
+    RateLimit::check_limits(concurrency, rate)?;
+    d.remember_queue(queue).await?;
+    let opt = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
+    let changed = d
+        .run(
+            &scripts::SET_LIMITS,
+            &d.qkey(queue.as_str()),
+            &[
+                opt(concurrency.map(u64::from)),
+                opt(rate.map(|r| u64::from(r.jobs))),
+                opt(rate.map(|r| r.period.as_millis() as u64)),
+                rate.map(|r| if r.by_key { "1" } else { "0" }.to_owned())
+                    .unwrap_or_default(),
+                d.channel(),
+                Wakeup::Control {
+                    queue: queue.clone(),
+                }
+                .encode(),
+            ],
+        )
+        .await?;
+    Ok(int(&changed, "changed")? == 1)
 }
 
 pub(crate) async fn set_paused(
@@ -93,13 +142,7 @@ pub(crate) async fn set_paused(
     queue: &QueueName,
     paused: bool,
 ) -> QueueResult<()> {
-    let mut conn = d.conn.clone();
-    let _: i64 = redis::cmd("SADD")
-        .arg(format!("{}:queues", d.global()))
-        .arg(queue.as_str())
-        .query_async(&mut conn)
-        .await
-        .map_err(map_err)?;
+    d.remember_queue(queue).await?;
     d.run(
         &scripts::SET_PAUSED,
         &d.qkey(queue.as_str()),

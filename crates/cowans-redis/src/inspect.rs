@@ -85,8 +85,12 @@ pub(crate) fn job_view(id: JobId, h: &HashMap<String, String>) -> QueueResult<Jo
         id,
         queue: field("queue")?.clone(),
         kind: field("kind")?.clone(),
-        args: serde_json::from_str(field("args")?)
-            .map_err(|e| bad(format!("job {id}: unreadable args: {e}")))?,
+        // Arguments that are not JSON (written by something else) are shown as their text:
+        // one such job must not make its queue's listings fail.
+        args: {
+            let raw = field("args")?;
+            serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.clone()))
+        },
         state: JobState::parse(state)
             .ok_or_else(|| bad(format!("job {id}: unknown state {state:?}")))?,
         priority: narrow(num("priority")?, "priority")?,

@@ -56,7 +56,8 @@
 //! - Batches (`NewJob::batch_id`) are not stored; enqueue-in-transaction does not exist.
 //! - Purging dead letters reads the queue's whole dead set in one script (purges are rare;
 //!   [`Driver::list_jobs`] is bounded per call).
-//! - [`Driver::queue_control`] reports `paused` only; concurrency and rate limits are `None`.
+//! - Fleet-wide limits live in the limited queue's keys (`Q:control` holds them,
+//!   [`RedisLimiter`] takes permits in `Q:permits` and rate tokens in `Q:rate`).
 //! - Stats are computed live, so [`Driver::refresh_queue_stats`] does nothing.
 //! - The claim cursor (`after`) is ignored.
 
@@ -69,6 +70,7 @@ mod fleet;
 mod inspect;
 mod keys;
 mod leases;
+mod limiter;
 mod listen;
 mod listing;
 mod route;
@@ -87,11 +89,13 @@ use cowans_core::{
     JobId, JobState, QueueName,
     queue::{
         ClaimCursor, ClaimedJob, Driver, Enqueued, Failed, JobRecord, LeaderTerm, LeaseRef, NewJob,
-        Promotion, Pruned, QueueControl, QueueResult, QueueStats, Rescued, Retention, Settled,
-        WakeupSink, WorkerInfo,
+        Promotion, Pruned, QueueControl, QueueResult, QueueStats, RateLimit, Rescued, Retention,
+        Settled, WakeupSink, WorkerInfo,
     },
 };
 use uuid::Uuid;
+
+pub use limiter::RedisLimiter;
 
 /// The Redis queue backend, over one server ([`RedisDriver::connect`]) or a Redis Cluster
 /// ([`RedisDriver::connect_cluster`]). Cheap to clone (a connection and a shared cache).
@@ -161,6 +165,15 @@ impl Driver for RedisDriver {
 
     async fn set_paused(&self, queue: &QueueName, paused: bool) -> QueueResult<()> {
         fleet::set_paused(self, queue, paused).await
+    }
+
+    async fn set_limits(
+        &self,
+        queue: &QueueName,
+        concurrency: Option<u32>,
+        rate: Option<RateLimit>,
+    ) -> QueueResult<bool> {
+        fleet::set_limits(self, queue, concurrency, rate).await
     }
 
     async fn heartbeat(

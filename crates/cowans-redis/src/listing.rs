@@ -31,12 +31,14 @@ pub(crate) async fn list_jobs(
 ) -> QueueResult<Vec<JobRecord>> {
     let limit = limit.clamp(0, MAX_PAGE) as usize;
     let base = d.qkey(queue);
-    let mut ids: Vec<i64> = Vec::new();
+    let mut jobs: Vec<JobRecord> = Vec::new();
     let mut cursor = after.map(|a| a.0.to_string()).unwrap_or_default();
-    while ids.len() < limit {
+    // Until the page is full or the queue has no more jobs: a job deleted between a listing
+    // call and the read of its hash is skipped, never allowed to shorten the page.
+    while jobs.len() < limit {
         let args = [
             cursor.clone(),
-            (limit - ids.len()).to_string(),
+            (limit - jobs.len()).to_string(),
             state.map(|s| s.as_str()).unwrap_or_default().to_owned(),
             kind.unwrap_or_default().to_owned(),
             SCAN_BUDGET.to_string(),
@@ -44,30 +46,30 @@ pub(crate) async fn list_jobs(
         let reply = d.run(&scripts::LIST, &base, &args).await?;
         let a = items(&reply)?;
         let next = text(at(a, 0, "cursor")?, "cursor")?;
-        for v in &a[1..] {
-            ids.push(int(v, "listed id")?);
+        let ids = a[1..]
+            .iter()
+            .map(|v| int(v, "listed id"))
+            .collect::<QueueResult<Vec<i64>>>()?;
+        if !ids.is_empty() {
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.cmd("HGETALL").arg(format!("{base}:job:{id}"));
+            }
+            let mut conn = d.conn.clone();
+            let hashes: Vec<HashMap<String, String>> =
+                pipe.query_async(&mut conn).await.map_err(map_err)?;
+            for (id, h) in ids.into_iter().zip(hashes) {
+                if !h.is_empty() {
+                    jobs.push(job_view(JobId(id), &h)?);
+                }
+            }
         }
         if next.is_empty() {
             break;
         }
         cursor = next;
     }
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut pipe = redis::pipe();
-    for id in &ids {
-        pipe.cmd("HGETALL").arg(format!("{base}:job:{id}"));
-    }
-    let mut conn = d.conn.clone();
-    let hashes: Vec<HashMap<String, String>> =
-        pipe.query_async(&mut conn).await.map_err(map_err)?;
-    ids.into_iter()
-        .zip(hashes)
-        // A job deleted between the two calls (pruned, completed with deletion) is left out.
-        .filter(|(_, h)| !h.is_empty())
-        .map(|(id, h)| job_view(JobId(id), &h))
-        .collect()
+    Ok(jobs)
 }
 
 pub(crate) async fn purge_dead(

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use cowans_core::queue::QueueResult;
+use cowans_core::{QueueName, queue::QueueResult};
 
 use crate::{RedisDriver, value::map_err};
 
@@ -21,6 +21,18 @@ impl RedisDriver {
             .map_err(map_err)?;
         queues.sort();
         Ok(queues)
+    }
+
+    /// Adds `queue` to the known queues (those maintenance passes visit).
+    pub(crate) async fn remember_queue(&self, queue: &QueueName) -> QueueResult<()> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("SADD")
+            .arg(format!("{}:queues", self.global()))
+            .arg(queue.as_str())
+            .query_async(&mut conn)
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     pub(crate) fn remember(&self, queue: &str, ids: impl Iterator<Item = i64>) {

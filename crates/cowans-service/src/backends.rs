@@ -7,13 +7,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use cowans_core::{QueueName, queue::Driver};
 use cowans_queue::{Backends, FrontDoor, FrontDoorBuilder, PgDriver};
+use cowans_redis::{RedisDriver, RedisLimiter};
 use cowans_store::PgPool;
 use secrecy::ExposeSecret;
 
 use crate::Settings;
 
 /// The Redis driver and the queues stored there; `None` when no queue is.
-async fn redis(settings: &Settings) -> anyhow::Result<Option<(Arc<dyn Driver>, Vec<QueueName>)>> {
+async fn redis(settings: &Settings) -> anyhow::Result<Option<(RedisDriver, Vec<QueueName>)>> {
     let queues = settings
         .redis_queues()
         .into_iter()
@@ -24,24 +25,29 @@ async fn redis(settings: &Settings) -> anyhow::Result<Option<(Arc<dyn Driver>, V
     }
     let r = &settings.redis;
     let driver = match &r.url {
-        Some(url) => cowans_redis::RedisDriver::connect(url.expose_secret(), &r.prefix)
+        Some(url) => RedisDriver::connect(url.expose_secret(), &r.prefix)
             .await
             .context("connecting to redis.url")?,
         None => {
             let nodes: Vec<&str> = r.nodes.iter().map(|n| n.expose_secret()).collect();
-            cowans_redis::RedisDriver::connect_cluster(&nodes, &r.prefix)
+            RedisDriver::connect_cluster(&nodes, &r.prefix)
                 .await
                 .context("connecting to the Redis Cluster of redis.nodes")?
         }
     };
-    Ok(Some((Arc::new(driver), queues)))
+    Ok(Some((driver, queues)))
 }
 
 /// Every queue's backend: Postgres on `pool`, plus Redis for the queues stored there.
 pub async fn connect(settings: &Settings, pool: &PgPool) -> anyhow::Result<Backends> {
     let postgres: Arc<dyn Driver> = Arc::new(PgDriver::new(pool.clone()));
     Ok(match redis(settings).await? {
-        Some((driver, queues)) => Backends::with_redis(postgres, driver, queues),
+        Some((driver, queues)) => Backends::with_redis(
+            postgres,
+            Arc::new(driver.clone()),
+            Arc::new(RedisLimiter::new(driver)),
+            queues,
+        ),
         None => Backends::postgres(postgres),
     })
 }

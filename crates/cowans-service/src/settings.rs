@@ -373,21 +373,24 @@ impl Settings {
                     "is \"redis\", but neither redis.url nor redis.nodes is set".into(),
                 );
             }
+            if let Some(c) = self
+                .worker
+                .cron
+                .iter()
+                .find(|c| on_redis.iter().any(|q| q == c.queue.as_str()))
+            {
+                return bad(
+                    &format!("worker.cron {}", c.name),
+                    format!(
+                        "its queue {} is stored in Redis, which does not run periodic jobs yet",
+                        c.queue
+                    ),
+                );
+            }
             if self.redis.url.is_some() && !self.redis.nodes.is_empty() {
                 return bad(
                     "redis.nodes",
                     "set redis.url (one server) or redis.nodes (a cluster), not both".into(),
-                );
-            }
-            if let Some(q) = on_redis
-                .iter()
-                .find(|q| self.worker.limits.contains_key(*q))
-            {
-                return bad(
-                    &format!("worker.limits.{q}"),
-                    format!(
-                        "queue {q} is stored in Redis, which does not support fleet-wide limits yet"
-                    ),
                 );
             }
         }

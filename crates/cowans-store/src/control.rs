@@ -200,30 +200,7 @@ pub async fn set_queue_limits<'c, A>(
 where
     A: Acquire<'c, Database = Postgres>,
 {
-    const MAX: u32 = i32::MAX as u32;
-    if let Some(c) = concurrency
-        && !(1..=MAX).contains(&c)
-    {
-        return Err(StoreError::invalid(
-            "concurrency_limit",
-            format!("is {c}; it must be 1 to {MAX}"),
-        ));
-    }
-    if let Some(r) = rate {
-        if !(1..=MAX).contains(&r.jobs) {
-            return Err(StoreError::invalid(
-                "rate_jobs",
-                format!("is {}; it must be 1 to {MAX}", r.jobs),
-            ));
-        }
-        // A year at most: a longer period is a typo, and the milliseconds must fit the column.
-        if r.period.is_zero() || r.period > Duration::from_secs(366 * 24 * 3600) {
-            return Err(StoreError::invalid(
-                "rate_period_ms",
-                format!("is {} ms; it must be 1 ms to a year", r.period.as_millis()),
-            ));
-        }
-    }
+    RateLimit::check_limits(concurrency, rate)?;
     let mut tx = conn.begin().await?;
     let changed: Option<String> = sqlx::query_scalar(
         "INSERT INTO cowans_queues AS q (name, concurrency_limit, rate_limit, rate_period_ms, rate_by_key) \

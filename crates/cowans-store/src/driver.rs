@@ -9,8 +9,8 @@ use cowans_core::{
     JobId, JobState, QueueName, WAKEUP_CHANNEL, Wakeup,
     queue::{
         ClaimCursor, ClaimedJob, Driver, Enqueued, Failed, JobRecord, LeaderTerm, LeaseRef, NewJob,
-        Promotion, Pruned, QueueControl, QueueResult, QueueStats, Rescued, Retention, Settled,
-        WakeupSink, WorkerInfo,
+        Promotion, Pruned, QueueControl, QueueResult, QueueStats, RateLimit, Rescued, Retention,
+        Settled, WakeupSink, WorkerInfo,
     },
 };
 use sqlx::{PgPool, postgres::PgListener};
@@ -75,6 +75,15 @@ impl Driver for PgDriver {
 
     async fn set_paused(&self, queue: &QueueName, paused: bool) -> QueueResult<()> {
         Ok(crate::set_paused(&self.pool, queue, paused).await?)
+    }
+
+    async fn set_limits(
+        &self,
+        queue: &QueueName,
+        concurrency: Option<u32>,
+        rate: Option<RateLimit>,
+    ) -> QueueResult<bool> {
+        Ok(crate::set_queue_limits(&self.pool, queue, concurrency, rate).await?)
     }
 
     async fn heartbeat(

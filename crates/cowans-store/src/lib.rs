@@ -56,8 +56,8 @@ pub use jobs::{JobFilter, count_by_state, get_job, list_jobs, retry_job};
 pub use leader::{resign_leader, try_lead};
 pub use lease::{heartbeat, rescue_expired};
 pub use limits::{
-    Granted, PermitRow, acquire_permits, defer, ensure_permit_slots, extend_permits, rate_refund,
-    rate_take, release_holder_permits, release_permits,
+    PermitRow, acquire_permits, defer, ensure_permit_slots, extend_permits, rate_refund, rate_take,
+    release_holder_permits, release_permits,
 };
 pub use migrate::{MIGRATOR, connect, connect_options, migrate, migrations_pending};
 pub use retention::prune;
@@ -65,9 +65,9 @@ pub use stats::{queue_stats, refresh_queue_stats};
 pub use workers::{deregister_worker, forget_stale_workers, register_worker};
 
 pub use cowans_core::queue::{
-    ClaimCursor, ClaimedJob, Enqueued, Failed, JobRecord, LeaderTerm, LeaseRef, MAX_KEY, NewJob,
-    Promotion, Pruned, QueueControl, QueueStats, RateLimit, Rescued, Retention, Settled, Unique,
-    WorkerInfo,
+    ClaimCursor, ClaimedJob, Enqueued, Failed, Granted, JobRecord, LeaderTerm, LeaseRef, MAX_KEY,
+    NewJob, Promotion, Pruned, QueueControl, QueueStats, RateLimit, Rescued, Retention, Settled,
+    Unique, WorkerInfo,
 };
 pub use cowans_core::{EVENTS_CHANNEL, WAKEUP_CHANNEL};
 pub use sqlx::PgPool;

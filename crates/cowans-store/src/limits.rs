@@ -9,7 +9,7 @@ use cowans_core::{QueueName, WAKEUP_CHANNEL, Wakeup};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{LeaseRef, Result};
+use crate::{Granted, LeaseRef, Result};
 
 /// A held concurrency permit; `token` fences its release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -121,15 +121,6 @@ pub async fn release_holder_permits(pool: &PgPool, holder: Uuid) -> Result<()> {
     .execute(pool)
     .await?;
     Ok(())
-}
-
-/// What a bucket granted for one key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Granted {
-    pub key: String,
-    pub granted: u32,
-    /// When the next token of this key becomes available.
-    pub next_at: DateTime<Utc>,
 }
 
 /// Takes up to `wants[i]` tokens for `keys[i]` from buckets of `limit` per `period`.

@@ -87,6 +87,16 @@ impl RedisServer {
             if ping.stdout.starts_with(b"PONG") {
                 return;
             }
+            if let Some(status) = self
+                .server
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "redis-server on port {} exited ({status}) instead of starting",
+                    self.port
+                );
+            }
             assert!(
                 Instant::now() < deadline,
                 "redis-server on port {} did not answer within 30 s",

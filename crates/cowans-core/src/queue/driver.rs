@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::RateLimit;
 use super::{
     ClaimCursor, ClaimedJob, Enqueued, Failed, LeaderTerm, LeaseRef, NewJob, Promotion,
     QueueControl, QueueResult, QueueStats, Rescued, Retention, Settled, WorkerInfo, fleet::Pruned,
@@ -83,6 +84,15 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Pauses or resumes a queue (producers are woken to read it again).
     async fn set_paused(&self, queue: &QueueName, paused: bool) -> QueueResult<()>;
+
+    /// Sets (or with `None`, removes) a queue's fleet-wide limits; `false` when they were
+    /// already in force (nothing written or announced). Producers are woken to read them.
+    async fn set_limits(
+        &self,
+        queue: &QueueName,
+        concurrency: Option<u32>,
+        rate: Option<RateLimit>,
+    ) -> QueueResult<bool>;
 
     /// Marks `worker` alive and extends the leases it still holds; returns the held ids (a job
     /// missing from the answer was rescued or cancelled meanwhile).

@@ -14,6 +14,40 @@ pub struct RateLimit {
     pub by_key: bool,
 }
 
+impl RateLimit {
+    /// Checks a queue's limits as every backend stores them: a concurrency of 1 to `i32::MAX`,
+    /// a rate of 1 to `i32::MAX` jobs per 1 ms to a year (a longer period is a typo).
+    pub fn check_limits(
+        concurrency: Option<u32>,
+        rate: Option<RateLimit>,
+    ) -> super::QueueResult<()> {
+        const MAX: u32 = i32::MAX as u32;
+        if let Some(c) = concurrency
+            && !(1..=MAX).contains(&c)
+        {
+            return Err(super::QueueError::invalid(
+                "concurrency_limit",
+                format!("is {c}; it must be 1 to {MAX}"),
+            ));
+        }
+        if let Some(r) = rate {
+            if !(1..=MAX).contains(&r.jobs) {
+                return Err(super::QueueError::invalid(
+                    "rate_jobs",
+                    format!("is {}; it must be 1 to {MAX}", r.jobs),
+                ));
+            }
+            if r.period.is_zero() || r.period > Duration::from_secs(366 * 24 * 3600) {
+                return Err(super::QueueError::invalid(
+                    "rate_period_ms",
+                    format!("is {} ms; it must be 1 ms to a year", r.period.as_millis()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A queue's cluster-wide control row.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueControl {

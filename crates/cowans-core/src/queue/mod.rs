@@ -6,6 +6,7 @@ mod claimed;
 mod driver;
 mod error;
 mod fleet;
+mod limits;
 mod new_job;
 
 pub use backend::{Backend, REDIS_FIRST_ID};
@@ -15,4 +16,5 @@ pub use claimed::{
 pub use driver::{Driver, JobRecord, WakeupSink};
 pub use error::{QueueError, QueueResult};
 pub use fleet::{LeaderTerm, Pruned, QueueControl, QueueStats, RateLimit, Retention, WorkerInfo};
+pub use limits::{Granted, LimitError, LimitResult, Limiter, Permit};
 pub use new_job::{Enqueued, MAX_KEY, NewJob, Unique, state_bit};

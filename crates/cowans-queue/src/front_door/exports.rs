@@ -14,13 +14,13 @@ const PAGE: i64 = 1000;
 pub type ExportStream = std::pin::Pin<Box<dyn Stream<Item = Result<Vec<u8>, StoreError>> + Send>>;
 
 impl FrontDoor {
-    /// Every job matching `filter`, in id order.
+    /// Every job matching `filter`, in id order (from the queue's backend).
     pub fn export_jobs(&self, filter: JobFilter, format: ExportFormat) -> ExportStream {
-        let pool = self.inner.pool.clone();
+        let door = self.clone();
         Box::pin(export_pages(format, move |after| {
-            let (pool, filter) = (pool.clone(), filter.clone());
+            let (door, filter) = (door.clone(), filter.clone());
             async move {
-                let page = cowans_store::list_jobs(&pool, &filter, after.map(JobId), PAGE).await?;
+                let page = door.jobs(&filter, after.map(JobId), PAGE).await?;
                 let next = next_cursor(&page, PAGE, |j| j.id.0);
                 Ok((page, next))
             }
@@ -29,11 +29,11 @@ impl FrontDoor {
 
     /// Every dead letter matching `filter`, oldest id first.
     pub fn export_dead(&self, filter: DeadLetterFilter, format: ExportFormat) -> ExportStream {
-        let pool = self.inner.pool.clone();
+        let door = self.clone();
         Box::pin(export_pages(format, move |after| {
-            let (pool, filter) = (pool.clone(), filter.clone());
+            let (door, filter) = (door.clone(), filter.clone());
             async move {
-                let page = cowans_store::list_dead(&pool, &filter, after.map(JobId), PAGE).await?;
+                let page = door.dead_letters(&filter, after.map(JobId), PAGE).await?;
                 let next = next_cursor(&page, PAGE, |j| j.id.0);
                 Ok((page, next))
             }

@@ -427,15 +427,30 @@ impl FrontDoor {
         let (on_redis, on_pg): (Vec<JobId>, Vec<JobId>) = ids
             .iter()
             .partition(|id| Backend::of_job(**id) == Backend::Redis);
-        let mut tx = self.inner.pool.begin().await?;
-        let mut done = cowans_store::cancel_jobs(&mut *tx, &on_pg).await?;
-        done.extend(self.cancel_some_on_redis(&on_redis).await?);
-        let cancelled: Vec<i64> = done.iter().map(|c| c.id.0).collect();
-        let details = json!({ "asked": ids.len(), "cancelled": cancelled });
-        let recorded = self
-            .record(&mut tx, actor, "jobs.cancel", None, details)
-            .await?;
-        recorded.commit(tx).await?;
+        let mut done = Vec::new();
+        if !on_pg.is_empty() || on_redis.is_empty() {
+            let mut tx = self.inner.pool.begin().await?;
+            done = cowans_store::cancel_jobs(&mut *tx, &on_pg).await?;
+            let cancelled: Vec<i64> = done.iter().map(|c| c.id.0).collect();
+            let details = json!({ "asked": on_pg.len(), "cancelled": cancelled });
+            let recorded = self
+                .record(&mut tx, actor, "jobs.cancel", None, details)
+                .await?;
+            recorded.commit(tx).await?;
+        }
+        if !on_redis.is_empty() {
+            // After the Postgres part committed, audited on its own (even when it stopped part
+            // way: what was cancelled is on record).
+            let (rd_done, failed) = self.cancel_some_on_redis(&on_redis).await;
+            let cancelled: Vec<i64> = rd_done.iter().map(|c| c.id.0).collect();
+            let details = json!({ "asked": on_redis.len(), "cancelled": cancelled });
+            let entry = NewAudit::by(actor, "jobs.cancel", None, details);
+            self.audit_after("jobs.cancel", vec![entry]).await;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            done.extend(rd_done);
+        }
         Ok(done)
     }
 
@@ -623,23 +638,24 @@ impl FrontDoor {
         concurrency: Option<u32>,
         rate: Option<RateLimit>,
     ) -> Result<()> {
-        if self.redis_queue(queue.as_str()).is_some() {
-            return Err(on_redis::not_on_redis(
-                "queue",
-                queue.as_str(),
-                "fleet-wide limits",
-            ));
+        if let Some(redis) = self.redis_queue(queue.as_str()) {
+            if !redis.set_limits(queue, concurrency, rate).await? {
+                return Ok(());
+            }
+            let entry = NewAudit::by(
+                actor,
+                "queue.limits",
+                Some(format!("queue:{queue}")),
+                limits_details(concurrency, rate),
+            );
+            self.audit_after("queue.limits", vec![entry]).await;
+            return Ok(());
         }
         let mut tx = self.inner.pool.begin().await?;
         if !cowans_store::set_queue_limits(&mut *tx, queue, concurrency, rate).await? {
             return Ok(());
         }
-        let details = json!({
-            "concurrency_limit": concurrency,
-            "rate_jobs": rate.map(|r| r.jobs),
-            "rate_period_ms": rate.map(|r| r.period.as_millis() as u64),
-            "rate_by_key": rate.is_some_and(|r| r.by_key),
-        });
+        let details = limits_details(concurrency, rate);
         let recorded = self
             .record(
                 &mut tx,
@@ -814,6 +830,16 @@ impl Recorded {
         metrics::action(self.0);
         Ok(())
     }
+}
+
+/// The audit details of a `queue.limits` action.
+fn limits_details(concurrency: Option<u32>, rate: Option<RateLimit>) -> Value {
+    json!({
+        "concurrency_limit": concurrency,
+        "rate_jobs": rate.map(|r| r.jobs),
+        "rate_period_ms": rate.map(|r| r.period.as_millis() as u64),
+        "rate_by_key": rate.is_some_and(|r| r.by_key),
+    })
 }
 
 /// Counts an inserted job (not a duplicate) in `cowans_jobs_enqueued_total`.

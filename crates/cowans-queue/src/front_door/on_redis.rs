@@ -138,8 +138,12 @@ impl FrontDoor {
         Ok(Cancelled { id, was })
     }
 
-    /// Cancels those of `ids` (all on Redis) that have not finished.
-    pub(super) async fn cancel_some_on_redis(&self, ids: &[JobId]) -> Result<Vec<Cancelled>> {
+    /// Cancels those of `ids` (all on Redis) that have not finished; what it cancelled, and
+    /// the error that stopped it part way, if one did.
+    pub(super) async fn cancel_some_on_redis(
+        &self,
+        ids: &[JobId],
+    ) -> (Vec<Cancelled>, Option<StoreError>) {
         let mut done = Vec::new();
         for &id in ids {
             let Some(redis) = self.redis_job(id).ok().flatten() else {
@@ -149,10 +153,10 @@ impl FrontDoor {
                 Ok(was) => done.push(Cancelled { id, was }),
                 Err(cowans_core::queue::QueueError::NotFound { .. })
                 | Err(cowans_core::queue::QueueError::Conflict { .. }) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return (done, Some(e.into())),
             }
         }
-        Ok(done)
+        (done, None)
     }
 
     /// Runs a dead Redis job again from its first attempt (`Conflict` naming its state
@@ -168,11 +172,16 @@ impl FrontDoor {
                 .job(id)
                 .await?
                 .ok_or_else(|| StoreError::not_found(format!("job {id}")))?;
-            return Err(StoreError::Conflict {
-                message: format!(
-                    "job {id} is {}: only a dead letter runs again (a job on Redis; a cancelled one cannot be retried there yet)",
+            let message = if job.state == JobState::Dead {
+                format!("job {id} stays dead: a live job holds its unique key")
+            } else {
+                format!(
+                    "job {id} is {}: only a dead letter runs again (on Redis, a cancelled job cannot be retried yet)",
                     job.state.as_str()
-                ),
+                )
+            };
+            return Err(StoreError::Conflict {
+                message,
                 details: json!({ "state": job.state.as_str() }),
             });
         }
@@ -219,8 +228,8 @@ impl FrontDoor {
             Redrive::All { kind } => {
                 let mut n = 0u64;
                 let mut after = None;
-                loop {
-                    let page = redis
+                let failed = loop {
+                    let page = match redis
                         .list_jobs(
                             queue.as_str(),
                             Some(JobState::Dead),
@@ -228,11 +237,30 @@ impl FrontDoor {
                             after,
                             500,
                         )
-                        .await?;
-                    let Some(last) = page.last() else { break };
+                        .await
+                    {
+                        Ok(p) => p,
+                        Err(e) => break Some(e),
+                    };
+                    let Some(last) = page.last() else { break None };
                     after = Some(last.id);
                     let ids: Vec<JobId> = page.iter().map(|j| j.id).collect();
-                    n += redis.redrive(&ids).await?.len() as u64;
+                    match redis.redrive(&ids).await {
+                        Ok(moved) => n += moved.len() as u64,
+                        Err(e) => break Some(e),
+                    }
+                };
+                if let Some(e) = failed {
+                    // Stopped part way: what went back is on record all the same.
+                    let details = json!({ "kind": kind, "redriven": n, "stopped": e.to_string() });
+                    let entry = NewAudit::by(
+                        actor,
+                        "dead.redrive",
+                        Some(format!("queue:{queue}")),
+                        details,
+                    );
+                    self.audit_after("dead.redrive", vec![entry]).await;
+                    return Err(e.into());
                 }
                 (n, json!({ "kind": kind, "redriven": n }))
             }
