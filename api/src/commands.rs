@@ -72,7 +72,11 @@ pub async fn catalog(settings: &Settings) -> anyhow::Result<Catalog> {
     let migrations = apps::migrations(apps::AVAILABLE, &settings.apps)?;
     let pool = database::connect(&settings.database, &migrations).await?;
     let front = backends::front_door(settings, &pool).await?.build();
-    Catalog::new(front, &settings.catalog).context("catalog.secret_keys")
+    let catalog = Catalog::new(front, &settings.catalog).context("catalog.secret_keys")?;
+    if let Some(b) = backends::catalog_budgets(settings).await? {
+        catalog.use_redis_budgets(b);
+    }
+    Ok(catalog)
 }
 
 /// The access token (from `COWANS_SHOP_ACCESS_TOKEN`, else standard input) and the optional

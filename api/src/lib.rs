@@ -211,6 +211,16 @@ pub async fn run_api(
         .lease_ttl(settings.engine.lease_ttl)
         .group_commit(settings.api.submit_group_max)
         .build();
+    let catalog = jobs
+        .apps()
+        .contains(&cowans_catalog::APP.name)
+        .then(|| cowans_catalog::Catalog::new(front.clone(), &settings.catalog))
+        .transpose()?;
+    if let Some(c) = &catalog
+        && let Some(b) = backends::catalog_budgets(&settings).await?
+    {
+        c.use_redis_budgets(b);
+    }
     let options = ApiOptions {
         rate: rate_limit::RateConfig {
             per_second: settings.api.rate_per_second,
@@ -221,11 +231,7 @@ pub async fn run_api(
             burst: f64::from(settings.api.auth_failure_burst),
         }),
         jwt: auth::JwtConfig::from_settings(&settings.api).map_err(anyhow::Error::msg)?,
-        catalog: jobs
-            .apps()
-            .contains(&cowans_catalog::APP.name)
-            .then(|| cowans_catalog::Catalog::new(front.clone(), &settings.catalog))
-            .transpose()?,
+        catalog,
     };
     let server = ApiServer::new(
         front,

@@ -1,6 +1,7 @@
 //! One Shopify budget per shop for the whole fleet: catalogs over separate connection pools
-//! (as separate worker processes are) pace against the shop's one bucket in Postgres, so
-//! together they stay within its restore rate instead of each spending it.
+//! (as separate worker processes are) pace against the shop's one bucket, in Postgres or in
+//! Redis (`catalog.budgets = "redis"`), so together they stay within its restore rate instead
+//! of each spending it.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,29 @@ use crate::support::catalog::{catalog, fixture};
 
 #[tokio::test]
 async fn processes_calling_one_shop_share_its_bucket_and_are_hardly_ever_throttled() {
+    share_one_bucket(None).await;
+}
+
+#[tokio::test]
+async fn processes_calling_one_shop_share_its_bucket_in_redis() {
+    let prefix = format!("cowans-it-{}", uuid::Uuid::new_v4().simple());
+    share_one_bucket(Some(&prefix)).await;
+}
+
+/// Redis buckets of the fleet under `prefix` (each call a connection of its own, as another
+/// process would have).
+async fn redis_buckets(prefix: &str) -> (cowans_redis::RedisDriver, cowans_redis::CostBuckets) {
+    let url = cowans_testkit::redis_server::shared_url();
+    let driver = cowans_redis::RedisDriver::connect(&url, prefix)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot use Redis at {url} ({e}): start it or set COWANS_TEST_REDIS_URL")
+        });
+    let buckets = cowans_redis::CostBuckets::new(driver.clone());
+    (driver, buckets)
+}
+
+async fn share_one_bucket(redis: Option<&str>) {
     let f = fixture(60, 1).await;
     let http = reqwest::Client::new();
     // A nearly empty Standard bucket (restore 100 points/s): the run is paced from the start.
@@ -35,6 +59,9 @@ async fn processes_calling_one_shop_share_its_bucket_and_are_hardly_ever_throttl
             &crate::support::catalog::settings(),
         )
         .unwrap();
+        if let Some(prefix) = redis {
+            other.use_redis_budgets(redis_buckets(prefix).await.1);
+        }
         let client = other.client(&other.shop(f.shop.id).await.unwrap()).unwrap();
         for _ in 0..3 {
             let client = client.clone();
@@ -94,14 +121,39 @@ async fn processes_calling_one_shop_share_its_bucket_and_are_hardly_ever_throttl
     );
 
     // Another token is another app's bucket: replacing it forgets what was learnt.
-    let budget = |pool: sqlx::PgPool| async move {
+    let rows = |pool: sqlx::PgPool| async move {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM cowans_shop_budgets")
             .fetch_one(&pool)
             .await
             .unwrap()
     };
-    assert_eq!(budget(f.db.pool.clone()).await, 1);
-    catalog(&f.db)
+    let updater = catalog(&f.db);
+    let learnt = match redis {
+        None => None,
+        Some(prefix) => {
+            let (driver, buckets) = redis_buckets(prefix).await;
+            updater.use_redis_budgets(buckets);
+            Some(driver)
+        }
+    };
+    let in_redis = async |d: &cowans_redis::RedisDriver| -> bool {
+        let client = redis::Client::open(cowans_testkit::redis_server::shared_url()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(format!("{{{}:b:shop:{}}}:bucket", d.prefix(), f.shop.id))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        n == 1
+    };
+    match &learnt {
+        None => assert_eq!(rows(f.db.pool.clone()).await, 1),
+        Some(d) => {
+            assert!(in_redis(d).await, "the bucket lives in Redis");
+            assert_eq!(rows(f.db.pool.clone()).await, 0, "and not in Postgres");
+        }
+    }
+    updater
         .update_shop(
             &crate::support::catalog::actor(),
             f.shop.id,
@@ -112,5 +164,11 @@ async fn processes_calling_one_shop_share_its_bucket_and_are_hardly_ever_throttl
         )
         .await
         .unwrap();
-    assert_eq!(budget(f.db.pool.clone()).await, 0);
+    match &learnt {
+        None => assert_eq!(rows(f.db.pool.clone()).await, 0),
+        Some(d) => {
+            assert!(!in_redis(d).await, "forgotten with the old token");
+            d.flush_prefix().await.unwrap();
+        }
+    }
 }

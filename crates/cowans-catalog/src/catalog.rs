@@ -37,6 +37,8 @@ struct Inner {
     settings: CatalogSettings,
     /// Shops' webhook secrets, briefly.
     webhook_secrets: crate::webhooks::SecretCache,
+    /// The fleet's Shopify budgets, when they live in Redis (`catalog.budgets = "redis"`).
+    redis_budgets: std::sync::OnceLock<cowans_redis::CostBuckets>,
 }
 
 impl Catalog {
@@ -73,6 +75,7 @@ impl Catalog {
                 keys,
                 settings: settings.clone(),
                 webhook_secrets: Default::default(),
+                redis_budgets: Default::default(),
             }),
         })
     }
@@ -122,6 +125,21 @@ impl Catalog {
         Ok(())
     }
 
+    /// Keeps the shops' Shopify budgets in Redis from now on (`catalog.budgets = "redis"`; set
+    /// once, at start-up, before any client is made).
+    pub fn use_redis_budgets(&self, buckets: cowans_redis::CostBuckets) {
+        let _ = self.inner.redis_budgets.set(buckets);
+    }
+
+    /// Forgets what was learnt of a shop's budget (its token or endpoint changed).
+    pub(crate) async fn forget_redis_budget(&self, shop_id: i64) {
+        if let Some(b) = self.inner.redis_budgets.get()
+            && let Err(e) = b.forget(&crate::budget::bucket_name(shop_id)).await
+        {
+            tracing::warn!(shop = shop_id, error = %e, "cannot forget the shop's budget in Redis; the next answer corrects it");
+        }
+    }
+
     /// A Shopify client for `shop`, pacing against the shop's one bucket for the whole fleet.
     pub fn client(&self, shop: &ShopRow) -> std::result::Result<Client, String> {
         let token = self
@@ -133,8 +151,12 @@ impl Catalog {
             .admin_url
             .clone()
             .unwrap_or_else(|| format!("https://{}", shop.domain));
+        let buckets = match self.inner.redis_budgets.get() {
+            Some(b) => crate::budget::Buckets::Redis(b.clone()),
+            None => crate::budget::Buckets::Postgres(self.pool().clone()),
+        };
         let bucket = Arc::new(crate::budget::FleetBucket {
-            pool: self.pool().clone(),
+            buckets,
             shop_id: shop.id,
         });
         let config = ClientConfig::new(base, &shop.api_version, token.expose_secret());

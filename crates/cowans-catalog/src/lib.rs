@@ -44,7 +44,7 @@ pub use cowans_store::catalog::{
     PullRow, ShopRow, VariantRow,
 };
 pub use pulls::{PullArgs, PullKind};
-pub use settings::CatalogSettings;
+pub use settings::{BudgetStore, CatalogSettings};
 pub use shops::{ShopRequest, ShopUpdate};
 pub use sync::export_query;
 pub use views::{ProductView, VariantView};
@@ -99,6 +99,9 @@ fn kinds(ctx: &AppContext) -> Result<Vec<JobKind>, String> {
     let settings = ctx.get::<CatalogSettings>().cloned().unwrap_or_default();
     let catalog = Catalog::new(FrontDoor::builder(ctx.pool.clone()).build(), &settings)
         .map_err(|e| e.to_string())?;
+    if let Some(b) = ctx.get::<cowans_redis::CostBuckets>() {
+        catalog.use_redis_budgets(b.clone());
+    }
     let pull = |kind: PullKind, description: &'static str, retry: RetryPolicy| {
         kind!(
             catalog,

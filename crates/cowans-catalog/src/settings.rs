@@ -50,6 +50,18 @@ pub struct CatalogSettings {
     pub dead_watch_schedule: String,
     /// Who hears when pushes and bulk edits finish, and how.
     pub notify: crate::notify::NotifySettings,
+    /// Where each shop's Shopify budget (the cost bucket every process paces against) lives:
+    /// `"postgres"` (default) or `"redis"` (needs `[redis]`).
+    pub budgets: BudgetStore,
+}
+
+/// Where the fleet's shared Shopify budgets live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetStore {
+    #[default]
+    Postgres,
+    Redis,
 }
 
 impl Default for CatalogSettings {
@@ -71,6 +83,7 @@ impl Default for CatalogSettings {
             push_bulk_batch: 5_000,
             dead_watch_schedule: "* * * * *".to_owned(),
             notify: Default::default(),
+            budgets: BudgetStore::Postgres,
         }
     }
 }

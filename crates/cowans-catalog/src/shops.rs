@@ -291,6 +291,9 @@ impl Catalog {
             .await?;
         recorded.commit(tx).await?;
         self.webhook_secrets().clear();
+        if update.access_token.is_some() || update.admin_url.is_some() {
+            self.forget_redis_budget(id).await;
+        }
         Ok(row)
     }
 

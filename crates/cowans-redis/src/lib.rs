@@ -62,6 +62,7 @@
 //! - The claim cursor (`after`) is ignored.
 
 mod acks;
+mod budget;
 mod claim;
 mod conn;
 mod connect;
@@ -95,6 +96,7 @@ use cowans_core::{
 };
 use uuid::Uuid;
 
+pub use budget::{BucketStatus, CostBuckets};
 pub use limiter::RedisLimiter;
 
 /// The Redis queue backend, over one server ([`RedisDriver::connect`]) or a Redis Cluster

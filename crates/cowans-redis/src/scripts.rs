@@ -61,6 +61,8 @@ scripts! {
     PERMITS_HOLDER => "permits_holder.lua",
     RATE_TAKE => "rate_take.lua",
     RATE_REFUND => "rate_refund.lua",
+    BUDGET_RESERVE => "budget_reserve.lua",
+    BUDGET_SETTLE => "budget_settle.lua",
     WORKER_SEEN => "worker_seen.lua",
     WORKERS_FORGET => "workers_forget.lua",
     WORKERS_LIVE => "workers_live.lua",

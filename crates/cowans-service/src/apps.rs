@@ -10,9 +10,20 @@ use sqlx::migrate::Migrator;
 /// Every application compiled into the Cowans binaries.
 pub const AVAILABLE: &[App] = &[cowans_catalog::APP, cowans_demo::APP];
 
-/// What the applications of this build may ask their context for: their settings.
-pub fn context(settings: &Settings, pool: &PgPool) -> AppContext {
-    AppContext::new(pool.clone()).with(settings.catalog.clone())
+/// What the applications of this build may ask their context for: their settings, and the
+/// catalog's Shopify budgets in Redis when `catalog.budgets = "redis"`.
+pub async fn context(settings: &Settings, pool: &PgPool) -> Result<AppContext, JobSetError> {
+    let ctx = AppContext::new(pool.clone()).with(settings.catalog.clone());
+    let budgets = crate::backends::catalog_budgets(settings)
+        .await
+        .map_err(|e| JobSetError::App {
+            app: "catalog".into(),
+            problem: format!("catalog.budgets: {e:#}"),
+        })?;
+    Ok(match budgets {
+        Some(b) => ctx.with(b),
+        None => ctx,
+    })
 }
 
 /// The job set of the applications `settings.apps` names, picked from `available`, after the
@@ -23,7 +34,8 @@ pub async fn assemble(
     settings: &Settings,
     pool: &PgPool,
 ) -> Result<JobSet, JobSetError> {
-    let jobs = JobSet::assemble(available, &settings.apps, &context(settings, pool))?;
+    let ctx = context(settings, pool).await?;
+    let jobs = JobSet::assemble(available, &settings.apps, &ctx)?;
     if jobs.apps().contains(&cowans_catalog::APP.name) {
         let front = cowans_queue::FrontDoor::builder(pool.clone()).build();
         let failed = |problem: String| JobSetError::App {

@@ -5,13 +5,30 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use cowans_catalog::BudgetStore;
 use cowans_core::{QueueName, queue::Driver};
 use cowans_queue::{Backends, FrontDoor, FrontDoorBuilder, PgDriver};
-use cowans_redis::{RedisDriver, RedisLimiter};
+use cowans_redis::{CostBuckets, RedisDriver, RedisLimiter};
 use cowans_store::PgPool;
 use secrecy::ExposeSecret;
 
 use crate::Settings;
+
+/// A connection to the settings' Redis (`redis.url`, or the cluster of `redis.nodes`).
+async fn connect_redis(settings: &Settings) -> anyhow::Result<RedisDriver> {
+    let r = &settings.redis;
+    Ok(match &r.url {
+        Some(url) => RedisDriver::connect(url.expose_secret(), &r.prefix)
+            .await
+            .context("connecting to redis.url")?,
+        None => {
+            let nodes: Vec<&str> = r.nodes.iter().map(|n| n.expose_secret()).collect();
+            RedisDriver::connect_cluster(&nodes, &r.prefix)
+                .await
+                .context("connecting to the Redis Cluster of redis.nodes")?
+        }
+    })
+}
 
 /// The Redis driver and the queues stored there; `None` when no queue is.
 async fn redis(settings: &Settings) -> anyhow::Result<Option<(RedisDriver, Vec<QueueName>)>> {
@@ -23,19 +40,15 @@ async fn redis(settings: &Settings) -> anyhow::Result<Option<(RedisDriver, Vec<Q
     if queues.is_empty() {
         return Ok(None);
     }
-    let r = &settings.redis;
-    let driver = match &r.url {
-        Some(url) => RedisDriver::connect(url.expose_secret(), &r.prefix)
-            .await
-            .context("connecting to redis.url")?,
-        None => {
-            let nodes: Vec<&str> = r.nodes.iter().map(|n| n.expose_secret()).collect();
-            RedisDriver::connect_cluster(&nodes, &r.prefix)
-                .await
-                .context("connecting to the Redis Cluster of redis.nodes")?
-        }
-    };
-    Ok(Some((driver, queues)))
+    Ok(Some((connect_redis(settings).await?, queues)))
+}
+
+/// The catalog's shared Shopify budgets in Redis, when `catalog.budgets = "redis"`.
+pub async fn catalog_budgets(settings: &Settings) -> anyhow::Result<Option<CostBuckets>> {
+    if settings.catalog.budgets != BudgetStore::Redis {
+        return Ok(None);
+    }
+    Ok(Some(CostBuckets::new(connect_redis(settings).await?)))
 }
 
 /// Every queue's backend: Postgres on `pool`, plus Redis for the queues stored there.

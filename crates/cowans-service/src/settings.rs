@@ -365,6 +365,15 @@ impl Settings {
                 return bad(&format!("queues.{queue}"), e.to_string());
             }
         }
+        if self.catalog.budgets == cowans_catalog::BudgetStore::Redis
+            && self.redis.url.is_none()
+            && self.redis.nodes.is_empty()
+        {
+            return bad(
+                "catalog.budgets",
+                "is \"redis\", but neither redis.url nor redis.nodes is set".into(),
+            );
+        }
         let on_redis = self.redis_queues();
         if !on_redis.is_empty() {
             if self.redis.url.is_none() && self.redis.nodes.is_empty() {
