@@ -35,23 +35,12 @@ pub(crate) async fn complete(
     let replies = d
         .per_queue(&scripts::COMPLETE, fenced(refs), |_| vec![flag.to_owned()])
         .await;
-    // Whatever the outcome, this process will not ack these claims again.
-    d.forget(refs.iter().map(|r| r.id.0));
     let mut done = Vec::new();
-    let mut dropped = Vec::new();
     for (_, reply) in replies? {
         for row in items(&reply)? {
-            let f = items(row)?;
-            let id = int(at(f, 0, "id")?, "id")?;
-            if int(at(f, 1, "dropped")?, "dropped")? == 1 {
-                dropped.push(id);
-            }
-            done.push(JobId(id));
+            done.push(JobId(int(at(items(row)?, 0, "id")?, "id")?));
         }
     }
-    // The deleted jobs' id -> queue entries go too (best effort: a stale entry only costs a
-    // lookup that finds nothing).
-    d.forget_queues(&dropped).await;
     Ok(done)
 }
 
@@ -87,7 +76,6 @@ pub(crate) async fn settle_failures(
     let replies = d
         .per_queue(&scripts::SETTLE, fields, |_| vec![worker.to_string()])
         .await;
-    d.forget(failed.iter().map(|f| f.lease.id.0));
     let mut out = Vec::new();
     for (queue, reply) in replies? {
         for row in items(&reply)? {
@@ -110,16 +98,13 @@ pub(crate) async fn release(d: &RedisDriver, refs: &[LeaseRef]) -> QueueResult<V
         return Ok(Vec::new());
     }
     let channel = d.channel();
-    let done = d
-        .ack_ids(&scripts::RELEASE, fenced(refs), |q| {
-            vec![
-                channel.clone(),
-                Wakeup::Runnable { queue: q.clone() }.encode(),
-            ]
-        })
-        .await;
-    d.forget(refs.iter().map(|r| r.id.0));
-    done
+    d.ack_ids(&scripts::RELEASE, fenced(refs), |q| {
+        vec![
+            channel.clone(),
+            Wakeup::Runnable { queue: q.clone() }.encode(),
+        ]
+    })
+    .await
 }
 
 pub(crate) async fn defer(
@@ -142,9 +127,8 @@ pub(crate) async fn defer(
             )
         })
         .collect();
-    let done = d.ack_ids(&scripts::DEFER, fields, |_| Vec::new()).await;
-    d.forget(jobs.iter().map(|(r, _)| r.id.0));
-    Ok(done?.into_iter().map(|id| id.0).collect())
+    let done = d.ack_ids(&scripts::DEFER, fields, |_| Vec::new()).await?;
+    Ok(done.into_iter().map(|id| id.0).collect())
 }
 
 impl RedisDriver {

@@ -37,7 +37,6 @@ pub(crate) async fn claim(
         .iter()
         .map(|row| claimed(queue.as_str(), row))
         .collect::<QueueResult<Vec<_>>>()?;
-    d.remember(queue.as_str(), jobs.iter().map(|j| j.id));
     Ok(jobs)
 }
 

@@ -1,11 +1,7 @@
 //! Connecting (one server or a cluster, with the eviction-policy check on every primary) and
 //! deleting a prefix's keys.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use cowans_core::queue::{QueueError, QueueResult};
 use redis::{
@@ -86,7 +82,7 @@ impl RedisDriver {
             conn,
             subscribers: Arc::new(subscribers),
             prefix: prefix.to_owned(),
-            queues: Arc::new(Mutex::new(HashMap::new())),
+            routes: Default::default(),
         })
     }
 
@@ -140,9 +136,7 @@ impl RedisDriver {
                 }
             }
         }
-        if let Ok(mut cache) = self.queues.lock() {
-            cache.clear();
-        }
+        self.forget_routes();
         Ok(deleted)
     }
 }

@@ -1,4 +1,5 @@
-//! Enqueue: ids from the global counter, then one atomic script per queue.
+//! Enqueue: ids from the blocks this process holds (see [`crate::route`]), then one atomic
+//! script per queue.
 
 use std::collections::BTreeMap;
 
@@ -26,14 +27,15 @@ pub(crate) async fn enqueue(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec
                 .map_err(|e| QueueError::invalid(format!("jobs[{i}].args"), e.to_string()))?,
         );
     }
-    let names: Vec<String> = jobs.iter().map(|j| j.queue.to_string()).collect();
-    let first = int(
-        &d.run(&scripts::IDS, &d.global(), &names).await?,
-        "first id",
-    )?;
     let mut groups: BTreeMap<&QueueName, Vec<usize>> = BTreeMap::new();
     for (i, job) in jobs.iter().enumerate() {
         groups.entry(&job.queue).or_default().push(i);
+    }
+    let mut ids: Vec<i64> = vec![0; jobs.len()];
+    for (queue, idx) in &groups {
+        for (&i, id) in idx.iter().zip(d.take_ids(queue.as_str(), idx.len()).await?) {
+            ids[i] = id;
+        }
     }
     let channel = d.channel();
     let calls = groups.into_iter().map(|(queue, idx)| {
@@ -55,7 +57,7 @@ pub(crate) async fn enqueue(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec
         for &i in &idx {
             let job = &jobs[i];
             args.extend([
-                (first + i as i64).to_string(),
+                ids[i].to_string(),
                 job.kind.clone(),
                 std::mem::take(&mut payloads[i]),
                 job.priority.to_string(),
@@ -84,9 +86,6 @@ pub(crate) async fn enqueue(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec
     // The queues' scripts at once (the connection pipelines them); each is all or none.
     let replies = futures::future::join_all(calls).await;
     let mut out: Vec<Option<Enqueued>> = vec![None; jobs.len()];
-    // Allocated ids that name no stored job: duplicates, and the jobs of a queue whose script
-    // failed. Their id -> queue entries go.
-    let mut unused = Vec::new();
     let mut failure = None;
     for (idx, reply) in replies {
         let answered = reply.and_then(|r| {
@@ -103,23 +102,17 @@ pub(crate) async fn enqueue(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec
         let a = match answered {
             Ok(a) => a,
             Err(e) => {
-                unused.extend(idx.iter().map(|&i| first + i as i64));
                 failure.get_or_insert(e);
                 continue;
             }
         };
         for (k, &i) in idx.iter().enumerate() {
-            let e = Enqueued {
+            out[i] = Some(Enqueued {
                 id: JobId(int(&a[2 * k], "job id")?),
                 duplicate: int(&a[2 * k + 1], "duplicate")? == 1,
-            };
-            if e.duplicate {
-                unused.push(first + i as i64);
-            }
-            out[i] = Some(e);
+            });
         }
     }
-    d.forget_queues(&unused).await;
     if let Some(e) = failure {
         return Err(e);
     }

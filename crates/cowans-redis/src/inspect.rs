@@ -235,10 +235,7 @@ pub(crate) async fn cancel(d: &RedisDriver, id: JobId) -> QueueResult<JobState> 
             "job {id} is {} and cannot be cancelled",
             state(1)?
         ))),
-        "ok" => {
-            d.forget(std::iter::once(id.0));
-            state(1)
-        }
+        "ok" => state(1),
         other => Err(bad(format!("cancel answered {other:?}"))),
     }
 }
@@ -285,12 +282,6 @@ pub(crate) async fn prune(
         async move {
             let reply = d.run(&scripts::PRUNE, &d.qkey(&queue), args).await?;
             let a = items(&reply)?;
-            let gone = a
-                .iter()
-                .skip(2)
-                .map(|v| int(v, "pruned id"))
-                .collect::<QueueResult<Vec<i64>>>()?;
-            d.forget_queues(&gone).await;
             Ok::<_, QueueError>((
                 int(at(a, 0, "finished")?, "finished")?.max(0) as u64,
                 int(at(a, 1, "dead")?, "dead")?.max(0) as u64,

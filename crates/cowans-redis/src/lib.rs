@@ -21,8 +21,9 @@
 //! | `Q:control` | hash | `paused` (`1`/`0`) |
 //! | `Q:lease` | string | the queue's lease counter (fencing tokens) |
 //!
-//! Global keys share the tag `{<prefix>}`: `{<prefix>}:ids` (the job id counter),
-//! `{<prefix>}:jobq` (hash id → queue), `{<prefix>}:queues` (set of known queues),
+//! Global keys share the tag `{<prefix>}`: `{<prefix>}:blocks_seq` (the counter of id blocks),
+//! `{<prefix>}:blocks` (hash block → queue: ids come in blocks of 1,024 taken for one queue, so
+//! an id names its queue), `{<prefix>}:queues` (set of known queues),
 //! `{<prefix>}:workers` (hash id → worker info JSON), `{<prefix>}:workers:seen` (zset of last
 //! heartbeat ms), `{<prefix>}:leader:<role>` (the holder, `SET NX PX`) and
 //! `{<prefix>}:leader:<role>:term` (hash: term, last holder). Wake-ups are published on the
@@ -79,7 +80,6 @@ mod scripts;
 mod value;
 
 use std::{
-    collections::HashMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -108,8 +108,8 @@ pub struct RedisDriver {
     /// classic `PUBLISH`).
     subscribers: Arc<Vec<redis::Client>>,
     prefix: String,
-    /// The queue of each job this process claimed, so acks need no lookup.
-    queues: Arc<Mutex<HashMap<i64, String>>>,
+    /// Blocks' queues and the ids this process holds ([`route`]).
+    routes: Arc<Mutex<route::Routes>>,
 }
 
 impl std::fmt::Debug for RedisDriver {

@@ -89,10 +89,5 @@ pub(crate) async fn purge_dead(
             details: serde_json::json!({ "expected": expected, "actual": count }),
         });
     }
-    let gone = a[2..]
-        .iter()
-        .map(|v| int(v, "purged id"))
-        .collect::<QueueResult<Vec<i64>>>()?;
-    d.forget_queues(&gone).await;
     Ok(count)
 }

@@ -38,7 +38,7 @@ macro_rules! scripts {
 }
 
 scripts! {
-    IDS => "ids.lua",
+    BLOCKS => "blocks.lua",
     ENQUEUE => "enqueue.lua",
     CLAIM => "claim.lua",
     COMPLETE => "complete.lua",

@@ -78,42 +78,31 @@ async fn concurrent_claimers_never_share_a_job() {
     d.flush_prefix().await.unwrap();
 }
 
-/// Acks need a job's queue: a driver that did not claim the job finds it through the global
-/// id -> queue map, and a deleting complete removes the job's entry there.
+/// Acks need a job's queue: its id names it (through the id's block), so a driver that did
+/// not enqueue or claim the job (another process) finds, acks and reads it.
 #[tokio::test]
-async fn jobs_are_found_through_the_id_to_queue_map() {
+async fn jobs_are_found_from_their_id_alone_by_any_process() {
     let d = driver().await;
-    d.enqueue(&[job("f"), job("f")]).await.unwrap();
+    let f = d.enqueue(&[job("f"), job("f")]).await.unwrap();
+    let g = d.enqueue(&[job("g")]).await.unwrap();
+    assert!(f[0].id < f[1].id, "one process's ids of a queue increase");
+    let block = |id: JobId| (id.0 - cowans_core::queue::REDIS_FIRST_ID) / 1024;
+    assert_ne!(
+        block(f[0].id),
+        block(g[0].id),
+        "a block holds one queue's ids"
+    );
     let w = Uuid::new_v4();
     let c = d.claim(&q("f"), 2, w, TTL, None).await.unwrap();
-    // A fresh driver (no claim cache) acks and reads through the global map.
     let other = RedisDriver::connect(&url(), d.prefix()).await.unwrap();
     assert_eq!(
         other.complete(&[c[0].lease_ref()], false).await.unwrap(),
         vec![c[0].job_id()]
     );
     assert_eq!(other.job(c[0].job_id()).await.unwrap().unwrap().queue, "f");
-    assert_eq!(
-        d.complete(&[c[1].lease_ref()], true).await.unwrap(),
-        vec![c[1].job_id()]
-    );
-    let client = redis::Client::open(url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    assert!(
-        !mapped(&mut conn, d.prefix(), c[1].id).await,
-        "a deleted job's id -> queue entry goes too"
-    );
-    assert!(mapped(&mut conn, d.prefix(), c[0].id).await);
+    assert_eq!(other.job(g[0].id).await.unwrap().unwrap().queue, "g");
+    assert_eq!(other.cancel(g[0].id).await.unwrap(), JobState::Available);
     d.flush_prefix().await.unwrap();
-}
-
-async fn mapped(conn: &mut redis::aio::MultiplexedConnection, prefix: &str, id: i64) -> bool {
-    redis::cmd("HEXISTS")
-        .arg(format!("{{{prefix}}}:jobq"))
-        .arg(id)
-        .query_async(conn)
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -321,37 +310,35 @@ async fn unreadable_job_data_is_reported_and_never_blocks_a_queue() {
     d.flush_prefix().await.unwrap();
 }
 
+/// What names a job's queue is one entry per block of 1,024 ids, not one per job: duplicates,
+/// deletions and thousands of jobs leave it small.
 #[tokio::test]
-async fn ids_that_name_no_job_leave_no_id_to_queue_entry() {
+async fn the_id_to_queue_record_is_one_entry_per_block() {
     let d = driver().await;
     let keyed = || job("uniq").unique(Unique::key("k"));
     let first = d.enqueue(&[keyed()]).await.unwrap()[0];
     for _ in 0..5 {
         assert!(d.enqueue(&[keyed()]).await.unwrap()[0].duplicate);
     }
-    let client = redis::Client::open(url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let jobq = format!("{{{}}}:jobq", d.prefix());
-    let entries: i64 = redis::cmd("HLEN")
-        .arg(&jobq)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(
-        entries, 1,
-        "duplicates allocate ids that must not stay mapped"
-    );
+    let many: Vec<NewJob> = (0..3000).map(|_| job("many")).collect();
+    d.enqueue(&many).await.unwrap();
     let c = d
         .claim(&q("uniq"), 1, Uuid::new_v4(), TTL, None)
         .await
         .unwrap();
     assert_eq!(c[0].job_id(), first.id);
     d.complete(&[c[0].lease_ref()], true).await.unwrap();
-    let entries: i64 = redis::cmd("HLEN")
-        .arg(&jobq)
+    let client = redis::Client::open(url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let blocks: i64 = redis::cmd("HLEN")
+        .arg(format!("{{{}}}:blocks", d.prefix()))
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(entries, 0, "a deleted job's entry goes with it");
+    assert_eq!(
+        blocks,
+        1 + 3,
+        "one block for uniq, three for 3,000 jobs of many"
+    );
     d.flush_prefix().await.unwrap();
 }

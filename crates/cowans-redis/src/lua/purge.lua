@@ -1,5 +1,5 @@
 -- Deletes the queue's dead letters (of kind ARGV[1], '' = any), but only if there are exactly
--- ARGV[2] of them. Returns 1 and the count then the deleted ids, or 0 and the actual count.
+-- ARGV[2] of them. Returns 1 and the count, or 0 and the actual count.
 local kind, expected = ARGV[1], tonumber(ARGV[2])
 local z = Q .. ':done:dead'
 local ids = {}
@@ -10,10 +10,8 @@ for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do
   end
 end
 if #ids ~= expected then return { 0, #ids } end
-local out = { 1, #ids }
 for _, id in ipairs(ids) do
   drop_job(jk(id), id)
   redis.call('ZREM', z, pad(id))
-  out[#out + 1] = id
 end
-return out
+return { 1, #ids }
