@@ -651,3 +651,47 @@ async fn a_fleet_wide_limit_from_the_settings_holds_a_redis_queue_across_worker_
     );
     driver.flush_prefix().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_periodic_job_on_a_redis_queue_runs_once_per_tick() {
+    let db = cowans_tests::demo_db().await;
+    let url = cowans_testkit::redis_server::shared_url();
+    let prefix = prefix();
+    let driver = connect(&url, &prefix).await;
+    let extra = redis_env(&url, &prefix);
+    let env = env_refs(&extra);
+    let every_second: cowans_queue::CronJob = serde_json::from_value(json!({
+        "name": "tick", "schedule": "* * * * * *", "queue": "fast", "kind": "demo.noop",
+        "args": {},
+    }))
+    .unwrap();
+    cowans_queue::register_cron(&db.pool, &every_second)
+        .await
+        .unwrap();
+    // Two workers: whichever leads fires the ticks, never both.
+    let _a = WorkerProcess::spawn(&db.url(), "fast", 2, &env);
+    let _b = WorkerProcess::spawn(&db.url(), "fast", 2, &env);
+    wait_for("three ticks ran", Duration::from_secs(60), || async {
+        (completed(&driver).await >= 3).then_some(())
+    })
+    .await;
+    let jobs = driver
+        .list_jobs("fast", None, None, None, 1000)
+        .await
+        .unwrap();
+    let keys: Vec<String> = jobs.iter().filter_map(|j| j.unique_key.clone()).collect();
+    assert_eq!(
+        keys.len(),
+        jobs.len(),
+        "every tick's job carries its tick: {jobs:?}"
+    );
+    let distinct: HashSet<&String> = keys.iter().collect();
+    assert_eq!(distinct.len(), keys.len(), "one job per tick: {keys:?}");
+    assert!(keys.iter().all(|k| k.starts_with("cron:tick:")), "{keys:?}");
+    let in_pg: i64 = sqlx::query_scalar("SELECT count(*) FROM cowans_jobs")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(in_pg, 0, "the ticks' jobs live in Redis");
+    driver.flush_prefix().await.unwrap();
+}

@@ -98,7 +98,7 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
             // Cron, batches and index upkeep are Postgres-only services: a process whose
             // queues are elsewhere leaves them to the Postgres fleet's leader.
             if on_postgres {
-                if let Err(e) = scheduler::fire_due(&engine.pool).await {
+                if let Err(e) = scheduler::fire_due(&engine.pool, &*engine.driver).await {
                     tracing::warn!(error = %e, "cron pass failed");
                 }
                 match cowans_store::refresh_batches(&engine.pool, BATCHES_PER_PASS).await {

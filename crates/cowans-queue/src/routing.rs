@@ -171,9 +171,13 @@ impl Backends {
 
 #[async_trait]
 impl Driver for Backends {
-    /// The primary's: the leader's Postgres-only upkeep (cron, batches, index upkeep) runs.
+    /// The primary's: the leader's Postgres-side upkeep (cron, batches, index upkeep) runs.
     fn backend(&self) -> &'static str {
         self.postgres.backend()
+    }
+
+    fn backend_of(&self, queue: &str) -> Backend {
+        Backends::backend_of(self, queue)
     }
 
     /// Each backend's part is all or none; a call with jobs of both is not atomic across them.

@@ -1,9 +1,14 @@
 //! Periodic (cron) jobs: registration, and the leader's pass that enqueues due ticks. Each tick
-//! is enqueued exactly once cluster-wide: the enqueue commits together with a compare-and-set
-//! of the entry's last tick, so a second scheduler (a stale leader, say) loses the race.
+//! is enqueued exactly once cluster-wide: on a Postgres queue the enqueue commits together with
+//! a compare-and-set of the entry's last tick, so a second scheduler (a stale leader, say) loses
+//! the race; on a Redis queue the tick's job carries a unique key of its own (see [`fire_due`]).
 
 use chrono::Utc;
-use cowans_core::{QueueName, cron::CronSchedule};
+use cowans_core::{
+    JobState, QueueName,
+    cron::CronSchedule,
+    queue::{Backend, Driver, Unique},
+};
 use cowans_store::{CronRow, NewJob, PgPool};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -67,7 +72,14 @@ pub async fn register_cron(pool: &PgPool, job: &CronJob) -> Result<(), EngineErr
 }
 
 /// Leader: enqueues the due ticks of every periodic job; returns how many jobs it enqueued.
-pub(crate) async fn fire_due(pool: &PgPool) -> Result<usize, cowans_store::StoreError> {
+/// A tick's job on a Postgres queue is inserted in the transaction that advances the schedule.
+/// One on a Redis queue is stored first with the unique key `cron:<name>:<tick ms>` (held in
+/// every state), then the schedule advances: a leader that dies between the two, or loses the
+/// race to advance it, makes the same keys again, and they come back as duplicates.
+pub(crate) async fn fire_due(
+    pool: &PgPool,
+    driver: &dyn Driver,
+) -> Result<usize, cowans_store::StoreError> {
     let now = Utc::now();
     let mut fired = 0;
     for row in cowans_store::list_cron(pool).await? {
@@ -91,6 +103,28 @@ pub(crate) async fn fire_due(pool: &PgPool) -> Result<usize, cowans_store::Store
             .iter()
             .map(|t| NewJob::new(queue.clone(), row.kind.clone(), row.args.clone()).run_at(*t))
             .collect();
+        if driver.backend_of(queue.as_str()) == Backend::Redis {
+            let keyed: Vec<NewJob> = jobs
+                .into_iter()
+                .zip(&ticks)
+                .map(|(j, t)| {
+                    let key = format!("cron:{}:{}", row.name, t.timestamp_millis());
+                    j.unique(Unique::key(key).also_in(&JobState::ALL))
+                })
+                .collect();
+            let fresh = driver
+                .enqueue(&keyed)
+                .await?
+                .iter()
+                .filter(|e| !e.duplicate)
+                .count();
+            if cowans_store::advance_cron(pool, &row.name, row.last_tick, latest, &[]).await? {
+                fired += fresh;
+                crate::metrics::enqueued(&row.queue, &row.kind, fresh as u64);
+                tracing::info!(cron = %row.name, ticks = keyed.len(), latest = %latest, "periodic job enqueued");
+            }
+            continue;
+        }
         if cowans_store::advance_cron(pool, &row.name, row.last_tick, latest, &jobs).await? {
             fired += jobs.len();
             crate::metrics::enqueued(&row.queue, &row.kind, jobs.len() as u64);

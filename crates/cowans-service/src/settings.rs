@@ -382,20 +382,6 @@ impl Settings {
                     "is \"redis\", but neither redis.url nor redis.nodes is set".into(),
                 );
             }
-            if let Some(c) = self
-                .worker
-                .cron
-                .iter()
-                .find(|c| on_redis.iter().any(|q| q == c.queue.as_str()))
-            {
-                return bad(
-                    &format!("worker.cron {}", c.name),
-                    format!(
-                        "its queue {} is stored in Redis, which does not run periodic jobs yet",
-                        c.queue
-                    ),
-                );
-            }
             if self.redis.url.is_some() && !self.redis.nodes.is_empty() {
                 return bad(
                     "redis.nodes",

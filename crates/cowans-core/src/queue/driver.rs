@@ -43,6 +43,16 @@ pub trait Driver: Send + Sync + 'static {
     /// `"postgres"`, `"redis"`: for logs and metrics.
     fn backend(&self) -> &'static str;
 
+    /// The backend storing `queue` (a driver of one backend stores every queue it is given;
+    /// the routing driver answers per queue).
+    fn backend_of(&self, _queue: &str) -> super::Backend {
+        if self.backend() == "redis" {
+            super::Backend::Redis
+        } else {
+            super::Backend::Postgres
+        }
+    }
+
     /// Inserts jobs (all or none), in order; a job whose unique key is held comes back as a
     /// duplicate with the holder's id. Producers of their queues are woken.
     async fn enqueue(&self, jobs: &[NewJob]) -> QueueResult<Vec<Enqueued>>;
