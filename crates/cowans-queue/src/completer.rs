@@ -37,10 +37,13 @@ pub(crate) struct Ack {
     pub(crate) outcome: JobOutcome,
 }
 
-/// Routes each ack to the writer of its job's backend ([`Backend::of_job`]): each backend's acks
-/// are written, and retried while it is unreachable, on their own, so a Redis outage never
-/// holds up the acks (and so the leases) of Postgres queues, nor the reverse. The writers' queues
-/// are unbounded: what they hold is bounded by the jobs claimed before the outage.
+/// Writes the acks. With `two_backends`, routes each ack to the writer of its job's backend
+/// ([`Backend::of_job`]): each backend's acks are written, and retried while it is
+/// unreachable, on their own, so a Redis outage never holds up the acks (and so the leases) of
+/// Postgres queues, nor the reverse; the writers' queues are unbounded (what they hold is
+/// bounded by the jobs claimed before the outage). With one backend the acks go straight to
+/// its writer (no extra hop).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     driver: Arc<dyn Driver>,
     worker_id: Uuid,
@@ -50,7 +53,13 @@ pub(crate) async fn run(
     max_batch: usize,
     // Finished jobs are kept for no time: completed ones are deleted by their ack.
     delete: bool,
+    two_backends: bool,
 ) {
+    if !two_backends {
+        write(driver, worker_id, signals, limiter, rx, max_batch, delete).await;
+        tracing::debug!("completer drained");
+        return;
+    }
     let (pg_tx, pg_rx) = mpsc::unbounded_channel();
     let (rd_tx, rd_rx) = mpsc::unbounded_channel();
     let writer = |rx| {
@@ -81,13 +90,30 @@ pub(crate) async fn run(
     tracing::debug!("completer drained");
 }
 
+/// Where a writer's acks come from: the engine's channel, or the router's queue for one backend.
+trait Intake {
+    async fn recv_many(&mut self, buffer: &mut Vec<Ack>, limit: usize) -> usize;
+}
+
+impl Intake for mpsc::Receiver<Ack> {
+    async fn recv_many(&mut self, buffer: &mut Vec<Ack>, limit: usize) -> usize {
+        mpsc::Receiver::recv_many(self, buffer, limit).await
+    }
+}
+
+impl Intake for mpsc::UnboundedReceiver<Ack> {
+    async fn recv_many(&mut self, buffer: &mut Vec<Ack>, limit: usize) -> usize {
+        mpsc::UnboundedReceiver::recv_many(self, buffer, limit).await
+    }
+}
+
 /// Writes one backend's acks, a batch at a time.
 async fn write(
     driver: Arc<dyn Driver>,
     worker_id: Uuid,
     signals: Arc<Signals>,
     limiter: Arc<dyn Limiter>,
-    mut rx: mpsc::UnboundedReceiver<Ack>,
+    mut rx: impl Intake,
     max_batch: usize,
     delete: bool,
 ) {

@@ -121,6 +121,14 @@ pub struct Engine {
     pub(crate) inner: Arc<EngineInner>,
 }
 
+/// What the engine runs on: its driver, the limiter that goes with it (default: Postgres'),
+/// and whether the driver spans two backends (then acks are written per backend).
+struct EngineDriver {
+    driver: Arc<dyn Driver>,
+    limiter: Option<Arc<dyn Limiter>>,
+    two_backends: bool,
+}
+
 impl Engine {
     /// Registers this process and starts the listener, heartbeat, completer and maintenance.
     /// `queues` and `concurrency` are what the process will consume, for the worker registry.
@@ -159,7 +167,11 @@ impl Engine {
         Self::start_inner(
             |engine_pool| {
                 let driver = driver.unwrap_or_else(|| Arc::new(PgDriver::new(engine_pool.clone())));
-                (driver, None)
+                EngineDriver {
+                    driver,
+                    limiter: None,
+                    two_backends: false,
+                }
             },
             pool,
             config,
@@ -184,9 +196,17 @@ impl Engine {
                 let postgres: Arc<dyn Driver> = Arc::new(PgDriver::new(engine_pool.clone()));
                 let limiter = routes.limiter(Arc::new(PgLimiter::new(engine_pool.clone())));
                 match routes.redis() {
-                    Some(_) => (Arc::new(routes.on_postgres(postgres)), Some(limiter)),
+                    Some(_) => EngineDriver {
+                        driver: Arc::new(routes.on_postgres(postgres)),
+                        limiter: Some(limiter),
+                        two_backends: true,
+                    },
                     // Nothing to route: no splitting on every ack.
-                    None => (postgres, Some(limiter)),
+                    None => EngineDriver {
+                        driver: postgres,
+                        limiter: Some(limiter),
+                        two_backends: false,
+                    },
                 }
             },
             pool,
@@ -199,7 +219,7 @@ impl Engine {
     }
 
     async fn start_inner(
-        driver: impl FnOnce(&PgPool) -> (Arc<dyn Driver>, Option<Arc<dyn Limiter>>),
+        driver: impl FnOnce(&PgPool) -> EngineDriver,
         pool: PgPool,
         config: EngineConfig,
         queues: Vec<String>,
@@ -209,7 +229,11 @@ impl Engine {
         config.validate().map_err(EngineError::Config)?;
         let app_pool = pool;
         let pool = engine_pool(&app_pool, &config).await?;
-        let (driver, routed) = driver(&pool);
+        let EngineDriver {
+            driver,
+            limiter: routed,
+            two_backends,
+        } = driver(&pool);
         let limiter = limiter
             .or(routed)
             .unwrap_or_else(|| Arc::new(PgLimiter::new(pool.clone())));
@@ -253,6 +277,7 @@ impl Engine {
             rx,
             config.ack_batch,
             config.retain_finished.is_zero(),
+            two_backends,
         ));
         *inner.completer.lock().unwrap_or_else(|p| p.into_inner()) = Some(completer);
         let stop = inner.stop_services.clone();
