@@ -475,7 +475,8 @@ pub async fn jobs_are_listed_in_id_order_by_state_and_kind_and_dead_letters_purg
 pub async fn fleet_limits_hold_across_holders_and_free_on_release_or_expiry(h: &Harness) {
     let l = &h.limiter;
     let scope: Arc<str> = "limited".into();
-    let (a, b, c, d) = (
+    let (a, b, c, d, e) = (
+        Uuid::new_v4(),
         Uuid::new_v4(),
         Uuid::new_v4(),
         Uuid::new_v4(),
@@ -498,19 +499,24 @@ pub async fn fleet_limits_hold_across_holders_and_free_on_release_or_expiry(h: &
     assert_eq!(l.acquire(&scope, 3, 5, b, TTL).await.unwrap().len(), 1);
     // A holder's shutdown gives all of its permits back.
     l.release_all(b).await.unwrap();
-    let short = l
-        .acquire(&scope, 3, 5, c, Duration::from_millis(300))
-        .await
-        .unwrap();
-    assert_eq!(short.len(), 2, "b's two came back; a still holds one");
-    // A holder that stops extending loses its permits; one that extends keeps them.
-    l.extend(a, TTL).await.unwrap();
-    let taken = wait_for("c's permits expire", PATIENCE, || async {
+    // A holder that stops extending loses its permits; one that extends keeps them: c and e
+    // each take one of b's two for 300 ms, and only e extends.
+    let short = Duration::from_millis(300);
+    assert_eq!(l.acquire(&scope, 3, 1, c, short).await.unwrap().len(), 1);
+    assert_eq!(l.acquire(&scope, 3, 1, e, short).await.unwrap().len(), 1);
+    l.extend(e, TTL).await.unwrap();
+    let taken = wait_for("c's permit expires", PATIENCE, || async {
         let got = l.acquire(&scope, 3, 5, d, TTL).await.unwrap();
         (!got.is_empty()).then_some(got)
     })
     .await;
-    assert_eq!(taken.len(), 2, "c's two, not a's");
+    tokio::time::sleep(short * 2).await;
+    let more = l.acquire(&scope, 3, 5, d, TTL).await.unwrap();
+    assert_eq!(
+        (taken.len(), more.len()),
+        (1, 0),
+        "c's permit came free; a's (long) and e's (extended) did not"
+    );
 
     // Rate: a bucket of 3 per minute, for the whole scope or per key.
     let rate = RateLimit {

@@ -21,7 +21,7 @@ async fn start(h: &Harness, config: EngineConfig, q: &str, concurrency: usize) -
         config,
         vec![q.to_owned()],
         concurrency as u32,
-        None,
+        Some(h.limiter.clone()),
     )
     .await
     .expect("engine starts");

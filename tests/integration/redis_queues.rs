@@ -649,6 +649,23 @@ async fn a_fleet_wide_limit_from_the_settings_holds_a_redis_queue_across_worker_
         max_running >= 2,
         "the limit is used ({max_running} at most seen running)"
     );
+    // The permits were Redis', not Postgres'.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let taken: Option<i64> = redis::cmd("GET")
+        .arg(format!("{{{prefix}:q:fast}}:permit_seq"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(
+        taken.unwrap_or(0) >= 30,
+        "a permit per job, in Redis: {taken:?}"
+    );
+    let in_pg: i64 = sqlx::query_scalar("SELECT count(*) FROM cowans_permits WHERE scope = 'fast'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(in_pg, 0);
     driver.flush_prefix().await.unwrap();
 }
 
@@ -662,7 +679,7 @@ async fn a_periodic_job_on_a_redis_queue_runs_once_per_tick() {
     let env = env_refs(&extra);
     let every_second: cowans_queue::CronJob = serde_json::from_value(json!({
         "name": "tick", "schedule": "* * * * * *", "queue": "fast", "kind": "demo.noop",
-        "args": {},
+        "args": {}, "catch_up": 100,
     }))
     .unwrap();
     cowans_queue::register_cron(&db.pool, &every_second)
@@ -688,6 +705,17 @@ async fn a_periodic_job_on_a_redis_queue_runs_once_per_tick() {
     let distinct: HashSet<&String> = keys.iter().collect();
     assert_eq!(distinct.len(), keys.len(), "one job per tick: {keys:?}");
     assert!(keys.iter().all(|k| k.starts_with("cron:tick:")), "{keys:?}");
+    // One job for every second from the first tick on (a late pass catches up): no tick
+    // missed, none twice.
+    let mut ticks: Vec<i64> = keys
+        .iter()
+        .map(|k| k.trim_start_matches("cron:tick:").parse().unwrap())
+        .collect();
+    ticks.sort_unstable();
+    assert!(
+        ticks.windows(2).all(|w| w[1] - w[0] == 1000),
+        "one job per second: {ticks:?}"
+    );
     let in_pg: i64 = sqlx::query_scalar("SELECT count(*) FROM cowans_jobs")
         .fetch_one(&db.pool)
         .await

@@ -27,6 +27,9 @@ struct Target {
     redis: Option<RedisDriver>,
 }
 
+/// What an engine runs on: its driver and limiter (`None`: the engine's own, on Postgres).
+type EngineBackend = Option<(Arc<dyn Driver>, Arc<dyn cowans_queue::Limiter>)>;
+
 impl Target {
     async fn open(args: &Args, db: &BenchDb) -> anyhow::Result<Target> {
         let pool = db.pool(args.concurrency as u32 + 16).await?;
@@ -49,9 +52,13 @@ impl Target {
         })
     }
 
-    /// The engine's driver; `None` on Postgres: the engine's own driver (its tuned pool).
-    fn engine_driver(&self) -> Option<Arc<dyn Driver>> {
-        self.redis.is_some().then(|| self.driver.clone())
+    /// The engine's driver and limiter; `None` on Postgres: the engine's own (its tuned pool).
+    fn engine_driver(&self) -> EngineBackend {
+        self.redis.as_ref().map(|r| {
+            let limiter: Arc<dyn cowans_queue::Limiter> =
+                Arc::new(cowans_redis::RedisLimiter::new(r.clone()));
+            (self.driver.clone(), limiter)
+        })
     }
 
     fn postgres_only(&self, name: &str) -> anyhow::Result<()> {
@@ -283,7 +290,7 @@ pub(crate) async fn start_engine(
 }
 
 async fn start_engine_on(
-    driver: Option<Arc<dyn Driver>>,
+    backend: EngineBackend,
     pool: &PgPool,
     q: &QueueName,
     concurrency: usize,
@@ -293,13 +300,14 @@ async fn start_engine_on(
     if let Some(ms) = retain_finished_ms {
         config.retain_finished = Duration::from_millis(ms);
     }
+    let (driver, limiter) = backend.unzip();
     Ok(Engine::start_on(
         driver,
         pool.clone(),
         config,
         vec![q.to_string()],
         concurrency as u32,
-        None,
+        limiter,
     )
     .await?)
 }

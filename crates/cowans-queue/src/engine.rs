@@ -234,6 +234,13 @@ impl Engine {
             limiter: routed,
             two_backends,
         } = driver(&pool);
+        if limiter.is_none() && routed.is_none() && driver.backend() != "postgres" {
+            // Its queues' limits would be counted in Postgres, apart from the fleet's.
+            return Err(EngineError::Config(format!(
+                "an engine on a {} driver needs that backend's limiter (e.g. RedisLimiter)",
+                driver.backend()
+            )));
+        }
         let limiter = limiter
             .or(routed)
             .unwrap_or_else(|| Arc::new(PgLimiter::new(pool.clone())));

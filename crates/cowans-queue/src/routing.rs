@@ -519,18 +519,27 @@ impl Limiter for RoutedLimiter {
             .iter()
             .cloned()
             .partition(|p| self.on_redis.contains(&*p.scope));
-        if !pg.is_empty() {
-            self.postgres.release(&pg).await?;
-        }
-        if !rd.is_empty() {
-            self.redis.release(&rd).await?;
-        }
-        Ok(())
+        // Each backend's whatever the other answers: a permit not given back holds a slot
+        // until it expires.
+        let pg = if pg.is_empty() {
+            Ok(())
+        } else {
+            self.postgres.release(&pg).await
+        };
+        let rd = if rd.is_empty() {
+            Ok(())
+        } else {
+            self.redis.release(&rd).await
+        };
+        pg.and(rd)
     }
 
     async fn extend(&self, holder: Uuid, ttl: Duration) -> LimitResult<()> {
-        self.postgres.extend(holder, ttl).await?;
-        self.redis.extend(holder, ttl).await
+        let (pg, rd) = futures::join!(
+            self.postgres.extend(holder, ttl),
+            self.redis.extend(holder, ttl)
+        );
+        pg.and(rd)
     }
 
     async fn release_all(&self, holder: Uuid) -> LimitResult<()> {

@@ -74,8 +74,9 @@ pub async fn register_cron(pool: &PgPool, job: &CronJob) -> Result<(), EngineErr
 /// Leader: enqueues the due ticks of every periodic job; returns how many jobs it enqueued.
 /// A tick's job on a Postgres queue is inserted in the transaction that advances the schedule.
 /// One on a Redis queue is stored first with the unique key `cron:<name>:<tick ms>` (held in
-/// every state), then the schedule advances: a leader that dies between the two, or loses the
-/// race to advance it, makes the same keys again, and they come back as duplicates.
+/// every state while the job is retained), then the schedule advances: a leader that dies
+/// between the two, or loses the race to advance it, makes the same keys again, and they come
+/// back as duplicates (as long as the first job has not been pruned meanwhile).
 pub(crate) async fn fire_due(
     pool: &PgPool,
     driver: &dyn Driver,
@@ -112,15 +113,17 @@ pub(crate) async fn fire_due(
                     j.unique(Unique::key(key).also_in(&JobState::ALL))
                 })
                 .collect();
-            let fresh = driver
-                .enqueue(&keyed)
-                .await?
-                .iter()
-                .filter(|e| !e.duplicate)
-                .count();
+            // One queue's backend being out of reach must not hold up the other entries.
+            let fresh = match driver.enqueue(&keyed).await {
+                Ok(done) => done.iter().filter(|e| !e.duplicate).count(),
+                Err(e) => {
+                    tracing::warn!(cron = %row.name, error = %e, "cannot enqueue a periodic job's ticks; trying again next pass");
+                    continue;
+                }
+            };
+            fired += fresh;
+            crate::metrics::enqueued(&row.queue, &row.kind, fresh as u64);
             if cowans_store::advance_cron(pool, &row.name, row.last_tick, latest, &[]).await? {
-                fired += fresh;
-                crate::metrics::enqueued(&row.queue, &row.kind, fresh as u64);
                 tracing::info!(cron = %row.name, ticks = keyed.len(), latest = %latest, "periodic job enqueued");
             }
             continue;

@@ -78,6 +78,22 @@ impl RedisDriver {
         for node in conn.primaries().await? {
             check_eviction(&conn, &node).await?;
         }
+        // Ids without blocks (an earlier Cowans) would be routed nowhere, or collide.
+        let mut c = conn.clone();
+        let older: i64 = redis::cmd("EXISTS")
+            .arg(format!("{{{prefix}}}:ids"))
+            .arg(format!("{{{prefix}}}:jobq"))
+            .query_async(&mut c)
+            .await
+            .map_err(map_err)?;
+        if older > 0 {
+            return Err(QueueError::invalid(
+                "redis.prefix",
+                format!(
+                    "{prefix:?} holds jobs of an earlier Cowans whose ids name no queue: drain and delete them, or choose another prefix"
+                ),
+            ));
+        }
         Ok(RedisDriver {
             conn,
             subscribers: Arc::new(subscribers),
@@ -97,7 +113,11 @@ impl RedisDriver {
         let mut conn = self.conn.clone();
         let mut deleted = 0u64;
         for node in self.conn.primaries().await? {
-            for pattern in [format!("{{{p}}}:*"), format!("{{{p}:q:*")] {
+            for pattern in [
+                format!("{{{p}}}:*"),
+                format!("{{{p}:q:*"),
+                format!("{{{p}:b:*"),
+            ] {
                 let mut cursor = 0u64;
                 loop {
                     let reply = self

@@ -14,6 +14,23 @@ use crate::{
 };
 
 pub(crate) async fn enqueue(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec<Enqueued>> {
+    match enqueue_once(d, jobs).await {
+        // The ids this process held are taken (the server lost the blocks counter's writes):
+        // a refused script wrote nothing, so with one queue the call starts over on new blocks.
+        Err(e) if e.to_string().contains("IDS_TAKEN") && one_queue(jobs) => {
+            tracing::warn!(error = %e, "job ids already in use; taking new id blocks");
+            d.forget_routes();
+            enqueue_once(d, jobs).await
+        }
+        other => other,
+    }
+}
+
+fn one_queue(jobs: &[NewJob]) -> bool {
+    jobs.iter().all(|j| j.queue == jobs[0].queue)
+}
+
+async fn enqueue_once(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec<Enqueued>> {
     for (i, job) in jobs.iter().enumerate() {
         job.validate(Some(i))?;
     }

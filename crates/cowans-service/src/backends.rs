@@ -45,7 +45,8 @@ async fn redis(settings: &Settings) -> anyhow::Result<Option<(RedisDriver, Vec<Q
 
 /// The catalog's shared Shopify budgets in Redis, when `catalog.budgets = "redis"`.
 pub async fn catalog_budgets(settings: &Settings) -> anyhow::Result<Option<CostBuckets>> {
-    if settings.catalog.budgets != BudgetStore::Redis {
+    let catalog_on = settings.apps.iter().any(|a| a == cowans_catalog::APP.name);
+    if !catalog_on || settings.catalog.budgets != BudgetStore::Redis {
         return Ok(None);
     }
     Ok(Some(CostBuckets::new(connect_redis(settings).await?)))

@@ -374,20 +374,18 @@ impl Settings {
                 "is \"redis\", but neither redis.url nor redis.nodes is set".into(),
             );
         }
+        if self.redis.url.is_some() && !self.redis.nodes.is_empty() {
+            return bad(
+                "redis.nodes",
+                "set redis.url (one server) or redis.nodes (a cluster), not both".into(),
+            );
+        }
         let on_redis = self.redis_queues();
-        if !on_redis.is_empty() {
-            if self.redis.url.is_none() && self.redis.nodes.is_empty() {
-                return bad(
-                    &format!("queues.{}.backend", on_redis[0]),
-                    "is \"redis\", but neither redis.url nor redis.nodes is set".into(),
-                );
-            }
-            if self.redis.url.is_some() && !self.redis.nodes.is_empty() {
-                return bad(
-                    "redis.nodes",
-                    "set redis.url (one server) or redis.nodes (a cluster), not both".into(),
-                );
-            }
+        if !on_redis.is_empty() && self.redis.url.is_none() && self.redis.nodes.is_empty() {
+            return bad(
+                &format!("queues.{}.backend", on_redis[0]),
+                "is \"redis\", but neither redis.url nor redis.nodes is set".into(),
+            );
         }
         if let Err(e) = self.engine.validate() {
             return bad("engine", e);

@@ -1,6 +1,8 @@
 -- Settles a reservation of ARGV[1] points with the answer's throttle status: ARGV[2] maximum,
 -- ARGV[3] currently available, ARGV[4] restore rate ('' each when the answer had none).
 local k = Q .. ':bucket'
+-- A bucket forgotten meanwhile (another token) is not taught by an answer to the old one.
+if redis.call('EXISTS', k) == 0 then return 0 end
 local req = tonumber(ARGV[1])
 local now = now_ms()
 local in_flight = tonumber(redis.call('HGET', k, 'in_flight') or '0') or 0

@@ -1,10 +1,16 @@
 -- Inserts the jobs of one queue, all or none (every input was checked before the call).
 -- ARGV: channel, available payload, scheduled payload, queue, n, then 9 per job:
 -- id, kind, args, priority, run_at ms ('' = now), max_attempts, unique key, unique mask, rate key.
--- Returns id, duplicate (0/1) per job.
+-- Returns id, duplicate (0/1) per job; fails with IDS_TAKEN, writing nothing, if a job with one
+-- of the ids exists (the counter of id blocks went back: a server that lost writes).
 local now = now_ms()
 local queue = ARGV[4]
 local n = tonumber(ARGV[5])
+for i = 0, n - 1 do
+  if redis.call('EXISTS', jk(ARGV[6 + i * 9])) == 1 then
+    return redis.error_reply('IDS_TAKEN job ' .. ARGV[6 + i * 9] .. ' exists')
+  end
+end
 local out = {}
 local avail, sched = false, false
 for i = 0, n - 1 do

@@ -11,6 +11,7 @@ for i = 3, #ARGV, 2 do
   local base = math.max(tonumber(redis.call('HGET', h, key) or '0') or 0, now)
   local n = math.max(0, math.min(want, math.floor((now - base) / t + tau / t + 1e-9)))
   redis.call('HSET', h, key, string.format('%.3f', base + n * t))
-  out[#out + 1] = { key, n, fmt(math.max(now, base + (n + 1) * t - tau)) }
+  -- Rounded up: a token is never announced before it exists.
+  out[#out + 1] = { key, n, fmt(math.ceil(math.max(now, base + (n + 1) * t - tau))) }
 end
 return out
