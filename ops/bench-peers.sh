@@ -26,14 +26,7 @@ psql "$base_url/postgres" -qAtc "SELECT 1 FROM pg_database WHERE datname = 'benc
   || psql "$base_url/postgres" -qc "CREATE DATABASE bench_graphile"
 export PG_URL="$base_url/bench_graphile"
 
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-run() { # label, command...
-  local label=$1; shift
-  local line
-  line=$("$@" 2>&1 | grep '^RESULT' | tail -1)
-  echo "$label $line" | tee -a "$out"
-}
+. ops/bench-lib.sh
 for r in $(seq 1 "$rounds"); do
   run "cowans drain" $bench drain --jobs 50000 --concurrency 50
   # graphile-worker deletes finished jobs; ours keeps them an hour unless told otherwise.
@@ -49,12 +42,6 @@ for r in $(seq 1 "$rounds"); do
   run "copy enqueue-large" $bench enqueue-copy --jobs 500000 --batch 10000 --concurrency 1
 done
 
-# Median of field $3 over the lines of system $1 and workload $2.
-median() {
-  grep "^$1 $2 " "$out" | grep -oE "(^| )$3=[0-9.]+" | cut -d= -f2 | sort -g \
-    | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 == 0) print "nan"; else printf "%.2f", a/b }'; }
 echo
 for w in drain enqueue-bulk; do
   c=$(median cowans "$w" jobs_per_s); g=$(median graphile "$w" jobs_per_s)

@@ -23,14 +23,7 @@ command -v node >/dev/null || { echo "bench-redis-peers: node is not installed (
 [ -d "$peer_dir/node_modules" ] || (cd "$peer_dir" && npm install --no-audit --no-fund >/dev/null)
 export NODE_PATH="$(cd "$peer_dir" && pwd)/node_modules"
 
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-run() { # label, command...
-  local label=$1; shift
-  local line
-  line=$("$@" 2>&1 | grep '^RESULT' | tail -1)
-  echo "$label $line" | tee -a "$out"
-}
+. ops/bench-lib.sh
 for r in $(seq 1 "$rounds"); do
   run "cowans drain" $bench drain --backend redis --jobs 100000 --concurrency 50
   run "bullmq drain" node "$peer_dir/bench.js" drain 100000 50
@@ -44,12 +37,6 @@ for r in $(seq 1 "$rounds"); do
   $bench backlog --backend redis --concurrency 50 2>&1 | grep '^RESULT' | sed 's/^/cowans backlog /' | tee -a "$out"
 done
 
-# Median of field $3 over the lines of system $1 and workload $2.
-median() {
-  grep "^$1 $2 " "$out" | grep -oE "(^| )$3=[0-9.]+" | cut -d= -f2 | sort -g \
-    | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 == 0) print "nan"; else printf "%.2f", a/b }'; }
 echo
 for w in drain enqueue-bulk enqueue-single; do
   c=$(median cowans "$w" jobs_per_s); b=$(median bullmq "$w" jobs_per_s)
@@ -58,6 +45,5 @@ done
 c50=$(median cowans latency p50_ms); b50=$(median bullmq latency p50_ms)
 c99=$(median cowans latency p99_ms); b99=$(median bullmq latency p99_ms)
 echo "RATIO workload=latency cowans_p50_ms=$c50 bullmq_p50_ms=$b50 cowans_p99_ms=$c99 bullmq_p99_ms=$b99 p99_cowans_over_bullmq=$(ratio "$c99" "$b99") rounds=$rounds"
-b10k=$(grep "^cowans backlog .*queued=10000\b" "$out" | grep -oE "jobs_per_s=[0-9.]+" | cut -d= -f2 | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
-b1m=$(grep "^cowans backlog .*queued=1000000\b" "$out" | grep -oE "jobs_per_s=[0-9.]+" | cut -d= -f2 | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+b10k=$(median cowans backlog-10000 jobs_per_s); b1m=$(median cowans backlog-1000000 jobs_per_s)
 echo "RATIO workload=backlog cowans_10k_queued_jobs_per_s=$b10k cowans_1m_queued_jobs_per_s=$b1m one_million_over_10k=$(ratio "$b1m" "$b10k") rounds=$rounds"

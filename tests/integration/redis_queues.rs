@@ -96,6 +96,35 @@ impl Client {
         b["id"].as_i64().expect("id")
     }
 
+    /// Re-drives `fast`'s dead letters as `body` says, expecting `dead` among them, and waits
+    /// until it has run again (and failed again: `errors` failed attempts in its history).
+    async fn redrive_and_wait(&self, dead: i64, body: Value, errors: usize) {
+        let (s, b) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/queues/fast/dead/redrive",
+                Some(body),
+            )
+            .await;
+        assert_eq!(
+            (s, b["redriven"].as_u64()),
+            (StatusCode::OK, Some(1)),
+            "{b}"
+        );
+        wait_for(
+            "the re-driven job ran again",
+            Duration::from_secs(30),
+            || async {
+                let (_, j) = self
+                    .call(reqwest::Method::GET, &format!("/api/v1/jobs/{dead}"), None)
+                    .await;
+                (j["state"] == "dead" && j["errors"].as_array().map(Vec::len) == Some(errors))
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
     async fn wait_state(&self, id: i64, want: &str) {
         wait_for(
             &format!("job {id} {want}"),
@@ -209,54 +238,10 @@ async fn a_queue_set_to_redis_runs_through_the_api_workers_and_ctl_beside_a_post
         )
         .await;
     c.wait_state(dead, "dead").await;
-    let (s, b) = c
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/queues/fast/dead/redrive",
-            Some(json!({"ids": [dead]})),
-        )
-        .await;
-    assert_eq!(
-        (s, b["redriven"].as_u64()),
-        (StatusCode::OK, Some(1)),
-        "{b}"
-    );
-    wait_for(
-        "the re-driven job ran again",
-        Duration::from_secs(30),
-        || async {
-            let (_, j) = c
-                .call(reqwest::Method::GET, &format!("/api/v1/jobs/{dead}"), None)
-                .await;
-            (j["state"] == "dead" && j["errors"].as_array().map(Vec::len) == Some(2)).then_some(())
-        },
-    )
-    .await;
-
+    c.redrive_and_wait(dead, json!({"ids": [dead]}), 2).await;
     // Re-drive by filter: every dead letter of the kind.
-    let (s, b) = c
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/queues/fast/dead/redrive",
-            Some(json!({"all": true, "kind": "demo.fail"})),
-        )
+    c.redrive_and_wait(dead, json!({"all": true, "kind": "demo.fail"}), 3)
         .await;
-    assert_eq!(
-        (s, b["redriven"].as_u64()),
-        (StatusCode::OK, Some(1)),
-        "{b}"
-    );
-    wait_for(
-        "the job re-driven by filter ran again",
-        Duration::from_secs(30),
-        || async {
-            let (_, j) = c
-                .call(reqwest::Method::GET, &format!("/api/v1/jobs/{dead}"), None)
-                .await;
-            (j["state"] == "dead" && j["errors"].as_array().map(Vec::len) == Some(3)).then_some(())
-        },
-    )
-    .await;
 
     // The queue summary counts the Redis queue with the Postgres one.
     let (s, b) = c.call(reqwest::Method::GET, "/api/v1/queues", None).await;

@@ -111,7 +111,7 @@ async fn shutdown_past_its_deadline_hands_jobs_back_without_counting_the_attempt
 async fn sigterm_drains_running_jobs_and_leaves_the_rest_runnable() {
     let db = TestDb::new().await;
     let jobs: Vec<NewJob> = (0..6)
-        .map(|_| NewJob::new(queue("term"), "demo.sleep", json!({"ms": 2000})))
+        .map(|_| NewJob::new(queue("term"), "demo.sleep", json!({"ms": 3000})))
         .collect();
     store::enqueue_many(&db.pool, &jobs).await.unwrap();
     let w = WorkerProcess::spawn(&db.url(), "term", 3, FAST_ENGINE);
@@ -119,7 +119,10 @@ async fn sigterm_drains_running_jobs_and_leaves_the_rest_runnable() {
         (count(&db.pool, "term", JobState::Running).await == 3).then_some(())
     })
     .await;
-    let (code, last) = w.terminate(Duration::from_secs(10));
+    // Claimed is not started: a margin for the handlers to begin (well inside the jobs' 3 s),
+    // or the signal finds them still buffered and hands them back (a full run saw that).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (code, last) = w.terminate(Duration::from_secs(15));
     assert_eq!(code, Some(0));
     assert!(last.contains("drained=true"), "{last}");
     assert_eq!(count(&db.pool, "term", JobState::Completed).await, 3);

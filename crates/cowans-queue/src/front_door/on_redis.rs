@@ -207,7 +207,7 @@ impl FrontDoor {
         queue: &QueueName,
         what: Redrive,
     ) -> Result<u64> {
-        let (n, details) = match &what {
+        let (n, details, failed) = match &what {
             Redrive::Ids(ids) => {
                 // Only this queue's dead letters, as on Postgres.
                 let mut mine = Vec::new();
@@ -223,7 +223,7 @@ impl FrontDoor {
                 }
                 let n = redis.redrive(&mine).await?.len() as u64;
                 let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
-                (n, json!({ "ids": ids, "redriven": n }))
+                (n, json!({ "ids": ids, "redriven": n }), None)
             }
             Redrive::All { kind } => {
                 let mut n = 0u64;
@@ -250,19 +250,12 @@ impl FrontDoor {
                         Err(e) => break Some(e),
                     }
                 };
-                if let Some(e) = failed {
+                let mut details = json!({ "kind": kind, "redriven": n });
+                if let Some(e) = &failed {
                     // Stopped part way: what went back is on record all the same.
-                    let details = json!({ "kind": kind, "redriven": n, "stopped": e.to_string() });
-                    let entry = NewAudit::by(
-                        actor,
-                        "dead.redrive",
-                        Some(format!("queue:{queue}")),
-                        details,
-                    );
-                    self.audit_after("dead.redrive", vec![entry]).await;
-                    return Err(e.into());
+                    details["stopped"] = json!(e.to_string());
                 }
-                (n, json!({ "kind": kind, "redriven": n }))
+                (n, details, failed)
             }
         };
         let entry = NewAudit::by(
@@ -272,6 +265,9 @@ impl FrontDoor {
             details,
         );
         self.audit_after("dead.redrive", vec![entry]).await;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
         Ok(n)
     }
 
