@@ -37,6 +37,34 @@ fn env_refs<'a>(extra: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> 
         .collect()
 }
 
+/// A test's fleet: its database, a Redis key prefix of its own on `url`, a driver there, and
+/// the settings (`extra`) that put queue `fast` in Redis, as every process reads them.
+struct Fleet {
+    db: cowans_testkit::TestDb,
+    url: String,
+    prefix: String,
+    driver: RedisDriver,
+    extra: Vec<(&'static str, String)>,
+}
+
+impl Fleet {
+    async fn on(url: String) -> Fleet {
+        let prefix = prefix();
+        Fleet {
+            db: cowans_tests::demo_db().await,
+            driver: connect(&url, &prefix).await,
+            extra: redis_env(&url, &prefix),
+            url,
+            prefix,
+        }
+    }
+
+    /// The environment of the fleet's processes (fast engine timings and `extra`).
+    fn env(&self) -> Vec<(&str, &str)> {
+        env_refs(&self.extra)
+    }
+}
+
 fn prefix() -> String {
     format!("cowans-it-{}", uuid::Uuid::new_v4().simple())
 }
@@ -137,12 +165,9 @@ impl Client {
 
 #[tokio::test]
 async fn a_queue_set_to_redis_runs_through_the_api_workers_and_ctl_beside_a_postgres_queue() {
-    let db = cowans_tests::demo_db().await;
-    let url = cowans_testkit::redis_server::shared_url();
-    let prefix = prefix();
-    let driver = connect(&url, &prefix).await;
-    let extra = redis_env(&url, &prefix);
-    let env = env_refs(&extra);
+    let f = Fleet::on(cowans_testkit::redis_server::shared_url()).await;
+    let (db, driver) = (&f.db, &f.driver);
+    let env = f.env();
     let _worker = WorkerProcess::spawn(&db.url(), "fast,slow", 4, &env);
     let api = ApiProcess::spawn(&db.url(), &env);
     let c = Client {
@@ -163,7 +188,7 @@ async fn a_queue_set_to_redis_runs_through_the_api_workers_and_ctl_beside_a_post
     c.wait_state(on_redis, "completed").await;
     c.wait_state(on_pg, "completed").await;
     assert_eq!(
-        state(&driver, JobId(on_redis)).await,
+        state(driver, JobId(on_redis)).await,
         Some(JobState::Completed),
         "the job lives in Redis"
     );
@@ -359,7 +384,7 @@ async fn a_queue_set_to_redis_runs_through_the_api_workers_and_ctl_beside_a_post
         .env("COWANS__DATABASE__URL", db.url())
         .env("COWANS__LOG__FILTER", "warn")
         .env_remove("DATABASE_URL");
-    for (k, v) in &extra {
+    for (k, v) in &f.extra {
         ctl.env(k, v);
     }
     let out = ctl.output().expect("run ctl queues");
@@ -400,24 +425,21 @@ async fn completed(driver: &RedisDriver) -> i64 {
 
 #[tokio::test]
 async fn a_worker_killed_mid_drain_on_redis_loses_no_job() {
-    let db = cowans_tests::demo_db().await;
-    let url = cowans_testkit::redis_server::shared_url();
-    let prefix = prefix();
-    let driver = connect(&url, &prefix).await;
-    let extra = redis_env(&url, &prefix);
-    let env = env_refs(&extra);
+    let f = Fleet::on(cowans_testkit::redis_server::shared_url()).await;
+    let (db, driver) = (&f.db, &f.driver);
+    let env = f.env();
     // The doomed worker alone first, so it surely holds jobs when it dies.
     let mut doomed = WorkerProcess::spawn(&db.url(), "fast", 8, &env);
-    let ids = fill(&driver, 300, 50).await;
+    let ids = fill(driver, 300, 50).await;
     wait_for("some drained", Duration::from_secs(60), || async {
-        (completed(&driver).await >= 40).then_some(())
+        (completed(driver).await >= 40).then_some(())
     })
     .await;
     let _survivor = WorkerProcess::spawn(&db.url(), "fast", 8, &env);
     doomed.kill9();
     // The killed worker's jobs come back when their leases (2 s) expire; every job completes.
     wait_for("every job completed", Duration::from_secs(90), || async {
-        (completed(&driver).await == 300).then_some(())
+        (completed(driver).await == 300).then_some(())
     })
     .await;
     let mut rescued = 0;
@@ -436,15 +458,12 @@ async fn a_worker_killed_mid_drain_on_redis_loses_no_job() {
 
 #[tokio::test]
 async fn a_redis_crash_and_restart_loses_no_acknowledged_enqueue_and_workers_reconnect() {
-    let db = cowans_tests::demo_db().await;
     let server = tokio::task::spawn_blocking(RedisServer::start)
         .await
         .unwrap();
-    let url = server.url();
-    let prefix = prefix();
-    let driver = connect(&url, &prefix).await;
-    let extra = redis_env(&url, &prefix);
-    let env = env_refs(&extra);
+    let f = Fleet::on(server.url()).await;
+    let (db, driver) = (&f.db, &f.driver);
+    let env = f.env();
     let mut worker = WorkerProcess::spawn(&db.url(), "fast", 8, &env);
     // A producer enqueues all along; only what the server acknowledged counts.
     let acked: Arc<Mutex<Vec<JobId>>> = Default::default();
@@ -462,7 +481,7 @@ async fn a_redis_crash_and_restart_loses_no_acknowledged_enqueue_and_workers_rec
         })
     };
     wait_for("jobs flowing", Duration::from_secs(30), || async {
-        (completed(&driver).await >= 50).then_some(())
+        (completed(driver).await >= 50).then_some(())
     })
     .await;
     let before = acked.lock().unwrap().len();
@@ -490,7 +509,7 @@ async fn a_redis_crash_and_restart_loses_no_acknowledged_enqueue_and_workers_rec
         || async {
             let mut left = 0;
             for id in &acked {
-                if state(&driver, *id).await != Some(JobState::Completed) {
+                if state(driver, *id).await != Some(JobState::Completed) {
                     left += 1;
                 }
             }
@@ -510,18 +529,15 @@ async fn a_redis_crash_and_restart_loses_no_acknowledged_enqueue_and_workers_rec
 
 #[tokio::test]
 async fn dropped_connections_and_an_undecodable_payload_do_not_stop_a_redis_worker() {
-    let db = cowans_tests::demo_db().await;
     // A server of its own: the test drops every client connection of the server it uses.
     let server = tokio::task::spawn_blocking(RedisServer::start)
         .await
         .unwrap();
-    let url = server.url();
-    let prefix = prefix();
-    let driver = connect(&url, &prefix).await;
-    let extra = redis_env(&url, &prefix);
-    let env = env_refs(&extra);
+    let f = Fleet::on(server.url()).await;
+    let (db, driver, prefix, url) = (&f.db, &f.driver, &f.prefix, &f.url);
+    let env = f.env();
     // A job whose stored payload is not JSON at all.
-    let poison = fill(&driver, 1, 1).await[0];
+    let poison = fill(driver, 1, 1).await[0];
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut raw = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("HSET")
@@ -532,12 +548,12 @@ async fn dropped_connections_and_an_undecodable_payload_do_not_stop_a_redis_work
         .await
         .unwrap();
     // Long enough (about 4 s at 8 at once) for many connection drops mid-drain.
-    let ids = fill(&driver, 300, 100).await;
+    let ids = fill(driver, 300, 100).await;
     let mut worker = WorkerProcess::spawn(&db.url(), "fast", 8, &env);
     // Drop every client connection of the server, again and again, while the worker drains
     // (each time some are in the middle of a script or waiting on its reply).
     let mut kills = 0;
-    while completed(&driver).await < 300 && kills < 100 {
+    while completed(driver).await < 300 && kills < 100 {
         let _: Result<i64, _> = redis::cmd("CLIENT")
             .arg("KILL")
             .arg("TYPE")
@@ -560,11 +576,11 @@ async fn dropped_connections_and_an_undecodable_payload_do_not_stop_a_redis_work
         "connections were dropped mid-drain ({kills} times)"
     );
     wait_for("every job completed", Duration::from_secs(90), || async {
-        (completed(&driver).await == 300).then_some(())
+        (completed(driver).await == 300).then_some(())
     })
     .await;
     for id in ids {
-        assert_eq!(state(&driver, id).await, Some(JobState::Completed), "{id}");
+        assert_eq!(state(driver, id).await, Some(JobState::Completed), "{id}");
     }
     let dead = wait_for(
         "the poison job dead-lettered",
@@ -594,13 +610,11 @@ async fn dropped_connections_and_an_undecodable_payload_do_not_stop_a_redis_work
 
 #[tokio::test]
 async fn a_fleet_wide_limit_from_the_settings_holds_a_redis_queue_across_worker_processes() {
-    let db = cowans_tests::demo_db().await;
-    let url = cowans_testkit::redis_server::shared_url();
-    let prefix = prefix();
-    let driver = connect(&url, &prefix).await;
-    let mut extra = redis_env(&url, &prefix);
-    extra.push(("COWANS__WORKER__LIMITS__FAST__CONCURRENCY", "3".to_owned()));
-    let env = env_refs(&extra);
+    let mut f = Fleet::on(cowans_testkit::redis_server::shared_url()).await;
+    f.extra
+        .push(("COWANS__WORKER__LIMITS__FAST__CONCURRENCY", "3".to_owned()));
+    let (db, driver, prefix, url) = (&f.db, &f.driver, &f.prefix, &f.url);
+    let env = f.env();
     // Both processes up before the jobs arrive, so both take part.
     let _a = WorkerProcess::spawn(&db.url(), "fast", 10, &env);
     let _b = WorkerProcess::spawn(&db.url(), "fast", 10, &env);
@@ -610,7 +624,7 @@ async fn a_fleet_wide_limit_from_the_settings_holds_a_redis_queue_across_worker_
         Some(3),
         "the settings' limit is in Redis"
     );
-    fill(&driver, 30, 150).await;
+    fill(driver, 30, 150).await;
     let mut max_running = 0;
     let started = std::time::Instant::now();
     loop {
@@ -656,12 +670,9 @@ async fn a_fleet_wide_limit_from_the_settings_holds_a_redis_queue_across_worker_
 
 #[tokio::test]
 async fn a_periodic_job_on_a_redis_queue_runs_once_per_tick() {
-    let db = cowans_tests::demo_db().await;
-    let url = cowans_testkit::redis_server::shared_url();
-    let prefix = prefix();
-    let driver = connect(&url, &prefix).await;
-    let extra = redis_env(&url, &prefix);
-    let env = env_refs(&extra);
+    let f = Fleet::on(cowans_testkit::redis_server::shared_url()).await;
+    let (db, driver) = (&f.db, &f.driver);
+    let env = f.env();
     let every_second: cowans_queue::CronJob = serde_json::from_value(json!({
         "name": "tick", "schedule": "* * * * * *", "queue": "fast", "kind": "demo.noop",
         "args": {}, "catch_up": 100,
@@ -674,7 +685,7 @@ async fn a_periodic_job_on_a_redis_queue_runs_once_per_tick() {
     let _a = WorkerProcess::spawn(&db.url(), "fast", 2, &env);
     let _b = WorkerProcess::spawn(&db.url(), "fast", 2, &env);
     wait_for("three ticks ran", Duration::from_secs(60), || async {
-        (completed(&driver).await >= 3).then_some(())
+        (completed(driver).await >= 3).then_some(())
     })
     .await;
     let jobs = driver
