@@ -235,7 +235,12 @@ pub async fn run_api(
     };
     let server = ApiServer::new(
         front,
-        ops::router(pool.clone(), metrics, &migrations.run),
+        ops::router(
+            pool.clone(),
+            metrics,
+            &migrations.run,
+            routes.redis().cloned(),
+        ),
         options,
     );
     // The queue gauges on this process's /metrics, as on every worker's.

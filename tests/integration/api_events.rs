@@ -259,8 +259,12 @@ async fn shutting_the_server_down_ends_live_streams_and_answers_every_accepted_s
     let front = cowans_queue::FrontDoor::builder(db.pool.clone())
         .group_commit(500)
         .build();
-    let ops =
-        cowans_service::ops::router(db.pool.clone(), crate::support::api::metrics_handle(), &[]);
+    let ops = cowans_service::ops::router(
+        db.pool.clone(),
+        crate::support::api::metrics_handle(),
+        &[],
+        None,
+    );
     let server = cowans_api::ApiServer::new(front, ops, cowans_api::ApiOptions::default());
     server.ready().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

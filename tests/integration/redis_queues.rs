@@ -485,15 +485,36 @@ async fn a_redis_crash_and_restart_loses_no_acknowledged_enqueue_and_workers_rec
     })
     .await;
     let before = acked.lock().unwrap().len();
+    let mut server = server;
+    server.kill9();
+    // The worker says it is not ready while its Redis is gone, and ready again after.
+    let http = reqwest::Client::new();
+    let ready = |http: reqwest::Client, ops: String| async move {
+        http.get(format!("{ops}/ready"))
+            .send()
+            .await
+            .map(|r| r.status())
+            .ok()
+    };
+    wait_for("the worker not ready", Duration::from_secs(30), || async {
+        (ready(http.clone(), worker.ops.clone()).await == Some(StatusCode::SERVICE_UNAVAILABLE))
+            .then_some(())
+    })
+    .await;
     let server = tokio::task::spawn_blocking(move || {
-        let mut server = server;
-        server.kill9();
-        std::thread::sleep(Duration::from_secs(1));
         server.restart();
         server
     })
     .await
     .unwrap();
+    wait_for(
+        "the worker ready again",
+        Duration::from_secs(30),
+        || async {
+            (ready(http.clone(), worker.ops.clone()).await == Some(StatusCode::OK)).then_some(())
+        },
+    )
+    .await;
     wait_for(
         "enqueues acknowledged again",
         Duration::from_secs(30),

@@ -96,7 +96,7 @@ impl Worker {
         let stop_ops = CancellationToken::new();
         let ops_task = tokio::spawn(ops::serve(
             ops,
-            ops::router(pool, metrics, &migrations.run),
+            ops::router(pool, metrics, &migrations.run, routes.redis().cloned()),
             stop_ops.clone().cancelled_owned(),
         ));
         Ok(Worker {

@@ -82,7 +82,7 @@ async fn serve(pool: cowans_store::PgPool, group: usize) -> anyhow::Result<Strin
     let front = cowans_queue::FrontDoor::builder(pool.clone())
         .group_commit(group)
         .build();
-    let ops = cowans_service::ops::router(pool, metrics, &[]);
+    let ops = cowans_service::ops::router(pool, metrics, &[], None);
     let server = cowans_api::ApiServer::new(front, ops, options);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

@@ -169,6 +169,15 @@ impl Driver for RedisDriver {
         fleet::set_paused(self, queue, paused).await
     }
 
+    async fn ping(&self) -> QueueResult<()> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(value::map_err)?;
+        Ok(())
+    }
+
     async fn set_limits(
         &self,
         queue: &QueueName,

@@ -1,7 +1,10 @@
 //! The ops endpoints every Cowans process serves: `/health` (alive), `/ready` (database
-//! reachable and migrations current) and `/metrics` (Prometheus text).
+//! reachable and migrations current, and Redis answering when queues live there) and `/metrics`
+//! (Prometheus text).
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
+
+use cowans_core::queue::Driver;
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -13,10 +16,17 @@ struct OpsState {
     pool: PgPool,
     metrics: PrometheusHandle,
     apps: Vec<&'static Migrator>,
+    redis: Option<Arc<dyn Driver>>,
 }
 
-/// `apps`: the enabled applications' migrators, which `/ready` also waits for.
-pub fn router(pool: PgPool, metrics: PrometheusHandle, apps: &[&'static Migrator]) -> Router {
+/// `apps`: the enabled applications' migrators, which `/ready` also waits for; `redis`: the
+/// Redis of the queues stored there, which must answer too.
+pub fn router(
+    pool: PgPool,
+    metrics: PrometheusHandle,
+    apps: &[&'static Migrator],
+    redis: Option<Arc<dyn Driver>>,
+) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
@@ -33,12 +43,25 @@ pub fn router(pool: PgPool, metrics: PrometheusHandle, apps: &[&'static Migrator
             pool,
             metrics,
             apps: apps.to_vec(),
+            redis,
         })
 }
 
 async fn ready(State(s): State<OpsState>) -> impl IntoResponse {
     match cowans_store::migrations_pending(&s.pool, &s.apps).await {
-        Ok(0) => (StatusCode::OK, "ready".to_owned()),
+        Ok(0) => match &s.redis {
+            Some(r) => match r.ping().await {
+                Ok(()) => (StatusCode::OK, "ready".to_owned()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "readiness check failed: Redis");
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Redis unreachable".to_owned(),
+                    )
+                }
+            },
+            None => (StatusCode::OK, "ready".to_owned()),
+        },
         Ok(n) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("{n} migrations pending; run cowans-worker migrate"),

@@ -92,7 +92,7 @@ pub(crate) async fn serve(
         .kinds(kinds)
         .group_commit(500)
         .build();
-    let ops = cowans_service::ops::router(db.pool.clone(), metrics, &[]);
+    let ops = cowans_service::ops::router(db.pool.clone(), metrics, &[], None);
     let server = cowans_api::ApiServer::new(front, ops, options);
     server.ready().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -53,6 +53,12 @@ pub trait Driver: Send + Sync + 'static {
         }
     }
 
+    /// Answers when the backend is reachable (readiness checks); the Postgres driver's is the
+    /// migration check the ops endpoint already makes.
+    async fn ping(&self) -> QueueResult<()> {
+        Ok(())
+    }
+
     /// Inserts jobs (all or none), in order; a job whose unique key is held comes back as a
     /// duplicate with the holder's id. Producers of their queues are woken.
     async fn enqueue(&self, jobs: &[NewJob]) -> QueueResult<Vec<Enqueued>>;
