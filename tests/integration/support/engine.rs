@@ -60,6 +60,8 @@ pub(crate) struct Gauge {
     pub(crate) now: Arc<AtomicUsize>,
     pub(crate) max: Arc<AtomicUsize>,
     pub(crate) started: Arc<Mutex<Vec<Instant>>>,
+    /// Handlers that returned (their acks may not be written yet).
+    pub(crate) finished: Arc<AtomicUsize>,
 }
 
 /// Runs for the job's `ms` (default 40; 0 = just yield), recording how many run at once.
@@ -72,6 +74,7 @@ async fn busy(args: Value, g: Data<Gauge>) -> Result<(), BoxDynError> {
         ms => tokio::time::sleep(Duration::from_millis(ms)).await,
     }
     g.now.fetch_sub(1, Ordering::SeqCst);
+    g.finished.fetch_add(1, Ordering::SeqCst);
     Ok(())
 }
 

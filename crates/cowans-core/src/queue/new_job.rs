@@ -118,8 +118,19 @@ impl NewJob {
         self
     }
 
+    /// Not before `run_at`. A time whose own year is 1 or 9999 may fall a day outside those
+    /// years in UTC (`0001-01-01T00:00+02:00`); such a time is moved to the nearest one stored
+    /// (a moment either way), anything further out is refused by [`NewJob::validate`].
     pub fn run_at(mut self, run_at: DateTime<Utc>) -> Self {
-        self.run_at = Some(run_at);
+        let day = chrono::Duration::days(1);
+        let (min, max) = (min_timestamp(), max_timestamp());
+        self.run_at = Some(if run_at < min && run_at >= min - day {
+            min
+        } else if run_at > max && run_at <= max + day {
+            max
+        } else {
+            run_at
+        });
         self
     }
 
@@ -204,4 +215,25 @@ fn min_timestamp() -> DateTime<Utc> {
 
 fn max_timestamp() -> DateTime<Utc> {
     DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default() // 9999-12-31T23:59:59
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_of_year_one_or_9999_in_its_own_zone_is_accepted() {
+        let q = crate::QueueName::new("q").unwrap();
+        let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().to_utc();
+        for t in [
+            at("0001-01-01T00:00:00+02:05"),
+            at("9999-12-31T23:00:00-05:00"),
+        ] {
+            let job = NewJob::new(q.clone(), "k", serde_json::json!({})).run_at(t);
+            assert!(job.validate(None).is_ok(), "{t}");
+        }
+        let far = at("0001-01-01T00:00:00Z") - chrono::Duration::days(3);
+        let job = NewJob::new(q, "k", serde_json::json!({})).run_at(far);
+        assert!(job.validate(None).is_err(), "{far}");
+    }
 }
