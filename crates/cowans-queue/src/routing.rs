@@ -124,6 +124,13 @@ impl Backends {
         }
     }
 
+    /// Where each of `jobs` goes, by its queue.
+    pub(crate) fn split_jobs(&self, jobs: &[NewJob]) -> JobSplit {
+        let (redis, postgres) = (0..jobs.len())
+            .partition(|&i| self.backend_of(jobs[i].queue.as_str()) == Backend::Redis);
+        JobSplit { postgres, redis }
+    }
+
     /// `items` split by the backend of their job id: (Postgres', Redis').
     fn split_ids<T: Clone>(&self, items: &[T], id: impl Fn(&T) -> JobId) -> (Vec<T>, Vec<T>) {
         let mut pg = Vec::new();
@@ -169,6 +176,43 @@ impl Backends {
     }
 }
 
+/// A call's jobs split by backend: their indexes in the call, in order.
+pub(crate) struct JobSplit {
+    pub(crate) postgres: Vec<usize>,
+    pub(crate) redis: Vec<usize>,
+}
+
+impl JobSplit {
+    /// The jobs of one backend.
+    pub(crate) fn pick(&self, jobs: &[NewJob], backend: Backend) -> Vec<NewJob> {
+        let idx = match backend {
+            Backend::Postgres => &self.postgres,
+            Backend::Redis => &self.redis,
+        };
+        idx.iter().map(|&i| jobs[i].clone()).collect()
+    }
+
+    /// Both backends' answers back in the call's order.
+    pub(crate) fn merge(&self, postgres: Vec<Enqueued>, redis: Vec<Enqueued>) -> Vec<Enqueued> {
+        let mut out = vec![
+            Enqueued {
+                id: JobId(0),
+                duplicate: false
+            };
+            self.postgres.len() + self.redis.len()
+        ];
+        let placed = self
+            .postgres
+            .iter()
+            .zip(postgres)
+            .chain(self.redis.iter().zip(redis));
+        for (&i, e) in placed {
+            out[i] = e;
+        }
+        out
+    }
+}
+
 #[async_trait]
 impl Driver for Backends {
     /// The primary's: the leader's Postgres-side upkeep (cron, batches, index upkeep) runs.
@@ -185,31 +229,19 @@ impl Driver for Backends {
         let Some(redis) = &self.redis else {
             return self.postgres.enqueue(jobs).await;
         };
-        let (rd, pg): (Vec<usize>, Vec<usize>) = (0..jobs.len())
-            .partition(|&i| self.backend_of(jobs[i].queue.as_str()) == Backend::Redis);
-        if rd.is_empty() {
+        let split = self.split_jobs(jobs);
+        if split.redis.is_empty() {
             return self.postgres.enqueue(jobs).await;
         }
-        if pg.is_empty() {
+        if split.postgres.is_empty() {
             return redis.enqueue(jobs).await;
         }
-        let pick = |idx: &[usize]| idx.iter().map(|&i| jobs[i].clone()).collect::<Vec<_>>();
-        let (pg_jobs, rd_jobs) = (pick(&pg), pick(&rd));
+        let (pg_jobs, rd_jobs) = (
+            split.pick(jobs, Backend::Postgres),
+            split.pick(jobs, Backend::Redis),
+        );
         let (a, b) = futures::join!(self.postgres.enqueue(&pg_jobs), redis.enqueue(&rd_jobs));
-        let mut out = vec![
-            Enqueued {
-                id: JobId(0),
-                duplicate: false
-            };
-            jobs.len()
-        ];
-        for (i, e) in pg.into_iter().zip(a?) {
-            out[i] = e;
-        }
-        for (i, e) in rd.into_iter().zip(b?) {
-            out[i] = e;
-        }
-        Ok(out)
+        Ok(split.merge(a?, b?))
     }
 
     async fn claim(

@@ -73,44 +73,27 @@ impl FrontDoor {
         jobs: &[NewJob],
         audit: impl FnOnce(&[Enqueued]) -> (&'static str, Vec<NewAudit>),
     ) -> Result<Vec<Enqueued>> {
-        let (rd, pg): (Vec<usize>, Vec<usize>) =
-            (0..jobs.len()).partition(|&i| self.redis_queue(jobs[i].queue.as_str()).is_some());
-        let pick = |idx: &[usize]| idx.iter().map(|&i| jobs[i].clone()).collect::<Vec<_>>();
+        let split = self.inner.backends.split_jobs(jobs);
         let redis =
             self.inner.backends.redis().ok_or_else(|| {
                 StoreError::invalid("queue", "is on Redis, which is not configured")
             })?;
-        if pg.is_empty() {
-            let rd_done = redis.enqueue(jobs).await?;
-            let (action, entries) = audit(&rd_done);
-            self.audit_after(action, entries).await;
-            super::count_all(jobs, &rd_done);
-            return Ok(rd_done);
-        }
-        let mut tx = self.inner.pool.begin().await?;
-        let pg_done = cowans_store::enqueue_many(&mut *tx, &pick(&pg)).await?;
-        let rd_done = redis.enqueue(&pick(&rd)).await?;
-        if let Err(e) = tx.commit().await {
-            tracing::error!(
-                error = %e, redis_jobs = rd_done.len(), postgres_jobs = pg_done.len(),
-                "a submit's Redis jobs were stored but its Postgres jobs could not be committed"
-            );
-            return Err(e.into());
-        }
-        let mut done = vec![
-            Enqueued {
-                id: JobId(0),
-                duplicate: false
-            };
-            jobs.len()
-        ];
-        for (i, e) in pg
-            .into_iter()
-            .zip(pg_done)
-            .chain(rd.into_iter().zip(rd_done))
-        {
-            done[i] = e;
-        }
+        let done = if split.postgres.is_empty() {
+            redis.enqueue(jobs).await?
+        } else {
+            let mut tx = self.inner.pool.begin().await?;
+            let pg_jobs = split.pick(jobs, Backend::Postgres);
+            let pg_done = cowans_store::enqueue_many(&mut *tx, &pg_jobs).await?;
+            let rd_done = redis.enqueue(&split.pick(jobs, Backend::Redis)).await?;
+            if let Err(e) = tx.commit().await {
+                tracing::error!(
+                    error = %e, redis_jobs = rd_done.len(), postgres_jobs = pg_done.len(),
+                    "a submit's Redis jobs were stored but its Postgres jobs could not be committed"
+                );
+                return Err(e.into());
+            }
+            split.merge(pg_done, rd_done)
+        };
         let (action, entries) = audit(&done);
         self.audit_after(action, entries).await;
         super::count_all(jobs, &done);
