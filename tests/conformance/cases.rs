@@ -303,6 +303,7 @@ pub async fn a_lost_last_attempt_becomes_a_dead_letter(h: &Harness) {
     )
     .await;
     assert_eq!(r.dead, [("lastlost".to_owned(), "a".to_owned())]);
+    assert_eq!(r.dead_ids, [c.job_id()]);
     assert_eq!(state(h, c.job_id()).await, Some(JobState::Dead));
 }
 
@@ -823,6 +824,83 @@ pub async fn retention_prunes_finished_jobs(h: &Harness) {
         Some(JobState::Dead),
         "dead letters have their own window"
     );
+}
+
+pub async fn batch_counts_follow_their_jobs_and_survive_deletion(h: &Harness) {
+    let in_batch = |kind: &str, batch: i64| {
+        let mut j = job("batch", kind);
+        j.batch_id = Some(batch);
+        j
+    };
+    let ids: Vec<JobId> = h
+        .driver
+        .enqueue(&[
+            in_batch("a", 7),
+            in_batch("b", 7),
+            in_batch("c", 7),
+            in_batch("d", 7),
+            job("batch", "alone"),
+            in_batch("e", 8),
+        ])
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let counts = |pairs: &[(&str, i64)]| -> cowans_core::event::BatchCounts {
+        pairs.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect()
+    };
+    let counted = h.driver.count_batches("batch", &[7, 8, 9]).await.unwrap();
+    assert_eq!(counted.get(&7), Some(&counts(&[("available", 4)])));
+    assert_eq!(counted.get(&8), Some(&counts(&[("available", 1)])));
+    assert_eq!(
+        counted.get(&9).map_or(0, |c| c.len()),
+        0,
+        "a batch without jobs here"
+    );
+    assert_eq!(
+        h.driver.job(ids[1]).await.unwrap().unwrap().batch_id,
+        Some(7)
+    );
+
+    // a completes without retention (deleted at once where the backend can), b fails and waits
+    // for its retry, c runs, d is cancelled and then pruned where the backend may.
+    let c = claim(h, "batch", 3, TTL).await;
+    assert_eq!(kinds(&c), ["a", "b", "c"]);
+    complete(h, &[c[0].lease_ref()], true).await;
+    h.driver
+        .settle_failures(
+            Uuid::new_v4(),
+            &[fail(&c[1], "boom", Some(Duration::from_secs(3600)))],
+        )
+        .await
+        .unwrap();
+    h.driver.cancel(ids[3]).await.unwrap();
+    let prune_all = Retention {
+        finished: Duration::ZERO,
+        dead: Duration::ZERO,
+    };
+    h.driver.prune(prune_all, 1000).await.unwrap();
+    let want = counts(&[
+        ("completed", 1),
+        ("scheduled", 1),
+        ("failed", 1),
+        ("running", 1),
+        ("cancelled", 1),
+    ]);
+    assert_eq!(
+        h.driver.count_batches("batch", &[7]).await.unwrap().get(&7),
+        Some(&want),
+        "deleted jobs still count in the state they ended in"
+    );
+    let members = h.driver.batch_jobs("batch", 7).await.unwrap();
+    assert!(
+        members.contains(&ids[1]) && members.contains(&ids[2]),
+        "the unfinished jobs are the batch's: {members:?}"
+    );
+    assert!(!members.contains(&ids[4]) && !members.contains(&ids[5]));
+    assert!(h.driver.batch_jobs("batch", 9).await.unwrap().is_empty());
+    h.driver.close_batches("batch", &[7, 8]).await.unwrap();
 }
 
 pub async fn stats_count_jobs_by_state(h: &Harness) {

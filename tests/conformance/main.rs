@@ -72,6 +72,7 @@ conformance!(
     cases::one_leader_at_a_time,
     cases::stale_workers_are_forgotten,
     cases::retention_prunes_finished_jobs,
+    cases::batch_counts_follow_their_jobs_and_survive_deletion,
     cases::stats_count_jobs_by_state,
     cases::a_bad_job_refuses_the_whole_enqueue,
     engine_cases::the_engine_runs_retries_and_dead_letters_jobs,

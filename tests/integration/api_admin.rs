@@ -251,7 +251,7 @@ async fn batches_are_created_followed_and_cancelled() {
         )
         .await;
     assert_eq!((s, v["cancelled_jobs"].clone()), (StatusCode::OK, json!(3)));
-    cowans_store::refresh_batches(&api.pool, 10).await.unwrap();
+    crate::support::refresh_batches(&api.pool).await.unwrap();
     let (_, v) = api
         .call(
             Method::GET,

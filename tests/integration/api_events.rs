@@ -11,35 +11,8 @@ use tokio_tungstenite::tungstenite;
 
 use crate::support::{
     api::{api, api_with_kinds},
-    events::{next_json, open_ws},
+    events::{next_json, open_ws, sse_events},
 };
-
-/// Reads SSE frames until `want` data lines arrived (or 10 s pass).
-async fn sse_events(resp: &mut reqwest::Response, want: usize) -> Vec<(String, Value)> {
-    let mut buf = String::new();
-    let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while out.len() < want {
-        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
-            .await
-            .expect("events within 10 s")
-            .unwrap()
-            .unwrap();
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            let name = frame
-                .lines()
-                .find_map(|l| l.strip_prefix("event: "))
-                .unwrap_or("message")
-                .to_owned();
-            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
-                out.push((name, serde_json::from_str(data).unwrap()));
-            }
-        }
-    }
-    out
-}
 
 #[tokio::test]
 async fn a_live_event_stream_relays_batch_and_queue_events_filtered_per_client() {
@@ -83,7 +56,7 @@ async fn a_live_event_stream_relays_batch_and_queue_events_filtered_per_client()
         None,
     )
     .await;
-    cowans_store::refresh_batches(&api.pool, 10).await.unwrap();
+    crate::support::refresh_batches(&api.pool).await.unwrap();
     let got = sse_events(&mut batch_stream, 2).await;
     assert_eq!(
         (got[0].0.as_str(), got[1].0.as_str()),

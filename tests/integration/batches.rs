@@ -46,7 +46,7 @@ async fn a_batch_counts_its_jobs_and_finishes_once_with_its_callback() {
         .unwrap();
     let refs: Vec<LeaseRef> = claimed.iter().map(|j| j.lease_ref()).collect();
     store::complete(&db.pool, &refs[..2], false).await.unwrap();
-    let r = store::refresh_batches(&db.pool, 100).await.unwrap();
+    let r = crate::support::refresh_batches(&db.pool).await.unwrap();
     assert_eq!(r.progressed, vec![batch]);
     let p = store::batch_progress(&db.pool, batch)
         .await
@@ -62,17 +62,17 @@ async fn a_batch_counts_its_jobs_and_finishes_once_with_its_callback() {
     );
     // Unchanged counts publish nothing.
     assert_eq!(
-        store::refresh_batches(&db.pool, 100).await.unwrap(),
+        crate::support::refresh_batches(&db.pool).await.unwrap(),
         Default::default()
     );
 
     // Cancel the rest: the batch is done (cancelled jobs are finished) and the callback fires once,
     // even with two refreshers racing.
-    let cancelled = store::cancel_batch(&db.pool, batch).await.unwrap();
+    let cancelled = store::cancel_batch(&db.pool, batch, 0).await.unwrap();
     assert_eq!(cancelled.len(), 3);
     let (r1, r2) = tokio::join!(
-        store::refresh_batches(&db.pool, 100),
-        store::refresh_batches(&db.pool, 100)
+        crate::support::refresh_batches(&db.pool),
+        crate::support::refresh_batches(&db.pool)
     );
     let finished = r1.unwrap().finished.len() + r2.unwrap().finished.len();
     assert_eq!(finished, 1);

@@ -17,6 +17,8 @@ use cowans_core::{
 use cowans_redis::RedisDriver;
 use cowans_testkit::{redis_server::RedisServer, wait_for};
 use cowans_tests::{ApiProcess, FAST_ENGINE, WorkerProcess, queue};
+
+use crate::support::events::sse_until;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -395,6 +397,208 @@ async fn a_queue_set_to_redis_runs_through_the_api_workers_and_ctl_beside_a_post
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(shown.lines().any(|l| l.contains("fast")), "{shown}");
+    driver.flush_prefix().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_batch_across_redis_and_postgres_queues_finishes_once_with_its_callback_and_events() {
+    let f = Fleet::on(cowans_testkit::redis_server::shared_url()).await;
+    let (db, driver) = (&f.db, &f.driver);
+    let env = f.env();
+    let _worker = WorkerProcess::spawn(&db.url(), "fast,slow", 4, &env);
+    let api = ApiProcess::spawn(&db.url(), &env);
+    let c = Client {
+        http: reqwest::Client::new(),
+        key: crate::support::api::key(&db.pool, "admin").await,
+        base: api.base.clone(),
+    };
+    let mut events = c
+        .http
+        .get(format!("{}/api/v1/events", c.base))
+        .bearer_auth(&c.key)
+        .send()
+        .await
+        .unwrap();
+    let noop = |q: &str| json!({"queue": q, "kind": "demo.noop", "args": {}});
+    let (s, b) = c
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/batches",
+            Some(json!({
+                "description": "both backends",
+                "jobs": [noop("fast"), noop("slow"), noop("fast"), noop("slow"), noop("fast"),
+                    {"queue": "fast", "kind": "demo.fail", "max_attempts": 1, "args": {"times": 1}}],
+                "callback": {"queue": "fast", "kind": "demo.batch_done", "args": {"tag": "t"}}
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let batch = b["id"].as_i64().unwrap();
+    let ids: Vec<i64> = b["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        ids[0] >= REDIS_FIRST_ID && ids[1] < REDIS_FIRST_ID,
+        "{ids:?}"
+    );
+
+    // The batch finishes, counted on both backends, and its callback (on Redis) runs once.
+    let done = wait_for("the batch finished", Duration::from_secs(60), || async {
+        let (_, b) = c
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/batches/{batch}"),
+                None,
+            )
+            .await;
+        b["finished_at"].is_string().then_some(b)
+    })
+    .await;
+    assert_eq!(done["total"], 6, "{done}");
+    assert_eq!(done["counts"]["completed"], 5, "{done}");
+    assert_eq!(done["counts"]["dead"], 1, "{done}");
+    let cb = done["callback_job_id"].as_i64().expect("a callback job");
+    assert!(cb >= REDIS_FIRST_ID, "the callback is on Redis: {cb}");
+    c.wait_state(cb, "completed").await;
+    let (_, job) = c
+        .call(reqwest::Method::GET, &format!("/api/v1/jobs/{cb}"), None)
+        .await;
+    assert_eq!(job["args"]["batch_id"], batch, "{job}");
+    assert_eq!(job["args"]["counts"]["completed"], 5, "{job}");
+    assert_eq!(job["args"]["args"]["tag"], "t", "{job}");
+    let (_, listed) = c
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/jobs?queue=fast&kind=demo.batch_done",
+            None,
+        )
+        .await;
+    assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(1), "{listed}");
+    // The live stream told of the Redis job's death and of the batch's end (in either order:
+    // the worker announces the one, the leader the other).
+    let (mut dead_seen, mut finished_seen) = (false, false);
+    let seen = sse_until(&mut events, |(name, e)| {
+        dead_seen |= name == "job.dead";
+        finished_seen |= name == "batch.finished" && e["batch_id"] == batch;
+        dead_seen && finished_seen
+    })
+    .await;
+    let dead = seen
+        .iter()
+        .find(|(name, _)| name == "job.dead")
+        .unwrap_or_else(|| panic!("a job.dead event: {seen:?}"));
+    assert_eq!(
+        (&dead.1["job_id"], &dead.1["batch_id"], &dead.1["kind"]),
+        (&json!(ids[5]), &json!(batch), &json!("demo.fail")),
+        "{dead:?}"
+    );
+    assert_eq!(dead.1["error"], "demo failure on attempt 1", "{dead:?}");
+    // Once finished, the batch's keys on Redis are released.
+    wait_for(
+        "the batch's keys released",
+        Duration::from_secs(30),
+        || async {
+            let counted = driver.count_batches("fast", &[batch]).await.unwrap();
+            counted
+                .get(&batch)
+                .is_none_or(|c| c.is_empty())
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        driver.job(JobId(ids[0])).await.unwrap().unwrap().batch_id,
+        Some(batch)
+    );
+
+    // Cancelling a batch cancels its jobs on both backends.
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let waiting = |q: &str| json!({"queue": q, "kind": "demo.noop", "args": {}, "run_at": later});
+    let (s, b) = c
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/batches",
+            Some(json!({"jobs": [waiting("fast"), waiting("slow"), waiting("fast")]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let second = b["id"].as_i64().unwrap();
+    let waiting_ids: Vec<i64> = b["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    let (_, p) = c
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/batches/{second}"),
+            None,
+        )
+        .await;
+    assert_eq!(p["counts"]["scheduled"], 3, "counted on both backends: {p}");
+    // One job cancelled on its own (announced with its batch), then the rest with the batch.
+    let (s, b) = c
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/jobs/{}/cancel", waiting_ids[0]),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{s} {b}");
+    let seen = sse_until(&mut events, |(name, _)| name == "job.cancelled").await;
+    let cancelled = &seen.last().unwrap().1;
+    assert_eq!(
+        (
+            &cancelled["job_id"],
+            &cancelled["batch_id"],
+            &cancelled["was"]
+        ),
+        (&json!(waiting_ids[0]), &json!(second), &json!("scheduled")),
+        "{cancelled}"
+    );
+    let (s, b) = c
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/batches/{second}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, b["cancelled_jobs"].as_u64()),
+        (StatusCode::OK, Some(2)),
+        "{b}"
+    );
+    let seen = sse_until(&mut events, |(name, _)| name == "batch.cancelled").await;
+    assert_eq!(seen.last().unwrap().1["cancelled_jobs"], 2, "{seen:?}");
+    let (s, _) = c
+        .call(reqwest::Method::POST, "/api/v1/queues/fast/pause", None)
+        .await;
+    assert!(s.is_success());
+    let seen = sse_until(&mut events, |(name, _)| name == "queue.paused").await;
+    assert_eq!(seen.last().unwrap().1["queue"], "fast", "{seen:?}");
+    for id in waiting_ids {
+        assert_eq!(c.job_state(id).await, "cancelled", "{id}");
+    }
+    let done = wait_for(
+        "the cancelled batch finished",
+        Duration::from_secs(30),
+        || async {
+            let (_, b) = c
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/batches/{second}"),
+                    None,
+                )
+                .await;
+            b["finished_at"].is_string().then_some(b)
+        },
+    )
+    .await;
+    assert_eq!(done["counts"]["cancelled"], 3, "{done}");
     driver.flush_prefix().await.unwrap();
 }
 

@@ -41,7 +41,7 @@ async fn retention_prunes_finished_jobs_in_bounded_batches_and_keeps_open_batche
         }
     }
     assert_eq!(total, 25, "the open batch's two jobs are kept");
-    store::refresh_batches(&db.pool, 10).await.unwrap();
+    crate::support::refresh_batches(&db.pool).await.unwrap();
     assert!(
         store::batch_progress(&db.pool, batch)
             .await

@@ -41,3 +41,9 @@ pub(crate) fn sleeps(q: &str, n: usize, ms: u64) -> Vec<NewJob> {
         .map(|_| NewJob::new(queue(q), "demo.sleep", json!({"ms": ms})))
         .collect()
 }
+
+/// One batch progress pass, as the leader of a fleet with Postgres queues only runs it.
+pub(crate) async fn refresh_batches(pool: &sqlx::PgPool) -> store::Result<store::BatchRefresh> {
+    let driver = store::PgDriver::new(pool.clone());
+    cowans_queue::refresh_batches(pool, &driver, 100).await
+}

@@ -229,6 +229,21 @@ impl Event {
         serde_json::to_string(self).unwrap_or_else(|_| String::from("{\"type\":\"invalid\"}"))
     }
 
+    /// `queue.limits`: the queue's fleet-wide limits as just set (`None`: removed).
+    pub fn queue_limits(
+        queue: &str,
+        concurrency: Option<u32>,
+        rate: Option<crate::queue::RateLimit>,
+    ) -> Event {
+        Event::QueueLimits {
+            queue: queue.to_owned(),
+            concurrency_limit: concurrency,
+            rate_jobs: rate.map(|r| r.jobs),
+            rate_period_ms: rate.map(|r| r.period.as_millis() as u64),
+            rate_by_key: rate.is_some_and(|r| r.by_key),
+        }
+    }
+
     /// `error` cut to [`EVENT_ERROR_CHARS`] characters, for events that carry one.
     pub fn short_error(error: &str) -> String {
         match error.char_indices().nth(EVENT_ERROR_CHARS) {

@@ -10,6 +10,7 @@
 //! | `demo.effect` | `{"key": str, "sleep_ms": u64}` | sleeps, then records `key` and completes the job in one transaction (exactly-once effect) |
 //! | `demo.fail` | `{"times": i32, "permanent": bool}` | fails its first `times` attempts (permanently if asked) |
 //! | `demo.panic` | `{}` | panics |
+//! | `demo.batch_done` | `{"batch_id": i64, "counts": {state: n}, "args": any}` | a batch's callback: logs how the batch ended |
 
 mod producer;
 
@@ -56,6 +57,16 @@ pub struct Fail {
     pub permanent: bool,
 }
 
+/// What a batch's callback job carries.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchDone {
+    pub batch_id: i64,
+    pub counts: std::collections::BTreeMap<String, i64>,
+    #[serde(default)]
+    pub args: serde_json::Value,
+}
+
 fn kinds(ctx: &AppContext) -> Result<Vec<JobKind>, String> {
     let pool = ctx.pool.clone();
     Ok(vec![
@@ -93,6 +104,14 @@ fn kinds(ctx: &AppContext) -> Result<Vec<JobKind>, String> {
                     });
                 }
                 Ok(())
+            }),
+        ),
+        JobKind::new(
+            "demo.batch_done",
+            "a batch's callback: logs how the batch ended",
+            task_fn(|a: BatchDone| async move {
+                tracing::info!(batch = a.batch_id, counts = ?a.counts, args = %a.args, "batch finished");
+                Ok::<(), BoxDynError>(())
             }),
         ),
         JobKind::new(

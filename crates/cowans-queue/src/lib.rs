@@ -21,6 +21,7 @@
 mod app;
 pub mod autoscale;
 mod backend;
+mod batches;
 mod completer;
 mod config;
 mod engine;
@@ -45,6 +46,7 @@ mod scheduler;
 
 pub use app::{App, AppContext, DEFAULT_QUEUE, JobKind, JobSet, JobSetError};
 pub use backend::{AckLayer, AckService, PgBackend};
+pub use batches::refresh_batches;
 pub use config::{Autoscale, EngineConfig, QueueConfig};
 pub use engine::{Engine, EngineError, ShutdownReport};
 pub use events::{EventRelay, EventStream};

@@ -101,7 +101,8 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
                 if let Err(e) = scheduler::fire_due(&engine.pool, &*engine.driver).await {
                     tracing::warn!(error = %e, "cron pass failed");
                 }
-                match cowans_store::refresh_batches(&engine.pool, BATCHES_PER_PASS).await {
+                match crate::refresh_batches(&engine.pool, &*engine.driver, BATCHES_PER_PASS).await
+                {
                     Ok(r) if !r.finished.is_empty() => {
                         tracing::info!(batches = ?r.finished, "batches finished")
                     }

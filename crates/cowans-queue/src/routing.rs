@@ -4,12 +4,17 @@
 //! leader lease, cron, batches and the audit log, so the engine's leader runs every queue's
 //! maintenance (promote, rescue, prune) through this one driver.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cowans_core::{
-    JobId, JobState, QueueName,
+    Event, JobId, JobState, QueueName,
+    event::BatchCounts,
     queue::{
         Backend, ClaimCursor, ClaimedJob, Driver, Enqueued, Failed, Granted, JobRecord, LeaderTerm,
         LeaseRef, LimitResult, Limiter, NewJob, Permit, Promotion, Pruned, QueueControl,
@@ -121,6 +126,39 @@ impl Backends {
                 tracing::warn!(error = %e, "Redis {what} failed; Postgres' part went ahead");
                 None
             }
+        }
+    }
+
+    /// Announces `job.dead` for these Redis jobs on Postgres (Redis cannot reach the live
+    /// streams): read back for their kind, batch and last error. Best effort, like every
+    /// event: a failure is logged, never fails the transition that already happened.
+    async fn announce_dead_on_redis(&self, ids: &[JobId]) {
+        let Some(redis) = &self.redis else { return };
+        if ids.is_empty() {
+            return;
+        }
+        let mut events = Vec::with_capacity(ids.len());
+        for &id in ids {
+            match redis.job(id).await {
+                Ok(Some(job)) => {
+                    let last = job.errors.last();
+                    events.push(Event::JobDead {
+                        job_id: id,
+                        queue: job.queue,
+                        kind: job.kind,
+                        batch_id: job.batch_id,
+                        attempt: last.map_or(job.attempt, |e| e.attempt),
+                        error: Event::short_error(last.map_or("", |e| e.error.as_str())),
+                    })
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, job = %id, "cannot read a dead Redis job to announce it")
+                }
+            }
+        }
+        if let Err(e) = self.postgres.announce(&events).await {
+            tracing::warn!(error = %e, jobs = events.len(), "could not announce Redis jobs' job.dead events");
         }
     }
 
@@ -265,11 +303,19 @@ impl Driver for Backends {
     }
 
     async fn settle_failures(&self, worker: Uuid, failed: &[Failed]) -> QueueResult<Vec<Settled>> {
-        self.both(
-            self.split_ids(failed, |f| f.lease.id),
-            |d, part| async move { d.settle_failures(worker, &part).await },
-        )
-        .await
+        let settled = self
+            .both(
+                self.split_ids(failed, |f| f.lease.id),
+                |d, part| async move { d.settle_failures(worker, &part).await },
+            )
+            .await?;
+        let dead: Vec<JobId> = settled
+            .iter()
+            .filter(|s| s.state == JobState::Dead && Backend::of_job(s.id) == Backend::Redis)
+            .map(|s| s.id)
+            .collect();
+        self.announce_dead_on_redis(&dead).await;
+        Ok(settled)
     }
 
     async fn release(&self, refs: &[LeaseRef]) -> QueueResult<Vec<JobId>> {
@@ -358,8 +404,10 @@ impl Driver for Backends {
             .redis_part("rescue", |r| async move { r.rescue_expired(limit).await })
             .await
         {
+            self.announce_dead_on_redis(&more.dead_ids).await;
             out.retried.extend(more.retried);
             out.dead.extend(more.dead);
+            out.dead_ids.extend(more.dead_ids);
         }
         Ok(out)
     }
@@ -502,6 +550,26 @@ impl Driver for Backends {
             d.redrive(&part).await
         })
         .await
+    }
+
+    async fn count_batches(
+        &self,
+        queue: &str,
+        batches: &[i64],
+    ) -> QueueResult<HashMap<i64, BatchCounts>> {
+        self.for_queue(queue).count_batches(queue, batches).await
+    }
+
+    async fn batch_jobs(&self, queue: &str, batch: i64) -> QueueResult<Vec<JobId>> {
+        self.for_queue(queue).batch_jobs(queue, batch).await
+    }
+
+    async fn close_batches(&self, queue: &str, batches: &[i64]) -> QueueResult<()> {
+        self.for_queue(queue).close_batches(queue, batches).await
+    }
+
+    async fn announce(&self, events: &[Event]) -> QueueResult<()> {
+        self.postgres.announce(events).await
     }
 
     async fn listen(&self, sink: Arc<dyn WakeupSink>) {

@@ -91,6 +91,7 @@ async fn enqueue_once(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec<Enque
                     .map(|u| u.mask().to_string())
                     .unwrap_or_default(),
                 job.rate_key.clone().unwrap_or_default(),
+                job.batch_id.map(|b| b.to_string()).unwrap_or_default(),
             ]);
         }
         async move {

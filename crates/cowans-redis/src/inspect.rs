@@ -108,7 +108,7 @@ pub(crate) fn job_view(id: JobId, h: &HashMap<String, String>) -> QueueResult<Jo
             .transpose()?,
         worker_id: opt("worker").and_then(|w| w.parse().ok()),
         unique_key: opt("unique_key"),
-        batch_id: None,
+        batch_id: opt("batch_id").and_then(|b| b.parse().ok()),
         rate_key: opt("rate_key"),
         errors: errors
             .into_iter()

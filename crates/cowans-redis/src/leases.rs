@@ -63,6 +63,7 @@ pub(crate) async fn rescue_expired(d: &RedisDriver, limit: i64) -> QueueResult<R
             let kind = text(at(f, 0, "kind")?, "kind")?;
             if int(at(f, 1, "dead")?, "dead")? == 1 {
                 out.dead.push((queue.clone(), kind));
+                out.dead_ids.push(JobId(int(at(f, 2, "id")?, "id")?));
             } else {
                 out.retried.push((queue.clone(), kind));
             }

@@ -17,6 +17,7 @@
 //! | `Q:running` | zset | running jobs by lease expiry ms (the only record of the expiry) |
 //! | `Q:done:completed`, `Q:done:cancelled`, `Q:done:dead` | zset | finished jobs by finalized time ms (retention, counts) |
 //! | `Q:jobs` | zset | every stored job of the queue, score = its id (listing in id order) |
+//! | `Q:batch:<id>`, `Q:batch:<id>:gone` | set, hash | a batch's jobs in this queue; the final states of those deleted since (until the batch is closed) |
 //! | `Q:unique` | hash | unique key → the job id holding it (it holds while the job's state is in its stored mask) |
 //! | `Q:control` | hash | `paused` (`1`/`0`) |
 //! | `Q:lease` | string | the queue's lease counter (fencing tokens) |
@@ -54,7 +55,9 @@
 //! - Enqueue is atomic per queue: a call with jobs of several queues runs one script per queue
 //!   (all or none within each), so a failure between two of them leaves the earlier queues'
 //!   jobs stored.
-//! - Batches (`NewJob::batch_id`) are not stored; enqueue-in-transaction does not exist.
+//! - A batch (in Postgres) with jobs here has them counted here: `Q:batch:<id>` (set) holds its
+//!   members, `Q:batch:<id>:gone` (hash) the final states of members deleted since; both go
+//!   when the batch is closed. Enqueue-in-transaction does not exist.
 //! - Purging dead letters reads the queue's whole dead set in one script (purges are rare;
 //!   [`Driver::list_jobs`] is bounded per call).
 //! - Fleet-wide limits live in the limited queue's keys (`Q:control` holds them,
@@ -63,6 +66,7 @@
 //! - The claim cursor (`after`) is ignored.
 
 mod acks;
+mod batches;
 mod budget;
 mod claim;
 mod conn;
@@ -80,6 +84,7 @@ mod scripts;
 mod value;
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -88,6 +93,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cowans_core::{
     JobId, JobState, QueueName,
+    event::BatchCounts,
     queue::{
         ClaimCursor, ClaimedJob, Driver, Enqueued, Failed, JobRecord, LeaderTerm, LeaseRef, NewJob,
         Promotion, Pruned, QueueControl, QueueResult, QueueStats, RateLimit, Rescued, Retention,
@@ -252,6 +258,22 @@ impl Driver for RedisDriver {
 
     async fn cancel(&self, id: JobId) -> QueueResult<JobState> {
         inspect::cancel(self, id).await
+    }
+
+    async fn count_batches(
+        &self,
+        queue: &str,
+        batches: &[i64],
+    ) -> QueueResult<HashMap<i64, BatchCounts>> {
+        batches::count(self, queue, batches).await
+    }
+
+    async fn batch_jobs(&self, queue: &str, batch: i64) -> QueueResult<Vec<JobId>> {
+        batches::jobs(self, queue, batch).await
+    }
+
+    async fn close_batches(&self, queue: &str, batches: &[i64]) -> QueueResult<()> {
+        batches::close(self, queue, batches).await
     }
 
     async fn list_jobs(

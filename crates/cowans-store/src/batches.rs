@@ -39,6 +39,8 @@ pub struct BatchProgress {
     pub cancelled_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub callback_job_id: Option<JobId>,
+    /// An open batch's Redis queues, whose jobs [`BatchProgress::counts`] does not count yet.
+    pub redis_queues: Vec<String>,
 }
 
 impl BatchProgress {
@@ -53,11 +55,7 @@ impl BatchProgress {
 
     /// Jobs in a final state.
     pub fn finished_jobs(&self) -> i64 {
-        JobState::ALL
-            .into_iter()
-            .filter(|s| s.is_final())
-            .map(|s| self.count(s))
-            .sum()
+        final_jobs(&self.counts)
     }
 }
 
@@ -76,6 +74,34 @@ where
     A: sqlx::Acquire<'c, Database = sqlx::Postgres>,
 {
     validate_all(jobs)?;
+    let mut tx = conn.begin().await?;
+    let id = open_batch(&mut tx, description, jobs.len(), callback, &[]).await?;
+    let results = crate::enqueue_many(&mut *tx, &in_batch(id, jobs)).await?;
+    set_batch_total(&mut tx, id, jobs.len(), &results).await?;
+    tx.commit().await?;
+    Ok((id, results))
+}
+
+/// `jobs`, each marked as a job of batch `id`.
+pub fn in_batch(id: i64, jobs: &[NewJob]) -> Vec<NewJob> {
+    jobs.iter()
+        .cloned()
+        .map(|mut j| {
+            j.batch_id = Some(id);
+            j
+        })
+        .collect()
+}
+
+/// Checks a batch's description and callback, then stores the batch (of `total` jobs, some of
+/// them on the Redis queues `redis_queues`) inside the caller's transaction; its jobs follow.
+pub async fn open_batch(
+    tx: &mut sqlx::PgConnection,
+    description: &str,
+    total: usize,
+    callback: Option<&BatchCallback>,
+    redis_queues: &[String],
+) -> Result<i64> {
     let chars = description.chars().count();
     if chars > MAX_DESCRIPTION || description.contains('\0') {
         return Err(StoreError::invalid(
@@ -95,34 +121,35 @@ where
             ));
         }
     }
-    let mut tx = conn.begin().await?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO cowans_batches (description, total, callback) VALUES ($1, $2, $3) RETURNING id",
+    let id = sqlx::query_scalar(
+        "INSERT INTO cowans_batches (description, total, callback, redis_queues) \
+         VALUES ($1, $2, $3, $4) RETURNING id",
     )
     .bind(description)
-    .bind(jobs.len() as i32)
+    .bind(total as i32)
     .bind(callback.map(|c| json!(c)))
+    .bind(redis_queues)
     .fetch_one(&mut *tx)
     .await?;
-    let jobs: Vec<NewJob> = jobs
-        .iter()
-        .cloned()
-        .map(|mut j| {
-            j.batch_id = Some(id);
-            j
-        })
-        .collect();
-    let results = crate::enqueue_many(&mut *tx, &jobs).await?;
-    let inserted = results.iter().filter(|r| !r.duplicate).count();
-    if inserted != jobs.len() {
+    Ok(id)
+}
+
+/// Lowers a batch's total (of `planned` jobs) by the jobs that turned out to be duplicates.
+pub async fn set_batch_total(
+    tx: &mut sqlx::PgConnection,
+    id: i64,
+    planned: usize,
+    results: &[Enqueued],
+) -> Result<()> {
+    let duplicates = results.iter().filter(|r| r.duplicate).count();
+    if duplicates > 0 {
         sqlx::query("UPDATE cowans_batches SET total = $2 WHERE id = $1")
             .bind(id)
-            .bind(inserted as i32)
+            .bind((planned - duplicates) as i32)
             .execute(&mut *tx)
             .await?;
     }
-    tx.commit().await?;
-    Ok((id, results))
+    Ok(())
 }
 
 type BatchRow = (
@@ -134,29 +161,37 @@ type BatchRow = (
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
     Option<i64>,
+    Vec<String>,
 );
 
-/// A batch with live counts (finished batches answer with the counts they finished with, since
-/// their jobs may have been pruned since).
+/// A batch with the counts of its Postgres jobs (finished batches answer with the counts they
+/// finished with, since their jobs may have been pruned since). An open batch with jobs on
+/// Redis queues (`redis_queues`) has those counted there by the caller.
 pub async fn batch_progress(pool: &PgPool, id: i64) -> Result<Option<BatchProgress>> {
     let row: Option<BatchRow> = sqlx::query_as(
-        "SELECT id, description, total, counts, created_at, cancelled_at, finished_at, callback_job_id \
+        "SELECT id, description, total, counts, created_at, cancelled_at, finished_at, \
+                callback_job_id, redis_queues \
          FROM cowans_batches WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
     .await?;
-    let Some((id, description, total, stored, created_at, cancelled_at, finished_at, cb)) = row
+    let Some((id, description, total, stored, created_at, cancelled_at, finished_at, cb, redis)) =
+        row
     else {
         return Ok(None);
     };
-    let counts = if finished_at.is_some() {
-        serde_json::from_value(stored).unwrap_or_default()
+    let (counts, redis_queues) = if finished_at.is_some() {
+        (
+            serde_json::from_value(stored).unwrap_or_default(),
+            Vec::new(),
+        )
     } else {
-        count_jobs(pool, &[id])
+        let counts = count_batch_jobs(pool, &[id], None)
             .await?
             .remove(&id)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        (counts, redis)
     };
     Ok(Some(BatchProgress {
         id,
@@ -167,30 +202,66 @@ pub async fn batch_progress(pool: &PgPool, id: i64) -> Result<Option<BatchProgre
         cancelled_at,
         finished_at,
         callback_job_id: cb.map(JobId),
+        redis_queues,
     }))
 }
 
-/// Per batch: jobs per state, plus `failed` (jobs whose last attempt failed and that wait for a
-/// retry; already counted under `scheduled` or `available`; permanently failed jobs are `dead`).
-/// One grouped scan of the `(batch_id, state)` index for all the batches.
-async fn count_jobs(pool: &PgPool, ids: &[i64]) -> Result<HashMap<i64, Counts>> {
+/// Per batch: jobs per state (of `queue` only, when given), plus `failed` (jobs whose last
+/// attempt failed and that wait for a retry; already counted under `scheduled` or `available`;
+/// permanently failed jobs are `dead`). One grouped scan of the `(batch_id, state)` index for
+/// all the batches.
+pub async fn count_batch_jobs(
+    pool: &PgPool,
+    ids: &[i64],
+    queue: Option<&str>,
+) -> Result<HashMap<i64, Counts>> {
     let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
         "SELECT batch_id, state::text, count(*), \
                 count(*) FILTER (WHERE attempt > 0 AND state IN ('available', 'scheduled')) \
-         FROM cowans_jobs WHERE batch_id = ANY($1) GROUP BY batch_id, state",
+         FROM cowans_jobs WHERE batch_id = ANY($1) AND ($2::text IS NULL OR queue = $2) \
+         GROUP BY batch_id, state",
     )
     .bind(ids)
+    .bind(queue)
     .fetch_all(pool)
     .await?;
     let mut all: HashMap<i64, Counts> = HashMap::new();
     for (batch, state, n, failed) in rows {
         let counts = all.entry(batch).or_default();
-        counts.insert(state, n);
+        *counts.entry(state).or_default() += n;
         if failed > 0 {
             *counts.entry("failed".to_owned()).or_default() += failed;
         }
     }
     Ok(all)
+}
+
+/// The ids of a batch's jobs in `queue`.
+pub async fn batch_job_ids(pool: &PgPool, batch: i64, queue: &str) -> Result<Vec<JobId>> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM cowans_jobs WHERE batch_id = $1 AND queue = $2 ORDER BY id",
+    )
+    .bind(batch)
+    .bind(queue)
+    .fetch_all(pool)
+    .await?;
+    Ok(ids.into_iter().map(JobId).collect())
+}
+
+/// Adds `more` to `counts`, state by state.
+pub fn add_counts(counts: &mut Counts, more: &Counts) {
+    for (state, n) in more {
+        *counts.entry(state.clone()).or_default() += n;
+    }
+}
+
+/// Jobs of `counts` in a final state.
+pub fn final_jobs(counts: &Counts) -> i64 {
+    JobState::ALL
+        .into_iter()
+        .filter(|s| s.is_final())
+        .map(|s| counts.get(s.as_str()).copied().unwrap_or(0))
+        .sum()
 }
 
 /// What one refresh pass saw and did.
@@ -202,81 +273,125 @@ pub struct BatchRefresh {
     pub finished: Vec<i64>,
 }
 
-/// Leader only: recounts open batches, stores and announces changed counts, and finishes the
-/// batches whose jobs are all final — each exactly once, with its callback job enqueued in the
-/// same transaction.
-pub async fn refresh_batches(pool: &PgPool, limit: i64) -> Result<BatchRefresh> {
-    let open: Vec<(i64, i32, Value, Option<Value>)> = sqlx::query_as(
-        "SELECT id, total, counts, callback FROM cowans_batches WHERE finished_at IS NULL ORDER BY id LIMIT $1",
+/// A batch that has not finished, as the leader last counted it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenBatch {
+    pub id: i64,
+    pub total: i64,
+    /// The counts last stored (and announced).
+    pub counted: Counts,
+    pub callback: Option<BatchCallback>,
+    /// The Redis queues holding some of its jobs.
+    pub redis_queues: Vec<String>,
+}
+
+/// The oldest `limit` batches that have not finished.
+pub async fn open_batches(pool: &PgPool, limit: i64) -> Result<Vec<OpenBatch>> {
+    type Row = (i64, i32, Value, Option<Value>, Vec<String>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, total, counts, callback, redis_queues FROM cowans_batches \
+         WHERE finished_at IS NULL ORDER BY id LIMIT $1",
     )
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    let ids: Vec<i64> = open.iter().map(|(id, ..)| *id).collect();
-    let mut live = count_jobs(pool, &ids).await?;
-    let mut out = BatchRefresh::default();
-    for (id, total, stored, callback) in open {
-        let counts = live.remove(&id).unwrap_or_default();
-        let stored: Counts = serde_json::from_value(stored).unwrap_or_default();
-        let final_jobs: i64 = JobState::ALL
-            .into_iter()
-            .filter(|s| s.is_final())
-            .map(|s| counts.get(s.as_str()).copied().unwrap_or(0))
-            .sum();
-        let done = final_jobs >= i64::from(total);
-        if !done && counts == stored {
-            continue;
+    Ok(rows
+        .into_iter()
+        .map(|(id, total, counted, callback, redis_queues)| OpenBatch {
+            id,
+            total: i64::from(total),
+            counted: serde_json::from_value(counted).unwrap_or_default(),
+            callback: callback.and_then(|c| serde_json::from_value(c).ok()),
+            redis_queues,
+        })
+        .collect())
+}
+
+/// Stores and announces a batch's new `counts`; when `done`, finishes it — once, whoever else
+/// tries — with its callback job: `callback_job` when the caller enqueued it elsewhere (a Redis
+/// queue), else enqueued here in the same transaction. Returns whether this call did it (false:
+/// another leader finished it first).
+pub async fn settle_batch(
+    pool: &PgPool,
+    batch: &OpenBatch,
+    counts: &Counts,
+    done: bool,
+    callback_job: Option<JobId>,
+) -> Result<bool> {
+    let (id, total) = (batch.id, batch.total);
+    let event = if done {
+        Event::BatchFinished {
+            batch_id: id,
+            total,
+            counts: counts.clone(),
         }
-        let mut tx = pool.begin().await?;
-        let total = i64::from(total);
-        let event = if done {
-            Event::BatchFinished {
-                batch_id: id,
-                total,
-                counts: counts.clone(),
+    } else {
+        Event::BatchProgress {
+            batch_id: id,
+            total,
+            counts: counts.clone(),
+        }
+    };
+    let mut tx = pool.begin().await?;
+    let updated = sqlx::query(
+        "UPDATE cowans_batches SET counts = $2, counted_at = now(), \
+         finished_at = CASE WHEN $3 THEN now() END WHERE id = $1 AND finished_at IS NULL",
+    )
+    .bind(id)
+    .bind(json!(counts))
+    .bind(done)
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
+    if done {
+        let job = match (callback_job, &batch.callback) {
+            (Some(job), _) => Some(job),
+            (None, Some(cb)) => {
+                let job = NewJob::new(
+                    cb.queue.clone(),
+                    cb.kind.clone(),
+                    callback_args(id, counts, cb),
+                );
+                Some(crate::enqueue(&mut *tx, &job).await?.id)
             }
-        } else {
-            Event::BatchProgress {
-                batch_id: id,
-                total,
-                counts: counts.clone(),
-            }
+            (None, None) => None,
         };
-        let updated = sqlx::query(
-            "UPDATE cowans_batches SET counts = $2, counted_at = now(), \
-             finished_at = CASE WHEN $3 THEN now() END WHERE id = $1 AND finished_at IS NULL",
-        )
-        .bind(id)
-        .bind(json!(counts))
-        .bind(done)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            continue; // another leader finished it
-        }
-        if done
-            && let Some(cb) = callback
-            && let Ok(cb) = serde_json::from_value::<BatchCallback>(cb)
-        {
-            let job = NewJob::new(
-                cb.queue,
-                cb.kind,
-                json!({ "batch_id": id, "counts": counts, "args": cb.args }),
-            );
-            let enq = crate::enqueue(&mut *tx, &job).await?;
+        if let Some(job) = job {
             sqlx::query("UPDATE cowans_batches SET callback_job_id = $2 WHERE id = $1")
                 .bind(id)
-                .bind(enq.id.0)
+                .bind(job.0)
                 .execute(&mut *tx)
                 .await?;
         }
-        crate::announce(&mut tx, &[], &[event]).await?;
-        tx.commit().await?;
-        if done {
-            out.finished.push(id);
-        } else {
-            out.progressed.push(id);
-        }
     }
-    Ok(out)
+    crate::announce(&mut tx, &[], &[event]).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// What a batch's callback job carries.
+pub fn callback_args(batch_id: i64, counts: &Counts, cb: &BatchCallback) -> Value {
+    json!({ "batch_id": batch_id, "counts": counts, "args": cb.args })
+}
+
+/// Finished batches whose keys on Redis have not been released yet: `(id, redis queues)`.
+pub async fn finished_on_redis(pool: &PgPool, limit: i64) -> Result<Vec<(i64, Vec<String>)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, redis_queues FROM cowans_batches \
+         WHERE finished_at IS NOT NULL AND redis_queues <> '{}' ORDER BY id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Records that a finished batch's keys on Redis were released.
+pub async fn released_on_redis(pool: &PgPool, id: i64) -> Result<()> {
+    sqlx::query("UPDATE cowans_batches SET redis_queues = '{}' WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
 }

@@ -86,8 +86,13 @@ where
 }
 
 /// Cancels every unfinished job of a batch and marks the batch cancelled (announced once, as
-/// `batch.cancelled`, not per job). [`StoreError::NotFound`] if there is no such batch.
-pub async fn cancel_batch<'c, A>(conn: A, batch_id: i64) -> Result<Vec<Cancelled>>
+/// `batch.cancelled`, not per job, counting the `cancelled_elsewhere` the caller cancelled on
+/// Redis). [`StoreError::NotFound`] if there is no such batch.
+pub async fn cancel_batch<'c, A>(
+    conn: A,
+    batch_id: i64,
+    cancelled_elsewhere: u64,
+) -> Result<Vec<Cancelled>>
 where
     A: Acquire<'c, Database = Postgres>,
 {
@@ -108,7 +113,7 @@ where
     let (done, wake) = cancelled(&rows)?;
     let event = Event::BatchCancelled {
         batch_id,
-        cancelled_jobs: done.len() as u64,
+        cancelled_jobs: done.len() as u64 + cancelled_elsewhere,
     };
     crate::announce(&mut tx, &wake, &[event]).await?;
     tx.commit().await?;
@@ -221,13 +226,7 @@ where
     if changed.is_none() {
         return Ok(false);
     }
-    let event = Event::QueueLimits {
-        queue: queue.to_string(),
-        concurrency_limit: concurrency,
-        rate_jobs: rate.map(|r| r.jobs),
-        rate_period_ms: rate.map(|r| r.period.as_millis() as u64),
-        rate_by_key: rate.is_some_and(|r| r.by_key),
-    };
+    let event = Event::queue_limits(queue.as_str(), concurrency, rate);
     let wake = Wakeup::Control {
         queue: queue.clone(),
     };

@@ -1,12 +1,13 @@
 //! [`PgDriver`]: the engine's [`Driver`] over this crate's statements, plus the LISTEN loop that
 //! turns NOTIFY payloads into wake-ups.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cowans_core::{
-    JobId, JobState, QueueName, WAKEUP_CHANNEL, Wakeup,
+    Event, JobId, JobState, QueueName, WAKEUP_CHANNEL, Wakeup,
+    event::BatchCounts,
     queue::{
         ClaimCursor, ClaimedJob, Driver, Enqueued, Failed, JobRecord, LeaderTerm, LeaseRef, NewJob,
         Promotion, Pruned, QueueControl, QueueResult, QueueStats, RateLimit, Rescued, Retention,
@@ -178,6 +179,23 @@ impl Driver for PgDriver {
 
     async fn redrive(&self, ids: &[JobId]) -> QueueResult<Vec<JobId>> {
         Ok(crate::redrive_ids(&self.pool, ids).await?)
+    }
+
+    async fn count_batches(
+        &self,
+        queue: &str,
+        batches: &[i64],
+    ) -> QueueResult<HashMap<i64, BatchCounts>> {
+        Ok(crate::count_batch_jobs(&self.pool, batches, Some(queue)).await?)
+    }
+
+    async fn batch_jobs(&self, queue: &str, batch: i64) -> QueueResult<Vec<JobId>> {
+        Ok(crate::batch_job_ids(&self.pool, batch, queue).await?)
+    }
+
+    async fn announce(&self, events: &[Event]) -> QueueResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(crate::StoreError::from)?;
+        Ok(crate::announce(&mut conn, &[], events).await?)
     }
 
     async fn listen(&self, sink: Arc<dyn WakeupSink>) {

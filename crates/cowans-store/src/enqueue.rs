@@ -288,7 +288,7 @@ where
 }
 
 /// Errors name the item (`jobs[3].kind`) so a caller can find it in its batch.
-pub(crate) fn validate_all(jobs: &[NewJob]) -> Result<()> {
+pub fn validate_all(jobs: &[NewJob]) -> Result<()> {
     jobs.iter()
         .enumerate()
         .try_for_each(|(i, job)| job.validate(Some(i)).map_err(StoreError::from))

@@ -85,6 +85,7 @@ pub async fn rescue_expired(pool: &PgPool, limit: i64) -> Result<Rescued> {
     for (id, queue, kind, batch_id, attempt, state) in &rows {
         if JobState::parse(state) == Some(JobState::Dead) {
             out.dead.push((queue.clone(), kind.clone()));
+            out.dead_ids.push(JobId(*id));
             dead.push(Event::JobDead {
                 job_id: JobId(*id),
                 queue: queue.clone(),

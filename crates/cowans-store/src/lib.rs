@@ -38,7 +38,9 @@ pub use api::{
 };
 pub use batches::{
     BatchCallback, BatchProgress, BatchRefresh, Counts, MAX_DESCRIPTION as MAX_BATCH_DESCRIPTION,
-    batch_progress, create_batch, refresh_batches,
+    OpenBatch, add_counts, batch_job_ids, batch_progress, callback_args, count_batch_jobs,
+    create_batch, final_jobs, finished_on_redis, in_batch, open_batch, open_batches,
+    released_on_redis, set_batch_total, settle_batch,
 };
 pub use claim::{claim, promote_due};
 pub use control::{
@@ -49,7 +51,7 @@ pub use dead_letter::{
     DeadLetterFilter, list_dead, purge_dead, redrive_ids, redrive_ids_in, redrive_matching,
 };
 pub use driver::PgDriver;
-pub use enqueue::{enqueue, enqueue_audited, enqueue_autocommit, enqueue_many};
+pub use enqueue::{enqueue, enqueue_audited, enqueue_autocommit, enqueue_many, validate_all};
 pub use error::{Result, StoreError};
 pub use index_upkeep::{IndexSize, Rebuild, UPKEPT_INDEXES, index_sizes, rebuild_index};
 pub use jobs::{JobFilter, count_by_state, get_job, list_jobs, retry_job};

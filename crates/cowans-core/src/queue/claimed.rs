@@ -115,6 +115,8 @@ pub struct Rescued {
     pub retried: Vec<(String, String)>,
     /// `(queue, kind)` of jobs whose lost attempt was their last: now dead letters.
     pub dead: Vec<(String, String)>,
+    /// Those dead letters' ids, in the same order.
+    pub dead_ids: Vec<crate::JobId>,
 }
 
 /// The error recorded on a job whose lease expired.

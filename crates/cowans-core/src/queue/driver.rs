@@ -16,7 +16,7 @@
 //! Powers only one backend has (Postgres: enqueue or complete inside the caller's transaction)
 //! are that backend's own API, not part of this trait.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -27,7 +27,7 @@ use super::{
     ClaimCursor, ClaimedJob, Enqueued, Failed, LeaderTerm, LeaseRef, NewJob, Promotion,
     QueueControl, QueueResult, QueueStats, Rescued, Retention, Settled, WorkerInfo, fleet::Pruned,
 };
-use crate::{AttemptError, JobId, JobState, QueueName, Wakeup};
+use crate::{AttemptError, Event, JobId, JobState, QueueName, Wakeup, event::BatchCounts};
 
 /// Where a driver delivers wake-ups.
 pub trait WakeupSink: Send + Sync {
@@ -178,6 +178,33 @@ pub trait Driver: Send + Sync + 'static {
     /// Makes dead letters available again with a fresh attempt count; returns those moved.
     async fn redrive(&self, ids: &[JobId]) -> QueueResult<Vec<JobId>>;
 
+    /// For each of `batches` (jobs enqueued with [`NewJob::batch_id`]), its jobs in `queue` by
+    /// state, plus `failed` (jobs waiting for a retry, also counted as available or
+    /// scheduled). Jobs deleted after they finished (completion without retention, pruning,
+    /// purges) still count in the state they ended in until [`Driver::close_batches`].
+    async fn count_batches(
+        &self,
+        queue: &str,
+        batches: &[i64],
+    ) -> QueueResult<HashMap<i64, BatchCounts>>;
+
+    /// The ids of a batch's stored jobs in `queue`.
+    async fn batch_jobs(&self, queue: &str, batch: i64) -> QueueResult<Vec<JobId>>;
+
+    /// Forgets what the backend keeps to count finished `batches` (their jobs' final states);
+    /// called once they have finished.
+    async fn close_batches(&self, _queue: &str, _batches: &[i64]) -> QueueResult<()> {
+        Ok(())
+    }
+
+    /// Publishes `events` to the fleet's live streams (the API's SSE and WebSocket clients), on
+    /// a backend that carries them: Postgres does (`cowans_events`); the default does nothing.
+    /// Backends that cannot announce their own transitions leave it to the caller (see
+    /// `Backends`, which announces Redis jobs' events on Postgres).
+    async fn announce(&self, _events: &[Event]) -> QueueResult<()> {
+        Ok(())
+    }
+
     /// Delivers wake-ups to `sink` until the returned future is dropped. Reconnects on its own
     /// (calling [`WakeupSink::missed`] after each reconnect).
     async fn listen(&self, sink: Arc<dyn WakeupSink>);
@@ -205,7 +232,6 @@ pub struct JobRecord {
     /// Each failed attempt's error, oldest first.
     pub errors: Vec<AttemptError>,
     pub unique_key: Option<String>,
-    /// Batches exist on Postgres only.
     pub batch_id: Option<i64>,
     pub rate_key: Option<String>,
 }

@@ -7,6 +7,7 @@
 //! action that caused the jobs is what the audit log records) and `submit*` for callers with an
 //! [`Actor`] (validated against the registered kinds, audited and counted).
 
+mod batches;
 mod bulk_submit;
 mod exports;
 mod keys;
@@ -19,12 +20,12 @@ pub use exports::ExportStream;
 use std::{sync::Arc, time::Duration};
 
 use cowans_core::{
-    Actor, JobId, JobState, KindCheck, KindRegistry, QueueName,
+    Actor, Event, JobId, JobState, KindCheck, KindRegistry, QueueName,
     queue::{Backend, Driver},
 };
 use cowans_store::{
-    AuditEntry, BatchCallback, BatchProgress, Cancelled, DeadLetterFilter, Enqueued, JobFilter,
-    JobRecord, NewAudit, NewJob, PgPool, QueueStats, RateLimit, Result, StoreError, Unique,
+    AuditEntry, Cancelled, DeadLetterFilter, Enqueued, JobFilter, JobRecord, NewAudit, NewJob,
+    PgPool, QueueStats, RateLimit, Result, StoreError, Unique,
 };
 use serde_json::{Value, json};
 use sqlx::{Acquire, Postgres};
@@ -445,7 +446,8 @@ impl FrontDoor {
             let cancelled: Vec<i64> = rd_done.iter().map(|c| c.id.0).collect();
             let details = json!({ "asked": on_redis.len(), "cancelled": cancelled });
             let entry = NewAudit::by(actor, "jobs.cancel", None, details);
-            self.audit_after("jobs.cancel", vec![entry]).await;
+            let events = self.cancelled_events(&rd_done).await;
+            self.audit_after("jobs.cancel", vec![entry], events).await;
             if let Some(e) = failed {
                 return Err(e);
             }
@@ -549,7 +551,14 @@ impl FrontDoor {
                 Some(format!("queue:{queue}")),
                 json!({ "kind": kind, "purged": n }),
             );
-            self.audit_after("dead.purge", vec![entry]).await;
+            let events = (n > 0)
+                .then(|| Event::DeadPurged {
+                    queue: queue.to_string(),
+                    count: n,
+                })
+                .into_iter()
+                .collect();
+            self.audit_after("dead.purge", vec![entry], events).await;
             return Ok(n);
         }
         let filter = DeadLetterFilter {
@@ -648,7 +657,9 @@ impl FrontDoor {
                 Some(format!("queue:{queue}")),
                 limits_details(concurrency, rate),
             );
-            self.audit_after("queue.limits", vec![entry]).await;
+            let event = Event::queue_limits(queue.as_str(), concurrency, rate);
+            self.audit_after("queue.limits", vec![entry], vec![event])
+                .await;
             return Ok(());
         }
         let mut tx = self.inner.pool.begin().await?;
@@ -667,133 +678,6 @@ impl FrontDoor {
             .await?;
         recorded.commit(tx).await?;
         Ok(())
-    }
-
-    // ---- batches ----
-
-    /// Creates a batch of `jobs` (one transaction, audited), with an optional callback job
-    /// enqueued once when every job is final.
-    pub async fn create_batch(
-        &self,
-        actor: &Actor,
-        description: &str,
-        jobs: &[NewJob],
-        callback: Option<&BatchCallback>,
-    ) -> Result<(i64, Vec<Enqueued>)> {
-        if let Some(cb) = callback {
-            self.check_callback(cb)?;
-        }
-        self.batch_on_postgres(jobs, callback)?;
-        let mut tx = self.inner.pool.begin().await?;
-        let (id, done) = cowans_store::create_batch(&mut *tx, description, jobs, callback).await?;
-        let details = json!({ "jobs": done.len() });
-        let recorded = self
-            .record(
-                &mut tx,
-                actor,
-                "batch.create",
-                Some(format!("batch:{id}")),
-                details,
-            )
-            .await?;
-        recorded.commit(tx).await?;
-        count_all(jobs, &done);
-        Ok((id, done))
-    }
-
-    /// Batches live in Postgres: their jobs and callback too.
-    fn batch_on_postgres(&self, jobs: &[NewJob], callback: Option<&BatchCallback>) -> Result<()> {
-        if let Some((i, j)) = jobs
-            .iter()
-            .enumerate()
-            .find(|(_, j)| self.redis_queue(j.queue.as_str()).is_some())
-        {
-            return Err(on_redis::not_on_redis(
-                &format!("jobs[{i}].queue"),
-                j.queue.as_str(),
-                "batches",
-            ));
-        }
-        if let Some(cb) = callback
-            && self.redis_queue(cb.queue.as_str()).is_some()
-        {
-            return Err(on_redis::not_on_redis(
-                "callback.queue",
-                cb.queue.as_str(),
-                "batch callbacks",
-            ));
-        }
-        Ok(())
-    }
-
-    /// A callback's kind must be registered (where unknown kinds are refused), and its payload
-    /// must take what the callback job will carry: `{batch_id, counts, args}`.
-    fn check_callback(&self, cb: &BatchCallback) -> Result<()> {
-        let kinds = &self.inner.kinds;
-        if let Some(info) = kinds.info(&cb.kind)
-            && !info.takes_batch_callback()
-        {
-            return Err(StoreError::invalid(
-                "callback.kind",
-                format!(
-                    "{:?} cannot be a batch callback: its payload does not take {{batch_id, counts, args}}",
-                    cb.kind
-                ),
-            ));
-        }
-        let mut carried = json!({"batch_id": 0, "counts": {}, "args": cb.args});
-        match kinds.check(&cb.kind, &mut carried) {
-            KindCheck::Valid | KindCheck::Unchecked => Ok(()),
-            KindCheck::Unknown => Err(StoreError::invalid(
-                "callback.kind",
-                format!("is {:?}, which no worker registers", cb.kind),
-            )),
-            KindCheck::Invalid(e) => Err(StoreError::invalid(
-                format!(
-                    "callback.{}",
-                    if e.path.is_empty() { "args" } else { &e.path }
-                ),
-                e.message,
-            )),
-        }
-    }
-
-    /// A batch created inside the caller's transaction (an application's own batch, made with
-    /// the row that describes it); the caller audits its action. Returns the batch's id.
-    pub async fn create_batch_in(
-        &self,
-        conn: &mut sqlx::PgConnection,
-        description: &str,
-        jobs: &[NewJob],
-        callback: Option<&BatchCallback>,
-    ) -> Result<i64> {
-        self.batch_on_postgres(jobs, callback)?;
-        let (id, done) = cowans_store::create_batch(conn, description, jobs, callback).await?;
-        count_all(jobs, &done);
-        Ok(id)
-    }
-
-    pub async fn batch(&self, id: i64) -> Result<BatchProgress> {
-        cowans_store::batch_progress(&self.inner.pool, id)
-            .await?
-            .ok_or_else(|| StoreError::not_found(format!("batch {id}")))
-    }
-
-    /// Cancels a batch's unfinished jobs; returns how many.
-    pub async fn cancel_batch(&self, actor: &Actor, id: i64) -> Result<u64> {
-        let mut tx = self.inner.pool.begin().await?;
-        let n = cowans_store::cancel_batch(&mut *tx, id).await?.len() as u64;
-        let recorded = self
-            .record(
-                &mut tx,
-                actor,
-                "batch.cancel",
-                Some(format!("batch:{id}")),
-                json!({ "cancelled": n }),
-            )
-            .await?;
-        recorded.commit(tx).await?;
-        Ok(n)
     }
 
     // ---- audit ----

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use cowans_core::{
-    Actor, JobId, JobState, QueueName,
-    queue::{Backend, Driver, Enqueued, NewJob},
+    Actor, Event, JobId, JobState, QueueName,
+    queue::{Backend, Driver, Enqueued, JobRecord, NewJob},
 };
 use cowans_store::{Cancelled, NewAudit, Result, StoreError};
 use serde_json::json;
@@ -44,12 +44,20 @@ impl FrontDoor {
             .any(|j| self.redis_queue(j.queue.as_str()).is_some())
     }
 
-    /// Writes audit entries after their change was made on Redis, then counts `action` (once
-    /// per entry).
-    pub(super) async fn audit_after(&self, action: &'static str, entries: Vec<NewAudit>) {
+    /// Writes audit entries after their change was made on Redis and announces its `events`
+    /// (in one Postgres transaction), then counts `action` (once per entry).
+    pub(super) async fn audit_after(
+        &self,
+        action: &'static str,
+        entries: Vec<NewAudit>,
+        events: Vec<Event>,
+    ) {
         let written = async {
-            let mut conn = self.inner.pool.acquire().await?;
-            cowans_store::audit_many(&mut conn, &entries).await
+            let mut tx = self.inner.pool.begin().await?;
+            cowans_store::audit_many(&mut tx, &entries).await?;
+            cowans_store::announce(&mut tx, &[], &events).await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
         }
         .await;
         match written {
@@ -59,9 +67,39 @@ impl FrontDoor {
                 }
             }
             Err(e) => tracing::error!(
-                error = %e, ?entries,
+                error = %e, ?entries, ?events,
                 "a change on Redis was made but its audit entries could not be written"
             ),
+        }
+    }
+
+    /// `job.cancelled` for Redis jobs just cancelled (read back for their queue, kind and
+    /// batch; one that cannot be read is left out).
+    pub(super) async fn cancelled_events(&self, done: &[Cancelled]) -> Vec<Event> {
+        let mut events = Vec::with_capacity(done.len());
+        for c in done {
+            if let Some(job) = self.redis_record(c.id).await {
+                events.push(Event::JobCancelled {
+                    job_id: c.id,
+                    queue: job.queue,
+                    kind: job.kind,
+                    batch_id: job.batch_id,
+                    was: c.was,
+                });
+            }
+        }
+        events
+    }
+
+    /// A Redis job as stored, for an event about it (`None`, logged, when it cannot be read).
+    async fn redis_record(&self, id: JobId) -> Option<JobRecord> {
+        let redis = self.redis_job(id).ok().flatten()?;
+        match redis.job(id).await {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::warn!(error = %e, job = %id, "cannot read a Redis job for its event");
+                None
+            }
         }
     }
 
@@ -95,7 +133,7 @@ impl FrontDoor {
             split.merge(pg_done, rd_done)
         };
         let (action, entries) = audit(&done);
-        self.audit_after(action, entries).await;
+        self.audit_after(action, entries, Vec::new()).await;
         super::count_all(jobs, &done);
         Ok(done)
     }
@@ -108,6 +146,8 @@ impl FrontDoor {
         id: JobId,
     ) -> Result<Cancelled> {
         let was = redis.cancel(id).await?;
+        let done = Cancelled { id, was };
+        let events = self.cancelled_events(&[done]).await;
         self.audit_after(
             "job.cancel",
             vec![NewAudit::by(
@@ -116,9 +156,10 @@ impl FrontDoor {
                 Some(format!("job:{id}")),
                 json!({ "was": was }),
             )],
+            events,
         )
         .await;
-        Ok(Cancelled { id, was })
+        Ok(done)
     }
 
     /// Cancels those of `ids` (all on Redis) that have not finished; what it cancelled, and
@@ -168,6 +209,17 @@ impl FrontDoor {
                 details: json!({ "state": job.state.as_str() }),
             });
         }
+        let events = self
+            .redis_record(id)
+            .await
+            .map(|job| Event::JobRetried {
+                job_id: id,
+                queue: job.queue,
+                kind: job.kind,
+                batch_id: job.batch_id,
+            })
+            .into_iter()
+            .collect();
         self.audit_after(
             "job.retry",
             vec![NewAudit::by(
@@ -176,6 +228,7 @@ impl FrontDoor {
                 Some(format!("job:{id}")),
                 json!({}),
             )],
+            events,
         )
         .await;
         Ok(())
@@ -247,7 +300,14 @@ impl FrontDoor {
             Some(format!("queue:{queue}")),
             details,
         );
-        self.audit_after("dead.redrive", vec![entry]).await;
+        let events = (n > 0)
+            .then(|| Event::DeadRedriven {
+                queue: queue.to_string(),
+                count: n,
+            })
+            .into_iter()
+            .collect();
+        self.audit_after("dead.redrive", vec![entry], events).await;
         if let Some(e) = failed {
             return Err(e.into());
         }
@@ -263,10 +323,11 @@ impl FrontDoor {
         paused: bool,
     ) -> Result<()> {
         redis.set_paused(queue, paused).await?;
-        let action = if paused {
-            "queue.pause"
+        let name = queue.to_string();
+        let (action, event) = if paused {
+            ("queue.pause", Event::QueuePaused { queue: name })
         } else {
-            "queue.resume"
+            ("queue.resume", Event::QueueResumed { queue: name })
         };
         self.audit_after(
             action,
@@ -276,6 +337,7 @@ impl FrontDoor {
                 Some(format!("queue:{queue}")),
                 json!({}),
             )],
+            vec![event],
         )
         .await;
         Ok(())

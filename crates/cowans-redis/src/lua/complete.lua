@@ -12,7 +12,7 @@ for i = 2, #ARGV, 2 do
     local u = redis.call('HMGET', key, 'unique_key', 'unique_mask')
     local keep = u[1] and holds_key(u[2], 'completed')
     if del and not keep then
-      drop_job(key, id)
+      drop_job(key, id, 'completed')
       out[#out + 1] = { id, 1 }
     else
       finish(key, id, 'completed', now)

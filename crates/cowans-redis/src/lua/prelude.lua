@@ -70,11 +70,20 @@ local function append_error(key, attempt, at, worker, err)
 end
 
 
--- Deletes a job: its hash, its place in the id index, and its unique key if it holds it.
-local function drop_job(key, id)
-  local uk = redis.call('HGET', key, 'unique_key')
+-- Deletes a job: its hash, its place in the id index, and its unique key if it holds it. A job
+-- of a batch still counted (its member set exists) leaves the set and is counted in
+-- `Q:batch:<id>:gone` under `state` (the final state it ended in; default: its stored one).
+local function drop_job(key, id, state)
+  local f = redis.call('HMGET', key, 'unique_key', 'batch_id', 'state')
+  local uk = f[1]
   if uk and redis.call('HGET', Q .. ':unique', uk) == id then
     redis.call('HDEL', Q .. ':unique', uk)
+  end
+  if f[2] then
+    local members = Q .. ':batch:' .. f[2]
+    if redis.call('SREM', members, id) == 1 then
+      redis.call('HINCRBY', members .. ':gone', state or f[3], 1)
+    end
   end
   redis.call('DEL', key)
   redis.call('ZREM', Q .. ':jobs', pad(id))

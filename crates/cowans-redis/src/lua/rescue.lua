@@ -1,6 +1,6 @@
 -- Turns up to ARGV[1] expired leases into retries (available at their run_at, the attempt
 -- counted) or dead letters (it was the last). ARGV: limit, error, channel, runnable payload.
--- Returns kind, dead (0/1) per job.
+-- Returns kind, dead (0/1), id per job.
 local now = now_ms()
 local out = {}
 local retried = false
@@ -17,11 +17,11 @@ for _, m in ipairs(expired) do
     append_error(key, attempt, now, worker, ARGV[2])
     if attempt >= (tonumber(f[3]) or 1) then
       finish(key, id, 'dead', now)
-      out[#out + 1] = { f[5], 1 }
+      out[#out + 1] = { f[5], 1, id }
     else
       redis.call('HSET', key, 'state', 'available')
       to_ready(id, f[6], tonumber(f[7]) or now)
-      out[#out + 1] = { f[5], 0 }
+      out[#out + 1] = { f[5], 0, id }
       retried = true
     end
   end

@@ -1,0 +1,207 @@
+//! Batches: created in one call (audited), counted live, cancelled as a whole. A batch lives in
+//! Postgres; its jobs may be on Postgres and Redis queues (see [`crate::refresh_batches`] for
+//! how it progresses and finishes), and its callback job on either.
+
+use cowans_core::{
+    Actor, KindCheck,
+    queue::{Backend, Driver},
+};
+use cowans_store::{BatchCallback, BatchProgress, Enqueued, NewJob, Result, StoreError};
+use serde_json::json;
+
+use super::FrontDoor;
+
+impl FrontDoor {
+    /// Creates a batch of `jobs` (audited), with an optional callback job enqueued once when
+    /// every job is final. The batch and its Postgres jobs are one transaction; jobs on Redis
+    /// queues are stored before it commits, so a refused Redis part leaves nothing behind.
+    pub async fn create_batch(
+        &self,
+        actor: &Actor,
+        description: &str,
+        jobs: &[NewJob],
+        callback: Option<&BatchCallback>,
+    ) -> Result<(i64, Vec<Enqueued>)> {
+        if let Some(cb) = callback {
+            self.check_callback(cb)?;
+        }
+        let mut tx = self.inner.pool.begin().await?;
+        let (id, done) = self
+            .store_batch(&mut tx, description, jobs, callback)
+            .await?;
+        let recorded = self
+            .record(
+                &mut tx,
+                actor,
+                "batch.create",
+                Some(format!("batch:{id}")),
+                json!({ "jobs": done.len() }),
+            )
+            .await?;
+        if let Err(e) = recorded.commit(tx).await {
+            if self.any_on_redis(jobs) {
+                tracing::error!(
+                    error = %e, batch = id,
+                    "a batch's Redis jobs were stored but the batch could not be committed"
+                );
+            }
+            return Err(e);
+        }
+        super::count_all(jobs, &done);
+        Ok((id, done))
+    }
+
+    /// A batch created inside the caller's transaction (an application's own batch, made with
+    /// the row that describes it); the caller audits its action. Returns the batch's id. Its
+    /// jobs must be on Postgres queues (the caller's transaction could not take back jobs
+    /// stored on Redis); its callback may be on either.
+    pub async fn create_batch_in(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        description: &str,
+        jobs: &[NewJob],
+        callback: Option<&BatchCallback>,
+    ) -> Result<i64> {
+        if let Some((i, j)) = jobs
+            .iter()
+            .enumerate()
+            .find(|(_, j)| self.redis_queue(j.queue.as_str()).is_some())
+        {
+            return Err(super::on_redis::not_on_redis(
+                &format!("jobs[{i}].queue"),
+                j.queue.as_str(),
+                "batches made in a transaction",
+            ));
+        }
+        let (id, done) = cowans_store::create_batch(conn, description, jobs, callback).await?;
+        super::count_all(jobs, &done);
+        Ok(id)
+    }
+
+    /// Stores the batch and its jobs: the Postgres part in `tx`, the Redis part (if any) on
+    /// Redis before `tx` commits.
+    async fn store_batch(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        description: &str,
+        jobs: &[NewJob],
+        callback: Option<&BatchCallback>,
+    ) -> Result<(i64, Vec<Enqueued>)> {
+        if !self.any_on_redis(jobs) {
+            return cowans_store::create_batch(tx, description, jobs, callback).await;
+        }
+        cowans_store::validate_all(jobs)?;
+        let backends = &self.inner.backends;
+        let redis = backends
+            .redis()
+            .ok_or_else(|| StoreError::invalid("queue", "is on Redis, which is not configured"))?;
+        let split = backends.split_jobs(jobs);
+        let mut redis_queues: Vec<String> = split
+            .redis
+            .iter()
+            .map(|&i| jobs[i].queue.to_string())
+            .collect();
+        redis_queues.sort();
+        redis_queues.dedup();
+        let id =
+            cowans_store::open_batch(tx, description, jobs.len(), callback, &redis_queues).await?;
+        let jobs = cowans_store::in_batch(id, jobs);
+        let pg_done =
+            cowans_store::enqueue_many(&mut *tx, &split.pick(&jobs, Backend::Postgres)).await?;
+        let rd_done = redis.enqueue(&split.pick(&jobs, Backend::Redis)).await?;
+        let done = split.merge(pg_done, rd_done);
+        cowans_store::set_batch_total(tx, id, jobs.len(), &done).await?;
+        Ok((id, done))
+    }
+
+    /// A callback's kind must be registered (where unknown kinds are refused), and its payload
+    /// must take what the callback job will carry: `{batch_id, counts, args}`.
+    fn check_callback(&self, cb: &BatchCallback) -> Result<()> {
+        let kinds = &self.inner.kinds;
+        if let Some(info) = kinds.info(&cb.kind)
+            && !info.takes_batch_callback()
+        {
+            return Err(StoreError::invalid(
+                "callback.kind",
+                format!(
+                    "{:?} cannot be a batch callback: its payload does not take {{batch_id, counts, args}}",
+                    cb.kind
+                ),
+            ));
+        }
+        let mut carried = json!({"batch_id": 0, "counts": {}, "args": cb.args});
+        match kinds.check(&cb.kind, &mut carried) {
+            KindCheck::Valid | KindCheck::Unchecked => Ok(()),
+            KindCheck::Unknown => Err(StoreError::invalid(
+                "callback.kind",
+                format!("is {:?}, which no worker registers", cb.kind),
+            )),
+            KindCheck::Invalid(e) => Err(StoreError::invalid(
+                format!(
+                    "callback.{}",
+                    if e.path.is_empty() { "args" } else { &e.path }
+                ),
+                e.message,
+            )),
+        }
+    }
+
+    /// A batch with live counts of its jobs, wherever they are.
+    pub async fn batch(&self, id: i64) -> Result<BatchProgress> {
+        let mut p = cowans_store::batch_progress(&self.inner.pool, id)
+            .await?
+            .ok_or_else(|| StoreError::not_found(format!("batch {id}")))?;
+        for q in std::mem::take(&mut p.redis_queues) {
+            let mut more = self.inner.backends.count_batches(&q, &[id]).await?;
+            if let Some(c) = more.remove(&id) {
+                cowans_store::add_counts(&mut p.counts, &c);
+            }
+        }
+        Ok(p)
+    }
+
+    /// Cancels a batch's unfinished jobs (Redis ones first, then the Postgres ones and the
+    /// batch itself, audited with both counts); returns how many. A Redis failure part way
+    /// still cancels and audits the rest, then answers the error: calling again finishes it.
+    pub async fn cancel_batch(&self, actor: &Actor, id: i64) -> Result<u64> {
+        let p = cowans_store::batch_progress(&self.inner.pool, id)
+            .await?
+            .ok_or_else(|| StoreError::not_found(format!("batch {id}")))?;
+        let mut on_redis = 0;
+        let mut failure = None;
+        for q in &p.redis_queues {
+            let ids = match self.inner.backends.batch_jobs(q, id).await {
+                Ok(ids) => ids,
+                Err(e) => {
+                    failure = Some(e.into());
+                    break;
+                }
+            };
+            let (done, err) = self.cancel_some_on_redis(&ids).await;
+            on_redis += done.len() as u64;
+            if let Some(e) = err {
+                failure = Some(e);
+                break;
+            }
+        }
+        let mut tx = self.inner.pool.begin().await?;
+        let n = cowans_store::cancel_batch(&mut *tx, id, on_redis)
+            .await?
+            .len() as u64
+            + on_redis;
+        let recorded = self
+            .record(
+                &mut tx,
+                actor,
+                "batch.cancel",
+                Some(format!("batch:{id}")),
+                json!({ "cancelled": n }),
+            )
+            .await?;
+        recorded.commit(tx).await?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
+    }
+}
