@@ -670,6 +670,21 @@ pub async fn cancel_stops_waiting_and_running_jobs_and_tells_the_handler(h: &Har
         h.driver.cancel(JobId(i64::MAX - 3)).await,
         Err(QueueError::NotFound { .. })
     ));
+
+    // A cancelled job can be retried: it runs again from its first attempt; a waiting one
+    // cannot be, and an unknown one is not found.
+    h.driver.retry(c.job_id()).await.unwrap();
+    let again = claim(h, "cancel", 10, TTL).await;
+    assert_eq!(kinds(&again), ["running"]);
+    assert_eq!(again[0].attempt, 1, "attempts start over");
+    assert!(matches!(
+        h.driver.retry(c.job_id()).await,
+        Err(QueueError::Conflict { .. })
+    ));
+    assert!(matches!(
+        h.driver.retry(JobId(i64::MAX - 3)).await,
+        Err(QueueError::NotFound { .. })
+    ));
     listener.abort();
 }
 

@@ -338,7 +338,7 @@ async fn payloads_are_checked_against_their_kind_at_submit_naming_the_field() {
     bad(
         &v,
         "kind",
-        "which no worker registers; known kinds: demo.effect, demo.fail",
+        "which no worker registers; known kinds: demo.batch_done, demo.effect, demo.fail",
     );
     let (s, v) = submit(json!({"queue": "k", "kind": "demo.sleep", "args": {"ms": 5}})).await;
     assert_eq!(s, 201, "{v}");

@@ -23,6 +23,51 @@ use crate::support::control_kinds::{Log, control_router, engine, retries};
 use crate::support::{TTL, job};
 
 #[tokio::test]
+async fn a_purged_dead_letter_still_counts_and_its_batch_finishes() {
+    let db = TestDb::new().await;
+    let (batch, _) = store::create_batch(&db.pool, "two", &[job("pd", 1), job("pd", 2)], None)
+        .await
+        .unwrap();
+    let c = store::claim(&db.pool, &queue("pd"), 2, Uuid::new_v4(), TTL, None)
+        .await
+        .unwrap();
+    store::complete(&db.pool, &[c[0].lease_ref()], false)
+        .await
+        .unwrap();
+    let dead = store::Failed {
+        lease: c[1].lease_ref(),
+        attempt: 1,
+        error: "boom".into(),
+        retry_in: None,
+    };
+    store::settle_failures(&db.pool, Uuid::new_v4(), &[dead])
+        .await
+        .unwrap();
+    let filter = store::DeadLetterFilter {
+        queue: Some("pd".into()),
+        kind: None,
+    };
+    assert_eq!(
+        store::purge_dead(&db.pool, &filter, Some(1)).await.unwrap(),
+        1
+    );
+    let r = crate::support::refresh_batches(&db.pool).await.unwrap();
+    assert_eq!(
+        r.finished,
+        vec![batch],
+        "the purged dead letter still counts"
+    );
+    let p = store::batch_progress(&db.pool, batch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (p.count(JobState::Completed), p.count(JobState::Dead)),
+        (1, 1)
+    );
+}
+
+#[tokio::test]
 async fn a_batch_counts_its_jobs_and_finishes_once_with_its_callback() {
     let db = TestDb::new().await;
     let jobs: Vec<NewJob> = (0..5).map(|n| job("b", n)).collect();

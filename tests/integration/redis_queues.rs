@@ -255,6 +255,16 @@ async fn a_queue_set_to_redis_runs_through_the_api_workers_and_ctl_beside_a_post
         .await;
     assert!(s.is_success(), "{s} {b}");
     assert_eq!(c.job_state(later).await, "cancelled");
+    // ... and run it after all: a retried cancelled job runs at once.
+    let (s, b) = c
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/jobs/{later}/retry"),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{s} {b}");
+    c.wait_state(later, "completed").await;
 
     // A dead letter, re-driven by id, runs again from a fresh attempt count (and fails again:
     // its first attempt fails), its error history kept.
@@ -280,8 +290,12 @@ async fn a_queue_set_to_redis_runs_through_the_api_workers_and_ctl_beside_a_post
         .iter()
         .find(|q| q["queue"] == "fast")
         .unwrap_or_else(|| panic!("fast is listed: {b}"));
-    assert_eq!(fast["counts"]["completed"], 4, "{fast}");
-    assert_eq!(fast["counts"]["cancelled"], 1, "{fast}");
+    assert_eq!(fast["counts"]["completed"], 5, "{fast}");
+    assert_eq!(
+        fast["counts"]["cancelled"].as_i64().unwrap_or(0),
+        0,
+        "{fast}"
+    );
     assert_eq!(fast["counts"]["dead"], 1, "{fast}");
     assert!(listed.iter().any(|q| q["queue"] == "slow"), "{b}");
 
@@ -317,7 +331,7 @@ async fn a_queue_set_to_redis_runs_through_the_api_workers_and_ctl_beside_a_post
         .collect();
     let mut all = first.clone();
     all.extend(&rest);
-    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(all.len(), 5, "{all:?}");
     assert!(all.windows(2).all(|w| w[0] < w[1]), "id order: {all:?}");
     let (s, b) = c
         .call(reqwest::Method::GET, "/api/v1/queues/fast/dead", None)

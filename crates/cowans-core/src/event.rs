@@ -71,7 +71,8 @@ pub enum Event {
         total: i64,
         counts: BatchCounts,
     },
-    /// Every job of a batch is final; its callback job, if any, was enqueued.
+    /// Every job of a batch is final; its callback job, if any, was enqueued (on a Redis
+    /// queue: right after).
     #[serde(rename = "batch.finished")]
     BatchFinished {
         batch_id: i64,

@@ -1,27 +1,34 @@
 //! Batch progress across backends (leader only). A batch lives in Postgres; its jobs may be
 //! on Postgres and Redis queues. Each pass counts every open batch's jobs where they are
 //! (Postgres by the batch index, Redis in each of the batch's queues there), stores and
-//! announces changed counts, and finishes a batch whose jobs are all final exactly once, with
-//! its callback job. A batch that could not be counted everywhere is left for the next pass:
-//! it is never finished on partial counts.
+//! announces changed counts, and finishes a batch whose jobs are all final exactly once. A
+//! batch that could not be counted everywhere is left for the next pass: it is never finished
+//! on partial counts.
+//!
+//! A callback on a Postgres queue is enqueued in the transaction that finishes the batch. One
+//! on a Redis queue cannot be: the batch is finished first (so the callback never runs for a
+//! batch that is not), then the callback stored with the unique key `batch:<id>:callback` and
+//! recorded; a pass that dies in between leaves it pending, and the next pass stores it again
+//! (the unique key makes that the same job while it is retained).
 
 use std::collections::{BTreeMap, HashSet};
 
 use cowans_core::{
-    JobState,
+    JobId, JobState,
     queue::{Backend, Driver, NewJob, Unique},
 };
-use cowans_store::{BatchRefresh, OpenBatch, Result};
+use cowans_store::{BatchCallback, BatchRefresh, Counts, Result};
 use sqlx::PgPool;
 
-/// The callback job's unique key on a Redis queue: stored before the batch is marked finished,
-/// so a pass that dies between the two (or a racing leader) finds it instead of adding another.
+/// The unique key of a batch's callback job on a Redis queue (a reserved key, like cron's
+/// `cron:<name>:<tick>`).
 fn callback_key(batch: i64) -> String {
     format!("batch:{batch}:callback")
 }
 
-/// One pass over at most `limit` open batches, then the release of finished batches' keys on
-/// Redis.
+/// One pass over at most `limit` open batches, then the pending callbacks and the release of
+/// finished batches' keys on Redis. A Redis failure skips what needs Redis (logged) and never
+/// stops the rest of the pass.
 pub async fn refresh_batches(
     pool: &PgPool,
     driver: &dyn Driver,
@@ -60,12 +67,11 @@ pub async fn refresh_batches(
         if !done && c == b.counted {
             continue;
         }
-        let callback_job = if done {
-            callback_on_redis(driver, b, &c).await?
-        } else {
-            None
-        };
-        if cowans_store::settle_batch(pool, b, &c, done, callback_job).await? {
+        let here = b
+            .callback
+            .as_ref()
+            .is_none_or(|cb| driver.backend_of(cb.queue.as_str()) == Backend::Postgres);
+        if cowans_store::settle_batch(pool, b, &c, done, here).await? {
             if done {
                 out.finished.push(b.id);
             } else {
@@ -73,30 +79,35 @@ pub async fn refresh_batches(
             }
         }
     }
+    for (id, cb, counts) in cowans_store::pending_callbacks(pool, limit).await? {
+        if let Err(e) = store_callback(pool, driver, id, &cb, &counts).await {
+            tracing::warn!(error = %e, batch = id, queue = %cb.queue, "could not store a finished batch's callback job; trying again next pass");
+        }
+    }
     release(pool, driver, limit).await?;
     Ok(out)
 }
 
-/// Stores a finished batch's callback job when its queue is on Redis (once: by its unique key).
-async fn callback_on_redis(
+/// Stores a finished batch's pending callback job (wherever its queue is now) and records it.
+async fn store_callback(
+    pool: &PgPool,
     driver: &dyn Driver,
-    b: &OpenBatch,
-    counts: &cowans_store::Counts,
-) -> Result<Option<cowans_core::JobId>> {
-    let Some(cb) = &b.callback else {
-        return Ok(None);
-    };
-    if driver.backend_of(cb.queue.as_str()) != Backend::Redis {
-        return Ok(None);
-    }
+    id: i64,
+    cb: &BatchCallback,
+    counts: &Counts,
+) -> Result<()> {
     let job = NewJob::new(
         cb.queue.clone(),
         cb.kind.clone(),
-        cowans_store::callback_args(b.id, counts, cb),
+        cowans_store::callback_args(id, counts, cb),
     )
-    .unique(Unique::key(callback_key(b.id)).also_in(&JobState::ALL));
-    let done = driver.enqueue(&[job]).await?;
-    Ok(done.first().map(|e| e.id))
+    .unique(Unique::key(callback_key(id)).also_in(&JobState::ALL));
+    let stored: Option<JobId> = driver.enqueue(&[job]).await?.first().map(|e| e.id);
+    if let Some(job) = stored {
+        let mut conn = pool.acquire().await?;
+        cowans_store::set_callback_job(&mut conn, id, job).await?;
+    }
+    Ok(())
 }
 
 /// Drops the Redis keys that counted finished batches' jobs (their jobs may then be pruned

@@ -303,19 +303,35 @@ impl Driver for Backends {
     }
 
     async fn settle_failures(&self, worker: Uuid, failed: &[Failed]) -> QueueResult<Vec<Settled>> {
-        let settled = self
-            .both(
-                self.split_ids(failed, |f| f.lease.id),
-                |d, part| async move { d.settle_failures(worker, &part).await },
-            )
-            .await?;
-        let dead: Vec<JobId> = settled
-            .iter()
-            .filter(|s| s.state == JobState::Dead && Backend::of_job(s.id) == Backend::Redis)
-            .map(|s| s.id)
-            .collect();
-        self.announce_dead_on_redis(&dead).await;
-        Ok(settled)
+        let (pg, rd) = self.split_ids(failed, |f| f.lease.id);
+        let (mut settled, on_redis) = futures::join!(
+            async {
+                if pg.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    self.postgres.settle_failures(worker, &pg).await
+                }
+            },
+            async {
+                match (&self.redis, rd.is_empty()) {
+                    (Some(r), false) => r.settle_failures(worker, &rd).await,
+                    _ => Ok(Vec::new()),
+                }
+            },
+        );
+        // Redis' dead letters are announced even when Postgres' part failed: they are settled.
+        if let Ok(on_redis) = &on_redis {
+            let dead: Vec<JobId> = on_redis
+                .iter()
+                .filter(|s| s.state == JobState::Dead)
+                .map(|s| s.id)
+                .collect();
+            self.announce_dead_on_redis(&dead).await;
+        }
+        if let Ok(s) = &mut settled {
+            s.extend(on_redis?);
+        }
+        settled
     }
 
     async fn release(&self, refs: &[LeaseRef]) -> QueueResult<Vec<JobId>> {
@@ -550,6 +566,15 @@ impl Driver for Backends {
             d.redrive(&part).await
         })
         .await
+    }
+
+    async fn retry(&self, id: JobId) -> QueueResult<()> {
+        match self.for_job(id) {
+            Some(d) => d.retry(id).await,
+            None => Err(cowans_core::queue::QueueError::not_found(format!(
+                "job {id}"
+            ))),
+        }
     }
 
     async fn count_batches(

@@ -241,6 +241,27 @@ pub(crate) async fn cancel(d: &RedisDriver, id: JobId) -> QueueResult<JobState> 
 }
 
 pub(crate) async fn redrive(d: &RedisDriver, ids: &[JobId]) -> QueueResult<Vec<JobId>> {
+    run_again(d, ids, false).await
+}
+
+/// Runs a dead or cancelled job again, as `cowans_store::retry_job` does on Postgres.
+pub(crate) async fn retry(d: &RedisDriver, id: JobId) -> QueueResult<()> {
+    if !run_again(d, &[id], true).await?.is_empty() {
+        return Ok(());
+    }
+    Err(match job(d, id).await?.map(|j| j.state) {
+        None => QueueError::not_found(format!("job {id}")),
+        Some(s @ (JobState::Dead | JobState::Cancelled)) => QueueError::conflict(format!(
+            "job {id} stays {s}: a live job holds its unique key"
+        )),
+        Some(s) => QueueError::conflict(format!(
+            "job {id} is {s}; only dead or cancelled jobs can be retried"
+        )),
+    })
+}
+
+/// Makes dead letters (and cancelled jobs, with `cancelled_too`) available again.
+async fn run_again(d: &RedisDriver, ids: &[JobId], cancelled_too: bool) -> QueueResult<Vec<JobId>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -257,6 +278,7 @@ pub(crate) async fn redrive(d: &RedisDriver, ids: &[JobId]) -> QueueResult<Vec<J
             vec![
                 channel.clone(),
                 Wakeup::Runnable { queue: q.clone() }.encode(),
+                if cancelled_too { "1" } else { "0" }.to_owned(),
             ]
         })
         .await?;

@@ -10,7 +10,7 @@
 //!
 //! | key | type | what |
 //! | --- | --- | --- |
-//! | `Q:job:<id>` | hash | the job: queue, kind, args (JSON text), state, priority, attempt, max_attempts, run_at, created_at, attempted_at, finalized_at (ms since the epoch), lease, worker, unique_key, unique_mask, rate_key, errors (JSON array of `{attempt, at (ms), worker, error}`) |
+//! | `Q:job:<id>` | hash | the job: queue, kind, args (JSON text), state, priority, attempt, max_attempts, run_at, created_at, attempted_at, finalized_at (ms since the epoch), lease, worker, unique_key, unique_mask, rate_key, batch_id, errors (JSON array of `{attempt, at (ms), worker, error}`) |
 //! | `Q:prios` | zset | the priorities that have available jobs (score = priority) |
 //! | `Q:ready:<priority>` | zset | available jobs of one priority, score = run_at ms, member = the id zero-padded to 20 digits (equal run_at: lower id first) |
 //! | `Q:sched` | zset | scheduled jobs by run_at ms |
@@ -258,6 +258,10 @@ impl Driver for RedisDriver {
 
     async fn cancel(&self, id: JobId) -> QueueResult<JobState> {
         inspect::cancel(self, id).await
+    }
+
+    async fn retry(&self, id: JobId) -> QueueResult<()> {
+        inspect::retry(self, id).await
     }
 
     async fn count_batches(

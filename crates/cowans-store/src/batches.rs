@@ -226,6 +226,21 @@ pub async fn count_batch_jobs(
     .fetch_all(pool)
     .await?;
     let mut all: HashMap<i64, Counts> = HashMap::new();
+    let purged: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT b.id, sum(p.n::bigint)::bigint FROM cowans_batches b, \
+                jsonb_each_text(b.dead_purged) AS p(queue, n) \
+         WHERE b.id = ANY($1) AND ($2::text IS NULL OR p.queue = $2) GROUP BY b.id",
+    )
+    .bind(ids)
+    .bind(queue)
+    .fetch_all(pool)
+    .await?;
+    for (batch, n) in purged {
+        *all.entry(batch)
+            .or_default()
+            .entry(JobState::Dead.as_str().to_owned())
+            .or_default() += n;
+    }
     for (batch, state, n, failed) in rows {
         let counts = all.entry(batch).or_default();
         *counts.entry(state).or_default() += n;
@@ -234,6 +249,33 @@ pub async fn count_batch_jobs(
         }
     }
     Ok(all)
+}
+
+/// Keeps the count of purged dead letters of batches that have not finished (`(batch, queue)`
+/// of each deleted job), so their progress still counts them.
+pub(crate) async fn count_purged(
+    tx: &mut sqlx::PgConnection,
+    gone: &[(Option<i64>, String)],
+) -> Result<()> {
+    let mut per: HashMap<(i64, &str), i64> = HashMap::new();
+    for (batch, queue) in gone {
+        if let Some(b) = batch {
+            *per.entry((*b, queue.as_str())).or_default() += 1;
+        }
+    }
+    for ((batch, queue), n) in per {
+        sqlx::query(
+            "UPDATE cowans_batches SET dead_purged = jsonb_set(dead_purged, ARRAY[$2], \
+             to_jsonb(COALESCE((dead_purged->>$2)::bigint, 0) + $3)) \
+             WHERE id = $1 AND finished_at IS NULL",
+        )
+        .bind(batch)
+        .bind(queue)
+        .bind(n)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// The ids of a batch's jobs in `queue`.
@@ -308,15 +350,15 @@ pub async fn open_batches(pool: &PgPool, limit: i64) -> Result<Vec<OpenBatch>> {
 }
 
 /// Stores and announces a batch's new `counts`; when `done`, finishes it — once, whoever else
-/// tries — with its callback job: `callback_job` when the caller enqueued it elsewhere (a Redis
-/// queue), else enqueued here in the same transaction. Returns whether this call did it (false:
-/// another leader finished it first).
+/// tries. Its callback job, if any, is enqueued in the same transaction when its queue is on
+/// Postgres (`callback_here`); otherwise it is left pending for [`pending_callbacks`]. Returns
+/// whether this call did it (false: another leader finished it first).
 pub async fn settle_batch(
     pool: &PgPool,
     batch: &OpenBatch,
     counts: &Counts,
     done: bool,
-    callback_job: Option<JobId>,
+    callback_here: bool,
 ) -> Result<bool> {
     let (id, total) = (batch.id, batch.total);
     let event = if done {
@@ -345,30 +387,56 @@ pub async fn settle_batch(
     if updated.rows_affected() == 0 {
         return Ok(false);
     }
-    if done {
-        let job = match (callback_job, &batch.callback) {
-            (Some(job), _) => Some(job),
-            (None, Some(cb)) => {
-                let job = NewJob::new(
-                    cb.queue.clone(),
-                    cb.kind.clone(),
-                    callback_args(id, counts, cb),
-                );
-                Some(crate::enqueue(&mut *tx, &job).await?.id)
-            }
-            (None, None) => None,
-        };
-        if let Some(job) = job {
-            sqlx::query("UPDATE cowans_batches SET callback_job_id = $2 WHERE id = $1")
-                .bind(id)
-                .bind(job.0)
-                .execute(&mut *tx)
-                .await?;
-        }
+    if done
+        && callback_here
+        && let Some(cb) = &batch.callback
+    {
+        let job = NewJob::new(
+            cb.queue.clone(),
+            cb.kind.clone(),
+            callback_args(id, counts, cb),
+        );
+        let job = crate::enqueue(&mut *tx, &job).await?.id;
+        set_callback_job(&mut tx, id, job).await?;
     }
     crate::announce(&mut tx, &[], &[event]).await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// Finished batches whose callback job (on a Redis queue) has not been recorded yet: `(id,
+/// callback, final counts)`.
+pub async fn pending_callbacks(
+    pool: &PgPool,
+    limit: i64,
+) -> Result<Vec<(i64, BatchCallback, Counts)>> {
+    let rows: Vec<(i64, Value, Value)> = sqlx::query_as(
+        "SELECT id, callback, counts FROM cowans_batches \
+         WHERE finished_at IS NOT NULL AND callback IS NOT NULL AND callback_job_id IS NULL \
+         ORDER BY id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, cb, counts)| {
+            let cb = serde_json::from_value(cb).ok()?;
+            Some((id, cb, serde_json::from_value(counts).unwrap_or_default()))
+        })
+        .collect())
+}
+
+/// Records a finished batch's callback job (once: the first recorded stays).
+pub async fn set_callback_job(conn: &mut sqlx::PgConnection, id: i64, job: JobId) -> Result<()> {
+    sqlx::query(
+        "UPDATE cowans_batches SET callback_job_id = $2 WHERE id = $1 AND callback_job_id IS NULL",
+    )
+    .bind(id)
+    .bind(job.0)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// What a batch's callback job carries.

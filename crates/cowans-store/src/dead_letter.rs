@@ -176,10 +176,12 @@ where
         });
     }
     let ids: Vec<i64> = found.iter().map(|(id, _)| *id).collect();
-    sqlx::query("DELETE FROM cowans_jobs WHERE id = ANY($1)")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
+    let gone: Vec<(Option<i64>, String)> =
+        sqlx::query_as("DELETE FROM cowans_jobs WHERE id = ANY($1) RETURNING batch_id, queue")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+    crate::batches::count_purged(&mut tx, &gone).await?;
     let queues = found.iter().map(|(_, q)| q.as_str());
     let events = per_queue(queues, |queue, count| Event::DeadPurged { queue, count });
     crate::announce(&mut tx, &[], &events).await?;

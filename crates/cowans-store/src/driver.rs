@@ -181,6 +181,10 @@ impl Driver for PgDriver {
         Ok(crate::redrive_ids(&self.pool, ids).await?)
     }
 
+    async fn retry(&self, id: JobId) -> QueueResult<()> {
+        Ok(crate::retry_job(&self.pool, id).await?)
+    }
+
     async fn count_batches(
         &self,
         queue: &str,
@@ -194,6 +198,9 @@ impl Driver for PgDriver {
     }
 
     async fn announce(&self, events: &[Event]) -> QueueResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
         let mut conn = self.pool.acquire().await.map_err(crate::StoreError::from)?;
         Ok(crate::announce(&mut conn, &[], events).await?)
     }

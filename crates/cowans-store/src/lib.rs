@@ -40,7 +40,7 @@ pub use batches::{
     BatchCallback, BatchProgress, BatchRefresh, Counts, MAX_DESCRIPTION as MAX_BATCH_DESCRIPTION,
     OpenBatch, add_counts, batch_job_ids, batch_progress, callback_args, count_batch_jobs,
     create_batch, final_jobs, finished_on_redis, in_batch, open_batch, open_batches,
-    released_on_redis, set_batch_total, settle_batch,
+    pending_callbacks, released_on_redis, set_batch_total, set_callback_job, settle_batch,
 };
 pub use claim::{claim, promote_due};
 pub use control::{

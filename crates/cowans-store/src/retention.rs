@@ -37,7 +37,8 @@ pub async fn prune(pool: &PgPool, retention: Retention, limit: i64) -> Result<Pr
         .rows_affected();
     let batches = sqlx::query(
         "DELETE FROM cowans_batches WHERE finished_at < now() - $1 * interval '1 millisecond' \
-         AND NOT EXISTS (SELECT 1 FROM cowans_jobs WHERE batch_id = cowans_batches.id)",
+         AND NOT EXISTS (SELECT 1 FROM cowans_jobs WHERE batch_id = cowans_batches.id) \
+         AND redis_queues = '{}' AND (callback IS NULL OR callback_job_id IS NOT NULL)",
     )
     .bind(retention.dead.as_millis() as f64)
     .execute(pool)

@@ -178,6 +178,11 @@ pub trait Driver: Send + Sync + 'static {
     /// Makes dead letters available again with a fresh attempt count; returns those moved.
     async fn redrive(&self, ids: &[JobId]) -> QueueResult<Vec<JobId>>;
 
+    /// Runs a dead or cancelled job again from its first attempt, its error history kept.
+    /// `NotFound` without such a job; `Conflict` when it is in another state or a live job
+    /// holds its unique key.
+    async fn retry(&self, id: JobId) -> QueueResult<()>;
+
     /// For each of `batches` (jobs enqueued with [`NewJob::batch_id`]), its jobs in `queue` by
     /// state, plus `failed` (jobs waiting for a retry, also counted as available or
     /// scheduled). Jobs deleted after they finished (completion without retention, pruning,

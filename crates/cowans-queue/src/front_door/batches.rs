@@ -6,7 +6,7 @@ use cowans_core::{
     Actor, KindCheck,
     queue::{Backend, Driver},
 };
-use cowans_store::{BatchCallback, BatchProgress, Enqueued, NewJob, Result, StoreError};
+use cowans_store::{BatchCallback, BatchProgress, Enqueued, NewAudit, NewJob, Result, StoreError};
 use serde_json::json;
 
 use super::FrontDoor;
@@ -14,7 +14,8 @@ use super::FrontDoor;
 impl FrontDoor {
     /// Creates a batch of `jobs` (audited), with an optional callback job enqueued once when
     /// every job is final. The batch and its Postgres jobs are one transaction; jobs on Redis
-    /// queues are stored before it commits, so a refused Redis part leaves nothing behind.
+    /// queues are stored before it commits, and cancelled again (logged) if anything after
+    /// them fails, so a refused batch leaves no job to run.
     pub async fn create_batch(
         &self,
         actor: &Actor,
@@ -26,29 +27,106 @@ impl FrontDoor {
             self.check_callback(cb)?;
         }
         let mut tx = self.inner.pool.begin().await?;
-        let (id, done) = self
-            .store_batch(&mut tx, description, jobs, callback)
-            .await?;
-        let recorded = self
-            .record(
+        if !self.any_on_redis(jobs) {
+            let (id, done) =
+                cowans_store::create_batch(&mut *tx, description, jobs, callback).await?;
+            let details = json!({ "jobs": done.len() });
+            self.record(
                 &mut tx,
                 actor,
                 "batch.create",
                 Some(format!("batch:{id}")),
-                json!({ "jobs": done.len() }),
+                details,
             )
+            .await?
+            .commit(tx)
             .await?;
-        if let Err(e) = recorded.commit(tx).await {
-            if self.any_on_redis(jobs) {
-                tracing::error!(
-                    error = %e, batch = id,
-                    "a batch's Redis jobs were stored but the batch could not be committed"
-                );
-            }
-            return Err(e);
+            super::count_all(jobs, &done);
+            return Ok((id, done));
         }
-        super::count_all(jobs, &done);
-        Ok((id, done))
+        cowans_store::validate_all(jobs)?;
+        let backends = &self.inner.backends;
+        let redis = backends
+            .redis()
+            .ok_or_else(|| StoreError::invalid("queue", "is on Redis, which is not configured"))?;
+        let split = backends.split_jobs(jobs);
+        let mut redis_queues: Vec<String> = split
+            .redis
+            .iter()
+            .map(|&i| jobs[i].queue.to_string())
+            .collect();
+        redis_queues.sort();
+        redis_queues.dedup();
+        let id =
+            cowans_store::open_batch(&mut tx, description, jobs.len(), callback, &redis_queues)
+                .await?;
+        let batch_jobs = cowans_store::in_batch(id, jobs);
+        let pg_done =
+            cowans_store::enqueue_many(&mut *tx, &split.pick(&batch_jobs, Backend::Postgres))
+                .await?;
+        // From here on jobs may be stored on Redis: any failure takes them back.
+        let stored = async {
+            let rd_done = redis
+                .enqueue(&split.pick(&batch_jobs, Backend::Redis))
+                .await?;
+            let done = split.merge(pg_done, rd_done);
+            cowans_store::set_batch_total(&mut tx, id, jobs.len(), &done).await?;
+            let details = json!({ "jobs": done.len() });
+            self.record(
+                &mut tx,
+                actor,
+                "batch.create",
+                Some(format!("batch:{id}")),
+                details,
+            )
+            .await?
+            .commit(tx)
+            .await?;
+            Ok::<_, StoreError>(done)
+        }
+        .await;
+        match stored {
+            Ok(done) => {
+                super::count_all(jobs, &done);
+                Ok((id, done))
+            }
+            Err(e) => {
+                self.take_back(redis, id, &redis_queues, &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Cancels and forgets whatever of a refused batch's jobs were stored on Redis.
+    async fn take_back(
+        &self,
+        redis: &std::sync::Arc<dyn Driver>,
+        id: i64,
+        queues: &[String],
+        why: &StoreError,
+    ) {
+        for q in queues {
+            let ids = match redis.batch_jobs(q, id).await {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::error!(error = %e, refused_for = %why, batch = id, queue = %q,
+                        "a refused batch's jobs on Redis could not be found to cancel them");
+                    continue;
+                }
+            };
+            let (done, failed) = self.cancel_some_on_redis(&ids).await;
+            if let Some(e) = failed {
+                tracing::error!(error = %e, refused_for = %why, batch = id, queue = %q,
+                    cancelled = done.len(), stored = ids.len(),
+                    "a refused batch's jobs on Redis could not all be cancelled");
+            } else if !ids.is_empty() {
+                tracing::warn!(refused_for = %why, batch = id, queue = %q, cancelled = ids.len(),
+                    "a refused batch's jobs on Redis were cancelled");
+            }
+            if let Err(e) = redis.close_batches(q, &[id]).await {
+                tracing::warn!(error = %e, batch = id, queue = %q, "could not release a refused batch's keys on Redis");
+            }
+        }
     }
 
     /// A batch created inside the caller's transaction (an application's own batch, made with
@@ -76,42 +154,6 @@ impl FrontDoor {
         let (id, done) = cowans_store::create_batch(conn, description, jobs, callback).await?;
         super::count_all(jobs, &done);
         Ok(id)
-    }
-
-    /// Stores the batch and its jobs: the Postgres part in `tx`, the Redis part (if any) on
-    /// Redis before `tx` commits.
-    async fn store_batch(
-        &self,
-        tx: &mut sqlx::PgConnection,
-        description: &str,
-        jobs: &[NewJob],
-        callback: Option<&BatchCallback>,
-    ) -> Result<(i64, Vec<Enqueued>)> {
-        if !self.any_on_redis(jobs) {
-            return cowans_store::create_batch(tx, description, jobs, callback).await;
-        }
-        cowans_store::validate_all(jobs)?;
-        let backends = &self.inner.backends;
-        let redis = backends
-            .redis()
-            .ok_or_else(|| StoreError::invalid("queue", "is on Redis, which is not configured"))?;
-        let split = backends.split_jobs(jobs);
-        let mut redis_queues: Vec<String> = split
-            .redis
-            .iter()
-            .map(|&i| jobs[i].queue.to_string())
-            .collect();
-        redis_queues.sort();
-        redis_queues.dedup();
-        let id =
-            cowans_store::open_batch(tx, description, jobs.len(), callback, &redis_queues).await?;
-        let jobs = cowans_store::in_batch(id, jobs);
-        let pg_done =
-            cowans_store::enqueue_many(&mut *tx, &split.pick(&jobs, Backend::Postgres)).await?;
-        let rd_done = redis.enqueue(&split.pick(&jobs, Backend::Redis)).await?;
-        let done = split.merge(pg_done, rd_done);
-        cowans_store::set_batch_total(tx, id, jobs.len(), &done).await?;
-        Ok((id, done))
     }
 
     /// A callback's kind must be registered (where unknown kinds are refused), and its payload
@@ -184,21 +226,42 @@ impl FrontDoor {
                 break;
             }
         }
-        let mut tx = self.inner.pool.begin().await?;
-        let n = cowans_store::cancel_batch(&mut *tx, id, on_redis)
-            .await?
-            .len() as u64
-            + on_redis;
-        let recorded = self
-            .record(
+        let on_postgres = async {
+            let mut tx = self.inner.pool.begin().await?;
+            let n = cowans_store::cancel_batch(&mut *tx, id, on_redis)
+                .await?
+                .len() as u64;
+            let details = json!({ "cancelled": n + on_redis });
+            self.record(
                 &mut tx,
                 actor,
                 "batch.cancel",
                 Some(format!("batch:{id}")),
-                json!({ "cancelled": n }),
+                details,
             )
+            .await?
+            .commit(tx)
             .await?;
-        recorded.commit(tx).await?;
+            Ok::<_, StoreError>(n)
+        }
+        .await;
+        let n = match on_postgres {
+            Ok(n) => n + on_redis,
+            Err(e) => {
+                // What was cancelled on Redis is on record all the same.
+                if on_redis > 0 {
+                    let entry = NewAudit::by(
+                        actor,
+                        "batch.cancel",
+                        Some(format!("batch:{id}")),
+                        json!({ "cancelled": on_redis, "stopped": e.to_string() }),
+                    );
+                    self.audit_after("batch.cancel", vec![entry], Vec::new())
+                        .await;
+                }
+                return Err(e);
+            }
+        };
         match failure {
             Some(e) => Err(e),
             None => Ok(n),

@@ -44,8 +44,9 @@ impl FrontDoor {
             .any(|j| self.redis_queue(j.queue.as_str()).is_some())
     }
 
-    /// Writes audit entries after their change was made on Redis and announces its `events`
-    /// (in one Postgres transaction), then counts `action` (once per entry).
+    /// Writes audit entries after their change was made on Redis, counts `action` (once per
+    /// entry), then announces the change's `events` (best effort, like every event: a failure
+    /// is logged and loses no audit entry).
     pub(super) async fn audit_after(
         &self,
         action: &'static str,
@@ -53,11 +54,8 @@ impl FrontDoor {
         events: Vec<Event>,
     ) {
         let written = async {
-            let mut tx = self.inner.pool.begin().await?;
-            cowans_store::audit_many(&mut tx, &entries).await?;
-            cowans_store::announce(&mut tx, &[], &events).await?;
-            tx.commit().await?;
-            Ok::<_, StoreError>(())
+            let mut conn = self.inner.pool.acquire().await?;
+            cowans_store::audit_many(&mut conn, &entries).await
         }
         .await;
         match written {
@@ -67,9 +65,12 @@ impl FrontDoor {
                 }
             }
             Err(e) => tracing::error!(
-                error = %e, ?entries, ?events,
+                error = %e, ?entries,
                 "a change on Redis was made but its audit entries could not be written"
             ),
+        }
+        if let Err(e) = self.inner.backends.announce(&events).await {
+            tracing::warn!(error = %e, ?events, "could not announce a change made on Redis");
         }
     }
 
@@ -183,32 +184,14 @@ impl FrontDoor {
         (done, None)
     }
 
-    /// Runs a dead Redis job again from its first attempt (`Conflict` naming its state
-    /// otherwise).
+    /// Runs a dead or cancelled Redis job again from its first attempt.
     pub(super) async fn retry_on_redis(
         &self,
         redis: &Arc<dyn Driver>,
         actor: &Actor,
         id: JobId,
     ) -> Result<()> {
-        if redis.redrive(&[id]).await?.is_empty() {
-            let job = redis
-                .job(id)
-                .await?
-                .ok_or_else(|| StoreError::not_found(format!("job {id}")))?;
-            let message = if job.state == JobState::Dead {
-                format!("job {id} stays dead: a live job holds its unique key")
-            } else {
-                format!(
-                    "job {id} is {}: only a dead letter runs again (on Redis, a cancelled job cannot be retried yet)",
-                    job.state.as_str()
-                )
-            };
-            return Err(StoreError::Conflict {
-                message,
-                details: json!({ "state": job.state.as_str() }),
-            });
-        }
+        redis.retry(id).await?;
         let events = self
             .redis_record(id)
             .await

@@ -10,7 +10,7 @@ for _, batch in ipairs(ARGV) do
     local s = f[1]
     if s then
       counts[s] = (counts[s] or 0) + 1
-      if (s == 'available' or s == 'scheduled') and tonumber(f[2]) > 0 then
+      if (s == 'available' or s == 'scheduled') and (tonumber(f[2]) or 0) > 0 then
         counts['failed'] = (counts['failed'] or 0) + 1
       end
     end
