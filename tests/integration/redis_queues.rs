@@ -61,6 +61,19 @@ impl Fleet {
         }
     }
 
+    /// A worker on `fast` and `slow` and the API, and an admin client of it.
+    async fn serving(&self) -> (WorkerProcess, ApiProcess, Client) {
+        let env = self.env();
+        let worker = WorkerProcess::spawn(&self.db.url(), "fast,slow", 4, &env);
+        let api = ApiProcess::spawn(&self.db.url(), &env);
+        let c = Client {
+            http: reqwest::Client::new(),
+            key: crate::support::api::key(&self.db.pool, "admin").await,
+            base: api.base.clone(),
+        };
+        (worker, api, c)
+    }
+
     /// The environment of the fleet's processes (fast engine timings and `extra`).
     fn env(&self) -> Vec<(&str, &str)> {
         env_refs(&self.extra)
@@ -75,6 +88,16 @@ async fn connect(url: &str, prefix: &str) -> RedisDriver {
     RedisDriver::connect(url, prefix).await.unwrap_or_else(|e| {
         panic!("cannot use Redis at {url} ({e}): start it (./ops/dev-services.sh) or set COWANS_TEST_REDIS_URL")
     })
+}
+
+/// The job ids of a submit's or a batch's `results`.
+fn result_ids(body: &Value) -> Vec<i64> {
+    body["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("results: {body}"))
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect()
 }
 
 async fn state(driver: &RedisDriver, id: JobId) -> Option<JobState> {
@@ -155,6 +178,21 @@ impl Client {
         .await;
     }
 
+    /// Batch `id` once it has finished (as `GET /batches/{id}` shows it).
+    async fn finished_batch(&self, id: i64) -> Value {
+        wait_for(
+            &format!("batch {id} finished"),
+            Duration::from_secs(60),
+            || async {
+                let (_, b) = self
+                    .call(reqwest::Method::GET, &format!("/api/v1/batches/{id}"), None)
+                    .await;
+                b["finished_at"].is_string().then_some(b)
+            },
+        )
+        .await
+    }
+
     async fn wait_state(&self, id: i64, want: &str) {
         wait_for(
             &format!("job {id} {want}"),
@@ -169,14 +207,7 @@ impl Client {
 async fn a_queue_set_to_redis_runs_through_the_api_workers_and_ctl_beside_a_postgres_queue() {
     let f = Fleet::on(cowans_testkit::redis_server::shared_url()).await;
     let (db, driver) = (&f.db, &f.driver);
-    let env = f.env();
-    let _worker = WorkerProcess::spawn(&db.url(), "fast,slow", 4, &env);
-    let api = ApiProcess::spawn(&db.url(), &env);
-    let c = Client {
-        http: reqwest::Client::new(),
-        key: crate::support::api::key(&db.pool, "admin").await,
-        base: api.base.clone(),
-    };
+    let (_worker, _api, c) = f.serving().await;
 
     // Each queue's jobs land in its backend (the id says which) and run.
     let on_redis = c
@@ -213,12 +244,7 @@ async fn a_queue_set_to_redis_runs_through_the_api_workers_and_ctl_beside_a_post
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
-    let ids: Vec<i64> = b["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_i64().unwrap())
-        .collect();
+    let ids = result_ids(&b);
     assert!(ids[0] >= REDIS_FIRST_ID && ids[1] < REDIS_FIRST_ID && ids[2] >= REDIS_FIRST_ID);
     for id in &ids {
         c.wait_state(*id, "completed").await;
@@ -417,15 +443,8 @@ async fn a_queue_set_to_redis_runs_through_the_api_workers_and_ctl_beside_a_post
 #[tokio::test]
 async fn a_batch_across_redis_and_postgres_queues_finishes_once_with_its_callback_and_events() {
     let f = Fleet::on(cowans_testkit::redis_server::shared_url()).await;
-    let (db, driver) = (&f.db, &f.driver);
-    let env = f.env();
-    let _worker = WorkerProcess::spawn(&db.url(), "fast,slow", 4, &env);
-    let api = ApiProcess::spawn(&db.url(), &env);
-    let c = Client {
-        http: reqwest::Client::new(),
-        key: crate::support::api::key(&db.pool, "admin").await,
-        base: api.base.clone(),
-    };
+    let driver = &f.driver;
+    let (_worker, _api, c) = f.serving().await;
     let mut events = c
         .http
         .get(format!("{}/api/v1/events", c.base))
@@ -448,29 +467,14 @@ async fn a_batch_across_redis_and_postgres_queues_finishes_once_with_its_callbac
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let batch = b["id"].as_i64().unwrap();
-    let ids: Vec<i64> = b["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_i64().unwrap())
-        .collect();
+    let ids = result_ids(&b);
     assert!(
         ids[0] >= REDIS_FIRST_ID && ids[1] < REDIS_FIRST_ID,
         "{ids:?}"
     );
 
     // The batch finishes, counted on both backends, and its callback (on Redis) runs once.
-    let done = wait_for("the batch finished", Duration::from_secs(60), || async {
-        let (_, b) = c
-            .call(
-                reqwest::Method::GET,
-                &format!("/api/v1/batches/{batch}"),
-                None,
-            )
-            .await;
-        b["finished_at"].is_string().then_some(b)
-    })
-    .await;
+    let done = c.finished_batch(batch).await;
     assert_eq!(done["total"], 6, "{done}");
     assert_eq!(done["counts"]["completed"], 5, "{done}");
     assert_eq!(done["counts"]["dead"], 1, "{done}");
@@ -540,12 +544,7 @@ async fn a_batch_across_redis_and_postgres_queues_finishes_once_with_its_callbac
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let second = b["id"].as_i64().unwrap();
-    let waiting_ids: Vec<i64> = b["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_i64().unwrap())
-        .collect();
+    let waiting_ids = result_ids(&b);
     let (_, p) = c
         .call(
             reqwest::Method::GET,
@@ -597,21 +596,7 @@ async fn a_batch_across_redis_and_postgres_queues_finishes_once_with_its_callbac
     for id in waiting_ids {
         assert_eq!(c.job_state(id).await, "cancelled", "{id}");
     }
-    let done = wait_for(
-        "the cancelled batch finished",
-        Duration::from_secs(30),
-        || async {
-            let (_, b) = c
-                .call(
-                    reqwest::Method::GET,
-                    &format!("/api/v1/batches/{second}"),
-                    None,
-                )
-                .await;
-            b["finished_at"].is_string().then_some(b)
-        },
-    )
-    .await;
+    let done = c.finished_batch(second).await;
     assert_eq!(done["counts"]["cancelled"], 3, "{done}");
     driver.flush_prefix().await.unwrap();
 }

@@ -27,9 +27,15 @@ impl FrontDoor {
             self.check_callback(cb)?;
         }
         let mut tx = self.inner.pool.begin().await?;
-        if !self.any_on_redis(jobs) {
-            let (id, done) =
-                cowans_store::create_batch(&mut *tx, description, jobs, callback).await?;
+        // Set once jobs may be stored on Redis: a failure from then on takes them back.
+        let mut on_redis = None;
+        let stored = async {
+            let (id, done) = if self.any_on_redis(jobs) {
+                self.store_across(&mut tx, description, jobs, callback, &mut on_redis)
+                    .await?
+            } else {
+                cowans_store::create_batch(&mut *tx, description, jobs, callback).await?
+            };
             let details = json!({ "jobs": done.len() });
             self.record(
                 &mut tx,
@@ -41,9 +47,33 @@ impl FrontDoor {
             .await?
             .commit(tx)
             .await?;
-            super::count_all(jobs, &done);
-            return Ok((id, done));
+            Ok::<_, StoreError>((id, done))
         }
+        .await;
+        match stored {
+            Ok((id, done)) => {
+                super::count_all(jobs, &done);
+                Ok((id, done))
+            }
+            Err(e) => {
+                if let Some((id, queues)) = on_redis {
+                    self.take_back(id, &queues, &e).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores a batch with jobs on both backends: the batch and its Postgres jobs in `tx`, its
+    /// Redis jobs on Redis (`on_redis` says which batch and queues once they may be there).
+    async fn store_across(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        description: &str,
+        jobs: &[NewJob],
+        callback: Option<&BatchCallback>,
+        on_redis: &mut Option<(i64, Vec<String>)>,
+    ) -> Result<(i64, Vec<Enqueued>)> {
         cowans_store::validate_all(jobs)?;
         let backends = &self.inner.backends;
         let redis = backends
@@ -58,53 +88,25 @@ impl FrontDoor {
         redis_queues.sort();
         redis_queues.dedup();
         let id =
-            cowans_store::open_batch(&mut tx, description, jobs.len(), callback, &redis_queues)
-                .await?;
+            cowans_store::open_batch(tx, description, jobs.len(), callback, &redis_queues).await?;
         let batch_jobs = cowans_store::in_batch(id, jobs);
         let pg_done =
             cowans_store::enqueue_many(&mut *tx, &split.pick(&batch_jobs, Backend::Postgres))
                 .await?;
-        // From here on jobs may be stored on Redis: any failure takes them back.
-        let stored = async {
-            let rd_done = redis
-                .enqueue(&split.pick(&batch_jobs, Backend::Redis))
-                .await?;
-            let done = split.merge(pg_done, rd_done);
-            cowans_store::set_batch_total(&mut tx, id, jobs.len(), &done).await?;
-            let details = json!({ "jobs": done.len() });
-            self.record(
-                &mut tx,
-                actor,
-                "batch.create",
-                Some(format!("batch:{id}")),
-                details,
-            )
-            .await?
-            .commit(tx)
+        *on_redis = Some((id, redis_queues));
+        let rd_done = redis
+            .enqueue(&split.pick(&batch_jobs, Backend::Redis))
             .await?;
-            Ok::<_, StoreError>(done)
-        }
-        .await;
-        match stored {
-            Ok(done) => {
-                super::count_all(jobs, &done);
-                Ok((id, done))
-            }
-            Err(e) => {
-                self.take_back(redis, id, &redis_queues, &e).await;
-                Err(e)
-            }
-        }
+        let done = split.merge(pg_done, rd_done);
+        cowans_store::set_batch_total(tx, id, jobs.len(), &done).await?;
+        Ok((id, done))
     }
 
     /// Cancels and forgets whatever of a refused batch's jobs were stored on Redis.
-    async fn take_back(
-        &self,
-        redis: &std::sync::Arc<dyn Driver>,
-        id: i64,
-        queues: &[String],
-        why: &StoreError,
-    ) {
+    async fn take_back(&self, id: i64, queues: &[String], why: &StoreError) {
+        let Some(redis) = self.inner.backends.redis() else {
+            return;
+        };
         for q in queues {
             let ids = match redis.batch_jobs(q, id).await {
                 Ok(ids) => ids,
