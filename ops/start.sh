@@ -51,6 +51,10 @@ cat <<INFO
     live events ....... http://127.0.0.1:8080/api/v1/events (SSE), ws://127.0.0.1:8080/api/v1/events/ws
     API metrics ....... http://127.0.0.1:8080/metrics   (requests, latency, queue gauges)
     worker metrics .... http://127.0.0.1:9464/metrics
+    Prometheus ........ prometheus --config.file=ops/prometheus/prometheus.yml \
+                          --storage.tsdb.path=$logs/prometheus --web.listen-address=127.0.0.1:9090
+                        (scrapes both; recording and alert rules; runbooks in ops/runbooks/;
+                        ./ops/prometheus/install.sh installs it)
     database .......... ${COWANS__DATABASE__URL}
     simulated shop .... http://127.0.0.1:8090/admin/api/2026-10/graphql.json
                         ($products products; control API http://127.0.0.1:8090/__sim/requests;

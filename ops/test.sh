@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 ./ops/dev-services.sh
 # The schema fuzzer the contract test runs (from PyPI).
 ./ops/schemathesis/install.sh
+# promtool for the alert and recording rule tests (Debian's prometheus package).
+./ops/prometheus/install.sh
 export COWANS_TEST_DATABASE_URL="${COWANS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 cargo build --workspace --bins
 if cargo nextest --version >/dev/null 2>&1; then

@@ -64,6 +64,10 @@ pub struct ApiOptions {
 
 /// Request bodies above this are refused (413).
 pub const BODY_LIMIT: usize = 16 << 20;
+/// Requests answered, by `route` (the matched path pattern), `method` and `status`.
+pub const REQUESTS_METRIC: &str = "cowans_api_requests_total";
+/// Time to answer a request, by `route`.
+pub const REQUEST_DURATION_METRIC: &str = "cowans_api_request_duration_seconds";
 /// A client must send its whole request head within this, or it is disconnected.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A request taking longer is answered 503.
@@ -426,9 +430,9 @@ async fn track(
     let started = std::time::Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("cowans_api_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+    metrics::counter!(REQUESTS_METRIC, "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
-    metrics::histogram!("cowans_api_request_duration_seconds", "route" => route)
+    metrics::histogram!(REQUEST_DURATION_METRIC, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
 }

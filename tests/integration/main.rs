@@ -38,6 +38,7 @@ mod enqueue;
 mod index_upkeep;
 mod leadership;
 mod limits;
+mod ops_prometheus;
 mod prefetch;
 mod redis_queues;
 mod retention_and_stats;

@@ -91,6 +91,7 @@ pub(crate) async fn run(engine: Arc<EngineInner>, stop: CancellationToken) {
         if !leading {
             continue;
         }
+        metrics::leader_pass();
         if rescue_due && let Err(e) = engine.driver.forget_stale_workers(cfg.lease_ttl * 3).await {
             tracing::warn!(error = %e, "could not prune stale worker rows");
         }

@@ -29,6 +29,7 @@ pub const ACTIONS: &str = "cowans_actions_total";
 pub const SUBMIT_GROUP_SIZE: &str = "cowans_api_submit_group_size";
 pub const INDEX_BYTES: &str = "cowans_index_bytes";
 pub const INDEX_REBUILDS: &str = "cowans_index_rebuilds_total";
+pub const LEADER_PASS: &str = "cowans_leader_last_pass_timestamp_seconds";
 
 /// Bucket bounds for both histograms: a millisecond to ten minutes.
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -95,10 +96,23 @@ pub fn describe() {
         metrics::Unit::Bytes,
         "Size of the job table's hot partial indexes (claim, leases, scheduled), read by the leader"
     );
+    metrics::describe_gauge!(
+        LEADER_PASS,
+        metrics::Unit::Seconds,
+        "When this process last ran the fleet's maintenance as its leader (unix time; the fleet's latest pass is the max over processes)"
+    );
     metrics::describe_counter!(
         INDEX_REBUILDS,
         "Bloated hot indexes rebuilt (REINDEX CONCURRENTLY) by this process as leader"
     );
+}
+
+/// This process, as the fleet's leader, ran a maintenance pass now.
+pub(crate) fn leader_pass() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    gauge!(LEADER_PASS).set(now.as_secs_f64());
 }
 
 pub(crate) fn index_bytes(index: &str, bytes: i64) {
