@@ -322,6 +322,7 @@ fn router(state: ApiState) -> Router {
         .route("/api/v1/batches/{id}", get(routes::batches::get))
         .route("/api/v1/batches/{id}/cancel", post(routes::batches::cancel))
         .route("/api/v1/audit", get(routes::audit::list))
+        .route("/api/v1/errors", get(routes::errors::list))
         .route("/api/v1/audit/export", get(routes::exports::audit))
         .route(
             "/api/v1/shops",

@@ -70,6 +70,7 @@ async fn every_route_refuses_missing_malformed_wrong_and_revoked_credentials_and
         (Method::POST, "/api/v1/batches/1/cancel", None, "operator"),
         (Method::GET, "/api/v1/audit", None, "admin"),
         (Method::GET, "/api/v1/audit/export", None, "admin"),
+        (Method::GET, "/api/v1/errors", None, "viewer"),
         (Method::GET, "/api/v1/jobs/export", None, "viewer"),
         (Method::GET, "/api/v1/queues/q/dead/export", None, "viewer"),
         (

@@ -32,6 +32,7 @@ async fn the_openapi_document_is_generated_and_lists_every_route() {
         ("get", "/api/v1/batches/{id}"),
         ("post", "/api/v1/batches/{id}/cancel"),
         ("get", "/api/v1/audit"),
+        ("get", "/api/v1/errors"),
         ("get", "/api/v1/events"),
         ("get", "/api/v1/events/ws"),
         ("get", "/api/v1/kinds"),
@@ -198,7 +199,7 @@ async fn every_route_documents_a_typed_body_for_every_status_and_the_events_sche
         }
     }
     assert_eq!(
-        operations, 56,
+        operations, 57,
         "every route the router serves is in the document, and the ops routes beside it"
     );
     let error = &doc["components"]["schemas"]["ErrorBody"];

@@ -35,6 +35,7 @@ mod claim_and_ack;
 mod control;
 mod cron;
 mod enqueue;
+mod error_tracking;
 mod index_upkeep;
 mod leadership;
 mod limits;

@@ -46,6 +46,12 @@ pub fn apply(doc: &mut Value) {
     for path in ["/api/v1/jobs", "/api/v1/jobs/export"] {
         param_of(doc, path, "state", state_of_jobs.clone());
     }
+    param_of(
+        doc,
+        "/api/v1/errors",
+        "class",
+        json!({"enum": cowans_core::error_groups::CLASSES}),
+    );
     for path in [
         "/api/v1/shops/{shop}/changes",
         "/api/v1/shops/{shop}/changes/export",
@@ -255,7 +261,15 @@ pub fn bound_integers(v: &mut Value) {
 }
 
 /// Adds `rule`'s keys to `schema` (replacing the ones it names).
-fn merge(schema: &mut Value, rule: Value) {
+/// Adds `rule` to `schema`. An `enum` on a nullable schema (`type` lists `null`) also lists
+/// `null`: the enum would refuse what the type allows (a filter sent as `null` means no filter).
+fn merge(schema: &mut Value, mut rule: Value) {
+    let nullable = schema["type"]
+        .as_array()
+        .is_some_and(|t| t.contains(&json!("null")));
+    if nullable && let Some(values) = rule.get_mut("enum").and_then(Value::as_array_mut) {
+        values.push(Value::Null);
+    }
     if let (Some(s), Value::Object(r)) = (schema.as_object_mut(), rule) {
         s.extend(r);
     }

@@ -48,6 +48,7 @@ use crate::{ApiState, error::ErrorBody, routes};
         routes::batches::get,
         routes::batches::cancel,
         routes::audit::list,
+        routes::errors::list,
         routes::shops::add,
         routes::shops::list,
         routes::shops::get,

@@ -5,6 +5,7 @@ pub mod batches;
 pub mod bulk_edits;
 pub mod changes;
 pub mod dead;
+pub mod errors;
 pub mod exports;
 pub mod imports;
 pub mod jobs;

@@ -6,6 +6,7 @@
 
 mod actor;
 pub mod cron;
+pub mod error_groups;
 pub mod event;
 mod job;
 pub mod kinds;

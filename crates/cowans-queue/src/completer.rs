@@ -15,6 +15,7 @@ use std::{sync::Arc, time::Duration};
 
 use cowans_core::queue::{Backend, Driver, Failed, LeaseRef};
 use cowans_core::{JobOutcome, JobState};
+use cowans_store::{ErrorSample, PgPool};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -46,6 +47,8 @@ pub(crate) struct Ack {
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     driver: Arc<dyn Driver>,
+    // Where failed attempts are recorded for error tracking.
+    pool: PgPool,
     worker_id: Uuid,
     signals: Arc<Signals>,
     limiter: Arc<dyn Limiter>,
@@ -56,7 +59,10 @@ pub(crate) async fn run(
     two_backends: bool,
 ) {
     if !two_backends {
-        write(driver, worker_id, signals, limiter, rx, max_batch, delete).await;
+        write(
+            driver, pool, worker_id, signals, limiter, rx, max_batch, delete,
+        )
+        .await;
         tracing::debug!("completer drained");
         return;
     }
@@ -65,6 +71,7 @@ pub(crate) async fn run(
     let writer = |rx| {
         tokio::spawn(write(
             driver.clone(),
+            pool.clone(),
             worker_id,
             signals.clone(),
             limiter.clone(),
@@ -108,8 +115,10 @@ impl Intake for mpsc::UnboundedReceiver<Ack> {
 }
 
 /// Writes one backend's acks, a batch at a time.
+#[allow(clippy::too_many_arguments)]
 async fn write(
     driver: Arc<dyn Driver>,
+    pool: PgPool,
     worker_id: Uuid,
     signals: Arc<Signals>,
     limiter: Arc<dyn Limiter>,
@@ -119,7 +128,7 @@ async fn write(
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
-        flush(&*driver, worker_id, &signals, &batch, delete).await;
+        flush(&*driver, &pool, worker_id, &signals, &batch, delete).await;
         // Only now is the job no longer running in the database: free its fleet-wide slot.
         let permits: Vec<Permit> = batch.iter().filter_map(|a| a.permit.clone()).collect();
         if !permits.is_empty()
@@ -158,6 +167,7 @@ fn split(batch: &[Ack]) -> (Vec<LeaseRef>, Vec<Failed>) {
 /// Writes one batch, retrying on database errors: an accepted ack is never dropped.
 async fn flush(
     driver: &dyn Driver,
+    pool: &PgPool,
     worker_id: Uuid,
     signals: &Signals,
     batch: &[Ack],
@@ -187,6 +197,7 @@ async fn flush(
         .chain(settled.iter().map(|s| s.id))
         .collect();
     let mut fenced = 0u64;
+    let mut errors = Vec::new();
     for ack in batch {
         if !accepted.contains(&ack.lease.id) {
             if ack.completed_in_tx && ack.outcome == JobOutcome::Completed {
@@ -196,17 +207,37 @@ async fn flush(
             }
             continue;
         }
-        match &ack.outcome {
-            JobOutcome::Completed => ack.metrics.completed.increment(1),
-            JobOutcome::Retry { .. } => {
-                ack.metrics.failed.increment(1);
+        let error = match &ack.outcome {
+            JobOutcome::Completed => {
+                ack.metrics.completed.increment(1);
+                continue;
+            }
+            JobOutcome::Retry { error, .. } => {
                 ack.metrics.retried.increment(1);
+                error
             }
-            JobOutcome::Dead { .. } => {
-                ack.metrics.failed.increment(1);
+            JobOutcome::Dead { error } => {
                 ack.metrics.dead.increment(1);
+                error
             }
-        }
+        };
+        ack.metrics.failed.increment(1);
+        metrics::job_error(&ack.metrics.kind, error);
+        errors.push(ErrorSample {
+            queue: ack.metrics.queue.to_string(),
+            kind: ack.metrics.kind.to_string(),
+            job: ack.lease.id,
+            error: error.clone(),
+        });
+    }
+    if !errors.is_empty() {
+        // Error tracking is best effort and must not hold up the next acks.
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            if let Err(e) = cowans_store::record_errors(&pool, &errors).await {
+                tracing::warn!(error = %e, failures = errors.len(), "could not record failed attempts for error tracking");
+            }
+        });
     }
     if fenced > 0 {
         // Rescued, cancelled or handed back while running: the result is discarded.

@@ -278,6 +278,7 @@ impl Engine {
         });
         let completer = tokio::spawn(completer::run(
             driver.clone(),
+            pool.clone(),
             worker_id,
             signals.clone(),
             limiter,

@@ -29,6 +29,7 @@ pub const ACTIONS: &str = "cowans_actions_total";
 pub const SUBMIT_GROUP_SIZE: &str = "cowans_api_submit_group_size";
 pub const INDEX_BYTES: &str = "cowans_index_bytes";
 pub const INDEX_REBUILDS: &str = "cowans_index_rebuilds_total";
+pub const JOB_ERRORS: &str = "cowans_job_errors_total";
 pub const LEADER_PASS: &str = "cowans_leader_last_pass_timestamp_seconds";
 
 /// Bucket bounds for both histograms: a millisecond to ten minutes.
@@ -96,6 +97,10 @@ pub fn describe() {
         metrics::Unit::Bytes,
         "Size of the job table's hot partial indexes (claim, leases, scheduled), read by the leader"
     );
+    metrics::describe_counter!(
+        JOB_ERRORS,
+        "Failed attempts by kind and error class (a closed set: lease_expired, timeout, panic, payload, throttled, network, database, cancelled, other); the groups are at /api/v1/errors"
+    );
     metrics::describe_gauge!(
         LEADER_PASS,
         metrics::Unit::Seconds,
@@ -105,6 +110,12 @@ pub fn describe() {
         INDEX_REBUILDS,
         "Bloated hot indexes rebuilt (REINDEX CONCURRENTLY) by this process as leader"
     );
+}
+
+/// A failed attempt of `kind`, counted by its error's class.
+pub(crate) fn job_error(kind: &str, error: &str) {
+    let class = cowans_core::error_groups::class(error);
+    counter!(JOB_ERRORS, "kind" => kind.to_owned(), "class" => class).increment(1);
 }
 
 /// This process, as the fleet's leader, ran a maintenance pass now.
@@ -168,6 +179,7 @@ pub(crate) fn stale_acks(n: u64) {
 /// The series of one (queue, kind), resolved once: the hot path (claim, run, ack) then touches
 /// handles instead of building label sets and looking them up for every job.
 pub(crate) struct JobMetrics {
+    pub(crate) queue: Arc<str>,
     pub(crate) kind: Arc<str>,
     wait: Histogram,
     run: Histogram,
@@ -188,6 +200,7 @@ impl JobMetrics {
     pub(crate) fn new(queue: &str, kind: &str) -> Self {
         let labels = [("queue", queue.to_owned()), ("kind", kind.to_owned())];
         Self {
+            queue: Arc::from(queue),
             kind: Arc::from(kind),
             wait: histogram!(QUEUE_WAIT, &labels),
             run: histogram!(RUN_DURATION, &labels),

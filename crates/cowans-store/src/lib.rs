@@ -20,6 +20,7 @@ pub mod demo;
 mod driver;
 mod enqueue;
 mod error;
+mod error_groups;
 mod index_upkeep;
 mod jobs;
 mod leader;
@@ -53,6 +54,7 @@ pub use dead_letter::{
 pub use driver::PgDriver;
 pub use enqueue::{enqueue, enqueue_audited, enqueue_autocommit, enqueue_many, validate_all};
 pub use error::{Result, StoreError};
+pub use error_groups::{ErrorGroup, ErrorSample, list_error_groups, record_errors};
 pub use index_upkeep::{IndexSize, Rebuild, UPKEPT_INDEXES, index_sizes, rebuild_index};
 pub use jobs::{JobFilter, count_by_state, get_job, list_jobs, retry_job};
 pub use leader::{resign_leader, try_lead};

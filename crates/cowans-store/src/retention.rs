@@ -21,7 +21,7 @@ const PRUNE_FINISHED: &str = prune_sql!("('completed', 'cancelled')");
 const PRUNE_DEAD: &str = prune_sql!("('dead')");
 
 /// Deletes at most `limit` finished jobs and `limit` dead letters past their window, and
-/// finished batches older than the dead-letter window. Call again while it returns `limit`.
+/// finished batches and error groups unseen for the dead-letter window. Call again while it returns `limit`.
 pub async fn prune(pool: &PgPool, retention: Retention, limit: i64) -> Result<Pruned> {
     let finished = sqlx::query(PRUNE_FINISHED)
         .bind(retention.finished.as_millis() as f64)
@@ -44,6 +44,7 @@ pub async fn prune(pool: &PgPool, retention: Retention, limit: i64) -> Result<Pr
     .execute(pool)
     .await?
     .rows_affected();
+    crate::error_groups::prune_error_groups(pool, retention.dead).await?;
     Ok(Pruned {
         finished,
         dead,

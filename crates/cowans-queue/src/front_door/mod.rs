@@ -682,6 +682,17 @@ impl FrontDoor {
 
     // ---- audit ----
 
+    /// Failed attempts grouped by kind and error pattern (of `kind` and `class` when given),
+    /// most recently seen first.
+    pub async fn error_groups(
+        &self,
+        kind: Option<&str>,
+        class: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<cowans_store::ErrorGroup>> {
+        cowans_store::list_error_groups(&self.inner.pool, kind, class, limit).await
+    }
+
     /// Audit entries, newest first, before `before`.
     pub async fn audit_log(&self, before: Option<i64>, limit: i64) -> Result<Vec<AuditEntry>> {
         cowans_store::list_audit(&self.inner.pool, before, limit).await
