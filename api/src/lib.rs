@@ -407,18 +407,19 @@ fn router(state: ApiState) -> Router {
         .layer(
             tower::ServiceBuilder::new()
                 .layer(axum::error_handling::HandleErrorLayer::new(
-                    |_: tower::BoxError| async {
-                        ApiError::Unavailable(format!(
-                            "the request took longer than {REQUEST_TIMEOUT:?}"
-                        ))
-                    },
+                    |_: tower::BoxError| async { timed_out() },
                 ))
                 .timeout(REQUEST_TIMEOUT),
         )
         .with_state(state)
 }
 
-/// Requests by route, method and status, and their latency.
+/// The answer to a request that took longer than [`REQUEST_TIMEOUT`].
+fn timed_out() -> ApiError {
+    ApiError::Unavailable(format!("the request took longer than {REQUEST_TIMEOUT:?}"))
+}
+
+/// Requests by route, method and status (timed-out ones too, as 503), and their latency.
 async fn track(
     req: axum::extract::Request,
     next: axum::middleware::Next,
@@ -429,7 +430,12 @@ async fn track(
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let method = req.method().to_string();
     let started = std::time::Instant::now();
-    let response = next.run(req).await;
+    // The request timeout, inside the count: a request that runs out of time is a 503 here
+    // (the outer timeout layer only catches what no route matched).
+    let response = match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => axum::response::IntoResponse::into_response(timed_out()),
+    };
     let status = response.status().as_u16().to_string();
     metrics::counter!(REQUESTS_METRIC, "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs Debian's Prometheus (prometheus and promtool: the rule tests and the real-scrape tests
-# use them) when missing. Idempotent; it does not start the packaged service.
+# Installs Debian's Prometheus (promtool runs the rule tests; prometheus is what
+# ./ops/start.sh tells you to start) when missing. Idempotent; it does not start the packaged service.
 set -euo pipefail
 if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
   exit 0

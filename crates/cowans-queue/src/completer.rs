@@ -16,6 +16,8 @@ use std::{sync::Arc, time::Duration};
 use cowans_core::queue::{Backend, Driver, Failed, LeaseRef};
 use cowans_core::{JobOutcome, JobState};
 use cowans_store::{ErrorSample, PgPool};
+
+use crate::error_recorder::ErrorRecorder;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -58,11 +60,13 @@ pub(crate) async fn run(
     delete: bool,
     two_backends: bool,
 ) {
+    let (errors, recorder) = ErrorRecorder::start(pool);
     if !two_backends {
         write(
-            driver, pool, worker_id, signals, limiter, rx, max_batch, delete,
+            driver, errors, worker_id, signals, limiter, rx, max_batch, delete,
         )
         .await;
+        let _ = recorder.await;
         tracing::debug!("completer drained");
         return;
     }
@@ -71,7 +75,7 @@ pub(crate) async fn run(
     let writer = |rx| {
         tokio::spawn(write(
             driver.clone(),
-            pool.clone(),
+            errors.clone(),
             worker_id,
             signals.clone(),
             limiter.clone(),
@@ -94,6 +98,8 @@ pub(crate) async fn run(
     for w in writers {
         let _ = w.await;
     }
+    drop(errors);
+    let _ = recorder.await;
     tracing::debug!("completer drained");
 }
 
@@ -118,7 +124,7 @@ impl Intake for mpsc::UnboundedReceiver<Ack> {
 #[allow(clippy::too_many_arguments)]
 async fn write(
     driver: Arc<dyn Driver>,
-    pool: PgPool,
+    errors: ErrorRecorder,
     worker_id: Uuid,
     signals: Arc<Signals>,
     limiter: Arc<dyn Limiter>,
@@ -128,7 +134,7 @@ async fn write(
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
-        flush(&*driver, &pool, worker_id, &signals, &batch, delete).await;
+        flush(&*driver, &errors, worker_id, &signals, &batch, delete).await;
         // Only now is the job no longer running in the database: free its fleet-wide slot.
         let permits: Vec<Permit> = batch.iter().filter_map(|a| a.permit.clone()).collect();
         if !permits.is_empty()
@@ -167,7 +173,7 @@ fn split(batch: &[Ack]) -> (Vec<LeaseRef>, Vec<Failed>) {
 /// Writes one batch, retrying on database errors: an accepted ack is never dropped.
 async fn flush(
     driver: &dyn Driver,
-    pool: &PgPool,
+    errors: &ErrorRecorder,
     worker_id: Uuid,
     signals: &Signals,
     batch: &[Ack],
@@ -197,7 +203,6 @@ async fn flush(
         .chain(settled.iter().map(|s| s.id))
         .collect();
     let mut fenced = 0u64;
-    let mut errors = Vec::new();
     for ack in batch {
         if !accepted.contains(&ack.lease.id) {
             if ack.completed_in_tx && ack.outcome == JobOutcome::Completed {
@@ -223,20 +228,11 @@ async fn flush(
         };
         ack.metrics.failed.increment(1);
         metrics::job_error(&ack.metrics.kind, error);
-        errors.push(ErrorSample {
+        errors.record(ErrorSample {
             queue: ack.metrics.queue.to_string(),
             kind: ack.metrics.kind.to_string(),
             job: ack.lease.id,
             error: error.clone(),
-        });
-    }
-    if !errors.is_empty() {
-        // Error tracking is best effort and must not hold up the next acks.
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            if let Err(e) = cowans_store::record_errors(&pool, &errors).await {
-                tracing::warn!(error = %e, failures = errors.len(), "could not record failed attempts for error tracking");
-            }
         });
     }
     if fenced > 0 {

@@ -25,6 +25,7 @@ mod batches;
 mod completer;
 mod config;
 mod engine;
+mod error_recorder;
 mod events;
 pub mod export;
 mod front_door;

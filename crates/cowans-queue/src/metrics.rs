@@ -30,6 +30,7 @@ pub const SUBMIT_GROUP_SIZE: &str = "cowans_api_submit_group_size";
 pub const INDEX_BYTES: &str = "cowans_index_bytes";
 pub const INDEX_REBUILDS: &str = "cowans_index_rebuilds_total";
 pub const JOB_ERRORS: &str = "cowans_job_errors_total";
+pub const ERROR_SAMPLES_DROPPED: &str = "cowans_error_samples_dropped_total";
 pub const LEADER_PASS: &str = "cowans_leader_last_pass_timestamp_seconds";
 
 /// Bucket bounds for both histograms: a millisecond to ten minutes.
@@ -101,6 +102,10 @@ pub fn describe() {
         JOB_ERRORS,
         "Failed attempts by kind and error class (a closed set: lease_expired, timeout, panic, payload, throttled, network, database, cancelled, other); the groups are at /api/v1/errors"
     );
+    metrics::describe_counter!(
+        ERROR_SAMPLES_DROPPED,
+        "Failed attempts not recorded for error tracking because its buffer was full (they are still counted in cowans_job_errors_total)"
+    );
     metrics::describe_gauge!(
         LEADER_PASS,
         metrics::Unit::Seconds,
@@ -116,6 +121,11 @@ pub fn describe() {
 pub(crate) fn job_error(kind: &str, error: &str) {
     let class = cowans_core::error_groups::class(error);
     counter!(JOB_ERRORS, "kind" => kind.to_owned(), "class" => class).increment(1);
+}
+
+/// A failed attempt error tracking had no room for.
+pub(crate) fn error_sample_dropped() {
+    counter!(ERROR_SAMPLES_DROPPED).increment(1);
 }
 
 /// This process, as the fleet's leader, ran a maintenance pass now.

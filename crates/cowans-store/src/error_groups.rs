@@ -2,7 +2,7 @@
 //! ([`cowans_core::error_groups`]), counted, with first and last sighting and the latest
 //! example (job, queue, message).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use cowans_core::{Event, JobId, error_groups};
@@ -41,11 +41,12 @@ fn storable(s: &str) -> String {
 }
 
 /// Adds `samples` to their groups (one statement; the last sample of a group is its example).
+/// Rows are written in `(kind, pattern)` order, so two writers never deadlock on two groups.
 pub async fn record_errors(pool: &PgPool, samples: &[ErrorSample]) -> Result<()> {
     if samples.is_empty() {
         return Ok(());
     }
-    let mut groups: HashMap<(String, String), (i64, &ErrorSample)> = HashMap::new();
+    let mut groups: BTreeMap<(String, String), (i64, &ErrorSample)> = BTreeMap::new();
     for s in samples {
         let key = (
             storable(&s.kind),
@@ -79,8 +80,9 @@ pub async fn record_errors(pool: &PgPool, samples: &[ErrorSample]) -> Result<()>
     sqlx::query(
         "INSERT INTO cowans_error_groups \
            (kind, pattern, class, count, last_job_id, last_queue, last_error) \
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], \
-                              $6::text[], $7::text[]) \
+         SELECT k, p, c, n, j, q, e FROM unnest($1::text[], $2::text[], $3::text[], \
+             $4::bigint[], $5::bigint[], $6::text[], $7::text[]) WITH ORDINALITY \
+             AS t(k, p, c, n, j, q, e, o) ORDER BY o \
          ON CONFLICT (kind, pattern) DO UPDATE SET \
            count = cowans_error_groups.count + excluded.count, last_seen = now(), \
            class = excluded.class, last_job_id = excluded.last_job_id, \
