@@ -26,8 +26,10 @@ pub(crate) async fn enqueue(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec
     }
 }
 
+/// Whether the call is one script (one queue, one batch).
 fn one_queue(jobs: &[NewJob]) -> bool {
-    jobs.iter().all(|j| j.queue == jobs[0].queue)
+    jobs.iter()
+        .all(|j| j.queue == jobs[0].queue && j.batch_id == jobs[0].batch_id)
 }
 
 async fn enqueue_once(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec<Enqueued>> {
@@ -44,18 +46,22 @@ async fn enqueue_once(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec<Enque
                 .map_err(|e| QueueError::invalid(format!("jobs[{i}].args"), e.to_string()))?,
         );
     }
-    let mut groups: BTreeMap<&QueueName, Vec<usize>> = BTreeMap::new();
+    // One script per queue and batch (a batch's jobs come in one call, so its id is said once).
+    let mut groups: BTreeMap<(&QueueName, Option<i64>), Vec<usize>> = BTreeMap::new();
     for (i, job) in jobs.iter().enumerate() {
-        groups.entry(&job.queue).or_default().push(i);
+        groups
+            .entry((&job.queue, job.batch_id))
+            .or_default()
+            .push(i);
     }
     let mut ids: Vec<i64> = vec![0; jobs.len()];
-    for (queue, idx) in &groups {
+    for ((queue, _), idx) in &groups {
         for (&i, id) in idx.iter().zip(d.take_ids(queue.as_str(), idx.len()).await?) {
             ids[i] = id;
         }
     }
     let channel = d.channel();
-    let calls = groups.into_iter().map(|(queue, idx)| {
+    let calls = groups.into_iter().map(|((queue, batch), idx)| {
         let top = idx.iter().map(|&i| jobs[i].priority).max().unwrap_or(0);
         let mut args = vec![
             channel.clone(),
@@ -70,6 +76,7 @@ async fn enqueue_once(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec<Enque
             .encode(),
             queue.to_string(),
             idx.len().to_string(),
+            batch.map(|b| b.to_string()).unwrap_or_default(),
         ];
         for &i in &idx {
             let job = &jobs[i];
@@ -91,7 +98,6 @@ async fn enqueue_once(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec<Enque
                     .map(|u| u.mask().to_string())
                     .unwrap_or_default(),
                 job.rate_key.clone().unwrap_or_default(),
-                job.batch_id.map(|b| b.to_string()).unwrap_or_default(),
             ]);
         }
         async move {
