@@ -46,19 +46,25 @@ async fn enqueue_once(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec<Enque
                 .map_err(|e| QueueError::invalid(format!("jobs[{i}].args"), e.to_string()))?,
         );
     }
-    // One script per queue and batch (a batch's jobs come in one call, so its id is said once).
+    // Ids per queue in the call's order (claim order among equals is id order)...
+    let mut per_queue: BTreeMap<&QueueName, Vec<usize>> = BTreeMap::new();
+    for (i, job) in jobs.iter().enumerate() {
+        per_queue.entry(&job.queue).or_default().push(i);
+    }
+    let mut ids: Vec<i64> = vec![0; jobs.len()];
+    for (queue, idx) in &per_queue {
+        for (&i, id) in idx.iter().zip(d.take_ids(queue.as_str(), idx.len()).await?) {
+            ids[i] = id;
+        }
+    }
+    // ...then one script per queue and batch (a batch's jobs come in one call, so its id is
+    // said once).
     let mut groups: BTreeMap<(&QueueName, Option<i64>), Vec<usize>> = BTreeMap::new();
     for (i, job) in jobs.iter().enumerate() {
         groups
             .entry((&job.queue, job.batch_id))
             .or_default()
             .push(i);
-    }
-    let mut ids: Vec<i64> = vec![0; jobs.len()];
-    for ((queue, _), idx) in &groups {
-        for (&i, id) in idx.iter().zip(d.take_ids(queue.as_str(), idx.len()).await?) {
-            ids[i] = id;
-        }
     }
     let channel = d.channel();
     let calls = groups.into_iter().map(|((queue, batch), idx)| {
