@@ -26,10 +26,8 @@ pub(crate) async fn enqueue(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec
     }
 }
 
-/// Whether the call is one script (one queue, one batch).
 fn one_queue(jobs: &[NewJob]) -> bool {
-    jobs.iter()
-        .all(|j| j.queue == jobs[0].queue && j.batch_id == jobs[0].batch_id)
+    jobs.iter().all(|j| j.queue == jobs[0].queue)
 }
 
 async fn enqueue_once(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec<Enqueued>> {
@@ -46,28 +44,23 @@ async fn enqueue_once(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec<Enque
                 .map_err(|e| QueueError::invalid(format!("jobs[{i}].args"), e.to_string()))?,
         );
     }
-    // Ids per queue in the call's order (claim order among equals is id order)...
-    let mut per_queue: BTreeMap<&QueueName, Vec<usize>> = BTreeMap::new();
+    // One script per queue: its jobs share one `now` (their run_at when due), so they are
+    // claimed in the call's order.
+    let mut groups: BTreeMap<&QueueName, Vec<usize>> = BTreeMap::new();
     for (i, job) in jobs.iter().enumerate() {
-        per_queue.entry(&job.queue).or_default().push(i);
+        groups.entry(&job.queue).or_default().push(i);
     }
     let mut ids: Vec<i64> = vec![0; jobs.len()];
-    for (queue, idx) in &per_queue {
+    for (queue, idx) in &groups {
         for (&i, id) in idx.iter().zip(d.take_ids(queue.as_str(), idx.len()).await?) {
             ids[i] = id;
         }
     }
-    // ...then one script per queue and batch (a batch's jobs come in one call, so its id is
-    // said once).
-    let mut groups: BTreeMap<(&QueueName, Option<i64>), Vec<usize>> = BTreeMap::new();
-    for (i, job) in jobs.iter().enumerate() {
-        groups
-            .entry((&job.queue, job.batch_id))
-            .or_default()
-            .push(i);
-    }
     let channel = d.channel();
-    let calls = groups.into_iter().map(|((queue, batch), idx)| {
+    let calls = groups.into_iter().map(|(queue, idx)| {
+        // A job's batch id is an argument only in calls with batch jobs (the common bulk
+        // enqueue pays nothing for batches).
+        let batched = idx.iter().any(|&i| jobs[i].batch_id.is_some());
         let top = idx.iter().map(|&i| jobs[i].priority).max().unwrap_or(0);
         let mut args = vec![
             channel.clone(),
@@ -82,7 +75,7 @@ async fn enqueue_once(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec<Enque
             .encode(),
             queue.to_string(),
             idx.len().to_string(),
-            batch.map(|b| b.to_string()).unwrap_or_default(),
+            if batched { "1" } else { "0" }.to_owned(),
         ];
         for &i in &idx {
             let job = &jobs[i];
@@ -105,6 +98,9 @@ async fn enqueue_once(d: &RedisDriver, jobs: &[NewJob]) -> QueueResult<Vec<Enque
                     .unwrap_or_default(),
                 job.rate_key.clone().unwrap_or_default(),
             ]);
+            if batched {
+                args.push(job.batch_id.map(|b| b.to_string()).unwrap_or_default());
+            }
         }
         async move {
             let reply = d

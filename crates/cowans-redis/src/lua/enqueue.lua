@@ -1,24 +1,28 @@
 -- Inserts the jobs of one queue, all or none (every input was checked before the call).
--- ARGV: channel, available payload, scheduled payload, queue, n, batch id of every job ('' =
--- none; each joins the batch's member set `Q:batch:<id>`), then 9 per job: id, kind, args,
--- priority, run_at ms ('' = now), max_attempts, unique key, unique mask, rate key.
+-- ARGV: channel, available payload, scheduled payload, queue, n, batched ('1'/'0'), then 9 per
+-- job: id, kind, args, priority, run_at ms ('' = now), max_attempts, unique key, unique mask,
+-- rate key, and with batched a 10th: the job's batch id ('' = none; it joins the batch's member
+-- set `Q:batch:<id>`). All jobs share one `now`, so due ones are claimed in the call's order.
 -- Returns id, duplicate (0/1) per job; fails with IDS_TAKEN, writing nothing, if a job with one
 -- of the ids exists (the counter of id blocks went back: a server that lost writes).
 local now = now_ms()
 local queue = ARGV[4]
 local n = tonumber(ARGV[5])
-local batch = ARGV[6]
+local stride = 9
+if ARGV[6] == '1' then stride = 10 end
 for i = 0, n - 1 do
-  if redis.call('EXISTS', jk(ARGV[7 + i * 9])) == 1 then
-    return redis.error_reply('IDS_TAKEN job ' .. ARGV[7 + i * 9] .. ' exists')
+  if redis.call('EXISTS', jk(ARGV[7 + i * stride])) == 1 then
+    return redis.error_reply('IDS_TAKEN job ' .. ARGV[7 + i * stride] .. ' exists')
   end
 end
 local out = {}
 local avail, sched = false, false
 for i = 0, n - 1 do
-  local b = 7 + i * 9
+  local b = 7 + i * stride
   local id, kind, args, prio = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   local run_at, maxa, ukey, umask, rkey = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8]
+  local batch = ''
+  if stride == 10 then batch = ARGV[b + 9] end
   local dup = nil
   if ukey ~= '' then
     local holder = redis.call('HGET', Q .. ':unique', ukey)
