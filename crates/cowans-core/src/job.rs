@@ -22,6 +22,12 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct JobId(pub i64);
 
+impl From<i64> for JobId {
+    fn from(id: i64) -> Self {
+        JobId(id)
+    }
+}
+
 impl fmt::Display for JobId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

@@ -137,9 +137,16 @@ impl Backends {
         if ids.is_empty() {
             return;
         }
+        // Read back at once (the connection pipelines them): a flood of dead letters must not
+        // hold up the acks behind it one round trip per job.
+        let read = futures::future::join_all(
+            ids.iter()
+                .map(|&id| async move { (id, redis.job(id).await) }),
+        )
+        .await;
         let mut events = Vec::with_capacity(ids.len());
-        for &id in ids {
-            match redis.job(id).await {
+        for (id, job) in read {
+            match job {
                 Ok(Some(job)) => {
                     let last = job.errors.last();
                     events.push(Event::JobDead {

@@ -20,7 +20,7 @@ pub struct ErrorSample {
 }
 
 /// A group of failures of one kind sharing an error pattern.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ErrorGroup {
     pub id: i64,
     pub kind: String,
@@ -29,6 +29,7 @@ pub struct ErrorGroup {
     pub count: i64,
     pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
+    #[sqlx(try_from = "i64")]
     pub last_job_id: JobId,
     pub last_queue: String,
     /// The latest occurrence's message, cut to 1,000 characters.
@@ -100,19 +101,6 @@ pub async fn record_errors(pool: &PgPool, samples: &[ErrorSample]) -> Result<()>
     Ok(())
 }
 
-type GroupRow = (
-    i64,
-    String,
-    String,
-    String,
-    i64,
-    DateTime<Utc>,
-    DateTime<Utc>,
-    i64,
-    String,
-    String,
-);
-
 /// The groups seen most recently first (of `kind` and `class` when given), at most `limit`.
 pub async fn list_error_groups(
     pool: &PgPool,
@@ -120,7 +108,7 @@ pub async fn list_error_groups(
     class: Option<&str>,
     limit: i64,
 ) -> Result<Vec<ErrorGroup>> {
-    let rows: Vec<GroupRow> = sqlx::query_as(
+    Ok(sqlx::query_as(
         "SELECT id, kind, pattern, class, count, first_seen, last_seen, last_job_id, last_queue, \
                 last_error \
          FROM cowans_error_groups \
@@ -131,37 +119,7 @@ pub async fn list_error_groups(
     .bind(class)
     .bind(limit)
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(
-                id,
-                kind,
-                pattern,
-                class,
-                count,
-                first_seen,
-                last_seen,
-                job,
-                last_queue,
-                last_error,
-            )| {
-                ErrorGroup {
-                    id,
-                    kind,
-                    pattern,
-                    class,
-                    count,
-                    first_seen,
-                    last_seen,
-                    last_job_id: JobId(job),
-                    last_queue,
-                    last_error,
-                }
-            },
-        )
-        .collect())
+    .await?)
 }
 
 /// Deletes the groups not seen for `older_than`; how many.

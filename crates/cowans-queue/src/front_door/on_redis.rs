@@ -77,19 +77,20 @@ impl FrontDoor {
     /// `job.cancelled` for Redis jobs just cancelled (read back for their queue, kind and
     /// batch; one that cannot be read is left out).
     pub(super) async fn cancelled_events(&self, done: &[Cancelled]) -> Vec<Event> {
-        let mut events = Vec::with_capacity(done.len());
-        for c in done {
-            if let Some(job) = self.redis_record(c.id).await {
-                events.push(Event::JobCancelled {
+        let read = futures::future::join_all(done.iter().map(|c| self.redis_record(c.id))).await;
+        done.iter()
+            .zip(read)
+            .filter_map(|(c, job)| {
+                let job = job?;
+                Some(Event::JobCancelled {
                     job_id: c.id,
                     queue: job.queue,
                     kind: job.kind,
                     batch_id: job.batch_id,
                     was: c.was,
-                });
-            }
-        }
-        events
+                })
+            })
+            .collect()
     }
 
     /// A Redis job as stored, for an event about it (`None`, logged, when it cannot be read).
