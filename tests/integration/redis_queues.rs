@@ -478,7 +478,22 @@ async fn a_batch_across_redis_and_postgres_queues_finishes_once_with_its_callbac
     assert_eq!(done["total"], 6, "{done}");
     assert_eq!(done["counts"]["completed"], 5, "{done}");
     assert_eq!(done["counts"]["dead"], 1, "{done}");
-    let cb = done["callback_job_id"].as_i64().expect("a callback job");
+    // A Redis callback is stored and recorded right after the batch is marked finished.
+    let cb = wait_for(
+        "the callback job recorded",
+        Duration::from_secs(30),
+        || async {
+            let (_, b) = c
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/batches/{batch}"),
+                    None,
+                )
+                .await;
+            b["callback_job_id"].as_i64()
+        },
+    )
+    .await;
     assert!(cb >= REDIS_FIRST_ID, "the callback is on Redis: {cb}");
     c.wait_state(cb, "completed").await;
     let (_, job) = c
