@@ -52,9 +52,26 @@ cat <<INFO
     API metrics ....... http://127.0.0.1:8080/metrics   (requests, latency, queue gauges)
     worker metrics .... http://127.0.0.1:9464/metrics
     Prometheus ........ prometheus --config.file=ops/prometheus/prometheus.yml \
-                          --storage.tsdb.path=$logs/prometheus --web.listen-address=127.0.0.1:9090
+                          --storage.tsdb.path=$logs/prometheus --web.listen-address=127.0.0.1:9090 \
+                          --web.console.templates=ops/prometheus/consoles \
+                          --web.console.libraries=/usr/share/doc/prometheus/examples/console_libraries
                         (scrapes both; recording and alert rules; runbooks in ops/runbooks/;
+                        queues console: http://127.0.0.1:9090/consoles/cowans-queues.html;
                         ./ops/prometheus/install.sh installs it)
+INFO
+if command -v grafana >/dev/null 2>&1 || command -v grafana-server >/dev/null 2>&1; then
+cat <<INFO
+    Grafana ........... COWANS_PROMETHEUS_URL=http://127.0.0.1:9090 COWANS_DASHBOARDS=$PWD/ops/grafana/dashboards \
+                          grafana server --homepath /usr/share/grafana cfg:paths.provisioning=$PWD/ops/grafana/provisioning
+                        (five dashboards in the folder "Cowans"; see ops/grafana/README.md)
+INFO
+else
+cat <<INFO
+    Grafana ........... not installed (not a Debian package): ops/grafana/README.md says how to load
+                        the five provisioned dashboards once it is
+INFO
+fi
+cat <<INFO
     database .......... ${COWANS__DATABASE__URL}
     simulated shop .... http://127.0.0.1:8090/admin/api/2026-10/graphql.json
                         ($products products; control API http://127.0.0.1:8090/__sim/requests;

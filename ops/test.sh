@@ -6,8 +6,11 @@ cd "$(dirname "$0")/.."
 ./ops/dev-services.sh
 # The schema fuzzer the contract test runs (from PyPI).
 ./ops/schemathesis/install.sh
-# promtool for the alert and recording rule tests (Debian's prometheus package).
+# promtool and Prometheus for the rule tests and the live dashboard/alert test (Debian's
+# prometheus package).
 ./ops/prometheus/install.sh
+# The Kubernetes and KEDA schema validators the deployment test runs (PyPI and npm).
+./ops/k8s/validate/install.sh
 export COWANS_TEST_DATABASE_URL="${COWANS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 cargo build --workspace --bins
 if cargo nextest --version >/dev/null 2>&1; then

@@ -782,7 +782,7 @@ async fn a_large_push_goes_through_a_bulk_export_and_bulk_mutations_with_the_sam
 #[tokio::test]
 async fn a_push_through_throttles_errors_and_resets_ends_with_every_change_pushed() {
     let f = fixture(40, 1).await;
-    let _w = f.worker(&[("COWANS__CATALOG__PUSH_BATCH", "20")]);
+    let w = f.worker(&[("COWANS__CATALOG__PUSH_BATCH", "20")]);
     f.pull(PullKind::Full).await;
     let ids = catalog_ids(&f).await;
     let edits: Vec<Edit> = ids
@@ -821,6 +821,55 @@ async fn a_push_through_throttles_errors_and_resets_ends_with_every_change_pushe
             (format!("Faulted {p}"), "3.33")
         );
     }
+    // The worker's metrics tell the same story as the simulator's log: every request by
+    // outcome (the faults among them), the points the answered ones cost, the changes pushed.
+    let log = f.sim.shop.lock().log.clone();
+    let outcome = |o: &str| log.iter().filter(|r| r.outcome == o).count() as f64;
+    let points: f64 = log
+        .iter()
+        .filter(|r| r.outcome == "ok")
+        .map(|r| r.actual_cost.or(r.requested_cost).unwrap_or(0.0).round())
+        .sum();
+    let metrics =
+        cowans_tests::get_text(&reqwest::Client::new(), &format!("{}/metrics", w.ops)).await;
+    let shop = format!("shop=\"{}\"", f.shop.domain);
+    let value = |name: &str, label: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with(&format!("{name}{{")) && l.contains(&shop) && l.contains(label)
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    let requests = "cowans_shopify_requests_total";
+    assert_eq!(value(requests, "outcome=\"throttled\""), 2.0, "{metrics}");
+    assert_eq!(
+        value(requests, "outcome=\"ok\""),
+        outcome("ok"),
+        "{metrics}"
+    );
+    assert_eq!(
+        value(requests, "outcome=\"error\""),
+        log.len() as f64 - outcome("ok") - outcome("throttled"),
+        "{metrics}"
+    );
+    assert!(
+        value(requests, "outcome=\"error\"") >= 3.0,
+        "internal, unavailable, reset"
+    );
+    assert_eq!(
+        value("cowans_shopify_points_used_total", ""),
+        points,
+        "{metrics}"
+    );
+    let pushed = "cowans_sync_changes_pushed_total";
+    assert_eq!(value(pushed, "outcome=\"pushed\""), 80.0, "{metrics}");
+    assert_eq!(value(pushed, "outcome=\"conflict\""), 0.0, "{metrics}");
+    assert!(
+        value("cowans_sync_products_pulled_total", "kind=\"full\"") >= 40.0,
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

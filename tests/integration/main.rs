@@ -39,6 +39,8 @@ mod error_tracking;
 mod index_upkeep;
 mod leadership;
 mod limits;
+mod ops_deploy;
+mod ops_live;
 mod ops_prometheus;
 mod prefetch;
 mod redis_queues;

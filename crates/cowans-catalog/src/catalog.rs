@@ -159,7 +159,8 @@ impl Catalog {
             buckets,
             shop_id: shop.id,
         });
-        let config = ClientConfig::new(base, &shop.api_version, token.expose_secret());
+        let mut config = ClientConfig::new(base, &shop.api_version, token.expose_secret());
+        config.shop = shop.domain.clone();
         Client::with_bucket(config, bucket).map_err(|e| e.to_string())
     }
 

@@ -17,6 +17,7 @@ mod budget;
 mod catalog;
 pub mod changes;
 pub mod export;
+pub mod metrics;
 pub mod notify;
 mod pulls;
 pub mod secrets;

@@ -41,6 +41,10 @@ pub const DURATION_BUCKETS: &[f64] = &[
 
 /// Registers descriptions so `/metrics` explains each series.
 pub fn describe() {
+    // Counters without labels exist from the start (at 0), so rates and `increase()` see
+    // their first event.
+    counter!(STALE_ACKS).increment(0);
+    counter!(ERROR_SAMPLES_DROPPED).increment(0);
     metrics::describe_counter!(ENQUEUED, "Jobs inserted by this process");
     metrics::describe_counter!(
         ACTIONS,

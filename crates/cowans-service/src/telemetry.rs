@@ -32,5 +32,7 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
         )?
         .install_recorder()?;
     cowans_queue::metrics::describe();
+    cowans_shopify::metrics::describe();
+    cowans_catalog::metrics::describe();
     Ok(handle)
 }

@@ -22,6 +22,9 @@ pub struct BulkOperation {
     pub error_code: Option<String>,
     pub object_count: String,
     pub url: Option<String>,
+    /// `QUERY` or `MUTATION`.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
 }
 
 impl BulkOperation {
@@ -55,11 +58,11 @@ pub struct BulkStats {
 }
 
 const STAGE: &str = "mutation($i: [StagedUploadInput!]!) { stagedUploadsCreate(input: $i) { stagedTargets { url resourceUrl parameters { name value } } userErrors { field message } } }";
-const RUN_MUTATION: &str = "mutation($m: String!, $p: String!) { bulkOperationRunMutation(mutation: $m, stagedUploadPath: $p) { bulkOperation { id status errorCode objectCount url } userErrors { field message code } } }";
+const RUN_MUTATION: &str = "mutation($m: String!, $p: String!) { bulkOperationRunMutation(mutation: $m, stagedUploadPath: $p) { bulkOperation { id type status errorCode objectCount url } userErrors { field message code } } }";
 
-const RUN: &str = "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id status errorCode objectCount url } userErrors { field message code } } }";
+const RUN: &str = "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id type status errorCode objectCount url } userErrors { field message code } } }";
 const GET: &str =
-    "query($id: ID!) { bulkOperation(id: $id) { id status errorCode objectCount url } }";
+    "query($id: ID!) { bulkOperation(id: $id) { id type status errorCode objectCount url } }";
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -81,6 +84,7 @@ impl Client {
             .await?;
         let payload = a.data.bulk_operation_run_query;
         Client::check_user_errors(&payload)?;
+        crate::metrics::bulk_started(self.shop(), "query");
         serde_json::from_value(payload["bulkOperation"].clone())
             .map_err(|e| ShopifyError::Decode(format!("bulkOperation: {e}")))
     }
@@ -148,6 +152,7 @@ impl Client {
             .await?;
         let payload = &a.data["bulkOperationRunMutation"];
         Client::check_user_errors(payload)?;
+        crate::metrics::bulk_started(self.shop(), "mutation");
         serde_json::from_value(payload["bulkOperation"].clone())
             .map_err(|e| ShopifyError::Decode(format!("bulkOperation: {e}")))
     }
@@ -192,7 +197,7 @@ impl Client {
         }
         let a = self
             .query::<Current>(
-                "{ currentBulkOperation(type: MUTATION) { id status errorCode objectCount url } }",
+                "{ currentBulkOperation(type: MUTATION) { id type status errorCode objectCount url } }",
                 json!({}),
             )
             .await?;
@@ -203,9 +208,18 @@ impl Client {
         let a = self
             .query::<GetData>(GET, json!({ "id": id.to_string() }))
             .await?;
-        a.data
+        let op = a
+            .data
             .bulk_operation
-            .ok_or_else(|| ShopifyError::Decode(format!("bulk operation {id} does not exist")))
+            .ok_or_else(|| ShopifyError::Decode(format!("bulk operation {id} does not exist")))?;
+        if op.is_finished() && self.first_sight_of_end(&op.id) {
+            crate::metrics::bulk_finished(
+                self.shop(),
+                op.kind.as_deref().unwrap_or("unknown"),
+                &op.status,
+            );
+        }
+        Ok(op)
     }
 
     /// Polls until the operation is finished (or `timeout` passes).

@@ -1,12 +1,16 @@
 //! The GraphQL transport: cost check, pacing, one POST, typed errors, retries.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
 use crate::{
-    CostBucket, GraphqlError, LocalBucket, ShopifyError,
+    CostBucket, Gid, GraphqlError, LocalBucket, ShopifyError,
     cost::{self, MAX_QUERY_COST},
 };
 
@@ -20,6 +24,9 @@ pub struct ClientConfig {
     pub access_token: String,
     pub retry: RetryPolicy,
     pub timeout: Duration,
+    /// The `shop` label of the client's metrics (the catalog uses the shop's domain); by
+    /// default the host of `base_url`.
+    pub shop: String,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -27,6 +34,7 @@ impl std::fmt::Debug for ClientConfig {
         f.debug_struct("ClientConfig")
             .field("base_url", &self.base_url)
             .field("api_version", &self.api_version)
+            .field("shop", &self.shop)
             .field("access_token", &"***")
             .finish_non_exhaustive()
     }
@@ -38,12 +46,24 @@ impl ClientConfig {
         api_version: impl Into<String>,
         token: impl Into<String>,
     ) -> Self {
+        let base_url = base_url.into();
+        let shop = reqwest::Url::parse(&base_url)
+            .ok()
+            .and_then(|u| {
+                let host = u.host_str()?.to_owned();
+                Some(match u.port() {
+                    Some(p) => format!("{host}:{p}"),
+                    None => host,
+                })
+            })
+            .unwrap_or_else(|| base_url.clone());
         Self {
-            base_url: base_url.into(),
+            base_url,
             api_version: api_version.into(),
             access_token: token.into(),
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
+            shop,
         }
     }
 }
@@ -98,6 +118,8 @@ pub struct Client {
     http: reqwest::Client,
     config: Arc<ClientConfig>,
     bucket: Arc<dyn CostBucket>,
+    /// Bulk operations this client has seen finished (each is counted once).
+    bulk_ended: Arc<Mutex<HashSet<Gid>>>,
 }
 
 impl Client {
@@ -115,11 +137,26 @@ impl Client {
             .timeout(config.timeout)
             .build()
             .map_err(|e| ShopifyError::Transport(e.to_string()))?;
+        crate::metrics::register(&config.shop);
         Ok(Self {
             http,
             config: Arc::new(config),
             bucket,
+            bulk_ended: Arc::default(),
         })
+    }
+
+    /// The `shop` label of this client's metrics.
+    pub(crate) fn shop(&self) -> &str {
+        &self.config.shop
+    }
+
+    /// True the first time this client sees bulk operation `id` finished.
+    pub(crate) fn first_sight_of_end(&self, id: &Gid) -> bool {
+        self.bulk_ended
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone())
     }
 
     pub(crate) fn http(&self) -> &reqwest::Client {
@@ -190,12 +227,14 @@ impl Client {
         loop {
             attempt += 1;
             let wait = self.bucket.reserve(requested).await;
+            crate::metrics::waited(self.shop(), wait.as_secs_f64());
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
             let (result, status) = self.send_once(&body, requested).await;
             let status: Option<ThrottleStatus> = status;
             self.bucket.settle(requested, status).await;
+            self.observe(&result, status, requested);
             let err = match result {
                 Ok((data, cost)) => {
                     let data = serde_json::from_value(data)
@@ -241,6 +280,30 @@ impl Client {
             };
             tracing::debug!(attempt, error = %err, ?delay, "retrying Shopify call");
             tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Counts an attempt's outcome and cost and keeps the shop's bucket gauges current.
+    fn observe(
+        &self,
+        result: &Result<(Value, Option<Cost>), ShopifyError>,
+        status: Option<ThrottleStatus>,
+        requested: f64,
+    ) {
+        let shop = self.shop();
+        if let Some(t) = status {
+            crate::metrics::bucket(shop, t);
+        }
+        match result {
+            Ok((_, cost)) => {
+                crate::metrics::request(shop, "ok");
+                let spent = cost
+                    .and_then(|c| c.actual_query_cost.or(c.requested_query_cost))
+                    .unwrap_or(requested);
+                crate::metrics::points_used(shop, spent);
+            }
+            Err(ShopifyError::Throttled { .. }) => crate::metrics::request(shop, "throttled"),
+            Err(_) => crate::metrics::request(shop, "error"),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod cost;
 mod error;
 mod gid;
 mod http;
+pub mod metrics;
 mod pacing;
 mod products;
 pub mod search;

@@ -712,6 +712,7 @@ async fn push_batch(
     write
         .await
         .map_err(|e| ShopifyError::Transport(format!("recording the push: {e}")))?;
+    crate::metrics::pushed(&shop.domain, tally.pushed, tally.conflicts, tally.failed);
     tracing::info!(shop = %shop.name, job = job_id, changes = batch.len(), "pushed a batch of changes");
     Ok(tally)
 }

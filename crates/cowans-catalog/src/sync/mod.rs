@@ -107,15 +107,20 @@ pub(crate) async fn run(
     let Some(pull) = pull.filter(|p| p.state == "running") else {
         return Ok(());
     };
+    let running = crate::metrics::RunningPull::start(&shop.domain, &pull.kind);
     if shop.status == "unauthorized" {
         let why = "the shop is unauthorized (Shopify refused its token); replace the token and pull again";
-        finish(&catalog, &pull, Tally::default(), Some(why)).await?;
+        if finish(&catalog, &pull, Tally::default(), Some(why)).await? {
+            running.finished("failed");
+        }
         return Err(JobError::permanent(why).into());
     }
     let client = match catalog.client(&shop) {
         Ok(c) => c,
         Err(e) => {
-            finish(&catalog, &pull, Tally::default(), Some(&e)).await?;
+            if finish(&catalog, &pull, Tally::default(), Some(&e)).await? {
+                running.finished("failed");
+            }
             return Err(JobError::permanent(e).into());
         }
     };
@@ -124,6 +129,9 @@ pub(crate) async fn run(
         pull: &pull,
         every: Duration::from_millis(catalog.settings().progress_every_ms.max(100)),
         last: None,
+        // A resumed pull's tally goes on from what its row says was written.
+        counted: (pull.products, pull.variants),
+        running: &running,
     };
     let outcome = match kind {
         PullKind::Full => export::full(&catalog, &client, &shop, &pull, &job, &mut progress).await,
@@ -137,23 +145,31 @@ pub(crate) async fn run(
     match outcome {
         Ok(tally) => {
             progress.report("done", tally, true).await;
-            finish(&catalog, &pull, tally, None).await?;
+            if finish(&catalog, &pull, tally, None).await? {
+                running.finished("completed");
+            }
             tracing::info!(shop = %shop.name, pull = pull.id, kind = kind.as_str(), products = tally.products, variants = tally.variants, deleted = tally.deleted, "pull completed");
             Ok(())
         }
         Err(PullError::Unauthorized) => {
             let why = catalog.token_refused(shop.id).await?;
-            finish(&catalog, &pull, Tally::default(), Some(why)).await?;
+            if finish(&catalog, &pull, Tally::default(), Some(why)).await? {
+                running.finished("failed");
+            }
             Err(JobError::permanent(why).into())
         }
         Err(PullError::Cancelled) => {
-            finish(&catalog, &pull, Tally::default(), Some("cancelled")).await?;
+            if finish(&catalog, &pull, Tally::default(), Some("cancelled")).await? {
+                running.finished("failed");
+            }
             Ok(())
         }
         Err(e) => {
             // The pull stays running for the next attempt, unless this was the last one.
-            if job.attempt >= job.max_attempts {
-                finish(&catalog, &pull, Tally::default(), Some(&e.to_string())).await?;
+            if job.attempt >= job.max_attempts
+                && finish(&catalog, &pull, Tally::default(), Some(&e.to_string())).await?
+            {
+                running.finished("failed");
             }
             Err(JobError::retry(e).into())
         }
@@ -180,16 +196,16 @@ async fn start_own(
     }
 }
 
-/// Ends the pull and announces it (`sync.finished`), once.
+/// Ends the pull and announces it (`sync.finished`), once: false if it had ended already.
 async fn finish(
     catalog: &Catalog,
     pull: &PullRow,
     tally: Tally,
     failed: Option<&str>,
-) -> Result<(), cowans_store::StoreError> {
+) -> Result<bool, cowans_store::StoreError> {
     let mut tx = catalog.pool().begin().await?;
     if !store::finish_pull(&mut tx, pull.id, failed, tally.deleted).await? {
-        return Ok(());
+        return Ok(false);
     }
     let done = store::get_pull_in(&mut tx, pull.id).await?;
     let event = Event::SyncFinished {
@@ -209,7 +225,7 @@ async fn finish(
     };
     cowans_store::announce(&mut tx, &[], &[event]).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Reports a running pull's progress (its row and a `sync.progress` event) at most every
@@ -219,6 +235,9 @@ struct Progress<'a> {
     pull: &'a PullRow,
     every: Duration,
     last: Option<Instant>,
+    /// Products and variants already counted in the pull metrics.
+    counted: (i64, i64),
+    running: &'a crate::metrics::RunningPull,
 }
 
 impl Progress<'_> {
@@ -227,6 +246,13 @@ impl Progress<'_> {
             return;
         }
         self.last = Some(Instant::now());
+        // A retried attempt that writes rows again counts only what goes beyond the last count.
+        let (products, variants) = self.counted;
+        self.running.wrote(
+            (tally.products - products).max(0) as u64,
+            (tally.variants - variants).max(0) as u64,
+        );
+        self.counted = (products.max(tally.products), variants.max(tally.variants));
         let pool = self.catalog.pool();
         let event = Event::SyncProgress {
             shop_id: self.pull.shop_id,
