@@ -70,23 +70,6 @@ async fn change(f: &Fixture, id: i64) -> ChangeRow {
     f.catalog.change(f.shop.id, id).await.unwrap()
 }
 
-/// Approves every change of the shop, `expected` of them.
-async fn approve_all(f: &Fixture, expected: i64) -> Vec<i64> {
-    f.catalog
-        .decide(
-            &actor(),
-            f.shop.id,
-            &Selection::Matching {
-                filter: ChangeFilter::default(),
-                expected,
-            },
-            Decision::Approve,
-            None,
-        )
-        .await
-        .unwrap()
-}
-
 fn sim_product(f: &Fixture, id: i64) -> cowans_shopsim::model::Product {
     f.sim.shop.lock().catalog.products[&(id as u64)].clone()
 }
@@ -387,7 +370,7 @@ async fn a_merchant_edit_between_staging_and_push_is_a_conflict_for_that_field_o
         .unwrap();
     assert!(r.status().is_success());
 
-    let approved = approve_all(&f, 3).await;
+    let approved = f.approve_all(3).await;
     assert_eq!(approved.len(), 3);
     f.pushed().await;
 
@@ -474,7 +457,7 @@ async fn user_errors_and_deleted_products_fail_their_changes_only() {
         .await
         .unwrap();
     assert!(r.status().is_success());
-    approve_all(&f, 3).await;
+    f.approve_all(3).await;
     f.pushed().await;
     let handle = change(&f, staged[0]).await;
     assert_eq!(handle.state, "failed");
@@ -506,7 +489,7 @@ async fn a_push_killed_mid_way_neither_loses_nor_repeats_a_write() {
     assert_eq!(staged.len(), 200);
     // Slow answers, so the kill is likely to land while a request is in flight.
     f.sim.shop.lock().faults.latency_ms = 100;
-    approve_all(&f, 200).await;
+    f.approve_all(200).await;
     // Kill the worker once part of the changes are pushed.
     wait_for("a first batch pushed", Duration::from_secs(60), || async {
         let counts = f.catalog.change_counts(f.shop.id).await.unwrap();
@@ -720,7 +703,7 @@ async fn a_large_push_goes_through_a_bulk_export_and_bulk_mutations_with_the_sam
         .await
         .unwrap();
     assert!(r.status().is_success());
-    approve_all(&f, 31).await;
+    f.approve_all(31).await;
     f.pushed().await;
     let counts = f.catalog.change_counts(f.shop.id).await.unwrap();
     assert_eq!(
@@ -803,7 +786,7 @@ async fn a_push_through_throttles_errors_and_resets_ends_with_every_change_pushe
         resets: 1,
         ..cowans_shopsim::Faults::default()
     };
-    approve_all(&f, 80).await;
+    f.approve_all(80).await;
     f.pushed().await;
     let counts = f.catalog.change_counts(f.shop.id).await.unwrap();
     assert_eq!(counts, vec![("pushed".to_owned(), 80)], "{counts:?}");
@@ -895,7 +878,7 @@ async fn a_token_refused_mid_push_stops_the_push_until_it_is_replaced_and_nothin
         )
         .await
         .unwrap();
-    approve_all(&f, 5).await;
+    f.approve_all(5).await;
     wait_for(
         "the shop to be marked unauthorized",
         Duration::from_secs(60),

@@ -9,7 +9,7 @@ use std::{
 };
 
 use axum::{Router, body::Bytes, http::HeaderMap, http::StatusCode, routing::post};
-use cowans_catalog::{ChangeFilter, Decision, Edit, PullKind, Selection, Source};
+use cowans_catalog::{Edit, PullKind, Source};
 use cowans_testkit::{smtp::SmtpSink, wait_for};
 use serde_json::{Value, json};
 
@@ -105,19 +105,7 @@ async fn a_push_with_a_conflict_is_mailed_and_posted_signed_even_through_a_faili
         .await
         .unwrap();
     assert!(r.status().is_success());
-    f.catalog
-        .decide(
-            &actor(),
-            f.shop.id,
-            &Selection::Matching {
-                filter: ChangeFilter::default(),
-                expected: 2,
-            },
-            Decision::Approve,
-            None,
-        )
-        .await
-        .unwrap();
+    f.approve_all(2).await;
 
     let mails = wait_for("two mails", Duration::from_secs(60), || async {
         let m = smtp.mails();

@@ -19,7 +19,7 @@ use std::{
     time::Duration,
 };
 
-use cowans_catalog::{ChangeFilter, Decision, Edit, PullKind, Selection, Source};
+use cowans_catalog::{Edit, PullKind, Source};
 use cowans_tests::{ApiProcess, FAST_ENGINE, WorkerProcess};
 use serde_json::{Value, json};
 
@@ -258,19 +258,7 @@ async fn a_real_prometheus_sees_every_panel_and_rule_and_the_key_alerts_fire() {
         })
         .await
         .unwrap();
-    f.catalog
-        .decide(
-            &actor(),
-            f.shop.id,
-            &Selection::Matching {
-                filter: ChangeFilter::default(),
-                expected: 1,
-            },
-            Decision::Approve,
-            None,
-        )
-        .await
-        .unwrap();
+    f.approve_all(1).await;
     f.pushed().await;
 
     // The ops-held worker dies holding its two slow jobs: they are rescued, and with nobody

@@ -158,6 +158,23 @@ impl Fixture {
         p
     }
 
+    /// Approves every change of the shop, `expected` of them (a push starts); their ids.
+    pub(crate) async fn approve_all(&self, expected: i64) -> Vec<i64> {
+        self.catalog
+            .decide(
+                &actor(),
+                self.shop.id,
+                &cowans_catalog::Selection::Matching {
+                    filter: cowans_catalog::ChangeFilter::default(),
+                    expected,
+                },
+                cowans_catalog::Decision::Approve,
+                None,
+            )
+            .await
+            .unwrap()
+    }
+
     /// Waits until no change of the shop is approved or being pushed (generous: a push meeting
     /// faults is retried by the engine with backoff).
     pub(crate) async fn pushed(&self) {
