@@ -44,6 +44,7 @@ cat <<INFO
     API health ........ http://127.0.0.1:8080/health   (readiness: /ready)
     API ............... http://127.0.0.1:8080/api/v1/openapi.json
                         (a key: $bin/cowans-api keys create --name me --role operator)
+    console ........... http://127.0.0.1:8080/console   (sign in with an API key, as below)
     catalog ........... http://127.0.0.1:8080/api/v1/shops/sim/products
     staged changes .... http://127.0.0.1:8080/api/v1/shops/sim/changes
                         (propose: PATCH /api/v1/shops/sim/products/<id> {"title": "…"};

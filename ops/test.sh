@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 ./ops/prometheus/install.sh
 # The Kubernetes and KEDA schema validators the deployment test runs (PyPI and npm).
 ./ops/k8s/validate/install.sh
+# Chromium and ChromeDriver for the web console's browser tests (Debian's packages).
+./ops/chromium-install.sh
 export COWANS_TEST_DATABASE_URL="${COWANS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 cargo build --workspace --bins
 if cargo nextest --version >/dev/null 2>&1; then

@@ -266,6 +266,36 @@ fn jwt_principal(token: &str, jwt: &JwtConfig) -> Result<(String, Role), ApiErro
     Ok((format!("jwt:{}", data.claims.sub), role))
 }
 
+/// A credential typed into the console's sign-in form, checked as a request's would be (and
+/// limited per client address the same way): who it is, its role, and the API key's id when it
+/// is a key (revoking the key ends the session).
+pub(crate) async fn console_credential(
+    state: &ApiState,
+    credential: &str,
+    ip: &str,
+) -> Result<(String, Role, Option<i64>), ApiError> {
+    if let Err(retry_after) = state.auth_failures.peek(ip) {
+        return Err(ApiError::RateLimited { retry_after });
+    }
+    let checked = if credential.starts_with(cowans_queue::API_KEY_PREFIX) && credential.len() <= 100
+    {
+        match state.front.find_api_key(credential).await? {
+            Some(row) => Role::parse(&row.role)
+                .map(|role| (format!("key:{}:{}", row.id, row.name), role, Some(row.id)))
+                .ok_or_else(|| ApiError::Unauthorized("the key has an unknown role".into())),
+            None => Err(ApiError::Unauthorized("unknown or revoked API key".into())),
+        }
+    } else if let Some(jwt) = &state.jwt {
+        jwt_principal(credential, jwt).map(|(name, role)| (name, role, None))
+    } else {
+        Err(ApiError::Unauthorized("malformed API key".into()))
+    };
+    if matches!(checked, Err(ApiError::Unauthorized(_))) {
+        let _ = state.auth_failures.check(ip);
+    }
+    checked
+}
+
 impl FromRequestParts<ApiState> for Principal {
     type Rejection = ApiError;
 

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod commands;
+pub mod console;
 pub mod error;
 pub mod events;
 pub mod input;
@@ -398,6 +399,7 @@ fn router(state: ApiState) -> Router {
         .route("/api/v1/events/ws", get(events::websocket))
         .route("/api/v1/events/schema.json", get(events::schema))
         .route("/api/v1/openapi.json", get(openapi::document))
+        .merge(console::router())
         .route_layer(axum::middleware::from_fn(track))
         .layer(axum::middleware::from_fn(input::refuse_unstorable_uri))
         .layer(axum::middleware::from_fn(input::refuse_oversized_head))

@@ -32,6 +32,7 @@ mod catalog_shops;
 mod catalog_webhooks;
 mod chaos;
 mod claim_and_ack;
+mod console;
 mod control;
 mod cron;
 mod enqueue;

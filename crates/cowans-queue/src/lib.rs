@@ -52,8 +52,8 @@ pub use config::{Autoscale, EngineConfig, QueueConfig};
 pub use engine::{Engine, EngineError, ShutdownReport};
 pub use events::{EventRelay, EventStream};
 pub use front_door::{
-    API_KEY_PREFIX, ApiKeyRow, BulkSource, BulkSubmit, ExportStream, FrontDoor, FrontDoorBuilder,
-    Recorded, Redrive, Submission,
+    API_KEY_PREFIX, ApiKeyRow, BulkSource, BulkSubmit, ConsoleLogin, ConsoleUser, ExportStream,
+    FrontDoor, FrontDoorBuilder, Recorded, Redrive, Submission,
 };
 pub use job_meta::{JobMeta, MissingJobMeta};
 pub use limiter::{LimitError, LimitResult, Limiter, Permit, PgLimiter, Tokens};

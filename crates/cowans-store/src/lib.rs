@@ -13,6 +13,7 @@ mod api;
 mod batches;
 pub mod catalog;
 mod claim;
+pub mod console;
 mod control;
 mod cron;
 mod dead_letter;

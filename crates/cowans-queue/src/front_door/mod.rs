@@ -9,12 +9,14 @@
 
 mod batches;
 mod bulk_submit;
+mod console;
 mod exports;
 mod keys;
 mod on_redis;
 mod submit_group;
 
 pub use bulk_submit::BulkSubmit;
+pub use console::{ConsoleLogin, ConsoleUser};
 pub use exports::ExportStream;
 
 use std::{sync::Arc, time::Duration};

@@ -1,0 +1,321 @@
+//! The console's pages: queues (live counts, pause and resume), jobs (filters, a job's payload
+//! and attempts, cancel and retry).
+
+use axum::{
+    extract::{Form, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+};
+use cowans_core::{JobId, JobState, QueueName, Role};
+use cowans_queue::{JobFilter, QueueStats, StoreError};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::{
+    layout::{action_button, page, problem},
+    session::{CsrfForm, Session},
+};
+use crate::{ApiState, routes::ApiPath};
+
+/// A store error as a page: what the user can act on, never database text.
+pub fn store_problem(e: StoreError) -> Response {
+    match e {
+        StoreError::NotFound { what } => problem(StatusCode::NOT_FOUND, &format!("No {what}.")),
+        StoreError::Invalid { field, message } => problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("{field} {message}"),
+        ),
+        StoreError::Conflict { details, .. } => problem(StatusCode::CONFLICT, &details.to_string()),
+        other => {
+            tracing::error!(error = %other, "console request failed");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database did not answer; try again.",
+            )
+        }
+    }
+}
+
+fn queue_rows_markup(session: &Session, stats: &[QueueStats]) -> Markup {
+    let operator = session.user.role >= Role::Operator;
+    html! {
+        @for q in stats {
+            tr data-queue=(q.queue) {
+                td { a href={ "/console/jobs?queue=" (urlencode(&q.queue)) } { (q.queue) } }
+                td.num { (q.available) }
+                td.num { (q.scheduled) }
+                td.num { (q.running) }
+                td.num { (q.dead) }
+                td.num { (q.completed_last_minute) }
+                td.num { (format!("{:.0}", q.oldest_available_age_secs)) }
+                td.num { (q.workers) }
+                td { @if q.paused { span.badge.paused { "paused" } } @else { "running" } }
+                @if operator {
+                    td {
+                        @if q.paused {
+                            (action_button(session, &format!("/console/queues/{}/resume", urlencode(&q.queue)), "Resume"))
+                        } @else {
+                            (action_button(session, &format!("/console/queues/{}/pause", urlencode(&q.queue)), "Pause"))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a path segment or query value must not carry as is.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'=')
+    .add(b'?');
+
+fn urlencode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
+}
+
+/// Every queue with its counts; the table's body refreshes itself (console.js) from
+/// [`queue_rows`].
+pub async fn overview(State(state): State<ApiState>, session: Session) -> Response {
+    let stats = match state.front.queues().await {
+        Ok(s) => s,
+        Err(e) => return store_problem(e),
+    };
+    let operator = session.user.role >= Role::Operator;
+    let body = html! {
+        table.queues {
+            thead { tr {
+                th { "queue" } th { "available" } th { "scheduled" } th { "running" } th { "dead" }
+                th { "done/min" } th { "oldest wait (s)" } th { "workers" } th { "state" }
+                @if operator { th { "control" } }
+            } }
+            tbody data-live="/console/live/queues" { (queue_rows_markup(&session, &stats)) }
+        }
+    };
+    page("Queues", Some(&session), body).into_response()
+}
+
+/// The queues table's rows (the overview's live part).
+pub async fn queue_rows(State(state): State<ApiState>, session: Session) -> Response {
+    match state.front.queues().await {
+        Ok(stats) => queue_rows_markup(&session, &stats).into_response(),
+        Err(e) => store_problem(e),
+    }
+}
+
+async fn set_paused(
+    state: &ApiState,
+    session: &Session,
+    queue: &str,
+    form: &CsrfForm,
+    paused: bool,
+) -> Response {
+    if let Err(r) = session.authorize(&form.csrf, Role::Operator) {
+        return r.into_response();
+    }
+    let Ok(name) = QueueName::new(queue) else {
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "That is not a queue name.",
+        );
+    };
+    match state.front.set_paused(&session.actor, &name, paused).await {
+        Ok(()) => Redirect::to("/console").into_response(),
+        Err(e) => store_problem(e),
+    }
+}
+
+pub async fn pause_queue(
+    State(state): State<ApiState>,
+    session: Session,
+    ApiPath(queue): ApiPath<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    set_paused(&state, &session, &queue, &form, true).await
+}
+
+pub async fn resume_queue(
+    State(state): State<ApiState>,
+    session: Session,
+    ApiPath(queue): ApiPath<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    set_paused(&state, &session, &queue, &form, false).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct JobsQuery {
+    queue: Option<String>,
+    state: Option<String>,
+    kind: Option<String>,
+    after: Option<i64>,
+}
+
+const JOBS_PAGE: i64 = 100;
+
+/// Jobs by queue, state and kind, 100 a page.
+pub async fn jobs(
+    State(state): State<ApiState>,
+    session: Session,
+    Query(q): Query<JobsQuery>,
+) -> Response {
+    let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
+    let job_state = match nonempty(&q.state) {
+        None => None,
+        Some(s) => match JobState::parse(&s) {
+            Some(st) => Some(st),
+            None => {
+                return problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &format!("There is no job state {s:?}."),
+                );
+            }
+        },
+    };
+    let filter = JobFilter {
+        queue: nonempty(&q.queue),
+        state: job_state,
+        kind: nonempty(&q.kind),
+    };
+    let found = match state
+        .front
+        .jobs(&filter, q.after.map(JobId), JOBS_PAGE)
+        .await
+    {
+        Ok(j) => j,
+        Err(e) => return store_problem(e),
+    };
+    let states = [
+        "available",
+        "scheduled",
+        "running",
+        "completed",
+        "cancelled",
+        "dead",
+    ];
+    let next = (found.len() as i64 == JOBS_PAGE)
+        .then(|| found.last().map(|j| j.id.0))
+        .flatten();
+    let body = html! {
+        form.filters method="get" action="/console/jobs" {
+            label { "queue " input name="queue" value=[filter.queue.as_deref()]; }
+            label { "state "
+                select name="state" {
+                    option value="" { "any" }
+                    @for s in states {
+                        option value=(s) selected[q.state.as_deref() == Some(s)] { (s) }
+                    }
+                }
+            }
+            label { "kind " input name="kind" value=[filter.kind.as_deref()]; }
+            button type="submit" { "Filter" }
+        }
+        table.jobs {
+            thead { tr { th { "id" } th { "queue" } th { "kind" } th { "state" } th { "attempt" } th { "run at" } } }
+            tbody {
+                @for j in &found {
+                    tr {
+                        td { a href={ "/console/jobs/" (j.id.0) } { (j.id.0) } }
+                        td { (j.queue) }
+                        td { (j.kind) }
+                        td { span class={ "state " (j.state.as_str()) } { (j.state.as_str()) } }
+                        td.num { (j.attempt) "/" (j.max_attempts) }
+                        td { (j.run_at.format("%Y-%m-%d %H:%M:%S")) }
+                    }
+                }
+            }
+        }
+        @if found.is_empty() { p { "No job matches." } }
+        @if let Some(after) = next {
+            p { a href={ "/console/jobs?queue=" (urlencode(filter.queue.as_deref().unwrap_or(""))) "&state=" (q.state.as_deref().unwrap_or("")) "&kind=" (urlencode(filter.kind.as_deref().unwrap_or(""))) "&after=" (after) } { "Next page" } }
+        }
+    };
+    page("Jobs", Some(&session), body).into_response()
+}
+
+/// One job: its payload, each attempt's error, cancel and retry.
+pub async fn job(
+    State(state): State<ApiState>,
+    session: Session,
+    ApiPath(id): ApiPath<i64>,
+) -> Response {
+    let j = match state.front.job(JobId(id)).await {
+        Ok(j) => j,
+        Err(e) => return store_problem(e),
+    };
+    let operator = session.user.role >= Role::Operator;
+    let args = serde_json::to_string_pretty(&j.args).unwrap_or_default();
+    let body = html! {
+        dl.job {
+            dt { "queue" } dd { (j.queue) }
+            dt { "kind" } dd { (j.kind) }
+            dt { "state" } dd { span class={ "state " (j.state.as_str()) } { (j.state.as_str()) } }
+            dt { "attempt" } dd { (j.attempt) " of " (j.max_attempts) }
+            dt { "priority" } dd { (j.priority) }
+            dt { "run at" } dd { (j.run_at.to_rfc3339()) }
+            dt { "created" } dd { (j.created_at.to_rfc3339()) }
+            @if let Some(k) = &j.unique_key { dt { "unique key" } dd { (k) } }
+            @if let Some(b) = j.batch_id { dt { "batch" } dd { (b) } }
+        }
+        h2 { "Payload" }
+        pre.payload { (args) }
+        h2 { "Attempts" }
+        @if j.errors.is_empty() { p { "No failed attempt." } }
+        @else {
+            ol.attempts {
+                @for e in &j.errors {
+                    li { span.when { "attempt " (e.attempt) ", " (e.at.to_rfc3339()) } pre.error { (e.error) } }
+                }
+            }
+        }
+        @if operator {
+            div.controls {
+                @if matches!(j.state, JobState::Available | JobState::Scheduled | JobState::Running) {
+                    (action_button(&session, &format!("/console/jobs/{id}/cancel"), "Cancel"))
+                }
+                @if matches!(j.state, JobState::Dead | JobState::Cancelled) {
+                    (action_button(&session, &format!("/console/jobs/{id}/retry"), "Retry"))
+                }
+            }
+        }
+    };
+    page(&format!("Job {id}"), Some(&session), body).into_response()
+}
+
+pub async fn cancel_job(
+    State(state): State<ApiState>,
+    session: Session,
+    ApiPath(id): ApiPath<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = session.authorize(&form.csrf, Role::Operator) {
+        return r.into_response();
+    }
+    match state.front.cancel(&session.actor, JobId(id)).await {
+        Ok(_) => Redirect::to(&format!("/console/jobs/{id}")).into_response(),
+        Err(e) => store_problem(e),
+    }
+}
+
+pub async fn retry_job(
+    State(state): State<ApiState>,
+    session: Session,
+    ApiPath(id): ApiPath<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = session.authorize(&form.csrf, Role::Operator) {
+        return r.into_response();
+    }
+    match state.front.retry(&session.actor, JobId(id)).await {
+        Ok(()) => Redirect::to(&format!("/console/jobs/{id}")).into_response(),
+        Err(e) => store_problem(e),
+    }
+}
