@@ -25,7 +25,7 @@ pub fn store_problem(e: StoreError) -> Response {
             StatusCode::UNPROCESSABLE_ENTITY,
             &format!("{field} {message}"),
         ),
-        StoreError::Conflict { details, .. } => problem(StatusCode::CONFLICT, &details.to_string()),
+        StoreError::Conflict { message, .. } => problem(StatusCode::CONFLICT, &message),
         other => {
             tracing::error!(error = %other, "console request failed");
             problem(
@@ -111,6 +111,23 @@ pub async fn queue_rows(State(state): State<ApiState>, session: Session) -> Resp
     }
 }
 
+/// An operator's action from a form: the CSRF token and the role first, then `action`, then
+/// back to `then` (or an error page).
+async fn operator_action<T>(
+    session: &Session,
+    form: &CsrfForm,
+    then: &str,
+    action: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Response {
+    if let Err(r) = session.authorize(&form.csrf, Role::Operator) {
+        return r.into_response();
+    }
+    match action.await {
+        Ok(_) => Redirect::to(then).into_response(),
+        Err(e) => store_problem(e),
+    }
+}
+
 async fn set_paused(
     state: &ApiState,
     session: &Session,
@@ -118,19 +135,14 @@ async fn set_paused(
     form: &CsrfForm,
     paused: bool,
 ) -> Response {
-    if let Err(r) = session.authorize(&form.csrf, Role::Operator) {
-        return r.into_response();
-    }
     let Ok(name) = QueueName::new(queue) else {
         return problem(
             StatusCode::UNPROCESSABLE_ENTITY,
             "That is not a queue name.",
         );
     };
-    match state.front.set_paused(&session.actor, &name, paused).await {
-        Ok(()) => Redirect::to("/console").into_response(),
-        Err(e) => store_problem(e),
-    }
+    let action = state.front.set_paused(&session.actor, &name, paused);
+    operator_action(session, form, "/console", action).await
 }
 
 pub async fn pause_queue(
@@ -296,13 +308,14 @@ pub async fn cancel_job(
     ApiPath(id): ApiPath<i64>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = session.authorize(&form.csrf, Role::Operator) {
-        return r.into_response();
-    }
-    match state.front.cancel(&session.actor, JobId(id)).await {
-        Ok(_) => Redirect::to(&format!("/console/jobs/{id}")).into_response(),
-        Err(e) => store_problem(e),
-    }
+    let then = format!("/console/jobs/{id}");
+    operator_action(
+        &session,
+        &form,
+        &then,
+        state.front.cancel(&session.actor, JobId(id)),
+    )
+    .await
 }
 
 pub async fn retry_job(
@@ -311,11 +324,12 @@ pub async fn retry_job(
     ApiPath(id): ApiPath<i64>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = session.authorize(&form.csrf, Role::Operator) {
-        return r.into_response();
-    }
-    match state.front.retry(&session.actor, JobId(id)).await {
-        Ok(()) => Redirect::to(&format!("/console/jobs/{id}")).into_response(),
-        Err(e) => store_problem(e),
-    }
+    let then = format!("/console/jobs/{id}");
+    operator_action(
+        &session,
+        &form,
+        &then,
+        state.front.retry(&session.actor, JobId(id)),
+    )
+    .await
 }
