@@ -69,7 +69,16 @@ fn presented_credential(parts: &Parts) -> Result<String, ApiError> {
 /// trip per request. A revoked key therefore stops working within that time on every instance.
 #[derive(Default)]
 pub struct KeyCache {
-    keys: std::sync::Mutex<HashMap<[u8; 32], (String, Role, Instant)>>,
+    keys: std::sync::Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+}
+
+/// Who a credential names: the audit log's actor name, the role, and the API key's id when it is
+/// a key (a console session opened with it ends when it is revoked).
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) name: String,
+    pub(crate) role: Role,
+    pub(crate) key_id: Option<i64>,
 }
 
 /// How long a looked-up key is trusted without asking the database again.
@@ -78,16 +87,16 @@ const KEY_CACHE_MAX: usize = 10_000;
 
 impl KeyCache {
     /// A key looked up and found recently.
-    fn cached(&self, key: &str) -> Option<(String, Role)> {
+    fn cached(&self, key: &str) -> Option<Caller> {
         // The cache is keyed by a digest, never by the key itself.
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         self.lock()
             .get(&digest)
-            .filter(|(_, _, at)| at.elapsed() < KEY_CACHE_TTL)
-            .map(|(actor, role, _)| (actor.clone(), *role))
+            .filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL)
+            .map(|(caller, _)| caller.clone())
     }
 
-    async fn principal(&self, front: &FrontDoor, key: &str) -> Result<(String, Role), ApiError> {
+    async fn principal(&self, front: &FrontDoor, key: &str) -> Result<Caller, ApiError> {
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let found = front.find_api_key(key).await?;
         let mut keys = self.lock();
@@ -97,15 +106,19 @@ impl KeyCache {
         };
         let role = Role::parse(&row.role)
             .ok_or_else(|| ApiError::Unauthorized("the key has an unknown role".into()))?;
-        let actor = format!("key:{}:{}", row.id, row.name);
+        let caller = Caller {
+            name: format!("key:{}:{}", row.id, row.name),
+            role,
+            key_id: Some(row.id),
+        };
         if keys.len() >= KEY_CACHE_MAX {
-            keys.retain(|_, (_, _, at)| at.elapsed() < KEY_CACHE_TTL);
+            keys.retain(|_, (_, at)| at.elapsed() < KEY_CACHE_TTL);
         }
-        keys.insert(digest, (actor.clone(), role, Instant::now()));
-        Ok((actor, role))
+        keys.insert(digest, (caller.clone(), Instant::now()));
+        Ok(caller)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (String, Role, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (Caller, Instant)>> {
         self.keys
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -266,27 +279,31 @@ fn jwt_principal(token: &str, jwt: &JwtConfig) -> Result<(String, Role), ApiErro
     Ok((format!("jwt:{}", data.claims.sub), role))
 }
 
-/// A credential typed into the console's sign-in form, checked as a request's would be (and
-/// limited per client address the same way): who it is, its role, and the API key's id when it
-/// is a key (revoking the key ends the session).
-pub(crate) async fn console_credential(
+/// Checks a credential (an API key or a JWT) presented from client address `ip`, for a request
+/// and for the console's sign-in alike. Failed authentications are limited per client address
+/// (its IP: the port changes per connection), before anything is looked up: guessing keys costs
+/// the guesser, not the database. A key known good a moment ago passes, so a guesser behind the
+/// same address cannot lock out the keys in use there.
+pub(crate) async fn authenticate(
     state: &ApiState,
     credential: &str,
     ip: &str,
-) -> Result<(String, Role, Option<i64>), ApiError> {
+) -> Result<Caller, ApiError> {
+    let is_key = credential.starts_with(cowans_queue::API_KEY_PREFIX) && credential.len() <= 100;
+    if is_key && let Some(known) = state.keys.cached(credential) {
+        return Ok(known);
+    }
     if let Err(retry_after) = state.auth_failures.peek(ip) {
         return Err(ApiError::RateLimited { retry_after });
     }
-    let checked = if credential.starts_with(cowans_queue::API_KEY_PREFIX) && credential.len() <= 100
-    {
-        match state.front.find_api_key(credential).await? {
-            Some(row) => Role::parse(&row.role)
-                .map(|role| (format!("key:{}:{}", row.id, row.name), role, Some(row.id)))
-                .ok_or_else(|| ApiError::Unauthorized("the key has an unknown role".into())),
-            None => Err(ApiError::Unauthorized("unknown or revoked API key".into())),
-        }
+    let checked = if is_key {
+        state.keys.principal(&state.front, credential).await
     } else if let Some(jwt) = &state.jwt {
-        jwt_principal(credential, jwt).map(|(name, role)| (name, role, None))
+        jwt_principal(credential, jwt).map(|(name, role)| Caller {
+            name,
+            role,
+            key_id: None,
+        })
     } else {
         Err(ApiError::Unauthorized("malformed API key".into()))
     };
@@ -307,40 +324,9 @@ impl FromRequestParts<ApiState> for Principal {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0);
-        // Failed authentications are limited per client address (its IP: the port changes per
-        // connection), before anything is looked up: guessing keys costs the guesser, not the
-        // database.
-        // A key known good a moment ago passes, so a guesser behind the same address cannot
-        // lock out the keys in use there.
         let ip = peer.map_or_else(|| "unknown".to_owned(), |p| p.ip().to_string());
-        let authenticated = async {
-            let credential = presented_credential(parts)?;
-            let is_key =
-                credential.starts_with(cowans_queue::API_KEY_PREFIX) && credential.len() <= 100;
-            if is_key && let Some(known) = state.keys.cached(&credential) {
-                return Ok(known);
-            }
-            if let Err(retry_after) = state.auth_failures.peek(&ip) {
-                return Err(ApiError::RateLimited { retry_after });
-            }
-            if is_key {
-                state.keys.principal(&state.front, &credential).await
-            } else if let Some(jwt) = &state.jwt {
-                jwt_principal(&credential, jwt)
-            } else {
-                Err(ApiError::Unauthorized("malformed API key".into()))
-            }
-        }
-        .await;
-        let (name, role) = match authenticated {
-            Ok(who) => who,
-            Err(e) => {
-                if matches!(e, ApiError::Unauthorized(_)) {
-                    let _ = state.auth_failures.check(&ip);
-                }
-                return Err(e);
-            }
-        };
+        let Caller { name, role, .. } =
+            authenticate(state, &presented_credential(parts)?, &ip).await?;
         if let Err(retry_after) = state.limiter.check(&name) {
             return Err(ApiError::RateLimited { retry_after });
         }

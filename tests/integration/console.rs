@@ -294,7 +294,6 @@ async fn a_viewer_sees_no_controls_and_forged_posts_are_refused() {
     ] {
         let res = post(cookie, form).await.unwrap();
         assert!(res.status().is_client_error(), "{}", res.status());
-        assert_ne!(res.status(), 200);
     }
     let paused: bool = sqlx::query_scalar(
         "SELECT coalesce(bool_or(paused), false) FROM cowans_queues WHERE name = 'console-q'",

@@ -205,14 +205,6 @@ pub async fn jobs(
         Ok(j) => j,
         Err(e) => return store_problem(e),
     };
-    let states = [
-        "available",
-        "scheduled",
-        "running",
-        "completed",
-        "cancelled",
-        "dead",
-    ];
     let next = (found.len() as i64 == JOBS_PAGE)
         .then(|| found.last().map(|j| j.id.0))
         .flatten();
@@ -222,7 +214,7 @@ pub async fn jobs(
             label { "state "
                 select name="state" {
                     option value="" { "any" }
-                    @for s in states {
+                    @for s in JobState::ALL.map(JobState::as_str) {
                         option value=(s) selected[q.state.as_deref() == Some(s)] { (s) }
                     }
                 }

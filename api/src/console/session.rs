@@ -194,38 +194,37 @@ pub async fn login(
         );
     }
     let ip = peer.ip().to_string();
-    let (name, role, key_id) =
-        match crate::auth::console_credential(&state, form.credential.trim(), &ip).await {
-            Ok(who) => who,
-            Err(crate::error::ApiError::RateLimited { .. }) => {
-                return problem(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too many failed sign-ins from this address; wait a little.",
-                );
-            }
-            Err(_) => {
-                return (
-                    StatusCode::UNAUTHORIZED,
-                    page(
-                        "Sign in",
-                        None,
-                        html! {
-                            p.error role="alert" { "That key or token is not valid." }
-                            p { a href="/console/login" { "Try again" } }
-                        },
-                    ),
-                )
-                    .into_response();
-            }
-        };
+    let caller = match crate::auth::authenticate(&state, form.credential.trim(), &ip).await {
+        Ok(who) => who,
+        Err(crate::error::ApiError::RateLimited { .. }) => {
+            return problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed sign-ins from this address; wait a little.",
+            );
+        }
+        Err(_) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                page(
+                    "Sign in",
+                    None,
+                    html! {
+                        p.error role="alert" { "That key or token is not valid." }
+                        p { a href="/console/login" { "Try again" } }
+                    },
+                ),
+            )
+                .into_response();
+        }
+    };
     let actor = Actor {
-        name,
-        role,
+        name: caller.name,
+        role: caller.role,
         client_addr: Some(peer.to_string()),
     };
     match state
         .front
-        .open_console_session(&actor, key_id, SESSION_TTL)
+        .open_console_session(&actor, caller.key_id, SESSION_TTL)
         .await
     {
         Ok(login) => (
