@@ -79,6 +79,8 @@ pub(crate) struct Caller {
     pub(crate) name: String,
     pub(crate) role: Role,
     pub(crate) key_id: Option<i64>,
+    /// When the credential stops being accepted (a JWT's `exp`; a key: until revoked).
+    pub(crate) expires_at: Option<std::time::SystemTime>,
 }
 
 /// How long a looked-up key is trusted without asking the database again.
@@ -110,6 +112,7 @@ impl KeyCache {
             name: format!("key:{}:{}", row.id, row.name),
             role,
             key_id: Some(row.id),
+            expires_at: None,
         };
         if keys.len() >= KEY_CACHE_MAX {
             keys.retain(|_, (_, at)| at.elapsed() < KEY_CACHE_TTL);
@@ -210,9 +213,10 @@ struct Claims {
     role: String,
     /// A NumericDate, which may have a fraction.
     iat: Option<f64>,
+    exp: f64,
 }
 
-fn jwt_principal(token: &str, jwt: &JwtConfig) -> Result<(String, Role), ApiError> {
+fn jwt_principal(token: &str, jwt: &JwtConfig) -> Result<Caller, ApiError> {
     use jsonwebtoken::errors::ErrorKind;
     let mut validation = jsonwebtoken::Validation::new(jwt.algorithm);
     let mut required = vec!["exp", "sub"];
@@ -276,7 +280,13 @@ fn jwt_principal(token: &str, jwt: &JwtConfig) -> Result<(String, Role), ApiErro
     let role = Role::parse(&data.claims.role).ok_or_else(|| {
         ApiError::Unauthorized("the token's role claim must be viewer, operator or admin".into())
     })?;
-    Ok((format!("jwt:{}", data.claims.sub), role))
+    let exp = std::time::Duration::try_from_secs_f64(data.claims.exp).unwrap_or_default();
+    Ok(Caller {
+        name: format!("jwt:{}", data.claims.sub),
+        role,
+        key_id: None,
+        expires_at: Some(std::time::UNIX_EPOCH + exp),
+    })
 }
 
 /// Checks a credential (an API key or a JWT) presented from client address `ip`, for a request
@@ -299,11 +309,7 @@ pub(crate) async fn authenticate(
     let checked = if is_key {
         state.keys.principal(&state.front, credential).await
     } else if let Some(jwt) = &state.jwt {
-        jwt_principal(credential, jwt).map(|(name, role)| Caller {
-            name,
-            role,
-            key_id: None,
-        })
+        jwt_principal(credential, jwt)
     } else {
         Err(ApiError::Unauthorized("malformed API key".into()))
     };

@@ -496,3 +496,81 @@ async fn a_key_over_its_rate_gets_429_with_retry_after_and_metrics_count_request
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_console_session_opened_with_a_jwt_ends_when_the_token_does() {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let db = TestDb::new().await;
+    let options = cowans_api::ApiOptions {
+        jwt: Some(cowans_api::auth::JwtConfig::hs256(b"jwt-secret")),
+        ..Default::default()
+    };
+    let base = serve_open(&db, options).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // The sign-in form: its token, and the cookie that must echo it.
+    let form = http
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .unwrap();
+    let login_cookie = form.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = form.text().await.unwrap();
+    let csrf = page
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let jwt = encode(
+        &Header::default(),
+        &json!({"sub": "reviewer", "role": "operator", "exp": exp}),
+        &EncodingKey::from_secret(b"jwt-secret"),
+    )
+    .unwrap();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("credential", &jwt)
+        .append_pair("_csrf", &csrf)
+        .finish();
+    let res = http
+        .post(format!("{base}/console/login"))
+        .header("cookie", login_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let session = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("cowans_session="))
+        .unwrap();
+    let max_age: i64 = session
+        .split("; ")
+        .find_map(|p| p.strip_prefix("Max-Age="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Eight hours for a key; the token's ten minutes here.
+    assert!((1..=600).contains(&max_age), "{session}");
+    let (actor, ends): (String, i64) = sqlx::query_as(
+        "SELECT actor, extract(epoch FROM expires_at)::bigint FROM cowans_console_sessions",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(actor, "jwt:reviewer");
+    assert!(ends <= exp, "the session ends by the token's exp");
+}

@@ -1,69 +1,18 @@
 //! The web console in a real browser (Debian's Chromium through chromedriver, driven with
 //! fantoccini) against a real `cowans-api` and worker: signing in and out, live queue counts,
 //! pausing a queue as an operator, a viewer without controls whose forged posts are refused,
-//! and a hostile payload that stays text.
+//! a hostile payload that stays text, a dead letter re-driven to completion and a purge after
+//! its confirmation, a batch's progress bar moving on the live stream, and what a first load
+//! weighs. The staged-change review is in `console_review`.
 
-use std::{
-    net::TcpListener,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use cowans_testkit::wait_for;
 use cowans_tests::{ApiProcess, FAST_ENGINE, WorkerProcess};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use serde_json::{Value, json};
 
-/// A headless Chromium session (chromedriver on a free port; both stopped on drop).
-struct Browser {
-    driver: Child,
-    client: Client,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-async fn browser() -> Browser {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let driver = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start chromedriver ({e}): apt-get install chromium chromium-driver (./ops/test.sh does)"));
-    let caps = json!({
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,900"]
-        }
-    });
-    let caps = caps.as_object().unwrap().clone();
-    let client = wait_for(
-        "chromedriver to accept a session",
-        Duration::from_secs(60),
-        || {
-            let caps = caps.clone();
-            async move {
-                ClientBuilder::native()
-                    .capabilities(caps)
-                    .connect(&format!("http://127.0.0.1:{port}"))
-                    .await
-                    .ok()
-            }
-        },
-    )
-    .await;
-    Browser { driver, client }
-}
+use crate::support::browser::{Browser, browser, session_of, sign_in};
 
 /// An API (with the demo kinds) and a worker on another queue (so a leader keeps the queue
 /// summary fresh), over a fresh database; keys per role.
@@ -85,6 +34,33 @@ async fn fleet() -> Fleet {
 }
 
 impl Fleet {
+    /// `POST path` with `key` and `body`; the answer's JSON (a 2xx is required).
+    async fn post(&self, key: &str, path: &str, body: Value) -> Value {
+        let res = reqwest::Client::new()
+            .post(format!("{}{path}", self.api.base))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+        res.json().await.unwrap_or(Value::Null)
+    }
+
+    /// Job `id`'s state, as the API tells it.
+    async fn state_of(&self, key: &str, id: i64) -> String {
+        let res = reqwest::Client::new()
+            .get(format!("{}/api/v1/jobs/{id}", self.api.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        res.json::<Value>().await.unwrap()["state"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     async fn submit(&self, key: &str, job: Value) -> i64 {
         let res = reqwest::Client::new()
             .post(format!("{}/api/v1/jobs", self.api.base))
@@ -96,30 +72,6 @@ impl Fleet {
         assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
         res.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
     }
-}
-
-/// Signs in through the form with `credential`.
-async fn sign_in(b: &Browser, base: &str, credential: &str) {
-    b.client.goto(&format!("{base}/console")).await.unwrap();
-    // Not signed in: the console sends the browser to the form.
-    let url = b.client.current_url().await.unwrap();
-    assert!(url.path().ends_with("/console/login"), "{url}");
-    b.client
-        .find(Locator::Id("credential"))
-        .await
-        .unwrap()
-        .send_keys(credential)
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("form.login button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let url = b.client.current_url().await.unwrap();
-    assert_eq!(url.path(), "/console", "signed in, on the overview");
 }
 
 /// The text of the overview's row for `queue` once it satisfies `ok` (the table refreshes
@@ -170,13 +122,7 @@ async fn an_operator_signs_in_watches_a_queue_pauses_it_and_signs_out() {
     row_text(&b, "console-q", |t| t.contains("console-q 4 ")).await;
 
     let pause = "tr[data-queue='console-q'] form[action='/console/queues/console-q/pause'] button";
-    b.client
-        .find(Locator::Css(pause))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.navigate_by(pause).await;
     row_text(&b, "console-q", |t| {
         t.contains("paused") && t.contains("Resume")
     })
@@ -194,13 +140,7 @@ async fn an_operator_signs_in_watches_a_queue_pauses_it_and_signs_out() {
         )
     );
 
-    b.client
-        .find(Locator::Css("form.signout button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.navigate_by("form.signout button").await;
     assert!(
         b.client
             .current_url()
@@ -222,26 +162,6 @@ async fn an_operator_signs_in_watches_a_queue_pauses_it_and_signs_out() {
             .ends_with("/console/login"),
         "signed out: the console asks again"
     );
-}
-
-/// The session cookie and the CSRF token of a signed-in browser.
-async fn session_of(b: &Browser) -> (String, String) {
-    let cookie = b.client.get_named_cookie("cowans_session").await.unwrap();
-    assert!(
-        cookie.http_only().unwrap_or(false),
-        "the session cookie is HttpOnly"
-    );
-    assert_eq!(format!("{:?}", cookie.same_site()), "Some(Strict)");
-    let csrf = b
-        .client
-        .find(Locator::Css("form.signout input[name='_csrf']"))
-        .await
-        .unwrap()
-        .attr("value")
-        .await
-        .unwrap()
-        .unwrap();
-    (cookie.value().to_owned(), csrf)
 }
 
 #[tokio::test]
@@ -375,5 +295,181 @@ async fn a_hostile_payload_renders_as_text() {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn an_operator_redrives_a_dead_letter_to_completion_and_purges_after_confirming() {
+    let f = fleet().await;
+    let operator = crate::support::api::key(&f.db.pool, "operator").await;
+    // Dead letters whose cause is "fixed" by the time someone re-drives them.
+    let dying = json!({"queue": "console-busy", "kind": "demo.fail", "max_attempts": 1,
+                       "args": {"until_redriven": true}});
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(f.submit(&operator, dying.clone()).await);
+    }
+    for id in &ids {
+        wait_for(
+            &format!("job {id} to die"),
+            Duration::from_secs(60),
+            || async { (f.state_of(&operator, *id).await == "dead").then_some(()) },
+        )
+        .await;
+    }
+    let b = browser().await;
+    sign_in(&b, &f.api.base, &operator).await;
+    b.open(&format!("{}/console/dead?queue=console-busy", f.api.base))
+        .await;
+    assert!(b.text("p.count").await.starts_with("3 dead letters"));
+    let row = b.text(&format!("tr[data-job='{}']", ids[0])).await;
+    assert!(row.contains("demo failure until re-driven"), "{row}");
+    b.screenshot("dead-letters").await;
+
+    // Re-drive the first one alone: it runs again and completes.
+    b.click(&format!("input[name='id'][value='{}']", ids[0]))
+        .await;
+    b.navigate_by("form#selection button[type='submit']").await;
+    wait_for(
+        "the re-driven job to complete",
+        Duration::from_secs(60),
+        || async { (f.state_of(&operator, ids[0]).await == "completed").then_some(()) },
+    )
+    .await;
+    b.open(&format!("{}/console/jobs/{}", f.api.base, ids[0]))
+        .await;
+    assert_eq!(b.text("dd span.state").await, "completed");
+
+    // Purge the other two, after a confirmation that names the count.
+    b.open(&format!("{}/console/dead?queue=console-busy", f.api.base))
+        .await;
+    assert!(b.text("p.count").await.starts_with("2 dead letters"));
+    b.navigate_by("a.button.danger").await;
+    let warning = b.text("p.warning").await;
+    assert!(
+        warning.starts_with("Delete 2 dead letters of queue console-busy"),
+        "{warning}"
+    );
+    // A dead letter arriving meanwhile: the confirmed count is no longer true, nothing goes.
+    let late = f.submit(&operator, dying.clone()).await;
+    wait_for("the late job to die", Duration::from_secs(60), || async {
+        (f.state_of(&operator, late).await == "dead").then_some(())
+    })
+    .await;
+    b.navigate_by("button.danger").await;
+    let refusal = b.text("p.error").await;
+    assert!(
+        refusal.starts_with("3 dead letters match, not 2"),
+        "{refusal}"
+    );
+    b.open(&format!("{}/console/dead?queue=console-busy", f.api.base))
+        .await;
+    b.navigate_by("a.button.danger").await;
+    b.navigate_by("button.danger").await;
+    assert!(b.text("p.count").await.starts_with("0 dead letters"));
+    for id in &ids[1..] {
+        let res = reqwest::Client::new()
+            .get(format!("{}/api/v1/jobs/{id}", f.api.base))
+            .bearer_auth(&operator)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "job {id} purged");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_progress_bar_moves_on_the_live_stream_while_workers_run_it() {
+    let f = fleet().await;
+    let operator = crate::support::api::key(&f.db.pool, "operator").await;
+    f.post(&operator, "/api/v1/queues/console-busy/pause", json!({}))
+        .await;
+    let jobs: Vec<Value> = (0..20)
+        .map(|_| json!({"queue": "console-busy", "kind": "demo.sleep", "args": {"ms": 50}}))
+        .collect();
+    let batch = f
+        .post(
+            &operator,
+            "/api/v1/batches",
+            json!({"description": "console batch", "jobs": jobs}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let b = browser().await;
+    sign_in(&b, &f.api.base, &operator).await;
+    b.open(&format!("{}/console/batches", f.api.base)).await;
+    let bar = format!("document.querySelector(\"progress[data-batch='{batch}']\")");
+    assert_eq!(b.js(&format!("return {bar}.value")).await, json!(0));
+    assert_eq!(b.js(&format!("return {bar}.max")).await, json!(20));
+    // Marks this page: a reload would lose the mark.
+    b.js("window.cowansMark = 1; return null").await;
+
+    f.post(&operator, "/api/v1/queues/console-busy/resume", json!({}))
+        .await;
+    let seen = std::sync::Mutex::new(vec![0]);
+    wait_for(
+        "the bar to reach the end",
+        Duration::from_secs(90),
+        || async {
+            let v = b.js(&format!("return {bar}.value")).await.as_f64()? as i64;
+            let mut seen = seen.lock().unwrap();
+            if seen.last() != Some(&v) {
+                seen.push(v);
+            }
+            (v == 20).then_some(())
+        },
+    )
+    .await;
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(
+        b.js("return window.cowansMark").await,
+        json!(1),
+        "moved without a reload"
+    );
+    let done = b.text(&format!("[data-batch-done='{batch}']")).await;
+    assert_eq!(done, "20/20");
+    wait_for(
+        "the batch to show finished",
+        Duration::from_secs(60),
+        || async {
+            (b.text(&format!("[data-batch-status='{batch}']")).await == "finished").then_some(())
+        },
+    )
+    .await;
+    assert!(
+        b.text(&format!("[data-batch-counts='{batch}']"))
+            .await
+            .contains("20 completed")
+    );
+    println!("progress values seen: {seen:?}");
+    b.screenshot("batches").await;
+}
+
+#[tokio::test]
+async fn a_first_load_is_small() {
+    let f = fleet().await;
+    let operator = crate::support::api::key(&f.db.pool, "operator").await;
+    let b = browser().await;
+    sign_in(&b, &f.api.base, &operator).await;
+    b.screenshot("queues").await;
+    // Everything the overview loads (document, stylesheet, script), as the browser measured it.
+    let loaded = b
+        .js("const nav = performance.getEntriesByType('navigation')[0]; \
+             const res = performance.getEntriesByType('resource'); \
+             return { bytes: nav.transferSize + res.reduce((n, r) => n + r.transferSize, 0), \
+                      decoded: nav.decodedBodySize + res.reduce((n, r) => n + r.decodedBodySize, 0), \
+                      resources: res.length, ms: nav.loadEventEnd - nav.startTime };")
+        .await;
+    println!("first load of /console: {loaded}");
+    assert_eq!(
+        loaded["resources"],
+        json!(2),
+        "the stylesheet and the script, nothing else"
+    );
+    let decoded = loaded["decoded"].as_f64().unwrap();
+    assert!(
+        decoded > 0.0 && decoded < 100_000.0,
+        "under 100 KB even uncompressed: {loaded}"
     );
 }

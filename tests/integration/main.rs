@@ -33,6 +33,7 @@ mod catalog_webhooks;
 mod chaos;
 mod claim_and_ack;
 mod console;
+mod console_review;
 mod control;
 mod cron;
 mod enqueue;

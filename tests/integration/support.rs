@@ -1,9 +1,10 @@
 //! Helpers shared by several capability files: jobs for the store-level tests (here), an
 //! in-process engine running the demo kinds (`engine`), one running the control kinds that obey,
 //! ignore or sleep through a cancellation (`control_kinds`), the HTTP API served on port 0
-//! (`api`), the catalog against a simulated shop (`catalog`) and WebSocket clients of its live events (`events`). Helpers used by one file live in it; process helpers are in `cowans_tests`.
+//! (`api`), a headless Chromium for the console (`browser`), the catalog against a simulated shop (`catalog`) and WebSocket clients of its live events (`events`). Helpers used by one file live in it; process helpers are in `cowans_tests`.
 
 pub(crate) mod api;
+pub(crate) mod browser;
 pub(crate) mod catalog;
 pub(crate) mod control_kinds;
 pub(crate) mod engine;

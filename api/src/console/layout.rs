@@ -2,8 +2,10 @@
 
 use axum::{
     http::StatusCode,
-    response::{IntoResponse, Response},
+    response::{IntoResponse, Redirect, Response},
 };
+use cowans_core::Role;
+use cowans_queue::StoreError;
 use maud::{DOCTYPE, Markup, html};
 
 use super::session::Session;
@@ -27,6 +29,11 @@ pub fn page(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                         nav {
                             a href="/console" { "Queues" }
                             a href="/console/jobs" { "Jobs" }
+                            a href="/console/dead" { "Dead letters" }
+                            a href="/console/batches" { "Batches" }
+                            a href="/console/shops" { "Shops" }
+                            @if s.user.role >= cowans_core::Role::Admin { a href="/console/audit" { "Audit" } }
+                            a href="/console/errors" { "Errors" }
                         }
                         form.signout method="post" action="/console/logout" {
                             span.who { (s.user.name) " (" (s.user.role) ")" }
@@ -76,8 +83,89 @@ pub struct Refusal {
     pub message: String,
 }
 
+impl Refusal {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// Input the console cannot use (422), naming the field in `message`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+}
+
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         problem(self.status, &self.message)
     }
+}
+
+/// A store error as a page: what the user can act on, never database text.
+pub fn store_problem(e: StoreError) -> Response {
+    match e {
+        StoreError::NotFound { what } => problem(StatusCode::NOT_FOUND, &format!("No {what}.")),
+        StoreError::Invalid { field, message } => problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("{field} {message}"),
+        ),
+        StoreError::Conflict { message, .. } => problem(StatusCode::CONFLICT, &message),
+        other => {
+            tracing::error!(error = %other, "console request failed");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database did not answer; try again.",
+            )
+        }
+    }
+}
+
+/// An operator's action from a form: the CSRF token and the role first, then `action`, then
+/// back to `then` (or an error page).
+pub async fn operator_action<T>(
+    session: &Session,
+    csrf: &str,
+    then: &str,
+    action: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Response {
+    if let Err(r) = session.authorize(csrf, Role::Operator) {
+        return r.into_response();
+    }
+    match action.await {
+        Ok(_) => Redirect::to(then).into_response(),
+        Err(e) => store_problem(e),
+    }
+}
+
+/// What a path segment or query value must not carry as is.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'=')
+    .add(b'?');
+
+pub fn urlencode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
+}
+
+/// A query value given and not blank.
+pub fn nonempty(s: &Option<String>) -> Option<String> {
+    s.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// A time as the console shows it (UTC, to the second).
+pub fn when(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
 }

@@ -6,9 +6,17 @@
 //! Actions go through the same [`FrontDoor`](cowans_queue::FrontDoor) calls as the API, as the
 //! signed-in user, and controls a role may not use are neither shown nor accepted.
 
+mod audit;
+mod batches;
+mod bulk_edit;
+mod dead;
+mod form;
 mod layout;
+mod live;
 mod pages;
+mod review;
 mod session;
+mod shops;
 
 use axum::{
     Router,
@@ -37,6 +45,37 @@ pub fn router() -> Router<ApiState> {
         .route("/console/jobs/{id}/retry", post(pages::retry_job))
         .route("/console/queues/{queue}/pause", post(pages::pause_queue))
         .route("/console/queues/{queue}/resume", post(pages::resume_queue))
+        .route("/console/live/events", get(live::events))
+        .route("/console/dead", get(dead::list))
+        .route("/console/dead/redrive", post(dead::redrive))
+        .route(
+            "/console/dead/purge",
+            get(dead::confirm_purge).post(dead::purge),
+        )
+        .route("/console/batches", get(batches::list))
+        .route("/console/batches/{id}/cancel", post(batches::cancel))
+        .route("/console/shops", get(shops::list))
+        .route("/console/shops/{id}/pull", post(shops::start_pull))
+        .route("/console/shops/{id}/changes", get(review::list))
+        .route("/console/shops/{id}/changes/decide", post(review::decide))
+        .route(
+            "/console/shops/{id}/changes/decide-matching",
+            post(review::decide_matching),
+        )
+        .route(
+            "/console/shops/{id}/changes/{change}/resolve",
+            post(review::resolve),
+        )
+        .route(
+            "/console/shops/{id}/bulk-edit",
+            get(bulk_edit::form).post(bulk_edit::start),
+        )
+        .route(
+            "/console/shops/{id}/bulk-edit/preview",
+            post(bulk_edit::preview),
+        )
+        .route("/console/audit", get(audit::audit))
+        .route("/console/errors", get(audit::errors))
         .route("/console/static/console.css", get(css))
         .route("/console/static/console.js", get(js))
         .layer(axum::middleware::map_response(security_headers))

@@ -4,37 +4,18 @@
 use axum::{
     extract::{Form, Query, State},
     http::StatusCode,
-    response::{IntoResponse, Redirect, Response},
+    response::{IntoResponse, Response},
 };
 use cowans_core::{JobId, JobState, QueueName, Role};
-use cowans_queue::{JobFilter, QueueStats, StoreError};
+use cowans_queue::{JobFilter, QueueStats};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{
-    layout::{action_button, page, problem},
+    layout::{action_button, nonempty, operator_action, page, problem, store_problem, urlencode},
     session::{CsrfForm, Session},
 };
 use crate::{ApiState, routes::ApiPath};
-
-/// A store error as a page: what the user can act on, never database text.
-pub fn store_problem(e: StoreError) -> Response {
-    match e {
-        StoreError::NotFound { what } => problem(StatusCode::NOT_FOUND, &format!("No {what}.")),
-        StoreError::Invalid { field, message } => problem(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &format!("{field} {message}"),
-        ),
-        StoreError::Conflict { message, .. } => problem(StatusCode::CONFLICT, &message),
-        other => {
-            tracing::error!(error = %other, "console request failed");
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The database did not answer; try again.",
-            )
-        }
-    }
-}
 
 fn queue_rows_markup(session: &Session, stats: &[QueueStats]) -> Markup {
     let operator = session.user.role >= Role::Operator;
@@ -62,24 +43,6 @@ fn queue_rows_markup(session: &Session, stats: &[QueueStats]) -> Markup {
             }
         }
     }
-}
-
-/// What a path segment or query value must not carry as is.
-const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'&')
-    .add(b'+')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'=')
-    .add(b'?');
-
-fn urlencode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 /// Every queue with its counts; the table's body refreshes itself (console.js) from
@@ -111,23 +74,6 @@ pub async fn queue_rows(State(state): State<ApiState>, session: Session) -> Resp
     }
 }
 
-/// An operator's action from a form: the CSRF token and the role first, then `action`, then
-/// back to `then` (or an error page).
-async fn operator_action<T>(
-    session: &Session,
-    form: &CsrfForm,
-    then: &str,
-    action: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Response {
-    if let Err(r) = session.authorize(&form.csrf, Role::Operator) {
-        return r.into_response();
-    }
-    match action.await {
-        Ok(_) => Redirect::to(then).into_response(),
-        Err(e) => store_problem(e),
-    }
-}
-
 async fn set_paused(
     state: &ApiState,
     session: &Session,
@@ -142,7 +88,7 @@ async fn set_paused(
         );
     };
     let action = state.front.set_paused(&session.actor, &name, paused);
-    operator_action(session, form, "/console", action).await
+    operator_action(session, &form.csrf, "/console", action).await
 }
 
 pub async fn pause_queue(
@@ -168,6 +114,7 @@ pub struct JobsQuery {
     queue: Option<String>,
     state: Option<String>,
     kind: Option<String>,
+    batch: Option<String>,
     after: Option<i64>,
 }
 
@@ -179,7 +126,15 @@ pub async fn jobs(
     session: Session,
     Query(q): Query<JobsQuery>,
 ) -> Response {
-    let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
+    let batch = match nonempty(&q.batch).map(|b| b.parse::<i64>()).transpose() {
+        Ok(b) => b,
+        Err(_) => {
+            return problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "batch: that is not a batch id.",
+            );
+        }
+    };
     let job_state = match nonempty(&q.state) {
         None => None,
         Some(s) => match JobState::parse(&s) {
@@ -196,6 +151,7 @@ pub async fn jobs(
         queue: nonempty(&q.queue),
         state: job_state,
         kind: nonempty(&q.kind),
+        batch,
     };
     let found = match state
         .front
@@ -220,6 +176,7 @@ pub async fn jobs(
                 }
             }
             label { "kind " input name="kind" value=[filter.kind.as_deref()]; }
+            label { "batch " input name="batch" type="number" min="1" value=[filter.batch]; }
             button type="submit" { "Filter" }
         }
         table.jobs {
@@ -239,7 +196,7 @@ pub async fn jobs(
         }
         @if found.is_empty() { p { "No job matches." } }
         @if let Some(after) = next {
-            p { a href={ "/console/jobs?queue=" (urlencode(filter.queue.as_deref().unwrap_or(""))) "&state=" (q.state.as_deref().unwrap_or("")) "&kind=" (urlencode(filter.kind.as_deref().unwrap_or(""))) "&after=" (after) } { "Next page" } }
+            p { a href={ "/console/jobs?queue=" (urlencode(filter.queue.as_deref().unwrap_or(""))) "&state=" (q.state.as_deref().unwrap_or("")) "&kind=" (urlencode(filter.kind.as_deref().unwrap_or(""))) "&batch=" (filter.batch.map(|b| b.to_string()).unwrap_or_default()) "&after=" (after) } { "Next page" } }
         }
     };
     page("Jobs", Some(&session), body).into_response()
@@ -303,7 +260,7 @@ pub async fn cancel_job(
     let then = format!("/console/jobs/{id}");
     operator_action(
         &session,
-        &form,
+        &form.csrf,
         &then,
         state.front.cancel(&session.actor, JobId(id)),
     )
@@ -319,7 +276,7 @@ pub async fn retry_job(
     let then = format!("/console/jobs/{id}");
     operator_action(
         &session,
-        &form,
+        &form.csrf,
         &then,
         state.front.retry(&session.actor, JobId(id)),
     )

@@ -118,7 +118,7 @@ impl FromRequestParts<ApiState> for Session {
         let user = match state.front.console_session(&token).await {
             Ok(Some(user)) => user,
             Ok(None) => return Err(unauthenticated()),
-            Err(e) => return Err(super::pages::store_problem(e)),
+            Err(e) => return Err(super::layout::store_problem(e)),
         };
         // The same per-caller request budget as the API's.
         if state.limiter.check(&user.name).is_err() {
@@ -222,16 +222,24 @@ pub async fn login(
         role: caller.role,
         client_addr: Some(peer.to_string()),
     };
+    // A session never outlives its credential: a JWT's ends at the token's `exp`.
+    let ttl = caller
+        .expires_at
+        .map(|exp| {
+            exp.duration_since(std::time::SystemTime::now())
+                .unwrap_or_default()
+        })
+        .map_or(SESSION_TTL, |left| left.min(SESSION_TTL));
     match state
         .front
-        .open_console_session(&actor, caller.key_id, SESSION_TTL)
+        .open_console_session(&actor, caller.key_id, ttl)
         .await
     {
         Ok(login) => (
             StatusCode::SEE_OTHER,
             // Two cookies: the headers are appended (an array would keep only the last).
             AppendHeaders([
-                set_cookie(COOKIE, login.token, SESSION_TTL, over_tls(&headers)),
+                set_cookie(COOKIE, login.token, ttl, over_tls(&headers)),
                 set_cookie(
                     LOGIN_COOKIE,
                     String::new(),
@@ -242,7 +250,7 @@ pub async fn login(
             ]),
         )
             .into_response(),
-        Err(e) => super::pages::store_problem(e),
+        Err(e) => super::layout::store_problem(e),
     }
 }
 
@@ -267,7 +275,7 @@ pub async fn logout(
         .close_console_session(&session.actor, &session.token)
         .await
     {
-        return super::pages::store_problem(e);
+        return super::layout::store_problem(e);
     }
     (
         StatusCode::SEE_OTHER,

@@ -316,7 +316,12 @@ pub(crate) fn job_filter(
             ApiError::invalid("state", format!("is {s:?}; it must be one of available, scheduled, running, completed, cancelled, dead"))
         })?),
     };
-    Ok(JobFilter { queue, state, kind })
+    Ok(JobFilter {
+        queue,
+        state,
+        kind,
+        batch: None,
+    })
 }
 
 /// `GET /api/v1/jobs?queue=&state=&kind=&after=&limit=` (viewer), id order.

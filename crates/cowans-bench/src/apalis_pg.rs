@@ -60,6 +60,7 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         | Workload::ApproveAll
         | Workload::SyncPush
         | Workload::Chaos
+        | Workload::Fanout
         | Workload::SyncIncremental => anyhow::bail!(
             "{name} has no apalis-postgres counterpart (no unique keys or fleet-wide limits there)"
         ),

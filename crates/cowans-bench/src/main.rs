@@ -13,6 +13,7 @@
 //! cargo run --release -p cowans-bench -- approve-all --products 100000 --variants 1 --changes 100000
 //! cargo run --release -p cowans-bench -- sync-push --products 1000 --mode aliased --processes 3
 //! cargo run --release -p cowans-bench -- chaos --jobs 100000 --processes 3 [--scenarios kill,…]
+//! cargo run --release -p cowans-bench -- fanout --subscribers 1000 --events 100
 //! ```
 //! The catalog workloads and `chaos` start `cowans-shopsim`, `cowans-worker` and `cowans-api`
 //! from the same directory (`cargo build --release --bins` first).
@@ -29,6 +30,7 @@ mod bench_db;
 mod budget;
 mod catalog_api;
 mod chaos;
+mod fanout;
 mod idle_tx;
 mod ours;
 mod probe;
@@ -85,6 +87,9 @@ pub enum Workload {
     /// effects: SIGKILLs, connection storms, a server restart, a held snapshot, connection
     /// exhaustion, SIGTERM with long jobs; jobs lost, duplicates, exits, recovery times.
     Chaos,
+    /// `--subscribers` live-stream subscribers of one `cowans-api`, `--events` events published
+    /// one at a time: publish-to-read p50/p99 over every delivery.
+    Fanout,
     /// One process of `shop-budget` (started by it).
     #[value(hide = true)]
     ShopBudgetClient,
@@ -173,6 +178,12 @@ pub struct Args {
     /// `shop-budget-client`: pace with a bucket of this process only.
     #[arg(long, hide = true)]
     pub local_bucket: bool,
+    /// Live-stream subscribers for `fanout`.
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// Events `fanout` publishes.
+    #[arg(long, default_value_t = 100)]
+    pub events: usize,
     #[command(flatten)]
     pub chaos: chaos::ChaosArgs,
 }
@@ -249,6 +260,7 @@ fn workload_name(w: Workload) -> &'static str {
         Workload::ApproveAll => "approve-all",
         Workload::SyncPush => "sync-push",
         Workload::Chaos => "chaos",
+        Workload::Fanout => "fanout",
         Workload::ShopBudgetClient => "shop-budget-client",
     }
 }
@@ -351,6 +363,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<Measurement>> {
         {
             sync::run(args, &db).await
         }
+        BackendKind::Postgres if args.workload == Workload::Fanout => fanout::run(args, &db).await,
         BackendKind::Postgres if args.workload == Workload::ShopBudget => {
             budget::run(args, &db).await
         }

@@ -130,6 +130,7 @@ async fn run_on(target: &Target, args: &Args) -> anyhow::Result<Vec<Measurement>
         | Workload::ApproveAll
         | Workload::SyncPush
         | Workload::Chaos
+        | Workload::Fanout
         | Workload::SyncIncremental => {
             anyhow::bail!("{name} is not an engine workload")
         }

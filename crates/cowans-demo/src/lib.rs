@@ -8,7 +8,7 @@
 //! | `demo.noop` | `{}` | nothing |
 //! | `demo.sleep` | `{"ms": u64}` | sleeps |
 //! | `demo.effect` | `{"key": str, "sleep_ms": u64}` | sleeps, then records `key` and completes the job in one transaction (exactly-once effect) |
-//! | `demo.fail` | `{"times": i32, "permanent": bool}` | fails its first `times` attempts (permanently if asked) |
+//! | `demo.fail` | `{"times": i32, "permanent": bool, "until_redriven": bool}` | fails its first `times` attempts (permanently if asked); with `until_redriven`, fails permanently until re-driven |
 //! | `demo.panic` | `{}` | panics |
 //! | `demo.batch_done` | `{"batch_id": i64, "counts": {state: n}, "args": any}` | a batch's callback: logs how the batch ended |
 
@@ -52,9 +52,14 @@ pub struct Effect {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Fail {
+    #[serde(default)]
     pub times: i32,
     #[serde(default)]
     pub permanent: bool,
+    /// Fail permanently until an operator re-drives the job (a re-driven job runs from the
+    /// re-drive's time, later than its creation): a dead letter whose cause was since fixed.
+    #[serde(default)]
+    pub until_redriven: bool,
 }
 
 /// What a batch's callback job carries.
@@ -93,8 +98,11 @@ fn kinds(ctx: &AppContext) -> Result<Vec<JobKind>, String> {
         ),
         JobKind::new(
             "demo.fail",
-            "fails its first `times` attempts (permanently if `permanent`)",
+            "fails its first `times` attempts (permanently if `permanent`); with `until_redriven`, until an operator re-drives it",
             task_fn(|a: Fail, job: JobMeta| async move {
+                if a.until_redriven && job.run_at <= job.created_at {
+                    return Err(JobError::permanent("demo failure until re-driven"));
+                }
                 if job.attempt <= a.times {
                     let msg = format!("demo failure on attempt {}", job.attempt);
                     return Err(if a.permanent {

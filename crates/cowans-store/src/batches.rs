@@ -327,6 +327,17 @@ pub struct OpenBatch {
     pub redis_queues: Vec<String>,
 }
 
+/// The ids of the newest `limit` batches before id `before`, newest first.
+pub async fn recent_batches(pool: &PgPool, before: Option<i64>, limit: i64) -> Result<Vec<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM cowans_batches WHERE id < $1 ORDER BY id DESC LIMIT $2")
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
 /// The oldest `limit` batches that have not finished.
 pub async fn open_batches(pool: &PgPool, limit: i64) -> Result<Vec<OpenBatch>> {
     type Row = (i64, i32, Value, Option<Value>, Vec<String>);

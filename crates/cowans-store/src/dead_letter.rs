@@ -38,6 +38,19 @@ pub async fn list_dead(
     rows.into_iter().map(JobRecord::try_from).collect()
 }
 
+/// How many dead letters match `filter`.
+pub async fn count_dead(pool: &PgPool, filter: &DeadLetterFilter) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM cowans_jobs \
+         WHERE state = 'dead' AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR kind = $2)",
+    )
+    .bind(&filter.queue)
+    .bind(&filter.kind)
+    .fetch_one(pool)
+    .await?;
+    Ok(n.max(0) as u64)
+}
+
 // A dead letter with a unique key comes back only if no live job holds the key, and only one
 // dead letter per key (the oldest) comes back at a time.
 macro_rules! key_free {

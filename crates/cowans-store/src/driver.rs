@@ -165,6 +165,7 @@ impl Driver for PgDriver {
             queue: Some(queue.to_owned()),
             state,
             kind: kind.map(str::to_owned),
+            batch: None,
         };
         Ok(crate::list_jobs(&self.pool, &filter, after, limit).await?)
     }

@@ -109,6 +109,8 @@ pub struct JobFilter {
     pub queue: Option<String>,
     pub state: Option<JobState>,
     pub kind: Option<String>,
+    /// Jobs of this batch.
+    pub batch: Option<i64>,
 }
 
 /// A page of jobs in id order after `after` (keyset pagination).
@@ -123,13 +125,14 @@ pub async fn list_jobs(
         job_columns!(),
         " FROM cowans_jobs WHERE ($1::text IS NULL OR queue = $1) \
           AND ($2::text IS NULL OR state = $2::cowans_job_state) AND ($3::text IS NULL OR kind = $3) \
-          AND id > $4 ORDER BY id LIMIT $5"
+          AND ($6::bigint IS NULL OR batch_id = $6) AND id > $4 ORDER BY id LIMIT $5"
     ))
     .bind(&filter.queue)
     .bind(filter.state.map(JobState::as_str))
     .bind(&filter.kind)
     .bind(after.map_or(0, |a| a.0))
     .bind(limit)
+    .bind(filter.batch)
     .fetch_all(pool)
     .await?;
     rows.into_iter().map(JobRecord::try_from).collect()

@@ -42,7 +42,8 @@ pub use batches::{
     BatchCallback, BatchProgress, BatchRefresh, Counts, MAX_DESCRIPTION as MAX_BATCH_DESCRIPTION,
     OpenBatch, add_counts, batch_job_ids, batch_progress, callback_args, count_batch_jobs,
     create_batch, final_jobs, finished_on_redis, in_batch, open_batch, open_batches,
-    pending_callbacks, released_on_redis, set_batch_total, set_callback_job, settle_batch,
+    pending_callbacks, recent_batches, released_on_redis, set_batch_total, set_callback_job,
+    settle_batch,
 };
 pub use claim::{claim, promote_due};
 pub use control::{
@@ -50,7 +51,8 @@ pub use control::{
 };
 pub use cron::{CronRow, advance_cron, delete_cron, get_cron, list_cron, upsert_cron};
 pub use dead_letter::{
-    DeadLetterFilter, list_dead, purge_dead, redrive_ids, redrive_ids_in, redrive_matching,
+    DeadLetterFilter, count_dead, list_dead, purge_dead, redrive_ids, redrive_ids_in,
+    redrive_matching,
 };
 pub use driver::PgDriver;
 pub use enqueue::{enqueue, enqueue_audited, enqueue_autocommit, enqueue_many, validate_all};

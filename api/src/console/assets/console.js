@@ -1,7 +1,52 @@
-// The console's live parts, without inline script (the Content-Security-Policy forbids it):
-// an element with data-live="<url>" has its content replaced every two seconds by the HTML
-// fragment the server renders at that URL (escaped there, like every page).
+// The console's live parts, without inline script (the Content-Security-Policy forbids it).
+// - An element with data-live="<url>" has its content replaced every two seconds by the HTML
+//   fragment the server renders at that URL (escaped there, like every page).
+// - A page with a [data-events] element follows the live event stream (Server-Sent Events,
+//   authenticated by the session cookie): batch progress bars and running pulls move as
+//   their events arrive. Values are written with textContent and attributes, never as HTML.
 "use strict";
+
+const STATES = ["available", "scheduled", "running", "completed", "dead", "cancelled"];
+
+function follow() {
+  const events = new EventSource("/console/live/events");
+  const each = (selector, fn) => document.querySelectorAll(selector).forEach(fn);
+  const batch = (e) => {
+    const b = JSON.parse(e.data);
+    const c = b.counts || {};
+    const done = (c.completed || 0) + (c.dead || 0) + (c.cancelled || 0);
+    each(`progress[data-batch="${b.batch_id}"]`, (p) => {
+      p.max = Math.max(b.total, 1);
+      p.value = done;
+    });
+    each(`[data-batch-done="${b.batch_id}"]`, (el) => { el.textContent = `${done}/${b.total}`; });
+    const parts = STATES.filter((s) => c[s] > 0).map((s) => `${c[s]} ${s}`);
+    each(`[data-batch-counts="${b.batch_id}"]`, (el) => { el.textContent = parts.join(" · ") || "no job yet"; });
+    if (e.type === "batch.finished") {
+      each(`[data-batch-status="${b.batch_id}"]`, (el) => { el.textContent = "finished"; });
+    }
+  };
+  events.addEventListener("batch.progress", batch);
+  events.addEventListener("batch.finished", batch);
+  events.addEventListener("batch.cancelled", (e) => {
+    const b = JSON.parse(e.data);
+    each(`[data-batch-status="${b.batch_id}"]`, (el) => { el.textContent = "cancelled"; });
+  });
+  events.addEventListener("sync.progress", (e) => {
+    const s = JSON.parse(e.data);
+    each(`[data-pull="${s.pull_id}"]`, (el) => {
+      el.textContent = `${s.kind}, ${s.stage}: ${s.products} products, ${s.variants} variants so far`;
+    });
+  });
+  events.addEventListener("sync.finished", (e) => {
+    const s = JSON.parse(e.data);
+    each(`[data-pull="${s.pull_id}"]`, (el) => {
+      el.textContent = `${s.kind} ${s.state}: ${s.products} products, ${s.variants} variants` +
+        (s.error ? ` (${s.error})` : "");
+    });
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   for (const el of document.querySelectorAll("[data-live]")) {
     const url = el.getAttribute("data-live");
@@ -17,4 +62,5 @@ document.addEventListener("DOMContentLoaded", () => {
     };
     setInterval(refresh, 2000);
   }
+  if (document.querySelector("[data-events]")) follow();
 });

@@ -480,6 +480,11 @@ impl Catalog {
             .ok_or_else(|| StoreError::not_found(format!("change {id} of shop {shop_id}")))
     }
 
+    /// How many changes of the shop match `filter` (what a decision by filter expects).
+    pub async fn count_changes(&self, shop_id: i64, filter: &ChangeFilter) -> Result<i64> {
+        store::count_changes(self.pool(), shop_id, &checked_filter(filter)?).await
+    }
+
     /// How many changes of the shop are in each state.
     pub async fn change_counts(&self, shop_id: i64) -> Result<Vec<(String, i64)>> {
         store::change_counts(self.pool(), shop_id).await

@@ -204,6 +204,21 @@ impl FrontDoor {
         Ok(p)
     }
 
+    /// The newest `limit` batches before id `before`, newest first, each with live counts.
+    pub async fn batches(&self, before: Option<i64>, limit: i64) -> Result<Vec<BatchProgress>> {
+        let ids = cowans_store::recent_batches(&self.inner.pool, before, limit).await?;
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.batch(id).await {
+                Ok(p) => found.push(p),
+                // Removed by retention since it was listed.
+                Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
+    }
+
     /// Cancels a batch's unfinished jobs (Redis ones first, then the Postgres ones and the
     /// batch itself, audited with both counts); returns how many. A Redis failure part way
     /// still cancels and audits the rest, then answers the error: calling again finishes it.

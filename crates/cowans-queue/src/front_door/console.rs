@@ -29,6 +29,7 @@ pub struct ConsoleUser {
     pub role: Role,
     /// The token the session's forms carry.
     pub csrf: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 fn random_token() -> String {
@@ -83,6 +84,7 @@ impl FrontDoor {
                 role: Role::parse(&s.role)?,
                 name: s.actor,
                 csrf: s.csrf,
+                expires_at: s.expires_at,
             })
         }))
     }

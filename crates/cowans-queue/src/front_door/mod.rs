@@ -383,7 +383,25 @@ impl FrontDoor {
             && let Some(redis) = self.redis_queue(q)
         {
             let kind = filter.kind.as_deref();
-            return Ok(redis.list_jobs(q, filter.state, kind, after, limit).await?);
+            let Some(batch) = filter.batch else {
+                return Ok(redis.list_jobs(q, filter.state, kind, after, limit).await?);
+            };
+            // A batch's members on Redis are a set: read them in id order.
+            let mut ids = redis.batch_jobs(q, batch).await?;
+            ids.sort_unstable();
+            let mut found = Vec::new();
+            for id in ids.into_iter().filter(|id| after.is_none_or(|a| *id > a)) {
+                if found.len() as i64 >= limit {
+                    break;
+                }
+                if let Some(j) = redis.job(id).await?
+                    && filter.state.is_none_or(|s| s == j.state)
+                    && kind.is_none_or(|k| k == j.kind)
+                {
+                    found.push(j);
+                }
+            }
+            return Ok(found);
         }
         cowans_store::list_jobs(&self.inner.pool, filter, after, limit).await
     }
@@ -496,6 +514,40 @@ impl FrontDoor {
                 .await?);
         }
         cowans_store::list_dead(&self.inner.pool, filter, after, limit).await
+    }
+
+    /// How many dead letters `queue` has (of `kind`, if given): the count a purge expects.
+    pub async fn count_dead(&self, queue: &QueueName, kind: Option<&str>) -> Result<u64> {
+        let Some(kind) = kind else {
+            let counts = self.count_by_state(queue).await?;
+            let dead = counts.iter().find(|(s, _)| *s == JobState::Dead);
+            return Ok(dead.map_or(0, |(_, n)| (*n).max(0) as u64));
+        };
+        if let Some(redis) = self.redis_queue(queue.as_str()) {
+            let mut n = 0;
+            let mut after = None;
+            loop {
+                let page = redis
+                    .list_jobs(
+                        queue.as_str(),
+                        Some(JobState::Dead),
+                        Some(kind),
+                        after,
+                        1000,
+                    )
+                    .await?;
+                n += page.len() as u64;
+                match page.last() {
+                    Some(last) if page.len() == 1000 => after = Some(last.id),
+                    _ => return Ok(n),
+                }
+            }
+        }
+        let filter = DeadLetterFilter {
+            queue: Some(queue.to_string()),
+            kind: Some(kind.to_owned()),
+        };
+        cowans_store::count_dead(&self.inner.pool, &filter).await
     }
 
     /// Re-drives dead letters of `queue`; returns how many went back.

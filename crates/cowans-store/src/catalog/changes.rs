@@ -395,6 +395,18 @@ pub async fn pushable_at_least(pool: &PgPool, shop_id: i64, n: i64) -> Result<bo
     Ok(found >= n)
 }
 
+/// How many changes of the shop match `filter`.
+pub async fn count_changes(pool: &PgPool, shop_id: i64, filter: &ChangeFilter) -> Result<i64> {
+    let q = sqlx::query_as(concat!(
+        "SELECT count(*) FROM cowans_changes c \
+         LEFT JOIN cowans_products p ON p.shop_id = c.shop_id AND p.id = c.product_id \
+         WHERE c.shop_id = $9 AND ",
+        change_filter!()
+    ));
+    let (n,): (i64,) = bind_filter(q, filter).bind(shop_id).fetch_one(pool).await?;
+    Ok(n)
+}
+
 /// How many changes of the shop are in each state.
 pub async fn change_counts(pool: &PgPool, shop_id: i64) -> Result<Vec<(String, i64)>> {
     Ok(sqlx::query_as(

@@ -1,0 +1,181 @@
+//! A headless Chromium driven through chromedriver (fantoccini) for the console's browser
+//! tests: starting it, signing in, reading the session, running a script, taking screenshots
+//! for the README (`COWANS_SCREENSHOTS=<dir>`).
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use cowans_testkit::wait_for;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+/// A headless Chromium session (chromedriver on a free port; both stopped on drop).
+pub(crate) struct Browser {
+    driver: Child,
+    pub(crate) client: Client,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+pub(crate) async fn browser() -> Browser {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start chromedriver ({e}): apt-get install chromium chromium-driver (./ops/test.sh does)"));
+    let caps = json!({
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,900"]
+        }
+    });
+    let caps = caps.as_object().unwrap().clone();
+    let client = wait_for(
+        "chromedriver to accept a session",
+        Duration::from_secs(60),
+        || {
+            let caps = caps.clone();
+            async move {
+                ClientBuilder::native()
+                    .capabilities(caps)
+                    .connect(&format!("http://127.0.0.1:{port}"))
+                    .await
+                    .ok()
+            }
+        },
+    )
+    .await;
+    Browser { driver, client }
+}
+
+impl Browser {
+    /// Runs `script` in the page; what it returns.
+    pub(crate) async fn js(&self, script: &str) -> Value {
+        self.client.execute(script, vec![]).await.unwrap()
+    }
+
+    /// Opens `url`.
+    pub(crate) async fn open(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+
+    /// The visible text of the first element matching `css`.
+    pub(crate) async fn text(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// How many elements match `css`.
+    pub(crate) async fn count(&self, css: &str) -> usize {
+        self.client.find_all(Locator::Css(css)).await.unwrap().len()
+    }
+
+    /// Clicks the first element matching `css`.
+    pub(crate) async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Clicks the first element matching `css` and waits for the page it leads to (a form's
+    /// answer, a link's target) to have loaded: WebDriver's click may return before that.
+    pub(crate) async fn navigate_by(&self, css: &str) {
+        self.js("window.cowansOldPage = true; return null").await;
+        self.click(css).await;
+        wait_for(
+            &format!("the page {css} leads to"),
+            Duration::from_secs(60),
+            || async {
+                let v = self
+                    .client
+                    .execute(
+                        "return window.cowansOldPage === undefined && document.readyState === 'complete'",
+                        vec![],
+                    )
+                    .await
+                    .ok()?;
+                (v == json!(true)).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// With `COWANS_SCREENSHOTS=<dir>`, saves the page as `<dir>/<name>.png` (the README's
+    /// pictures come from here); otherwise nothing.
+    pub(crate) async fn screenshot(&self, name: &str) {
+        let Ok(dir) = std::env::var("COWANS_SCREENSHOTS") else {
+            return;
+        };
+        let png = self.client.screenshot().await.unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+/// Signs in through the form with `credential`.
+pub(crate) async fn sign_in(b: &Browser, base: &str, credential: &str) {
+    b.client.goto(&format!("{base}/console")).await.unwrap();
+    // Not signed in: the console sends the browser to the form.
+    let url = b.client.current_url().await.unwrap();
+    assert!(url.path().ends_with("/console/login"), "{url}");
+    b.client
+        .find(Locator::Id("credential"))
+        .await
+        .unwrap()
+        .send_keys(credential)
+        .await
+        .unwrap();
+    b.navigate_by("form.login button").await;
+    let url = b.client.current_url().await.unwrap();
+    if url.path() != "/console" {
+        let page = b.client.source().await.unwrap_or_default();
+        panic!("not signed in: at {url}, {page}");
+    }
+}
+
+/// The session cookie and the CSRF token of a signed-in browser.
+pub(crate) async fn session_of(b: &Browser) -> (String, String) {
+    let cookie = b.client.get_named_cookie("cowans_session").await.unwrap();
+    assert!(
+        cookie.http_only().unwrap_or(false),
+        "the session cookie is HttpOnly"
+    );
+    assert_eq!(format!("{:?}", cookie.same_site()), "Some(Strict)");
+    let csrf = b
+        .client
+        .find(Locator::Css("form.signout input[name='_csrf']"))
+        .await
+        .unwrap()
+        .attr("value")
+        .await
+        .unwrap()
+        .unwrap();
+    (cookie.value().to_owned(), csrf)
+}
