@@ -510,26 +510,6 @@ async fn a_console_session_opened_with_a_jwt_ends_when_the_token_does() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    // The sign-in form: its token, and the cookie that must echo it.
-    let form = http
-        .get(format!("{base}/console/login"))
-        .send()
-        .await
-        .unwrap();
-    let login_cookie = form.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let page = form.text().await.unwrap();
-    let csrf = page
-        .split("name=\"_csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned();
     let exp = chrono::Utc::now().timestamp() + 600;
     let jwt = encode(
         &Header::default(),
@@ -537,18 +517,7 @@ async fn a_console_session_opened_with_a_jwt_ends_when_the_token_does() {
         &EncodingKey::from_secret(b"jwt-secret"),
     )
     .unwrap();
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("credential", &jwt)
-        .append_pair("_csrf", &csrf)
-        .finish();
-    let res = http
-        .post(format!("{base}/console/login"))
-        .header("cookie", login_cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let res = crate::support::api::console_sign_in(&http, &base, &jwt).await;
     assert_eq!(res.status(), 303);
     let session = res
         .headers()

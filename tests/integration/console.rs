@@ -339,6 +339,12 @@ async fn an_operator_redrives_a_dead_letter_to_completion_and_purges_after_confi
     b.open(&format!("{}/console/jobs/{}", f.api.base, ids[0]))
         .await;
     assert_eq!(b.text("dd span.state").await, "completed");
+    let attempts = b.text("ol.attempts").await;
+    assert!(
+        attempts.contains("demo failure until re-driven"),
+        "{attempts}"
+    );
+    b.screenshot("job").await;
 
     // Purge the other two, after a confirmation that names the count.
     b.open(&format!("{}/console/dead?queue=console-busy", f.api.base))
@@ -441,6 +447,11 @@ async fn a_batch_progress_bar_moves_on_the_live_stream_while_workers_run_it() {
         b.text(&format!("[data-batch-counts='{batch}']"))
             .await
             .contains("20 completed")
+    );
+    assert_eq!(
+        b.count(&format!("tr[data-batch-row='{batch}'] form")).await,
+        0,
+        "nothing left to cancel"
     );
     println!("progress values seen: {seen:?}");
     b.screenshot("batches").await;

@@ -1,9 +1,10 @@
 //! The console's catalog pages in a real browser against the API, a catalog worker and a
 //! simulated shop: shops and sync (a pull started from the page, its progress live), the
 //! staged-change review (a viewer sees no decision control and a forged decision is refused; a
-//! hostile product title stays text; an operator approves one change and Shopify gets it, then
-//! rejects all that match after seeing the count), the bulk edit preview, and how long a page
-//! of 1,000 pending changes takes to render.
+//! hostile product title stays text; an operator approves one change and Shopify gets it,
+//! settles a conflict with a merchant's edit by pushing the proposed value, then rejects all
+//! that match after seeing the count), the bulk edit preview, and how long a page of 1,000
+//! pending changes takes to render.
 
 use std::time::Duration;
 
@@ -103,6 +104,13 @@ async fn a_reviewer_approves_a_change_that_reaches_the_shop_and_a_viewer_cannot(
     )
     .await;
     assert!(done.contains("1000 products"), "{done}");
+    let size = format!("[data-catalog='{}']", f.shop.id);
+    wait_for(
+        "the card to show the catalog's size",
+        Duration::from_secs(60),
+        || async { (b.text(&size).await == "1000 products, 1000 variants").then_some(()) },
+    )
+    .await;
     b.screenshot("shops").await;
     sign_out(&b).await;
 
@@ -165,7 +173,6 @@ async fn a_reviewer_approves_a_change_that_reaches_the_shop_and_a_viewer_cannot(
         .text(&format!("div.change[data-change='{approved}']"))
         .await;
     assert!(block.contains("Approved in the console"), "{block}");
-    b.screenshot("review").await;
     b.navigate_by(&format!("button[name='approve_one'][value='{approved}']"))
         .await;
     wait_for(
@@ -187,10 +194,57 @@ async fn a_reviewer_approves_a_change_that_reaches_the_shop_and_a_viewer_cannot(
             == 1
     );
 
-    // Then rejects all 999 others with a reason, after the page showed the count.
-    b.open(&review).await;
+    // A merchant renames a product in Shopify's admin after its change was staged: approved,
+    // the push finds the conflict; the page shows Shopify's value against the proposed one,
+    // and the operator pushes the proposed value over it.
+    let disputed = change_of(&f, ids[2]).await;
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/__sim/products/{}/edit",
+            f.sim.base_url(),
+            ids[2]
+        ))
+        .json(&json!({"title": "The merchant's title"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    b.open(&format!("{review}?product={}", ids[2])).await;
+    b.navigate_by(&format!("button[name='approve_one'][value='{disputed}']"))
+        .await;
+    wait_for(
+        "the push to find the conflict",
+        Duration::from_secs(120),
+        || async { (change_state(&f, disputed).await == "conflict").then_some(()) },
+    )
+    .await;
+    b.open(&format!("{review}?state=conflict")).await;
+    let row = b
+        .text(&format!("div.change[data-change='{disputed}'] tr.conflict"))
+        .await;
+    assert!(
+        row.contains("The merchant's title") && row.contains(&format!("Renamed {}", ids[2])),
+        "{row}"
+    );
+    b.screenshot("review-conflict").await;
+    b.navigate_by("button[name='choice'][value='proposed']")
+        .await;
+    assert_eq!(change_state(&f, disputed).await, "pending");
+    b.open(&format!("{review}?product={}", ids[2])).await;
+    b.navigate_by(&format!("button[name='approve_one'][value='{disputed}']"))
+        .await;
+    wait_for(
+        "the proposed title in Shopify",
+        Duration::from_secs(120),
+        || async { (sim_title(&f, ids[2]) == format!("Renamed {}", ids[2])).then_some(()) },
+    )
+    .await;
+
+    // Then rejects all 998 others with a reason, after the page showed the count.
+    b.open(&format!("{review}?limit=12")).await;
+    b.screenshot("review").await;
     let button = b.text("form.decide-all button[value='reject']").await;
-    assert_eq!(button, "Reject all 999 matching");
+    assert_eq!(button, "Reject all 998 matching");
     let reason = b
         .client
         .find(fantoccini::Locator::Css(
@@ -210,6 +264,33 @@ async fn a_reviewer_approves_a_change_that_reaches_the_shop_and_a_viewer_cannot(
         probe,
         "a rejected change is never pushed"
     );
+
+    // Every page fits a phone's width: wide tables scroll inside themselves, the page does not.
+    b.client.set_window_size(390, 844).await.unwrap();
+    let shop = f.shop.id;
+    for path in [
+        "/console".to_owned(),
+        "/console/jobs".to_owned(),
+        "/console/dead".to_owned(),
+        "/console/batches".to_owned(),
+        "/console/shops".to_owned(),
+        format!("/console/shops/{shop}/changes?state=rejected&limit=20"),
+        format!("/console/shops/{shop}/bulk-edit"),
+        "/console/errors".to_owned(),
+    ] {
+        b.open(&format!("{api}{path}")).await;
+        let fits = b
+            .js("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+            .await;
+        let (page, window) = (fits[0].as_i64().unwrap(), fits[1].as_i64().unwrap());
+        assert!(window <= 500, "a phone-sized window: {fits}");
+        assert!(
+            page <= window,
+            "{path} is {page}px wide in a {window}px window"
+        );
+    }
+    b.open(&format!("{review}?state=rejected&limit=5")).await;
+    b.screenshot("review-phone").await;
 }
 
 #[tokio::test]

@@ -368,6 +368,28 @@ async fn a_queue_set_to_redis_runs_through_the_api_workers_and_ctl_beside_a_post
         "the dead letter is listed: {b}"
     );
 
+    // The console's purge confirmation counts them on Redis (of a kind, too).
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = crate::support::api::console_sign_in(&http, &c.base, &c.key).await;
+    let cookie = crate::support::api::session_cookie(&signed_in);
+    for kind in ["", "demo.fail"] {
+        let path = format!("/console/dead/purge?queue=fast&kind={kind}");
+        let confirm = crate::support::api::console_page(&http, &c.base, &cookie, &path).await;
+        assert!(
+            confirm.contains("Delete <strong>1</strong> dead letters"),
+            "{confirm}"
+        );
+    }
+    let path = "/console/dead/purge?queue=fast&kind=demo.noop";
+    let none = crate::support::api::console_page(&http, &c.base, &cookie, path).await;
+    assert!(
+        none.contains("Delete <strong>0</strong> dead letters"),
+        "{none}"
+    );
+
     // Purge takes exactly the expected dead letters, or none.
     let (s, b) = c
         .call(
@@ -568,6 +590,24 @@ async fn a_batch_across_redis_and_postgres_queues_finishes_once_with_its_callbac
         )
         .await;
     assert_eq!(p["counts"]["scheduled"], 3, "counted on both backends: {p}");
+    // The console lists a batch's jobs on either backend.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = crate::support::api::console_sign_in(&http, &c.base, &c.key).await;
+    let cookie = crate::support::api::session_cookie(&signed_in);
+    let link = |id: i64| format!("href=\"/console/jobs/{id}\"");
+    let page = async |path: String| {
+        crate::support::api::console_page(&http, &c.base, &cookie, &path).await
+    };
+    let on_redis = page(format!("/console/jobs?queue=fast&batch={second}")).await;
+    assert!(on_redis.contains(&link(waiting_ids[0])) && on_redis.contains(&link(waiting_ids[2])));
+    assert!(!on_redis.contains(&link(waiting_ids[1])));
+    let on_postgres = page(format!("/console/jobs?queue=slow&batch={second}")).await;
+    assert!(
+        on_postgres.contains(&link(waiting_ids[1])) && !on_postgres.contains(&link(waiting_ids[0]))
+    );
     // One job cancelled on its own (announced with its batch), then the rest with the batch.
     let (s, b) = c
         .call(

@@ -56,6 +56,7 @@ pub fn router() -> Router<ApiState> {
         .route("/console/batches/{id}/cancel", post(batches::cancel))
         .route("/console/shops", get(shops::list))
         .route("/console/shops/{id}/pull", post(shops::start_pull))
+        .route("/console/live/shops/{id}", get(shops::card))
         .route("/console/shops/{id}/changes", get(review::list))
         .route("/console/shops/{id}/changes/decide", post(review::decide))
         .route(

@@ -1,6 +1,6 @@
 //! Shops and sync: each shop's catalog size, last pull and push, what waits for review, running
-//! pulls with live progress (`sync.progress` / `sync.finished` on the event stream); an
-//! operator starts a pull.
+//! pulls with live progress (`sync.progress` on the event stream; at `sync.finished` the
+//! shop's card is fetched again); an operator starts a pull.
 
 use axum::{
     extract::State,
@@ -88,7 +88,7 @@ fn shop_card(session: &Session, l: &ShopLine) -> Markup {
                 p.error role="alert" { "Shopify refused this shop's token: " (s.status_reason.as_deref().unwrap_or("replace it")) }
             }
             dl.job {
-                dt { "catalog" } dd { (l.products) " products, " (l.variants) " variants" }
+                dt { "catalog" } dd data-catalog=(s.id) { (l.products) " products, " (l.variants) " variants" }
                 @if l.pulls.is_empty() { dt { "pulls" } dd { "never pulled" } }
                 @for (i, p) in l.pulls.iter().enumerate() {
                     dt { @if p.state == "running" { "running" } @else if i == 0 { "last pull" } @else { "earlier" } }
@@ -149,6 +149,23 @@ pub async fn list(State(state): State<ApiState>, session: Session) -> Response {
         @if lines.is_empty() { p { "No shop yet: add one with " code { "POST /api/v1/shops" } "." } }
     };
     page("Shops and sync", Some(&session), body).into_response()
+}
+
+/// One shop's card (the page's script fetches it again when a pull of the shop ends).
+pub async fn card(
+    State(state): State<ApiState>,
+    session: Session,
+    ApiPath(id): ApiPath<i64>,
+) -> Response {
+    let cat = match catalog(&state) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let found = async { line(cat, cat.shop(id).await?).await }.await;
+    match found {
+        Ok(l) => shop_card(&session, &l).into_response(),
+        Err(e) => store_problem(e),
+    }
 }
 
 pub async fn start_pull(

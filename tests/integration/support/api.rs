@@ -164,3 +164,71 @@ pub(crate) fn assert_error_shape(v: &Value, code: &str) {
     );
     assert!(v["error"].get("details").is_some(), "{v}");
 }
+
+/// Signs in to the console at `base` with `credential` through its form, as a browser would
+/// (the form's token and the cookie that echoes it); the sign-in's answer.
+pub(crate) async fn console_sign_in(
+    http: &reqwest::Client,
+    base: &str,
+    credential: &str,
+) -> reqwest::Response {
+    let form = http
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .unwrap();
+    let login_cookie = form.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = form.text().await.unwrap();
+    let csrf = page
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("credential", credential)
+        .append_pair("_csrf", &csrf)
+        .finish();
+    http.post(format!("{base}/console/login"))
+        .header("cookie", login_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A console page fetched with the session `cookie` (`cowans_session=…`): its HTML.
+pub(crate) async fn console_page(
+    http: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    path: &str,
+) -> String {
+    let res = http
+        .get(format!("{base}{path}"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    res.text().await.unwrap()
+}
+
+/// The session cookie (`cowans_session=…`) a console sign-in set.
+pub(crate) fn session_cookie(res: &reqwest::Response) -> String {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("cowans_session="))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned()
+}

@@ -3,7 +3,8 @@
 //   fragment the server renders at that URL (escaped there, like every page).
 // - A page with a [data-events] element follows the live event stream (Server-Sent Events,
 //   authenticated by the session cookie): batch progress bars and running pulls move as
-//   their events arrive. Values are written with textContent and attributes, never as HTML.
+//   their events arrive. Values are written with textContent and attributes, never as HTML;
+//   when a pull ends, its shop's card is fetched again as HTML the server rendered.
 "use strict";
 
 const STATES = ["available", "scheduled", "running", "completed", "dead", "cancelled"];
@@ -22,28 +23,33 @@ function follow() {
     each(`[data-batch-done="${b.batch_id}"]`, (el) => { el.textContent = `${done}/${b.total}`; });
     const parts = STATES.filter((s) => c[s] > 0).map((s) => `${c[s]} ${s}`);
     each(`[data-batch-counts="${b.batch_id}"]`, (el) => { el.textContent = parts.join(" · ") || "no job yet"; });
-    if (e.type === "batch.finished") {
-      each(`[data-batch-status="${b.batch_id}"]`, (el) => { el.textContent = "finished"; });
-    }
+    if (e.type === "batch.finished") ended(b.batch_id, "finished");
+  };
+  // An ended batch has nothing left to cancel.
+  const ended = (id, how) => {
+    each(`[data-batch-status="${id}"]`, (el) => { el.textContent = how; });
+    each(`tr[data-batch-row="${id}"] form`, (f) => f.remove());
   };
   events.addEventListener("batch.progress", batch);
   events.addEventListener("batch.finished", batch);
-  events.addEventListener("batch.cancelled", (e) => {
-    const b = JSON.parse(e.data);
-    each(`[data-batch-status="${b.batch_id}"]`, (el) => { el.textContent = "cancelled"; });
-  });
+  events.addEventListener("batch.cancelled", (e) => ended(JSON.parse(e.data).batch_id, "cancelled"));
   events.addEventListener("sync.progress", (e) => {
     const s = JSON.parse(e.data);
     each(`[data-pull="${s.pull_id}"]`, (el) => {
       el.textContent = `${s.kind}, ${s.stage}: ${s.products} products, ${s.variants} variants so far`;
     });
   });
-  events.addEventListener("sync.finished", (e) => {
+  // A pull ended: the shop's whole card (catalog size, pulls, controls) is rendered again.
+  events.addEventListener("sync.finished", async (e) => {
     const s = JSON.parse(e.data);
-    each(`[data-pull="${s.pull_id}"]`, (el) => {
-      el.textContent = `${s.kind} ${s.state}: ${s.products} products, ${s.variants} variants` +
-        (s.error ? ` (${s.error})` : "");
-    });
+    const card = document.querySelector(`section.shop[data-shop="${s.shop_id}"]`);
+    if (!card) return;
+    try {
+      const res = await fetch(`/console/live/shops/${s.shop_id}`, { credentials: "same-origin" });
+      if (res.ok && !res.redirected) card.outerHTML = await res.text();
+    } catch (_) {
+      // offline for a moment: the next pull's end, or a reload, shows it
+    }
   });
 }
 
