@@ -3,8 +3,9 @@
 # 10) on this machine, alternating in one invocation so that both see the same load: drain of
 # 50,000 queued no-op jobs, bulk enqueue of 200,000 in calls of 1,000, and enqueue -> start
 # latency at 500 jobs/s for 20 s; and our bulk enqueue in calls of 10,000 against COPY of the
-# same rows into the same table (the server's ceiling). Prints each run's RESULT line, then one ratio line per
-# workload from the medians of the rounds.
+# same rows into the same table (the server's ceiling); and the enqueue call's own latency
+# against a plain single-row INSERT offered alongside at the same rate. Prints each run's
+# RESULT line, then one ratio line per workload from the medians of the rounds.
 #
 #   ./ops/bench-peers.sh [rounds]        (default 2; needs a release build and npm)
 #
@@ -36,6 +37,9 @@ for r in $(seq 1 "$rounds"); do
   run "graphile enqueue-bulk" env LOCAL_QUEUE=50 node "$peer_dir/bench.js" enqueue-bulk 200000
   run "cowans latency" $bench latency --rate 500 --seconds 20 --concurrency 10
   run "graphile latency" env LOCAL_QUEUE=50 node "$peer_dir/bench.js" latency 10000 10 500 20
+  # The enqueue call against a plain single-row INSERT of the same row shape, both offered at
+  # 500/s side by side in one run.
+  run "cowans latency-plain" $bench latency --rate 500 --seconds 20 --concurrency 10 --plain-baseline
   # Large calls against the server's own ceiling: COPY of the same rows into the same table.
   # Last in the round: the I/O they leave behind would otherwise land on the latency runs.
   run "cowans enqueue-large" $bench enqueue-bulk --jobs 500000 --batch 10000 --concurrency 1
@@ -54,3 +58,5 @@ echo "RATIO workload=enqueue-large(10000/call) cowans_jobs_per_s=$c copy_rows_pe
 c50=$(median cowans latency p50_ms); g50=$(median graphile latency p50_ms)
 c99=$(median cowans latency p99_ms); g99=$(median graphile latency p99_ms)
 echo "RATIO workload=latency cowans_p50_ms=$c50 graphile_p50_ms=$g50 cowans_p99_ms=$c99 graphile_p99_ms=$g99 p99_cowans_over_graphile=$(ratio "$c99" "$g99") rounds=$rounds"
+e99=$(median cowans latency-plain enqueue_p99_ms); i99=$(median cowans latency-plain plain_insert_p99_ms)
+echo "RATIO workload=enqueue-call enqueue_p99_ms=$e99 plain_insert_p99_ms=$i99 enqueue_over_plain_insert=$(ratio "$e99" "$i99") rounds=$rounds"

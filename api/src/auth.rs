@@ -280,12 +280,15 @@ fn jwt_principal(token: &str, jwt: &JwtConfig) -> Result<Caller, ApiError> {
     let role = Role::parse(&data.claims.role).ok_or_else(|| {
         ApiError::Unauthorized("the token's role claim must be viewer, operator or admin".into())
     })?;
-    let exp = std::time::Duration::try_from_secs_f64(data.claims.exp).unwrap_or_default();
+    // An `exp` past what the clock can hold is no limit of ours (the token lasts).
+    let expires_at = std::time::Duration::try_from_secs_f64(data.claims.exp)
+        .ok()
+        .and_then(|exp| std::time::UNIX_EPOCH.checked_add(exp));
     Ok(Caller {
         name: format!("jwt:{}", data.claims.sub),
         role,
         key_id: None,
-        expires_at: Some(std::time::UNIX_EPOCH + exp),
+        expires_at,
     })
 }
 

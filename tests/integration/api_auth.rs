@@ -542,4 +542,21 @@ async fn a_console_session_opened_with_a_jwt_ends_when_the_token_does() {
     .unwrap();
     assert_eq!(actor, "jwt:reviewer");
     assert!(ends <= exp, "the session ends by the token's exp");
+    // A hand-edited query value is a page naming it, not a bare 400.
+    let cookie = crate::support::api::session_cookie(&res);
+    for path in [
+        "/console/jobs?after=abc",
+        "/console/dead?after=1x",
+        "/console/batches?before=-",
+    ] {
+        let bad = http
+            .get(format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 422, "{path}");
+        let page = bad.text().await.unwrap();
+        assert!(page.contains("is not a whole number"), "{page}");
+    }
 }

@@ -245,6 +245,15 @@ async fn decisions_by_ids_or_filter_check_state_count_and_four_eyes() {
         cowans_queue::StoreError::Conflict { details, .. } => assert_eq!(details["actual"], 0),
         other => panic!("{other:?}"),
     }
+    // The count a reviewer is shown first is the one the decision will find.
+    let count = async |who: &Actor, decision| {
+        cat.count_decidable(who, f.shop.id, &all_pending, decision)
+            .await
+            .unwrap()
+    };
+    assert_eq!(count(&ana, Decision::Approve).await, 0);
+    assert_eq!(count(&ana, Decision::Reject).await, 6);
+    assert_eq!(count(&bo, Decision::Approve).await, 6);
     // A wrong count is refused and changes nothing.
     let e = cat
         .decide(

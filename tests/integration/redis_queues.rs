@@ -604,6 +604,11 @@ async fn a_batch_across_redis_and_postgres_queues_finishes_once_with_its_callbac
     let on_redis = page(format!("/console/jobs?queue=fast&batch={second}")).await;
     assert!(on_redis.contains(&link(waiting_ids[0])) && on_redis.contains(&link(waiting_ids[2])));
     assert!(!on_redis.contains(&link(waiting_ids[1])));
+    let everywhere = page(format!("/console/jobs?batch={second}")).await;
+    assert!(
+        waiting_ids.iter().all(|id| everywhere.contains(&link(*id))),
+        "{everywhere}"
+    );
     let on_postgres = page(format!("/console/jobs?queue=slow&batch={second}")).await;
     assert!(
         on_postgres.contains(&link(waiting_ids[1])) && !on_postgres.contains(&link(waiting_ids[0]))

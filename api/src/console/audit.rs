@@ -11,7 +11,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::{
-    layout::{nonempty, page, problem, store_problem, when},
+    layout::{nonempty, number, page, problem, store_problem, when},
     session::Session,
 };
 use crate::ApiState;
@@ -20,7 +20,7 @@ const PAGE: i64 = 100;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct AuditQuery {
-    before: Option<i64>,
+    before: Option<String>,
 }
 
 pub async fn audit(
@@ -31,7 +31,11 @@ pub async fn audit(
     if let Err(r) = session.require(Role::Admin) {
         return r.into_response();
     }
-    let entries = match state.front.audit_log(q.before, PAGE).await {
+    let before = match number("before", &q.before) {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
+    };
+    let entries = match state.front.audit_log(before, PAGE).await {
         Ok(e) => e,
         Err(e) => return store_problem(e),
     };

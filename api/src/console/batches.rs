@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::{
     form::FormFields,
-    layout::{action_button, operator_action, page, store_problem, when},
+    layout::{action_button, number, operator_action, page, store_problem, when},
     session::Session,
 };
 use crate::{ApiState, routes::ApiPath};
@@ -21,7 +21,7 @@ const PAGE: i64 = 50;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct BatchesQuery {
-    before: Option<i64>,
+    before: Option<String>,
 }
 
 /// Jobs of a batch that are final: completed, dead or cancelled.
@@ -81,7 +81,11 @@ pub async fn list(
     session: Session,
     Query(q): Query<BatchesQuery>,
 ) -> Response {
-    let found = match state.front.batches(q.before, PAGE).await {
+    let before = match number("before", &q.before) {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
+    };
+    let found = match state.front.batches(before, PAGE).await {
         Ok(f) => f,
         Err(e) => return store_problem(e),
     };

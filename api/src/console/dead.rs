@@ -15,7 +15,8 @@ use serde::Deserialize;
 use super::{
     form::FormFields,
     layout::{
-        Refusal, csrf, nonempty, operator_action, page, problem, store_problem, urlencode, when,
+        Refusal, csrf, nonempty, number, operator_action, page, problem, store_problem, urlencode,
+        when,
     },
     session::Session,
 };
@@ -27,7 +28,7 @@ const PAGE: i64 = 100;
 pub struct DeadQuery {
     queue: Option<String>,
     kind: Option<String>,
-    after: Option<i64>,
+    after: Option<String>,
 }
 
 fn queue_name(q: &str) -> Result<QueueName, Refusal> {
@@ -63,13 +64,17 @@ pub async fn list(
         Ok(c) => c,
         Err(r) => return r.into_response(),
     };
+    let after = match number("after", &q.after) {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
     let filter = DeadLetterFilter {
         queue: queue.clone(),
         kind: kind.clone(),
     };
     let found = match state
         .front
-        .dead_letters(&filter, q.after.map(JobId), PAGE)
+        .dead_letters(&filter, after.map(JobId), PAGE)
         .await
     {
         Ok(f) => f,

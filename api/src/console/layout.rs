@@ -165,6 +165,17 @@ pub fn nonempty(s: &Option<String>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A whole number from a query value (`None` when absent or blank); a refusal naming `field`
+/// otherwise — query values are taken as text so that a bad one is a page, not a bare 400.
+pub fn number(field: &str, v: &Option<String>) -> Result<Option<i64>, Refusal> {
+    nonempty(v)
+        .map(|s| {
+            s.parse::<i64>()
+                .map_err(|_| Refusal::invalid(format!("{field}: {s:?} is not a whole number.")))
+        })
+        .transpose()
+}
+
 /// A time as the console shows it (UTC, to the second).
 pub fn when(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()

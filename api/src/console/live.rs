@@ -1,9 +1,10 @@
 //! The console's live event stream: the same events as `/api/v1/events`, as Server-Sent Events
 //! authenticated by the session cookie (a browser cannot set `Authorization` on an
-//! `EventSource` or a WebSocket). The stream ends when the session does; the browser's
-//! reconnect then finds no session and stops.
+//! `EventSource` or a WebSocket). The stream ends when the session does — at its expiry, or
+//! within [`RECHECK`] of a sign-out or its key's revocation; the browser's reconnect then finds
+//! no session and stops.
 
-use std::convert::Infallible;
+use std::{convert::Infallible, time::Duration};
 
 use axum::{
     extract::State,
@@ -14,19 +15,37 @@ use futures::{Stream, StreamExt};
 use super::session::Session;
 use crate::ApiState;
 
+/// How often a stream looks its session up again.
+pub const RECHECK: Duration = Duration::from_secs(30);
+
+/// Returns when the session `token` has ended (expired, signed out, its key revoked).
+async fn ended(state: ApiState, token: String, expires_at: chrono::DateTime<chrono::Utc>) {
+    loop {
+        let left = (expires_at - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        if left.is_zero() {
+            return;
+        }
+        tokio::time::sleep(left.min(RECHECK)).await;
+        // A database that does not answer ends nothing: the next look decides.
+        if let Ok(None) = state.front.console_session(&token).await {
+            return;
+        }
+    }
+}
+
 pub async fn events(
     State(state): State<ApiState>,
     session: Session,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let left = (session.user.expires_at - chrono::Utc::now())
-        .to_std()
-        .unwrap_or_default();
     let events = state.relay.subscribe();
+    let end = ended(state, session.token, session.user.expires_at);
     let stream = futures::stream::unfold(events, |mut events| async move {
         let e = events.next().await?;
         let sse = SseEvent::default().event(e.name()).data(e.to_json());
         Some((Ok(sse), events))
     })
-    .take_until(tokio::time::sleep(left));
+    .take_until(Box::pin(end));
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

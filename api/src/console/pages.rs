@@ -12,7 +12,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{
-    layout::{action_button, nonempty, operator_action, page, problem, store_problem, urlencode},
+    layout::{
+        action_button, nonempty, number, operator_action, page, problem, store_problem, urlencode,
+    },
     session::{CsrfForm, Session},
 };
 use crate::{ApiState, routes::ApiPath};
@@ -115,7 +117,7 @@ pub struct JobsQuery {
     state: Option<String>,
     kind: Option<String>,
     batch: Option<String>,
-    after: Option<i64>,
+    after: Option<String>,
 }
 
 const JOBS_PAGE: i64 = 100;
@@ -126,14 +128,9 @@ pub async fn jobs(
     session: Session,
     Query(q): Query<JobsQuery>,
 ) -> Response {
-    let batch = match nonempty(&q.batch).map(|b| b.parse::<i64>()).transpose() {
-        Ok(b) => b,
-        Err(_) => {
-            return problem(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "batch: that is not a batch id.",
-            );
-        }
+    let (batch, after) = match (number("batch", &q.batch), number("after", &q.after)) {
+        (Ok(b), Ok(a)) => (b, a),
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
     let job_state = match nonempty(&q.state) {
         None => None,
@@ -153,11 +150,7 @@ pub async fn jobs(
         kind: nonempty(&q.kind),
         batch,
     };
-    let found = match state
-        .front
-        .jobs(&filter, q.after.map(JobId), JOBS_PAGE)
-        .await
-    {
+    let found = match state.front.jobs(&filter, after.map(JobId), JOBS_PAGE).await {
         Ok(j) => j,
         Err(e) => return store_problem(e),
     };

@@ -22,7 +22,8 @@ use serde_json::Value;
 use super::{
     form::FormFields,
     layout::{
-        Refusal, csrf, nonempty, operator_action, page, problem, store_problem, urlencode, when,
+        Refusal, csrf, nonempty, number, operator_action, page, problem, store_problem, urlencode,
+        when,
     },
     session::Session,
     shops::catalog,
@@ -53,8 +54,8 @@ pub struct ReviewQuery {
     source: Option<String>,
     source_id: Option<String>,
     author: Option<String>,
-    before: Option<i64>,
-    limit: Option<i64>,
+    before: Option<String>,
+    limit: Option<String>,
 }
 
 impl ReviewQuery {
@@ -235,16 +236,23 @@ pub async fn list(
         Ok(f) => f,
         Err(r) => return r.into_response(),
     };
-    let limit = q.limit.unwrap_or(PAGE).clamp(1, MAX_PAGE);
+    let (before, limit) = match (number("before", &q.before), number("limit", &q.limit)) {
+        (Ok(b), Ok(l)) => (b, l.unwrap_or(PAGE).clamp(1, MAX_PAGE)),
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    };
     let s = match cat.shop(shop).await {
         Ok(s) => s,
         Err(e) => return store_problem(e),
     };
-    let (rows, counts, matching) = match async {
+    let who = &session.actor;
+    let (rows, counts, matching, approvable) = match async {
         Ok::<_, cowans_queue::StoreError>((
-            cat.changes(shop, &filter, q.before, limit).await?,
+            cat.changes(shop, &filter, before, limit).await?,
             cat.change_counts(shop).await?,
             cat.count_changes(shop, &filter).await?,
+            // What "approve all" would move: with four eyes, not the reviewer's own changes.
+            cat.count_decidable(who, shop, &filter, Decision::Approve)
+                .await?,
         ))
     }
     .await
@@ -297,10 +305,15 @@ pub async fn list(
             form.decide-all method="post" action={ "/console/shops/" (shop) "/changes/decide-matching" } {
                 (csrf(&session))
                 (q.hidden())
-                input type="hidden" name="expected" value=(matching);
+                // Each decision's own count: approving may leave the reviewer's own changes.
+                input type="hidden" name="expected_approve" value=(approvable);
+                input type="hidden" name="expected_reject" value=(matching);
                 label { "reason " input name="reason" maxlength="1000" size="30"; }
-                @if shown_state == "pending" {
-                    button type="submit" name="decision" value="approve" { "Approve all " (matching) " matching" }
+                @if shown_state == "pending" && approvable > 0 {
+                    button type="submit" name="decision" value="approve" {
+                        "Approve all " (approvable) " matching"
+                        @if approvable < matching { " (not your own " (matching - approvable) ")" }
+                    }
                 }
                 " "
                 button.secondary type="submit" name="decision" value="reject" { "Reject all " (matching) " matching" }
@@ -401,16 +414,16 @@ pub async fn decide_matching(
     };
     let q = ReviewQuery::from_form(&form);
     let parsed = (|| -> Result<_, Refusal> {
+        let decision = decision(form.get("decision"))?;
+        let name = match decision {
+            Decision::Approve => "expected_approve",
+            Decision::Reject => "expected_reject",
+        };
         let expected = form
-            .get("expected")
+            .get(name)
             .and_then(|v| v.parse::<i64>().ok())
-            .ok_or_else(|| Refusal::invalid("expected: the count you saw is missing."))?;
-        Ok((
-            decision(form.get("decision"))?,
-            q.filter()?,
-            expected,
-            reason(&form)?,
-        ))
+            .ok_or_else(|| Refusal::invalid(format!("{name}: the count you saw is missing.")))?;
+        Ok((decision, q.filter()?, expected, reason(&form)?))
     })();
     let (decision, filter, expected, reason) = match parsed {
         Ok(p) => p,

@@ -178,6 +178,10 @@ pub struct Args {
     /// `shop-budget-client`: pace with a bucket of this process only.
     #[arg(long, hide = true)]
     pub local_bucket: bool,
+    /// `latency` also offers the same load of plain single-row INSERTs into a table of the
+    /// same row shape, alongside, and reports their p50/p99 (the enqueue call's reference).
+    #[arg(long)]
+    pub plain_baseline: bool,
     /// Live-stream subscribers for `fanout`.
     #[arg(long, default_value_t = 1000)]
     pub subscribers: usize,

@@ -374,7 +374,7 @@ async fn latency(t: &Target, q: &QueueName, args: &Args) -> anyhow::Result<Measu
     let total = (args.rate * args.seconds) as usize;
     let inserts = Samples::default();
     let (driver2, q2, inserts2) = (t.driver.clone(), q.clone(), inserts.clone());
-    probe::offer_load(args.rate, total, move || {
+    let enqueues = probe::offer_load(args.rate, total, move || {
         let (driver, q, inserts) = (driver2.clone(), q2.clone(), inserts2.clone());
         async move {
             let t = probe::now_micros();
@@ -383,12 +383,52 @@ async fn latency(t: &Target, q: &QueueName, args: &Args) -> anyhow::Result<Measu
             inserts.push(probe::now_micros().saturating_sub(t));
             Ok(())
         }
-    })
-    .await?;
+    });
+    // The same offered load of plain single-row INSERTs into a table of the same row shape,
+    // alongside: the reference for the enqueue call's own latency, under the same load.
+    let plain = Samples::default();
+    if args.plain_baseline {
+        t.postgres_only("latency --plain-baseline")?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS bench_plain (id bigserial PRIMARY KEY, queue text NOT NULL, \
+             kind text NOT NULL, args jsonb NOT NULL, run_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .execute(&t.pool)
+        .await?;
+        let (pool, plain2, q2) = (t.pool.clone(), plain.clone(), q.to_string());
+        let inserts = probe::offer_load(args.rate, total, move || {
+            let (pool, plain, q) = (pool.clone(), plain2.clone(), q2.clone());
+            async move {
+                let t = probe::now_micros();
+                sqlx::query("INSERT INTO bench_plain (queue, kind, args) VALUES ($1, $2, $3)")
+                    .bind(q)
+                    .bind("bench.stamped")
+                    .bind(json!({ "t": t }))
+                    .execute(&pool)
+                    .await?;
+                plain.push(probe::now_micros().saturating_sub(t));
+                Ok(())
+            }
+        });
+        let (a, b) = tokio::join!(enqueues, inserts);
+        a?;
+        b?;
+    } else {
+        enqueues.await?;
+    }
     waits.wait_for(total, Duration::from_secs(30)).await;
     engine.shutdown().await;
     handle.abort();
-    Ok(Measurement::latency(args, waits.take(), inserts.take()))
+    let mut m = Measurement::latency(args, waits.take(), inserts.take());
+    if args.plain_baseline {
+        let (p50, p99) = crate::percentiles(plain.take());
+        if let Some(extra) = &mut m.extra {
+            extra.push_str(&format!(
+                " plain_insert_p50_ms={p50:.2} plain_insert_p99_ms={p99:.2}"
+            ));
+        }
+    }
+    Ok(m)
 }
 
 pub(crate) fn queue_config(q: &QueueName, concurrency: usize, args: &Args) -> QueueConfig {

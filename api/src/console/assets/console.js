@@ -7,7 +7,7 @@
 //   when a pull ends, its shop's card is fetched again as HTML the server rendered.
 "use strict";
 
-const STATES = ["available", "scheduled", "running", "completed", "dead", "cancelled"];
+const STATES = ["available", "scheduled", "running", "completed", "cancelled", "dead"];
 
 function follow() {
   const events = new EventSource("/console/live/events");
@@ -25,9 +25,12 @@ function follow() {
     each(`[data-batch-counts="${b.batch_id}"]`, (el) => { el.textContent = parts.join(" · ") || "no job yet"; });
     if (e.type === "batch.finished") ended(b.batch_id, "finished");
   };
-  // An ended batch has nothing left to cancel.
+  // An ended batch has nothing left to cancel; a cancelled one stays "cancelled" when its
+  // last jobs settle.
   const ended = (id, how) => {
-    each(`[data-batch-status="${id}"]`, (el) => { el.textContent = how; });
+    each(`[data-batch-status="${id}"]`, (el) => {
+      if (el.textContent !== "cancelled") el.textContent = how;
+    });
     each(`tr[data-batch-row="${id}"] form`, (f) => f.remove());
   };
   events.addEventListener("batch.progress", batch);

@@ -480,9 +480,33 @@ impl Catalog {
             .ok_or_else(|| StoreError::not_found(format!("change {id} of shop {shop_id}")))
     }
 
-    /// How many changes of the shop match `filter` (what a decision by filter expects).
+    /// How many changes of the shop match `filter`.
     pub async fn count_changes(&self, shop_id: i64, filter: &ChangeFilter) -> Result<i64> {
-        store::count_changes(self.pool(), shop_id, &checked_filter(filter)?).await
+        store::count_changes(self.pool(), shop_id, &checked_filter(filter)?, None, None).await
+    }
+
+    /// How many changes `actor`'s `decision` on every change matching `filter` would move: the
+    /// count [`Selection::Matching`] expects (with `catalog.four_eyes`, an approval leaves the
+    /// actor's own changes alone, and they are not counted).
+    pub async fn count_decidable(
+        &self,
+        actor: &Actor,
+        shop_id: i64,
+        filter: &ChangeFilter,
+        decision: Decision,
+    ) -> Result<i64> {
+        let from = ChangeState::from_states(decision.to());
+        let four_eyes = decision == Decision::Approve && self.settings().four_eyes;
+        let not_author = four_eyes.then_some(actor.name.as_str());
+        let filter = checked_filter(filter)?;
+        store::count_changes(
+            self.pool(),
+            shop_id,
+            &filter,
+            Some(from.as_slice()),
+            not_author,
+        )
+        .await
     }
 
     /// How many changes of the shop are in each state.

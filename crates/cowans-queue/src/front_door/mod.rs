@@ -382,28 +382,60 @@ impl FrontDoor {
         if let Some(q) = &filter.queue
             && let Some(redis) = self.redis_queue(q)
         {
-            let kind = filter.kind.as_deref();
             let Some(batch) = filter.batch else {
+                let kind = filter.kind.as_deref();
                 return Ok(redis.list_jobs(q, filter.state, kind, after, limit).await?);
             };
-            // A batch's members on Redis are a set: read them in id order.
-            let mut ids = redis.batch_jobs(q, batch).await?;
-            ids.sort_unstable();
-            let mut found = Vec::new();
-            for id in ids.into_iter().filter(|id| after.is_none_or(|a| *id > a)) {
-                if found.len() as i64 >= limit {
-                    break;
-                }
-                if let Some(j) = redis.job(id).await?
-                    && filter.state.is_none_or(|s| s == j.state)
-                    && kind.is_none_or(|k| k == j.kind)
-                {
-                    found.push(j);
+            return self
+                .redis_batch_jobs(redis, q, batch, filter, after, limit)
+                .await;
+        }
+        let mut found = cowans_store::list_jobs(&self.inner.pool, filter, after, limit).await?;
+        // A batch's jobs on any queue: those on Redis queues too (ids above Postgres' range).
+        if let (None, Some(batch)) = (&filter.queue, filter.batch)
+            && let Some(p) = cowans_store::batch_progress(&self.inner.pool, batch).await?
+        {
+            for q in &p.redis_queues {
+                if let Some(redis) = self.redis_queue(q) {
+                    let more = self
+                        .redis_batch_jobs(redis, q, batch, filter, after, limit)
+                        .await?;
+                    found.extend(more);
                 }
             }
-            return Ok(found);
+            found.sort_unstable_by_key(|j| j.id);
+            found.truncate(usize::try_from(limit).unwrap_or(0));
         }
-        cowans_store::list_jobs(&self.inner.pool, filter, after, limit).await
+        Ok(found)
+    }
+
+    /// A page of batch `batch`'s jobs on Redis queue `q` matching `filter`, in id order.
+    async fn redis_batch_jobs(
+        &self,
+        redis: &Arc<dyn Driver>,
+        q: &str,
+        batch: i64,
+        filter: &JobFilter,
+        after: Option<JobId>,
+        limit: i64,
+    ) -> Result<Vec<JobRecord>> {
+        // A batch's members on Redis are a set: read them in id order.
+        let mut ids = redis.batch_jobs(q, batch).await?;
+        ids.sort_unstable();
+        let kind = filter.kind.as_deref();
+        let mut found = Vec::new();
+        for id in ids.into_iter().filter(|id| after.is_none_or(|a| *id > a)) {
+            if found.len() as i64 >= limit {
+                break;
+            }
+            if let Some(j) = redis.job(id).await?
+                && filter.state.is_none_or(|s| s == j.state)
+                && kind.is_none_or(|k| k == j.kind)
+            {
+                found.push(j);
+            }
+        }
+        Ok(found)
     }
 
     /// Jobs of `queue` per state, every state listed. Counts rows: for the progress of one run,

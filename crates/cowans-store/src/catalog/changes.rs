@@ -395,15 +395,28 @@ pub async fn pushable_at_least(pool: &PgPool, shop_id: i64, n: i64) -> Result<bo
     Ok(found >= n)
 }
 
-/// How many changes of the shop match `filter`.
-pub async fn count_changes(pool: &PgPool, shop_id: i64, filter: &ChangeFilter) -> Result<i64> {
+/// How many changes of the shop match `filter` — of those, only the ones in one of `from` and
+/// not authored by `not_author` when given: what [`decide_changes`] would move.
+pub async fn count_changes(
+    pool: &PgPool,
+    shop_id: i64,
+    filter: &ChangeFilter,
+    from: Option<&[&str]>,
+    not_author: Option<&str>,
+) -> Result<i64> {
     let q = sqlx::query_as(concat!(
         "SELECT count(*) FROM cowans_changes c \
          LEFT JOIN cowans_products p ON p.shop_id = c.shop_id AND p.id = c.product_id \
-         WHERE c.shop_id = $9 AND ",
+         WHERE c.shop_id = $9 AND ($10::text[] IS NULL OR c.state = ANY($10)) \
+           AND ($11::text IS NULL OR c.author <> $11) AND ",
         change_filter!()
     ));
-    let (n,): (i64,) = bind_filter(q, filter).bind(shop_id).fetch_one(pool).await?;
+    let (n,): (i64,) = bind_filter(q, filter)
+        .bind(shop_id)
+        .bind(from)
+        .bind(not_author)
+        .fetch_one(pool)
+        .await?;
     Ok(n)
 }
 
