@@ -331,7 +331,7 @@ async fn payloads_are_checked_against_their_kind_at_submit_naming_the_field() {
     bad(
         &v,
         "args.forever",
-        "unknown field `forever`, expected `times` or `permanent`",
+        "unknown field `forever`, expected one of `times`, `permanent`, `until_redriven`",
     );
     let (s, v) = submit(json!({"queue": "k", "kind": "demo.sleeep", "args": {"ms": 1}})).await;
     assert_eq!(s, 422);

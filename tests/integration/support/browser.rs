@@ -74,15 +74,22 @@ impl Browser {
         self.client.goto(url).await.unwrap();
     }
 
-    /// The visible text of the first element matching `css`.
+    /// The visible text of the first element matching `css` (looked up again if the page's
+    /// script replaced it between the lookup and the read).
     pub(crate) async fn text(&self, css: &str) -> String {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css}: {e}"))
-            .text()
-            .await
-            .unwrap()
+        let mut stale = 0;
+        loop {
+            let found = self
+                .client
+                .find(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("no {css}: {e}"));
+            match found.text().await {
+                Ok(t) => return t,
+                Err(e) if stale < 10 && e.to_string().contains("stale element") => stale += 1,
+                Err(e) => panic!("reading {css}: {e}"),
+            }
+        }
     }
 
     /// How many elements match `css`.
