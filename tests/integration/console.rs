@@ -120,6 +120,53 @@ async fn an_operator_signs_in_watches_a_queue_pauses_it_and_signs_out() {
     )
     .await;
     row_text(&b, "console-q", |t| t.contains("console-q 4 ")).await;
+    // The row's trend lines grow with each refresh.
+    wait_for("a sparkline of a few points", Duration::from_secs(30), || async {
+        let points = b
+            .js("const l = document.querySelector(\"tr[data-queue='console-q'] svg.spark.wait polyline\"); \
+                 return l ? l.getAttribute('points').split(' ').length : 0")
+            .await;
+        (points.as_u64()? >= 3).then_some(())
+    })
+    .await;
+
+    // Fleet-wide limits, set from the queue's form, shown on its row.
+    b.open(&format!("{}/console/queues/console-q/limits", f.api.base))
+        .await;
+    for (name, value) in [
+        ("concurrency_limit", "3"),
+        ("rate_jobs", "10"),
+        ("rate_period_ms", "1000"),
+    ] {
+        b.client
+            .find(Locator::Css(&format!("input[name='{name}']")))
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+    b.navigate_by("form.limits button").await;
+    row_text(&b, "console-q", |t| t.contains("≤3 running, 10/1000 ms")).await;
+    wait_for("a few refreshes for the trend", Duration::from_secs(30), || async {
+        let n = b
+            .js("const l = document.querySelector(\"tr[data-queue='console-q'] svg.spark.done polyline\"); \
+                 return l ? l.getAttribute('points').split(' ').length : 0")
+            .await;
+        (n.as_u64()? >= 6).then_some(())
+    })
+    .await;
+    b.screenshot("queues").await;
+    let limits = cowans_queue::FrontDoor::builder(f.db.pool.clone())
+        .build()
+        .limits(&cowans_tests::queue("console-q"))
+        .await
+        .unwrap();
+    assert_eq!(limits.concurrency_limit, Some(3));
+    assert_eq!(
+        limits.rate.map(|r| (r.jobs, r.period.as_millis())),
+        Some((10, 1000))
+    );
 
     let pause = "tr[data-queue='console-q'] form[action='/console/queues/console-q/pause'] button";
     b.navigate_by(pause).await;
@@ -322,6 +369,26 @@ async fn an_operator_redrives_a_dead_letter_to_completion_and_purges_after_confi
     b.open(&format!("{}/console/dead?queue=console-busy", f.api.base))
         .await;
     assert!(b.text("p.count").await.starts_with("3 dead letters"));
+    // By words of the error, in any case; a filter by error leaves only the selection.
+    b.open(&format!(
+        "{}/console/dead?queue=console-busy&error=UNTIL+RE-DRIVEN",
+        f.api.base
+    ))
+    .await;
+    assert_eq!(b.count("tr[data-job]").await, 3);
+    assert_eq!(
+        b.count("a.button.danger").await,
+        0,
+        "no purge by queue under an error filter"
+    );
+    b.open(&format!(
+        "{}/console/dead?queue=console-busy&error=timeout",
+        f.api.base
+    ))
+    .await;
+    assert_eq!(b.count("tr[data-job]").await, 0);
+    b.open(&format!("{}/console/dead?queue=console-busy", f.api.base))
+        .await;
     let row = b.text(&format!("tr[data-job='{}']", ids[0])).await;
     assert!(row.contains("demo failure until re-driven"), "{row}");
     b.screenshot("dead-letters").await;
@@ -463,7 +530,6 @@ async fn a_first_load_is_small() {
     let operator = crate::support::api::key(&f.db.pool, "operator").await;
     let b = browser().await;
     sign_in(&b, &f.api.base, &operator).await;
-    b.screenshot("queues").await;
     // Everything the overview loads (document, stylesheet, script), as the browser measured it.
     let loaded = b
         .js("const nav = performance.getEntriesByType('navigation')[0]; \

@@ -265,29 +265,32 @@ async fn a_reviewer_approves_a_change_that_reaches_the_shop_and_a_viewer_cannot(
         "a rejected change is never pushed"
     );
 
-    // Every page fits a phone's width: wide tables scroll inside themselves, the page does not.
-    b.client.set_window_size(390, 844).await.unwrap();
+    // Every page fits a laptop's and a phone's width: wide tables scroll inside themselves,
+    // the page does not.
     let shop = f.shop.id;
-    for path in [
-        "/console".to_owned(),
-        "/console/jobs".to_owned(),
-        "/console/dead".to_owned(),
-        "/console/batches".to_owned(),
-        "/console/shops".to_owned(),
-        format!("/console/shops/{shop}/changes?state=rejected&limit=20"),
-        format!("/console/shops/{shop}/bulk-edit"),
-        "/console/errors".to_owned(),
-    ] {
-        b.open(&format!("{api}{path}")).await;
-        let fits = b
-            .js("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-            .await;
-        let (page, window) = (fits[0].as_i64().unwrap(), fits[1].as_i64().unwrap());
-        assert!(window <= 500, "a phone-sized window: {fits}");
-        assert!(
-            page <= window,
-            "{path} is {page}px wide in a {window}px window"
-        );
+    for (width, height) in [(1280, 900), (390, 844)] {
+        b.client.set_window_size(width, height).await.unwrap();
+        for path in [
+            "/console".to_owned(),
+            "/console/jobs".to_owned(),
+            "/console/dead".to_owned(),
+            "/console/batches".to_owned(),
+            "/console/shops".to_owned(),
+            format!("/console/shops/{shop}/changes?state=rejected&limit=20"),
+            format!("/console/shops/{shop}/bulk-edit"),
+            "/console/errors".to_owned(),
+        ] {
+            b.open(&format!("{api}{path}")).await;
+            let fits = b
+                .js("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+                .await;
+            let (page, window) = (fits[0].as_i64().unwrap(), fits[1].as_i64().unwrap());
+            assert!(window <= i64::from(width), "a {width}px window: {fits}");
+            assert!(
+                page <= window,
+                "{path} is {page}px wide in a {window}px window"
+            );
+        }
     }
     b.open(&format!("{review}?state=rejected&limit=5")).await;
     b.screenshot("review-phone").await;

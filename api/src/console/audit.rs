@@ -11,7 +11,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::{
-    layout::{nonempty, number, page, problem, store_problem, when},
+    layout::{nonempty, number, page, problem, store_problem, urlencode, when},
     session::Session,
 };
 use crate::ApiState;
@@ -116,7 +116,10 @@ pub async fn errors(
                         td.num { (g.count) }
                         td { (when(&g.first_seen)) }
                         td { (when(&g.last_seen)) }
-                        td { a href={ "/console/jobs/" (g.last_job_id.0) } { "job " (g.last_job_id.0) } " in " (g.last_queue) }
+                        td {
+                            a href={ "/console/jobs/" (g.last_job_id.0) } { "job " (g.last_job_id.0) } " in " (g.last_queue)
+                            " · " a href={ "/console/dead?queue=" (urlencode(&g.last_queue)) "&kind=" (urlencode(&g.kind)) } { "dead letters" }
+                        }
                     }
                 }
             }

@@ -23,11 +23,15 @@ use super::{
 use crate::ApiState;
 
 const PAGE: i64 = 100;
+/// Dead letters looked through per page when filtering by error text.
+const SCAN: i64 = 2000;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct DeadQuery {
     queue: Option<String>,
     kind: Option<String>,
+    /// Words in the last attempt's error (any case).
+    error: Option<String>,
     after: Option<String>,
 }
 
@@ -72,11 +76,8 @@ pub async fn list(
         queue: queue.clone(),
         kind: kind.clone(),
     };
-    let found = match state
-        .front
-        .dead_letters(&filter, after.map(JobId), PAGE)
-        .await
-    {
+    let error = nonempty(&q.error);
+    let (found, next) = match matching(&state, &filter, error.as_deref(), after).await {
         Ok(f) => f,
         Err(e) => return store_problem(e),
     };
@@ -93,9 +94,6 @@ pub async fn list(
     };
     let operator = session.user.role >= Role::Operator;
     let acting = operator && chosen.is_some();
-    let next = (found.len() as i64 == PAGE)
-        .then(|| found.last().map(|j| j.id.0))
-        .flatten();
     let body = html! {
         form.filters method="get" action="/console/dead" {
             label { "queue "
@@ -109,11 +107,14 @@ pub async fn list(
                 }
             }
             label { "kind " input name="kind" value=[kind.as_deref()]; }
+            label { "error " input name="error" value=[error.as_deref()] placeholder="words in the last error"; }
             button type="submit" { "Filter" }
         }
         @if let (Some(q), Some(n)) = (&queue, count) {
             p.count { (n) " dead letters in " (q) @if let Some(k) = &kind { " of kind " (k) } "." }
-            @if operator && n > 0 {
+            @if operator && n > 0 && error.is_some() {
+                p.hint { "Re-drive all and purge act on the queue and kind; with an error filter, select the ones to re-drive below." }
+            } @else if operator && n > 0 {
                 div.controls {
                     form.inline method="post" action="/console/dead/redrive" {
                         (csrf(&session))
@@ -136,7 +137,7 @@ pub async fn list(
             @if let Some(k) = &kind { input type="hidden" name="kind" value=(k); }
             table.dead {
                 thead { tr {
-                    @if acting { th { span.sr { "select" } } }
+                    @if acting { th { input type="checkbox" data-select-all="" aria-label="select every one shown"; } }
                     th { "id" } th { "queue" } th { "kind" } th { "attempts" } th { "died" } th { "last error" }
                 } }
                 tbody {
@@ -157,10 +158,61 @@ pub async fn list(
             @else if acting { div.controls { button type="submit" { "Re-drive selected" } } }
         }
         @if let Some(after) = next {
-            p { a href={ (list_url(queue.as_deref().unwrap_or(""), kind.as_deref())) "&after=" (after) } { "Next page" } }
+            p { a href={ (list_url(queue.as_deref().unwrap_or(""), kind.as_deref())) "&error=" (urlencode(error.as_deref().unwrap_or(""))) "&after=" (after) } { "Next page" } }
         }
     };
     page("Dead letters", Some(&session), body).into_response()
+}
+
+/// Dead letters matching `filter` after `after`, a page of them, and where the next page
+/// starts; with `error`, only those whose last error contains it (any case), looking through
+/// at most [`SCAN`] dead letters per page.
+async fn matching(
+    state: &ApiState,
+    filter: &DeadLetterFilter,
+    error: Option<&str>,
+    after: Option<i64>,
+) -> cowans_queue::StoreResult<(Vec<cowans_core::queue::JobRecord>, Option<i64>)> {
+    let Some(words) = error.map(str::to_lowercase) else {
+        let found = state
+            .front
+            .dead_letters(filter, after.map(JobId), PAGE)
+            .await?;
+        let next = (found.len() as i64 == PAGE)
+            .then(|| found.last().map(|j| j.id.0))
+            .flatten();
+        return Ok((found, next));
+    };
+    let mut found = Vec::new();
+    let mut cursor = after;
+    let mut scanned = 0;
+    loop {
+        let page = state
+            .front
+            .dead_letters(filter, cursor.map(JobId), PAGE)
+            .await?;
+        let full = page.len() as i64 == PAGE;
+        for j in page {
+            scanned += 1;
+            cursor = Some(j.id.0);
+            let hit = j
+                .errors
+                .last()
+                .is_some_and(|e| e.error.to_lowercase().contains(&words));
+            if hit {
+                found.push(j);
+                if found.len() as i64 == PAGE {
+                    return Ok((found, cursor));
+                }
+            }
+        }
+        if !full {
+            return Ok((found, None));
+        }
+        if scanned >= SCAN {
+            return Ok((found, cursor));
+        }
+    }
 }
 
 /// Re-drives the selected dead letters (`id`, repeated) or, with `all`, every one of the queue

@@ -11,9 +11,10 @@ mod batches;
 mod bulk_edit;
 mod dead;
 mod form;
+mod jobs;
 mod layout;
 mod live;
-mod pages;
+mod queues;
 mod review;
 mod session;
 mod shops;
@@ -32,19 +33,23 @@ pub use session::{COOKIE, SESSION_TTL};
 /// The console's routes, under `/console`.
 pub fn router() -> Router<ApiState> {
     Router::new()
-        .route("/console", get(pages::overview))
-        .route("/console/live/queues", get(pages::queue_rows))
+        .route("/console", get(queues::overview))
+        .route("/console/live/queues", get(queues::queue_rows))
         .route(
             "/console/login",
             get(session::login_form).post(session::login),
         )
         .route("/console/logout", post(session::logout))
-        .route("/console/jobs", get(pages::jobs))
-        .route("/console/jobs/{id}", get(pages::job))
-        .route("/console/jobs/{id}/cancel", post(pages::cancel_job))
-        .route("/console/jobs/{id}/retry", post(pages::retry_job))
-        .route("/console/queues/{queue}/pause", post(pages::pause_queue))
-        .route("/console/queues/{queue}/resume", post(pages::resume_queue))
+        .route("/console/jobs", get(jobs::jobs))
+        .route("/console/jobs/{id}", get(jobs::job))
+        .route("/console/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route("/console/jobs/{id}/retry", post(jobs::retry_job))
+        .route("/console/queues/{queue}/pause", post(queues::pause_queue))
+        .route("/console/queues/{queue}/resume", post(queues::resume_queue))
+        .route(
+            "/console/queues/{queue}/limits",
+            get(queues::limits_form).post(queues::set_limits),
+        )
         .route("/console/live/events", get(live::events))
         .route("/console/dead", get(dead::list))
         .route("/console/dead/redrive", post(dead::redrive))

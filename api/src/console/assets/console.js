@@ -56,7 +56,55 @@ function follow() {
   });
 }
 
+// Sparklines of each queue's throughput and oldest wait, from the rows' data-done and
+// data-wait as the table refreshes (kept for the last three minutes the page was open).
+const trends = new Map();
+const SVG = "http://www.w3.org/2000/svg";
+
+function spark(values, cls, label) {
+  const w = 90, h = 18, max = Math.max(1, ...values);
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  svg.setAttribute("width", w);
+  svg.setAttribute("height", h);
+  svg.setAttribute("class", `spark ${cls}`);
+  const step = values.length > 1 ? w / (values.length - 1) : 0;
+  const line = document.createElementNS(SVG, "polyline");
+  line.setAttribute("points", values.map((v, i) =>
+    `${(i * step).toFixed(1)},${(h - 1 - (v / max) * (h - 2)).toFixed(1)}`).join(" "));
+  const title = document.createElementNS(SVG, "title");
+  title.textContent = `${label}: ${values[values.length - 1]} (max ${max})`;
+  svg.append(title, line);
+  return svg;
+}
+
+function sparks(root) {
+  for (const tr of root.querySelectorAll("tr[data-queue]")) {
+    const q = tr.getAttribute("data-queue");
+    const seen = trends.get(q) || [];
+    seen.push([Number(tr.getAttribute("data-done")), Number(tr.getAttribute("data-wait"))]);
+    if (seen.length > 90) seen.shift();
+    trends.set(q, seen);
+    const cell = tr.querySelector("td.spark");
+    if (cell) {
+      cell.replaceChildren(spark(seen.map((p) => p[0]), "done", "done/min"),
+        spark(seen.map((p) => p[1]), "wait", "oldest wait (s)"));
+    }
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  for (const table of document.querySelectorAll("table.queues")) {
+    sparks(table);
+    table.addEventListener("live-updated", () => sparks(table));
+  }
+  // A header checkbox selects every checkbox of its table.
+  for (const all of document.querySelectorAll("input[data-select-all]")) {
+    all.addEventListener("change", () => {
+      const table = all.closest("table");
+      for (const box of table.querySelectorAll("tbody input[type=checkbox]")) box.checked = all.checked;
+    });
+  }
   for (const el of document.querySelectorAll("[data-live]")) {
     const url = el.getAttribute("data-live");
     const refresh = async () => {
@@ -64,7 +112,7 @@ document.addEventListener("DOMContentLoaded", () => {
         const res = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
         if (res.redirected || !res.ok) return; // signed out or failing: keep what is shown
         el.innerHTML = await res.text();
-        el.dispatchEvent(new CustomEvent("live-updated"));
+        el.dispatchEvent(new CustomEvent("live-updated", { bubbles: true }));
       } catch (_) {
         // offline for a moment: try again on the next tick
       }

@@ -723,6 +723,11 @@ impl FrontDoor {
         Ok(())
     }
 
+    /// A queue's paused state and fleet-wide limits, as its backend holds them.
+    pub async fn limits(&self, queue: &QueueName) -> Result<cowans_core::queue::QueueControl> {
+        Ok(self.inner.backends.queue_control(queue.as_str()).await?)
+    }
+
     /// Sets (or with `None`, removes) a queue's fleet-wide limits. Limits already in force are
     /// left alone: nothing is written, audited or announced (every worker applies its settings'
     /// limits at start).

@@ -1,14 +1,14 @@
-//! The console's pages: queues (live counts, pause and resume), jobs (filters, a job's payload
-//! and attempts, cancel and retry).
+//! Jobs: the list with filters (queue, state, kind, batch), a job's payload and attempts with
+//! each one's error, cancel and retry.
 
 use axum::{
     extract::{Form, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use cowans_core::{JobId, JobState, QueueName, Role};
-use cowans_queue::{JobFilter, QueueStats};
-use maud::{Markup, html};
+use cowans_core::{JobId, JobState, Role};
+use cowans_queue::JobFilter;
+use maud::html;
 use serde::Deserialize;
 
 use super::{
@@ -18,98 +18,6 @@ use super::{
     session::{CsrfForm, Session},
 };
 use crate::{ApiState, routes::ApiPath};
-
-fn queue_rows_markup(session: &Session, stats: &[QueueStats]) -> Markup {
-    let operator = session.user.role >= Role::Operator;
-    html! {
-        @for q in stats {
-            tr data-queue=(q.queue) {
-                td { a href={ "/console/jobs?queue=" (urlencode(&q.queue)) } { (q.queue) } }
-                td.num { (q.available) }
-                td.num { (q.scheduled) }
-                td.num { (q.running) }
-                td.num { (q.dead) }
-                td.num { (q.completed_last_minute) }
-                td.num { (format!("{:.0}", q.oldest_available_age_secs)) }
-                td.num { (q.workers) }
-                td { @if q.paused { span.badge.paused { "paused" } } @else { "running" } }
-                @if operator {
-                    td {
-                        @if q.paused {
-                            (action_button(session, &format!("/console/queues/{}/resume", urlencode(&q.queue)), "Resume"))
-                        } @else {
-                            (action_button(session, &format!("/console/queues/{}/pause", urlencode(&q.queue)), "Pause"))
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Every queue with its counts; the table's body refreshes itself (console.js) from
-/// [`queue_rows`].
-pub async fn overview(State(state): State<ApiState>, session: Session) -> Response {
-    let stats = match state.front.queues().await {
-        Ok(s) => s,
-        Err(e) => return store_problem(e),
-    };
-    let operator = session.user.role >= Role::Operator;
-    let body = html! {
-        table.queues {
-            thead { tr {
-                th { "queue" } th { "available" } th { "scheduled" } th { "running" } th { "dead" }
-                th { "done/min" } th { "oldest wait (s)" } th { "workers" } th { "state" }
-                @if operator { th { "control" } }
-            } }
-            tbody data-live="/console/live/queues" { (queue_rows_markup(&session, &stats)) }
-        }
-    };
-    page("Queues", Some(&session), body).into_response()
-}
-
-/// The queues table's rows (the overview's live part).
-pub async fn queue_rows(State(state): State<ApiState>, session: Session) -> Response {
-    match state.front.queues().await {
-        Ok(stats) => queue_rows_markup(&session, &stats).into_response(),
-        Err(e) => store_problem(e),
-    }
-}
-
-async fn set_paused(
-    state: &ApiState,
-    session: &Session,
-    queue: &str,
-    form: &CsrfForm,
-    paused: bool,
-) -> Response {
-    let Ok(name) = QueueName::new(queue) else {
-        return problem(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "That is not a queue name.",
-        );
-    };
-    let action = state.front.set_paused(&session.actor, &name, paused);
-    operator_action(session, &form.csrf, "/console", action).await
-}
-
-pub async fn pause_queue(
-    State(state): State<ApiState>,
-    session: Session,
-    ApiPath(queue): ApiPath<String>,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    set_paused(&state, &session, &queue, &form, true).await
-}
-
-pub async fn resume_queue(
-    State(state): State<ApiState>,
-    session: Session,
-    ApiPath(queue): ApiPath<String>,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    set_paused(&state, &session, &queue, &form, false).await
-}
 
 #[derive(Debug, Default, Deserialize)]
 pub struct JobsQuery {
