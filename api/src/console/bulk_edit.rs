@@ -1,10 +1,7 @@
 //! The bulk edit form: which products (by status, vendor, type, tag or words), one operation,
 //! a preview of what it would change (nothing staged), then staging its changes for review.
 
-use axum::{
-    extract::State,
-    response::{IntoResponse, Response},
-};
+use axum::response::{IntoResponse, Response};
 use cowans_catalog::{BulkEditSpec, BulkPreview, BulkSelection, Operation};
 use cowans_core::Role;
 use maud::{Markup, html};
@@ -14,9 +11,9 @@ use super::{
     form::FormFields,
     layout::{Refusal, csrf, page, store_problem},
     session::Session,
-    shops::catalog,
+    shops::CatalogApp,
 };
-use crate::{ApiState, routes::ApiPath};
+use crate::routes::ApiPath;
 
 /// Diffs a preview shows.
 const SAMPLE: usize = 50;
@@ -118,17 +115,13 @@ fn edit_form(session: &Session, shop: i64, form: &FormFields) -> Markup {
 
 /// The empty form.
 pub async fn form(
-    State(state): State<ApiState>,
     session: Session,
+    CatalogApp(cat): CatalogApp,
     ApiPath(shop): ApiPath<i64>,
 ) -> Response {
     if let Err(r) = session.require(Role::Operator) {
         return r.into_response();
     }
-    let cat = match catalog(&state) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
     let s = match cat.shop(shop).await {
         Ok(s) => s,
         Err(e) => return store_problem(e),
@@ -178,18 +171,14 @@ fn compact(v: &Value) -> String {
 
 /// What the bulk edit would do; stages nothing.
 pub async fn preview(
-    State(state): State<ApiState>,
     session: Session,
+    CatalogApp(cat): CatalogApp,
     ApiPath(shop): ApiPath<i64>,
     form: FormFields,
 ) -> Response {
     if let Err(r) = session.authorize(form.csrf(), Role::Operator) {
         return r.into_response();
     }
-    let cat = match catalog(&state) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
     let spec = match spec(&form) {
         Ok(s) => s,
         Err(r) => return r.into_response(),
@@ -224,15 +213,11 @@ pub async fn preview(
 
 /// Starts the bulk edit; its changes arrive in the review as its jobs run.
 pub async fn start(
-    State(state): State<ApiState>,
     session: Session,
+    CatalogApp(cat): CatalogApp,
     ApiPath(shop): ApiPath<i64>,
     form: FormFields,
 ) -> Response {
-    let cat = match catalog(&state) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
     let spec = match spec(&form) {
         Ok(s) => s,
         Err(r) => return r.into_response(),

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use axum::{
-    extract::{Query, State},
+    extract::Query,
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -26,9 +26,9 @@ use super::{
         when,
     },
     session::Session,
-    shops::catalog,
+    shops::CatalogApp,
 };
-use crate::{ApiState, routes::ApiPath};
+use crate::routes::ApiPath;
 
 /// Changes a page shows unless asked for more (at most [`MAX_PAGE`]).
 const PAGE: i64 = 200;
@@ -223,15 +223,11 @@ fn by_product(changes: Vec<ChangeView>) -> Vec<(String, String, String, Vec<Chan
 }
 
 pub async fn list(
-    State(state): State<ApiState>,
     session: Session,
+    CatalogApp(cat): CatalogApp,
     ApiPath(shop): ApiPath<i64>,
     Query(q): Query<ReviewQuery>,
 ) -> Response {
-    let cat = match catalog(&state) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
     let filter = match q.filter() {
         Ok(f) => f,
         Err(r) => return r.into_response(),
@@ -366,15 +362,11 @@ fn decision(v: Option<&str>) -> Result<Decision, Refusal> {
 /// Approves or rejects one change (`approve_one` / `reject_one`) or the selected ones (`id`,
 /// repeated, with `decision`).
 pub async fn decide(
-    State(state): State<ApiState>,
     session: Session,
+    CatalogApp(cat): CatalogApp,
     ApiPath(shop): ApiPath<i64>,
     form: FormFields,
 ) -> Response {
-    let cat = match catalog(&state) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
     let parsed = (|| {
         let one =
             |name: &str| -> Result<Option<i64>, Refusal> { Ok(form.ids(name)?.first().copied()) };
@@ -403,15 +395,11 @@ pub async fn decide(
 /// Approves or rejects every change matching the form's filter, if there are still `expected`
 /// of them.
 pub async fn decide_matching(
-    State(state): State<ApiState>,
     session: Session,
+    CatalogApp(cat): CatalogApp,
     ApiPath(shop): ApiPath<i64>,
     form: FormFields,
 ) -> Response {
-    let cat = match catalog(&state) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
     let q = ReviewQuery::from_form(&form);
     let parsed = (|| -> Result<_, Refusal> {
         let decision = decision(form.get("decision"))?;
@@ -438,15 +426,11 @@ pub async fn decide_matching(
 /// Settles a change in conflict: every conflicting field kept at Shopify's value
 /// (`choice=current`) or pushed as proposed (`choice=proposed`).
 pub async fn resolve(
-    State(state): State<ApiState>,
     session: Session,
+    CatalogApp(cat): CatalogApp,
     ApiPath((shop, id)): ApiPath<(i64, i64)>,
     form: FormFields,
 ) -> Response {
-    let cat = match catalog(&state) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
     let choice = match form.get("choice") {
         Some("current") => Resolution::Current,
         Some("proposed") => Resolution::Proposed,

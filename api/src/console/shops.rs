@@ -3,8 +3,9 @@
 //! shop's card is fetched again); an operator starts a pull.
 
 use axum::{
-    extract::State,
+    extract::FromRequestParts,
     http::StatusCode,
+    http::request::Parts,
     response::{IntoResponse, Response},
 };
 use cowans_catalog::{Catalog, ChangeFilter, PullKind};
@@ -18,14 +19,20 @@ use super::{
 };
 use crate::{ApiState, routes::ApiPath};
 
-/// The catalog, or the page saying it is not enabled here.
-pub fn catalog(state: &ApiState) -> Result<&Catalog, Refusal> {
-    state.catalog.as_ref().ok_or_else(|| {
-        Refusal::new(
-            StatusCode::NOT_FOUND,
-            "The catalog application is not enabled on this server (apps = [\"catalog\"]).",
-        )
-    })
+/// The catalog application, for a handler; the page saying it is not enabled here otherwise.
+pub struct CatalogApp(pub Catalog);
+
+impl FromRequestParts<ApiState> for CatalogApp {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(_: &mut Parts, state: &ApiState) -> Result<Self, Refusal> {
+        state.catalog.clone().map(CatalogApp).ok_or_else(|| {
+            Refusal::new(
+                StatusCode::NOT_FOUND,
+                "The catalog application is not enabled on this server (apps = [\"catalog\"]).",
+            )
+        })
+    }
 }
 
 /// What one shop's row shows.
@@ -126,18 +133,14 @@ fn shop_card(session: &Session, l: &ShopLine) -> Markup {
     }
 }
 
-pub async fn list(State(state): State<ApiState>, session: Session) -> Response {
-    let cat = match catalog(&state) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+pub async fn list(session: Session, CatalogApp(cat): CatalogApp) -> Response {
     let shops = match cat.shops().await {
         Ok(s) => s,
         Err(e) => return store_problem(e),
     };
     let mut lines = Vec::with_capacity(shops.len());
     for s in shops {
-        match line(cat, s).await {
+        match line(&cat, s).await {
             Ok(l) => lines.push(l),
             Err(e) => return store_problem(e),
         }
@@ -153,15 +156,11 @@ pub async fn list(State(state): State<ApiState>, session: Session) -> Response {
 
 /// One shop's card (the page's script fetches it again when a pull of the shop ends).
 pub async fn card(
-    State(state): State<ApiState>,
     session: Session,
+    CatalogApp(cat): CatalogApp,
     ApiPath(id): ApiPath<i64>,
 ) -> Response {
-    let cat = match catalog(&state) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
-    let found = async { line(cat, cat.shop(id).await?).await }.await;
+    let found = async { line(&cat, cat.shop(id).await?).await }.await;
     match found {
         Ok(l) => shop_card(&session, &l).into_response(),
         Err(e) => store_problem(e),
@@ -169,15 +168,11 @@ pub async fn card(
 }
 
 pub async fn start_pull(
-    State(state): State<ApiState>,
     session: Session,
+    CatalogApp(cat): CatalogApp,
     ApiPath(id): ApiPath<i64>,
     form: FormFields,
 ) -> Response {
-    let cat = match catalog(&state) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
     let kind = match form.get("kind").unwrap_or("full") {
         "full" => PullKind::Full,
         "incremental" => PullKind::Incremental,

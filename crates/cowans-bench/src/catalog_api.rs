@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use cowans_catalog::Catalog;
 use cowans_core::{Actor, JobState, QueueName, Role};
 use futures::StreamExt;
@@ -33,12 +33,7 @@ pub fn spawn_api(db_url: &str, key: &str) -> anyhow::Result<(Proc, String)> {
         ],
         Duration::from_secs(60),
     )?;
-    let base = api
-        .ready
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .with_context(|| format!("no address in {:?}", api.ready))?
-        .to_owned();
+    let base = api.base_url()?;
     Ok((api, base))
 }
 

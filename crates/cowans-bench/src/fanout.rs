@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use cowans_core::{Actor, Event, Role};
 use tokio::sync::mpsc;
 
@@ -74,13 +74,7 @@ pub async fn run(args: &Args, db: &BenchDb) -> anyhow::Result<Vec<Measurement>> 
         ],
         Duration::from_secs(60),
     )?;
-    let base = api
-        .ready
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .with_context(|| format!("no address in {:?}", api.ready))?
-        .to_owned();
-    let url = format!("{base}/api/v1/events");
+    let url = format!("{}/api/v1/events", api.base_url()?);
     let n = args.subscribers;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(n)

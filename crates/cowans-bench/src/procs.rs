@@ -21,6 +21,15 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// The `http://…` address its ready line announces (a `cowans-api`'s).
+    pub fn base_url(&self) -> anyhow::Result<String> {
+        self.ready
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("no address in {:?}", self.ready))
+    }
+
     /// Starts `name` (built next to this benchmark) with `args` and `env` and waits up to
     /// `within` for its first line.
     pub fn spawn(

@@ -12,14 +12,53 @@ use cowans_testkit::wait_for;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-/// A headless Chromium session (chromedriver on a free port; both stopped on drop).
+/// A headless Chromium session (chromedriver on a free port); on drop, chromedriver and every
+/// process under it are killed — Chromium puts itself in a process group of its own, so
+/// killing chromedriver (or its group) alone would leave the browser running.
 pub(crate) struct Browser {
     driver: Child,
     pub(crate) client: Client,
 }
 
+/// Every process descending from `root` (from `/proc`), deepest last.
+fn descendants(root: i32) -> Vec<i32> {
+    let mut children: std::collections::HashMap<i32, Vec<i32>> = Default::default();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": the command may hold spaces, so read after the ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        if let Some(ppid) = ppid {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut found = Vec::new();
+    let mut next = vec![root];
+    while let Some(p) = next.pop() {
+        for c in children.get(&p).into_iter().flatten() {
+            found.push(*c);
+            next.push(*c);
+        }
+    }
+    found
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        if let Ok(pid) = i32::try_from(self.driver.id()) {
+            for p in descendants(pid) {
+                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -97,15 +136,22 @@ impl Browser {
         self.client.find_all(Locator::Css(css)).await.unwrap().len()
     }
 
-    /// Clicks the first element matching `css`.
+    /// Clicks the first element matching `css` (looked up again if the page's script replaced
+    /// it between the lookup and the click, as a live table does every two seconds).
     pub(crate) async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css}: {e}"))
-            .click()
-            .await
-            .unwrap();
+        let mut stale = 0;
+        loop {
+            let found = self
+                .client
+                .find(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("no {css}: {e}"));
+            match found.click().await {
+                Ok(_) => return,
+                Err(e) if stale < 10 && e.to_string().contains("stale element") => stale += 1,
+                Err(e) => panic!("clicking {css}: {e}"),
+            }
+        }
     }
 
     /// Clicks the first element matching `css` and waits for the page it leads to (a form's

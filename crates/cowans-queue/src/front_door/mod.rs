@@ -550,12 +550,13 @@ impl FrontDoor {
 
     /// How many dead letters `queue` has (of `kind`, if given): the count a purge expects.
     pub async fn count_dead(&self, queue: &QueueName, kind: Option<&str>) -> Result<u64> {
-        let Some(kind) = kind else {
-            let counts = self.count_by_state(queue).await?;
-            let dead = counts.iter().find(|(s, _)| *s == JobState::Dead);
-            return Ok(dead.map_or(0, |(_, n)| (*n).max(0) as u64));
-        };
         if let Some(redis) = self.redis_queue(queue.as_str()) {
+            let Some(kind) = kind else {
+                // Per state, the size of a sorted set.
+                let counts = redis.count_by_state(queue.as_str()).await?;
+                let dead = counts.iter().find(|(s, _)| *s == JobState::Dead);
+                return Ok(dead.map_or(0, |(_, n)| (*n).max(0) as u64));
+            };
             let mut n = 0;
             let mut after = None;
             loop {
@@ -577,7 +578,7 @@ impl FrontDoor {
         }
         let filter = DeadLetterFilter {
             queue: Some(queue.to_string()),
-            kind: Some(kind.to_owned()),
+            kind: kind.map(str::to_owned),
         };
         cowans_store::count_dead(&self.inner.pool, &filter).await
     }
