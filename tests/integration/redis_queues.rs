@@ -369,12 +369,7 @@ async fn a_queue_set_to_redis_runs_through_the_api_workers_and_ctl_beside_a_post
     );
 
     // The console's purge confirmation counts them on Redis (of a kind, too).
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let signed_in = crate::support::api::console_sign_in(&http, &c.base, &c.key).await;
-    let cookie = crate::support::api::session_cookie(&signed_in);
+    let (http, cookie) = crate::support::api::console_session(&c.base, &c.key).await;
     for kind in ["", "demo.fail"] {
         let path = format!("/console/dead/purge?queue=fast&kind={kind}");
         let confirm = crate::support::api::console_page(&http, &c.base, &cookie, &path).await;
@@ -591,12 +586,7 @@ async fn a_batch_across_redis_and_postgres_queues_finishes_once_with_its_callbac
         .await;
     assert_eq!(p["counts"]["scheduled"], 3, "counted on both backends: {p}");
     // The console lists a batch's jobs on either backend.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let signed_in = crate::support::api::console_sign_in(&http, &c.base, &c.key).await;
-    let cookie = crate::support::api::session_cookie(&signed_in);
+    let (http, cookie) = crate::support::api::console_session(&c.base, &c.key).await;
     let link = |id: i64| format!("href=\"/console/jobs/{id}\"");
     let page = async |path: String| {
         crate::support::api::console_page(&http, &c.base, &cookie, &path).await

@@ -204,6 +204,18 @@ pub(crate) async fn console_sign_in(
         .unwrap()
 }
 
+/// A client that does not follow redirects, signed in to the console at `base` with
+/// `credential`, and its session cookie.
+pub(crate) async fn console_session(base: &str, credential: &str) -> (reqwest::Client, String) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = console_sign_in(&http, base, credential).await;
+    let cookie = session_cookie(&signed_in);
+    (http, cookie)
+}
+
 /// A console page fetched with the session `cookie` (`cowans_session=…`): its HTML.
 pub(crate) async fn console_page(
     http: &reqwest::Client,

@@ -113,9 +113,13 @@ impl Browser {
         self.client.goto(url).await.unwrap();
     }
 
-    /// The visible text of the first element matching `css` (looked up again if the page's
-    /// script replaced it between the lookup and the read).
-    pub(crate) async fn text(&self, css: &str) -> String {
+    /// `act` on the first element matching `css`, looked up again if the page's script replaced
+    /// it in between (a live table does every two seconds); `what` names the act in a failure.
+    async fn on_element<T, F, Fut>(&self, css: &str, what: &str, act: F) -> T
+    where
+        F: Fn(fantoccini::elements::Element) -> Fut,
+        Fut: std::future::Future<Output = Result<T, fantoccini::error::CmdError>>,
+    {
         let mut stale = 0;
         loop {
             let found = self
@@ -123,12 +127,18 @@ impl Browser {
                 .find(Locator::Css(css))
                 .await
                 .unwrap_or_else(|e| panic!("no {css}: {e}"));
-            match found.text().await {
-                Ok(t) => return t,
+            match act(found).await {
+                Ok(v) => return v,
                 Err(e) if stale < 10 && e.to_string().contains("stale element") => stale += 1,
-                Err(e) => panic!("reading {css}: {e}"),
+                Err(e) => panic!("{what} {css}: {e}"),
             }
         }
+    }
+
+    /// The visible text of the first element matching `css`.
+    pub(crate) async fn text(&self, css: &str) -> String {
+        self.on_element(css, "reading", |e| async move { e.text().await })
+            .await
     }
 
     /// How many elements match `css`.
@@ -136,22 +146,14 @@ impl Browser {
         self.client.find_all(Locator::Css(css)).await.unwrap().len()
     }
 
-    /// Clicks the first element matching `css` (looked up again if the page's script replaced
-    /// it between the lookup and the click, as a live table does every two seconds).
+    /// Clicks the first element matching `css`.
     pub(crate) async fn click(&self, css: &str) {
-        let mut stale = 0;
-        loop {
-            let found = self
-                .client
-                .find(Locator::Css(css))
-                .await
-                .unwrap_or_else(|e| panic!("no {css}: {e}"));
-            match found.click().await {
-                Ok(_) => return,
-                Err(e) if stale < 10 && e.to_string().contains("stale element") => stale += 1,
-                Err(e) => panic!("clicking {css}: {e}"),
-            }
-        }
+        self.on_element(
+            css,
+            "clicking",
+            |e| async move { e.click().await.map(|_| ()) },
+        )
+        .await
     }
 
     /// Clicks the first element matching `css` and waits for the page it leads to (a form's
