@@ -24,7 +24,7 @@ use crate::{
     error::{ApiError, ApiResult, ErrorBody},
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventFilter {
     pub queue: Option<String>,
@@ -68,13 +68,20 @@ pub async fn sse(
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     who.require(Role::Viewer)?;
     let filter = filter_from(query)?;
-    let events = state.relay.subscribe();
-    let stream = futures::stream::unfold((events, filter), |(mut events, filter)| async move {
+    Ok(Sse::new(sse_events(state.relay.subscribe(), filter)).keep_alive(KeepAlive::default()))
+}
+
+/// `events` that pass `filter` as Server-Sent Events (the event's `type` as the SSE event
+/// name, its JSON as the data): the API's stream and the console's.
+pub(crate) fn sse_events(
+    events: EventStream,
+    filter: EventFilter,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    futures::stream::unfold((events, filter), |(mut events, filter)| async move {
         let e = next_event(&mut events, &filter).await?;
         let sse = SseEvent::default().event(e.name()).data(e.to_json());
         Some((Ok(sse), (events, filter)))
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    })
 }
 
 /// `GET /api/v1/events/ws?queue=&batch=` (viewer): the same events over a WebSocket, one JSON

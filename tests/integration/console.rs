@@ -74,6 +74,21 @@ impl Fleet {
     }
 }
 
+/// Waits until `queue`'s `line` sparkline ("done" or "wait") has at least `n` points (one per
+/// refresh of the table).
+async fn spark_points(b: &Browser, queue: &str, line: &str, n: u64) {
+    let script = format!(
+        "const l = document.querySelector(\"tr[data-queue='{queue}'] svg.spark.{line} polyline\"); \
+         return l ? l.getAttribute('points').split(' ').length : 0"
+    );
+    wait_for(
+        &format!("{n} points of {queue}'s {line} trend"),
+        Duration::from_secs(30),
+        || async { (b.js(&script).await.as_u64()? >= n).then_some(()) },
+    )
+    .await;
+}
+
 /// The text of the overview's row for `queue` once it satisfies `ok` (the table refreshes
 /// itself every two seconds).
 async fn row_text(b: &Browser, queue: &str, ok: impl Fn(&str) -> bool) -> String {
@@ -121,14 +136,7 @@ async fn an_operator_signs_in_watches_a_queue_pauses_it_and_signs_out() {
     .await;
     row_text(&b, "console-q", |t| t.contains("console-q 4 ")).await;
     // The row's trend lines grow with each refresh.
-    wait_for("a sparkline of a few points", Duration::from_secs(30), || async {
-        let points = b
-            .js("const l = document.querySelector(\"tr[data-queue='console-q'] svg.spark.wait polyline\"); \
-                 return l ? l.getAttribute('points').split(' ').length : 0")
-            .await;
-        (points.as_u64()? >= 3).then_some(())
-    })
-    .await;
+    spark_points(&b, "console-q", "wait", 3).await;
 
     // Fleet-wide limits, set from the queue's form, shown on its row.
     b.open(&format!("{}/console/queues/console-q/limits", f.api.base))
@@ -138,24 +146,11 @@ async fn an_operator_signs_in_watches_a_queue_pauses_it_and_signs_out() {
         ("rate_jobs", "10"),
         ("rate_period_ms", "1000"),
     ] {
-        b.client
-            .find(Locator::Css(&format!("input[name='{name}']")))
-            .await
-            .unwrap()
-            .send_keys(value)
-            .await
-            .unwrap();
+        b.type_into(&format!("input[name='{name}']"), value).await;
     }
     b.navigate_by("form.limits button").await;
     row_text(&b, "console-q", |t| t.contains("≤3 running, 10/1000 ms")).await;
-    wait_for("a few refreshes for the trend", Duration::from_secs(30), || async {
-        let n = b
-            .js("const l = document.querySelector(\"tr[data-queue='console-q'] svg.spark.done polyline\"); \
-                 return l ? l.getAttribute('points').split(' ').length : 0")
-            .await;
-        (n.as_u64()? >= 6).then_some(())
-    })
-    .await;
+    spark_points(&b, "console-q", "done", 6).await;
     b.screenshot("queues").await;
     let limits = cowans_queue::FrontDoor::builder(f.db.pool.clone())
         .build()
@@ -522,6 +517,20 @@ async fn a_batch_progress_bar_moves_on_the_live_stream_while_workers_run_it() {
     );
     println!("progress values seen: {seen:?}");
     b.screenshot("batches").await;
+    // Rendered again by the server: the finished batch with the counts it finished with.
+    b.open(&format!("{}/console/batches", f.api.base)).await;
+    assert_eq!(
+        b.text(&format!("[data-batch-status='{batch}']")).await,
+        "finished"
+    );
+    assert_eq!(
+        b.text(&format!("[data-batch-counts='{batch}']")).await,
+        "20 completed"
+    );
+    assert_eq!(
+        b.text(&format!("[data-batch-done='{batch}']")).await,
+        "20/20"
+    );
 }
 
 #[tokio::test]

@@ -245,14 +245,8 @@ async fn a_reviewer_approves_a_change_that_reaches_the_shop_and_a_viewer_cannot(
     b.screenshot("review").await;
     let button = b.text("form.decide-all button[value='reject']").await;
     assert_eq!(button, "Reject all 998 matching");
-    let reason = b
-        .client
-        .find(fantoccini::Locator::Css(
-            "form.decide-all input[name='reason']",
-        ))
-        .await
-        .unwrap();
-    reason.send_keys("not this season").await.unwrap();
+    b.type_into("form.decide-all input[name='reason']", "not this season")
+        .await;
     b.navigate_by("form.decide-all button[value='reject']")
         .await;
     assert_eq!(b.text("p.count strong").await, "0");
@@ -307,15 +301,7 @@ async fn a_bulk_edit_is_previewed_then_staged_for_review() {
     sign_in(&b, &api, &operator).await;
     b.open(&format!("{api}/console/shops/{}/bulk-edit", f.shop.id))
         .await;
-    for (name, value) in [("value", "-10")] {
-        b.client
-            .find(fantoccini::Locator::Css(&format!("input[name='{name}']")))
-            .await
-            .unwrap()
-            .send_keys(value)
-            .await
-            .unwrap();
-    }
+    b.type_into("input[name='value']", "-10").await;
     b.js("document.querySelector(\"select[name='op']\").value = 'percent'; return null")
         .await;
     b.navigate_by("form.bulk-edit button").await;

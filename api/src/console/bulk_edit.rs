@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{
     form::FormFields,
-    layout::{Refusal, csrf, page, store_problem},
+    layout::{Refusal, csrf, page, store_problem, value_text},
     session::Session,
     shops::CatalogApp,
 };
@@ -150,22 +150,14 @@ fn preview_markup(p: &BulkPreview) -> Markup {
                             td { (d.title) " " span.muted { (d.product_id) } }
                             td { (d.variant_id.as_deref().unwrap_or("")) }
                             td { (d.field) }
-                            td { (compact(&d.from)) }
-                            td { (compact(&d.to)) }
+                            td { (value_text(&d.from)) }
+                            td { (value_text(&d.to)) }
                         }
                     }
                 }
             }
             @if p.diffs.len() == SAMPLE { p.muted { "The first " (SAMPLE) " shown." } }
         }
-    }
-}
-
-fn compact(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "—".to_owned(),
-        other => other.to_string(),
     }
 }
 

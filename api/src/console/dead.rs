@@ -7,7 +7,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use cowans_core::{JobId, QueueName, Role};
+use cowans_core::{JobId, Role};
 use cowans_queue::{DeadLetterFilter, Redrive};
 use maud::html;
 use serde::Deserialize;
@@ -15,8 +15,8 @@ use serde::Deserialize;
 use super::{
     form::FormFields,
     layout::{
-        Refusal, csrf, nonempty, number, operator_action, page, problem, store_problem, urlencode,
-        when,
+        csrf, nonempty, number, operator_action, page, problem, queue_name, store_problem,
+        urlencode, when,
     },
     session::Session,
 };
@@ -33,10 +33,6 @@ pub struct DeadQuery {
     /// Words in the last attempt's error (any case).
     error: Option<String>,
     after: Option<String>,
-}
-
-fn queue_name(q: &str) -> Result<QueueName, Refusal> {
-    QueueName::new(q).map_err(|_| Refusal::invalid(format!("queue: {q:?} is not a queue name.")))
 }
 
 /// Where the list of `queue`'s (and `kind`'s) dead letters is.

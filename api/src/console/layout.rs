@@ -157,6 +157,22 @@ pub fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 
+/// A queue name from a path or form, or a refusal naming it.
+pub fn queue_name(q: &str) -> Result<cowans_core::QueueName, Refusal> {
+    cowans_core::QueueName::new(q)
+        .map_err(|_| Refusal::invalid(format!("queue: {q:?} is not a queue name.")))
+}
+
+/// A catalog field's value as text: a string as it is, nothing as a muted dash, anything else
+/// as compact JSON.
+pub fn value_text(v: &serde_json::Value) -> Markup {
+    match v {
+        serde_json::Value::Null => html! { span.muted { "—" } },
+        serde_json::Value::String(s) => html! { (s) },
+        other => html! { (other.to_string()) },
+    }
+}
+
 /// A query value given and not blank.
 pub fn nonempty(s: &Option<String>) -> Option<String> {
     s.as_deref()

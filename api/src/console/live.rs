@@ -13,7 +13,10 @@ use axum::{
 use futures::{Stream, StreamExt};
 
 use super::session::Session;
-use crate::ApiState;
+use crate::{
+    ApiState,
+    events::{EventFilter, sse_events},
+};
 
 /// How often a stream looks its session up again.
 pub const RECHECK: Duration = Duration::from_secs(30);
@@ -39,13 +42,8 @@ pub async fn events(
     State(state): State<ApiState>,
     session: Session,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let events = state.relay.subscribe();
+    let events = sse_events(state.relay.subscribe(), EventFilter::default());
     let end = ended(state, session.token, session.user.expires_at);
-    let stream = futures::stream::unfold(events, |mut events| async move {
-        let e = events.next().await?;
-        let sse = SseEvent::default().event(e.name()).data(e.to_json());
-        Some((Ok(sse), events))
-    })
-    .take_until(Box::pin(end));
+    let stream = events.take_until(Box::pin(end));
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use axum::{
     extract::{Form, State},
-    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use cowans_core::{QueueName, Role, queue::QueueControl};
@@ -16,7 +15,7 @@ use maud::{Markup, html};
 use super::{
     form::FormFields,
     layout::{
-        Refusal, action_button, csrf, operator_action, page, problem, store_problem, urlencode,
+        Refusal, action_button, csrf, operator_action, page, queue_name, store_problem, urlencode,
     },
     session::{CsrfForm, Session},
 };
@@ -119,10 +118,6 @@ pub async fn queue_rows(State(state): State<ApiState>, session: Session) -> Resp
     }
 }
 
-fn queue_name(q: &str) -> Result<QueueName, Refusal> {
-    QueueName::new(q).map_err(|_| Refusal::invalid(format!("queue: {q:?} is not a queue name.")))
-}
-
 /// The form setting a queue's fleet-wide limits, filled with the ones in force.
 pub async fn limits_form(
     State(state): State<ApiState>,
@@ -215,11 +210,9 @@ async fn set_paused(
     form: &CsrfForm,
     paused: bool,
 ) -> Response {
-    let Ok(name) = QueueName::new(queue) else {
-        return problem(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "That is not a queue name.",
-        );
+    let name = match queue_name(queue) {
+        Ok(n) => n,
+        Err(r) => return r.into_response(),
     };
     let action = state.front.set_paused(&session.actor, &name, paused);
     operator_action(session, &form.csrf, "/console", action).await

@@ -17,13 +17,12 @@ use cowans_catalog::{
 use cowans_core::Role;
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::{
     form::FormFields,
     layout::{
         Refusal, csrf, nonempty, number, operator_action, page, problem, store_problem, urlencode,
-        when,
+        value_text, when,
     },
     session::Session,
     shops::CatalogApp,
@@ -135,24 +134,15 @@ impl ReviewQuery {
     }
 }
 
-/// A field's value as text: a string as it is, anything else as compact JSON.
-fn shown(v: &Value) -> Markup {
-    match v {
-        Value::Null => html! { span.muted { "—" } },
-        Value::String(s) => html! { (s) },
-        other => html! { (other.to_string()) },
-    }
-}
-
 fn field_rows(f: &FieldChange) -> Markup {
     let conflict = f.outcome.as_deref() == Some("conflict");
     let drift = f.current != f.base;
     html! {
         tr.conflict[conflict] data-field=(f.field) {
             th scope="row" { (f.field) }
-            td.base { (shown(&f.base)) }
-            td.current.drift[drift] title=[drift.then_some("Shopify's value differs from the base")] { (shown(&f.current)) }
-            td.proposed { (shown(&f.proposed)) }
+            td.base { (value_text(&f.base)) }
+            td.current.drift[drift] title=[drift.then_some("Shopify's value differs from the base")] { (value_text(&f.current)) }
+            td.proposed { (value_text(&f.proposed)) }
             td.outcome {
                 @if let Some(o) = &f.outcome { (o) }
                 @if f.superseded { " superseded" }

@@ -164,46 +164,76 @@ type BatchRow = (
     Vec<String>,
 );
 
+macro_rules! batch_select {
+    () => {
+        "SELECT id, description, total, counts, created_at, cancelled_at, finished_at, \
+                callback_job_id, redis_queues FROM cowans_batches "
+    };
+}
+
 /// A batch with the counts of its Postgres jobs (finished batches answer with the counts they
 /// finished with, since their jobs may have been pruned since). An open batch with jobs on
 /// Redis queues (`redis_queues`) has those counted there by the caller.
 pub async fn batch_progress(pool: &PgPool, id: i64) -> Result<Option<BatchProgress>> {
-    let row: Option<BatchRow> = sqlx::query_as(
-        "SELECT id, description, total, counts, created_at, cancelled_at, finished_at, \
-                callback_job_id, redis_queues \
-         FROM cowans_batches WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(pool)
+    let rows: Vec<BatchRow> = sqlx::query_as(concat!(batch_select!(), "WHERE id = $1"))
+        .bind(id)
+        .fetch_all(pool)
+        .await?;
+    Ok(progress_of(pool, rows).await?.pop())
+}
+
+/// The newest `limit` batches before id `before`, newest first, as [`batch_progress`] tells
+/// them (the open ones counted in one grouped scan).
+pub async fn recent_batches(
+    pool: &PgPool,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<BatchProgress>> {
+    let rows: Vec<BatchRow> = sqlx::query_as(concat!(
+        batch_select!(),
+        "WHERE id < $1 ORDER BY id DESC LIMIT $2"
+    ))
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(pool)
     .await?;
-    let Some((id, description, total, stored, created_at, cancelled_at, finished_at, cb, redis)) =
-        row
-    else {
-        return Ok(None);
-    };
-    let (counts, redis_queues) = if finished_at.is_some() {
-        (
-            serde_json::from_value(stored).unwrap_or_default(),
-            Vec::new(),
-        )
+    progress_of(pool, rows).await
+}
+
+/// Batches' rows with their counts: stored for finished ones, counted for open ones.
+async fn progress_of(pool: &PgPool, rows: Vec<BatchRow>) -> Result<Vec<BatchProgress>> {
+    let open: Vec<i64> = rows.iter().filter(|r| r.6.is_none()).map(|r| r.0).collect();
+    let mut counted = if open.is_empty() {
+        HashMap::new()
     } else {
-        let counts = count_batch_jobs(pool, &[id], None)
-            .await?
-            .remove(&id)
-            .unwrap_or_default();
-        (counts, redis)
+        count_batch_jobs(pool, &open, None).await?
     };
-    Ok(Some(BatchProgress {
-        id,
-        description,
-        total: i64::from(total),
-        counts,
-        created_at,
-        cancelled_at,
-        finished_at,
-        callback_job_id: cb.map(JobId),
-        redis_queues,
-    }))
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, description, total, stored, created_at, cancelled_at, finished_at, cb, redis)| {
+                let (counts, redis_queues) = if finished_at.is_some() {
+                    (
+                        serde_json::from_value(stored).unwrap_or_default(),
+                        Vec::new(),
+                    )
+                } else {
+                    (counted.remove(&id).unwrap_or_default(), redis)
+                };
+                BatchProgress {
+                    id,
+                    description,
+                    total: i64::from(total),
+                    counts,
+                    created_at,
+                    cancelled_at,
+                    finished_at,
+                    callback_job_id: cb.map(JobId),
+                    redis_queues,
+                }
+            },
+        )
+        .collect())
 }
 
 /// Per batch: jobs per state (of `queue` only, when given), plus `failed` (jobs whose last
@@ -325,17 +355,6 @@ pub struct OpenBatch {
     pub callback: Option<BatchCallback>,
     /// The Redis queues holding some of its jobs.
     pub redis_queues: Vec<String>,
-}
-
-/// The ids of the newest `limit` batches before id `before`, newest first.
-pub async fn recent_batches(pool: &PgPool, before: Option<i64>, limit: i64) -> Result<Vec<i64>> {
-    Ok(
-        sqlx::query_scalar("SELECT id FROM cowans_batches WHERE id < $1 ORDER BY id DESC LIMIT $2")
-            .bind(before.unwrap_or(i64::MAX))
-            .bind(limit)
-            .fetch_all(pool)
-            .await?,
-    )
 }
 
 /// The oldest `limit` batches that have not finished.

@@ -146,6 +146,16 @@ impl Browser {
         self.client.find_all(Locator::Css(css)).await.unwrap().len()
     }
 
+    /// Types `text` into the first field matching `css`.
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
+        self.on_element(
+            css,
+            "typing into",
+            |e| async move { e.send_keys(text).await },
+        )
+        .await
+    }
+
     /// Clicks the first element matching `css`.
     pub(crate) async fn click(&self, css: &str) {
         self.on_element(
@@ -200,13 +210,7 @@ pub(crate) async fn sign_in(b: &Browser, base: &str, credential: &str) {
     // Not signed in: the console sends the browser to the form.
     let url = b.client.current_url().await.unwrap();
     assert!(url.path().ends_with("/console/login"), "{url}");
-    b.client
-        .find(Locator::Id("credential"))
-        .await
-        .unwrap()
-        .send_keys(credential)
-        .await
-        .unwrap();
+    b.type_into("#credential", credential).await;
     b.navigate_by("form.login button").await;
     let url = b.client.current_url().await.unwrap();
     if url.path() != "/console" {

@@ -195,28 +195,28 @@ impl FrontDoor {
         let mut p = cowans_store::batch_progress(&self.inner.pool, id)
             .await?
             .ok_or_else(|| StoreError::not_found(format!("batch {id}")))?;
-        for q in std::mem::take(&mut p.redis_queues) {
-            let mut more = self.inner.backends.count_batches(&q, &[id]).await?;
-            if let Some(c) = more.remove(&id) {
-                cowans_store::add_counts(&mut p.counts, &c);
-            }
-        }
+        self.count_on_redis(&mut p).await?;
         Ok(p)
     }
 
     /// The newest `limit` batches before id `before`, newest first, each with live counts.
     pub async fn batches(&self, before: Option<i64>, limit: i64) -> Result<Vec<BatchProgress>> {
-        let ids = cowans_store::recent_batches(&self.inner.pool, before, limit).await?;
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            match self.batch(id).await {
-                Ok(p) => found.push(p),
-                // Removed by retention since it was listed.
-                Err(StoreError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
+        let mut found = cowans_store::recent_batches(&self.inner.pool, before, limit).await?;
+        for p in &mut found {
+            self.count_on_redis(p).await?;
         }
         Ok(found)
+    }
+
+    /// Adds an open batch's jobs on Redis queues to its counts.
+    async fn count_on_redis(&self, p: &mut BatchProgress) -> Result<()> {
+        for q in std::mem::take(&mut p.redis_queues) {
+            let mut more = self.inner.backends.count_batches(&q, &[p.id]).await?;
+            if let Some(c) = more.remove(&p.id) {
+                cowans_store::add_counts(&mut p.counts, &c);
+            }
+        }
+        Ok(())
     }
 
     /// Cancels a batch's unfinished jobs (Redis ones first, then the Postgres ones and the
