@@ -48,6 +48,61 @@ async fn bulk_enqueue_inserts_ten_thousand_in_one_call_in_order() {
 }
 
 #[tokio::test]
+async fn jobs_alike_but_for_their_arguments_land_with_every_column_as_given() {
+    let db = TestDb::new().await;
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    // Alike but for their arguments (the statement takes the shared columns once), then the same
+    // jobs with one of another priority (every column as an array): both land as given, in
+    // both the autocommit and the in-transaction form.
+    let alike: Vec<NewJob> = (0..3)
+        .map(|n| {
+            job("alike", n)
+                .priority(3)
+                .run_at(later)
+                .max_attempts(7)
+                .rate_key("shop-1")
+        })
+        .collect();
+    let mut mixed = alike.clone();
+    mixed[1] = mixed[1].clone().priority(4);
+    for (jobs, in_tx) in [(&alike, false), (&mixed, false), (&alike, true)] {
+        let done = if in_tx {
+            store::enqueue_many(&db.pool, jobs).await.unwrap()
+        } else {
+            store::enqueue_autocommit(&db.pool, jobs).await.unwrap()
+        };
+        assert_eq!(done.len(), jobs.len());
+        for (e, j) in done.iter().zip(jobs.iter()) {
+            let got = store::get_job(&db.pool, e.id).await.unwrap().unwrap();
+            assert_eq!(
+                (
+                    got.queue.as_str(),
+                    got.kind.as_str(),
+                    &got.args,
+                    got.priority,
+                    got.max_attempts,
+                    got.state,
+                    got.rate_key.as_deref(),
+                    got.unique_key.as_deref(),
+                ),
+                (
+                    "alike",
+                    j.kind.as_str(),
+                    &j.args,
+                    j.priority,
+                    7,
+                    JobState::Scheduled,
+                    Some("shop-1"),
+                    None,
+                ),
+                "in_tx: {in_tx}"
+            );
+            assert!((got.run_at - later).num_milliseconds().abs() < 1);
+        }
+    }
+}
+
+#[tokio::test]
 async fn bad_input_is_refused_naming_the_field() {
     let db = TestDb::new().await;
     let mut bad = job("q", 1);

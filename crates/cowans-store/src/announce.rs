@@ -8,7 +8,7 @@
 //! one transaction: a client sees a job's events in the order they happened.
 
 use cowans_core::{EVENTS_CHANNEL, Event, WAKEUP_CHANNEL, Wakeup};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, pool::PoolConnection};
 
 use crate::Result;
 
@@ -43,6 +43,18 @@ pub(crate) async fn after_commit(conn: &mut PgConnection, wakeups: &[Wakeup]) {
     if let Err(e) = announce(conn, wakeups, &[]).await {
         tracing::warn!(error = %e, "could not send wake-ups; producers will poll");
     }
+}
+
+/// Like [`after_commit`], but sent by a task of its own on `conn`, which goes back to the pool
+/// afterwards: the caller does not wait a second round trip for a wake-up once its change is
+/// durable. For the enqueue call, whose callers wait on it (the API, handlers enqueueing more
+/// work): its latency is the insert's. Should the process exit before the task runs, producers
+/// find the jobs at their next poll.
+pub(crate) fn after_commit_detached(mut conn: PoolConnection<Postgres>, wakeups: Vec<Wakeup>) {
+    if wakeups.is_empty() {
+        return;
+    }
+    tokio::spawn(async move { after_commit(&mut conn, &wakeups).await });
 }
 
 /// `Runnable` wake-ups for each distinct queue name, for jobs that became available again.
