@@ -162,6 +162,37 @@ async fn an_operator_signs_in_watches_a_queue_pauses_it_and_signs_out() {
         limits.rate.map(|r| (r.jobs, r.period.as_millis())),
         Some((10, 1000))
     );
+    // Limits the API would refuse are refused here too, naming the field, and change nothing.
+    let (session, csrf) = session_of(&b).await;
+    let http = reqwest::Client::new();
+    for (fields, named) in [
+        (vec![("rate_jobs", "5")], "rate_period_ms"),
+        (vec![("concurrency_limit", "0")], "concurrency_limit"),
+        (vec![("concurrency_limit", "many")], "concurrency_limit"),
+    ] {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("_csrf", &csrf)
+            .extend_pairs(fields)
+            .finish();
+        let res = http
+            .post(format!("{}/console/queues/console-q/limits", f.api.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", format!("cowans_session={session}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        assert!(status == 422 || status == 400, "{status} {text}");
+        assert!(text.contains(named), "{named}: {text}");
+    }
+    let unchanged = cowans_queue::FrontDoor::builder(f.db.pool.clone())
+        .build()
+        .limits(&cowans_tests::queue("console-q"))
+        .await
+        .unwrap();
+    assert_eq!(unchanged, limits);
 
     let pause = "tr[data-queue='console-q'] form[action='/console/queues/console-q/pause'] button";
     b.navigate_by(pause).await;

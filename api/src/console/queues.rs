@@ -2,8 +2,6 @@
 //! page's script draws from its refreshes), workers, paused state and fleet-wide limits;
 //! pause, resume and setting limits for operators.
 
-use std::time::Duration;
-
 use axum::{
     extract::{Form, State},
     response::{IntoResponse, Response},
@@ -149,14 +147,14 @@ pub async fn limits_form(
     page(&format!("Limits · {queue}"), Some(&session), body).into_response()
 }
 
-/// A positive whole number from the form (`None` when blank), or a refusal naming `field`.
-fn positive(form: &FormFields, field: &str) -> Result<Option<u64>, Refusal> {
+/// A whole number from the form (`None` when blank), or a refusal naming `field`. Its range is
+/// checked with the rest of the limits, by the front door.
+fn whole<T: std::str::FromStr>(form: &FormFields, field: &str) -> Result<Option<T>, Refusal> {
     form.get(field)
-        .map(|v| match v.parse::<u64>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(Refusal::invalid(format!(
-                "{field}: {v:?} is not a positive whole number."
-            ))),
+        .map(|v| {
+            v.parse::<T>().map_err(|_| {
+                Refusal::invalid(format!("{field}: {v:?} is not a whole number in range."))
+            })
         })
         .transpose()
 }
@@ -168,34 +166,20 @@ pub async fn set_limits(
     form: FormFields,
 ) -> Response {
     let parsed = (|| -> Result<_, Refusal> {
-        let name = queue_name(&queue)?;
-        let concurrency = positive(&form, "concurrency_limit")?;
-        let concurrency = concurrency
-            .map(|n| {
-                u32::try_from(n).map_err(|_| Refusal::invalid("concurrency_limit: too large."))
-            })
-            .transpose()?;
-        let rate = match (
-            positive(&form, "rate_jobs")?,
-            positive(&form, "rate_period_ms")?,
-        ) {
-            (Some(jobs), Some(ms)) => Some(RateLimit {
-                jobs: u32::try_from(jobs).map_err(|_| Refusal::invalid("rate_jobs: too large."))?,
-                period: Duration::from_millis(ms),
-                by_key: form.get("rate_by_key").is_some(),
-            }),
-            (None, None) => None,
-            _ => {
-                return Err(Refusal::invalid(
-                    "rate_period_ms: a rate needs both the jobs and the period.",
-                ));
-            }
-        };
-        Ok((name, concurrency, rate))
+        Ok((
+            queue_name(&queue)?,
+            whole::<u32>(&form, "concurrency_limit")?,
+            whole::<u32>(&form, "rate_jobs")?,
+            whole::<u64>(&form, "rate_period_ms")?,
+        ))
     })();
-    let (name, concurrency, rate) = match parsed {
+    let (name, concurrency, jobs, period_ms) = match parsed {
         Ok(p) => p,
         Err(r) => return r.into_response(),
+    };
+    let rate = match RateLimit::from_fields(jobs, period_ms, form.get("rate_by_key").is_some()) {
+        Ok(r) => r,
+        Err(e) => return store_problem(e.into()),
     };
     let action = state
         .front

@@ -1,11 +1,9 @@
 //! Queues: summaries, pause, resume, fleet-wide limits.
 
-use std::time::Duration;
-
 use axum::{Json, extract::State};
 use chrono::{DateTime, Utc};
 use cowans_core::{QueueName, Role};
-use cowans_queue::{QueueStats, RateLimit};
+use cowans_queue::{QueueStats, RateLimit, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -167,20 +165,8 @@ pub async fn set_limits(
     who.require(Role::Operator)?;
     let q = queue_name(&q)?;
     let crate::input::ApiJson(limits) = body;
-    let rate = match (limits.rate_jobs, limits.rate_period_ms) {
-        (Some(jobs), Some(ms)) => Some(RateLimit {
-            jobs,
-            period: Duration::from_millis(ms),
-            by_key: limits.rate_by_key,
-        }),
-        (None, None) => None,
-        _ => {
-            return Err(ApiError::invalid(
-                "rate_period_ms",
-                "rate_jobs and rate_period_ms go together",
-            ));
-        }
-    };
+    let rate = RateLimit::from_fields(limits.rate_jobs, limits.rate_period_ms, limits.rate_by_key)
+        .map_err(StoreError::from)?;
     state
         .front
         .set_limits(&who.actor, &q, limits.concurrency_limit, rate)

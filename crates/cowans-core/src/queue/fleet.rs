@@ -15,6 +15,27 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
+    /// A rate from its fields as the API and the console take them: both or neither of
+    /// `rate_jobs` and `rate_period_ms` (neither: no rate). Ranges are [`Self::check_limits`]'.
+    pub fn from_fields(
+        jobs: Option<u32>,
+        period_ms: Option<u64>,
+        by_key: bool,
+    ) -> super::QueueResult<Option<RateLimit>> {
+        match (jobs, period_ms) {
+            (Some(jobs), Some(ms)) => Ok(Some(RateLimit {
+                jobs,
+                period: Duration::from_millis(ms),
+                by_key,
+            })),
+            (None, None) => Ok(None),
+            _ => Err(super::QueueError::invalid(
+                "rate_period_ms",
+                "rate_jobs and rate_period_ms go together",
+            )),
+        }
+    }
+
     /// Checks a queue's limits as every backend stores them: a concurrency of 1 to `i32::MAX`,
     /// a rate of 1 to `i32::MAX` jobs per 1 ms to a year (a longer period is a typo).
     pub fn check_limits(
