@@ -195,25 +195,32 @@ impl FrontDoor {
         let mut p = cowans_store::batch_progress(&self.inner.pool, id)
             .await?
             .ok_or_else(|| StoreError::not_found(format!("batch {id}")))?;
-        self.count_on_redis(&mut p).await?;
+        self.count_on_redis(std::slice::from_mut(&mut p)).await?;
         Ok(p)
     }
 
     /// The newest `limit` batches before id `before`, newest first, each with live counts.
     pub async fn batches(&self, before: Option<i64>, limit: i64) -> Result<Vec<BatchProgress>> {
         let mut found = cowans_store::recent_batches(&self.inner.pool, before, limit).await?;
-        for p in &mut found {
-            self.count_on_redis(p).await?;
-        }
+        self.count_on_redis(&mut found).await?;
         Ok(found)
     }
 
-    /// Adds an open batch's jobs on Redis queues to its counts.
-    async fn count_on_redis(&self, p: &mut BatchProgress) -> Result<()> {
-        for q in std::mem::take(&mut p.redis_queues) {
-            let mut more = self.inner.backends.count_batches(&q, &[p.id]).await?;
-            if let Some(c) = more.remove(&p.id) {
-                cowans_store::add_counts(&mut p.counts, &c);
+    /// Adds open batches' jobs on Redis queues to their counts: one count per Redis queue for
+    /// all the batches that have jobs on it.
+    async fn count_on_redis(&self, batches: &mut [BatchProgress]) -> Result<()> {
+        let mut by_queue: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+        for p in batches.iter_mut() {
+            for q in std::mem::take(&mut p.redis_queues) {
+                by_queue.entry(q).or_default().push(p.id);
+            }
+        }
+        for (q, ids) in by_queue {
+            let counted = self.inner.backends.count_batches(&q, &ids).await?;
+            for p in batches.iter_mut() {
+                if let Some(c) = counted.get(&p.id) {
+                    cowans_store::add_counts(&mut p.counts, c);
+                }
             }
         }
         Ok(())
