@@ -214,6 +214,69 @@ async fn a_worker_that_lost_its_lease_can_neither_complete_nor_fail_the_job() {
     assert!(rec.errors[0].error.contains("lease expired"));
 }
 
+/// With asynchronous commit (the engine's default) a crash of the server can lose a claim that a
+/// worker already holds, and the lease sequence comes back where its last flushed WAL record
+/// left it, so it hands the same numbers out again. The crash is replayed here by hand: the
+/// claim undone, the sequence set back. The reclaim must still get a fence of its own, or the
+/// first attempt's ack would complete the job under the second attempt.
+#[tokio::test]
+async fn a_claim_lost_in_a_server_crash_does_not_lend_its_fence_to_the_reclaim() {
+    let db = TestDb::new().await;
+    let q = queue("crash");
+    let id = store::enqueue(&db.pool, &job("crash", 1)).await.unwrap().id;
+    let w = Uuid::new_v4();
+    let (last, called): (i64, bool) =
+        sqlx::query_as("SELECT last_value, is_called FROM cowans_lease_seq")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    let lost = store::claim(&db.pool, &q, 1, w, TTL, None).await.unwrap();
+    let stale = LeaseRef {
+        id,
+        lease: lost[0].lease,
+    };
+    // The crash: the claim's row as it was before, the sequence back where it stood.
+    sqlx::query(
+        "UPDATE cowans_jobs SET state = 'available', attempt = attempt - 1, attempted_at = NULL, \
+         lease = NULL, lease_expires_at = NULL, worker_id = NULL WHERE id = $1",
+    )
+    .bind(id.0)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query("SELECT setval('cowans_lease_seq', $1, $2)")
+        .bind(last)
+        .bind(called)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    // Recovery takes far longer than this; the fence must not depend on more.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+
+    let again = store::claim(&db.pool, &q, 1, w, TTL, None).await.unwrap();
+    assert_eq!(again[0].attempt, 1, "the lost claim left no trace");
+    assert_ne!(
+        again[0].lease, stale.lease,
+        "the reclaim has a fence of its own"
+    );
+    assert!(
+        store::complete(&db.pool, &[stale], false)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the lost claim's ack is refused"
+    );
+    assert_eq!(state_of(&db, id).await, JobState::Running);
+    let fresh = LeaseRef {
+        id,
+        lease: again[0].lease,
+    };
+    assert_eq!(
+        store::complete(&db.pool, &[fresh], false).await.unwrap(),
+        vec![id]
+    );
+}
+
 #[tokio::test]
 async fn heartbeats_extend_only_leases_still_held_and_register_a_forgotten_worker() {
     let db = TestDb::new().await;

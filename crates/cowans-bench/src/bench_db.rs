@@ -1,10 +1,7 @@
 //! A throw-away database per benchmark run, on the server `DATABASE_URL` names.
 
 use anyhow::Context;
-use sqlx::{
-    ConnectOptions, Connection, PgConnection, PgPool,
-    postgres::{PgConnectOptions, PgPoolOptions},
-};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, postgres::PgConnectOptions};
 
 pub struct BenchDb {
     admin: PgConnectOptions,
@@ -49,7 +46,7 @@ impl BenchDb {
     }
 
     pub async fn pool(&self, size: u32) -> anyhow::Result<PgPool> {
-        Ok(PgPoolOptions::new()
+        Ok(cowans_store::pool_options()
             .max_connections(size)
             .connect_with(self.options.clone())
             .await?)

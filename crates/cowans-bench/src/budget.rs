@@ -186,7 +186,7 @@ pub async fn client(args: &Args) -> anyhow::Result<()> {
         ))?
     } else {
         let key = std::env::var("COWANS_BENCH_KEY").context("COWANS_BENCH_KEY")?;
-        let pool = sqlx::postgres::PgPoolOptions::new()
+        let pool = cowans_store::pool_options()
             .max_connections(args.concurrency as u32 + 1)
             .connect(args.child_db.as_deref().context("--child-db")?)
             .await?;

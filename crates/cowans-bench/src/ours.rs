@@ -2,6 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use anyhow::Context;
 use apalis_core::worker::builder::WorkerBuilder;
 use cowans_core::{JobState, QueueName, queue::Driver};
 use cowans_queue::{Engine, EngineConfig, QueueConfig};
@@ -316,16 +317,7 @@ async fn start_engine_on(
 /// Runs a no-op worker until `target` jobs of `q` are completed in the database.
 async fn drain(t: &Target, q: &QueueName, target: usize, args: &Args) -> anyhow::Result<Duration> {
     let concurrency = args.concurrency;
-    // Completed in the database: rows in `completed`, plus rows gone (completions that delete).
-    let rows = async || -> anyhow::Result<(i64, i64)> {
-        let counts = t.driver.count_by_state(q.as_str()).await?;
-        let completed = counts
-            .iter()
-            .find(|(s, _)| *s == JobState::Completed)
-            .map_or(0, |(_, n)| *n);
-        Ok((completed, counts.iter().map(|(_, n)| *n).sum()))
-    };
-    let (_, before) = rows().await?;
+    let finished = Finished::before_drain(t, q, target).await?;
     let engine = start_engine_on(
         t.engine_driver(),
         &t.pool,
@@ -343,15 +335,80 @@ async fn drain(t: &Target, q: &QueueName, target: usize, args: &Args) -> anyhow:
     let started = std::time::Instant::now();
     let handle = tokio::spawn(worker.run());
     counter
-        .until_completed(async || {
-            let (completed, now) = rows().await?;
-            Ok(completed + (before - now))
-        })
+        .until_completed(async || finished.count(t, q).await)
         .await?;
     let elapsed = started.elapsed();
     engine.shutdown().await;
     handle.abort();
     Ok(elapsed)
+}
+
+/// How a drain learns that its jobs are completed in the database, asked at its end (and timed
+/// with it).
+enum Finished {
+    /// Postgres: the drain is done when none of the first `target` jobs in claim order (ids up to
+    /// `last`: a fill's jobs are claimed in id order) is available or running any more. Both
+    /// questions go to small partial indexes (the claim index's front, the running jobs'
+    /// leases), so asking costs the same with ten thousand or a million queued; a count by
+    /// state scans the whole queue, ~0.1 s at a million, which `backlog` used to time.
+    UpTo { last: i64, target: i64 },
+    /// Redis: rows in `completed`, plus rows gone (completions that delete), from `before`.
+    Counted { before: i64 },
+}
+
+impl Finished {
+    async fn before_drain(t: &Target, q: &QueueName, target: usize) -> anyhow::Result<Finished> {
+        if t.redis.is_some() {
+            let (_, before) = Self::counts(t, q).await?;
+            return Ok(Finished::Counted { before });
+        }
+        let last: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM cowans_jobs WHERE state = 'available' AND queue = $1 \
+             ORDER BY priority DESC, run_at, id OFFSET $2 - 1 LIMIT 1",
+        )
+        .bind(q.as_str())
+        .bind(target as i64)
+        .fetch_optional(&t.pool)
+        .await?;
+        let last = last.with_context(|| format!("{q} has fewer than {target} jobs available"))?;
+        Ok(Finished::UpTo {
+            last,
+            target: target as i64,
+        })
+    }
+
+    /// How many of the drain's jobs are completed (`target` once all are).
+    async fn count(&self, t: &Target, q: &QueueName) -> anyhow::Result<i64> {
+        match *self {
+            Finished::UpTo { last, target } => {
+                let (next, running): (Option<i64>, i64) = sqlx::query_as(
+                    "SELECT (SELECT id FROM cowans_jobs WHERE state = 'available' AND queue = $1 \
+                             ORDER BY priority DESC, run_at, id LIMIT 1), \
+                            (SELECT count(*) FROM cowans_jobs WHERE lease_expires_at IS NOT NULL \
+                             AND queue = $1 AND id <= $2)",
+                )
+                .bind(q.as_str())
+                .bind(last)
+                .fetch_one(&t.pool)
+                .await?;
+                let claimed = next.is_none_or(|id| id > last);
+                Ok(if claimed && running == 0 { target } else { 0 })
+            }
+            Finished::Counted { before } => {
+                let (completed, now) = Self::counts(t, q).await?;
+                Ok(completed + (before - now))
+            }
+        }
+    }
+
+    async fn counts(t: &Target, q: &QueueName) -> anyhow::Result<(i64, i64)> {
+        let counts = t.driver.count_by_state(q.as_str()).await?;
+        let completed = counts
+            .iter()
+            .find(|(s, _)| *s == JobState::Completed)
+            .map_or(0, |(_, n)| *n);
+        Ok((completed, counts.iter().map(|(_, n)| *n).sum()))
+    }
 }
 
 async fn latency(t: &Target, q: &QueueName, args: &Args) -> anyhow::Result<Measurement> {

@@ -36,7 +36,8 @@ pub struct EngineConfig {
     ///
     /// Safe for at-least-once: if the Postgres server itself crashes, the last few hundred
     /// milliseconds of these commits may be lost, which only means a job runs again (a lost claim
-    /// makes it available, a lost ack leaves it running until the rescuer retries it). Enqueues
+    /// makes it available, a lost ack leaves it running until the rescuer retries it; a lost
+    /// claim's fencing token is never handed out again, see `cowans_fence()`). Enqueues
     /// and handlers' own transactions use the caller's pool and stay fully durable: nothing
     /// accepted is ever lost.
     pub async_commit: bool,

@@ -426,7 +426,7 @@ async fn engine_pool(app: &PgPool, config: &EngineConfig) -> Result<PgPool, Engi
     if config.async_commit {
         options = options.options([("synchronous_commit", "off")]);
     }
-    let pool = sqlx::postgres::PgPoolOptions::new()
+    let pool = cowans_store::pool_options()
         .max_connections(config.engine_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)

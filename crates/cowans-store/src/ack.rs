@@ -13,41 +13,31 @@ fn split(refs: &[LeaseRef]) -> (Vec<i64>, Vec<i64>) {
     refs.iter().map(|r| (r.id.0, r.lease)).unzip()
 }
 
-const COMPLETE: &str = r#"
-UPDATE cowans_jobs j
-SET state = 'completed', finalized_at = now(), lease_expires_at = NULL
-FROM unnest($1::bigint[], $2::bigint[]) AS c(id, lease)
-WHERE j.id = c.id AND j.state = 'running' AND j.lease = c.lease
-RETURNING j.id
-"#;
+const COMPLETE: &str = concat!(
+    "UPDATE cowans_jobs j SET state = 'completed', finalized_at = now(), lease_expires_at = NULL ",
+    "FROM unnest($1::bigint[], $2::bigint[]) AS c(id, lease) WHERE ",
+    still_held!("c"),
+    " RETURNING j.id"
+);
 
 // Completion when finished jobs are kept for no time: the row is deleted (no new tuple, no
 // index entries, nothing for the retention pass to delete later), except where a completed row
 // still means something: a job of a batch (its counts come from the jobs) and a unique job whose
-// key holds while completed. Both parts see the same snapshot and disjoint rows. Rows are found
-// by `id = ANY(ids)` (the primary key, whatever the statistics say) and their lease looked up by
-// position: joined to `unnest`, the planner sometimes scanned the whole table once per acked
-// id (measured: a 2,000-job ack running for 20 s).
-const COMPLETE_DELETING: &str = r#"
-WITH gone AS (
-    DELETE FROM cowans_jobs j
-    WHERE j.id = ANY($1::bigint[]) AND j.state = 'running'
-      AND j.lease = ($2::bigint[])[array_position($1::bigint[], j.id)]
-      AND j.batch_id IS NULL
-      AND (j.unique_key IS NULL OR (j.unique_states & cowans_state_bit('completed')) = 0)
-    RETURNING j.id
-),
-kept AS (
-    UPDATE cowans_jobs j
-    SET state = 'completed', finalized_at = now(), lease_expires_at = NULL
-    WHERE j.id = ANY($1::bigint[]) AND j.state = 'running'
-      AND j.lease = ($2::bigint[])[array_position($1::bigint[], j.id)]
-      AND NOT (j.batch_id IS NULL
-        AND (j.unique_key IS NULL OR (j.unique_states & cowans_state_bit('completed')) = 0))
-    RETURNING j.id
-)
-SELECT id FROM gone UNION ALL SELECT id FROM kept
-"#;
+// key holds while completed. Both parts see the same snapshot and disjoint rows.
+const COMPLETE_DELETING: &str = concat!(
+    "WITH gone AS (DELETE FROM cowans_jobs j USING unnest($1::bigint[], $2::bigint[]) AS c(id, lease) WHERE ",
+    still_held!("c"),
+    " AND j.batch_id IS NULL",
+    " AND (j.unique_key IS NULL OR (j.unique_states & cowans_state_bit('completed')) = 0)",
+    " RETURNING j.id), ",
+    "kept AS (UPDATE cowans_jobs j SET state = 'completed', finalized_at = now(), lease_expires_at = NULL",
+    " FROM unnest($1::bigint[], $2::bigint[]) AS c(id, lease) WHERE ",
+    still_held!("c"),
+    " AND NOT (j.batch_id IS NULL",
+    " AND (j.unique_key IS NULL OR (j.unique_states & cowans_state_bit('completed')) = 0))",
+    " RETURNING j.id) ",
+    "SELECT id FROM gone UNION ALL SELECT id FROM kept"
+);
 
 /// Completes a batch of jobs; returns the ids that were still held (the others were fenced off:
 /// rescued, cancelled, or already completed in the handler's own transaction). `delete`: finished
@@ -81,7 +71,8 @@ pub async fn complete_in_tx<'e>(executor: impl PgExecutor<'e>, lease: LeaseRef) 
     done.map(drop).ok_or(StoreError::StaleLease)
 }
 
-const SETTLE: &str = r#"
+const SETTLE: &str = concat!(
+    r#"
 UPDATE cowans_jobs j
 SET state = f.state::cowans_job_state,
     run_at = CASE WHEN f.delay_ms IS NULL THEN j.run_at
@@ -92,10 +83,13 @@ SET state = f.state::cowans_job_state,
         'attempt', f.attempt, 'at', now(), 'worker', $7::text, 'error', f.error))
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::float8[], $5::integer[], $6::text[])
     AS f(id, lease, state, delay_ms, attempt, error)
-WHERE j.id = f.id AND j.state = 'running' AND j.lease = f.lease
+WHERE "#,
+    still_held!("f"),
+    r#"
 RETURNING j.id, j.queue, j.kind, j.batch_id, f.state, j.run_at, f.attempt,
     CASE WHEN f.state = 'dead' THEN f.error END
-"#;
+"#
+);
 
 type SettledRow = (
     i64,
@@ -185,13 +179,12 @@ pub async fn settle_failures(
         .collect())
 }
 
-const RELEASE: &str = r#"
-UPDATE cowans_jobs j
-SET state = 'available', attempt = greatest(j.attempt - 1, 0), lease_expires_at = NULL
-FROM unnest($1::bigint[], $2::bigint[]) AS r(id, lease)
-WHERE j.id = r.id AND j.state = 'running' AND j.lease = r.lease
-RETURNING j.id, j.queue
-"#;
+const RELEASE: &str = concat!(
+    "UPDATE cowans_jobs j SET state = 'available', attempt = greatest(j.attempt - 1, 0), ",
+    "lease_expires_at = NULL FROM unnest($1::bigint[], $2::bigint[]) AS r(id, lease) WHERE ",
+    still_held!("r"),
+    " RETURNING j.id, j.queue"
+);
 
 /// Hands jobs back without counting the attempt (graceful shutdown past its deadline, or jobs
 /// claimed but never started). Producers of their queues are woken at once.

@@ -57,7 +57,7 @@ macro_rules! claim_sql {
             $order,
             " LIMIT $2 FOR UPDATE SKIP LOCKED) ",
             "UPDATE cowans_jobs j SET state = 'running', attempt = j.attempt + 1, attempted_at = now(), ",
-            "lease = (SELECT nextval('cowans_lease_seq')), ",
+            "lease = (SELECT cowans_fence()), ",
             "lease_expires_at = now() + $3 * interval '1 millisecond', worker_id = $4 ",
             "FROM picked WHERE j.id = picked.id ",
             "RETURNING j.id, j.queue, j.kind, j.args::text AS args, j.priority, j.attempt, ",
@@ -67,7 +67,8 @@ macro_rules! claim_sql {
 }
 
 // The CTE picks at most $2 rows in claim-index order and locks them, skipping rows another
-// claimer holds; the UPDATE then marks exactly those. One fencing token per statement.
+// claimer holds; the UPDATE then marks exactly those. One fencing token per statement
+// (`cowans_fence()`: unique even across a crash of the server that loses claims).
 const CLAIM: &str = claim_sql!("", "priority DESC, run_at, id");
 // Same priority, strictly after the cursor: an index range scan that starts where the last
 // claim ended.

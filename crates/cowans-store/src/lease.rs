@@ -9,13 +9,12 @@ use sqlx::PgPool;
 use crate::{LeaseRef, Rescued, Result, WorkerInfo};
 use cowans_core::queue::LEASE_EXPIRED;
 
-const EXTEND: &str = r#"
-UPDATE cowans_jobs j
-SET lease_expires_at = now() + $3 * interval '1 millisecond'
-FROM unnest($1::bigint[], $2::bigint[]) AS h(id, lease)
-WHERE j.id = h.id AND j.state = 'running' AND j.lease = h.lease
-RETURNING j.id
-"#;
+const EXTEND: &str = concat!(
+    "UPDATE cowans_jobs j SET lease_expires_at = now() + $3 * interval '1 millisecond' ",
+    "FROM unnest($1::bigint[], $2::bigint[]) AS h(id, lease) WHERE ",
+    still_held!("h"),
+    " RETURNING j.id"
+);
 
 /// One heartbeat of a worker process: marks the process alive and extends the lease of every
 /// job it still runs. Returns the ids whose lease it still holds; a job missing from the answer

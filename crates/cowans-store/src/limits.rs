@@ -27,7 +27,7 @@ WITH free AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE cowans_permits p
-SET holder = $4, token = nextval('cowans_lease_seq'), expires_at = now() + $5 * interval '1 millisecond'
+SET holder = $4, token = cowans_fence(), expires_at = now() + $5 * interval '1 millisecond'
 FROM free WHERE p.scope = $1 AND p.slot = free.slot
 RETURNING p.slot, p.token
 "#;
@@ -188,12 +188,13 @@ pub async fn defer(pool: &PgPool, jobs: &[(LeaseRef, DateTime<Utc>)]) -> Result<
         leases.push(r.lease);
         ats.push(*at);
     }
-    let done: Vec<i64> = sqlx::query_scalar(
+    let done: Vec<i64> = sqlx::query_scalar(concat!(
         "UPDATE cowans_jobs j SET state = 'scheduled', run_at = d.at, attempt = greatest(j.attempt - 1, 0), \
          lease_expires_at = NULL \
-         FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS d(id, lease, at) \
-         WHERE j.id = d.id AND j.state = 'running' AND j.lease = d.lease RETURNING j.id",
-    )
+         FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS d(id, lease, at) WHERE ",
+        still_held!("d"),
+        " RETURNING j.id"
+    ))
     .bind(ids)
     .bind(leases)
     .bind(ats)

@@ -16,10 +16,7 @@ pub mod tcp_proxy;
 
 use std::{future::Future, time::Duration};
 
-use sqlx::{
-    ConnectOptions, Connection, PgConnection, PgPool,
-    postgres::{PgConnectOptions, PgPoolOptions},
-};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, postgres::PgConnectOptions};
 
 /// The admin URL tests connect to in order to create their own databases.
 pub fn server_url() -> String {
@@ -60,7 +57,7 @@ impl TestDb {
             .expect("create test database");
         conn.close().await.ok();
         let options = admin.clone().database(&name);
-        let pool = PgPoolOptions::new()
+        let pool = cowans_store::pool_options()
             .max_connections(20)
             .connect_with(options.clone())
             .await
