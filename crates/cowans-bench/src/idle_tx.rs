@@ -34,7 +34,7 @@ const BASELINE: Duration = Duration::from_secs(30);
 const AFTER: Duration = Duration::from_secs(60);
 
 pub async fn run(pool: &PgPool, q: &QueueName, args: &Args) -> anyhow::Result<Measurement> {
-    let engine = start_engine(pool, q, args.concurrency, args.retain_finished_ms).await?;
+    let engine = start_engine(pool, q, args.concurrency, args).await?;
     let counter = Counter::new(usize::MAX);
     let filler = Filler::start(pool, q, job, {
         let counter = counter.clone();

@@ -133,6 +133,10 @@ pub struct Args {
     /// hour); 0 deletes completed jobs at their ack.
     #[arg(long)]
     pub retain_finished_ms: Option<u64>,
+    /// The engine's own statements (claims, acks, heartbeats) commit synchronously
+    /// (`engine.async_commit = false`), to measure what asynchronous commit buys or costs.
+    #[arg(long)]
+    pub sync_commit: bool,
     /// Most jobs the worker claims ahead of free slots (default: the engine's); 0 = none.
     #[arg(long)]
     pub prefetch: Option<usize>,

@@ -286,9 +286,9 @@ pub(crate) async fn start_engine(
     pool: &PgPool,
     q: &QueueName,
     concurrency: usize,
-    retain_finished_ms: Option<u64>,
+    args: &Args,
 ) -> anyhow::Result<Engine> {
-    start_engine_on(None, pool, q, concurrency, retain_finished_ms).await
+    start_engine_on(None, pool, q, concurrency, args).await
 }
 
 async fn start_engine_on(
@@ -296,12 +296,13 @@ async fn start_engine_on(
     pool: &PgPool,
     q: &QueueName,
     concurrency: usize,
-    retain_finished_ms: Option<u64>,
+    args: &Args,
 ) -> anyhow::Result<Engine> {
     let mut config = EngineConfig::default();
-    if let Some(ms) = retain_finished_ms {
+    if let Some(ms) = args.retain_finished_ms {
         config.retain_finished = Duration::from_millis(ms);
     }
+    config.async_commit = !args.sync_commit;
     let (driver, limiter) = backend.unzip();
     Ok(Engine::start_on(
         driver,
@@ -318,14 +319,7 @@ async fn start_engine_on(
 async fn drain(t: &Target, q: &QueueName, target: usize, args: &Args) -> anyhow::Result<Duration> {
     let concurrency = args.concurrency;
     let finished = Finished::before_drain(t, q, target).await?;
-    let engine = start_engine_on(
-        t.engine_driver(),
-        &t.pool,
-        q,
-        concurrency,
-        args.retain_finished_ms,
-    )
-    .await?;
+    let engine = start_engine_on(t.engine_driver(), &t.pool, q, concurrency, args).await?;
     let counter = Counter::new(target);
     let backend = engine.backend::<IgnoredAny>(queue_config(q, concurrency, args));
     let worker = WorkerBuilder::new("bench")
@@ -352,15 +346,16 @@ enum Finished {
     /// leases), so asking costs the same with ten thousand or a million queued; a count by
     /// state scans the whole queue, ~0.1 s at a million, which `backlog` used to time.
     UpTo { last: i64, target: i64 },
-    /// Redis: rows in `completed`, plus rows gone (completions that delete), from `before`.
-    Counted { before: i64 },
+    /// Redis: rows that entered `completed` since the drain began, plus rows gone (completions
+    /// that delete); `backlog` drains one queue several times, so earlier runs' are subtracted.
+    Counted { completed: i64, total: i64 },
 }
 
 impl Finished {
     async fn before_drain(t: &Target, q: &QueueName, target: usize) -> anyhow::Result<Finished> {
         if t.redis.is_some() {
-            let (_, before) = Self::counts(t, q).await?;
-            return Ok(Finished::Counted { before });
+            let (completed, total) = Self::counts(t, q).await?;
+            return Ok(Finished::Counted { completed, total });
         }
         let last: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM cowans_jobs WHERE state = 'available' AND queue = $1 \
@@ -394,9 +389,9 @@ impl Finished {
                 let claimed = next.is_none_or(|id| id > last);
                 Ok(if claimed && running == 0 { target } else { 0 })
             }
-            Finished::Counted { before } => {
-                let (completed, now) = Self::counts(t, q).await?;
-                Ok(completed + (before - now))
+            Finished::Counted { completed, total } => {
+                let (completed_now, total_now) = Self::counts(t, q).await?;
+                Ok(completed_now - completed + (total - total_now))
             }
         }
     }
@@ -412,14 +407,7 @@ impl Finished {
 }
 
 async fn latency(t: &Target, q: &QueueName, args: &Args) -> anyhow::Result<Measurement> {
-    let engine = start_engine_on(
-        t.engine_driver(),
-        &t.pool,
-        q,
-        args.concurrency,
-        args.retain_finished_ms,
-    )
-    .await?;
+    let engine = start_engine_on(t.engine_driver(), &t.pool, q, args.concurrency, args).await?;
     let waits = Samples::default();
     let backend = engine.backend::<Stamped>(queue_config(q, args.concurrency, args));
     let worker = WorkerBuilder::new("bench")
