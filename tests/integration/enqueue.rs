@@ -3,6 +3,8 @@
 //! sharing commits, where a payload Postgres cannot store or a job the database refuses fails
 //! alone.
 
+use std::time::Duration;
+
 use cowans_core::JobState;
 use cowans_store::{self as store, NewJob, Unique};
 use cowans_testkit::TestDb;
@@ -468,4 +470,41 @@ async fn a_group_of_unique_submits_inserts_each_key_once_and_audits_every_submit
         .collect();
     expected.sort();
     assert_eq!(entries, expected);
+}
+
+/// Pools check a connection only when it sat idle (no round trip before every statement), so a
+/// server that dropped the pool's connections while nobody used them (a restart, a proxy's idle
+/// timeout) must still cost the next caller nothing: the dead connection is replaced, not
+/// handed out.
+#[tokio::test]
+async fn an_enqueue_after_the_server_dropped_the_pools_idle_connections_succeeds() {
+    let db = TestDb::new().await;
+    let options = store::connect_options(&db.url()).unwrap();
+    let pool = store::connect(options.application_name("dropped"), 2)
+        .await
+        .unwrap();
+    store::enqueue_autocommit(&pool, &[job("dropped", 1)])
+        .await
+        .unwrap();
+    let dropped: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'dropped'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert!(!dropped.is_empty(), "the pool had connections to drop");
+    tokio::time::sleep(store::IDLE_BEFORE_CHECK + Duration::from_millis(200)).await;
+
+    let done = store::enqueue_autocommit(&pool, &[job("dropped", 2)])
+        .await
+        .expect("the next enqueue gets a live connection");
+    assert_eq!(
+        store::get_job(&db.pool, done[0].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .args,
+        json!({ "n": 2 })
+    );
 }

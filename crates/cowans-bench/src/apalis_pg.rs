@@ -153,7 +153,7 @@ async fn drain(
             .bind(queue)
             .fetch_one(pool)
             .await?;
-            Ok(done)
+            Ok(done as usize >= target)
         })
         .await?;
     let elapsed = started.elapsed();

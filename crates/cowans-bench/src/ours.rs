@@ -329,7 +329,7 @@ async fn drain(t: &Target, q: &QueueName, target: usize, args: &Args) -> anyhow:
     let started = std::time::Instant::now();
     let handle = tokio::spawn(worker.run());
     counter
-        .until_completed(async || finished.count(t, q).await)
+        .until_completed(async || finished.reached(t, q, target).await)
         .await?;
     let elapsed = started.elapsed();
     engine.shutdown().await;
@@ -345,7 +345,7 @@ enum Finished {
     /// questions go to small partial indexes (the claim index's front, the running jobs'
     /// leases), so asking costs the same with ten thousand or a million queued; a count by
     /// state scans the whole queue, ~0.1 s at a million, which `backlog` used to time.
-    UpTo { last: i64, target: i64 },
+    UpTo { last: i64 },
     /// Redis: rows that entered `completed` since the drain began, plus rows gone (completions
     /// that delete); `backlog` drains one queue several times, so earlier runs' are subtracted.
     Counted { completed: i64, total: i64 },
@@ -366,16 +366,13 @@ impl Finished {
         .fetch_optional(&t.pool)
         .await?;
         let last = last.with_context(|| format!("{q} has fewer than {target} jobs available"))?;
-        Ok(Finished::UpTo {
-            last,
-            target: target as i64,
-        })
+        Ok(Finished::UpTo { last })
     }
 
-    /// How many of the drain's jobs are completed (`target` once all are).
-    async fn count(&self, t: &Target, q: &QueueName) -> anyhow::Result<i64> {
+    /// Whether the drain's `target` jobs are completed in the database.
+    async fn reached(&self, t: &Target, q: &QueueName, target: usize) -> anyhow::Result<bool> {
         match *self {
-            Finished::UpTo { last, target } => {
+            Finished::UpTo { last } => {
                 let (next, running): (Option<i64>, i64) = sqlx::query_as(
                     "SELECT (SELECT id FROM cowans_jobs WHERE state = 'available' AND queue = $1 \
                              ORDER BY priority DESC, run_at, id LIMIT 1), \
@@ -386,12 +383,11 @@ impl Finished {
                 .bind(last)
                 .fetch_one(&t.pool)
                 .await?;
-                let claimed = next.is_none_or(|id| id > last);
-                Ok(if claimed && running == 0 { target } else { 0 })
+                Ok(next.is_none_or(|id| id > last) && running == 0)
             }
             Finished::Counted { completed, total } => {
                 let (completed_now, total_now) = Self::counts(t, q).await?;
-                Ok(completed_now - completed + (total - total_now))
+                Ok(completed_now - completed + (total - total_now) >= target as i64)
             }
         }
     }

@@ -36,14 +36,14 @@ impl Counter {
         self.seen.load(Ordering::Relaxed)
     }
 
-    /// Waits until the handler saw every job, then until `completed()` (the backend's count of
-    /// completed jobs in the database) reaches the target.
+    /// Waits until the handler saw every job, then until `completed()` (asked of the database)
+    /// says they are all completed there.
     pub async fn until_completed(
         &self,
-        mut completed: impl AsyncFnMut() -> anyhow::Result<i64>,
+        mut completed: impl AsyncFnMut() -> anyhow::Result<bool>,
     ) -> anyhow::Result<()> {
         self.done.notified().await;
-        while (completed().await? as usize) < self.target {
+        while !completed().await? {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         Ok(())
