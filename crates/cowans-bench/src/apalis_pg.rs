@@ -174,7 +174,7 @@ async fn latency(pool: &PgPool, args: &Args) -> anyhow::Result<Measurement> {
     let total = (args.rate * args.seconds) as usize;
     let inserts = Samples::default();
     let (pool2, inserts2) = (pool.clone(), inserts.clone());
-    probe::offer_load(args.rate, total, move || {
+    probe::offer_load(args.load, args.rate, total, move || {
         let (mut s, inserts) = (storage::<Stamped>(&pool2, "latency", 10), inserts2.clone());
         async move {
             let t = probe::now_micros();

@@ -122,6 +122,10 @@ pub struct Args {
     /// Duration of `latency`.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// How `latency` offers its load: `open` (each job at its time, however slow the calls
+    /// before it) or `closed` (one call at a time, as graphile-worker's harness offers it).
+    #[arg(long, value_enum, default_value = "open")]
+    pub load: probe::Load,
     /// Jobs per call for `enqueue-bulk`.
     #[arg(long, default_value_t = 10_000)]
     pub batch: usize,
@@ -231,7 +235,12 @@ impl Measurement {
     /// A `latency` result: enqueue-to-start percentiles, plus the insert's own.
     pub fn latency(args: &Args, waits_us: Vec<u64>, inserts_us: Vec<u64>) -> Self {
         let jobs = waits_us.len();
+        let max_ms = waits_us.iter().max().map_or(0.0, |&us| us as f64 / 1000.0);
         let (ins50, ins99) = percentiles(inserts_us);
+        let load = match args.load {
+            probe::Load::Open => "open",
+            probe::Load::Closed => "closed",
+        };
         Self {
             workload: "latency",
             custom: false,
@@ -239,7 +248,8 @@ impl Measurement {
             elapsed: Duration::from_secs(args.seconds),
             latency_ms: Some(percentiles(waits_us)),
             extra: Some(format!(
-                "rate={} enqueue_p50_ms={ins50:.2} enqueue_p99_ms={ins99:.2}",
+                "rate={} load={load} max_ms={max_ms:.1} enqueue_p50_ms={ins50:.2} \
+                 enqueue_p99_ms={ins99:.2}",
                 args.rate
             )),
         }

@@ -415,7 +415,7 @@ async fn latency(t: &Target, q: &QueueName, args: &Args) -> anyhow::Result<Measu
     let total = (args.rate * args.seconds) as usize;
     let inserts = Samples::default();
     let (driver2, q2, inserts2) = (t.driver.clone(), q.clone(), inserts.clone());
-    let enqueues = probe::offer_load(args.rate, total, move || {
+    let enqueues = probe::offer_load(args.load, args.rate, total, move || {
         let (driver, q, inserts) = (driver2.clone(), q2.clone(), inserts2.clone());
         async move {
             let t = probe::now_micros();
@@ -437,7 +437,7 @@ async fn latency(t: &Target, q: &QueueName, args: &Args) -> anyhow::Result<Measu
         .execute(&t.pool)
         .await?;
         let (pool, plain2, q2) = (t.pool.clone(), plain.clone(), q.to_string());
-        let inserts = probe::offer_load(args.rate, total, move || {
+        let inserts = probe::offer_load(args.load, args.rate, total, move || {
             let (pool, plain, q) = (pool.clone(), plain2.clone(), q2.clone());
             async move {
                 let t = probe::now_micros();

@@ -165,22 +165,129 @@ pub async fn backlog(
 /// How many times `backlog` drains its short (10,000-queued) case.
 const SHORT_RUNS: usize = 5;
 
-/// Calls `enqueue` `total` times at `rate` per second, each call in its own task so a slow
-/// insert does not delay the schedule.
-pub async fn offer_load<F, Fut>(rate: u64, total: usize, enqueue: F) -> anyhow::Result<()>
+/// How `latency` offers its load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Load {
+    /// Every call in its own task at its scheduled time, whatever the calls before it are
+    /// doing: a stall of the server delays every job offered during it, and each one counts.
+    Open,
+    /// One caller, one call at a time, each started at its scheduled time or at once when
+    /// behind (the producer of graphile-worker's harness): a stall delays the one call in
+    /// flight, and the jobs due during it are stamped only when they are finally offered.
+    Closed,
+}
+
+/// Calls `enqueue` `total` times at `rate` per second, as `load` says.
+pub async fn offer_load<F, Fut>(
+    load: Load,
+    rate: u64,
+    total: usize,
+    enqueue: F,
+) -> anyhow::Result<()>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(1) as f64));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut tasks = Vec::with_capacity(total);
-    for _ in 0..total {
-        tick.tick().await;
-        tasks.push(tokio::spawn(enqueue()));
-    }
-    for t in tasks {
-        t.await??;
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    match load {
+        Load::Open => {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut tasks = Vec::with_capacity(total);
+            for _ in 0..total {
+                tick.tick().await;
+                tasks.push(tokio::spawn(enqueue()));
+            }
+            for t in tasks {
+                t.await??;
+            }
+        }
+        Load::Closed => {
+            let start = tokio::time::Instant::now();
+            for k in 0..total {
+                tokio::time::sleep_until(start + interval * k as u32).await;
+                enqueue().await?;
+            }
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts calls, the most that were ever in flight at once, and when each started.
+    #[derive(Clone, Default)]
+    struct InFlight {
+        now: Arc<AtomicUsize>,
+        most: Arc<AtomicUsize>,
+        starts: Arc<Mutex<Vec<Instant>>>,
+    }
+
+    impl InFlight {
+        /// A call that returns when `hold` does.
+        async fn call(self, hold: impl Future<Output = ()>) -> anyhow::Result<()> {
+            self.starts.lock().unwrap().push(Instant::now());
+            let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(n, Ordering::SeqCst);
+            hold.await;
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        }
+
+        /// Every call was made, and none before its time on the schedule (the k-th start at
+        /// least k intervals after `t0`: a lower bound, which a loaded machine cannot break).
+        fn assert_on_schedule(&self, t0: Instant, calls: usize, interval: Duration) {
+            let mut starts = self.starts.lock().unwrap().clone();
+            assert_eq!(starts.len(), calls);
+            starts.sort();
+            for (k, at) in starts.iter().enumerate() {
+                assert!(*at >= t0 + interval * k as u32, "call {k} started early");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_open_load_sends_every_call_at_its_time_even_while_earlier_ones_hang() {
+        // Each call waits until all five are in flight: only an open load can finish.
+        let (f, hold) = (InFlight::default(), Arc::new(tokio::sync::Barrier::new(5)));
+        let t0 = Instant::now();
+        let run = offer_load(Load::Open, 100, 5, || {
+            let hold = hold.clone();
+            f.clone().call(async move {
+                hold.wait().await;
+            })
+        });
+        tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("an open load waited for earlier calls")
+            .unwrap();
+        assert_eq!(f.most.load(Ordering::SeqCst), 5);
+        f.assert_on_schedule(t0, 5, Duration::from_millis(10));
+    }
+
+    #[tokio::test]
+    async fn a_closed_load_has_one_call_in_flight_and_makes_every_call() {
+        // Each call outlasts the schedule's interval tenfold: an open load would overlap them.
+        let f = InFlight::default();
+        offer_load(Load::Closed, 1000, 50, || {
+            f.clone()
+                .call(tokio::time::sleep(Duration::from_millis(10)))
+        })
+        .await
+        .unwrap();
+        assert_eq!(f.most.load(Ordering::SeqCst), 1);
+        assert_eq!(f.starts.lock().unwrap().len(), 50);
+    }
+
+    #[tokio::test]
+    async fn a_closed_load_of_quick_calls_keeps_to_its_rate() {
+        let f = InFlight::default();
+        let t0 = Instant::now();
+        offer_load(Load::Closed, 200, 20, || f.clone().call(async {}))
+            .await
+            .unwrap();
+        f.assert_on_schedule(t0, 20, Duration::from_millis(5));
+    }
 }
