@@ -34,7 +34,7 @@ const BASELINE: Duration = Duration::from_secs(30);
 const AFTER: Duration = Duration::from_secs(60);
 
 pub async fn run(pool: &PgPool, q: &QueueName, args: &Args) -> anyhow::Result<Measurement> {
-    let engine = start_engine(pool, q, args.concurrency, args).await?;
+    let engine = start_engine(pool, q, args).await?;
     let counter = Counter::new(usize::MAX);
     let filler = Filler::start(pool, q, job, {
         let counter = counter.clone();
@@ -42,7 +42,7 @@ pub async fn run(pool: &PgPool, q: &QueueName, args: &Args) -> anyhow::Result<Me
     })
     .await?;
     let worker = WorkerBuilder::new("bench")
-        .backend(engine.backend::<IgnoredAny>(queue_config(q, args.concurrency, args)))
+        .backend(engine.backend::<IgnoredAny>(queue_config(q, args)))
         .data(counter.clone())
         .build(probe::count::<IgnoredAny>);
     let handle = tokio::spawn(worker.run());

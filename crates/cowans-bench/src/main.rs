@@ -237,10 +237,11 @@ impl Measurement {
         let jobs = waits_us.len();
         let max_ms = waits_us.iter().max().map_or(0.0, |&us| us as f64 / 1000.0);
         let (ins50, ins99) = percentiles(inserts_us);
-        let load = match args.load {
-            probe::Load::Open => "open",
-            probe::Load::Closed => "closed",
-        };
+        let load = args
+            .load
+            .to_possible_value()
+            .map(|v| v.get_name().to_owned());
+        let load = load.unwrap_or_default();
         Self {
             workload: "latency",
             custom: false,

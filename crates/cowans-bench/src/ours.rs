@@ -285,17 +285,17 @@ where
 pub(crate) async fn start_engine(
     pool: &PgPool,
     q: &QueueName,
-    concurrency: usize,
     args: &Args,
 ) -> anyhow::Result<Engine> {
-    start_engine_on(None, pool, q, concurrency, args).await
+    start_engine_on(None, pool, q, args).await
 }
 
+/// The engine on `q` as `args` set it up: `--concurrency`, `--retain-finished-ms`,
+/// `--sync-commit`.
 async fn start_engine_on(
     backend: EngineBackend,
     pool: &PgPool,
     q: &QueueName,
-    concurrency: usize,
     args: &Args,
 ) -> anyhow::Result<Engine> {
     let mut config = EngineConfig::default();
@@ -309,7 +309,7 @@ async fn start_engine_on(
         pool.clone(),
         config,
         vec![q.to_string()],
-        concurrency as u32,
+        args.concurrency as u32,
         limiter,
     )
     .await?)
@@ -317,11 +317,10 @@ async fn start_engine_on(
 
 /// Runs a no-op worker until `target` jobs of `q` are completed in the database.
 async fn drain(t: &Target, q: &QueueName, target: usize, args: &Args) -> anyhow::Result<Duration> {
-    let concurrency = args.concurrency;
     let finished = Finished::before_drain(t, q, target).await?;
-    let engine = start_engine_on(t.engine_driver(), &t.pool, q, concurrency, args).await?;
+    let engine = start_engine_on(t.engine_driver(), &t.pool, q, args).await?;
     let counter = Counter::new(target);
-    let backend = engine.backend::<IgnoredAny>(queue_config(q, concurrency, args));
+    let backend = engine.backend::<IgnoredAny>(queue_config(q, args));
     let worker = WorkerBuilder::new("bench")
         .backend(backend)
         .data(counter.clone())
@@ -403,9 +402,9 @@ impl Finished {
 }
 
 async fn latency(t: &Target, q: &QueueName, args: &Args) -> anyhow::Result<Measurement> {
-    let engine = start_engine_on(t.engine_driver(), &t.pool, q, args.concurrency, args).await?;
+    let engine = start_engine_on(t.engine_driver(), &t.pool, q, args).await?;
     let waits = Samples::default();
-    let backend = engine.backend::<Stamped>(queue_config(q, args.concurrency, args));
+    let backend = engine.backend::<Stamped>(queue_config(q, args));
     let worker = WorkerBuilder::new("bench")
         .backend(backend)
         .data(waits.clone())
@@ -472,8 +471,8 @@ async fn latency(t: &Target, q: &QueueName, args: &Args) -> anyhow::Result<Measu
     Ok(m)
 }
 
-pub(crate) fn queue_config(q: &QueueName, concurrency: usize, args: &Args) -> QueueConfig {
-    let config = QueueConfig::new(q.clone()).concurrency(concurrency);
+pub(crate) fn queue_config(q: &QueueName, args: &Args) -> QueueConfig {
+    let config = QueueConfig::new(q.clone()).concurrency(args.concurrency);
     match args.prefetch {
         Some(n) => config.prefetch(n),
         None => config,
